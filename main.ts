@@ -1,0 +1,17 @@
+// Kestrel's one entry point: `deno run -A main.ts <command> [flags]`. Wiring only: each command lives in src/cli/.
+const commands: Record<string, () => Promise<{ run(args: string[]): Promise<number> }>> = {
+  serve: () => import("./src/cli/serve.ts"),
+  detect: () => import("./src/cli/detect.ts"),
+  finetune: () => import("./src/cli/finetune.ts"),
+  bench: () => import("./src/cli/bench.ts"),
+  "new-model": () => import("./src/cli/new_model.ts"),
+  synth: () => import("./src/cli/synth.ts"),
+};
+
+const [name, ...rest] = Deno.args;
+const load = commands[name ?? "serve"];
+if (!load) {
+  console.error(`Unknown command '${name}'. Commands: ${Object.keys(commands).join(", ")}`);
+  Deno.exit(2);
+}
+Deno.exit(await (await load()).run(rest));

@@ -1,0 +1,45 @@
+/** Small helpers for labelled storage buffers and the few readbacks a training step allows. */
+
+export const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+/** A storage buffer of `bytes` (rounded up to 16 so vec4 views never overrun), labelled for GPU debugging. */
+export function createStorage(device: GPUDevice, bytes: number, label: string): GPUBuffer {
+  return device.createBuffer({ label, size: Math.max(16, Math.ceil(bytes / 16) * 16), usage: STORAGE });
+}
+
+/** A storage buffer initialised with `data`. */
+export function uploadF32(device: GPUDevice, data: Float32Array, label: string): GPUBuffer {
+  const buffer = createStorage(device, data.byteLength, label);
+  device.queue.writeBuffer(buffer, 0, data as Float32Array<ArrayBuffer>);
+  return buffer;
+}
+
+/** Copies `count` floats starting at float `offset` of `buffer` back to the host (one submit + map). */
+export async function readF32(
+  device: GPUDevice,
+  buffer: GPUBuffer,
+  count: number,
+  offset = 0,
+): Promise<Float32Array> {
+  const bytes = Math.ceil((count * 4) / 4) * 4;
+  const staging = device.createBuffer({
+    size: bytes,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  const encoder = device.createCommandEncoder();
+  encoder.copyBufferToBuffer(buffer, offset * 4, staging, 0, bytes);
+  device.queue.submit([encoder.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const out = new Float32Array(staging.getMappedRange().slice(0));
+  staging.unmap();
+  staging.destroy();
+  return out;
+}
+
+/** Binds `buffers` to bindings 0..n-1 of group 0 of `pipeline`. */
+export function bindAll(device: GPUDevice, pipeline: GPUComputePipeline, buffers: GPUBuffer[]): GPUBindGroup {
+  return device.createBindGroup({
+    layout: pipeline.getBindGroupLayout(0),
+    entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+  });
+}

@@ -1,0 +1,61 @@
+import { createStorage } from "../gpu/buffers.ts";
+import type { ProgramCache } from "../gpu/programs.ts";
+import type { Dispatch, OpContext, TensorView } from "./types.ts";
+
+/** An OpContext whose uniform and scratch buffers are created immediately (at plan time) and kept for reuse. */
+export function createOpContext(device: GPUDevice, programs: ProgramCache): OpContext {
+  return {
+    device,
+    programs,
+    uniform(data: ArrayBuffer, label: string): GPUBuffer {
+      const buffer = device.createBuffer({
+        label,
+        size: Math.ceil(data.byteLength / 16) * 16,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      });
+      device.queue.writeBuffer(buffer, 0, data);
+      return buffer;
+    },
+    scratch: (bytes: number, label: string) => createStorage(device, bytes, label),
+  };
+}
+
+/** Records `dispatches` in order into one compute pass. */
+export function recordDispatches(pass: GPUComputePassEncoder, dispatches: Dispatch[]): void {
+  for (const d of dispatches) {
+    pass.setPipeline(d.pipeline);
+    pass.setBindGroup(0, d.bindGroup);
+    pass.dispatchWorkgroups(...d.workgroups);
+  }
+}
+
+/** Encodes `dispatches` into one compute pass and submits it (tests and benchmarks; a step records its own). */
+export function submitDispatches(device: GPUDevice, dispatches: Dispatch[]): void {
+  const encoder = device.createCommandEncoder();
+  const pass = encoder.beginComputePass();
+  recordDispatches(pass, dispatches);
+  pass.end();
+  device.queue.submit([encoder.finish()]);
+}
+
+/** Elements between consecutive batch items of `v`. */
+export function batchStride(v: TensorView): number {
+  return v.batchStride ?? v.shape.slice(1).reduce((a, b) => a * b, 1);
+}
+
+/** Number of elements `v` describes (batch items times per-item size). */
+export function elementCount(v: TensorView): number {
+  return v.shape.reduce((a, b) => a * b, 1);
+}
+
+/** Throws unless `v` has exactly `shape`, naming the op and tensor role. */
+export function expectShape(op: string, role: string, v: TensorView, shape: number[]): void {
+  if (v.shape.length !== shape.length || v.shape.some((d, i) => d !== shape[i])) {
+    throw new Error(`${op}: ${role} has shape [${v.shape}], expected [${shape}]`);
+  }
+}
+
+/** Workgroup count covering `n` items at `per` items per workgroup. */
+export function groups(n: number, per: number): number {
+  return Math.max(1, Math.ceil(n / per));
+}

@@ -1,0 +1,37 @@
+import type { ProgramCache } from "../gpu/programs.ts";
+
+/** A float32 NCHW tensor living somewhere inside a GPU buffer. */
+export interface TensorView {
+  buffer: GPUBuffer;
+  offset: number /* in f32 elements */;
+  shape: number[];
+  /** elements between consecutive batch items; defaults to the product of shape[1..]. Lets a conv write straight
+   * into a channel slice of a Concat's output, so Concat/Split need no copies. */
+  batchStride?: number;
+}
+
+/** One pre-bound compute dispatch; flops/bytes/opClass feed the benchmark's per-op-class GFLOP/s. */
+export interface Dispatch {
+  label: string;
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+  workgroups: [number, number, number];
+  flops?: number;
+  bytes?: number;
+  opClass?: string;
+}
+
+export interface OpContext {
+  device: GPUDevice;
+  programs: ProgramCache;
+  /** a uniform buffer created at plan time (never per step) */
+  uniform(data: ArrayBuffer, label: string): GPUBuffer;
+  /** scratch storage created at plan time */
+  scratch(bytes: number, label: string): GPUBuffer;
+}
+
+/** What an op contributes to a training step: forward dispatches, then backward dispatches (in recording order). */
+export interface OpPlan {
+  forward: Dispatch[];
+  backward: Dispatch[];
+}

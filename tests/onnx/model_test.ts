@@ -1,0 +1,167 @@
+import assert from "node:assert/strict";
+import * as ort from "onnxruntime-node";
+import { int64, OnnxModel, tensorToFloat32, valueShape } from "../../src/onnx/model.ts";
+import { addModel, encodeModel, node, onnx, valueInfo } from "./_models.ts";
+
+const YOLO_PATH = new URL("../../../shared/models/yolov5n.onnx", import.meta.url);
+const IMGSZ = 640; // the export's fixed input size
+
+// onnxruntime's float32 sigmoid is accurate to ~1e-7 absolute; re-deriving logit(p) from such a p and shifting
+// it by DELTA = 1 amplifies that by at most e (~2.7) within [MIN_P, MAX_P], far below this tolerance.
+const SIGMOID_SHIFT_TOL = 1e-5;
+const MIN_P = 1e-3;
+const MAX_P = 0.99;
+
+function mulberry32(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+async function runYolo(bytes: Uint8Array, input: Float32Array): Promise<Float32Array> {
+  const session = await ort.InferenceSession.create(bytes);
+  try {
+    const out = await session.run({ images: new ort.Tensor("float32", input, [1, 3, IMGSZ, IMGSZ]) });
+    return out.output0.data as Float32Array;
+  } finally {
+    await session.release();
+  }
+}
+
+function randomImage(seed: number): Float32Array {
+  const rand = mulberry32(seed);
+  return Float32Array.from({ length: 3 * IMGSZ * IMGSZ }, rand);
+}
+
+Deno.test("OnnxModel.parse() reads the ultralytics export's graph, metadata and initializers", async () => {
+  const model = OnnxModel.parse(await Deno.readFile(YOLO_PATH));
+  assert.equal(model.metadata.get("stride"), "32");
+  assert.match(model.metadata.get("names") ?? "", /^\{0: 'person', 1: 'bicycle'/);
+  assert.equal(model.initializerNames().length, 120);
+  assert.equal(model.initializerNames()[0], "model.0.conv.weight");
+  assert.equal(model.graph.node.length, 264);
+  assert.equal(int64(model.proto.opsetImport[0].version), 12);
+  assert.deepEqual(valueShape(model.graph.input[0]), [1, 3, 640, 640]);
+  assert.deepEqual(valueShape(model.graph.output[0]), [1, 25200, 85]);
+  const head = model.getInitializer("model.24.m.0.weight");
+  assert.deepEqual(head.dims, [255, 64, 1, 1]);
+  assert.equal(head.data.length, 255 * 64);
+});
+
+Deno.test("OnnxModel.toBytes() with unchanged weights gives bitwise identical onnxruntime outputs", async () => {
+  const original = await Deno.readFile(YOLO_PATH);
+  const rewritten = OnnxModel.parse(original).toBytes();
+  const input = randomImage(1);
+  const [a, b] = [await runYolo(original, input), await runYolo(rewritten, input)];
+  assert.equal(a.length, 25200 * 85);
+  assert.deepEqual(
+    new Uint8Array(b.buffer, b.byteOffset, b.byteLength),
+    new Uint8Array(a.buffer, a.byteOffset, a.byteLength),
+  );
+  const reparsed = OnnxModel.parse(rewritten);
+  assert.deepEqual([...reparsed.metadata], [...OnnxModel.parse(original).metadata]);
+  assert.equal(reparsed.proto.producerName, "pytorch");
+});
+
+Deno.test("OnnxModel.setInitializer() shifts the P3 objectness logit of anchor 0 by the bias change", async () => {
+  const OBJ = 4; // channel 4 of anchor 0's 85 outputs: objectness
+  // On random input objectness is ~1e-6; a base shift lifts it to where probabilities carry the logit well.
+  const BASE = 8;
+  const DELTA = 1;
+  const withObjectnessShift = async (shift: number) => {
+    const model = OnnxModel.parse(await Deno.readFile(YOLO_PATH));
+    const bias = model.getInitializer("model.24.m.0.bias");
+    bias.data[OBJ] += shift;
+    model.setInitializer("model.24.m.0.bias", bias.data);
+    const bytes = model.toBytes();
+    assert.equal(OnnxModel.parse(bytes).getInitializer("model.24.m.0.bias").data[OBJ], bias.data[OBJ]);
+    return bytes;
+  };
+  const input = randomImage(2);
+  const before = await runYolo(await withObjectnessShift(BASE), input);
+  const after = await runYolo(await withObjectnessShift(BASE + DELTA), input);
+  const p3Anchor0Rows = 80 * 80; // rows are ordered (layer, anchor, y, x)
+  let checked = 0;
+  for (let row = 0; row < 25200; row++) {
+    for (let c = 0; c < 85; c++) {
+      const i = row * 85 + c;
+      if (row < p3Anchor0Rows && c === OBJ) {
+        const p = before[i];
+        if (p < MIN_P || p > MAX_P) continue;
+        const expected = 1 / (1 + Math.exp(-(Math.log(p / (1 - p)) + DELTA)));
+        assert.ok(
+          Math.abs(after[i] - expected) < SIGMOID_SHIFT_TOL,
+          `row ${row}: ${after[i]} vs ${expected}`,
+        );
+        checked++;
+      } else {
+        assert.equal(after[i], before[i], `row ${row} channel ${c} should not change`);
+      }
+    }
+  }
+  assert.ok(checked > p3Anchor0Rows / 2, `only ${checked} objectness values were in the checked range`);
+});
+
+Deno.test("OnnxModel keeps the float_data form and round-trips it through onnxruntime", async () => {
+  for (const form of ["raw", "float"] as const) {
+    const model = OnnxModel.parse(addModel(form));
+    assert.deepEqual(Array.from(model.getInitializer("b").data), [1, 2, 3, 4]);
+    model.setInitializer("b", new Float32Array([10, 20, 30, 40]));
+    const tensor = model.initializer("b")!;
+    assert.equal(tensor.floatData.length > 0, form === "float", `${form} form kept`);
+    const session = await ort.InferenceSession.create(model.toBytes());
+    const out = await session.run({ x: new ort.Tensor("float32", new Float32Array([1, 1, 1, 1]), [1, 4]) });
+    await session.release();
+    assert.deepEqual(Array.from(out.y.data as Float32Array), [11, 21, 31, 41]);
+    assert.equal(model.metadata.get("note"), "hand-made");
+  }
+});
+
+Deno.test("OnnxModel.setInitializer() rejects a wrong length and unknown names", () => {
+  const model = OnnxModel.parse(addModel("raw"));
+  assert.throws(() => model.setInitializer("b", new Float32Array(3)), /got 3 values, dims \[1,4\] need 4/);
+  assert.throws(() => model.getInitializer("nope"), /no initializer 'nope'/);
+});
+
+Deno.test("OnnxModel.setMetadata() updates and adds metadata_props", () => {
+  const model = OnnxModel.parse(addModel("raw"));
+  model.setMetadata("note", "changed");
+  model.setMetadata("names", "{0: 'a'}");
+  const back = OnnxModel.parse(model.toBytes());
+  assert.equal(back.metadata.get("note"), "changed");
+  assert.equal(back.metadata.get("names"), "{0: 'a'}");
+});
+
+Deno.test("OnnxModel.parse() rejects garbage, empty graphs and external data with clear errors", () => {
+  assert.throws(
+    () => OnnxModel.parse(new TextEncoder().encode("this is not an onnx file at all")),
+    /Cannot parse ONNX/,
+  );
+  assert.throws(() => OnnxModel.parse(new Uint8Array(0)), /no graph nodes/);
+  const external = encodeModel({
+    nodes: [node("Add", ["x", "b"], ["y"])],
+    inputs: [valueInfo("x", [1, 4])],
+    outputs: [valueInfo("y", [1, 4])],
+    initializers: [{
+      name: "b",
+      dims: [1, 4],
+      dataType: onnx.TensorProto.DataType.FLOAT,
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [{ key: "location", value: "weights.bin" }],
+    }],
+  });
+  assert.throws(() => OnnxModel.parse(external), /initializer 'b' stores its data externally/);
+});
+
+Deno.test("tensorToFloat32() rejects non-float tensors", () => {
+  const t = OnnxModel.parse(encodeModel({
+    nodes: [node("Add", ["x", "b"], ["y"])],
+    inputs: [valueInfo("x", [1])],
+    outputs: [valueInfo("y", [1])],
+    initializers: [{ name: "b", dims: [1], dataType: onnx.TensorProto.DataType.INT64, int64Data: [3] }],
+  })).initializer("b")!;
+  assert.throws(() => tensorToFloat32(t), /data type 7, expected FLOAT \(1\)/);
+});

@@ -1,0 +1,55 @@
+/** Seeded random loss cases: small grids, a few labels, heads in (bs, na, ny, nx, no) layout. */
+import { lossSettings } from "../../src/train/loss_settings.ts";
+import type { LossSettings } from "../../src/train/loss_settings.ts";
+import type { LossLayer } from "../../src/train/targets.ts";
+
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface LossCase {
+  bs: number;
+  layers: LossLayer[];
+  heads: Float32Array[];
+  targets: Float32Array;
+  settings: LossSettings;
+}
+
+export function randomCase(
+  seed: number,
+  o: { nc: number; bs: number; grids: number[]; nt: number },
+): LossCase {
+  const rnd = mulberry32(seed);
+  const na = 3, no = o.nc + 5;
+  const layers = o.grids.map((g, i) => ({
+    nx: g,
+    ny: g,
+    anchors: Array.from({ length: na }, () => [0.3 + rnd() * 1.5 * (i + 1), 0.3 + rnd() * 1.5 * (i + 1)]) as [
+      number,
+      number,
+    ][],
+  }));
+  const heads = layers.map((l) =>
+    Float32Array.from({ length: o.bs * na * l.ny * l.nx * no }, () => (rnd() - 0.5) * 4)
+  );
+  const rows: number[] = [];
+  for (let t = 0; t < o.nt; t++) {
+    const w = 0.05 + rnd() * 0.5, h = 0.05 + rnd() * 0.5;
+    rows.push(Math.floor(rnd() * o.bs), Math.floor(rnd() * o.nc), rnd(), rnd(), w, h);
+  }
+  const hyp = { box: 0.05, obj: 1, cls: 0.5, cls_pw: 1.3, obj_pw: 0.8, anchor_t: 4, fl_gamma: 0 };
+  return {
+    bs: o.bs,
+    layers,
+    heads,
+    targets: new Float32Array(rows),
+    settings: lossSettings(hyp, layers.length, o.nc, 320),
+  };
+}

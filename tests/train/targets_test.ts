@@ -1,0 +1,56 @@
+import assert from "node:assert/strict";
+import { buildTargets } from "../../src/train/targets.ts";
+import type { LossLayer } from "../../src/train/targets.ts";
+
+const layer = (n: number, anchors: [number, number][]): LossLayer => ({ nx: n, ny: n, anchors });
+const row = (b: number, c: number, x: number, y: number, w: number, h: number) => [b, c, x, y, w, h];
+
+Deno.test("buildTargets emits own, left and upper cells slot-major for a target in a cell's top-left quarter", () => {
+  // gx = 2.25, gy = 3.25 on an 8x8 grid: own (2,3), left (1,3), up (2,2); one anchor of the same size.
+  const [t] = buildTargets(
+    new Float32Array(row(0, 1, 2.25 / 8, 3.25 / 8, 0.25, 0.25)),
+    [layer(8, [[2, 2]])],
+    4,
+  );
+  assert.equal(t.n, 3);
+  assert.deepEqual([...t.gi], [2, 1, 2]);
+  assert.deepEqual([...t.gj], [3, 3, 2]);
+  assert.deepEqual([...t.tbox.subarray(0, 4)], [0.25, 0.25, 2, 2]);
+  assert.deepEqual([...t.tbox.subarray(4, 8)], [1.25, 0.25, 2, 2]);
+  assert.deepEqual([...t.tbox.subarray(8, 12)], [0.25, 1.25, 2, 2]);
+  assert.deepEqual([...t.tcls], [1, 1, 1]);
+});
+
+Deno.test("buildTargets: integer gx fires both x neighbours and the right one duplicates the own cell", () => {
+  const [t] = buildTargets(new Float32Array(row(0, 0, 0.5, 0.7, 0.25, 0.25)), [layer(8, [[2, 2]])], 4);
+  // gx = 4 exactly: slot j -> gi 3, slot l -> trunc(4.5) = 4 = own cell; gy = 5.6 fires slot m (lower).
+  const cells = [...t.gi].map((gi, k) => `${gi},${t.gj[k]}`);
+  assert.deepEqual(cells, ["4,5", "3,5", "4,5", "4,6"]);
+  // The duplicate (slot l) is written after the own cell, so it owns the objectness target.
+  assert.deepEqual([...t.objWinner], [0, 1, 1, 1]);
+});
+
+Deno.test("buildTargets: the anchor ratio test is strict at anchor_t and the order is anchor-major", () => {
+  // Anchors 1 and 4 grid units; box w = h = 4 grid units: ratio 4 vs anchor 1 (rejected, strict), 1 vs anchor 4.
+  const targets = new Float32Array([
+    ...row(0, 0, 0.55, 0.55, 0.5, 0.5),
+    ...row(1, 2, 0.55, 0.55, 0.1249, 0.1249),
+  ]);
+  const [t] = buildTargets(targets, [layer(8, [[1, 1], [4, 4]])], 4);
+  // Target 0 only matches anchor 1; target 1 (w = 0.9992) matches anchor 0 only (4/0.9992 > 4 for anchor 1).
+  const own = [...t.a].map((a, k) => `${a}:${t.b[k]}`).slice(0, 2);
+  assert.deepEqual(own, ["0:1", "1:0"]);
+});
+
+Deno.test("buildTargets: border targets get fewer cells and x = 1.0 is clamped into the grid with its box", () => {
+  const [t] = buildTargets(new Float32Array(row(0, 0, 1.0, 0.9, 0.25, 0.25)), [layer(4, [[1, 1]])], 4);
+  // gx = 4: own cell trunc(4) = 4 clamps to 3, and tx = gx - clamped gi = 1; gxi = 0 gives no right neighbour.
+  assert.equal(t.gi[0], 3);
+  assert.equal(t.tbox[0], 1);
+  assert.ok([...t.gi].every((gi) => gi <= 3) && [...t.gj].every((gj) => gj <= 3));
+});
+
+Deno.test("buildTargets emits nothing without labels", () => {
+  const out = buildTargets(new Float32Array(0), [layer(4, [[1, 1]]), layer(2, [[2, 2]])], 4);
+  assert.deepEqual(out.map((t) => t.n), [0, 0]);
+});

@@ -1,0 +1,150 @@
+// Start a fine-tune and watch one job live over server-sent events: progress, loss and lr charts, speed, ETA,
+// and mAP before/after once it ends.
+import { api, describeError } from "./api.js";
+import { drawLineChart } from "./chart.js";
+import { formatDuration, formatMetric, formatNumber } from "./format.js";
+import { jobProgress, TERMINAL } from "./job_state.js";
+
+let watching = null;
+const finished = [];
+
+/** Calls `fn(job)` once a watched job reaches a terminal state. */
+export function onJobFinished(fn) {
+  finished.push(fn);
+}
+
+export function initFinetune() {
+  const form = document.getElementById("finetune-form");
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const status = document.getElementById("job-status");
+    const body = new FormData();
+    body.append("config", JSON.stringify(configFrom(form)));
+    body.append("dataset", form.dataset.files[0]);
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      const job = await api(`/v1/models/${encodeURIComponent(form.model.value)}/finetune`, {
+        method: "POST",
+        body,
+      });
+      watchJob(job);
+    } catch (err) {
+      document.getElementById("job-view").hidden = false;
+      status.textContent = `Could not start the fine-tune: ${describeError(err)}`;
+    } finally {
+      button.disabled = false;
+    }
+  });
+  document.getElementById("job-cancel").addEventListener("click", async () => {
+    if (!watching) return;
+    try {
+      await api(`/v1/jobs/${encodeURIComponent(watching.id)}`, { method: "DELETE" });
+    } catch (err) {
+      document.getElementById("job-status").textContent = `Cancel failed: ${describeError(err)}`;
+    }
+  });
+}
+
+function configFrom(form) {
+  return {
+    epochs: Number(form.epochs.value),
+    batch_size: Number(form.batch_size.value),
+    imgsz: Number(form.imgsz.value),
+    optimizer: form.optimizer.value,
+    freeze: Number(form.freeze.value),
+    activate: form.activate.value,
+    hyp: { lr0: Number(form.lr0.value) },
+  };
+}
+
+/** Shows `job` in the live view and follows its event stream until it ends. */
+export function watchJob(job) {
+  watching?.source.close();
+  const view = document.getElementById("job-view");
+  view.hidden = false;
+  view.dataset.jobId = job.id;
+  document.getElementById("job-title").textContent = `Job ${job.id} on ${job.model ?? ""}`.trim();
+  const state = { id: job.id, loss: new Map(), lr: new Map(), source: null };
+  watching = state;
+  render(state, job);
+  if (TERMINAL.has(job.status)) return;
+  const source = new EventSource(`/v1/jobs/${encodeURIComponent(job.id)}/events`);
+  state.source = source;
+  const onEvent = (e) => {
+    const update = JSON.parse(e.data);
+    render(state, update.job ?? update);
+  };
+  for (const type of ["message", "progress", "status", "done"]) source.addEventListener(type, onEvent);
+  source.onerror = () => {
+    if (source.readyState === EventSource.CLOSED && watching === state) {
+      document.getElementById("job-status").textContent = "Lost the event stream; reload to follow the job.";
+    }
+  };
+}
+
+function render(state, job) {
+  if (watching !== state) return;
+  const p = jobProgress(job);
+  record(state.loss, p.step, p.loss);
+  record(state.lr, p.step, p.lr);
+  const bar = document.getElementById("job-progress");
+  bar.value = p.fraction;
+  bar.setAttribute("aria-valuetext", `${Math.round(p.fraction * 100)} percent`);
+  const view = document.getElementById("job-view");
+  view.dataset.status = job.status;
+  const status = document.getElementById("job-status");
+  status.textContent = describe(job, p);
+  stats({
+    Epoch: p.epochs ? `${p.epoch} / ${p.epochs}` : "–",
+    Iteration: p.iterations ? `${p.iteration} / ${p.iterations}` : "–",
+    "Images/s": formatNumber(job.images_per_s ?? job.images_per_sec, 1),
+    ETA: formatDuration(job.eta_s ?? job.eta_seconds),
+    "mAP@0.5 before": formatMetric(p.before?.map50),
+    "mAP@0.5 after": formatMetric(p.after?.map50),
+    "mAP@0.5:0.95 before": formatMetric(p.before?.map),
+    "mAP@0.5:0.95 after": formatMetric(p.after?.map),
+    "Result version": job.result_version ?? "–",
+  });
+  drawLineChart(document.getElementById("loss-chart"), series(state.loss), { title: "Loss items" });
+  drawLineChart(document.getElementById("lr-chart"), series(state.lr), { title: "Learning rates" });
+  document.getElementById("job-cancel").disabled = TERMINAL.has(job.status);
+  if (TERMINAL.has(job.status)) {
+    state.source?.close();
+    for (const fn of finished) fn(job);
+  }
+}
+
+function describe(job, p) {
+  if (job.status === "failed") return `Failed: ${job.error?.message ?? job.error ?? "unknown error"}`;
+  if (job.status === "succeeded") {
+    return job.result_version ? `Succeeded: version ${job.result_version} created.` : "Succeeded.";
+  }
+  if (job.status === "running") return `Running: ${Math.round(p.fraction * 100)}% done.`;
+  return job.status ? `${job.status[0].toUpperCase()}${job.status.slice(1)}.` : "";
+}
+
+function stats(entries) {
+  const list = document.getElementById("job-stats");
+  list.replaceChildren();
+  for (const [name, value] of Object.entries(entries)) {
+    const dt = document.createElement("dt");
+    dt.textContent = name;
+    const dd = document.createElement("dd");
+    dd.textContent = String(value);
+    list.append(dt, dd);
+  }
+}
+
+function record(history, step, values) {
+  if (step === undefined || !values) return;
+  for (const [name, value] of Object.entries(values)) {
+    if (typeof value !== "number") continue;
+    if (!history.has(name)) history.set(name, new Map());
+    history.get(name).set(step, value);
+  }
+}
+
+function series(history) {
+  return [...history].map(([name, points]) => ({ name, points: [...points].sort((a, b) => a[0] - b[0]) }));
+}

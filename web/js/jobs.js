@@ -1,0 +1,42 @@
+// The job list: every fine-tune job the server knows, newest first, each one watchable.
+import { api, describeError } from "./api.js";
+import { watchJob } from "./finetune.js";
+import { jobProgress } from "./job_state.js";
+
+export async function refreshJobs() {
+  const status = document.getElementById("jobs-status");
+  try {
+    const listed = await api("/v1/jobs");
+    const jobs = Array.isArray(listed) ? listed : listed.jobs;
+    const rows = jobs.map(renderJob);
+    document.querySelector("#job-list tbody").replaceChildren(...rows);
+    status.textContent = jobs.length ? `${jobs.length} job${jobs.length === 1 ? "" : "s"}.` : "No jobs yet.";
+  } catch (err) {
+    status.textContent = `Could not list jobs: ${describeError(err)}`;
+  }
+}
+
+function renderJob(job) {
+  const tr = document.createElement("tr");
+  tr.dataset.jobId = job.id;
+  tr.dataset.status = job.status;
+  const p = jobProgress(job);
+  const cells = [
+    job.id,
+    job.model ?? "",
+    job.status,
+    `${Math.round(p.fraction * 100)}%`,
+    job.result_version ? `v${job.result_version}` : job.error ? String(job.error.message ?? job.error) : "",
+  ];
+  for (const text of cells) tr.insertCell().textContent = text;
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = "Watch";
+  button.setAttribute("aria-label", `Watch job ${job.id}`);
+  button.addEventListener("click", async () => {
+    watchJob(await api(`/v1/jobs/${encodeURIComponent(job.id)}`));
+    document.getElementById("finetune").scrollIntoView();
+  });
+  tr.insertCell().append(button);
+  return tr;
+}

@@ -1,0 +1,29 @@
+// Wires the panels together: the API key field, model pickers fed by the registry, and refreshes after jobs end.
+import { apiKey, setApiKey } from "./api.js";
+import { initDetect } from "./detect.js";
+import { initFinetune, onJobFinished } from "./finetune.js";
+import { refreshJobs } from "./jobs.js";
+import { onModels, refreshModels } from "./models.js";
+
+function fillPicker(select, models) {
+  const previous = select.value;
+  select.replaceChildren(...models.map((m) => new Option(m.name, m.name)));
+  if (models.some((m) => m.name === previous)) select.value = previous;
+}
+
+const key = document.getElementById("api-key");
+key.value = apiKey();
+key.addEventListener("change", () => setApiKey(key.value.trim()));
+
+onModels((models) => {
+  fillPicker(document.getElementById("detect-model"), models);
+  fillPicker(document.getElementById("ft-model"), models);
+});
+onJobFinished(() => {
+  refreshModels();
+  refreshJobs();
+});
+initDetect();
+initFinetune();
+await Promise.all([refreshModels(), refreshJobs()]);
+document.body.dataset.ready = "true";

@@ -53,3 +53,25 @@ export function randomCase(
     settings: lossSettings(hyp, layers.length, o.nc, 320),
   };
 }
+
+/** (bs, na, ny, nx, no) -> the head conv's NCHW layout (bs, na*no, ny, nx). */
+export function toConvLayout(
+  h: ArrayLike<number>,
+  bs: number,
+  na: number,
+  ny: number,
+  nx: number,
+): Float32Array {
+  const no = h.length / (bs * na * ny * nx);
+  const out = new Float32Array(h.length);
+  for (let b = 0; b < bs; b++) {
+    for (let a = 0; a < na; a++) {
+      for (let s = 0; s < ny * nx; s++) {
+        for (let f = 0; f < no; f++) {
+          out[((b * na + a) * no + f) * ny * nx + s] = h[((b * na + a) * ny * nx + s) * no + f];
+        }
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,184 @@
+/**
+ * YOLOv5's ComputeLoss on the GPU (wgsl/loss/yolo_loss.wgsl): planned once per (batch, head shapes), fed the
+ * host-built target tables per batch with queue.writeBuffer into buffers sized at plan time, and recorded into
+ * the step's compute pass between forward and backward. Writes dLoss/dlogits into the head gradient views and
+ * [lbox, lobj, lcls, loss] into `items`, the step's only readback.
+ * @module
+ */
+import { createStorage, readF32 } from "../gpu/buffers.ts";
+import { batchStride, bindSparse, groups } from "../ops/context.ts";
+import type { Dispatch, OpContext, TensorView } from "../ops/types.ts";
+import type { LossSettings } from "./loss_settings.ts";
+import { buildTargets } from "./targets.ts";
+import type { LayerTargets, LossLayer, TargetRows } from "./targets.ts";
+
+const FILE = "loss/yolo_loss.wgsl";
+const WG = 64;
+const ENTRY_WORDS = 16;
+/** A label can claim its own cell plus both x and both y neighbours (integer gx/gy): 5 slots per anchor. */
+const MAX_SLOTS = 5;
+
+/** One detection layer: the head conv's output (bs, na*no, ny, nx), where its gradient goes, grid and anchors. */
+export interface LossHead {
+  logits: TensorView;
+  grad: TensorView;
+  layer: LossLayer;
+}
+
+export interface LossItems {
+  box: number;
+  obj: number;
+  cls: number;
+  /** (box + obj + cls) * bs: the value backpropagated. */
+  loss: number;
+}
+
+export interface LossPlan {
+  dispatches: Dispatch[];
+  /** 4 floats: lbox, lobj, lcls, loss. */
+  items: GPUBuffer;
+  /** Builds this batch's targets (rows [b, cls, x, y, w, h]) and queues their upload before the next submit. */
+  setTargets(targets: TargetRows): LayerTargets[];
+  maxTargets: number;
+}
+
+export function planLoss(
+  ctx: OpContext,
+  heads: LossHead[],
+  settings: LossSettings,
+  bs: number,
+  maxTargets: number,
+): LossPlan {
+  const { device, programs } = ctx;
+  const nl = heads.length, no = settings.nc + 5;
+  const capacity = heads.map((h) => maxTargets * h.layer.anchors.length * MAX_SLOTS);
+  const entryBase = capacity.map((_, i) => capacity.slice(0, i).reduce((a, b) => a + b, 0));
+  const totalEntries = capacity.reduce((a, b) => a + b, 0);
+  const cells = heads.map((h) => bs * h.layer.anchors.length * h.layer.ny * h.layer.nx);
+  const objGroups = cells.map((c) => groups(c, WG));
+  const partialBase = objGroups.map((_, i) => objGroups.slice(0, i).reduce((a, g) => a + g + 3, 0));
+  const entries = createStorage(device, totalEntries * ENTRY_WORDS * 4, "loss entries");
+  const scratch = createStorage(device, totalEntries * 5 * 4, "loss entry scratch");
+  const partials = createStorage(device, (partialBase[nl - 1] + objGroups[nl - 1] + 3) * 4, "loss partials");
+  const items = createStorage(device, 16, "loss items");
+  const counts = new Uint32Array(nl * 6);
+  heads.forEach((_, i) => {
+    counts.set([partialBase[i], objGroups[i], cells[i], settings.nc], nl + 4 * i);
+    counts[5 * nl + i] = new Uint32Array(new Float32Array([settings.balance[i]]).buffer)[0];
+  });
+  const countsBuffer = createStorage(device, counts.byteLength, "loss counts");
+  device.queue.writeBuffer(countsBuffer, 0, counts);
+
+  const objPipe = programs.get(FILE, "obj_all", { WG });
+  const entryPipe = programs.get(FILE, "entries_main", { WG });
+  const dispatches: Dispatch[] = [];
+  heads.forEach((h, i) => {
+    const na = h.layer.anchors.length;
+    if (h.logits.shape[1] !== na * no) {
+      throw new Error(`planLoss: head ${i} has ${h.logits.shape[1]} channels, expected na*no = ${na * no}`);
+    }
+    const u = new DataView(new ArrayBuffer(96));
+    const words = [
+      h.logits.offset,
+      batchStride(h.logits),
+      h.grad.offset,
+      batchStride(h.grad),
+      bs,
+      na,
+      no,
+      settings.nc,
+      h.layer.ny,
+      h.layer.nx,
+      entryBase[i],
+      partialBase[i],
+      objGroups[i],
+      i,
+    ];
+    words.forEach((w, k) => u.setUint32(4 * k, w, true));
+    const floats = [
+      settings.box,
+      settings.obj,
+      settings.cls,
+      settings.balance[i],
+      settings.clsPw,
+      settings.objPw,
+      settings.flGamma,
+      settings.labelSmoothing,
+    ];
+    floats.forEach((f, k) => u.setFloat32(64 + 4 * k, f, true));
+    const uniform = ctx.uniform(u.buffer, `loss layer ${i}`);
+    const common = { 0: h.logits.buffer, 1: h.grad.buffer, 5: uniform };
+    dispatches.push({
+      label: `loss obj ${i}`,
+      pipeline: objPipe,
+      bindGroup: bindSparse(device, objPipe, { ...common, 4: partials }, `loss obj ${i}`),
+      workgroups: [objGroups[i], 1, 1],
+      opClass: "loss",
+    });
+    dispatches.push({
+      label: `loss entries ${i}`,
+      pipeline: entryPipe,
+      bindGroup: bindSparse(
+        device,
+        entryPipe,
+        { ...common, 2: entries, 3: countsBuffer, 4: partials, 6: scratch },
+        `loss entries ${i}`,
+      ),
+      workgroups: [1, 1, 1],
+      opClass: "loss",
+    });
+  });
+  const finPipe = programs.get(FILE, "finish", {});
+  const totals = new DataView(new ArrayBuffer(32));
+  totals.setUint32(0, nl, true);
+  totals.setUint32(4, bs, true);
+  [settings.box, settings.obj, settings.cls].forEach((g, k) => totals.setFloat32(16 + 4 * k, g, true));
+  dispatches.push({
+    label: "loss finish",
+    pipeline: finPipe,
+    bindGroup: bindSparse(
+      device,
+      finPipe,
+      { 7: partials, 8: countsBuffer, 9: items, 10: ctx.uniform(totals.buffer, "loss totals") },
+      "loss finish",
+    ),
+    workgroups: [1, 1, 1],
+    opClass: "loss",
+  });
+
+  const packed = new Uint32Array(totalEntries * ENTRY_WORDS);
+  const packedF = new Float32Array(packed.buffer);
+  return {
+    dispatches,
+    items,
+    maxTargets,
+    setTargets(targets: TargetRows): LayerTargets[] {
+      const tables = buildTargets(targets, heads.map((h) => h.layer), settings.anchorT);
+      const n = new Uint32Array(nl);
+      tables.forEach((t, i) => {
+        if (t.n > capacity[i]) {
+          throw new Error(
+            `loss: layer ${i} has ${t.n} target entries, planned for ${capacity[i]} (maxTargets)`,
+          );
+        }
+        n[i] = t.n;
+        for (let k = 0; k < t.n; k++) {
+          const o = (entryBase[i] + k) * ENTRY_WORDS;
+          packed.set([t.b[k], t.a[k], t.gj[k], t.gi[k], t.tcls[k], t.objWinner[k]], o);
+          packedF.set(t.tbox.subarray(4 * k, 4 * k + 4), o + 8);
+          packedF.set(t.anchor.subarray(2 * k, 2 * k + 2), o + 12);
+        }
+        const used = packed.subarray(entryBase[i] * ENTRY_WORDS, (entryBase[i] + t.n) * ENTRY_WORDS);
+        device.queue.writeBuffer(entries, entryBase[i] * ENTRY_WORDS * 4, used);
+      });
+      device.queue.writeBuffer(countsBuffer, 0, n);
+      return tables;
+    },
+  };
+}
+
+/** Reads the 4 loss floats (one submit + map: call once per step, after submitting it). */
+export async function readLossItems(device: GPUDevice, items: GPUBuffer): Promise<LossItems> {
+  const [box, obj, cls, loss] = await readF32(device, items, 4);
+  return { box, obj, cls, loss };
+}

@@ -1,0 +1,71 @@
+import { bindAll, createStorage } from "./buffers.ts";
+import type { ProgramCache } from "./programs.ts";
+
+/** Invocations per workgroup of wgsl/util/sum_squares.wgsl (a const there: it sizes workgroup memory). */
+const REDUCE_WG = 256;
+
+/** Workgroups for a grid-stride kernel over `n` items: enough to cover them, capped so big buffers loop. */
+export function strideWorkgroups(n: number, workgroupSize: number, maxWorkgroups: number): number {
+  return Math.max(1, Math.min(Math.ceil(n / workgroupSize), maxWorkgroups));
+}
+
+/** A uniform buffer holding `data`, written once. */
+export function createUniform(device: GPUDevice, data: ArrayBuffer, label: string): GPUBuffer {
+  const buffer = device.createBuffer({
+    label,
+    size: Math.ceil(data.byteLength / 16) * 16,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
+  device.queue.writeBuffer(buffer, 0, data);
+  return buffer;
+}
+
+/**
+ * Sum of squares of the first `n4` vec4s of `src`, written to f32 `outIndex` of `out` by two dispatches recorded
+ * into the caller's pass (no readback). Bind groups and scratch are made once, here.
+ */
+export class SumOfSquares {
+  readonly #partial: GPUComputePipeline;
+  readonly #finish: GPUComputePipeline;
+  readonly #partialGroup: GPUBindGroup;
+  readonly #finishGroup: GPUBindGroup;
+  readonly #workgroups: number;
+
+  constructor(
+    device: GPUDevice,
+    programs: ProgramCache,
+    src: GPUBuffer,
+    n4: number,
+    out: GPUBuffer,
+    outIndex: number,
+    maxWorkgroups = 512,
+  ) {
+    this.#workgroups = strideWorkgroups(n4, REDUCE_WG, maxWorkgroups);
+    const partials = createStorage(device, this.#workgroups * 4, "sum_squares.partials");
+    const uniform = createUniform(
+      device,
+      new Uint32Array([n4, this.#workgroups, outIndex, 0]).buffer,
+      "sum_squares.params",
+    );
+    this.#partial = programs.get("util/sum_squares.wgsl", "partial");
+    this.#finish = programs.get("util/sum_squares.wgsl", "finish");
+    this.#partialGroup = bindAll(device, this.#partial, [src, partials, uniform]);
+    this.#finishGroup = device.createBindGroup({
+      layout: this.#finish.getBindGroupLayout(0),
+      entries: [
+        { binding: 1, resource: { buffer: partials } },
+        { binding: 2, resource: { buffer: uniform } },
+        { binding: 3, resource: { buffer: out } },
+      ],
+    });
+  }
+
+  encode(pass: GPUComputePassEncoder): void {
+    pass.setPipeline(this.#partial);
+    pass.setBindGroup(0, this.#partialGroup);
+    pass.dispatchWorkgroups(this.#workgroups);
+    pass.setPipeline(this.#finish);
+    pass.setBindGroup(0, this.#finishGroup);
+    pass.dispatchWorkgroups(1);
+  }
+}

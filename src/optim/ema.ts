@@ -1,0 +1,101 @@
+/**
+ * ModelEMA (spec §5) over flat GPU buffers: the parameters and, where the model has them, normalisation running
+ * stats. d_k = decay * (1 - exp(-k / tau)) with k incremented before use; ema = d*ema + (1-d)*model.
+ */
+import { bindAll, createStorage } from "../gpu/buffers.ts";
+import type { ProgramCache } from "../gpu/programs.ts";
+import { strideWorkgroups } from "../gpu/reduce.ts";
+
+export interface EmaSource {
+  buffer: GPUBuffer;
+  /** Floats to average. */
+  size: number;
+  label: string;
+}
+
+export interface EmaOptions {
+  decay?: number;
+  tau?: number;
+  /** Updates already made (a resumed run). */
+  updates?: number;
+  workgroupSize?: number;
+}
+
+interface Target {
+  uniform: GPUBuffer;
+  group: GPUBindGroup;
+  n4: number;
+  workgroups: number;
+}
+
+export class Ema {
+  /** The EMA copies, one per source, in the sources' layouts. */
+  readonly buffers: GPUBuffer[];
+  readonly decay: number;
+  readonly tau: number;
+  readonly #device: GPUDevice;
+  readonly #pipeline: GPUComputePipeline;
+  readonly #targets: Target[];
+  readonly #host = new ArrayBuffer(16);
+  readonly #f32 = new Float32Array(this.#host);
+  readonly #u32 = new Uint32Array(this.#host);
+  #updates: number;
+
+  /** Copies the sources (deepcopy(model)) with one submit; later updates only record. */
+  constructor(device: GPUDevice, programs: ProgramCache, sources: EmaSource[], options: EmaOptions = {}) {
+    this.#device = device;
+    this.decay = options.decay ?? 0.9999;
+    this.tau = options.tau ?? 2000;
+    this.#updates = options.updates ?? 0;
+    const wg = options.workgroupSize ?? 256;
+    this.#pipeline = programs.get("optim/ema.wgsl", "main", { WG: wg });
+    const encoder = device.createCommandEncoder();
+    this.buffers = [];
+    this.#targets = sources.map((s) => {
+      const n4 = Math.ceil(s.size / 4);
+      if (s.buffer.size < n4 * 16) {
+        throw new Error(`Ema: ${s.label} has ${s.buffer.size} bytes, needs ${n4 * 16}`);
+      }
+      const ema = createStorage(device, n4 * 16, `ema.${s.label}`);
+      encoder.copyBufferToBuffer(s.buffer, 0, ema, 0, n4 * 16);
+      this.buffers.push(ema);
+      const uniform = device.createBuffer({
+        label: `ema.${s.label}.params`,
+        size: 16,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      });
+      const group = bindAll(device, this.#pipeline, [ema, s.buffer, uniform]);
+      return { uniform, group, n4, workgroups: strideWorkgroups(n4, wg, 65535) };
+    });
+    device.queue.submit([encoder.finish()]);
+  }
+
+  get updates(): number {
+    return this.#updates;
+  }
+
+  /** d for update number k (1-based). */
+  decayAt(k: number): number {
+    return this.decay * (1 - Math.exp(-k / this.tau));
+  }
+
+  /** Records one EMA update in its own compute pass (after the optimizer step, also for scaler-skipped steps). */
+  update(encoder: GPUCommandEncoder): void {
+    const pass = encoder.beginComputePass({ label: "ema.update" });
+    this.encodeUpdate(pass);
+    pass.end();
+  }
+
+  encodeUpdate(pass: GPUComputePassEncoder): void {
+    const d = this.decayAt(++this.#updates);
+    this.#f32[0] = d;
+    this.#f32[1] = 1 - d;
+    pass.setPipeline(this.#pipeline);
+    for (const t of this.#targets) {
+      this.#u32[2] = t.n4;
+      this.#device.queue.writeBuffer(t.uniform, 0, this.#host);
+      pass.setBindGroup(0, t.group);
+      pass.dispatchWorkgroups(t.workgroups);
+    }
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * YOLOv5's optimizer step on the GPU over the flat parameter layout: global gradient L2 norm (two-pass
+ * reduction), clip coefficient (computed on the GPU), then one SGD-nesterov / Adam / AdamW dispatch over every
+ * group that also zeroes the consumed gradients. Pipelines, state buffers, uniforms and bind groups are made once;
+ * a step only writes its uniforms and records four dispatches into the caller's encoder.
+ */
+import { bindAll, createStorage } from "../gpu/buffers.ts";
+import type { ProgramCache } from "../gpu/programs.ts";
+import { strideWorkgroups, SumOfSquares } from "../gpu/reduce.ts";
+import { groupTags, type LayoutEntry, layoutLength, type OptimizerName, validateLayout } from "./groups.ts";
+
+export interface OptimizerOptions {
+  kind: OptimizerName;
+  /** Group 1's weight decay, already scaled by batch_size * accumulate / nbs (Schedule.weightDecay). */
+  weightDecay: number;
+  /** Adam/AdamW beta2 (beta1 is the per-step momentum). */
+  beta2?: number;
+  eps?: number;
+  /** clip_grad_norm_ max_norm. */
+  maxGradNorm?: number;
+  workgroupSize?: number;
+  /** Cap on workgroups per update dispatch; each invocation then loops over several vec4s. */
+  maxWorkgroups?: number;
+}
+
+/** Per-iteration values from the host schedule (IterationPlan fits). */
+export interface StepHyper {
+  lr: readonly number[];
+  /** SGD momentum, or Adam/AdamW beta1, per group. */
+  momentum: readonly number[];
+}
+
+export interface FlatBuffers {
+  params: GPUBuffer;
+  /** Summed gradients; the step zeroes them. Frozen tensors' gradients must stay zero (they enter the norm). */
+  grads: GPUBuffer;
+}
+
+const UNIFORM_BYTES = 128;
+
+export class Optimizer {
+  readonly n4: number;
+  /** SGD's momentum buffer, or Adam's m and v, in the parameters' layout. */
+  readonly state: GPUBuffer[];
+  /** [grad L2 norm, clip coefficient] of the last step. */
+  readonly clipState: GPUBuffer;
+  readonly #device: GPUDevice;
+  readonly #grads: GPUBuffer;
+  readonly #norm: SumOfSquares;
+  readonly #clip: GPUComputePipeline;
+  readonly #clipGroup: GPUBindGroup;
+  readonly #update: GPUComputePipeline;
+  readonly #updateGroup: GPUBindGroup;
+  readonly #uniform: GPUBuffer;
+  readonly #host = new ArrayBuffer(UNIFORM_BYTES);
+  readonly #f32 = new Float32Array(this.#host);
+  readonly #u32 = new Uint32Array(this.#host);
+  readonly #workgroups: number;
+  readonly #staging: GPUBuffer;
+  #steps = 0;
+
+  constructor(
+    device: GPUDevice,
+    programs: ProgramCache,
+    layout: readonly LayoutEntry[],
+    buffers: FlatBuffers,
+    readonly options: OptimizerOptions,
+  ) {
+    validateLayout(layout);
+    this.#device = device;
+    this.#grads = buffers.grads;
+    this.n4 = layoutLength(layout) / 4;
+    const bytes = this.n4 * 16;
+    for (const [name, b] of Object.entries(buffers)) {
+      if (b.size < bytes) {
+        throw new Error(`Optimizer: ${name} buffer has ${b.size} bytes, layout needs ${bytes}`);
+      }
+    }
+    const wg = options.workgroupSize ?? 256;
+    this.#workgroups = strideWorkgroups(this.n4, wg, options.maxWorkgroups ?? 65535);
+    const adam = options.kind !== "SGD";
+    this.state = (adam ? ["m", "v"] : ["momentum_buffer"]).map((s) =>
+      createStorage(device, bytes, `optim.${s}`)
+    );
+    const tags = groupTags(layout);
+    const tagBuffer = createStorage(device, tags.byteLength, "optim.tags");
+    device.queue.writeBuffer(tagBuffer, 0, tags);
+    this.clipState = createStorage(device, 8, "optim.clip");
+    this.#staging = device.createBuffer({
+      label: "optim.grad_norm.staging",
+      size: 8,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    this.#uniform = device.createBuffer({
+      label: "optim.params",
+      size: UNIFORM_BYTES,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+
+    this.#norm = new SumOfSquares(device, programs, buffers.grads, this.n4, this.clipState, 0);
+    const clipUniform = device.createBuffer({
+      label: "optim.clip.params",
+      size: 16,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    device.queue.writeBuffer(clipUniform, 0, new Float32Array([options.maxGradNorm ?? 10, 0, 0, 0]));
+    this.#clip = programs.get("optim/clip.wgsl", "main");
+    this.#clipGroup = bindAll(device, this.#clip, [this.clipState, clipUniform]);
+
+    const file = adam ? "optim/adam.wgsl" : "optim/sgd.wgsl";
+    const constants: Record<string, number> = { WG: wg };
+    if (adam) constants.DECOUPLED = options.kind === "AdamW" ? 1 : 0;
+    this.#update = programs.get(file, "main", constants);
+    this.#updateGroup = bindAll(device, this.#update, [
+      buffers.params,
+      buffers.grads,
+      ...this.state,
+      tagBuffer,
+      this.clipState,
+      this.#uniform,
+    ]);
+  }
+
+  /** Optimizer steps taken so far (Adam's t; SGD's first step initialises its momentum buffer). */
+  get steps(): number {
+    return this.#steps;
+  }
+
+  /** optimizer.zero_grad(): train.py's discard of partial accumulation at each epoch start. */
+  zeroGrad(encoder: GPUCommandEncoder): void {
+    encoder.clearBuffer(this.#grads, 0, this.n4 * 16);
+  }
+
+  /**
+   * Records clip + step + zero_grad in its own compute pass. With readGradNorm the pre-clip norm is copied to a
+   * staging buffer; after submitting, `await gradNorm()` returns it.
+   */
+  step(encoder: GPUCommandEncoder, hyper: StepHyper, opts: { readGradNorm?: boolean } = {}): void {
+    const pass = encoder.beginComputePass({ label: "optimizer.step" });
+    this.encodeStep(pass, hyper);
+    pass.end();
+    if (opts.readGradNorm) encoder.copyBufferToBuffer(this.clipState, 0, this.#staging, 0, 8);
+  }
+
+  /** The step's dispatches, for callers that keep one compute pass open. */
+  encodeStep(pass: GPUComputePassEncoder, hyper: StepHyper): void {
+    this.#steps++;
+    this.#writeUniforms(hyper);
+    this.#norm.encode(pass);
+    pass.setPipeline(this.#clip);
+    pass.setBindGroup(0, this.#clipGroup);
+    pass.dispatchWorkgroups(1);
+    pass.setPipeline(this.#update);
+    pass.setBindGroup(0, this.#updateGroup);
+    pass.dispatchWorkgroups(this.#workgroups);
+  }
+
+  /** The pre-clip gradient norm of the last step recorded with readGradNorm, once its submit has run. */
+  async gradNorm(): Promise<number> {
+    await this.#staging.mapAsync(GPUMapMode.READ);
+    const norm = new Float32Array(this.#staging.getMappedRange(0, 4))[0];
+    this.#staging.unmap();
+    return norm;
+  }
+
+  #writeUniforms(hyper: StepHyper): void {
+    const { weightDecay } = this.options;
+    const beta2 = this.options.beta2 ?? 0.999;
+    const t = this.#steps;
+    const f = this.#f32;
+    for (let j = 0; j < 3; j++) {
+      const lr = hyper.lr[j];
+      const beta1 = hyper.momentum[j];
+      const wd = j === 1 ? weightDecay : 0;
+      const o = j * 8;
+      f[o] = lr;
+      f[o + 1] = beta1;
+      f[o + 2] = wd;
+      f[o + 3] = lr / (1 - beta1 ** t);
+      f[o + 4] = 1 - lr * wd;
+    }
+    this.#u32[24] = this.n4;
+    this.#u32[25] = t === 1 ? 1 : 0;
+    f[26] = beta2;
+    // Adam's beta1 is hyp.momentum in every group (warmup never touches it).
+    f[27] = 1 - hyper.momentum[0];
+    f[28] = 1 - beta2;
+    f[29] = Math.sqrt(1 - beta2 ** t);
+    f[30] = this.options.eps ?? 1e-8;
+    this.#device.queue.writeBuffer(this.#uniform, 0, this.#host);
+  }
+}

@@ -1,0 +1,163 @@
+// The four shared/golden/optimizer cases (PyTorch 1.13 SGD/Adam/AdamW + LambdaLR + clip_grad_norm_ + ModelEMA)
+// replayed through the WGSL kernels: each batch's gradients are added into the grad buffer on the GPU, and the
+// Schedule decides when the optimizer steps.
+import assert from "node:assert/strict";
+import { gpuTest } from "../_helpers/gpu.ts";
+import { ProgramCache } from "../../src/gpu/programs.ts";
+import { bindAll, createStorage } from "../../src/gpu/buffers.ts";
+import { createUniform } from "../../src/gpu/reduce.ts";
+import { groupOfRole, type LayoutEntry, layoutLength, type ParamRole } from "../../src/optim/groups.ts";
+import { Schedule } from "../../src/optim/schedule.ts";
+import { Optimizer } from "../../src/optim/optimizer.ts";
+import { Ema } from "../../src/optim/ema.ts";
+
+/** The golden files' own agreement target is ~1e-6 (float32 vs float32, different summation orders). */
+const PARAM_REL_TOL = 1e-5;
+const NORM_REL_TOL = 1e-5;
+
+interface Golden {
+  optimizer: "SGD" | "Adam" | "AdamW";
+  cos_lr: boolean;
+  batch_size: number;
+  nbs: number;
+  iterations_per_epoch: number;
+  epochs: number;
+  max_grad_norm: number;
+  ema: { decay: number; tau: number };
+  hyp: ConstructorParameters<typeof Schedule>[0]["hyp"];
+  params: { role: ParamRole; initial: number[] }[];
+  iterations: {
+    ni: number;
+    epoch: number;
+    accumulate: number;
+    stepped: boolean;
+    lr: number[];
+    momentum: number[];
+    grad_norm: number | null;
+    grads: number[][];
+    params: number[][];
+    ema: number[][];
+  }[];
+}
+
+function layoutOf(golden: Golden): LayoutEntry[] {
+  let offset = 0;
+  return golden.params.map((p, k) => {
+    const e: LayoutEntry = {
+      name: `p${k}`,
+      shape: [p.initial.length],
+      offset,
+      size: p.initial.length,
+      role: p.role,
+      group: groupOfRole(p.role),
+      frozen: false,
+    };
+    offset += Math.ceil(p.initial.length / 4) * 4;
+    return e;
+  });
+}
+
+function flatten(layout: LayoutEntry[], tensors: number[][]): Float32Array<ArrayBuffer> {
+  const out = new Float32Array(layoutLength(layout));
+  layout.forEach((e, k) => out.set(tensors[k], e.offset));
+  return out;
+}
+
+function relL2(actual: Float32Array, expected: number[]): number {
+  let num = 0, den = 0;
+  expected.forEach((x, k) => {
+    num += (actual[k] - x) ** 2;
+    den += x * x;
+  });
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+for (const name of ["sgd_cosine_accumulate", "sgd_short_warmup_ema", "adam_linear", "adamw_cosine_clipped"]) {
+  gpuTest(`optimizer kernels reproduce golden/optimizer/${name}.json`, async (device) => {
+    const url = new URL(`../../../shared/golden/optimizer/${name}.json`, import.meta.url);
+    const golden: Golden = JSON.parse(await Deno.readTextFile(url));
+    const layout = layoutOf(golden);
+    const n = layoutLength(layout);
+    const programs = new ProgramCache(device);
+    const params = createStorage(device, n * 4, "params");
+    device.queue.writeBuffer(params, 0, flatten(layout, golden.params.map((p) => p.initial)));
+    const grads = createStorage(device, n * 4, "grads");
+    const batch = createStorage(device, n * 4, "batch_grads");
+    const add = programs.get("util/add.wgsl", "main");
+    const addGroup = bindAll(device, add, [
+      grads,
+      batch,
+      createUniform(device, new Uint32Array([n / 4, 0, 0, 0]).buffer, "n"),
+    ]);
+
+    const schedule = new Schedule({
+      optimizer: golden.optimizer,
+      hyp: golden.hyp,
+      batchSize: golden.batch_size,
+      nb: golden.iterations_per_epoch,
+      epochs: golden.epochs,
+      cosLr: golden.cos_lr,
+      nbs: golden.nbs,
+    });
+    const optimizer = new Optimizer(device, programs, layout, { params, grads }, {
+      kind: golden.optimizer,
+      weightDecay: schedule.weightDecay,
+      maxGradNorm: golden.max_grad_norm,
+    });
+    const ema = new Ema(device, programs, [{ buffer: params, size: n, label: "params" }], golden.ema);
+    const staging = device.createBuffer({
+      size: n * 8,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+
+    let epoch = 0;
+    let worst = { params: 0, ema: 0, norm: 0 };
+    for (const g of golden.iterations) {
+      if (g.epoch !== epoch) schedule.endEpoch(epoch++);
+      const plan = schedule.iteration(g.epoch, g.ni - g.epoch * golden.iterations_per_epoch);
+      const at = `${name} ni ${g.ni}`;
+      assert.deepEqual(
+        [plan.accumulate, plan.stepped, plan.lr, plan.momentum],
+        [g.accumulate, g.stepped, g.lr, g.momentum],
+        at,
+      );
+      device.queue.writeBuffer(batch, 0, flatten(layout, g.grads));
+      const encoder = device.createCommandEncoder();
+      if (plan.zeroGradFirst) optimizer.zeroGrad(encoder);
+      const pass = encoder.beginComputePass();
+      pass.setPipeline(add);
+      pass.setBindGroup(0, addGroup);
+      pass.dispatchWorkgroups(Math.ceil(n / 4 / 256));
+      pass.end();
+      if (plan.stepped) {
+        optimizer.step(encoder, plan, { readGradNorm: true });
+        ema.update(encoder);
+      }
+      encoder.copyBufferToBuffer(params, 0, staging, 0, n * 4);
+      encoder.copyBufferToBuffer(ema.buffers[0], 0, staging, n * 4, n * 4);
+      device.queue.submit([encoder.finish()]);
+      if (plan.stepped) {
+        const norm = await optimizer.gradNorm();
+        const err = Math.abs(norm - g.grad_norm!) / g.grad_norm!;
+        worst.norm = Math.max(worst.norm, err);
+        assert.ok(err <= NORM_REL_TOL, `${at}: grad_norm ${norm} vs ${g.grad_norm}`);
+      }
+      await staging.mapAsync(GPUMapMode.READ);
+      const got = new Float32Array(staging.getMappedRange().slice(0));
+      staging.unmap();
+      layout.forEach((e, k) => {
+        const p = relL2(got.subarray(e.offset, e.offset + e.size), g.params[k]);
+        const m = relL2(got.subarray(n + e.offset, n + e.offset + e.size), g.ema[k]);
+        worst = { params: Math.max(worst.params, p), ema: Math.max(worst.ema, m), norm: worst.norm };
+        assert.ok(p <= PARAM_REL_TOL, `${at}: params[${k}] (${e.role}) rel err ${p}`);
+        assert.ok(m <= PARAM_REL_TOL, `${at}: ema[${k}] (${e.role}) rel err ${m}`);
+      });
+    }
+    assert.equal(optimizer.steps, golden.iterations.filter((g) => g.stepped).length);
+    console.log(
+      `${name}: worst relative error params ${worst.params.toExponential(2)}, ema ${
+        worst.ema.toExponential(2)
+      }, grad_norm ${worst.norm.toExponential(2)}`,
+    );
+  });
+}

@@ -1,0 +1,47 @@
+// torch 1.13 Adam / AdamW (amsgrad off) over every group in one dispatch, gradients clipped on the fly:
+//   Adam:  g = g*coef + wd*p            AdamW: p = p*(1 - lr*wd) (host-computed `decay`), g = g*coef
+//   m = beta1*m + (1-beta1)*g;  v = beta2*v + (1-beta2)*g*g
+//   p = p - step_size * m / (sqrt(v)/sqrt(1-beta2^t) + eps),  step_size = lr/(1-beta1^t);  g = 0
+// Bias corrections are computed in float64 on the host. Tags as in sgd.wgsl.
+override WG: u32 = 256u;
+override DECOUPLED: bool = false;
+
+struct Group { lr: f32, momentum: f32, wd: f32, step_size: f32, decay: f32, _p0: f32, _p1: f32, _p2: f32 }
+struct Params {
+  groups: array<Group, 3>,
+  n4: u32, first_step: u32, beta2: f32, one_minus_beta1: f32,
+  one_minus_beta2: f32, bc2_sqrt: f32, eps: f32, _pad: f32,
+}
+
+@group(0) @binding(0) var<storage, read_write> params: array<vec4f>;
+@group(0) @binding(1) var<storage, read_write> grads: array<vec4f>;
+@group(0) @binding(2) var<storage, read_write> m: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> v: array<vec4f>;
+@group(0) @binding(4) var<storage, read> tags: array<u32>;
+@group(0) @binding(5) var<storage, read> clip: array<f32>;
+@group(0) @binding(6) var<uniform> p: Params;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let coef = clip[1];
+  for (var i = gid.x; i < p.n4; i = i + nwg.x * WG) {
+    let tag = (tags[i >> 4u] >> ((i & 15u) * 2u)) & 3u;
+    if (tag == 3u) {
+      continue;
+    }
+    let gp = p.groups[tag];
+    var w = params[i];
+    var g = grads[i] * coef;
+    if (DECOUPLED) {
+      w = w * gp.decay;
+    } else {
+      g = g + gp.wd * w;
+    }
+    let mi = m[i] * gp.momentum + p.one_minus_beta1 * g;
+    let vi = v[i] * p.beta2 + p.one_minus_beta2 * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    params[i] = w - gp.step_size * (mi / (sqrt(vi) / p.bc2_sqrt + p.eps));
+    grads[i] = vec4f(0.0);
+  }
+}

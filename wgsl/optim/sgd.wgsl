@@ -1,0 +1,39 @@
+// torch 1.13 SGD (nesterov, dampening 0) over every group in one dispatch, gradients clipped on the fly:
+//   d = g*coef + wd*p;  buf = first ? d : momentum*buf + d;  d = d + momentum*buf;  p = p - lr*d;  g = 0
+// A 2-bit tag per vec4 (16 per u32) names the vec4's group, or 3 for frozen tensors and gaps, which are skipped.
+override WG: u32 = 256u;
+
+struct Group { lr: f32, momentum: f32, wd: f32, step_size: f32, decay: f32, _p0: f32, _p1: f32, _p2: f32 }
+struct Params {
+  groups: array<Group, 3>,
+  n4: u32, first_step: u32, beta2: f32, one_minus_beta1: f32,
+  one_minus_beta2: f32, bc2_sqrt: f32, eps: f32, _pad: f32,
+}
+
+@group(0) @binding(0) var<storage, read_write> params: array<vec4f>;
+@group(0) @binding(1) var<storage, read_write> grads: array<vec4f>;
+@group(0) @binding(2) var<storage, read_write> buf: array<vec4f>;
+@group(0) @binding(3) var<storage, read> tags: array<u32>;
+@group(0) @binding(4) var<storage, read> clip: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let coef = clip[1];
+  for (var i = gid.x; i < p.n4; i = i + nwg.x * WG) {
+    let tag = (tags[i >> 4u] >> ((i & 15u) * 2u)) & 3u;
+    if (tag == 3u) {
+      continue;
+    }
+    let gp = p.groups[tag];
+    let w = params[i];
+    let d = grads[i] * coef + gp.wd * w;
+    var b = d;
+    if (p.first_step == 0u) {
+      b = buf[i] * gp.momentum + d;
+    }
+    buf[i] = b;
+    params[i] = w - gp.lr * (d + gp.momentum * b);
+    grads[i] = vec4f(0.0);
+  }
+}

@@ -14,6 +14,7 @@ function fillPicker(select, models) {
 const key = document.getElementById("api-key");
 key.value = apiKey();
 key.addEventListener("change", () => setApiKey(key.value.trim()));
+document.getElementById("key-form").addEventListener("submit", (e) => e.preventDefault());
 
 onModels((models) => {
   fillPicker(document.getElementById("detect-model"), models);

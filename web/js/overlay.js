@@ -44,15 +44,12 @@ export function drawDetections(overlay, result) {
     const title = svg("title", {});
     title.textContent = label;
     rect.append(title);
+    // The tag sits above the box, moved inside the picture where the box touches the top or right edge.
+    const tagWidth = label.length * fontSize * 0.6 + 8;
+    const tagX = Math.max(0, Math.min(x1, width - tagWidth));
     const tagY = y1 > fontSize * 1.4 ? y1 - fontSize * 1.3 : y1;
-    const tag = svg("rect", {
-      x: x1,
-      y: tagY,
-      width: label.length * fontSize * 0.6 + 8,
-      height: fontSize * 1.3,
-      fill: colour,
-    });
-    const text = svg("text", { x: x1 + 4, y: tagY + fontSize, "font-size": fontSize, fill: "#fff" });
+    const tag = svg("rect", { x: tagX, y: tagY, width: tagWidth, height: fontSize * 1.3, fill: colour });
+    const text = svg("text", { x: tagX + 4, y: tagY + fontSize, "font-size": fontSize, fill: "#fff" });
     text.textContent = label;
     group.append(rect, tag, text);
     overlay.append(group);

@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import { gpuTest } from "../_helpers/gpu.ts";
+import { ProgramCache } from "../../src/gpu/programs.ts";
+import { bindAll, createStorage, readF32, uploadF32 } from "../../src/gpu/buffers.ts";
+import { createUniform, strideWorkgroups, SumOfSquares } from "../../src/gpu/reduce.ts";
+
+/** f32 tree sums of ~1e5 terms against float64: the error grows like log2(n) ulps, far below this. */
+const REL_TOL = 1e-6;
+
+Deno.test("strideWorkgroups covers small inputs and caps large ones", () => {
+  assert.equal(strideWorkgroups(1, 256, 512), 1);
+  assert.equal(strideWorkgroups(257, 256, 512), 2);
+  assert.equal(strideWorkgroups(1e7, 256, 512), 512);
+});
+
+for (const [n4, maxWorkgroups] of [[1, 512], [37, 512], [25_000, 8]]) {
+  gpuTest(
+    `SumOfSquares over ${n4} vec4s (${maxWorkgroups} workgroups max) matches float64`,
+    async (device) => {
+      const x = Float32Array.from({ length: n4 * 4 }, (_, k) => Math.sin(k * 0.37) * (1 + (k % 7)));
+      const src = uploadF32(device, x, "x");
+      const out = createStorage(device, 16, "out");
+      const sum = new SumOfSquares(device, new ProgramCache(device), src, n4, out, 2, maxWorkgroups);
+      const encoder = device.createCommandEncoder();
+      const pass = encoder.beginComputePass();
+      sum.encode(pass);
+      pass.end();
+      device.queue.submit([encoder.finish()]);
+      const expected = x.reduce((s, v) => s + v * v, 0);
+      const got = (await readF32(device, out, 4))[2];
+      assert.ok(Math.abs(got - expected) / expected < REL_TOL, `${got} vs ${expected}`);
+    },
+  );
+}
+
+gpuTest("util/add.wgsl adds x into y over n4 vec4s", async (device) => {
+  const y = uploadF32(device, Float32Array.from({ length: 12 }, (_, k) => k), "y");
+  const x = uploadF32(device, Float32Array.from({ length: 12 }, (_, k) => 0.5 * k - 1), "x");
+  const programs = new ProgramCache(device);
+  const add = programs.get("util/add.wgsl", "main");
+  const encoder = device.createCommandEncoder();
+  const pass = encoder.beginComputePass();
+  pass.setPipeline(add);
+  pass.setBindGroup(
+    0,
+    bindAll(device, add, [y, x, createUniform(device, new Uint32Array([2, 0, 0, 0]).buffer, "n")]),
+  );
+  pass.dispatchWorkgroups(1);
+  pass.end();
+  device.queue.submit([encoder.finish()]);
+  const expected = Array.from({ length: 12 }, (_, k) => (k < 8 ? 1.5 * k - 1 : k));
+  assert.deepEqual([...(await readF32(device, y, 12))], expected);
+});

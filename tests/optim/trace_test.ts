@@ -1,0 +1,52 @@
+import assert from "node:assert/strict";
+import { Schedule } from "../../src/optim/schedule.ts";
+import { type TraceLine, traceLine, TraceWriter } from "../../src/optim/trace.ts";
+
+const DIR = new URL("../../../shared/golden/finetune-sgd/", import.meta.url);
+
+Deno.test("traceLine + TraceWriter rebuild finetune-sgd/trace.jsonl from the Schedule and the losses", async () => {
+  const scenario = JSON.parse(await Deno.readTextFile(new URL("scenario.json", DIR)));
+  const final = JSON.parse(await Deno.readTextFile(new URL("final.json", DIR)));
+  const golden: TraceLine[] = (await Deno.readTextFile(new URL("trace.jsonl", DIR))).trim().split("\n")
+    .map((l) => JSON.parse(l));
+  const s = new Schedule({
+    optimizer: scenario.optimizer,
+    hyp: scenario.hyp,
+    batchSize: scenario.batch_size,
+    nb: final.nb,
+    epochs: scenario.epochs,
+    cosLr: scenario.cos_lr,
+  });
+  const path = await Deno.makeTempFile({ suffix: ".jsonl" });
+  const writer = new TraceWriter(path);
+  for (const g of golden) {
+    if (g.i === 0 && g.epoch > 0) s.endEpoch(g.epoch - 1);
+    writer.write(traceLine(s.iteration(g.epoch, g.i), g.loss, g.loss_items, g.grad_norm));
+  }
+  writer.close();
+  const written = (await Deno.readTextFile(path)).trim().split("\n").map((l) => JSON.parse(l));
+  await Deno.remove(path);
+  assert.deepEqual(written, golden);
+  assert.deepEqual(Object.keys(written[0]), Object.keys(golden[0]));
+});
+
+Deno.test("traceLine refuses a grad_norm that disagrees with stepped", () => {
+  const plan = new Schedule({
+    optimizer: "SGD",
+    hyp: {
+      lr0: 0.01,
+      lrf: 0.01,
+      momentum: 0.937,
+      weight_decay: 5e-4,
+      warmup_epochs: 3,
+      warmup_momentum: 0.8,
+      warmup_bias_lr: 0.1,
+    },
+    batchSize: 16,
+    nb: 10,
+    epochs: 1,
+    cosLr: false,
+  }).iteration(0, 0);
+  assert.equal(plan.stepped, true);
+  assert.throws(() => traceLine(plan, 1, [0, 0, 0], null), /stepped=true but grad_norm is null/);
+});

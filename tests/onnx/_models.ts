@@ -59,7 +59,7 @@ export function encodeModel(parts: {
       initializer: parts.initializers ?? [],
     },
   });
-  return onnx.ModelProto.encode(proto).finish();
+  return new Uint8Array(onnx.ModelProto.encode(proto).finish()); // a plain Uint8Array, not a Node Buffer
 }
 
 /** x + b with b an initializer of the given form: the smallest model onnxruntime will run. */

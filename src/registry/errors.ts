@@ -1,0 +1,9 @@
+/** Why a registry operation was refused; the API maps `code` to an HTTP status. */
+export type RegistryErrorCode = "not_found" | "conflict" | "invalid_model" | "too_large" | "invalid_name";
+
+export class RegistryError extends Error {
+  constructor(readonly code: RegistryErrorCode, message: string) {
+    super(message);
+    this.name = "RegistryError";
+  }
+}

@@ -9,7 +9,7 @@ import { createStorage, readF32 } from "../gpu/buffers.ts";
 import { batchStride, bindSparse, groups } from "../ops/context.ts";
 import type { Dispatch, OpContext, TensorView } from "../ops/types.ts";
 import type { LossSettings } from "./loss_settings.ts";
-import { buildTargets } from "./targets.ts";
+import { buildTargets, TARGET_COLUMNS } from "./targets.ts";
 import type { LayerTargets, LossLayer, TargetRows } from "./targets.ts";
 
 const FILE = "loss/yolo_loss.wgsl";
@@ -37,8 +37,12 @@ export interface LossPlan {
   dispatches: Dispatch[];
   /** 4 floats: lbox, lobj, lcls, loss. */
   items: GPUBuffer;
-  /** Builds this batch's targets (rows [b, cls, x, y, w, h]) and queues their upload before the next submit. */
-  setTargets(targets: TargetRows): LayerTargets[];
+  /**
+   * Builds this batch's targets (rows [b, cls, x, y, w, h]) and queues their upload before the next submit.
+   * `images` (default: the planned bs) is how many leading batch items are real; the rest are padding that get
+   * no loss and no gradient, so a short last batch trains like PyTorch's smaller batch (fused models: no BN).
+   */
+  setTargets(targets: TargetRows, images?: number): LayerTargets[];
   maxTargets: number;
 }
 
@@ -61,11 +65,12 @@ export function planLoss(
   const scratch = createStorage(device, totalEntries * 5 * 4, "loss entry scratch");
   const partials = createStorage(device, (partialBase[nl - 1] + objGroups[nl - 1] + 3) * 4, "loss partials");
   const items = createStorage(device, 16, "loss items");
-  const counts = new Uint32Array(nl * 6);
+  const counts = new Uint32Array(nl * 6 + 1);
   heads.forEach((_, i) => {
-    counts.set([partialBase[i], objGroups[i], cells[i], settings.nc], nl + 4 * i);
+    counts.set([partialBase[i], objGroups[i], cells[i] / bs, settings.nc], nl + 4 * i);
     counts[5 * nl + i] = new Uint32Array(new Float32Array([settings.balance[i]]).buffer)[0];
   });
+  counts[6 * nl] = bs;
   const countsBuffer = createStorage(device, counts.byteLength, "loss counts");
   device.queue.writeBuffer(countsBuffer, 0, counts);
 
@@ -93,6 +98,7 @@ export function planLoss(
       partialBase[i],
       objGroups[i],
       i,
+      nl,
     ];
     words.forEach((w, k) => u.setUint32(4 * k, w, true));
     const floats = [
@@ -111,7 +117,7 @@ export function planLoss(
     dispatches.push({
       label: `loss obj ${i}`,
       pipeline: objPipe,
-      bindGroup: bindSparse(device, objPipe, { ...common, 4: partials }, `loss obj ${i}`),
+      bindGroup: bindSparse(device, objPipe, { ...common, 3: countsBuffer, 4: partials }, `loss obj ${i}`),
       workgroups: [objGroups[i], 1, 1],
       opClass: "loss",
     });
@@ -131,7 +137,6 @@ export function planLoss(
   const finPipe = programs.get(FILE, "finish", {});
   const totals = new DataView(new ArrayBuffer(32));
   totals.setUint32(0, nl, true);
-  totals.setUint32(4, bs, true);
   [settings.box, settings.obj, settings.cls].forEach((g, k) => totals.setFloat32(16 + 4 * k, g, true));
   dispatches.push({
     label: "loss finish",
@@ -152,7 +157,17 @@ export function planLoss(
     dispatches,
     items,
     maxTargets,
-    setTargets(targets: TargetRows): LayerTargets[] {
+    setTargets(targets: TargetRows, images = bs): LayerTargets[] {
+      if (!Number.isInteger(images) || images < 1 || images > bs) {
+        throw new Error(`loss: batch of ${images} images, planned for 1..${bs}`);
+      }
+      for (let r = 0; r < targets.length; r += TARGET_COLUMNS) {
+        if (!(targets[r] >= 0 && targets[r] < images)) {
+          throw new Error(
+            `loss: target row ${r / TARGET_COLUMNS} is for image ${targets[r]}, batch has ${images}`,
+          );
+        }
+      }
       const tables = buildTargets(targets, heads.map((h) => h.layer), settings.anchorT);
       const n = new Uint32Array(nl);
       tables.forEach((t, i) => {
@@ -172,6 +187,7 @@ export function planLoss(
         device.queue.writeBuffer(entries, entryBase[i] * ENTRY_WORDS * 4, used);
       });
       device.queue.writeBuffer(countsBuffer, 0, n);
+      device.queue.writeBuffer(countsBuffer, 6 * nl * 4, new Uint32Array([images]));
       return tables;
     },
   };

@@ -103,23 +103,28 @@ Deno.test("referenceLoss with nc 1 has lcls exactly 0", () => {
 /** float32 GPU sums over up to ~40k cells vs the float64 reference: ~sqrt(n) * 6e-8 plus transcendental ulps. */
 const GPU_RTOL = 1e-4;
 
-async function gpuVsReference(device: GPUDevice, c: LossCase, maxTargets: number) {
+async function gpuVsReference(device: GPUDevice, c: LossCase, maxTargets: number, padding = 0) {
+  device.pushErrorScope("validation");
   const programs = new ProgramCache(device);
   const ctx = createOpContext(device, programs);
   const na = 3;
+  const planned = c.bs + padding;
   const heads = c.layers.map((l, i) => {
-    const data = toConvLayout(c.heads[i], c.bs, na, l.ny, l.nx);
-    const shape = [c.bs, data.length / (c.bs * l.ny * l.nx), l.ny, l.nx];
+    const real = toConvLayout(c.heads[i], c.bs, na, l.ny, l.nx);
+    const data = new Float32Array(real.length / c.bs * planned).fill(0.5);
+    data.set(real);
+    const shape = [planned, data.length / (planned * l.ny * l.nx), l.ny, l.nx];
     return {
       logits: { buffer: uploadF32(device, data, `head ${i}`), offset: 0, shape },
       grad: { buffer: createStorage(device, data.byteLength, `dhead ${i}`), offset: 0, shape },
       layer: l,
     };
   });
-  const plan = planLoss(ctx, heads, c.settings, c.bs, maxTargets);
-  plan.setTargets(c.targets);
+  const plan = planLoss(ctx, heads, c.settings, planned, maxTargets);
+  plan.setTargets(c.targets, c.bs);
   submitDispatches(device, plan.dispatches);
   const items = await readLossItems(device, plan.items);
+  assert.equal((await device.popErrorScope())?.message, undefined);
   const ref = referenceLoss(c.heads, c.bs, c.layers, c.targets, c.settings);
   const got = [items.box, items.obj, items.cls];
   for (let i = 0; i < 3; i++) {
@@ -132,8 +137,9 @@ async function gpuVsReference(device: GPUDevice, c: LossCase, maxTargets: number
   assert.ok(Math.abs(items.loss - ref.loss) / ref.loss < GPU_RTOL, `loss gpu ${items.loss} ref ${ref.loss}`);
   for (let i = 0; i < heads.length; i++) {
     const l = c.layers[i];
-    const g = await readF32(device, heads[i].grad.buffer, c.heads[i].length);
-    const want = toConvLayout(ref.grads[i], c.bs, na, l.ny, l.nx);
+    const g = await readF32(device, heads[i].grad.buffer, c.heads[i].length / c.bs * planned);
+    const want = new Float32Array(g.length);
+    want.set(toConvLayout(ref.grads[i], c.bs, na, l.ny, l.nx));
     const err = relL2(g, want);
     assert.ok(err < GPU_RTOL, `layer ${i} grad rel L2 ${err}`);
   }
@@ -151,6 +157,14 @@ gpuTest(
       c.settings = { ...c.settings, flGamma: gamma, labelSmoothing: smoothing };
       await gpuVsReference(device, c, 16);
     }
+  },
+);
+
+gpuTest(
+  "GPU loss of a short batch ignores the padding images and scales by the real batch size",
+  async (device) => {
+    const c = randomCase(14, { nc: 3, bs: 2, grids: [8, 4, 2], nt: 6 });
+    await gpuVsReference(device, c, 8, 2);
   },
 );
 

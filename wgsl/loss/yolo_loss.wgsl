@@ -10,12 +10,12 @@ struct Layer {
   head_off: u32, head_bstride: u32, grad_off: u32, grad_bstride: u32,
   bs: u32, na: u32, no: u32, nc: u32,
   ny: u32, nx: u32, entry_base: u32, partial_base: u32,
-  obj_groups: u32, layer: u32, _p0: u32, _p1: u32,
+  obj_groups: u32, layer: u32, nl: u32, _p1: u32,
   box_gain: f32, obj_gain: f32, cls_gain: f32, balance: f32,
   cls_pw: f32, obj_pw: f32, gamma: f32, smoothing: f32,
 }
 
-struct Totals { nl: u32, bs: u32, _p0: u32, _p1: u32, box_gain: f32, obj_gain: f32, cls_gain: f32, _p2: f32 }
+struct Totals { nl: u32, _p0: u32, _p1: u32, _p2: u32, box_gain: f32, obj_gain: f32, cls_gain: f32, _p3: f32 }
 
 @group(0) @binding(0) var<storage, read> head: array<f32>;
 @group(0) @binding(1) var<storage, read_write> grad: array<f32>;
@@ -35,6 +35,9 @@ struct Totals { nl: u32, bs: u32, _p0: u32, _p1: u32, box_gain: f32, obj_gain: f
 @group(0) @binding(10) var<uniform> T: Totals;
 
 var<workgroup> red: array<vec3f, WG>;
+
+// counts[6 * nl]: images in this batch (<= the planned bs; the rest of the batch is padding).
+fn images_slot() -> u32 { return 6u * L.nl; }
 
 fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
 
@@ -75,17 +78,22 @@ fn reduce(lid: u32) {
 fn obj_all(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3u) {
   let hw = L.ny * L.nx;
   let cells = L.bs * L.na * hw;
+  let images = counts[images_slot()];
   let c = wg.x * WG + lid;
   var l = 0.0;
   if (c < cells) {
     let b = c / (L.na * hw);
     let a = (c / hw) % L.na;
     let s = c % hw;
-    let r = bce(head[head_index(b, a, 4u, s)], 0.0, L.obj_pw, L.gamma);
-    l = r.x;
-    let scale = L.obj_gain * L.balance * f32(L.bs) / f32(cells);
+    var g = 0.0;
+    // Padding images of a short last batch get no loss and no gradient, so they change no weight.
+    if (b < images) {
+      let r = bce(head[head_index(b, a, 4u, s)], 0.0, L.obj_pw, L.gamma);
+      l = r.x;
+      g = L.obj_gain * L.balance * r.y / f32(L.na * hw);
+    }
     for (var f = 0u; f < L.no; f++) {
-      grad[grad_index(b, a, f, s)] = select(0.0, scale * r.y, f == 4u);
+      grad[grad_index(b, a, f, s)] = select(0.0, g, f == 4u);
     }
   }
   red[lid] = vec3f(l, 0.0, 0.0);
@@ -175,9 +183,10 @@ fn entries_main(@builtin(local_invocation_index) lid: u32) {
   storageBarrier();
   workgroupBarrier();
   let nf = f32(n);
-  let box_scale = L.box_gain * f32(L.bs) / nf;
-  let cls_scale = L.cls_gain * f32(L.bs) / (nf * f32(L.nc));
-  let obj_scale = L.obj_gain * L.balance * f32(L.bs) / f32(L.bs * L.na * hw);
+  let bs = f32(counts[images_slot()]);
+  let box_scale = L.box_gain * bs / nf;
+  let cls_scale = L.cls_gain * bs / (nf * f32(L.nc));
+  let obj_scale = L.obj_gain * L.balance / f32(L.na * hw);
   let cp = 1.0 - 0.5 * L.smoothing; let cn = 0.5 * L.smoothing;
   for (var f = lid; f < L.no; f += WG) {
     for (var k = 0u; k < n; k++) {
@@ -211,16 +220,18 @@ fn entries_main(@builtin(local_invocation_index) lid: u32) {
 }
 
 // items = [lbox, lobj, lcls, (lbox + lobj + lcls) * bs]. fin_counts: n per layer (per batch); then per layer
-// (partial base, obj groups, cells, nc); then per layer the balance as f32 bits (plan time).
+// (partial base, obj groups, cells per image, nc) and per layer the balance as f32 bits (plan time); then the
+// number of images in this batch.
 @compute @workgroup_size(1)
 fn finish() {
   var lbox = 0.0; var lobj = 0.0; var lcls = 0.0;
+  let images = fin_counts[6u * T.nl];
   for (var i = 0u; i < T.nl; i++) {
     let n = fin_counts[i];
     let o = T.nl + i * 4u;
     let base = fin_counts[o];
     let groups = fin_counts[o + 1u];
-    let cells = fin_counts[o + 2u];
+    let cells = fin_counts[o + 2u] * images;
     let nc = fin_counts[o + 3u];
     var obj = 0.0;
     for (var g = 0u; g < groups; g++) { obj += fin_partials[base + g]; }
@@ -234,5 +245,5 @@ fn finish() {
   items[0] = lbox * T.box_gain;
   items[1] = lobj * T.obj_gain;
   items[2] = lcls * T.cls_gain;
-  items[3] = (items[0] + items[1] + items[2]) * f32(T.bs);
+  items[3] = (items[0] + items[1] + items[2]) * f32(images);
 }

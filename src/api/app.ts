@@ -1,0 +1,64 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { DEFAULT_MAX_PIXELS } from "../image/decode.ts";
+import type { ModelPool } from "../serving/pool.ts";
+import { errorBody, handleError } from "./errors.ts";
+import { createServerMetrics, metricsMiddleware, type ServerMetrics } from "./middleware/metrics.ts";
+import { readiness } from "./middleware/ready.ts";
+import { detectRoutes } from "./routes/detect.ts";
+import { healthRoutes } from "./routes/health.ts";
+import { modelRoutes } from "./routes/models.ts";
+
+/** Default request body limit: 20 MiB. */
+export const DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024;
+
+export interface AppDeps {
+  pool: ModelPool;
+  /** False while models load: /readyz and /v1/* answer 503. Always ready when absent. */
+  isReady?: () => boolean;
+  maxBodyBytes?: number;
+  /** Largest image (width x height from its header) accepted, against decompression bombs. */
+  maxPixels?: number;
+}
+
+/** What every route module receives: the app's dependencies with defaults filled in, and its metrics. */
+export interface RouteContext extends Required<AppDeps> {
+  metrics: ServerMetrics;
+}
+
+export type ApiApp = OpenAPIHono;
+/** A resource's routes (src/api/routes/<resource>.ts); add new modules to ROUTES. */
+export type RouteModule = (app: ApiApp, ctx: RouteContext) => void;
+
+const ROUTES: RouteModule[] = [healthRoutes, modelRoutes, detectRoutes];
+
+/**
+ * The Hono app. Every route is declared with createRoute (zod request and response schemas, reused for the
+ * OpenAPI document); validation failures go through one defaultHook and thrown errors through one onError, so
+ * every error has the `{"error": {"code", "message"}}` shape.
+ */
+export function createApp(deps: AppDeps): ApiApp {
+  const ctx: RouteContext = {
+    pool: deps.pool,
+    isReady: deps.isReady ?? (() => true),
+    maxBodyBytes: deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    maxPixels: deps.maxPixels ?? DEFAULT_MAX_PIXELS,
+    metrics: createServerMetrics(deps.pool),
+  };
+  const app = new OpenAPIHono({
+    defaultHook: (result, c) => {
+      if (result.success) return;
+      const where = result.target === "json" || result.target === "form" ? "body" : result.target;
+      const message = result.error.issues
+        .map((i) => `${where}${i.path.length ? "." + i.path.join(".") : ""}: ${i.message}`)
+        .join("; ");
+      const status = where === "body" ? 422 : 400;
+      return c.json(errorBody(where === "body" ? "invalid_body" : "invalid_request", message), status);
+    },
+  });
+  app.use("*", metricsMiddleware(ctx.metrics));
+  app.use("/v1/*", readiness(ctx.isReady));
+  app.onError(handleError);
+  app.notFound((c) => c.json(errorBody("not_found", `No route for ${c.req.method} ${c.req.path}`), 404));
+  for (const register of ROUTES) register(app, ctx);
+  return app;
+}

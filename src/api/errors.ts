@@ -1,0 +1,45 @@
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { ImageError, type ImageErrorKind } from "../image/errors.ts";
+
+/** An error that reaches the client as `{"error": {"code", "message"}}` with `status`. */
+export class ApiError extends Error {
+  constructor(readonly status: ContentfulStatusCode, readonly code: string, message: string) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+const IMAGE_STATUS: Record<ImageErrorKind, ContentfulStatusCode> = {
+  unsupported_media_type: 415,
+  undecodable_image: 422,
+  image_too_large: 413,
+};
+
+const HTTP_CODES: Partial<Record<number, string>> = {
+  400: "bad_request",
+  401: "unauthorized",
+  403: "forbidden",
+  404: "not_found",
+  405: "method_not_allowed",
+  413: "payload_too_large",
+  415: "unsupported_media_type",
+  503: "not_ready",
+};
+
+export function errorBody(code: string, message: string) {
+  return { error: { code, message } };
+}
+
+/** The app's one onError: known errors keep their status and code; anything else is a logged 500. */
+export function handleError(err: Error, c: Context): Response {
+  if (err instanceof ApiError) return c.json(errorBody(err.code, err.message), err.status);
+  if (err instanceof ImageError) return c.json(errorBody(err.kind, err.message), IMAGE_STATUS[err.kind]);
+  if (err instanceof HTTPException) {
+    const status = err.status as ContentfulStatusCode;
+    return c.json(errorBody(HTTP_CODES[status] ?? "http_error", err.message || `HTTP ${status}`), status);
+  }
+  console.error(`${c.req.method} ${c.req.path} failed:`, err);
+  return c.json(errorBody("internal_error", "Internal server error"), 500);
+}

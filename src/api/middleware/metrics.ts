@@ -1,0 +1,54 @@
+import type { MiddlewareHandler } from "hono";
+import type { ModelPool } from "../../serving/pool.ts";
+import { Counter, Gauge, Histogram, LATENCY_BUCKETS, Registry } from "../metrics.ts";
+
+/** The server's Prometheus metrics; the pool's gauges are read at scrape time. */
+export function createServerMetrics(pool: ModelPool) {
+  const registry = new Registry();
+  return {
+    registry,
+    requests: registry.add(
+      new Counter("kestrel_http_requests_total", "HTTP requests by method, route and status"),
+    ),
+    latency: registry.add(
+      new Histogram(
+        "kestrel_http_request_duration_seconds",
+        "HTTP request latency by route",
+        LATENCY_BUCKETS,
+      ),
+    ),
+    inference: registry.add(
+      new Histogram("kestrel_inference_seconds", "Model session run time by model", LATENCY_BUCKETS),
+    ),
+    queue: registry.add(
+      new Gauge("kestrel_inference_queue_depth", "Requests waiting for a model session", () => [
+        [{}, pool.queueDepth()],
+      ]),
+    ),
+    active: registry.add(
+      new Gauge(
+        "kestrel_model_active",
+        "Active model versions (1 per served name)",
+        () =>
+          pool.list().map((m) => [
+            { name: m.ref.name, version: String(m.ref.version), backend: m.backend },
+            1,
+          ]),
+      ),
+    ),
+  };
+}
+
+export type ServerMetrics = ReturnType<typeof createServerMetrics>;
+
+/** Counts every request by its route pattern (not the raw path, so label cardinality stays bounded). */
+export function metricsMiddleware(metrics: ServerMetrics): MiddlewareHandler {
+  return async function recordMetrics(c, next) {
+    const start = performance.now();
+    await next();
+    const pattern = c.req.routePath;
+    const route = pattern === "*" || pattern === "/*" ? "unmatched" : pattern;
+    metrics.requests.inc({ method: c.req.method, route, status: String(c.res.status) });
+    metrics.latency.observe((performance.now() - start) / 1000, { route });
+  };
+}

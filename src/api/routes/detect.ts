@@ -1,0 +1,111 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { detect } from "../../serving/detector.ts";
+import { DEFAULT_DETECT_OPTIONS, type DetectOptions } from "../../serving/postprocess.ts";
+import type { RouteModule } from "../app.ts";
+import { ApiError, errorBody } from "../errors.ts";
+import {
+  Base64ImageSchema,
+  DetectQuerySchema,
+  DetectResultSchema,
+  ErrorSchema,
+  ModelNameParamSchema,
+} from "../schemas.ts";
+import { unknownModel } from "./models.ts";
+
+const RAW_TYPES = ["image/jpeg", "image/png", "image/webp", "application/octet-stream"];
+const binary = { schema: z.string().openapi({ format: "binary" }) };
+const error = (description: string) => ({
+  description,
+  content: { "application/json": { schema: ErrorSchema } },
+});
+
+const route = createRoute({
+  method: "post",
+  path: "/v1/models/{name}/detect",
+  summary: "Detect objects in one image (raw body, multipart field `image`, or JSON base64)",
+  request: {
+    params: ModelNameParamSchema,
+    query: DetectQuerySchema,
+    body: {
+      // Not `required`: zod-openapi then validates JSON and multipart bodies only when they are what was sent.
+      required: false,
+      content: {
+        ...Object.fromEntries(RAW_TYPES.map((t) => [t, binary])),
+        "multipart/form-data": {
+          schema: z.object({ image: z.instanceof(File).openapi({ type: "string", format: "binary" }) }),
+        },
+        "application/json": { schema: Base64ImageSchema },
+      },
+    },
+  },
+  responses: {
+    200: { description: "Detections", content: { "application/json": { schema: DetectResultSchema } } },
+    400: error("Bad query values or malformed JSON"),
+    404: error("Unknown model"),
+    413: error("Body over the size limit, or image over the pixel limit"),
+    415: error("Not a JPEG, PNG or WebP, or an unsupported content type"),
+    422: error("Undecodable image, truncated file, or invalid base64/body fields"),
+    503: error("Models still loading"),
+  },
+});
+
+/** The image bytes, whichever of the three body forms the client used. */
+async function imageBytes(c: Context): Promise<{ bytes: Uint8Array; file?: string }> {
+  const type = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
+  if (RAW_TYPES.includes(type)) return { bytes: new Uint8Array(await c.req.arrayBuffer()) };
+  if (type === "multipart/form-data") {
+    const { image } = (c.req.valid as (t: "form") => { image: File })("form");
+    return { bytes: new Uint8Array(await image.arrayBuffer()), file: image.name || undefined };
+  }
+  if (type === "application/json") {
+    const { image } = (c.req.valid as (t: "json") => { image: string })("json");
+    const base64 = image.replace(/^data:[^,]*;base64,/, "");
+    try {
+      return { bytes: Uint8Array.fromBase64(base64.replace(/\s+/g, "")) };
+    } catch {
+      throw new ApiError(422, "invalid_base64", "Field 'image' is not valid base64");
+    }
+  }
+  throw new ApiError(
+    415,
+    "unsupported_media_type",
+    `Content-Type '${type || "(none)"}' is not accepted; send ${RAW_TYPES.join(", ")}, ` +
+      "multipart/form-data (field 'image') or application/json ({\"image\": base64})",
+  );
+}
+
+export const detectRoutes: RouteModule = (app, ctx) => {
+  app.use(
+    "/v1/models/:name/detect",
+    bodyLimit({
+      maxSize: ctx.maxBodyBytes,
+      onError: (c) =>
+        c.json(
+          errorBody("payload_too_large", `Request body is over the limit of ${ctx.maxBodyBytes} bytes`),
+          413,
+        ),
+    }),
+  );
+  app.openapi(route, async (c) => {
+    const { name } = c.req.valid("param");
+    const query = c.req.valid("query");
+    const lease = ctx.pool.lease(name);
+    if (!lease) throw unknownModel(name);
+    try {
+      const { bytes, file } = await imageBytes(c);
+      const opts: DetectOptions = {
+        conf: query.conf ?? DEFAULT_DETECT_OPTIONS.conf,
+        iou: query.iou ?? DEFAULT_DETECT_OPTIONS.iou,
+        maxDet: query.max_det ?? DEFAULT_DETECT_OPTIONS.maxDet,
+        classes: query.classes?.split(",").map(Number),
+      };
+      const result = await detect(lease.model, bytes, opts, ctx.maxPixels);
+      ctx.metrics.inference.observe(result.timings_ms.inference / 1000, { model: name });
+      return c.json({ ...(file ? { file } : {}), ...result }, 200);
+    } finally {
+      await lease.release();
+    }
+  });
+};

@@ -1,0 +1,53 @@
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import { DEFAULT_MAX_PIXELS } from "../image/decode.ts";
+import { BACKEND_CHOICES } from "../serving/backend.ts";
+
+/** The embedded default model, served when no --model is given. */
+export const DEFAULT_MODEL_PATH = new URL("../../models/default.onnx", import.meta.url).pathname;
+
+export const ServerConfigSchema = z.object({
+  host: z.string().min(1).default("127.0.0.1"),
+  port: z.coerce.number().int().min(0).max(65535).default(8000),
+  models: z.array(z.string().min(1)).default([]),
+  dataDir: z.string().min(1).default("./data"),
+  backend: z.enum(BACKEND_CHOICES).default("auto"),
+  imgsz: z.coerce.number().int().positive().optional(),
+  maxBodyBytes: z.coerce.number().int().positive().default(20 * 1024 * 1024),
+  maxPixels: z.coerce.number().int().positive().default(DEFAULT_MAX_PIXELS),
+});
+
+export type ServerConfig = z.infer<typeof ServerConfigSchema>;
+
+export const SERVE_USAGE = "Usage: deno task start [--host 127.0.0.1] [--port 8000] [--model PATH]... " +
+  "[--data-dir ./data] [--backend auto|webgpu|wasm|native] [--imgsz N] [--max-body-bytes 20971520] " +
+  "[--max-pixels 40000000]";
+
+/** Parses `deno task start` flags once, at the edge; throws an Error listing every bad flag. */
+export function parseServerArgs(args: string[]): ServerConfig {
+  const { values } = parseArgs({
+    args,
+    options: {
+      host: { type: "string" },
+      port: { type: "string" },
+      model: { type: "string", multiple: true },
+      "data-dir": { type: "string" },
+      backend: { type: "string" },
+      imgsz: { type: "string" },
+      "max-body-bytes": { type: "string" },
+      "max-pixels": { type: "string" },
+    },
+  });
+  const parsed = ServerConfigSchema.safeParse({
+    host: values.host,
+    port: values.port,
+    models: values.model,
+    dataDir: values["data-dir"],
+    backend: values.backend,
+    imgsz: values.imgsz,
+    maxBodyBytes: values["max-body-bytes"],
+    maxPixels: values["max-pixels"],
+  });
+  if (!parsed.success) throw new Error(`${z.prettifyError(parsed.error)}\n${SERVE_USAGE}`);
+  return parsed.data;
+}

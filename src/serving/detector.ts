@@ -1,0 +1,55 @@
+import { decodeImage } from "../image/decode.ts";
+import { letterbox } from "../image/letterbox.ts";
+import type { LoadedModel, ModelRef } from "./loaded_model.ts";
+import { type DetectOptions, postprocess } from "./postprocess.ts";
+
+/** One image's detections, shaped as the API and the CLI print them (snake_case keys). */
+export interface DetectResult {
+  file?: string;
+  model: ModelRef;
+  image: { width: number; height: number };
+  detections: {
+    class_id: number;
+    class_name: string;
+    confidence: number;
+    box: { x1: number; y1: number; x2: number; y2: number };
+  }[];
+  timings_ms: { decode: number; preprocess: number; inference: number; postprocess: number; total: number };
+}
+
+const ms = (from: number, to: number) => Math.round((to - from) * 1000) / 1000;
+
+/** decode -> letterbox -> session -> NMS -> original pixels, for one image on one model version. */
+export async function detect(
+  model: LoadedModel,
+  bytes: Uint8Array,
+  opts: DetectOptions,
+  maxPixels?: number,
+): Promise<DetectResult> {
+  const t0 = performance.now();
+  const image = await decodeImage(bytes, maxPixels);
+  const t1 = performance.now();
+  const { tensor, box } = letterbox(image, model.spec.imgsz);
+  const t2 = performance.now();
+  const output = await model.infer(tensor);
+  const t3 = performance.now();
+  const found = postprocess(output.data, model.spec.nc, opts, box, image.width, image.height);
+  const t4 = performance.now();
+  return {
+    model: model.ref,
+    image: { width: image.width, height: image.height },
+    detections: found.map((d) => ({
+      class_id: d.classId,
+      class_name: model.spec.names[d.classId],
+      confidence: d.confidence,
+      box: d.box,
+    })),
+    timings_ms: {
+      decode: ms(t0, t1),
+      preprocess: ms(t1, t2),
+      inference: ms(t2, t3),
+      postprocess: ms(t3, t4),
+      total: ms(t0, t4),
+    },
+  };
+}

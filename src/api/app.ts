@@ -1,5 +1,6 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { DEFAULT_MAX_PIXELS } from "../image/decode.ts";
+import type { Registry } from "../registry/registry.ts";
 import type { ModelPool } from "../serving/pool.ts";
 import { errorBody, handleError } from "./errors.ts";
 import { createServerMetrics, metricsMiddleware, type ServerMetrics } from "./middleware/metrics.ts";
@@ -7,6 +8,7 @@ import { readiness } from "./middleware/ready.ts";
 import { detectRoutes } from "./routes/detect.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { modelRoutes } from "./routes/models.ts";
+import { versionRoutes } from "./routes/versions.ts";
 
 /** Default request body limit: 20 MiB. */
 export const DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024;
@@ -18,6 +20,10 @@ export interface AppDeps {
   maxBodyBytes?: number;
   /** Largest image (width x height from its header) accepted, against decompression bombs. */
   maxPixels?: number;
+  /** The model registry; the version routes (upload, download, activate, delete) are mounted only with one. */
+  registry?: Registry | null;
+  /** Bearer key for mutating routes; null lets only loopback clients mutate. */
+  apiKey?: string | null;
 }
 
 /** What every route module receives: the app's dependencies with defaults filled in, and its metrics. */
@@ -29,7 +35,7 @@ export type ApiApp = OpenAPIHono;
 /** A resource's routes (src/api/routes/<resource>.ts); add new modules to ROUTES. */
 export type RouteModule = (app: ApiApp, ctx: RouteContext) => void;
 
-const ROUTES: RouteModule[] = [healthRoutes, modelRoutes, detectRoutes];
+const ROUTES: RouteModule[] = [healthRoutes, modelRoutes, versionRoutes, detectRoutes];
 
 /**
  * The Hono app. Every route is declared with createRoute (zod request and response schemas, reused for the
@@ -42,6 +48,8 @@ export function createApp(deps: AppDeps): ApiApp {
     isReady: deps.isReady ?? (() => true),
     maxBodyBytes: deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     maxPixels: deps.maxPixels ?? DEFAULT_MAX_PIXELS,
+    registry: deps.registry ?? null,
+    apiKey: deps.apiKey ?? null,
     metrics: createServerMetrics(deps.pool),
   };
   const app = new OpenAPIHono({

@@ -68,6 +68,11 @@ export class Registry {
     return new Registry(store, options, state);
   }
 
+  /** Largest accepted ONNX file in bytes. */
+  get maxBytes(): number {
+    return this.options.maxBytes;
+  }
+
   /** Called with the version about to become active, before the pointer is persisted. */
   setActivator(activator: Activator): void {
     this.activator = activator;
@@ -178,8 +183,8 @@ export class Registry {
       metrics: options.metrics ?? null,
       nc: info.nc,
       names: info.names,
-      inputHeight: info.inputHeight,
-      inputWidth: info.inputWidth,
+      input_height: info.inputHeight,
+      input_width: info.inputWidth,
     });
     const model = this.state.get(name) ?? { name, active: null, versions: [] };
     model.versions.push(meta);
@@ -192,7 +197,13 @@ export class Registry {
     const model = this.state.get(meta.name)!;
     const previous = model.active;
     if (previous === meta.version) return meta;
-    await this.activator(meta, await this.read(meta.name, meta.version));
+    const bytes = await this.read(meta.name, meta.version);
+    try {
+      await this.activator(meta, bytes);
+    } catch (err) {
+      const why = (err as Error).message;
+      throw new RegistryError("invalid_model", `Cannot serve '${meta.name}' version ${meta.version}: ${why}`);
+    }
     await this.store.setActive(meta.name, meta.version);
     model.active = meta.version;
     this.emit({ type: "activated", meta, previous });

@@ -9,7 +9,7 @@ import { z } from "zod";
 /** Where a version came from. */
 export const SourceSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("upload") }),
-  z.object({ type: z.literal("finetune"), jobId: z.string() }),
+  z.object({ type: z.literal("finetune"), job_id: z.string() }),
   z.object({ type: z.literal("startup"), path: z.string() }),
 ]);
 export type Source = z.infer<typeof SourceSchema>;
@@ -29,8 +29,8 @@ export const VersionMetaSchema = z.object({
   /** What inspectYolo found, so listings need not parse the ONNX. */
   nc: z.number().int().positive(),
   names: z.array(z.string()),
-  inputHeight: z.number().int().positive().nullable(),
-  inputWidth: z.number().int().positive().nullable(),
+  input_height: z.number().int().positive().nullable(),
+  input_width: z.number().int().positive().nullable(),
 });
 export type VersionMeta = z.infer<typeof VersionMetaSchema>;
 

@@ -27,7 +27,7 @@ for (const [label, makeStore] of [["FsStore", null], ["MemoryStore", () => new M
       const a = tinyYolo({ seed: 1 });
       const v1 = await registry.add("det", a, upload);
       const v2 = await registry.add("det", tinyYolo({ seed: 2 }), {
-        source: { type: "finetune", jobId: "job-7" },
+        source: { type: "finetune", job_id: "job-7" },
         parent: 1,
         metrics: { map50: 0.5 },
       });
@@ -37,9 +37,9 @@ for (const [label, makeStore] of [["FsStore", null], ["MemoryStore", () => new M
       assert.deepEqual(v1.source, { type: "upload" });
       assert.deepEqual([v2.parent, v2.metrics, v2.source], [1, { map50: 0.5 }, {
         type: "finetune",
-        jobId: "job-7",
+        job_id: "job-7",
       }]);
-      assert.deepEqual([v1.nc, v1.names, v1.inputHeight], [2, ["class0", "class1"], 32]);
+      assert.deepEqual([v1.nc, v1.names, v1.input_height], [2, ["class0", "class1"], 32]);
       assert.ok(!Number.isNaN(Date.parse(v1.created)));
       assert.deepEqual(await registry.read("det", 1), a);
       assert.equal(registry.model("det").active, null);

@@ -1,0 +1,192 @@
+/**
+ * Model registry routes: upload a version, download one, activate (swap or roll back), delete, and list a
+ * model's versions with their meta. Mutations pass the auth guard first, then (upload) the body size limit.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { RegistryError, type RegistryErrorCode } from "../../registry/errors.ts";
+import type { Registry } from "../../registry/registry.ts";
+import { VersionMetaSchema } from "../../registry/store.ts";
+import type { RouteModule } from "../app.ts";
+import { ApiError, errorBody } from "../errors.ts";
+import { requireMutationAuth } from "../middleware/auth.ts";
+import { ErrorSchema, ModelNameParamSchema } from "../schemas.ts";
+
+const REGISTRY_STATUS: Record<RegistryErrorCode, ContentfulStatusCode> = {
+  not_found: 404,
+  conflict: 409,
+  invalid_model: 422,
+  too_large: 413,
+  invalid_name: 400,
+};
+
+/** Registry refusals become API errors with their status; anything else stays a 500. */
+async function mapped<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof RegistryError) throw new ApiError(REGISTRY_STATUS[err.code], err.code, err.message);
+    throw err;
+  }
+}
+
+const VersionMeta = VersionMetaSchema.openapi("VersionMeta");
+const VersionListSchema = z.object({
+  name: z.string(),
+  active: z.number().int().nullable(),
+  versions: z.array(VersionMeta),
+}).openapi("VersionList");
+const VersionParamsSchema = ModelNameParamSchema.extend({
+  version: z.coerce.number().int().positive().openapi({ param: { name: "version", in: "path" }, example: 2 }),
+});
+const FileParamsSchema = ModelNameParamSchema.extend({
+  file: z.string().regex(/^\d+\.onnx$/, "<version>.onnx").openapi({
+    param: { name: "file", in: "path" },
+    example: "2.onnx",
+  }),
+});
+const json = (schema: z.ZodType, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+const error = (description: string) => json(ErrorSchema, description);
+const security = [{ bearerAuth: [] }];
+
+const listRoute = createRoute({
+  method: "get",
+  path: "/v1/models/{name}/versions",
+  summary: "A model's versions with their meta, and which one is active",
+  request: { params: ModelNameParamSchema },
+  responses: { 200: json(VersionListSchema, "Versions, oldest first"), 404: error("Unknown model") },
+});
+
+const downloadRoute = createRoute({
+  method: "get",
+  path: "/v1/models/{name}/versions/{file}",
+  summary: "Download a version's ONNX file (`<version>.onnx`)",
+  request: { params: FileParamsSchema },
+  responses: {
+    200: {
+      description: "The ONNX file",
+      content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
+    },
+    404: error("Unknown model or version"),
+  },
+});
+
+export const versionRoutes: RouteModule = (app, ctx) => {
+  const registry: Registry | null = ctx.registry;
+  if (!registry) return;
+  const guard = requireMutationAuth({ apiKey: ctx.apiKey });
+  const limit = bodyLimit({
+    maxSize: registry.maxBytes,
+    onError: (c) =>
+      c.json(errorBody("too_large", `Model upload is over the limit of ${registry.maxBytes} bytes`), 413),
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer" });
+
+  const uploadRoute = createRoute({
+    method: "post",
+    path: "/v1/models/{name}",
+    summary: "Upload an ONNX YOLOv5 export as the model's next version",
+    middleware: [guard, limit] as const,
+    security,
+    request: {
+      params: ModelNameParamSchema,
+      query: z.object({
+        activate: z.enum(["true", "false"]).optional().openapi({
+          description: "Serve it at once (default false)",
+        }),
+      }),
+      body: {
+        required: true,
+        content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
+      },
+    },
+    responses: {
+      201: json(VersionMeta.extend({ active: z.boolean() }), "The stored version"),
+      400: error("Bad model name"),
+      401: error("Missing or wrong API key"),
+      403: error("No API key configured and the client is not on loopback"),
+      413: error("Upload over the size limit"),
+      422: error("Not an ONNX file, or not a YOLOv5 detector, or it failed to load"),
+    },
+  });
+
+  const activateRoute = createRoute({
+    method: "post",
+    path: "/v1/models/{name}/activate",
+    summary: "Serve another version (swap or roll back) without dropping requests",
+    middleware: [guard] as const,
+    security,
+    request: {
+      params: ModelNameParamSchema,
+      body: {
+        required: true,
+        content: { "application/json": { schema: z.object({ version: z.number().int().positive() }) } },
+      },
+    },
+    responses: {
+      200: json(VersionMeta, "Now active"),
+      401: error("Missing or wrong API key"),
+      403: error("No API key configured and the client is not on loopback"),
+      404: error("Unknown model or version"),
+      422: error("The version failed to load; the previous one keeps serving"),
+    },
+  });
+
+  const deleteRoute = createRoute({
+    method: "delete",
+    path: "/v1/models/{name}/versions/{version}",
+    summary: "Delete a version that is not active",
+    middleware: [guard] as const,
+    security,
+    request: { params: VersionParamsSchema },
+    responses: {
+      204: { description: "Deleted" },
+      401: error("Missing or wrong API key"),
+      403: error("No API key configured and the client is not on loopback"),
+      404: error("Unknown model or version"),
+      409: error("The version is active"),
+    },
+  });
+
+  app.openapi(listRoute, (c) => {
+    const { name } = c.req.valid("param");
+    return mapped(() => Promise.resolve(registry.model(name))).then((m) =>
+      c.json({ name: m.name, active: m.active, versions: m.versions }, 200)
+    );
+  });
+
+  app.openapi(downloadRoute, async (c) => {
+    const { name, file } = c.req.valid("param");
+    const version = parseInt(file, 10);
+    const bytes = await mapped(() => registry.read(name, version));
+    return c.body(bytes.buffer as ArrayBuffer, 200, {
+      "content-type": "application/octet-stream",
+      "content-disposition": `attachment; filename="${name}-v${version}.onnx"`,
+      "x-model-sha256": registry.version(name, version).sha256,
+    });
+  });
+
+  app.openapi(uploadRoute, async (c) => {
+    const { name } = c.req.valid("param");
+    const activate = c.req.valid("query").activate === "true";
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    const meta = await mapped(() => registry.add(name, bytes, { source: { type: "upload" }, activate }));
+    return c.json({ ...meta, active: activate }, 201);
+  });
+
+  app.openapi(activateRoute, async (c) => {
+    const { name } = c.req.valid("param");
+    const { version } = c.req.valid("json");
+    return c.json(await mapped(() => registry.activate(name, version)), 200);
+  });
+
+  app.openapi(deleteRoute, async (c) => {
+    const { name, version } = c.req.valid("param");
+    await mapped(() => registry.remove(name, version));
+    return c.body(null, 204);
+  });
+};

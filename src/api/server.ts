@@ -1,5 +1,6 @@
-import { basename, extname } from "node:path";
 import { createApp } from "./app.ts";
+import { resolveApiKey } from "./middleware/auth.ts";
+import { loadActiveModels, openServingRegistry } from "./registry_wiring.ts";
 import { DEFAULT_MODEL_PATH, type ServerConfig } from "../config/server.ts";
 import { ModelPool } from "../serving/pool.ts";
 import { selectBackend } from "../serving/select.ts";
@@ -20,22 +21,22 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const { backend, reason } = await selectBackend(config.backend);
   console.error(`kestrel: backend ${backend.name} (${reason})`);
   const pool = new ModelPool(backend, config.imgsz);
+  const registry = await openServingRegistry(config, pool);
   let ready = false;
   const app = createApp({
     pool,
     isReady: () => ready,
     maxBodyBytes: config.maxBodyBytes,
     maxPixels: config.maxPixels,
+    registry,
+    apiKey: resolveApiKey(config.apiKey),
   });
   const server = Deno.serve({ hostname: config.host, port: config.port, onListen: () => {} }, app.fetch);
   const { hostname, port } = server.addr;
   const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
-  const paths = config.models.length ? config.models : [DEFAULT_MODEL_PATH];
   const loading = (async () => {
-    for (const path of paths) {
-      const name = basename(path, extname(path));
-      const ref = await pool.swap(name, 1, await Deno.readFile(path));
-      console.error(`kestrel: serving ${ref.name} v${ref.version} from ${path} on ${backend.name}`);
+    for (const ref of await loadActiveModels(registry, pool, config.models, DEFAULT_MODEL_PATH)) {
+      console.error(`kestrel: serving ${ref.name} v${ref.version} from ${config.dataDir} on ${backend.name}`);
     }
     ready = true;
   })();

@@ -15,13 +15,17 @@ export const ServerConfigSchema = z.object({
   imgsz: z.coerce.number().int().positive().optional(),
   maxBodyBytes: z.coerce.number().int().positive().default(20 * 1024 * 1024),
   maxPixels: z.coerce.number().int().positive().default(DEFAULT_MAX_PIXELS),
+  /** Bearer key for mutating routes; KESTREL_API_KEY when absent (see resolveApiKey). */
+  apiKey: z.string().min(1).optional(),
+  /** Largest ONNX upload to the registry: 256 MiB fits every YOLOv5 size up to l in float32. */
+  maxModelBytes: z.coerce.number().int().positive().default(256 * 1024 * 1024),
 });
 
 export type ServerConfig = z.infer<typeof ServerConfigSchema>;
 
 export const SERVE_USAGE = "Usage: deno task start [--host 127.0.0.1] [--port 8000] [--model PATH]... " +
   "[--data-dir ./data] [--backend auto|webgpu|wasm|native] [--imgsz N] [--max-body-bytes 20971520] " +
-  "[--max-pixels 40000000]";
+  "[--max-pixels 40000000] [--api-key KEY] [--max-model-bytes 268435456]";
 
 /** Parses `deno task start` flags once, at the edge; throws an Error listing every bad flag. */
 export function parseServerArgs(args: string[]): ServerConfig {
@@ -36,6 +40,8 @@ export function parseServerArgs(args: string[]): ServerConfig {
       imgsz: { type: "string" },
       "max-body-bytes": { type: "string" },
       "max-pixels": { type: "string" },
+      "api-key": { type: "string" },
+      "max-model-bytes": { type: "string" },
     },
   });
   const parsed = ServerConfigSchema.safeParse({
@@ -47,6 +53,8 @@ export function parseServerArgs(args: string[]): ServerConfig {
     imgsz: values.imgsz,
     maxBodyBytes: values["max-body-bytes"],
     maxPixels: values["max-pixels"],
+    apiKey: values["api-key"],
+    maxModelBytes: values["max-model-bytes"],
   });
   if (!parsed.success) throw new Error(`${z.prettifyError(parsed.error)}\n${SERVE_USAGE}`);
   return parsed.data;

@@ -1,0 +1,289 @@
+/**
+ * The fine-tune job service the API and CLI call: submit, list, get, cancel and follow jobs. Jobs run one at a
+ * time per GPU adapter, the rest wait in submission order; each runs through a {@link Trainer}, reports
+ * progress, checkpoints through the service, and every state change is persisted before it is announced.
+ *
+ * @example
+ * ```ts
+ * const jobs = await JobService.open({ dataDir, trainer });
+ * const job = await jobs.submit({ model: "yolov5n", config: { epochs: 3 }, dataset: files });
+ * for await (const event of jobs.events(job.id)) console.log(event.job.status, event.job.progress.iteration);
+ * ```
+ * @module
+ */
+import { join } from "node:path";
+import { type FinetuneConfigInput, parseFinetuneConfig } from "../config/finetune.ts";
+import { MODEL_NAME } from "../registry/registry.ts";
+import { FsCheckpoints } from "./checkpoint.ts";
+import { JobRequestError } from "./errors.ts";
+import { type JobEvent, JobEventHub, type JobEventListener, streamEvents } from "./events.ts";
+import { DEFAULT_MAX_ATTEMPTS, recoverJob } from "./recover.ts";
+import { transition } from "./state.ts";
+import { type DatasetFile, JobStore } from "./store.ts";
+import { runAttempt } from "./run.ts";
+import type { Job, Trainer } from "./types.ts";
+
+export interface JobServiceOptions {
+  /** the server's data directory; jobs live in `<dataDir>/jobs` */
+  dataDir: string;
+  trainer: Trainer;
+  /** clock (tests pin it) */
+  now?: () => Date;
+  /** write progress to disk at most this often; status changes and checkpoints are written at once */
+  progressPersistMs?: number;
+  /** starts after which an interrupted job is failed instead of resumed */
+  maxAttempts?: number;
+  /** where recovery notes go (unreadable job directories, discarded partial uploads) */
+  log?: (message: string) => void;
+}
+
+export interface SubmitRequest {
+  model: string;
+  baseVersion?: number | null;
+  /** GPU adapter to train on (default "default"); one running job per adapter */
+  adapter?: string;
+  config: FinetuneConfigInput;
+  dataset: readonly DatasetFile[];
+}
+
+const DEFAULT_PROGRESS_PERSIST_MS = 2000;
+const SHUTDOWN = new DOMException("Server shutting down", "AbortError");
+
+export class JobService {
+  private readonly jobs = new Map<string, Job>();
+  private readonly hub = new JobEventHub();
+  private readonly running = new Map<
+    string,
+    { id: string; controller: AbortController; done: Promise<void> }
+  >();
+  private readonly writes = new Map<string, Promise<void>>();
+  private readonly lastPersist = new Map<string, number>();
+  private nextSeq = 0;
+  private closing = false;
+
+  private constructor(private readonly options: JobServiceOptions, private readonly store: JobStore) {}
+
+  /** Load the stored jobs, resume or fail the interrupted ones (see recover.ts), and start the queue. */
+  static async open(options: JobServiceOptions): Promise<JobService> {
+    const service = new JobService(options, new JobStore(join(options.dataDir, "jobs")));
+    const log = (m: string) => service.log(m);
+    const { jobs, unreadable, discardedStaging } = await service.store.loadAll();
+    for (const u of unreadable) log(`jobs: left unreadable job directory '${u.dir}' untouched: ${u.reason}`);
+    if (discardedStaging) {
+      log(`jobs: removed ${discardedStaging} upload(s) interrupted before they were accepted`);
+    }
+    for (const stored of jobs.sort((a, b) => a.seq - b.seq)) {
+      const job = await recoverJob(
+        service.store,
+        stored,
+        service.timestamp(),
+        options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+      );
+      if (job !== stored) await service.store.save(job);
+      service.jobs.set(job.id, job);
+      service.nextSeq = Math.max(service.nextSeq, job.seq + 1);
+    }
+    service.pump();
+    return service;
+  }
+
+  /** Store the dataset and a queued job; resolves once both are durable. */
+  async submit(request: SubmitRequest): Promise<Job> {
+    if (this.closing) throw new Error("The job service is shutting down");
+    if (!MODEL_NAME.test(request.model)) {
+      throw new JobRequestError("invalid", `Model name '${request.model}' must match ${MODEL_NAME}`);
+    }
+    if (request.dataset.length === 0) throw new JobRequestError("invalid", "The dataset is empty");
+    let config;
+    try {
+      config = parseFinetuneConfig(request.config, "request config");
+    } catch (err) {
+      throw new JobRequestError("invalid", (err as Error).message);
+    }
+    const job: Job = {
+      id: crypto.randomUUID(),
+      seq: this.nextSeq++,
+      model: request.model,
+      baseVersion: request.baseVersion ?? null,
+      adapter: request.adapter ?? "default",
+      config,
+      status: "queued",
+      createdAt: this.timestamp(),
+      startedAt: null,
+      finishedAt: null,
+      dataset: {
+        files: request.dataset.length,
+        bytes: request.dataset.reduce((s, f) => s + f.data.length, 0),
+      },
+      progress: {
+        epoch: 0,
+        epochs: config.epochs,
+        iteration: 0,
+        iterations: 0,
+        lossItems: null,
+        lr: null,
+        imagesPerSecond: null,
+        etaSeconds: null,
+        metrics: null,
+      },
+      resultVersion: null,
+      activated: null,
+      error: null,
+      attempts: 0,
+      checkpoint: null,
+    };
+    try {
+      await this.store.create(job, request.dataset);
+    } catch (err) {
+      if (err instanceof TypeError) throw new JobRequestError("invalid", err.message);
+      throw err;
+    }
+    this.jobs.set(job.id, job);
+    this.hub.publish({ type: "status", job });
+    this.pump();
+    return job;
+  }
+
+  /** Every job, oldest first. */
+  list(): Job[] {
+    return [...this.jobs.values()].sort((a, b) => a.seq - b.seq);
+  }
+
+  get(id: string): Job {
+    const job = this.jobs.get(id);
+    if (!job) throw new JobRequestError("not_found", `No job '${id}'`);
+    return job;
+  }
+
+  /**
+   * Cancel a job: a queued one at once, a running one by aborting its trainer (it ends `cancelled` when the
+   * trainer stops, between iterations). Throws `conflict` for a job that already finished.
+   */
+  async cancel(id: string): Promise<Job> {
+    const job = this.get(id);
+    const run = this.running.get(job.adapter);
+    if (job.status === "running" && run?.id === id) {
+      run.controller.abort(new DOMException(`Job ${id} was cancelled`, "AbortError"));
+      return job;
+    }
+    return await this.commit(transition(job, "cancelled", this.timestamp()));
+  }
+
+  /** Events of one job (ending after its terminal status) or of all jobs, starting with the current state. */
+  events(id?: string, signal?: AbortSignal): AsyncGenerator<JobEvent> {
+    const initial = id === undefined ? this.list() : [this.get(id)];
+    return streamEvents(this.hub, {
+      jobId: id,
+      initial: initial.map((job) => ({ type: "status", job })),
+      signal,
+    });
+  }
+
+  subscribe(listener: JobEventListener): () => void {
+    return this.hub.subscribe(listener);
+  }
+
+  /** Resolves when no job is running or queued (CLI runs, tests). */
+  async idle(): Promise<void> {
+    while (this.running.size > 0) await Promise.all([...this.running.values()].map((r) => r.done));
+    await Promise.all(this.writes.values());
+  }
+
+  /**
+   * Stop: abort running trainers without recording an outcome, so their records stay `running` and the next
+   * {@link open} resumes them exactly as after a crash.
+   */
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const run of this.running.values()) {
+      run.controller.abort(SHUTDOWN);
+    }
+    await this.idle();
+  }
+
+  private pump(): void {
+    if (this.closing) return;
+    for (const job of this.list()) {
+      if (job.status !== "queued" || this.running.has(job.adapter)) continue;
+      const controller = new AbortController();
+      const entry = { id: job.id, controller, done: Promise.resolve() };
+      this.running.set(job.adapter, entry);
+      entry.done = this.run(job, controller).catch((err) => this.log(`jobs: job ${job.id}: ${err}`)).finally(
+        () => {
+          this.running.delete(job.adapter);
+          this.pump();
+        },
+      );
+    }
+  }
+
+  private async run(job: Job, controller: AbortController): Promise<void> {
+    const started = await this.commit(transition(job, "running", this.timestamp(), { error: null }));
+    const outcome = await runAttempt(this.options.trainer, started, {
+      signal: controller.signal,
+      now: () => this.now().getTime(),
+      datasetDir: this.store.datasetDir(job.id),
+      workDir: this.store.workDir(job.id),
+      checkpoints: (onSaved) => new FsCheckpoints(this.store.checkpointDir(job.id), onSaved),
+      current: () => this.get(job.id),
+      update: (next, durable) => durable ? this.commit(next, "progress") : this.progress(next),
+    });
+    const cancelled = controller.signal.aborted && controller.signal.reason !== SHUTDOWN;
+    const at = this.timestamp();
+    const current = this.get(job.id);
+    if (!outcome.ok) {
+      // A shutdown leaves the record `running`, exactly as a crash would, so the next open() resumes it.
+      if (controller.signal.reason === SHUTDOWN) return;
+      const next = cancelled
+        ? transition(current, "cancelled", at)
+        : transition(current, "failed", at, { error: { code: "trainer", message: outcome.error } });
+      await this.commit(next);
+      return;
+    }
+    const { resultVersion, activated, metrics } = outcome.result;
+    const progress = { ...current.progress, metrics: metrics ?? current.progress.metrics };
+    await this.commit(
+      transition(current, cancelled ? "cancelled" : "succeeded", at, { resultVersion, activated, progress }),
+    );
+  }
+
+  /** Record, persist (awaited) and announce a change. */
+  private async commit(job: Job, type: JobEvent["type"] = "status"): Promise<Job> {
+    this.jobs.set(job.id, job);
+    await this.persist(job.id);
+    this.hub.publish({ type, job });
+    return job;
+  }
+
+  /** Record and announce progress at once; persist it at most every `progressPersistMs`. */
+  private progress(job: Job): Promise<Job> {
+    this.jobs.set(job.id, job);
+    this.hub.publish({ type: "progress", job });
+    const now = this.now().getTime();
+    const every = this.options.progressPersistMs ?? DEFAULT_PROGRESS_PERSIST_MS;
+    if (now - (this.lastPersist.get(job.id) ?? -Infinity) >= every) void this.persist(job.id).catch(() => {});
+    return Promise.resolve(job);
+  }
+
+  /** Writes of one job run in order, each writing the newest record, so a stale one never lands last. */
+  private persist(id: string): Promise<void> {
+    this.lastPersist.set(id, this.now().getTime());
+    const write = (this.writes.get(id) ?? Promise.resolve()).catch(() => {}).then(() =>
+      this.store.save(this.get(id))
+    );
+    this.writes.set(id, write);
+    return write;
+  }
+
+  private log(message: string): void {
+    (this.options.log ?? console.warn)(message);
+  }
+
+  private now(): Date {
+    return this.options.now?.() ?? new Date();
+  }
+
+  private timestamp(): string {
+    return this.now().toISOString();
+  }
+}

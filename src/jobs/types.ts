@@ -1,0 +1,116 @@
+/**
+ * The fine-tune job record (what `GET /v1/jobs/{id}` shows and `job.json` stores) and the {@link Trainer}
+ * contract the queue drives. The record is plain JSON so it persists and travels over HTTP/SSE unchanged; its zod
+ * schema validates records read back from disk and can describe API responses.
+ * @module
+ */
+import { z } from "zod";
+import { FinetuneConfigSchema } from "../config/finetune.ts";
+
+export const JobStatusSchema = z.enum(["queued", "running", "succeeded", "failed", "cancelled"]);
+export type JobStatus = z.infer<typeof JobStatusSchema>;
+
+/** Statuses a job never leaves. */
+export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(["succeeded", "failed", "cancelled"]);
+
+const triple = z.tuple([z.number(), z.number(), z.number()]);
+
+/** Where training stands. Counts are of completed work; everything unknown is null. */
+export const JobProgressSchema = z.object({
+  /** epoch being trained (0-based, as train.py counts) */
+  epoch: z.number().int().min(0),
+  epochs: z.number().int().positive(),
+  /** iterations (batches) completed over the whole job */
+  iteration: z.number().int().min(0),
+  /** iterations the whole job takes (batches per epoch x epochs); 0 until the trainer has read the dataset */
+  iterations: z.number().int().min(0),
+  /** box, objectness and class loss as train.py logs them (after gains, before x batch size) */
+  lossItems: triple.nullable(),
+  /** learning rate per parameter group (biases, weights, norm weights) */
+  lr: triple.nullable(),
+  imagesPerSecond: z.number().nullable(),
+  /** seconds left, extrapolated from this attempt's iteration rate */
+  etaSeconds: z.number().nullable(),
+  /** evaluation results so far, e.g. `map50`, `map50_95`, `base_map50_95` */
+  metrics: z.record(z.string(), z.number()).nullable(),
+});
+export type JobProgress = z.infer<typeof JobProgressSchema>;
+
+export const JobFailureSchema = z.object({
+  /** `trainer` (the trainer threw), `interrupted` (lost to a restart and not resumable), `dataset` */
+  code: z.string(),
+  message: z.string(),
+});
+export type JobFailure = z.infer<typeof JobFailureSchema>;
+
+/** One fine-tune job. Times are ISO 8601 strings. */
+export const JobSchema = z.object({
+  id: z.string(),
+  /** FIFO position among all jobs ever submitted to this data dir */
+  seq: z.number().int().min(0),
+  /** registry model name the job fine-tunes */
+  model: z.string(),
+  /** registry version the job starts from, when known */
+  baseVersion: z.number().int().positive().nullable(),
+  /** the GPU adapter (device) the job trains on; one running job per adapter */
+  adapter: z.string(),
+  config: FinetuneConfigSchema,
+  status: JobStatusSchema,
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+  /** uploaded dataset, stored beside the record */
+  dataset: z.object({ files: z.number().int().min(0), bytes: z.number().int().min(0) }),
+  progress: JobProgressSchema,
+  /** registry version holding the result (the EMA weights), once published */
+  resultVersion: z.number().int().positive().nullable(),
+  /** whether the result became the active version (per `config.activate`) */
+  activated: z.boolean().nullable(),
+  error: JobFailureSchema.nullable(),
+  /** times training started; more than 1 after resuming from a restart */
+  attempts: z.number().int().min(0),
+  /** the last durable checkpoint: epochs completed when it was taken */
+  checkpoint: z.object({ epoch: z.number().int().min(0), savedAt: z.string() }).nullable(),
+});
+export type Job = z.infer<typeof JobSchema>;
+
+/** A trainer's state at the end of an epoch, opaque to the queue. */
+export interface Checkpoint {
+  /** epochs completed; training resumes at this epoch index */
+  epoch: number;
+  /** the trainer's serialised state (weights, EMA, optimizer moments, RNG, ...) */
+  state: Uint8Array;
+}
+
+/** Durable checkpoint storage of one job. */
+export interface CheckpointHooks {
+  /** The checkpoint of an earlier attempt, or null to start from scratch. Throws if it exists but is damaged. */
+  load(): Promise<Checkpoint | null>;
+  /** Persist a checkpoint; when this resolves, a restart resumes from it. */
+  save(checkpoint: Checkpoint): Promise<void>;
+}
+
+/** What a trainer reports; fields left out keep their previous value. */
+export type TrainerProgress = Partial<Omit<JobProgress, "etaSeconds">>;
+
+export interface TrainerContext {
+  /** Aborted on cancel or shutdown; the trainer stops between iterations and rejects with `signal.reason`. */
+  signal: AbortSignal;
+  onProgress(progress: TrainerProgress): void;
+  checkpoint: CheckpointHooks;
+  /** the uploaded dataset (YOLO layout: images/, labels/, optionally val/) */
+  datasetDir: string;
+  /** a directory of this job's own for outputs (last.onnx, ema.onnx, trace.jsonl) */
+  workDir: string;
+}
+
+export interface TrainerResult {
+  resultVersion: number | null;
+  activated: boolean | null;
+  metrics: Record<string, number> | null;
+}
+
+/** Runs one fine-tune (training loop, evaluation, publishing the result) for the queue. */
+export interface Trainer {
+  run(job: Readonly<Job>, context: TrainerContext): Promise<TrainerResult>;
+}

@@ -1,0 +1,79 @@
+import assert from "node:assert/strict";
+import { applyOverrides, parseFinetuneConfig } from "../../src/config/finetune.ts";
+
+const SCENARIO = "../shared/golden/finetune-sgd/scenario.json";
+const scenario = JSON.parse(await Deno.readTextFile(SCENARIO));
+
+Deno.test("parseFinetuneConfig() reads the golden scenario.json unchanged", () => {
+  const config = parseFinetuneConfig(scenario, SCENARIO);
+  for (const key of Object.keys(scenario).filter((k) => k !== "hyp")) {
+    assert.deepEqual(config[key as keyof typeof config], scenario[key], key);
+  }
+  for (const [key, value] of Object.entries(scenario.hyp)) {
+    assert.equal(config.hyp[key as keyof typeof config.hyp], value, key);
+  }
+});
+
+Deno.test("parseFinetuneConfig() defaults: hyp.scratch-low (spec §8.2), train.py's CLI options", () => {
+  const config = parseFinetuneConfig({});
+  // The scenario's hyp block is hyp.scratch-low.yaml before scaling (shared/README.md).
+  for (const [key, value] of Object.entries(scenario.hyp)) {
+    assert.equal(config.hyp[key as keyof typeof config.hyp], value, key);
+  }
+  // The augmentation rows of spec §8.2's table.
+  assert.deepEqual(
+    [
+      config.hyp.hsv_h,
+      config.hyp.hsv_s,
+      config.hyp.hsv_v,
+      config.hyp.degrees,
+      config.hyp.translate,
+      config.hyp.scale,
+    ],
+    [0.015, 0.7, 0.4, 0.0, 0.1, 0.5],
+  );
+  assert.deepEqual(
+    [config.hyp.shear, config.hyp.perspective, config.hyp.flipud, config.hyp.fliplr, config.hyp.mosaic],
+    [0.0, 0.0, 0.0, 0.5, 1.0],
+  );
+  assert.deepEqual([config.hyp.mixup, config.hyp.copy_paste], [0.0, 0.0]);
+  // Spec §8.2 CLI defaults, §3.1 nbs, §4 clip norm, §5 EMA.
+  assert.deepEqual(
+    [config.epochs, config.batch_size, config.imgsz, config.optimizer, config.cos_lr, config.label_smoothing],
+    [100, 16, 640, "SGD", false, 0],
+  );
+  assert.deepEqual([config.nbs, config.max_grad_norm, config.ema, config.freeze], [64, 10, {
+    decay: 0.9999,
+    tau: 2000,
+  }, 0]);
+  assert.equal(config.activate, "if_better");
+});
+
+Deno.test("parseFinetuneConfig() lists every offending key and rejects unknown ones", () => {
+  assert.throws(
+    () =>
+      parseFinetuneConfig(
+        { epoch: 3, imgsz: 100, optimizer: "sgd", hyp: { lr0: -1 }, ema: { decay: 1 } },
+        "a.json",
+      ),
+    (err: Error) =>
+      err instanceof TypeError && /'a\.json'/.test(err.message) &&
+      ["imgsz", "optimizer", "hyp.lr0", "ema.decay", '"epoch"'].every((k) => err.message.includes(k)),
+  );
+  assert.deepEqual(parseFinetuneConfig({ freeze: [0, 1, 2] }).freeze, [0, 1, 2]);
+  assert.throws(() => parseFinetuneConfig({ activate: "sometimes" }), /activate/);
+});
+
+Deno.test("applyOverrides() sets nested keys from flag strings, typed by JSON", () => {
+  const raw = applyOverrides(scenario, {
+    epochs: "3",
+    "hyp.lr0": "0.02",
+    "ema.tau": "10",
+    optimizer: "AdamW",
+  });
+  const config = parseFinetuneConfig(raw);
+  assert.deepEqual([config.epochs, config.hyp.lr0, config.ema.tau, config.optimizer], [3, 0.02, 10, "AdamW"]);
+  assert.equal(scenario.epochs, 5, "the input object is left alone");
+  assert.throws(() => parseFinetuneConfig(applyOverrides({}, { epochs: "three" })), /epochs/);
+  assert.throws(() => applyOverrides({ imgsz: 320 }, { "imgsz.x": "1" }), /imgsz/);
+});

@@ -1,0 +1,284 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { JobRequestError } from "../../src/jobs/errors.ts";
+import type { JobEvent } from "../../src/jobs/events.ts";
+import { JobService, type SubmitRequest } from "../../src/jobs/service.ts";
+import type { DatasetFile } from "../../src/jobs/store.ts";
+import { ITERATIONS_PER_EPOCH, TestTrainer } from "./_test_trainer.ts";
+
+const DATASET: DatasetFile[] = [
+  { path: "images/a.png", data: new Uint8Array([137, 80, 78, 71, 1, 2, 3]) },
+  { path: "labels/a.txt", data: new TextEncoder().encode("0 0.5 0.5 0.2 0.2\n") },
+];
+
+function request(overrides: Partial<SubmitRequest> = {}): SubmitRequest {
+  return { model: "yolov5n", config: { epochs: 2, batch_size: 2 }, dataset: DATASET, ...overrides };
+}
+
+/** A clock that moves 100 ms every time it is read, so rates and ETAs are always defined. */
+function tickingClock(): () => Date {
+  let t = Date.UTC(2026, 0, 1);
+  return () => new Date(t += 100);
+}
+
+async function withService(
+  fn: (ctx: { dataDir: string; trainer: TestTrainer; service: JobService }) => Promise<void>,
+  options: { progressPersistMs?: number } = {},
+): Promise<void> {
+  const dataDir = await Deno.makeTempDir();
+  const trainer = new TestTrainer();
+  const service = await JobService.open({ dataDir, trainer, log: () => {}, now: tickingClock(), ...options });
+  try {
+    await fn({ dataDir, trainer, service });
+  } finally {
+    await service.close();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+}
+
+async function collect(events: AsyncIterable<JobEvent>): Promise<JobEvent[]> {
+  const out: JobEvent[] = [];
+  for await (const event of events) out.push(event);
+  return out;
+}
+
+async function readRecord(dataDir: string, id: string): Promise<unknown> {
+  return JSON.parse(await Deno.readTextFile(join(dataDir, "jobs", id, "job.json")));
+}
+
+Deno.test("JobService runs a submitted job to succeeded, streaming progress and persisting record and dataset", async () => {
+  await withService(async ({ dataDir, service }) => {
+    const events: JobEvent[] = [];
+    const unsubscribe = service.subscribe((e) => events.push(e));
+    const job = await service.submit(request());
+    assert.equal(job.status, "queued");
+    const streamed = await collect(service.events(job.id));
+    unsubscribe();
+    assert.equal(streamed[streamed.length - 1].job.status, "succeeded");
+    const statuses = events.filter((e) => e.type === "status").map((e) => e.job.status);
+    assert.deepEqual(statuses.filter((s, i) => s !== statuses[i - 1]), ["queued", "running", "succeeded"]);
+    const iterations = events.filter((e) => e.type === "progress").map((e) => e.job.progress.iteration);
+    assert.ok(iterations.length > 0 && iterations.every((n, i) => i === 0 || n >= iterations[i - 1]));
+
+    const done = service.get(job.id);
+    const total = 2 * ITERATIONS_PER_EPOCH;
+    assert.equal(done.status, "succeeded");
+    assert.deepEqual([done.progress.iteration, done.progress.iterations, done.progress.epochs], [
+      total,
+      total,
+      2,
+    ]);
+    assert.deepEqual(done.progress.lossItems, [1 / total, 2 / total, 3 / total]);
+    assert.equal(done.progress.etaSeconds, 0);
+    assert.deepEqual([done.resultVersion, done.activated, done.progress.metrics], [2, true, {
+      map50_95: total / 100,
+    }]);
+    assert.deepEqual(done.checkpoint?.epoch, 2);
+    assert.deepEqual([done.attempts, done.error], [1, null]);
+    await service.idle();
+    assert.deepEqual(await readRecord(dataDir, job.id), done);
+    for (const file of DATASET) {
+      assert.deepEqual(await Deno.readFile(join(dataDir, "jobs", job.id, "dataset", file.path)), file.data);
+    }
+  });
+});
+
+Deno.test("JobService runs one job at a time per adapter, in submission order, adapters in parallel", async () => {
+  await withService(async ({ trainer, service }) => {
+    const gate = trainer.holdAt(0);
+    const a = await service.submit(request({ adapter: "gpu0" }));
+    const b = await service.submit(request({ adapter: "gpu0" }));
+    const c = await service.submit(request({ adapter: "gpu0" }));
+    const other = await service.submit(request({ adapter: "gpu1" }));
+    await gate.reached;
+    await collect(service.events(other.id));
+    assert.deepEqual([a, b, c].map((j) => service.get(j.id).status), ["running", "queued", "queued"]);
+    gate.release();
+    await service.idle();
+    assert.deepEqual(trainer.calls.map((call) => call.jobId), [a.id, other.id, b.id, c.id]);
+    assert.equal(trainer.maxActivePerAdapter, 1);
+    assert.deepEqual(service.list().map((j) => j.status), [
+      "succeeded",
+      "succeeded",
+      "succeeded",
+      "succeeded",
+    ]);
+  });
+});
+
+Deno.test("JobService.cancel() cancels queued jobs at once, aborts running ones, refuses finished ones", async () => {
+  await withService(async ({ dataDir, trainer, service }) => {
+    const gate = trainer.holdAt(1);
+    const running = await service.submit(request());
+    const queued = await service.submit(request());
+    await gate.reached;
+    assert.equal((await service.cancel(queued.id)).status, "cancelled");
+    await service.cancel(running.id);
+    const events = await collect(service.events(running.id));
+    assert.equal(events[events.length - 1].job.status, "cancelled");
+    await service.idle();
+    assert.deepEqual(trainer.calls.map((c) => c.jobId), [running.id]);
+    assert.equal(service.get(running.id).progress.iteration, 1);
+    assert.equal((await readRecord(dataDir, queued.id) as { status: string }).status, "cancelled");
+    await assert.rejects(
+      service.cancel(queued.id),
+      (e) => e instanceof JobRequestError && e.code === "conflict",
+    );
+    assert.throws(() => service.get("nope"), (e) => e instanceof JobRequestError && e.code === "not_found");
+  });
+});
+
+Deno.test("JobService marks a job failed with the trainer's error and moves on to the next", async () => {
+  await withService(async ({ trainer, service }) => {
+    trainer.failAt = { iteration: 4, message: "Cannot decode image 'images/a.png'" };
+    const bad = await service.submit(request());
+    const next = await service.submit(request({ config: { epochs: 1 } }));
+    await service.idle();
+    const failed = service.get(bad.id);
+    assert.equal(failed.status, "failed");
+    assert.deepEqual(failed.error, { code: "trainer", message: "Cannot decode image 'images/a.png'" });
+    assert.equal(failed.progress.iteration, 4);
+    assert.equal(service.get(next.id).status, "succeeded");
+  });
+});
+
+Deno.test("JobService writes progress at most every progressPersistMs but checkpoints at once", async () => {
+  await withService(async ({ dataDir, trainer, service }) => {
+    const gate = trainer.holdAt(ITERATIONS_PER_EPOCH + 1);
+    const job = await service.submit(request());
+    await gate.reached;
+    const onDisk = await readRecord(dataDir, job.id) as {
+      progress: { iteration: number };
+      checkpoint: unknown;
+    };
+    assert.equal(service.get(job.id).progress.iteration, ITERATIONS_PER_EPOCH + 1);
+    assert.equal(onDisk.progress.iteration, ITERATIONS_PER_EPOCH);
+    assert.deepEqual(onDisk.checkpoint, service.get(job.id).checkpoint);
+    gate.release();
+  }, { progressPersistMs: 1e9 });
+});
+
+Deno.test("JobService.submit() rejects bad requests without storing anything", async () => {
+  await withService(async ({ dataDir, service }) => {
+    const invalid = (e: unknown) => e instanceof JobRequestError && e.code === "invalid";
+    await assert.rejects(service.submit(request({ model: "../etc" })), invalid);
+    await assert.rejects(service.submit(request({ dataset: [] })), invalid);
+    await assert.rejects(service.submit(request({ config: { epochs: 0 } })), /epochs/);
+    await assert.rejects(
+      service.submit(request({ dataset: [{ path: "../x.txt", data: new Uint8Array(1) }] })),
+      invalid,
+    );
+    await assert.rejects(
+      service.submit(request({ dataset: [{ path: "/abs.txt", data: new Uint8Array(1) }] })),
+      invalid,
+    );
+    assert.deepEqual(service.list(), []);
+    const stored = await Array.fromAsync(Deno.readDir(join(dataDir, "jobs"))).catch(() => []);
+    assert.deepEqual(stored, []);
+  });
+});
+
+Deno.test("JobService resumes a job interrupted by a restart from its last checkpoint", async () => {
+  const dataDir = await Deno.makeTempDir();
+  try {
+    const first = new TestTrainer();
+    const gate = first.holdAt(ITERATIONS_PER_EPOCH + 1); // mid-way through epoch 1, after epoch 0's checkpoint
+    let service = await JobService.open({ dataDir, trainer: first, log: () => {} });
+    const job = await service.submit(request({ config: { epochs: 3 } }));
+    const waiting = await service.submit(request({ config: { epochs: 1 } }));
+    await gate.reached;
+    await service.close(); // leaves the records exactly as a crash would
+    assert.equal((await readRecord(dataDir, job.id) as { status: string }).status, "running");
+
+    const second = new TestTrainer();
+    service = await JobService.open({ dataDir, trainer: second, log: () => {} });
+    await service.idle();
+    assert.deepEqual(second.calls.map((c) => [c.jobId, c.startEpoch, c.startIterations]), [
+      [job.id, 1, ITERATIONS_PER_EPOCH],
+      [waiting.id, 0, 0],
+    ]);
+    const resumed = service.get(job.id);
+    assert.deepEqual([resumed.status, resumed.attempts, resumed.progress.iteration], [
+      "succeeded",
+      2,
+      3 * ITERATIONS_PER_EPOCH,
+    ]);
+    assert.equal(resumed.progress.metrics?.map50_95, (3 * ITERATIONS_PER_EPOCH) / 100);
+    await service.close();
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test("JobService fails a job it cannot resume after a restart and says why", async () => {
+  const dataDir = await Deno.makeTempDir();
+  const open = (trainer: TestTrainer, maxAttempts?: number) =>
+    JobService.open({ dataDir, trainer, log: () => {}, maxAttempts });
+  try {
+    // 1. a damaged checkpoint
+    const first = new TestTrainer();
+    const gateA = first.holdAt(ITERATIONS_PER_EPOCH + 1);
+    let service = await open(first);
+    const damaged = await service.submit(request({ config: { epochs: 3 } }));
+    await gateA.reached;
+    await service.close();
+    const checkpointDir = join(dataDir, "jobs", damaged.id, "checkpoint");
+    for await (const entry of Deno.readDir(checkpointDir)) {
+      if (entry.name.endsWith(".bin")) {
+        await Deno.writeFile(join(checkpointDir, entry.name), new Uint8Array([1]));
+      }
+    }
+    // 2. too many interruptions, 3. a queued job whose upload disappeared
+    const second = new TestTrainer();
+    const gateB = second.holdAt(0);
+    service = await open(second);
+    const failed = service.get(damaged.id);
+    assert.deepEqual([failed.status, failed.error?.code], ["failed", "interrupted"]);
+    assert.match(
+      failed.error?.message ?? "",
+      /after the checkpoint of epoch 1.*checkpoint cannot be read.*damaged/,
+    );
+    assert.deepEqual(await readRecord(dataDir, damaged.id), failed);
+    const retried = await service.submit(request());
+    const lost = await service.submit(request());
+    await gateB.reached;
+    await service.close();
+    await Deno.remove(join(dataDir, "jobs", lost.id, "dataset"), { recursive: true });
+
+    service = await open(new TestTrainer(), 1);
+    assert.deepEqual(service.list().map((j) => [j.status, j.error?.code]), [
+      ["failed", "interrupted"],
+      ["failed", "interrupted"],
+      ["failed", "dataset"],
+    ]);
+    assert.match(service.get(retried.id).error?.message ?? "", /before any checkpoint.*interrupted 1 times/);
+    await service.close();
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test("JobService.open() keeps queued jobs queued and drops uploads that were never acknowledged", async () => {
+  const dataDir = await Deno.makeTempDir();
+  try {
+    const trainer = new TestTrainer();
+    const gate = trainer.holdAt(0);
+    let service = await JobService.open({ dataDir, trainer, log: () => {} });
+    const running = await service.submit(request());
+    const queued = await service.submit(request());
+    await gate.reached;
+    await service.close();
+    await Deno.mkdir(join(dataDir, "jobs", ".staging-partial", "dataset"), { recursive: true });
+    const notes: string[] = [];
+    const second = new TestTrainer();
+    service = await JobService.open({ dataDir, trainer: second, log: (m) => notes.push(m) });
+    await service.idle();
+    assert.deepEqual(second.calls.map((c) => c.jobId), [running.id, queued.id]);
+    assert.deepEqual(service.list().map((j) => j.status), ["succeeded", "succeeded"]);
+    assert.match(notes.join("\n"), /removed 1 upload/);
+    await assert.rejects(Deno.stat(join(dataDir, "jobs", ".staging-partial")), Deno.errors.NotFound);
+    await service.close();
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});

@@ -60,7 +60,11 @@ export function nonMaxSuppression(pred: Float32Array, nc: number, opts: NmsOptio
   return keep.slice(0, opts.maxDet).map((i) => cand[i]);
 }
 
-/** torchvision `nms` over boxes offset by cls·offset; `dets` sorted by confidence descending. Returns kept indices. */
+/**
+ * torchvision `nms` over boxes offset by cls·offset; `dets` sorted by confidence descending. Returns kept indices.
+ * The IoU is float32 (torchvision's scalar_t) compared with the double threshold, so an IoU of exactly 0.6 is
+ * float32(0.6) = 0.60000002 and IS suppressed at iou 0.6; src/serving/nms.ts divides in double and keeps it.
+ */
 export function greedyNms(dets: readonly Detection[], offset: number, iouThres: number): number[] {
   const n = dets.length;
   const boxes = new Float32Array(n * 4);

@@ -1,0 +1,83 @@
+/**
+ * YOLOv5's augment_hsv and flips on 8-bit planar RGB. HSV follows OpenCV's 8-bit conversions (H in 0..179 via the
+ * fixed-point division tables of cv::RGB2HSV_b, back through the float HSV2RGB): gains r = U(−1, 1)·[h, s, v] + 1
+ * build the three LUTs hue (x·r mod 180), saturation and value (x·r clipped to 255), truncated to uint8 as
+ * NumPy's astype does.
+ */
+import type { PlanarImage } from "./images.ts";
+import type { Rng } from "./rng.ts";
+
+const HSV_SHIFT = 12;
+const SDIV = Int32Array.from({ length: 256 }, (_, i) => (i ? Math.round((255 << HSV_SHIFT) / i) : 0));
+const HDIV = Int32Array.from({ length: 256 }, (_, i) => (i ? Math.round((180 << HSV_SHIFT) / (6 * i)) : 0));
+const SECTORS = [[1, 3, 0], [1, 0, 2], [3, 0, 1], [0, 2, 1], [0, 1, 3], [2, 1, 0]];
+const f = Math.fround;
+
+export function augmentHsv(img: PlanarImage, hgain: number, sgain: number, vgain: number, rng: Rng): void {
+  if (!hgain && !sgain && !vgain) return;
+  const r = [hgain, sgain, vgain].map((g) => rng.uniform(-1, 1) * g + 1);
+  const lutH = new Uint8Array(256), lutS = new Uint8Array(256), lutV = new Uint8Array(256);
+  for (let x = 0; x < 256; x++) {
+    lutH[x] = Math.trunc((x * r[0]) % 180);
+    lutS[x] = Math.trunc(Math.min(Math.max(x * r[1], 0), 255));
+    lutV[x] = Math.trunc(Math.min(Math.max(x * r[2], 0), 255));
+  }
+  const plane = img.width * img.height;
+  const d = img.data;
+  for (let p = 0; p < plane; p++) {
+    const [red, green, blue] = [d[p], d[plane + p], d[2 * plane + p]];
+    const [h, s, v] = rgbToHsv(red, green, blue);
+    const [r2, g2, b2] = hsvToRgb(lutH[h], lutS[s], lutV[v]);
+    d[p] = r2;
+    d[plane + p] = g2;
+    d[2 * plane + p] = b2;
+  }
+}
+
+/** cv::RGB2HSV_b (hrange 180). */
+function rgbToHsv(r: number, g: number, b: number): [number, number, number] {
+  const v = Math.max(r, g, b);
+  const diff = v - Math.min(r, g, b);
+  const s = (diff * SDIV[v] + (1 << (HSV_SHIFT - 1))) >> HSV_SHIFT;
+  let h = v === r ? g - b : v === g ? b - r + 2 * diff : r - g + 4 * diff;
+  h = (h * HDIV[diff] + (1 << (HSV_SHIFT - 1))) >> HSV_SHIFT;
+  if (h < 0) h += 180;
+  return [h, s, v];
+}
+
+/** cv::HSV2RGB_b: to float, sector formula, back with rounding. */
+function hsvToRgb(h8: number, s8: number, v8: number): [number, number, number] {
+  const s = f(s8 / 255), v = f(v8 / 255);
+  let r = v, g = v, b = v;
+  if (s !== 0) {
+    let h = f(h8 * f(6 / 180));
+    while (h >= 6) h -= 6;
+    let sector = Math.floor(h);
+    h = f(h - sector);
+    if (sector < 0 || sector >= 6) sector = 0, h = 0;
+    const tab = [v, f(v * f(1 - s)), f(v * f(1 - f(s * h))), f(v * f(1 - f(s * f(1 - h))))];
+    [b, g, r] = SECTORS[sector].map((k) => tab[k]);
+  }
+  return [r, g, b].map((c) => Math.min(255, Math.max(0, Math.round(c * 255)))) as [number, number, number];
+}
+
+/** Mirrors the image left-right and its normalised [cls, cx, cy, w, h] rows (x -> 1 − x). */
+export function flipLr(img: PlanarImage, labels: Float32Array): void {
+  const { width: w, height: h, data } = img;
+  for (let row = 0; row < 3 * h; row++) data.subarray(row * w, row * w + w).reverse();
+  for (let o = 0; o < labels.length; o += 5) labels[o + 1] = Math.fround(1 - labels[o + 1]);
+}
+
+/** Mirrors the image top-bottom and its rows (y -> 1 − y). */
+export function flipUd(img: PlanarImage, labels: Float32Array): void {
+  const { width: w, height: h, data } = img;
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < h >> 1; y++) {
+      const a = (c * h + y) * w, b = (c * h + h - 1 - y) * w;
+      const top = data.slice(a, a + w);
+      data.copyWithin(a, b, b + w);
+      data.set(top, b);
+    }
+  }
+  for (let o = 0; o < labels.length; o += 5) labels[o + 2] = Math.fround(1 - labels[o + 2]);
+}

@@ -1,0 +1,107 @@
+/**
+ * Training images: decoded with src/image's decoder and letterboxed once to the square imgsz input with its
+ * letterbox (INTER_LINEAR, pad 114), then cached as 8-bit planes (3·imgsz² bytes each) for every later epoch.
+ * Box conversions follow YOLOv5's float32 label arithmetic (xywhn2xy with the float pad, xyxy2xywhn clipped to
+ * [0, size − 1e-3]).
+ *
+ * Differences from YOLOv5's load_image + letterbox, which only matter when an image is not already imgsz: the
+ * resized size is round(w·r) where load_image uses ceil(w·r), and shrinking is bilinear where load_image uses
+ * INTER_AREA without augmentation.
+ */
+import { decodeImage } from "../../image/decode.ts";
+import { type Letterbox, letterbox } from "../../image/letterbox.ts";
+import type { Sample } from "./dataset.ts";
+
+/** An 8-bit image stored channel-planar (RGB planes), like the NCHW tensor it becomes. */
+export interface PlanarImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+export interface LoadedImage {
+  square: PlanarImage;
+  box: Letterbox;
+}
+
+const f = Math.fround;
+const UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
+
+export class ImageStore {
+  private readonly cache = new Map<string, LoadedImage>();
+
+  constructor(readonly imgsz: number) {}
+
+  async load(sample: Sample): Promise<LoadedImage> {
+    const hit = this.cache.get(sample.imagePath);
+    if (hit) return hit;
+    const { tensor, box } = letterbox(await decodeImage(await Deno.readFile(sample.imagePath)), this.imgsz);
+    const data = new Uint8Array(tensor.length);
+    for (let i = 0; i < data.length; i++) data[i] = Math.round(tensor[i] * 255);
+    const loaded = { square: { width: this.imgsz, height: this.imgsz, data }, box };
+    this.cache.set(sample.imagePath, loaded);
+    return loaded;
+  }
+}
+
+/** The resized image without its padding: YOLOv5's load_image (long side = imgsz). */
+export function unpadded({ square, box }: LoadedImage): PlanarImage {
+  const data = new Uint8Array(3 * box.width * box.height);
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < box.height; y++) {
+      const src = c * square.width * square.height + (box.top + y) * square.width + box.left;
+      data.set(square.data.subarray(src, src + box.width), (c * box.height + y) * box.width);
+    }
+  }
+  return { width: box.width, height: box.height, data };
+}
+
+/** Writes `img` as float32 /255 planes into `out` at `offset` (the torch `imgs.float() / 255`). */
+export function writeTensor(img: PlanarImage, out: Float32Array, offset: number): void {
+  for (let i = 0; i < img.data.length; i++) out[offset + i] = UNIT[img.data[i]];
+}
+
+/** xywhn2xy: normalised [cls, cx, cy, w, h] rows -> pixel [cls, x1, y1, x2, y2] rows of a w×h image at (padw, padh). */
+export function toPixels(
+  labels: Float32Array,
+  w: number,
+  h: number,
+  padw: number,
+  padh: number,
+): Float32Array {
+  const out = new Float32Array(labels.length);
+  for (let o = 0; o < labels.length; o += 5) {
+    const [cx, cy, bw, bh] = [labels[o + 1], labels[o + 2], labels[o + 3], labels[o + 4]];
+    out[o] = labels[o];
+    out[o + 1] = f(f(w * f(cx - f(bw / 2))) + padw);
+    out[o + 2] = f(f(h * f(cy - f(bh / 2))) + padh);
+    out[o + 3] = f(f(w * f(cx + f(bw / 2))) + padw);
+    out[o + 4] = f(f(h * f(cy + f(bh / 2))) + padh);
+  }
+  return out;
+}
+
+/** Pixel rows of the letterboxed square: the float pad (dw, dh) is used, as YOLOv5's labels do. */
+export function letterboxLabels(labels: Float32Array, box: Letterbox): Float32Array {
+  return toPixels(labels, box.width, box.height, (box.size - box.width) / 2, (box.size - box.height) / 2);
+}
+
+/** xyxy2xywhn(clip=True, eps=1e-3): pixel rows -> normalised [cls, cx, cy, w, h] of a w×h image. */
+export function toNormalized(rows: Float32Array, w: number, h: number): Float32Array {
+  const out = new Float32Array(rows.length);
+  const clip = (v: number, hi: number) => Math.min(Math.max(v, 0), f(hi - 1e-3));
+  for (let o = 0; o < rows.length; o += 5) {
+    const [x1, y1, x2, y2] = [
+      clip(rows[o + 1], w),
+      clip(rows[o + 2], h),
+      clip(rows[o + 3], w),
+      clip(rows[o + 4], h),
+    ];
+    out[o] = rows[o];
+    out[o + 1] = f(f(f(x1 + x2) / 2) / w);
+    out[o + 2] = f(f(f(y1 + y2) / 2) / h);
+    out[o + 3] = f(f(x2 - x1) / w);
+    out[o + 4] = f(f(y2 - y1) / h);
+  }
+  return out;
+}

@@ -1,0 +1,129 @@
+/**
+ * Training and validation batches, as YOLOv5's LoadImagesAndLabels + collate_fn build them (rect off): each image
+ * letterboxed to the imgsz square, labels normalised to that square, batches in sorted file order unless shuffled
+ * (a seeded permutation per epoch), the last batch possibly smaller (no drop_last). With `augment`: mosaic (and
+ * mixup) or letterbox + random_perspective, then hsv, flipud and fliplr, from the hyps, drawn from a seeded Rng
+ * (see rng.ts for why the draws cannot be Python's).
+ */
+import type { Letterbox } from "../../image/letterbox.ts";
+import { augmentHsv, flipLr, flipUd } from "./augment_color.ts";
+import { randomPerspective } from "./augment_geometry.ts";
+import type { Sample } from "./dataset.ts";
+import { type AugmentHyp, SCRATCH_LOW_AUGMENT } from "./hyp.ts";
+import {
+  ImageStore,
+  letterboxLabels,
+  type PlanarImage,
+  toNormalized,
+  unpadded,
+  writeTensor,
+} from "./images.ts";
+import { mixup } from "./mixup.ts";
+import { loadMosaic } from "./mosaic.ts";
+import { Rng } from "./rng.ts";
+
+export interface LoaderOptions {
+  imgsz: number;
+  batchSize: number;
+  shuffle: boolean;
+  augment: boolean;
+  seed?: number;
+  hyp?: AugmentHyp;
+}
+
+export interface Batch {
+  /** (size, 3, imgsz, imgsz) RGB in [0, 1] */
+  images: Float32Array;
+  /** rows [image index in batch, cls, cx, cy, w, h], normalised to the imgsz square */
+  targets: Float32Array;
+  size: number;
+  samples: Sample[];
+  /** where each image sits in its square; null for a mosaic */
+  letterboxes: (Letterbox | null)[];
+}
+
+interface Item {
+  img: PlanarImage;
+  labels: Float32Array;
+  box: Letterbox | null;
+}
+
+export class BatchLoader {
+  private readonly store: ImageStore;
+  private readonly hyp: AugmentHyp;
+
+  constructor(readonly samples: readonly Sample[], readonly opts: LoaderOptions) {
+    if (samples.length === 0) throw new Error("BatchLoader needs at least one sample");
+    this.store = new ImageStore(opts.imgsz);
+    this.hyp = opts.hyp ?? SCRATCH_LOW_AUGMENT;
+  }
+
+  get batchesPerEpoch(): number {
+    return Math.ceil(this.samples.length / this.opts.batchSize);
+  }
+
+  /** The batches of one epoch; the same (seed, epoch) always gives the same batches. */
+  async *epoch(epoch = 0): AsyncGenerator<Batch> {
+    const rng = new Rng(((this.opts.seed ?? 0) * 1_000_003 + epoch) >>> 0);
+    const order = this.samples.map((_, i) => i);
+    if (this.opts.shuffle) rng.shuffle(order);
+    const { imgsz, batchSize } = this.opts;
+    const plane = 3 * imgsz * imgsz;
+    for (let start = 0; start < order.length; start += batchSize) {
+      const indices = order.slice(start, start + batchSize);
+      const images = new Float32Array(indices.length * plane);
+      const targets: number[] = [];
+      const letterboxes: (Letterbox | null)[] = [];
+      for (let b = 0; b < indices.length; b++) {
+        const item = await this.item(indices[b], rng);
+        writeTensor(item.img, images, b * plane);
+        for (let o = 0; o < item.labels.length; o += 5) targets.push(b, ...item.labels.subarray(o, o + 5));
+        letterboxes.push(item.box);
+      }
+      yield {
+        images,
+        targets: Float32Array.from(targets),
+        size: indices.length,
+        samples: indices.map((i) => this.samples[i]),
+        letterboxes,
+      };
+    }
+  }
+
+  private async item(index: number, rng: Rng): Promise<Item> {
+    const { imgsz, augment } = this.opts;
+    const hyp = this.hyp;
+    let img: PlanarImage, rows: Float32Array, box: Letterbox | null = null;
+    if (augment && rng.random() < hyp.mosaic) {
+      const tile = async (i: number) => ({
+        img: unpadded(await this.store.load(this.samples[i])),
+        labels: this.samples[i].labels,
+      });
+      ({ img, rows } = await loadMosaic(index, this.samples.length, imgsz, tile, hyp, rng));
+      if (rng.random() < hyp.mixup) {
+        const other = await loadMosaic(
+          rng.int(this.samples.length),
+          this.samples.length,
+          imgsz,
+          tile,
+          hyp,
+          rng,
+        );
+        ({ img, rows } = mixup({ img, rows }, other, rng));
+      }
+    } else {
+      const loaded = await this.store.load(this.samples[index]);
+      box = loaded.box;
+      img = augment ? { ...loaded.square, data: loaded.square.data.slice() } : loaded.square;
+      rows = letterboxLabels(this.samples[index].labels, loaded.box);
+      if (augment) ({ img, rows } = randomPerspective(img, rows, hyp, rng));
+    }
+    const labels = toNormalized(rows, img.width, img.height);
+    if (augment) {
+      augmentHsv(img, hyp.hsv_h, hyp.hsv_s, hyp.hsv_v, rng);
+      if (rng.random() < hyp.flipud) flipUd(img, labels);
+      if (rng.random() < hyp.fliplr) flipLr(img, labels);
+    }
+    return { img, labels, box };
+  }
+}

@@ -19,7 +19,7 @@ import { JobRequestError } from "./errors.ts";
 import { type JobEvent, JobEventHub, type JobEventListener, streamEvents } from "./events.ts";
 import { DEFAULT_MAX_ATTEMPTS, recoverJob } from "./recover.ts";
 import { transition } from "./state.ts";
-import { type DatasetFile, JobStore } from "./store.ts";
+import { type DatasetFile, type DatasetWriter, JobStore } from "./store.ts";
 import { runAttempt } from "./run.ts";
 import type { Job, Trainer } from "./types.ts";
 
@@ -43,7 +43,8 @@ export interface SubmitRequest {
   /** GPU adapter to train on (default "default"); one running job per adapter */
   adapter?: string;
   config: FinetuneConfigInput;
-  dataset: readonly DatasetFile[];
+  /** the upload: its files, or a writer that unpacks it into the directory it is given */
+  dataset: readonly DatasetFile[] | DatasetWriter;
 }
 
 const DEFAULT_PROGRESS_PERSIST_MS = 2000;
@@ -87,13 +88,16 @@ export class JobService {
     return service;
   }
 
-  /** Store the dataset and a queued job; resolves once both are durable. */
+  /**
+   * Store the dataset and a queued job; resolves once both are durable. Throws an `invalid` JobRequestError
+   * for a bad model name, config or dataset path or an empty dataset; errors of a dataset writer (such as a
+   * dataset validation error listing the offending files) pass through unchanged.
+   */
   async submit(request: SubmitRequest): Promise<Job> {
     if (this.closing) throw new Error("The job service is shutting down");
     if (!MODEL_NAME.test(request.model)) {
       throw new JobRequestError("invalid", `Model name '${request.model}' must match ${MODEL_NAME}`);
     }
-    if (request.dataset.length === 0) throw new JobRequestError("invalid", "The dataset is empty");
     let config;
     try {
       config = parseFinetuneConfig(request.config, "request config");
@@ -111,10 +115,7 @@ export class JobService {
       createdAt: this.timestamp(),
       startedAt: null,
       finishedAt: null,
-      dataset: {
-        files: request.dataset.length,
-        bytes: request.dataset.reduce((s, f) => s + f.data.length, 0),
-      },
+      dataset: { files: 0, bytes: 0 }, // counted by the store once written
       progress: {
         epoch: 0,
         epochs: config.epochs,
@@ -132,16 +133,17 @@ export class JobService {
       attempts: 0,
       checkpoint: null,
     };
+    let stored: Job;
     try {
-      await this.store.create(job, request.dataset);
+      stored = await this.store.create(job, request.dataset);
     } catch (err) {
       if (err instanceof TypeError) throw new JobRequestError("invalid", err.message);
       throw err;
     }
-    this.jobs.set(job.id, job);
-    this.hub.publish({ type: "status", job });
+    this.jobs.set(stored.id, stored);
+    this.hub.publish({ type: "status", job: stored });
     this.pump();
-    return job;
+    return stored;
   }
 
   /** Every job, oldest first. */

@@ -6,7 +6,7 @@
  * @module
  */
 import { dirname, join } from "node:path";
-import { syncDir, writeJsonAtomic, writeSynced } from "../registry/atomic.ts";
+import { syncDir, writeJsonAtomic } from "../registry/atomic.ts";
 import { type Job, JobSchema } from "./types.ts";
 
 /** One file of an uploaded dataset, `path` relative to the dataset root (e.g. `images/a.jpg`). */
@@ -14,6 +14,12 @@ export interface DatasetFile {
   path: string;
   data: Uint8Array;
 }
+
+/**
+ * Writes a dataset into the (empty, existing) directory it is given, e.g. by unpacking an uploaded archive;
+ * throws to reject the upload.
+ */
+export type DatasetWriter = (dir: string) => Promise<void>;
 
 /** A job directory that could not be read back; left on disk untouched for a person to look at. */
 export interface UnreadableJob {
@@ -58,21 +64,32 @@ export class JobStore {
     return join(this.root, id, "work");
   }
 
-  /** Durably store a new job and its dataset; the job exists only once this resolves. */
-  async create(job: Job, files: readonly DatasetFile[]): Promise<void> {
-    files.forEach((f) => checkDatasetPath(f.path));
+  /**
+   * Durably store a new job and its dataset (files, or a writer that fills the directory); the job exists only
+   * once this resolves. Returns the record as stored, with the dataset's file count and size. Throws a TypeError
+   * for an empty dataset or a file path that would leave the dataset directory, and whatever the writer throws.
+   */
+  async create(job: Job, dataset: readonly DatasetFile[] | DatasetWriter): Promise<Job> {
+    if (typeof dataset !== "function") dataset.forEach((f) => checkDatasetPath(f.path));
     await Deno.mkdir(this.root, { recursive: true });
     const staging = join(this.root, `${STAGING_PREFIX}${job.id}`);
     try {
-      const dataset = join(staging, "dataset");
-      const dirs = new Set(files.map((f) => dirname(join(dataset, f.path))));
-      dirs.add(dataset);
-      for (const dir of dirs) await Deno.mkdir(dir, { recursive: true });
-      for (const f of files) await writeSynced(join(dataset, f.path), f.data);
-      for (const dir of dirs) await syncDir(dir);
-      await writeJsonAtomic(join(staging, RECORD), job);
+      const dir = join(staging, "dataset");
+      await Deno.mkdir(dir, { recursive: true });
+      if (typeof dataset === "function") await dataset(dir);
+      else {
+        for (const f of dataset) {
+          await Deno.mkdir(dirname(join(dir, f.path)), { recursive: true });
+          await Deno.writeFile(join(dir, f.path), f.data);
+        }
+      }
+      const stats = await syncTree(dir);
+      if (stats.files === 0) throw new TypeError("The dataset is empty");
+      const stored = { ...job, dataset: stats };
+      await writeJsonAtomic(join(staging, RECORD), stored);
       await Deno.rename(staging, this.jobDir(job.id));
       await syncDir(this.root);
+      return stored;
     } catch (err) {
       await Deno.remove(staging, { recursive: true }).catch(() => {});
       throw err;
@@ -122,4 +139,28 @@ export class JobStore {
     }
     return { jobs, unreadable, discardedStaging };
   }
+}
+
+/** fsync every file and directory under `dir` (whoever wrote them); returns the file count and total size. */
+async function syncTree(dir: string): Promise<{ files: number; bytes: number }> {
+  let files = 0, bytes = 0;
+  for await (const entry of Deno.readDir(dir)) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory) {
+      const sub = await syncTree(path);
+      files += sub.files;
+      bytes += sub.bytes;
+    } else if (entry.isFile) {
+      const file = await Deno.open(path, { read: true, write: true });
+      try {
+        await file.sync();
+        bytes += (await file.stat()).size;
+        files++;
+      } finally {
+        file.close();
+      }
+    }
+  }
+  await syncDir(dir);
+  return { files, bytes };
 }

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { zipSync } from "fflate";
 import { JobRequestError } from "../../src/jobs/errors.ts";
+import { extractArchive } from "../../src/train/data/archive.ts";
+import { DatasetError } from "../../src/train/data/problems.ts";
 import type { JobEvent } from "../../src/jobs/events.ts";
 import { JobService, type SubmitRequest } from "../../src/jobs/service.ts";
 import type { DatasetFile } from "../../src/jobs/store.ts";
@@ -158,11 +161,35 @@ Deno.test("JobService writes progress at most every progressPersistMs but checkp
   }, { progressPersistMs: 1e9 });
 });
 
+Deno.test("JobService.submit() stores an unpacked archive and passes dataset errors through", async () => {
+  await withService(async ({ dataDir, service }) => {
+    const zip = zipSync({ "images/a.png": DATASET[0].data, "labels/a.txt": DATASET[1].data });
+    const job = await service.submit(request({ dataset: (dir) => extractArchive(zip, dir).then(() => {}) }));
+    const bytes = DATASET.reduce((sum, f) => sum + f.data.length, 0);
+    assert.deepEqual(job.dataset, { files: 2, bytes });
+    assert.deepEqual(
+      await Deno.readFile(join(dataDir, "jobs", job.id, "dataset", "labels", "a.txt")),
+      DATASET[1].data,
+    );
+    const evil = zipSync({ "../evil.txt": new Uint8Array(1) });
+    await assert.rejects(
+      service.submit(request({ dataset: (dir) => extractArchive(evil, dir).then(() => {}) })),
+      (e) => e instanceof DatasetError && e.problems[0].file === "../evil.txt",
+    );
+    await service.idle();
+    assert.deepEqual(service.list().map((j) => j.id), [job.id]);
+    assert.deepEqual((await Array.fromAsync(Deno.readDir(join(dataDir, "jobs")))).map((e) => e.name), [
+      job.id,
+    ]);
+  });
+});
+
 Deno.test("JobService.submit() rejects bad requests without storing anything", async () => {
   await withService(async ({ dataDir, service }) => {
     const invalid = (e: unknown) => e instanceof JobRequestError && e.code === "invalid";
     await assert.rejects(service.submit(request({ model: "../etc" })), invalid);
     await assert.rejects(service.submit(request({ dataset: [] })), invalid);
+    await assert.rejects(service.submit(request({ dataset: () => Promise.resolve() })), /dataset is empty/);
     await assert.rejects(service.submit(request({ config: { epochs: 0 } })), /epochs/);
     await assert.rejects(
       service.submit(request({ dataset: [{ path: "../x.txt", data: new Uint8Array(1) }] })),

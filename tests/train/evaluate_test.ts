@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import sharp from "sharp";
-import { decodeHeads, type HeadSpec } from "../../src/train/evaluate_decode.ts";
+import { loadDataset } from "../../src/train/data/dataset.ts";
+import { BatchLoader } from "../../src/train/data/loader.ts";
+import { evaluate, scaleBoxes } from "../../src/train/evaluate.ts";
+import { decodeHeads, type HeadLayer, type HeadSpec } from "../../src/train/evaluate_decode.ts";
 import { nonMaxSuppression, VAL_NMS } from "../../src/train/evaluate_nms.ts";
 import type { Detection } from "../../src/train/metrics.ts";
 import { ortHeads } from "./_ort_heads.ts";
@@ -17,6 +20,8 @@ const BOX_TOL_PX = 2e-3;
 /** confidences are float32 probabilities; ORT vs PyTorch differ by ~1e-6 (measured). */
 const CONF_TOL = 1e-5;
 const EXACT = 1e-6;
+/** shared/README.md: the whole evaluation (forward at 320, decode, NMS, metrics) agrees with metrics.json to ~1e-3. */
+const PIPELINE_TOL = 1e-3;
 
 /** A layer of raw logits (1, 1, ny, nx, no) set to `fill`, with `set` overriding [y, x, k] entries. */
 function layer(
@@ -117,4 +122,37 @@ Deno.test("decode + val NMS of yolov5n's raw heads at 320 (onnxruntime) reproduc
       }
     });
   }
+});
+
+Deno.test("evaluate: golden val-yolov5n-320 dataset through loader, onnxruntime heads, NMS and metrics", async () => {
+  const expected = JSON.parse(await Deno.readTextFile(new URL("metrics.json", GOLDEN)));
+  const ds = await loadDataset(GOLDEN.pathname, { nc: 80 });
+  const heads = await ortHeads(MODEL.pathname, 320);
+  const plane = 3 * 320 * 320;
+  const forward = async (images: Float32Array, size: number) => {
+    const perImage: HeadLayer[][] = [];
+    for (let i = 0; i < size; i++) perImage.push(await heads.run(images.slice(i * plane, (i + 1) * plane)));
+    const layers: HeadLayer[] = perImage[0].map((l, li) => {
+      const data = new Float32Array(l.data.length * size);
+      perImage.forEach((p, i) => data.set(p[li].data, i * l.data.length));
+      return { data, ny: l.ny, nx: l.nx };
+    });
+    return { heads: layers };
+  };
+  const loader = new BatchLoader(ds.train, { imgsz: 320, batchSize: 4, shuffle: false, augment: false });
+  const m = await evaluate(forward, loader.epoch(), YOLOV5N);
+  assert.deepEqual([m.images, m.labels], [expected.images, expected.labels]);
+  for (const key of ["P", "R", "map50", "map"] as const) {
+    assert.ok(Math.abs(m[key] - expected[key]) < PIPELINE_TOL, `${key}: ${m[key]} vs ${expected[key]}`);
+  }
+  for (const [c, want] of Object.entries(expected.per_class) as [string, { ap50: number; ap: number }][]) {
+    assert.ok(Math.abs(m.perClass[Number(c)].ap - want.ap) < PIPELINE_TOL, `class ${c}`);
+  }
+});
+
+Deno.test("scaleBoxes undoes the letterbox (float pad, gain) and clips to the native image", () => {
+  // 200x100 image letterboxed to 64: gain 0.32, resized 64x32, pad (0, 16)
+  const toNative = scaleBoxes(32 / 100, 0, 16, 200, 100);
+  assert.deepEqual(toNative([16, 24, 32, 40]), [50, 25, 100, 75]);
+  assert.deepEqual(toNative([-5, 10, 70, 60]), [0, 0, 200, 100]);
 });

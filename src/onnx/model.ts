@@ -131,9 +131,9 @@ export class OnnxModel {
   }
 
   /** Encode the model, including any replaced initializers and metadata. */
-  toBytes(): Uint8Array {
+  toBytes(): Uint8Array<ArrayBuffer> {
     const out = onnx.ModelProto.encode(this.proto as onnxProtoModule.onnx.IModelProto).finish();
-    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    return new Uint8Array(out.buffer as ArrayBuffer, out.byteOffset, out.byteLength);
   }
 
   /** The decoded GraphProto: `node` (opType, input, output, attribute), `input`/`output`, `initializer`. */

@@ -35,7 +35,7 @@ export function augmentHsv(img: PlanarImage, hgain: number, sgain: number, vgain
 }
 
 /** cv::RGB2HSV_b (hrange 180). */
-function rgbToHsv(r: number, g: number, b: number): [number, number, number] {
+export function rgbToHsv(r: number, g: number, b: number): [number, number, number] {
   const v = Math.max(r, g, b);
   const diff = v - Math.min(r, g, b);
   const s = (diff * SDIV[v] + (1 << (HSV_SHIFT - 1))) >> HSV_SHIFT;
@@ -46,7 +46,7 @@ function rgbToHsv(r: number, g: number, b: number): [number, number, number] {
 }
 
 /** cv::HSV2RGB_b: to float, sector formula, back with rounding. */
-function hsvToRgb(h8: number, s8: number, v8: number): [number, number, number] {
+export function hsvToRgb(h8: number, s8: number, v8: number): [number, number, number] {
   const s = f(s8 / 255), v = f(v8 / 255);
   let r = v, g = v, b = v;
   if (s !== 0) {

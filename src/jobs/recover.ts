@@ -59,7 +59,9 @@ export async function recoverJob(
       },
     });
   }
-  return transition(job, "queued", at, {
-    progress: { ...job.progress, imagesPerSecond: null, etaSeconds: null },
-  });
+  // Progress goes back to where the checkpoint is, which is where the trainer will continue.
+  const epoch = job.checkpoint?.epoch ?? 0;
+  const iteration = Math.floor((job.progress.iterations / job.progress.epochs) * epoch);
+  const progress = { ...job.progress, epoch, iteration, imagesPerSecond: null, etaSeconds: null };
+  return transition(job, "queued", at, { progress });
 }

@@ -4,7 +4,15 @@
  * to the service, and turns the trainer's outcome into a value instead of an exception.
  * @module
  */
-import type { CheckpointHooks, Job, JobProgress, Trainer, TrainerProgress, TrainerResult } from "./types.ts";
+import {
+  type CheckpointHooks,
+  type Job,
+  type JobProgress,
+  JobProgressSchema,
+  type Trainer,
+  type TrainerProgress,
+  type TrainerResult,
+} from "./types.ts";
 
 export interface AttemptEnv {
   signal: AbortSignal;
@@ -33,12 +41,24 @@ export function etaSeconds(
   return Math.max(progress.iterations - progress.iteration, 0) * elapsedSeconds / done;
 }
 
+const finite = (v: number | null) => (v !== null && Number.isFinite(v) ? v : null);
+
+/**
+ * The record's progress with a trainer report applied. NaN/Infinity (a diverging loss) become null, which is
+ * what JSON would make of them anyway; anything else off-schema is a trainer bug and throws a TypeError.
+ */
 function merge(progress: JobProgress, update: TrainerProgress): JobProgress {
-  const out = { ...progress };
-  for (const [key, value] of Object.entries(update) as [keyof TrainerProgress, unknown][]) {
-    if (value !== undefined) (out as Record<string, unknown>)[key] = value;
+  const cleaned: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(update)) if (value !== undefined) cleaned[key] = value;
+  if (update.lossItems) cleaned.lossItems = update.lossItems.map(finite);
+  if (update.lr) cleaned.lr = update.lr.map(finite);
+  if (update.imagesPerSecond !== undefined) cleaned.imagesPerSecond = finite(update.imagesPerSecond);
+  const checked = JobProgressSchema.partial().safeParse(cleaned);
+  if (!checked.success) {
+    const issues = checked.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new TypeError(`Invalid trainer progress report: ${issues}`);
   }
-  return out;
+  return { ...progress, ...checked.data };
 }
 
 export async function runAttempt(trainer: Trainer, job: Job, env: AttemptEnv): Promise<AttemptOutcome> {

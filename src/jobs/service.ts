@@ -67,11 +67,12 @@ export class JobService {
   /** Load the stored jobs, resume or fail the interrupted ones (see recover.ts), and start the queue. */
   static async open(options: JobServiceOptions): Promise<JobService> {
     const service = new JobService(options, new JobStore(join(options.dataDir, "jobs")));
-    const log = (m: string) => service.log(m);
     const { jobs, unreadable, discardedStaging } = await service.store.loadAll();
-    for (const u of unreadable) log(`jobs: left unreadable job directory '${u.dir}' untouched: ${u.reason}`);
+    for (const u of unreadable) {
+      service.log(`jobs: left unreadable job directory '${u.dir}' untouched: ${u.reason}`);
+    }
     if (discardedStaging) {
-      log(`jobs: removed ${discardedStaging} upload(s) interrupted before they were accepted`);
+      service.log(`jobs: removed ${discardedStaging} upload(s) interrupted before they were accepted`);
     }
     for (const stored of jobs.sort((a, b) => a.seq - b.seq)) {
       const job = await recoverJob(
@@ -188,7 +189,7 @@ export class JobService {
   /** Resolves when no job is running or queued (CLI runs, tests). */
   async idle(): Promise<void> {
     while (this.running.size > 0) await Promise.all([...this.running.values()].map((r) => r.done));
-    await Promise.all(this.writes.values());
+    await Promise.allSettled(this.writes.values());
   }
 
   /**

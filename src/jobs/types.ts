@@ -13,7 +13,9 @@ export type JobStatus = z.infer<typeof JobStatusSchema>;
 /** Statuses a job never leaves. */
 export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(["succeeded", "failed", "cancelled"]);
 
-const triple = z.tuple([z.number(), z.number(), z.number()]);
+// null where a value was NaN or infinite (a diverging loss): JSON cannot carry those.
+const finiteOrNull = z.number().nullable();
+const triple = z.tuple([finiteOrNull, finiteOrNull, finiteOrNull]);
 
 /** Where training stands. Counts are of completed work; everything unknown is null. */
 export const JobProgressSchema = z.object({

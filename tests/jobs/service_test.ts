@@ -7,6 +7,7 @@ import { DatasetError } from "../../src/train/data/problems.ts";
 import type { JobEvent } from "../../src/jobs/events.ts";
 import { JobService, type SubmitRequest } from "../../src/jobs/service.ts";
 import type { DatasetFile } from "../../src/jobs/store.ts";
+import type { Job } from "../../src/jobs/types.ts";
 import { ITERATIONS_PER_EPOCH, TestTrainer } from "./_test_trainer.ts";
 
 const DATASET: DatasetFile[] = [
@@ -210,15 +211,24 @@ Deno.test("JobService resumes a job interrupted by a restart from its last check
   try {
     const first = new TestTrainer();
     const gate = first.holdAt(ITERATIONS_PER_EPOCH + 1); // mid-way through epoch 1, after epoch 0's checkpoint
-    let service = await JobService.open({ dataDir, trainer: first, log: () => {} });
+    let service = await JobService.open({ dataDir, trainer: first, log: () => {}, progressPersistMs: 0 });
     const job = await service.submit(request({ config: { epochs: 3 } }));
     const waiting = await service.submit(request({ config: { epochs: 1 } }));
     await gate.reached;
     await service.close(); // leaves the records exactly as a crash would
-    assert.equal((await readRecord(dataDir, job.id) as { status: string }).status, "running");
+    const crashed = await readRecord(dataDir, job.id) as Job;
+    assert.deepEqual([crashed.status, crashed.progress.iteration], ["running", ITERATIONS_PER_EPOCH + 1]);
 
     const second = new TestTrainer();
+    const resumeGate = second.holdAt(ITERATIONS_PER_EPOCH);
     service = await JobService.open({ dataDir, trainer: second, log: () => {} });
+    await resumeGate.reached;
+    // Progress restarts from the checkpoint (end of epoch 0), where the trainer continues.
+    assert.deepEqual([service.get(job.id).progress.epoch, service.get(job.id).progress.iteration], [
+      1,
+      ITERATIONS_PER_EPOCH,
+    ]);
+    resumeGate.release();
     await service.idle();
     assert.deepEqual(second.calls.map((c) => [c.jobId, c.startEpoch, c.startIterations]), [
       [job.id, 1, ITERATIONS_PER_EPOCH],

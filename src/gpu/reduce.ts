@@ -1,13 +1,9 @@
 import { bindAll, createStorage } from "./buffers.ts";
 import type { ProgramCache } from "./programs.ts";
+import { streamPlan } from "./runs.ts";
 
 /** Invocations per workgroup of wgsl/util/sum_squares.wgsl (a const there: it sizes workgroup memory). */
-const REDUCE_WG = 256;
-
-/** Workgroups for a grid-stride kernel over `n` items: enough to cover them, capped so big buffers loop. */
-export function strideWorkgroups(n: number, workgroupSize: number, maxWorkgroups: number): number {
-  return Math.max(1, Math.min(Math.ceil(n / workgroupSize), maxWorkgroups));
-}
+const REDUCE_WG = 64;
 
 /** A uniform buffer holding `data`, written once. */
 export function createUniform(device: GPUDevice, data: ArrayBuffer, label: string): GPUBuffer {
@@ -22,7 +18,7 @@ export function createUniform(device: GPUDevice, data: ArrayBuffer, label: strin
 
 /**
  * Sum of squares of the first `n4` vec4s of `src`, written to f32 `outIndex` of `out` by two dispatches recorded
- * into the caller's pass (no readback). Bind groups and scratch are made once, here.
+ * into the caller's pass (no readback). Bind groups and scratch are made once, here. `chunk`: see runs.ts.
  */
 export class SumOfSquares {
   readonly #partial: GPUComputePipeline;
@@ -38,16 +34,17 @@ export class SumOfSquares {
     n4: number,
     out: GPUBuffer,
     outIndex: number,
-    maxWorkgroups = 512,
+    chunk = 256,
   ) {
-    this.#workgroups = strideWorkgroups(n4, REDUCE_WG, maxWorkgroups);
+    const plan = streamPlan(n4, REDUCE_WG, chunk);
+    this.#workgroups = plan.workgroups;
     const partials = createStorage(device, this.#workgroups * 4, "sum_squares.partials");
     const uniform = createUniform(
       device,
       new Uint32Array([n4, this.#workgroups, outIndex, 0]).buffer,
       "sum_squares.params",
     );
-    this.#partial = programs.get("util/sum_squares.wgsl", "partial");
+    this.#partial = programs.get("util/sum_squares.wgsl", "partial", { CHUNK: plan.chunk });
     this.#finish = programs.get("util/sum_squares.wgsl", "finish");
     this.#partialGroup = bindAll(device, this.#partial, [src, partials, uniform]);
     this.#finishGroup = device.createBindGroup({

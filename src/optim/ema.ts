@@ -4,7 +4,7 @@
  */
 import { bindAll, createStorage } from "../gpu/buffers.ts";
 import type { ProgramCache } from "../gpu/programs.ts";
-import { strideWorkgroups } from "../gpu/reduce.ts";
+import { streamPlan } from "../gpu/runs.ts";
 
 export interface EmaSource {
   buffer: GPUBuffer;
@@ -19,9 +19,12 @@ export interface EmaOptions {
   /** Updates already made (a resumed run). */
   updates?: number;
   workgroupSize?: number;
+  /** Vec4s each invocation walks (src/gpu/runs.ts streamChunk). */
+  chunk?: number;
 }
 
 interface Target {
+  pipeline: GPUComputePipeline;
   uniform: GPUBuffer;
   group: GPUBindGroup;
   n4: number;
@@ -34,7 +37,6 @@ export class Ema {
   readonly decay: number;
   readonly tau: number;
   readonly #device: GPUDevice;
-  readonly #pipeline: GPUComputePipeline;
   readonly #targets: Target[];
   readonly #host = new ArrayBuffer(16);
   readonly #f32 = new Float32Array(this.#host);
@@ -47,8 +49,7 @@ export class Ema {
     this.decay = options.decay ?? 0.9999;
     this.tau = options.tau ?? 2000;
     this.#updates = options.updates ?? 0;
-    const wg = options.workgroupSize ?? 256;
-    this.#pipeline = programs.get("optim/ema.wgsl", "main", { WG: wg });
+    const wg = options.workgroupSize ?? 64;
     const encoder = device.createCommandEncoder();
     this.buffers = [];
     this.#targets = sources.map((s) => {
@@ -64,8 +65,10 @@ export class Ema {
         size: 16,
         usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
       });
-      const group = bindAll(device, this.#pipeline, [ema, s.buffer, uniform]);
-      return { uniform, group, n4, workgroups: strideWorkgroups(n4, wg, 65535) };
+      const plan = streamPlan(n4, wg, options.chunk ?? 256);
+      const pipeline = programs.get("optim/ema.wgsl", "main", { WG: wg, CHUNK: plan.chunk });
+      const group = bindAll(device, pipeline, [ema, s.buffer, uniform]);
+      return { pipeline, uniform, group, n4, workgroups: plan.workgroups };
     });
     device.queue.submit([encoder.finish()]);
   }
@@ -90,8 +93,8 @@ export class Ema {
     const d = this.decayAt(++this.#updates);
     this.#f32[0] = d;
     this.#f32[1] = 1 - d;
-    pass.setPipeline(this.#pipeline);
     for (const t of this.#targets) {
+      pass.setPipeline(t.pipeline);
       this.#u32[2] = t.n4;
       this.#device.queue.writeBuffer(t.uniform, 0, this.#host);
       pass.setBindGroup(0, t.group);

@@ -6,7 +6,8 @@
  */
 import { bindAll, createStorage } from "../gpu/buffers.ts";
 import type { ProgramCache } from "../gpu/programs.ts";
-import { strideWorkgroups, SumOfSquares } from "../gpu/reduce.ts";
+import { SumOfSquares } from "../gpu/reduce.ts";
+import { streamPlan } from "../gpu/runs.ts";
 import { groupTags, type LayoutEntry, layoutLength, type OptimizerName, validateLayout } from "./groups.ts";
 
 export interface OptimizerOptions {
@@ -19,8 +20,8 @@ export interface OptimizerOptions {
   /** clip_grad_norm_ max_norm. */
   maxGradNorm?: number;
   workgroupSize?: number;
-  /** Cap on workgroups per update dispatch; each invocation then loops over several vec4s. */
-  maxWorkgroups?: number;
+  /** Vec4s each invocation walks (src/gpu/runs.ts streamChunk: 256 on lavapipe, 1 on GPUs). */
+  chunk?: number;
 }
 
 /** Per-iteration values from the host schedule (IterationPlan fits). */
@@ -76,8 +77,9 @@ export class Optimizer {
         throw new Error(`Optimizer: ${name} buffer has ${b.size} bytes, layout needs ${bytes}`);
       }
     }
-    const wg = options.workgroupSize ?? 256;
-    this.#workgroups = strideWorkgroups(this.n4, wg, options.maxWorkgroups ?? 65535);
+    const wg = options.workgroupSize ?? 64;
+    const plan = streamPlan(this.n4, wg, options.chunk ?? 256);
+    this.#workgroups = plan.workgroups;
     const adam = options.kind !== "SGD";
     this.state = (adam ? ["m", "v"] : ["momentum_buffer"]).map((s) =>
       createStorage(device, bytes, `optim.${s}`)
@@ -97,7 +99,7 @@ export class Optimizer {
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
     });
 
-    this.#norm = new SumOfSquares(device, programs, buffers.grads, this.n4, this.clipState, 0);
+    this.#norm = new SumOfSquares(device, programs, buffers.grads, this.n4, this.clipState, 0, options.chunk);
     const clipUniform = device.createBuffer({
       label: "optim.clip.params",
       size: 16,
@@ -108,7 +110,7 @@ export class Optimizer {
     this.#clipGroup = bindAll(device, this.#clip, [this.clipState, clipUniform]);
 
     const file = adam ? "optim/adam.wgsl" : "optim/sgd.wgsl";
-    const constants: Record<string, number> = { WG: wg };
+    const constants: Record<string, number> = { WG: wg, CHUNK: plan.chunk };
     if (adam) constants.DECOUPLED = options.kind === "AdamW" ? 1 : 0;
     this.#update = programs.get(file, "main", constants);
     this.#updateGroup = bindAll(device, this.#update, [

@@ -44,17 +44,20 @@ function relErr(actual: Float32Array, expected: number[]): number {
   return Math.sqrt(num / den);
 }
 
-const cases: { kind: RefHyper["kind"]; gradScale: number }[] = [
-  { kind: "SGD", gradScale: 1 },
-  { kind: "SGD", gradScale: 10 },
-  { kind: "Adam", gradScale: 1 },
-  { kind: "Adam", gradScale: 10 },
-  { kind: "AdamW", gradScale: 10 },
+/** chunk 1 and 3 spread the small layout over many invocations and workgroups, as on a GPU; 256 is lavapipe's. */
+const cases: { kind: RefHyper["kind"]; gradScale: number; chunk: number }[] = [
+  { kind: "SGD", gradScale: 1, chunk: 256 },
+  { kind: "SGD", gradScale: 10, chunk: 1 },
+  { kind: "Adam", gradScale: 1, chunk: 3 },
+  { kind: "Adam", gradScale: 10, chunk: 256 },
+  { kind: "AdamW", gradScale: 10, chunk: 1 },
 ];
 
-for (const { kind, gradScale } of cases) {
+for (const { kind, gradScale, chunk } of cases) {
   const clipping = gradScale > 1 ? "with clipping" : "without clipping";
-  gpuTest(`${kind} kernel matches the float64 reference on a random layout ${clipping}`, async (device) => {
+  const name =
+    `${kind} kernel matches the float64 reference on a random layout ${clipping}, runs of ${chunk}`;
+  gpuTest(name, async (device) => {
     const layout = randomLayout();
     const n = layoutLength(layout);
     const rand = rng(kind.length * 7 + gradScale);
@@ -70,6 +73,8 @@ for (const { kind, gradScale } of cases) {
       kind,
       weightDecay: wd,
       maxGradNorm: 10,
+      workgroupSize: 4,
+      chunk,
     });
     const ref = layout.map((e) => Array.from(p0.subarray(e.offset, e.offset + e.size)));
     const states: RefState[] = layout.map(() => ({}));

@@ -2,8 +2,9 @@
 //   Adam:  g = g*coef + wd*p            AdamW: p = p*(1 - lr*wd) (host-computed `decay`), g = g*coef
 //   m = beta1*m + (1-beta1)*g;  v = beta2*v + (1-beta2)*g*g
 //   p = p - step_size * m / (sqrt(v)/sqrt(1-beta2^t) + eps),  step_size = lr/(1-beta1^t);  g = 0
-// Bias corrections are computed in float64 on the host. Tags as in sgd.wgsl.
-override WG: u32 = 256u;
+// Bias corrections are computed in float64 on the host. Runs and tags as in sgd.wgsl.
+override WG: u32 = 64u;
+override CHUNK: u32 = 256u;
 override DECOUPLED: bool = false;
 
 struct Group { lr: f32, momentum: f32, wd: f32, step_size: f32, decay: f32, _p0: f32, _p1: f32, _p2: f32 }
@@ -22,9 +23,10 @@ struct Params {
 @group(0) @binding(6) var<uniform> p: Params;
 
 @compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+fn main(@builtin(global_invocation_id) gid: vec3u) {
   let coef = clip[1];
-  for (var i = gid.x; i < p.n4; i = i + nwg.x * WG) {
+  let end = min((gid.x + 1u) * CHUNK, p.n4);
+  for (var i = gid.x * CHUNK; i < end; i = i + 1u) {
     let tag = (tags[i >> 4u] >> ((i & 15u) * 2u)) & 3u;
     if (tag == 3u) {
       continue;

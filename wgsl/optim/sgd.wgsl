@@ -1,7 +1,9 @@
 // torch 1.13 SGD (nesterov, dampening 0) over every group in one dispatch, gradients clipped on the fly:
 //   d = g*coef + wd*p;  buf = first ? d : momentum*buf + d;  d = d + momentum*buf;  p = p - lr*d;  g = 0
+// Each invocation walks its own run of CHUNK vec4s: on lavapipe that streams ~3x faster than a grid-stride loop.
 // A 2-bit tag per vec4 (16 per u32) names the vec4's group, or 3 for frozen tensors and gaps, which are skipped.
-override WG: u32 = 256u;
+override WG: u32 = 64u;
+override CHUNK: u32 = 256u;
 
 struct Group { lr: f32, momentum: f32, wd: f32, step_size: f32, decay: f32, _p0: f32, _p1: f32, _p2: f32 }
 struct Params {
@@ -18,9 +20,10 @@ struct Params {
 @group(0) @binding(5) var<uniform> p: Params;
 
 @compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+fn main(@builtin(global_invocation_id) gid: vec3u) {
   let coef = clip[1];
-  for (var i = gid.x; i < p.n4; i = i + nwg.x * WG) {
+  let end = min((gid.x + 1u) * CHUNK, p.n4);
+  for (var i = gid.x * CHUNK; i < end; i = i + 1u) {
     let tag = (tags[i >> 4u] >> ((i & 15u) * 2u)) & 3u;
     if (tag == 3u) {
       continue;

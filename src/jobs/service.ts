@@ -222,6 +222,7 @@ export class JobService {
 
   private async run(job: Job, controller: AbortController): Promise<void> {
     const started = await this.commit(transition(job, "running", this.timestamp(), { error: null }));
+    await Deno.mkdir(this.store.workDir(job.id), { recursive: true });
     const outcome = await runAttempt(this.options.trainer, started, {
       signal: controller.signal,
       now: () => this.now().getTime(),
@@ -244,7 +245,10 @@ export class JobService {
       return;
     }
     const { resultVersion, activated, metrics } = outcome.result;
-    const progress = { ...current.progress, metrics: metrics ?? current.progress.metrics };
+    // A non-finite metric would not survive JSON and would make the record unreadable after a restart.
+    const finite = metrics &&
+      Object.fromEntries(Object.entries(metrics).filter(([, v]) => Number.isFinite(v)));
+    const progress = { ...current.progress, metrics: finite ?? current.progress.metrics };
     await this.commit(
       transition(current, cancelled ? "cancelled" : "succeeded", at, { resultVersion, activated, progress }),
     );

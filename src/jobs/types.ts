@@ -102,7 +102,7 @@ export interface TrainerContext {
   checkpoint: CheckpointHooks;
   /** the uploaded dataset (YOLO layout: images/, labels/, optionally val/) */
   datasetDir: string;
-  /** a directory of this job's own for outputs (last.onnx, ema.onnx, trace.jsonl) */
+  /** an existing directory of this job's own for outputs (last.onnx, ema.onnx, trace.jsonl) */
   workDir: string;
 }
 

@@ -45,6 +45,8 @@ export class TestTrainer implements Trainer {
   }
 
   async run(job: Readonly<Job>, ctx: TrainerContext): Promise<TrainerResult> {
+    // Like the real trainer, it writes its outputs into the work directory the service provides.
+    await Deno.writeTextFile(`${ctx.workDir}/trace.jsonl`, "", { append: true });
     const resumed = await ctx.checkpoint.load();
     const state = resumed ? JSON.parse(new TextDecoder().decode(resumed.state)) : { epoch: 0, iterations: 0 };
     this.calls.push({ jobId: job.id, startEpoch: state.epoch, startIterations: state.iterations });

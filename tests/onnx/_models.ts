@@ -45,7 +45,7 @@ export function encodeModel(parts: {
   outputs: onnxProtoModule.onnx.IValueInfoProto[];
   initializers?: ITensor[];
   metadata?: Record<string, string>;
-}): Uint8Array {
+}): Uint8Array<ArrayBuffer> {
   const proto = onnx.ModelProto.create({
     irVersion: 7,
     producerName: "kestrel-tests",
@@ -63,7 +63,7 @@ export function encodeModel(parts: {
 }
 
 /** x + b with b an initializer of the given form: the smallest model onnxruntime will run. */
-export function addModel(form: "raw" | "float", bias = [1, 2, 3, 4]): Uint8Array {
+export function addModel(form: "raw" | "float", bias = [1, 2, 3, 4]): Uint8Array<ArrayBuffer> {
   return encodeModel({
     nodes: [node("Add", ["x", "b"], ["y"])],
     inputs: [valueInfo("x", [1, 4])],

@@ -32,7 +32,7 @@ export const TINY_ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119]
   326,
 ]];
 
-export function tinyYolo(opts: TinyYoloOptions = {}): Uint8Array {
+export function tinyYolo(opts: TinyYoloOptions = {}): Uint8Array<ArrayBuffer> {
   const { nc = 2, imgsz = 32, strides = [8, 16, 32], anchors = TINY_ANCHORS, constants = "constant" } = opts;
   const na = 3;
   const no = nc + 5;

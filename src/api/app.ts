@@ -6,8 +6,10 @@ import { errorBody, handleError } from "./errors.ts";
 import { createServerMetrics, metricsMiddleware, type ServerMetrics } from "./middleware/metrics.ts";
 import { readiness } from "./middleware/ready.ts";
 import { detectRoutes } from "./routes/detect.ts";
+import { docsRoutes } from "./routes/docs.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { modelRoutes } from "./routes/models.ts";
+import { uiRoutes } from "./routes/ui.ts";
 import { versionRoutes } from "./routes/versions.ts";
 
 /** Default request body limit: 20 MiB. */
@@ -35,7 +37,7 @@ export type ApiApp = OpenAPIHono;
 /** A resource's routes (src/api/routes/<resource>.ts); add new modules to ROUTES. */
 export type RouteModule = (app: ApiApp, ctx: RouteContext) => void;
 
-const ROUTES: RouteModule[] = [healthRoutes, modelRoutes, versionRoutes, detectRoutes];
+const ROUTES: RouteModule[] = [healthRoutes, modelRoutes, versionRoutes, detectRoutes, uiRoutes, docsRoutes];
 
 /**
  * The Hono app. Every route is declared with createRoute (zod request and response schemas, reused for the

@@ -53,6 +53,8 @@ function configFrom(form) {
     imgsz: Number(form.imgsz.value),
     optimizer: form.optimizer.value,
     freeze: Number(form.freeze.value),
+    val_fraction: Number(form.val_fraction.value),
+    augment: form.augment.checked,
     activate: form.activate.value,
     hyp: { lr0: Number(form.lr0.value) },
   };
@@ -86,8 +88,8 @@ export function watchJob(job) {
 function render(state, job) {
   if (watching !== state) return;
   const p = jobProgress(job);
-  record(state.loss, p.step, p.loss);
-  record(state.lr, p.step, p.lr);
+  record(state.loss, p.iteration, p.loss);
+  record(state.lr, p.iteration, p.lr);
   const bar = document.getElementById("job-progress");
   bar.value = p.fraction;
   bar.setAttribute("aria-valuetext", `${Math.round(p.fraction * 100)} percent`);
@@ -96,15 +98,15 @@ function render(state, job) {
   const status = document.getElementById("job-status");
   status.textContent = describe(job, p);
   stats({
-    Epoch: p.epochs ? `${p.epoch} / ${p.epochs}` : "–",
+    Epoch: `${p.epoch} / ${p.epochs}`,
     Iteration: p.iterations ? `${p.iteration} / ${p.iterations}` : "–",
-    "Images/s": formatNumber(job.images_per_s ?? job.images_per_sec, 1),
-    ETA: formatDuration(job.eta_s ?? job.eta_seconds),
-    "mAP@0.5 before": formatMetric(p.before?.map50),
-    "mAP@0.5 after": formatMetric(p.after?.map50),
-    "mAP@0.5:0.95 before": formatMetric(p.before?.map),
-    "mAP@0.5:0.95 after": formatMetric(p.after?.map),
-    "Result version": job.result_version ?? "–",
+    "Images/s": formatNumber(p.imagesPerSecond, 1),
+    ETA: formatDuration(p.etaSeconds),
+    "mAP@0.5 before": formatMetric(p.before.map50),
+    "mAP@0.5 after": formatMetric(p.after.map50),
+    "mAP@0.5:0.95 before": formatMetric(p.before.map),
+    "mAP@0.5:0.95 after": formatMetric(p.after.map),
+    "Result version": job.resultVersion ? `v${job.resultVersion}${job.activated ? " (activated)" : ""}` : "–",
   });
   drawLineChart(document.getElementById("loss-chart"), series(state.loss), { title: "Loss items" });
   drawLineChart(document.getElementById("lr-chart"), series(state.lr), { title: "Learning rates" });
@@ -116,9 +118,10 @@ function render(state, job) {
 }
 
 function describe(job, p) {
-  if (job.status === "failed") return `Failed: ${job.error?.message ?? job.error ?? "unknown error"}`;
+  if (job.status === "failed") return `Failed: ${job.error?.message ?? "unknown error"}`;
   if (job.status === "succeeded") {
-    return job.result_version ? `Succeeded: version ${job.result_version} created.` : "Succeeded.";
+    if (!job.resultVersion) return "Succeeded.";
+    return `Succeeded: version ${job.resultVersion} created${job.activated ? " and activated" : ""}.`;
   }
   if (job.status === "running") return `Running: ${Math.round(p.fraction * 100)}% done.`;
   return job.status ? `${job.status[0].toUpperCase()}${job.status.slice(1)}.` : "";
@@ -137,7 +140,7 @@ function stats(entries) {
 }
 
 function record(history, step, values) {
-  if (step === undefined || !values) return;
+  if (!values) return;
   for (const [name, value] of Object.entries(values)) {
     if (typeof value !== "number") continue;
     if (!history.has(name)) history.set(name, new Map());

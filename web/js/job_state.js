@@ -1,34 +1,30 @@
-// Reads the progress facts out of a job object as the jobs API reports it, for the live view and the job list.
+// Reads the progress facts out of a job record (src/jobs/types.ts) for the live view and the job list.
 export const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 
 const LOSS_NAMES = ["box", "obj", "cls"];
+// train.py's parameter groups in optimizer order: biases, weights (with decay), norm weights.
+const LR_NAMES = ["biases", "weights", "norm weights"];
 
 export function jobProgress(job) {
-  const epochs = job.epochs ?? job.total_epochs;
-  const iterations = job.iterations ?? job.total_iterations;
-  const epoch = job.epoch ?? 0;
-  const iteration = job.iteration ?? 0;
-  let fraction = job.progress;
-  if (typeof fraction !== "number") {
-    fraction = iterations ? iteration / iterations : epochs ? epoch / epochs : 0;
-  }
-  if (job.status === "succeeded") fraction = 1;
+  const p = job.progress;
+  const fraction = job.status === "succeeded" ? 1 : p.iterations ? p.iteration / p.iterations : 0;
+  const m = p.metrics ?? {};
   return {
-    epoch,
-    epochs,
-    iteration,
-    iterations,
+    // `epoch` counts from 0 and names the epoch in training; people count from 1.
+    epoch: Math.min(p.epoch + 1, p.epochs),
+    epochs: p.epochs,
+    iteration: p.iteration,
+    iterations: p.iterations,
     fraction: Math.min(1, Math.max(0, fraction)),
-    step: job.step ?? (iterations || epochs ? iteration : undefined),
-    loss: named(job.loss_items ?? job.loss, LOSS_NAMES),
-    lr: named(job.lr, ["lr0", "lr1", "lr2"]),
-    before: job.metrics?.before ?? job.metrics?.base,
-    after: job.metrics?.after ?? job.metrics?.result,
+    loss: named(p.lossItems, LOSS_NAMES),
+    lr: named(p.lr, LR_NAMES),
+    imagesPerSecond: p.imagesPerSecond,
+    etaSeconds: p.etaSeconds,
+    before: { map50: m.base_map50, map: m.base_map50_95 },
+    after: { map50: m.map50, map: m.map50_95 },
   };
 }
 
 function named(values, names) {
-  if (!values) return undefined;
-  if (Array.isArray(values)) return Object.fromEntries(values.map((v, i) => [names[i] ?? `#${i}`, v]));
-  return values;
+  return values ? Object.fromEntries(values.map((v, i) => [names[i], v])) : undefined;
 }

@@ -23,10 +23,10 @@ function renderJob(job) {
   const p = jobProgress(job);
   const cells = [
     job.id,
-    job.model ?? "",
+    job.baseVersion ? `${job.model} v${job.baseVersion}` : job.model,
     job.status,
     `${Math.round(p.fraction * 100)}%`,
-    job.result_version ? `v${job.result_version}` : job.error ? String(job.error.message ?? job.error) : "",
+    job.resultVersion ? `v${job.resultVersion}` : job.error?.message ?? "",
   ];
   for (const text of cells) tr.insertCell().textContent = text;
   const button = document.createElement("button");

@@ -1,4 +1,4 @@
-// Models and their versions: which one serves, its metrics, and activate / roll back per version.
+// Models and their versions: which one serves, its metrics, download, and activate / roll back per version.
 import { api, describeError } from "./api.js";
 import { formatMetric } from "./format.js";
 
@@ -12,11 +12,12 @@ export function onModels(fn) {
 export async function refreshModels() {
   const status = document.getElementById("models-status");
   try {
-    const listed = await api("/v1/models");
-    const models = Array.isArray(listed) ? listed : listed.models;
-    const details = await Promise.all(models.map((m) => api(`/v1/models/${encodeURIComponent(m.name)}`)));
+    const { models } = await api("/v1/models");
+    const versions = await Promise.all(
+      models.map((m) => api(`/v1/models/${encodeURIComponent(m.name)}/versions`)),
+    );
     const list = document.getElementById("model-list");
-    list.replaceChildren(...details.map((d, i) => renderModel({ ...models[i], ...d })));
+    list.replaceChildren(...models.map((m, i) => renderModel(m, versions[i])));
     status.textContent = `${models.length} model${models.length === 1 ? "" : "s"} loaded.`;
     for (const fn of listeners) fn(models);
   } catch (err) {
@@ -24,59 +25,60 @@ export async function refreshModels() {
   }
 }
 
-function activeVersion(model) {
-  return model.active_version ?? model.version ?? model.model?.version;
-}
-
-function renderModel(model) {
-  const active = activeVersion(model);
+function renderModel(model, { active, versions }) {
   const card = document.createElement("article");
   card.className = "model";
   card.dataset.model = model.name;
+  card.dataset.active = String(active);
   const heading = document.createElement("h3");
   heading.textContent = model.name;
   const facts = document.createElement("p");
   facts.className = "facts";
   facts.textContent = [
     `active v${active}`,
-    model.backend && `backend ${model.backend}`,
-    model.classes &&
-    `${model.classes.length ?? model.classes} classes`,
-  ].filter(Boolean).join(" · ");
-  card.append(heading, facts, renderVersions(model, active));
+    `backend ${model.backend}`,
+    `${model.nc} classes`,
+    `${model.imgsz} px input`,
+  ].join(" · ");
+  card.append(heading, facts, renderVersions(model.name, versions, active));
   return card;
 }
 
-function renderVersions(model, active) {
+function renderVersions(name, versions, active) {
   const table = document.createElement("table");
   table.className = "grid";
-  table.innerHTML = `<caption class="sr">Versions of ${escape(model.name)}</caption><thead><tr>
+  table.innerHTML = `<caption class="sr">Versions of ${escape(name)}</caption><thead><tr>
     <th scope="col">Version</th><th scope="col">Created</th><th scope="col">Source</th>
-    <th scope="col">mAP@0.5</th><th scope="col">mAP@0.5:0.95</th><th scope="col"><span class="sr">Action</span></th>
+    <th scope="col">mAP@0.5</th><th scope="col">mAP@0.5:0.95</th><th scope="col"><span class="sr">Actions</span></th>
     </tr></thead><tbody></tbody>`;
-  const versions = [...(model.versions ?? [])].sort((a, b) => b.version - a.version);
-  for (const v of versions) {
+  for (const v of [...versions].reverse()) {
     const tr = table.tBodies[0].insertRow();
     tr.dataset.version = String(v.version);
     const isActive = v.version === active;
     if (isActive) tr.className = "active";
-    const metrics = v.metrics ?? v.meta?.metrics ?? {};
     const cells = [
       isActive ? `v${v.version} (active)` : `v${v.version}`,
-      formatDate(v.created ?? v.created_at ?? v.meta?.created),
-      describeSource(v.source ?? v.meta?.source),
-      formatMetric(metrics.map50 ?? metrics["mAP@0.5"]),
-      formatMetric(metrics.map ?? metrics.map50_95 ?? metrics["mAP@0.5:0.95"]),
+      formatDate(v.created),
+      describeSource(v.source, v.parent),
+      formatMetric(v.metrics?.map50),
+      formatMetric(v.metrics?.map50_95),
     ];
     for (const text of cells) tr.insertCell().textContent = text;
-    const action = tr.insertCell();
+    const actions = tr.insertCell();
+    actions.className = "actions";
+    const download = document.createElement("a");
+    download.href = `/v1/models/${encodeURIComponent(name)}/versions/${v.version}.onnx`;
+    download.download = `${name}-v${v.version}.onnx`;
+    download.textContent = "Download";
+    download.setAttribute("aria-label", `Download ${name} version ${v.version}`);
+    actions.append(download);
     if (!isActive) {
       const button = document.createElement("button");
       button.type = "button";
       button.textContent = v.version < active ? "Roll back" : "Activate";
-      button.setAttribute("aria-label", `${button.textContent} ${model.name} to version ${v.version}`);
-      button.addEventListener("click", () => activate(model.name, v.version));
-      action.append(button);
+      button.setAttribute("aria-label", `${button.textContent} ${name} to version ${v.version}`);
+      button.addEventListener("click", () => activate(name, v.version));
+      actions.append(button);
     }
   }
   return table;
@@ -98,16 +100,14 @@ async function activate(name, version) {
   }
 }
 
-function describeSource(source) {
-  if (!source) return "";
-  if (typeof source === "string") return source;
-  return source.job_id
-    ? `fine-tune ${source.job_id}`
-    : (source.type ?? source.kind ?? JSON.stringify(source));
+function describeSource(source, parent) {
+  const from = parent ? ` of v${parent}` : "";
+  if (source.type === "finetune") return `fine-tune ${source.job_id}${from}`;
+  if (source.type === "startup") return `startup file ${source.path.split("/").at(-1)}`;
+  return `${source.type}${from}`;
 }
 
 function formatDate(value) {
-  if (!value) return "";
   const date = new Date(value);
   return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleString();
 }

@@ -4,6 +4,7 @@
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Env } from "hono";
+import type { RouteModule } from "../app.ts";
 
 export const OPENAPI_PATH = "/openapi.json";
 export const DOCS_PATH = "/docs";
@@ -47,7 +48,7 @@ function swaggerDir(): Promise<string> {
   return distDir;
 }
 
-/** Adds `/openapi.json`, `/docs` and its assets to `app`; call it after every API route is registered. */
+/** Adds `/openapi.json`, `/docs` and its assets to `app`; the document lists whatever routes `app` has when asked. */
 export function registerDocs<E extends Env>(app: OpenAPIHono<E>): void {
   app.doc31(OPENAPI_PATH, { openapi: "3.1.0", info: OPENAPI_INFO });
   app.get(DOCS_PATH, (c) => c.html(PAGE));
@@ -61,3 +62,5 @@ export function registerDocs<E extends Env>(app: OpenAPIHono<E>): void {
     });
   });
 }
+
+export const docsRoutes: RouteModule = (app) => registerDocs(app);

@@ -3,8 +3,8 @@
  * (they are small and few) so the page always matches the checkout; only names made of plain path segments
  * with a known extension are served, which keeps `..` and hidden files out.
  */
-import { Hono } from "hono";
-import type { Env } from "hono";
+import type { Env, Hono } from "hono";
+import type { RouteModule } from "../app.ts";
 
 const TYPES: Record<string, string> = {
   html: "text/html; charset=utf-8",
@@ -15,6 +15,7 @@ const TYPES: Record<string, string> = {
 const ASSET = /^(?:[a-z0-9_-]+\/)*[a-z0-9_-]+\.(html|js|css|svg)$/;
 
 export const UI_PREFIX = "/ui/";
+const WEB_ROOT = new URL("../../../web/", import.meta.url);
 
 async function serveFile(root: URL, path: string, type: string): Promise<Response> {
   try {
@@ -28,11 +29,8 @@ async function serveFile(root: URL, path: string, type: string): Promise<Respons
   }
 }
 
-/** Routes for the dashboard; `root` is the folder holding index.html (the repo's web/ by default). */
-export function uiRoutes<E extends Env = Env>(
-  root: URL = new URL("../../../web/", import.meta.url),
-): Hono<E> {
-  const app = new Hono<E>();
+/** Adds the dashboard to `app`; `root` is the folder holding index.html (the repo's web/ by default). */
+export function registerUi<E extends Env>(app: Hono<E>, root: URL = WEB_ROOT): void {
   app.get("/", () => serveFile(root, "index.html", TYPES.html));
   app.get(`${UI_PREFIX}*`, (c) => {
     const path = c.req.path.slice(UI_PREFIX.length);
@@ -42,5 +40,6 @@ export function uiRoutes<E extends Env = Env>(
     }
     return serveFile(root, path, TYPES[match[1]]);
   });
-  return app;
 }
+
+export const uiRoutes: RouteModule = (app) => registerUi(app);

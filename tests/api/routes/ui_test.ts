@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
-import { uiRoutes } from "../../../src/api/routes/ui.ts";
+import { Hono } from "hono";
+import { registerUi } from "../../../src/api/routes/ui.ts";
 
-const app = uiRoutes();
+const app = new Hono();
+registerUi(app);
 
 /** Local URLs an HTML page or ES module pulls in: link/script attributes and static `import ... from`. */
 function references(text: string, base: string): string[] {
@@ -12,7 +14,7 @@ function references(text: string, base: string): string[] {
   return found.map((m) => new URL(m[1], `http://local${base}`).pathname);
 }
 
-Deno.test("uiRoutes() serves the dashboard and every file it loads, transitively", async () => {
+Deno.test("registerUi() serves the dashboard and every file it loads, transitively", async () => {
   const seen = new Set<string>();
   const queue = ["/"];
   while (queue.length > 0) {
@@ -33,13 +35,13 @@ Deno.test("uiRoutes() serves the dashboard and every file it loads, transitively
   assert.ok(seen.has("/ui/app.css") && seen.has("/ui/js/main.js") && seen.has("/ui/js/chart.js"));
 });
 
-Deno.test("uiRoutes() page loads nothing from another origin", async () => {
+Deno.test("registerUi() page loads nothing from another origin", async () => {
   const html = await (await app.request("/")).text();
   const external = [...html.matchAll(/(?:href|src)="((?:https?:)?\/\/[^"]+)"/g)].map((m) => m[1]);
   assert.deepEqual(external, []);
 });
 
-Deno.test("uiRoutes() answers 404 JSON for files outside web/ or unknown", async () => {
+Deno.test("registerUi() answers 404 JSON for files outside web/ or unknown", async () => {
   for (
     const path of [
       "/ui/js/nope.js",

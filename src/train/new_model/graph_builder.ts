@@ -82,9 +82,9 @@ export class GraphBuilder {
     const outs = typeof outputs === "number"
       ? Array.from({ length: outputs }, (_, i) => `${name}_output_${i}`)
       : outputs;
-    const attribute_ = Object.entries(attrs).map(([key, value]) => attribute(key, value));
+    const attributes = Object.entries(attrs).map(([key, value]) => attribute(key, value));
     this.nodes.push(
-      onnx.NodeProto.create({ name, opType, input: inputs, output: outs, attribute: attribute_ }),
+      onnx.NodeProto.create({ name, opType, input: inputs, output: outs, attribute: attributes }),
     );
     return outs;
   }

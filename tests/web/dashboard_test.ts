@@ -91,6 +91,32 @@ Deno.test({
       await page.screenshot({ path: `${ARTIFACTS}detect-desktop.png`, fullPage: true });
     });
 
+    await t.step("models panel shows the registry's versions and the active one", async () => {
+      const registry = await (await fetch(`${server.base}/v1/models/yolov5n/versions`)).json();
+      await page.waitForSelector("article.model[data-model=yolov5n]", { timeout: UI_TIMEOUT_MS });
+      const shown = await page.$eval("article.model[data-model=yolov5n]", (card) => ({
+        active: Number((card as HTMLElement).dataset.active),
+        versions: [...card.querySelectorAll("tbody tr")].map((tr) =>
+          Number((tr as HTMLElement).dataset.version)
+        ),
+      }));
+      assert.equal(shown.active, registry.active);
+      assert.deepEqual(
+        shown.versions.sort(),
+        registry.versions.map((v: { version: number }) => v.version).sort(),
+      );
+    });
+
+    await t.step("every control has an accessible name", async () => {
+      const unnamed = await page.$$eval("input, select, button, progress", (els) =>
+        els.filter((el) => {
+          const labelled = (el as HTMLInputElement).labels?.length || el.getAttribute("aria-label") ||
+            el.getAttribute("aria-labelledby") || (el.tagName === "BUTTON" && el.textContent?.trim());
+          return !labelled;
+        }).map((el) => el.outerHTML.slice(0, 80)));
+      assert.deepEqual(unnamed, []);
+    });
+
     await t.step("raising confidence re-detects with the new threshold", async () => {
       const before = await page.textContent("#detect-status") ?? "";
       await setSlider(page, "conf", 0.6);

@@ -1,15 +1,21 @@
 // The four shared/golden/optimizer cases (PyTorch 1.13 SGD/Adam/AdamW + LambdaLR + clip_grad_norm_ + ModelEMA)
-// replayed through the WGSL kernels: each batch's gradients are added into the grad buffer on the GPU, and the
-// Schedule decides when the optimizer steps.
+// replayed through OptimizerLoop (Schedule + WGSL Optimizer + Ema) the way a trainer drives it: each batch's
+// gradients are added into the grad buffer on the GPU, one submit per iteration.
 import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
 import { ProgramCache } from "../../src/gpu/programs.ts";
 import { bindAll, createStorage } from "../../src/gpu/buffers.ts";
 import { createUniform } from "../../src/gpu/reduce.ts";
-import { groupOfRole, type LayoutEntry, layoutLength, type ParamRole } from "../../src/optim/groups.ts";
-import { Schedule } from "../../src/optim/schedule.ts";
-import { Optimizer } from "../../src/optim/optimizer.ts";
-import { Ema } from "../../src/optim/ema.ts";
+import {
+  groupOfRole,
+  type LayoutEntry,
+  layoutLength,
+  type ParamRole,
+  pyFloat,
+} from "../../src/optim/groups.ts";
+import type { Hyp } from "../../src/optim/schedule.ts";
+import { OptimizerLoop } from "../../src/optim/loop.ts";
+import { streamPlan } from "../../src/gpu/runs.ts";
 
 /** The golden files' own agreement target is ~1e-6 (float32 vs float32, different summation orders). */
 const PARAM_REL_TOL = 1e-5;
@@ -23,8 +29,9 @@ interface Golden {
   iterations_per_epoch: number;
   epochs: number;
   max_grad_norm: number;
+  weight_decay_effective_at_start: number;
   ema: { decay: number; tau: number };
-  hyp: ConstructorParameters<typeof Schedule>[0]["hyp"];
+  hyp: Hyp;
   params: { role: ParamRole; initial: number[] }[];
   iterations: {
     ni: number;
@@ -90,7 +97,7 @@ for (const name of ["sgd_cosine_accumulate", "sgd_short_warmup_ema", "adam_linea
       createUniform(device, new Uint32Array([n / 4, 0, 0, 0]).buffer, "n"),
     ]);
 
-    const schedule = new Schedule({
+    const loop = new OptimizerLoop(device, programs, layout, { params, grads }, {
       optimizer: golden.optimizer,
       hyp: golden.hyp,
       batchSize: golden.batch_size,
@@ -98,13 +105,16 @@ for (const name of ["sgd_cosine_accumulate", "sgd_short_warmup_ema", "adam_linea
       epochs: golden.epochs,
       cosLr: golden.cos_lr,
       nbs: golden.nbs,
-    });
-    const optimizer = new Optimizer(device, programs, layout, { params, grads }, {
-      kind: golden.optimizer,
-      weightDecay: schedule.weightDecay,
       maxGradNorm: golden.max_grad_norm,
+      ema: golden.ema,
     });
-    const ema = new Ema(device, programs, [{ buffer: params, size: n, label: "params" }], golden.ema);
+    assert.equal(
+      loop.describe(),
+      `optimizer: ${golden.optimizer}(lr=${
+        pyFloat(golden.hyp.lr0)
+      }) with parameter groups 1 weight(decay=0.0), ` +
+        `2 weight(decay=${pyFloat(golden.weight_decay_effective_at_start)}), 1 bias`,
+    );
     const staging = device.createBuffer({
       size: n * 8,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
@@ -113,8 +123,9 @@ for (const name of ["sgd_cosine_accumulate", "sgd_short_warmup_ema", "adam_linea
     let epoch = 0;
     let worst = { params: 0, ema: 0, norm: 0 };
     for (const g of golden.iterations) {
-      if (g.epoch !== epoch) schedule.endEpoch(epoch++);
-      const plan = schedule.iteration(g.epoch, g.ni - g.epoch * golden.iterations_per_epoch);
+      if (g.epoch !== epoch) loop.endEpoch(epoch++);
+      const encoder = device.createCommandEncoder();
+      const plan = loop.begin(encoder, g.epoch, g.ni - g.epoch * golden.iterations_per_epoch);
       const at = `${name} ni ${g.ni}`;
       assert.deepEqual(
         [plan.accumulate, plan.stepped, plan.lr, plan.momentum],
@@ -122,22 +133,19 @@ for (const name of ["sgd_cosine_accumulate", "sgd_short_warmup_ema", "adam_linea
         at,
       );
       device.queue.writeBuffer(batch, 0, flatten(layout, g.grads));
-      const encoder = device.createCommandEncoder();
-      if (plan.zeroGradFirst) optimizer.zeroGrad(encoder);
       const pass = encoder.beginComputePass();
       pass.setPipeline(add);
       pass.setBindGroup(0, addGroup);
-      pass.dispatchWorkgroups(Math.ceil(n / 4 / 256));
+      pass.dispatchWorkgroups(streamPlan(n / 4, 64, 256).workgroups);
       pass.end();
-      if (plan.stepped) {
-        optimizer.step(encoder, plan, { readGradNorm: true });
-        ema.update(encoder);
-      }
+      loop.finish(encoder, plan);
       encoder.copyBufferToBuffer(params, 0, staging, 0, n * 4);
-      encoder.copyBufferToBuffer(ema.buffers[0], 0, staging, n * 4, n * 4);
+      encoder.copyBufferToBuffer(loop.ema.buffers[0], 0, staging, n * 4, n * 4);
       device.queue.submit([encoder.finish()]);
-      if (plan.stepped) {
-        const norm = await optimizer.gradNorm();
+      const line = await loop.trace(plan, 0, [0, 0, 0]);
+      assert.equal(line.grad_norm === null, g.grad_norm === null, at);
+      if (line.grad_norm !== null) {
+        const norm = line.grad_norm;
         const err = Math.abs(norm - g.grad_norm!) / g.grad_norm!;
         worst.norm = Math.max(worst.norm, err);
         assert.ok(err <= NORM_REL_TOL, `${at}: grad_norm ${norm} vs ${g.grad_norm}`);
@@ -153,7 +161,7 @@ for (const name of ["sgd_cosine_accumulate", "sgd_short_warmup_ema", "adam_linea
         assert.ok(m <= PARAM_REL_TOL, `${at}: ema[${k}] (${e.role}) rel err ${m}`);
       });
     }
-    assert.equal(optimizer.steps, golden.iterations.filter((g) => g.stepped).length);
+    assert.equal(loop.optimizer.steps, golden.iterations.filter((g) => g.stepped).length);
     console.log(
       `${name}: worst relative error params ${worst.params.toExponential(2)}, ema ${
         worst.ema.toExponential(2)

@@ -1,0 +1,96 @@
+/**
+ * train.py's per-iteration optimizer bookkeeping in one place, for a trainer that records each training step into
+ * one command encoder and submits once: zero_grad at epoch start, then (after the caller's forward/backward has
+ * added this batch's gradients) clip + step + zero_grad + EMA on stepping iterations, and the trace line.
+ */
+import type { ProgramCache } from "../gpu/programs.ts";
+import { Ema, type EmaSource } from "./ema.ts";
+import { describeGroups, type LayoutEntry, layoutLength, type OptimizerName } from "./groups.ts";
+import { Optimizer } from "./optimizer.ts";
+import { type Hyp, type IterationPlan, Schedule } from "./schedule.ts";
+import { type TraceLine, traceLine } from "./trace.ts";
+
+export interface OptimizerLoopSettings {
+  optimizer: OptimizerName;
+  /** hyp values before train.py's nominal-batch scaling (the Schedule scales weight_decay). */
+  hyp: Hyp;
+  batchSize: number;
+  /** Batches per epoch. */
+  nb: number;
+  epochs: number;
+  cosLr: boolean;
+  nbs?: number;
+  maxGradNorm?: number;
+  ema?: { decay: number; tau: number };
+  /** src/gpu/runs.ts streamChunk(gpu.isFallback). */
+  chunk?: number;
+}
+
+export interface LoopBuffers {
+  params: GPUBuffer;
+  grads: GPUBuffer;
+  /** Further float state the EMA averages, e.g. BatchNorm running stats. */
+  emaExtra?: EmaSource[];
+}
+
+export class OptimizerLoop {
+  readonly schedule: Schedule;
+  readonly optimizer: Optimizer;
+  readonly ema: Ema;
+
+  constructor(
+    device: GPUDevice,
+    programs: ProgramCache,
+    readonly layout: readonly LayoutEntry[],
+    buffers: LoopBuffers,
+    readonly settings: OptimizerLoopSettings,
+  ) {
+    this.schedule = new Schedule(settings);
+    this.optimizer = new Optimizer(device, programs, layout, buffers, {
+      kind: settings.optimizer,
+      weightDecay: this.schedule.weightDecay,
+      maxGradNorm: settings.maxGradNorm,
+      chunk: settings.chunk,
+    });
+    const sources = [{ buffer: buffers.params, size: layoutLength(layout), label: "params" }];
+    this.ema = new Ema(device, programs, [...sources, ...(buffers.emaExtra ?? [])], {
+      ...settings.ema,
+      chunk: settings.chunk,
+    });
+  }
+
+  /** train.py's "optimizer: SGD(lr=0.01) with parameter groups ..." line. */
+  describe(): string {
+    return describeGroups(
+      this.settings.optimizer,
+      this.settings.hyp.lr0,
+      this.schedule.weightDecay,
+      this.layout,
+    );
+  }
+
+  /** Call first for batch i of epoch; records the epoch-start zero_grad before the caller's backward. */
+  begin(encoder: GPUCommandEncoder, epoch: number, i: number): IterationPlan {
+    const plan = this.schedule.iteration(epoch, i);
+    if (plan.zeroGradFirst) this.optimizer.zeroGrad(encoder);
+    return plan;
+  }
+
+  /** Call after the backward is recorded: on stepping iterations records clip, step, zero_grad and EMA. */
+  finish(encoder: GPUCommandEncoder, plan: IterationPlan): void {
+    if (!plan.stepped) return;
+    this.optimizer.step(encoder, plan, { readGradNorm: true });
+    this.ema.update(encoder);
+  }
+
+  /** After the iteration's submit: its trace line (reads the grad norm back on stepping iterations). */
+  async trace(plan: IterationPlan, loss: number, lossItems: readonly number[]): Promise<TraceLine> {
+    const norm = plan.stepped ? await this.optimizer.gradNorm() : null;
+    return traceLine(plan, loss, lossItems, norm);
+  }
+
+  /** scheduler.step() after the epoch's last batch. */
+  endEpoch(epoch: number): void {
+    this.schedule.endEpoch(epoch);
+  }
+}

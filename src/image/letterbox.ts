@@ -13,10 +13,11 @@ export interface Letterbox {
   top: number;
 }
 
-// OpenCV's INTER_LINEAR on 8-bit images works in fixed point: weights scaled by 2^11, two passes, one rounding.
+// OpenCV's INTER_LINEAR on 8-bit images works in fixed point: weights scaled by 2^11, a horizontal pass kept
+// as integers, then a vertical pass. The vertical pass is the SIMD one (VResizeLinearVec_32s8u), which every
+// x86/ARM build runs: ((h0 >> 4) * b0 >> 16) + ((h1 >> 4) * b1 >> 16), then (+ 2) >> 2.
 const COEF_BITS = 11;
 const COEF_ONE = 1 << COEF_BITS;
-const ROUND = 1 << (2 * COEF_BITS - 1);
 
 /** Python's round(): half to even, which decides new_unpad when w·r lands on .5. */
 export function roundHalfEven(x: number): number {
@@ -83,49 +84,72 @@ export function letterbox(
   }
   const xs = axisTaps(img.width, box.width);
   const ys = axisTaps(img.height, box.height);
-  const rowLen = box.width * 3;
-  let rows = [new Int32Array(rowLen), new Int32Array(rowLen)];
-  let held = [-1, -1];
-  const src = img.data;
-  const stride = img.width * 3;
-  const last = img.width - 1;
-  const horizontal = (sy: number, row: Int32Array) => {
-    const off = sy * stride;
-    for (let x = 0, o = 0; x < box.width; x++, o += 3) {
-      const a = xs.w0[x];
-      const b = xs.w1[x];
-      const p = off + xs.index[x] * 3;
-      const q = off + Math.min(xs.index[x] + 1, last) * 3;
-      row[o] = src[p] * a + src[q] * b;
-      row[o + 1] = src[p + 1] * a + src[q + 1] * b;
-      row[o + 2] = src[p + 2] * a + src[q + 2] * b;
-    }
+  const taps: HorizontalTaps = {
+    from: xs.index.map((i) => i * 3),
+    to: xs.index.map((i) => Math.min(i + 1, img.width - 1) * 3),
+    w0: xs.w0,
+    w1: xs.w1,
   };
+  let h0 = new Int32Array(box.width * 3);
+  let h1 = new Int32Array(box.width * 3);
+  let held0 = -1;
+  let held1 = -1;
   for (let y = 0; y < box.height; y++) {
     const sy = ys.index[y];
     const sy1 = Math.min(sy + 1, img.height - 1);
-    if (held[0] !== sy) {
-      if (held[1] === sy) {
-        rows = [rows[1], rows[0]];
-        held = [held[1], held[0]];
+    if (held0 !== sy) {
+      if (held1 === sy) {
+        [h0, h1, held0, held1] = [h1, h0, held1, held0];
       } else {
-        horizontal(sy, rows[0]);
-        held[0] = sy;
+        horizontal(img, sy, taps, h0);
+        held0 = sy;
       }
     }
-    if (held[1] !== sy1) {
-      horizontal(sy1, rows[1]);
-      held[1] = sy1;
+    if (held1 !== sy1) {
+      horizontal(img, sy1, taps, h1);
+      held1 = sy1;
     }
-    const a = ys.w0[y];
-    const b = ys.w1[y];
-    const [r0, r1] = rows;
-    const o = (box.top + y) * size + box.left;
-    for (let x = 0, i = 0; x < box.width; x++, i += 3) {
-      tensor[o + x] = UNIT[(r0[i] * a + r1[i] * b + ROUND) >> 22];
-      tensor[plane + o + x] = UNIT[(r0[i + 1] * a + r1[i + 1] * b + ROUND) >> 22];
-      tensor[2 * plane + o + x] = UNIT[(r0[i + 2] * a + r1[i + 2] * b + ROUND) >> 22];
-    }
+    vertical(h0, h1, ys.w0[y], ys.w1[y], tensor, (box.top + y) * size + box.left, plane, box.width);
   }
   return { tensor, box };
+}
+
+interface HorizontalTaps {
+  /** Byte offsets of the left and right source pixels of each destination column, and their weights. */
+  from: Int32Array;
+  to: Int32Array;
+  w0: Int32Array;
+  w1: Int32Array;
+}
+
+/** One source row resized horizontally, kept as fixed-point integers pre-shifted by 4 (OpenCV's SIMD path). */
+function horizontal(img: RgbImage, sy: number, taps: HorizontalTaps, row: Int32Array): void {
+  const src = img.data;
+  const off = sy * img.width * 3;
+  const { from, to, w0, w1 } = taps;
+  for (let x = 0, o = 0, n = from.length; x < n; x++, o += 3) {
+    const p = off + from[x], q = off + to[x], a = w0[x], b = w1[x];
+    row[o] = (src[p] * a + src[q] * b) >> 4;
+    row[o + 1] = (src[p + 1] * a + src[q + 1] * b) >> 4;
+    row[o + 2] = (src[p + 2] * a + src[q + 2] * b) >> 4;
+  }
+}
+
+/** Blends two horizontal rows into one destination row of each RGB plane, as 0..1 floats. */
+function vertical(
+  h0: Int32Array,
+  h1: Int32Array,
+  b0: number,
+  b1: number,
+  out: Float32Array,
+  at: number,
+  plane: number,
+  width: number,
+): void {
+  const g = at + plane, b = at + 2 * plane;
+  for (let x = 0, i = 0; x < width; x++, i += 3) {
+    out[at + x] = UNIT[(((h0[i] * b0) >> 16) + ((h1[i] * b1) >> 16) + 2) >> 2];
+    out[g + x] = UNIT[(((h0[i + 1] * b0) >> 16) + ((h1[i + 1] * b1) >> 16) + 2) >> 2];
+    out[b + x] = UNIT[(((h0[i + 2] * b0) >> 16) + ((h1[i + 2] * b1) >> 16) + 2) >> 2];
+  }
 }

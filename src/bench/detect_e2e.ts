@@ -1,0 +1,78 @@
+/**
+ * detect_e2e: median end-to-end HTTP latency of POST /v1/models/{name}/detect for bus.jpg at 640 on the native
+ * backend, against the median raw onnxruntime-node `session.run` of the same model measured in the same run
+ * (interleaved, so both see the same machine load). Goal: ratio <= 1.3.
+ */
+import * as ort from "onnxruntime-node";
+import { startServer } from "../api/server.ts";
+import { ServerConfigSchema } from "../config/server.ts";
+import { decodeImage } from "../image/decode.ts";
+import { letterbox } from "../image/letterbox.ts";
+
+const ROOT = new URL("../../", import.meta.url);
+const MODEL = new URL("../shared/models/yolov5n.onnx", ROOT).pathname;
+const IMAGE = new URL("../shared/images/bus.jpg", ROOT).pathname;
+const IMGSZ = 640;
+const WARMUP = 5;
+const ITERATIONS = 40;
+export const GOAL_RATIO = 1.3;
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const round = (v: number) => Math.round(v * 100) / 100;
+
+export async function bench(): Promise<Record<string, unknown>> {
+  const image = await Deno.readFile(IMAGE);
+  const server = await startServer(ServerConfigSchema.parse({ port: 0, models: [MODEL], backend: "native" }));
+  const raw = await ort.InferenceSession.create(MODEL, { graphOptimizationLevel: "all" });
+  try {
+    await server.ready;
+    const url = `${server.url}/v1/models/yolov5n/detect`;
+    const { tensor } = letterbox(await decodeImage(image), IMGSZ);
+    const feeds = { images: new ort.Tensor("float32", tensor, [1, 3, IMGSZ, IMGSZ]) };
+    const e2e: number[] = [];
+    const rawRuns: number[] = [];
+    const stages: Record<string, number[]> = {};
+    for (let i = 0; i < WARMUP + ITERATIONS; i++) {
+      let t = performance.now();
+      const res = await fetch(url, {
+        method: "POST",
+        body: image,
+        headers: { "content-type": "image/jpeg" },
+      });
+      const body = await res.json();
+      const elapsed = performance.now() - t;
+      if (res.status !== 200) throw new Error(`detect answered ${res.status}: ${JSON.stringify(body)}`);
+      t = performance.now();
+      await raw.run(feeds);
+      const rawElapsed = performance.now() - t;
+      if (i < WARMUP) continue;
+      e2e.push(elapsed);
+      rawRuns.push(rawElapsed);
+      for (const [k, v] of Object.entries(body.timings_ms as Record<string, number>)) {
+        (stages[k] ??= []).push(v);
+      }
+    }
+    const e2eMedian = median(e2e);
+    const rawMedian = median(rawRuns);
+    return {
+      model: "yolov5n",
+      image: "bus.jpg",
+      imgsz: IMGSZ,
+      backend: "native",
+      iterations: ITERATIONS,
+      e2e_median_ms: round(e2eMedian),
+      raw_session_run_median_ms: round(rawMedian),
+      ratio: round(e2eMedian / rawMedian),
+      goal_ratio: GOAL_RATIO,
+      server_stage_median_ms: Object.fromEntries(
+        Object.entries(stages).map(([k, v]) => [k, round(median(v))]),
+      ),
+    };
+  } finally {
+    await raw.release();
+    await server.shutdown();
+  }
+}

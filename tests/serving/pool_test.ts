@@ -1,0 +1,94 @@
+import assert from "node:assert/strict";
+import type { Backend, Session, Tensor } from "../../src/serving/backend.ts";
+import { ModelPool } from "../../src/serving/pool.ts";
+
+const YOLOV5N = await Deno.readFile(new URL("../../../shared/models/yolov5n.onnx", import.meta.url));
+
+/** A backend whose sessions record their life and answer a (1, 1, 85) output after an optional gate. */
+class FakeBackend implements Backend {
+  readonly name = "native" as const;
+  readonly sessions: { released: boolean; runs: number }[] = [];
+  running = 0;
+  maxRunning = 0;
+  failWarmup = false;
+  gate?: Promise<void>;
+
+  createSession(): Promise<Session> {
+    const state = { released: false, runs: 0 };
+    this.sessions.push(state);
+    const failing = this.failWarmup;
+    return Promise.resolve({
+      run: async (): Promise<Tensor> => {
+        if (state.released) throw new Error("run on a released session");
+        if (failing) throw new Error("kernel not implemented");
+        this.running++;
+        this.maxRunning = Math.max(this.maxRunning, this.running);
+        await this.gate;
+        this.running--;
+        state.runs++;
+        return { data: new Float32Array(85), dims: [1, 1, 85] };
+      },
+      release: () => {
+        state.released = true;
+        return Promise.resolve();
+      },
+    });
+  }
+}
+
+Deno.test("ModelPool.swap() activates a warmed-up version and releases the old one after its requests", async () => {
+  const backend = new FakeBackend();
+  const pool = new ModelPool(backend);
+  assert.deepEqual(await pool.swap("yolo", 1, YOLOV5N), { name: "yolo", version: 1 });
+  assert.equal(backend.sessions[0].runs, 1, "one warm-up inference before serving");
+  const lease = pool.lease("yolo")!;
+  await pool.swap("yolo", 2, YOLOV5N);
+  assert.equal(pool.get("yolo")!.ref.version, 2);
+  assert.equal(backend.sessions[0].released, false, "v1 is still held by a request");
+  await lease.model.infer(new Float32Array(3 * 640 * 640));
+  await lease.release();
+  assert.equal(backend.sessions[0].released, true, "v1 released once drained");
+  assert.equal(backend.sessions[1].released, false);
+  await pool.close();
+  assert.equal(backend.sessions[1].released, true);
+});
+
+Deno.test("ModelPool.swap() rejects a model that fails warm-up or is not YOLO and keeps the old one", async () => {
+  const backend = new FakeBackend();
+  const pool = new ModelPool(backend);
+  await pool.swap("yolo", 1, YOLOV5N);
+  backend.failWarmup = true;
+  await assert.rejects(pool.swap("yolo", 2, YOLOV5N), /yolo v2: kernel not implemented/);
+  assert.equal(backend.sessions[1].released, true, "the failed session is freed");
+  await assert.rejects(pool.swap("yolo", 3, new Uint8Array([1, 2, 3])));
+  assert.equal(pool.get("yolo")!.ref.version, 1);
+  assert.equal(backend.sessions[0].released, false);
+  await pool.close();
+});
+
+Deno.test("ModelPool runs one inference at a time per model and reports the queue depth", async () => {
+  const backend = new FakeBackend();
+  const pool = new ModelPool(backend);
+  await pool.swap("yolo", 1, YOLOV5N);
+  let open!: () => void;
+  backend.gate = new Promise((resolve) => open = resolve);
+  const model = pool.get("yolo")!;
+  const runs = [1, 2, 3].map(() => model.infer(new Float32Array(3 * 640 * 640)));
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(pool.queueDepth(), 2, "one running, two waiting");
+  open();
+  await Promise.all(runs);
+  assert.equal(backend.maxRunning, 1);
+  assert.equal(pool.queueDepth(), 0);
+  await pool.close();
+});
+
+Deno.test("ModelPool.remove() stops serving a name and frees its session", async () => {
+  const backend = new FakeBackend();
+  const pool = new ModelPool(backend);
+  await pool.swap("yolo", 1, YOLOV5N);
+  assert.equal(await pool.remove("yolo"), true);
+  assert.equal(pool.lease("yolo"), undefined);
+  assert.equal(backend.sessions[0].released, true);
+  assert.equal(await pool.remove("yolo"), false);
+});

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { VersionMetaSchema } from "../../registry/store.ts";
 import type { LoadedModel } from "../../serving/loaded_model.ts";
 import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
@@ -17,7 +18,12 @@ const one = createRoute({
   summary: "One served model",
   request: { params: ModelNameParamSchema },
   responses: {
-    200: { description: "The model", content: { "application/json": { schema: ModelSchema } } },
+    200: {
+      description: "The model, with its registry versions and their meta",
+      content: {
+        "application/json": { schema: ModelSchema.extend({ versions: z.array(VersionMetaSchema) }) },
+      },
+    },
     404: { description: "Unknown model", content: { "application/json": { schema: ErrorSchema } } },
   },
 });
@@ -41,6 +47,7 @@ export const modelRoutes: RouteModule = (app, ctx) => {
     const { name } = c.req.valid("param");
     const model = ctx.pool.get(name);
     if (!model) throw unknownModel(name);
-    return c.json(describeModel(model), 200);
+    const versions = ctx.registry?.models().find((m) => m.name === name)?.versions ?? [];
+    return c.json({ ...describeModel(model), versions }, 200);
   });
 };

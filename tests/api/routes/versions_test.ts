@@ -51,6 +51,8 @@ Deno.test("versions routes: upload, list, download, activate, detect names the v
     const list = await (await s.call("/v1/models/tiny/versions")).json();
     assert.equal(list.active, 1);
     assert.deepEqual(list.versions.map((v: { version: number }) => v.version), [1, 2]);
+    const model = await (await s.call("/v1/models/tiny")).json();
+    assert.deepEqual([model.version, model.versions], [1, list.versions]);
 
     const dl = await s.call("/v1/models/tiny/versions/2.onnx");
     assert.equal(dl.status, 200);

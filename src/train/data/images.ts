@@ -1,16 +1,15 @@
 /**
- * Training images: decoded with src/image's decoder and letterboxed once to the square imgsz input with its
- * letterbox (INTER_LINEAR, pad 114), then cached as 8-bit planes (3·imgsz² bytes each) for every later epoch.
- * Box conversions follow YOLOv5's float32 label arithmetic (xywhn2xy with the float pad, xyxy2xywhn clipped to
- * [0, size − 1e-3]).
- *
- * Differences from YOLOv5's load_image + letterbox, which only matter when an image is not already imgsz: the
- * resized size is round(w·r) where load_image uses ceil(w·r), and shrinking is bilinear where load_image uses
- * INTER_AREA without augmentation.
+ * Training and validation images, loaded as YOLOv5's load_image + letterbox(auto=False) do, then cached as 8-bit
+ * planes (3·imgsz² bytes each) for every later epoch. Without augmentation a larger image is shrunk with
+ * INTER_AREA to ceil(w·r) × ceil(h·r) (r = imgsz / long side) and padded with 114 at round(d − 0.1); otherwise
+ * (enlarging, or augmenting) src/image's INTER_LINEAR letterbox does it, whose size is round(w·r): at most one
+ * pixel narrower than load_image's ceil. Box conversions follow YOLOv5's float32 label arithmetic (xywhn2xy with
+ * the float pad, xyxy2xywhn clipped to [0, size − 1e-3]).
  */
-import { decodeImage } from "../../image/decode.ts";
-import { type Letterbox, letterbox } from "../../image/letterbox.ts";
+import { decodeImage, type RgbImage } from "../../image/decode.ts";
+import { type Letterbox, letterbox, PAD_VALUE, roundHalfEven } from "../../image/letterbox.ts";
 import type { Sample } from "./dataset.ts";
+import { resizeArea } from "./resize_area.ts";
 
 /** An 8-bit image stored channel-planar (RGB planes), like the NCHW tensor it becomes. */
 export interface PlanarImage {
@@ -30,18 +29,49 @@ const UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
 export class ImageStore {
   private readonly cache = new Map<string, LoadedImage>();
 
-  constructor(readonly imgsz: number) {}
+  constructor(readonly imgsz: number, readonly augment: boolean) {}
 
   async load(sample: Sample): Promise<LoadedImage> {
     const hit = this.cache.get(sample.imagePath);
     if (hit) return hit;
-    const { tensor, box } = letterbox(await decodeImage(await Deno.readFile(sample.imagePath)), this.imgsz);
-    const data = new Uint8Array(tensor.length);
-    for (let i = 0; i < data.length; i++) data[i] = Math.round(tensor[i] * 255);
-    const loaded = { square: { width: this.imgsz, height: this.imgsz, data }, box };
+    const loaded = loadSquare(
+      await decodeImage(await Deno.readFile(sample.imagePath)),
+      this.imgsz,
+      this.augment,
+    );
     this.cache.set(sample.imagePath, loaded);
     return loaded;
   }
+}
+
+/** load_image + letterbox of one decoded image into the imgsz square. */
+export function loadSquare(img: RgbImage, imgsz: number, augment: boolean): LoadedImage {
+  const r = imgsz / Math.max(img.width, img.height);
+  const [w, h] = [Math.ceil(img.width * r), Math.ceil(img.height * r)];
+  if (!augment && r < 1 && w <= imgsz && h <= imgsz) return pad(resizeArea(img, w, h), imgsz);
+  const { tensor, box } = letterbox(img, imgsz);
+  const data = new Uint8Array(tensor.length);
+  for (let i = 0; i < data.length; i++) data[i] = Math.round(tensor[i] * 255);
+  return { square: { width: imgsz, height: imgsz, data }, box };
+}
+
+function pad(img: RgbImage, size: number): LoadedImage {
+  const box = {
+    size,
+    width: img.width,
+    height: img.height,
+    left: roundHalfEven((size - img.width) / 2 - 0.1),
+    top: roundHalfEven((size - img.height) / 2 - 0.1),
+  };
+  const plane = size * size;
+  const data = new Uint8Array(3 * plane).fill(PAD_VALUE);
+  for (let y = 0; y < img.height; y++) {
+    for (let x = 0; x < img.width; x++) {
+      const o = (box.top + y) * size + box.left + x;
+      for (let c = 0; c < 3; c++) data[c * plane + o] = img.data[(y * img.width + x) * 3 + c];
+    }
+  }
+  return { square: { width: size, height: size, data }, box };
 }
 
 /** The resized image without its padding: YOLOv5's load_image (long side = imgsz). */

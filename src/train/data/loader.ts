@@ -54,7 +54,7 @@ export class BatchLoader {
 
   constructor(readonly samples: readonly Sample[], readonly opts: LoaderOptions) {
     if (samples.length === 0) throw new Error("BatchLoader needs at least one sample");
-    this.store = new ImageStore(opts.imgsz);
+    this.store = new ImageStore(opts.imgsz, opts.augment);
     this.hyp = opts.hyp ?? SCRATCH_LOW_AUGMENT;
   }
 

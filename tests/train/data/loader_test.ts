@@ -98,7 +98,8 @@ Deno.test("BatchLoader augment (mosaic, perspective, hsv, flips) is deterministi
       const [i, cls, cx, cy, w, h] = b.targets.subarray(o, o + 6);
       assert.ok(i >= 0 && i < b.size && [0, 1, 2].includes(cls));
       assert.ok(
-        cx - w / 2 >= -1e-6 && cx + w / 2 <= 1 + 1e-6 && cy - h / 2 >= -1e-6 && cy + h / 2 <= 1 + 1e-6,
+        cx - w / 2 >= -LABEL_ROUNDTRIP_TOL && cx + w / 2 <= 1 + LABEL_ROUNDTRIP_TOL &&
+          cy - h / 2 >= -LABEL_ROUNDTRIP_TOL && cy + h / 2 <= 1 + LABEL_ROUNDTRIP_TOL,
       );
       assert.ok(w * 128 > 2 && h * 128 > 2, "box_candidates drops boxes of 2 px or less");
     }

@@ -84,8 +84,10 @@ export class Registry {
     return () => this.listeners.delete(listener);
   }
 
+  /** Every model, by name. */
   models(): ModelState[] {
-    return [...this.state.values()].map((m) => ({ ...m, versions: [...m.versions] }));
+    return [...this.state.values()].sort((a, b) => a.name.localeCompare(b.name))
+      .map((m) => ({ ...m, versions: [...m.versions] }));
   }
 
   model(name: string): ModelState {

@@ -95,3 +95,24 @@ Deno.test("inspectYolo() rejects models that are not YOLO detectors", () => {
   );
   assert.throws(() => inspectYolo(OnnxModel.parse(tinyYolo({ names: "{0: 'a', 1: b}" }))), /Class names/);
 });
+
+Deno.test("inspectYolo() falls back to ultralytics' default anchors when the wh constants are unreadable", () => {
+  const model = OnnxModel.parse(
+    tinyYolo({ anchors: [[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12], [13, 14, 15, 16, 17, 18]] }),
+  );
+  for (const node of model.graph.node) {
+    const t = node.output[0].startsWith("anchor_grid_") ? node.attribute[0].t : null;
+    if (t) t.dims = [t.dims.reduce((a, b) => Number(a) * Number(b), 1)]; // rank 1: not an anchor_grid any more
+  }
+  const info = inspectYolo(model);
+  assert.equal(info.anchorsFromGraph, false);
+  assert.deepEqual(info.anchors, [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [
+    116,
+    90,
+    156,
+    198,
+    373,
+    326,
+  ]]);
+  assert.deepEqual(info.strides, [8, 16, 32]);
+});

@@ -24,29 +24,32 @@ export function augmentHsv(img: PlanarImage, hgain: number, sgain: number, vgain
   }
   const plane = img.width * img.height;
   const d = img.data;
+  const hsv: Triple = [0, 0, 0], rgb: Triple = [0, 0, 0];
   for (let p = 0; p < plane; p++) {
-    const [red, green, blue] = [d[p], d[plane + p], d[2 * plane + p]];
-    const [h, s, v] = rgbToHsv(red, green, blue);
-    const [r2, g2, b2] = hsvToRgb(lutH[h], lutS[s], lutV[v]);
-    d[p] = r2;
-    d[plane + p] = g2;
-    d[2 * plane + p] = b2;
+    rgbToHsv(d[p], d[plane + p], d[2 * plane + p], hsv);
+    hsvToRgb(lutH[hsv[0]], lutS[hsv[1]], lutV[hsv[2]], rgb);
+    d[p] = rgb[0];
+    d[plane + p] = rgb[1];
+    d[2 * plane + p] = rgb[2];
   }
 }
 
-/** cv::RGB2HSV_b (hrange 180). */
-export function rgbToHsv(r: number, g: number, b: number): [number, number, number] {
+type Triple = [number, number, number];
+
+/** cv::RGB2HSV_b (hrange 180), written into `out` (these run per pixel, so nothing is allocated). */
+export function rgbToHsv(r: number, g: number, b: number, out: Triple = [0, 0, 0]): Triple {
   const v = Math.max(r, g, b);
   const diff = v - Math.min(r, g, b);
-  const s = (diff * SDIV[v] + (1 << (HSV_SHIFT - 1))) >> HSV_SHIFT;
   let h = v === r ? g - b : v === g ? b - r + 2 * diff : r - g + 4 * diff;
   h = (h * HDIV[diff] + (1 << (HSV_SHIFT - 1))) >> HSV_SHIFT;
-  if (h < 0) h += 180;
-  return [h, s, v];
+  out[0] = h < 0 ? h + 180 : h;
+  out[1] = (diff * SDIV[v] + (1 << (HSV_SHIFT - 1))) >> HSV_SHIFT;
+  out[2] = v;
+  return out;
 }
 
-/** cv::HSV2RGB_b: to float, sector formula, back with rounding. */
-export function hsvToRgb(h8: number, s8: number, v8: number): [number, number, number] {
+/** cv::HSV2RGB_b: to float, sector formula, back with rounding, written into `out`. */
+export function hsvToRgb(h8: number, s8: number, v8: number, out: Triple = [0, 0, 0]): Triple {
   const s = f(s8 / 255), v = f(v8 / 255);
   let r = v, g = v, b = v;
   if (s !== 0) {
@@ -55,11 +58,16 @@ export function hsvToRgb(h8: number, s8: number, v8: number): [number, number, n
     let sector = Math.floor(h);
     h = f(h - sector);
     if (sector < 0 || sector >= 6) sector = 0, h = 0;
-    const tab = [v, f(v * f(1 - s)), f(v * f(1 - f(s * h))), f(v * f(1 - f(s * f(1 - h))))];
-    [b, g, r] = SECTORS[sector].map((k) => tab[k]);
+    const t1 = f(v * f(1 - s)), t2 = f(v * f(1 - f(s * h))), t3 = f(v * f(1 - f(s * f(1 - h))));
+    const pick = (k: number) => (k === 0 ? v : k === 1 ? t1 : k === 2 ? t2 : t3);
+    const sec = SECTORS[sector];
+    b = pick(sec[0]), g = pick(sec[1]), r = pick(sec[2]);
   }
-  return [r, g, b].map((c) => Math.min(255, Math.max(0, Math.round(c * 255)))) as [number, number, number];
+  out[0] = toByte(r), out[1] = toByte(g), out[2] = toByte(b);
+  return out;
 }
+
+const toByte = (c: number) => Math.min(255, Math.max(0, Math.round(c * 255)));
 
 /** Mirrors the image left-right and its normalised [cls, cx, cy, w, h] rows (x -> 1 − x). */
 export function flipLr(img: PlanarImage, labels: Float32Array): void {

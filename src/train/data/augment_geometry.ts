@@ -50,22 +50,29 @@ export function randomPerspective(
 function warp(img: PlanarImage, M: Mat3, width: number, height: number): PlanarImage {
   const inv = invert(M);
   const { width: sw, height: sh, data: src } = img;
-  const data = new Uint8Array(3 * width * height).fill(PAD);
+  const splane = sw * sh, dplane = width * height;
+  const data = new Uint8Array(3 * dplane).fill(PAD);
   const at = (
-    c: number,
+    i: number,
     x: number,
     y: number,
-  ) => (x < 0 || y < 0 || x >= sw || y >= sh ? PAD : src[(c * sh + y) * sw + x]);
+  ) => (x < 0 || y < 0 || x >= sw || y >= sh ? PAD : src[i + y * sw + x]);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const w = inv[6] * x + inv[7] * y + inv[8];
       const u = (inv[0] * x + inv[1] * y + inv[2]) / w, v = (inv[3] * x + inv[4] * y + inv[5]) / w;
       if (u <= -1 || v <= -1 || u >= sw || v >= sh) continue;
       const x0 = Math.floor(u), y0 = Math.floor(v), fx = u - x0, fy = v - y0;
-      for (let c = 0; c < 3; c++) {
-        const top = at(c, x0, y0) * (1 - fx) + at(c, x0 + 1, y0) * fx;
-        const bottom = at(c, x0, y0 + 1) * (1 - fx) + at(c, x0 + 1, y0 + 1) * fx;
-        data[(c * height + y) * width + x] = Math.round(top * (1 - fy) + bottom * fy);
+      const w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy, w11 = fx * fy;
+      const inside = x0 >= 0 && y0 >= 0 && x0 + 1 < sw && y0 + 1 < sh;
+      for (let c = 0, i = 0, o = y * width + x; c < 3; c++, i += splane, o += dplane) {
+        const q = i + y0 * sw + x0;
+        data[o] = Math.round(
+          inside
+            ? src[q] * w00 + src[q + 1] * w01 + src[q + sw] * w10 + src[q + sw + 1] * w11
+            : at(i, x0, y0) * w00 + at(i, x0 + 1, y0) * w01 + at(i, x0, y0 + 1) * w10 +
+              at(i, x0 + 1, y0 + 1) * w11,
+        );
       }
     }
   }

@@ -40,6 +40,15 @@ export async function readLayout(
     train = await split(root, join(root, "images"), join(root, "labels"), problems);
     val = await split(root, join(root, "val", "images"), join(root, "val", "labels"), problems);
   }
+  const used = new Set([...train, ...val].map((s) => s.name));
+  for (const rel of await listFiles(root)) {
+    if (!used.has(rel) && IMAGE_EXTENSIONS.some((e) => rel.toLowerCase().endsWith(e))) {
+      problems.push({
+        file: rel,
+        message: "image outside images/ (or val/images/, images/{train,val}/) is not used",
+      });
+    }
+  }
   if (val.length === 0 && valFraction > 0) [train, val] = holdOut(train, valFraction);
   return { root, train, val };
 }

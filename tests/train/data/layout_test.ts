@@ -22,6 +22,8 @@ Deno.test("readLayout pairs images with labels by stem, in sorted order, and fla
     "wrapped/labels/sub/c.txt",
     "wrapped/labels/orphan.txt",
     "wrapped/images/.DS_Store",
+    "wrapped/stray.jpg",
+    "wrapped/data.yaml",
   ]);
   const problems: DatasetProblem[] = [];
   const layout = await readLayout(dir, 0, problems);
@@ -31,7 +33,11 @@ Deno.test("readLayout pairs images with labels by stem, in sorted order, and fla
     ["images/b.png", false],
     ["images/sub/c.PNG", true],
   ]);
-  assert.deepEqual(problems.map((p) => p.file).sort(), ["images/notes.bmp", "labels/orphan.txt"]);
+  assert.deepEqual(problems.map((p) => p.file).sort(), [
+    "images/notes.bmp",
+    "labels/orphan.txt",
+    "stray.jpg",
+  ]);
   await Deno.remove(dir, { recursive: true });
 });
 

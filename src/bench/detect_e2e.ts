@@ -25,7 +25,10 @@ const round = (v: number) => Math.round(v * 100) / 100;
 
 export async function bench(): Promise<Record<string, unknown>> {
   const image = await Deno.readFile(IMAGE);
-  const server = await startServer(ServerConfigSchema.parse({ port: 0, models: [MODEL], backend: "native" }));
+  const dataDir = await Deno.makeTempDir({ prefix: "kestrel-bench-" });
+  const server = await startServer(
+    ServerConfigSchema.parse({ port: 0, models: [MODEL], backend: "native", dataDir }),
+  );
   const raw = await ort.InferenceSession.create(MODEL, { graphOptimizationLevel: "all" });
   try {
     await server.ready;
@@ -74,5 +77,6 @@ export async function bench(): Promise<Record<string, unknown>> {
   } finally {
     await raw.release();
     await server.shutdown();
+    await Deno.remove(dataDir, { recursive: true });
   }
 }

@@ -7,7 +7,9 @@ const BUS = await Deno.readFile(new URL("images/bus.jpg", SHARED));
 const MAX_BODY = 600_000;
 
 /** Starts `deno task start` on a free loopback port and resolves with its URL once it logs it. */
-async function startServer(): Promise<{ url: string; child: Deno.ChildProcess; log: string[] }> {
+async function startServer(
+  dataDir: string,
+): Promise<{ url: string; child: Deno.ChildProcess; log: string[] }> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -20,6 +22,8 @@ async function startServer(): Promise<{ url: string; child: Deno.ChildProcess; l
       "0",
       "--backend",
       "native",
+      "--data-dir",
+      dataDir,
       "--max-body-bytes",
       String(MAX_BODY),
       "--model",
@@ -52,7 +56,8 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const { url, child, log } = await startServer();
+    const dataDir = await Deno.makeTempDir({ prefix: "kestrel-e2e-" });
+    const { url, child, log } = await startServer(dataDir);
     try {
       assert.equal((await fetch(`${url}/healthz`)).status, 200);
       for (let i = 0; (await fetch(`${url}/readyz`).then((r) => (r.body?.cancel(), r.status))) !== 200; i++) {
@@ -86,6 +91,7 @@ Deno.test({
     } finally {
       child.kill("SIGTERM");
       assert.equal((await child.status).code, 0, log.join("\n"));
+      await Deno.remove(dataDir, { recursive: true });
     }
   },
 });

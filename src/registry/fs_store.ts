@@ -58,13 +58,18 @@ export class FsStore implements Store {
     const full: VersionMeta = { name, version, ...meta };
     const staging = join(dir, ".staging", crypto.randomUUID());
     await Deno.mkdir(staging, { recursive: true });
-    await writeSynced(join(staging, "model.onnx"), bytes);
-    await writeSynced(
-      join(staging, "meta.json"),
-      new TextEncoder().encode(JSON.stringify(full, null, 2) + "\n"),
-    );
-    await syncDir(staging);
-    await Deno.rename(staging, this.versionDir(name, version));
+    try {
+      await writeSynced(join(staging, "model.onnx"), bytes);
+      await writeSynced(
+        join(staging, "meta.json"),
+        new TextEncoder().encode(JSON.stringify(full, null, 2) + "\n"),
+      );
+      await syncDir(staging);
+      await Deno.rename(staging, this.versionDir(name, version));
+    } catch (err) {
+      await Deno.remove(staging, { recursive: true }).catch(() => {}); // e.g. disk full: leave no half version
+      throw err;
+    }
     await syncDir(join(dir, "versions"));
     return full;
   }

@@ -6,6 +6,7 @@
 import { encodeModel, floatTensor, node, onnx, valueInfo } from "./_models.ts";
 
 const INT64 = onnx.TensorProto.DataType.INT64;
+const { INT, INTS, TENSOR } = onnx.AttributeProto.AttributeType;
 
 export interface TinyYoloOptions {
   nc?: number;
@@ -47,7 +48,7 @@ export function tinyYolo(opts: TinyYoloOptions = {}): Uint8Array<ArrayBuffer> {
         opType: "Constant",
         output: [name],
         name,
-        attribute: [{ name: "value", type: 4, t: floatTensor(name, dims, values) }],
+        attribute: [{ name: "value", type: TENSOR, t: floatTensor(name, dims, values) }],
       });
     } else initializers.push(floatTensor(name, dims, values));
   };
@@ -64,16 +65,20 @@ export function tinyYolo(opts: TinyYoloOptions = {}): Uint8Array<ArrayBuffer> {
       floatTensor(`${p}.bias`, [na * no], b),
     );
     const conv = node("Conv", ["images", `${p}.weight`, `${p}.bias`], [`/m.${i}/conv`]);
-    conv.attribute = [{ name: "kernel_shape", type: 7, ints: [1, 1] }, {
+    conv.attribute = [{ name: "kernel_shape", type: INTS, ints: [1, 1] }, {
       name: "strides",
-      type: 7,
+      type: INTS,
       ints: [s, s],
     }];
     shape(`shape5_${i}`, [1, na, no, ny, ny]);
     const transpose = node("Transpose", [`/m.${i}/r5`], [`/m.${i}/t`]);
-    transpose.attribute = [{ name: "perm", type: 7, ints: [0, 1, 3, 4, 2] }];
+    transpose.attribute = [{ name: "perm", type: INTS, ints: [0, 1, 3, 4, 2] }];
     const split = node("Split", [`/m.${i}/sig`], [`/m.${i}/xy`, `/m.${i}/wh`, `/m.${i}/conf`]);
-    split.attribute = [{ name: "axis", type: 2, i: 4 }, { name: "split", type: 7, ints: [2, 2, nc + 1] }];
+    split.attribute = [{ name: "axis", type: INT, i: 4 }, {
+      name: "split",
+      type: INTS,
+      ints: [2, 2, nc + 1],
+    }];
     const grid = [];
     for (let a = 0; a < na; a++) {
       for (let y = 0; y < ny; y++) for (let x = 0; x < ny; x++) grid.push(x - 0.5, y - 0.5);
@@ -95,7 +100,7 @@ export function tinyYolo(opts: TinyYoloOptions = {}): Uint8Array<ArrayBuffer> {
     }
     shape(`shape3_${i}`, [1, na * ny * ny, no]);
     const concat = node("Concat", [`/m.${i}/xy3`, `/m.${i}/wh3`, `/m.${i}/conf`], [`/m.${i}/cat`]);
-    concat.attribute = [{ name: "axis", type: 2, i: 4 }];
+    concat.attribute = [{ name: "axis", type: INT, i: 4 }];
     nodes.push(
       conv,
       node("Reshape", [`/m.${i}/conv`, `shape5_${i}`], [`/m.${i}/r5`]),
@@ -115,7 +120,7 @@ export function tinyYolo(opts: TinyYoloOptions = {}): Uint8Array<ArrayBuffer> {
     rows += na * ny * ny;
   });
   const cat = node("Concat", layerOutputs, ["output0"]);
-  cat.attribute = [{ name: "axis", type: 2, i: 1 }];
+  cat.attribute = [{ name: "axis", type: INT, i: 1 }];
   nodes.push(cat);
   const names = opts.names === undefined
     ? `{${Array.from({ length: nc }, (_, i) => `${i}: 'class${i}'`).join(", ")}}`

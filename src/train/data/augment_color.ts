@@ -10,8 +10,6 @@ import type { Rng } from "./rng.ts";
 const HSV_SHIFT = 12;
 const SDIV = Int32Array.from({ length: 256 }, (_, i) => (i ? Math.round((255 << HSV_SHIFT) / i) : 0));
 const HDIV = Int32Array.from({ length: 256 }, (_, i) => (i ? Math.round((180 << HSV_SHIFT) / (6 * i)) : 0));
-const SECTORS = [[1, 3, 0], [1, 0, 2], [3, 0, 1], [0, 2, 1], [0, 1, 3], [2, 1, 0]];
-const f = Math.fround;
 
 export function augmentHsv(img: PlanarImage, hgain: number, sgain: number, vgain: number, rng: Rng): void {
   if (!hgain && !sgain && !vgain) return;
@@ -48,26 +46,29 @@ export function rgbToHsv(r: number, g: number, b: number, out: Triple = [0, 0, 0
   return out;
 }
 
-/** cv::HSV2RGB_b: to float, sector formula, back with rounding, written into `out`. */
+/**
+ * cv::HSV2RGB_b: to [0, 1], sector formula, back ×255 rounded, written into `out`. In float64 where OpenCV uses
+ * float32, which can only move a result lying within float32 rounding of a .5 boundary by one level.
+ */
 export function hsvToRgb(h8: number, s8: number, v8: number, out: Triple = [0, 0, 0]): Triple {
-  const s = f(s8 / 255), v = f(v8 / 255);
+  const s = s8 / 255, v = v8 / 255;
   let r = v, g = v, b = v;
   if (s !== 0) {
-    let h = f(h8 * f(6 / 180));
-    while (h >= 6) h -= 6;
-    let sector = Math.floor(h);
-    h = f(h - sector);
-    if (sector < 0 || sector >= 6) sector = 0, h = 0;
-    const t1 = f(v * f(1 - s)), t2 = f(v * f(1 - f(s * h))), t3 = f(v * f(1 - f(s * f(1 - h))));
-    const pick = (k: number) => (k === 0 ? v : k === 1 ? t1 : k === 2 ? t2 : t3);
-    const sec = SECTORS[sector];
-    b = pick(sec[0]), g = pick(sec[1]), r = pick(sec[2]);
+    let h = h8 / 30;
+    const sector = Math.floor(h);
+    h -= sector;
+    const t1 = v * (1 - s), t2 = v * (1 - s * h), t3 = v * (1 - s * (1 - h));
+    // cv::HSV2RGB's sector table {1,3,0}, {1,0,2}, {3,0,1}, {0,2,1}, {0,1,3}, {2,1,0} as (b, g, r) picks
+    if (sector === 0) b = t1, g = t3, r = v;
+    else if (sector === 1) b = t1, g = v, r = t2;
+    else if (sector === 2) b = t3, g = v, r = t1;
+    else if (sector === 3) b = v, g = t2, r = t1;
+    else if (sector === 4) b = v, g = t1, r = t3;
+    else b = t2, g = t1, r = v;
   }
-  out[0] = toByte(r), out[1] = toByte(g), out[2] = toByte(b);
+  out[0] = (r * 255 + 0.5) | 0, out[1] = (g * 255 + 0.5) | 0, out[2] = (b * 255 + 0.5) | 0;
   return out;
 }
-
-const toByte = (c: number) => Math.min(255, Math.max(0, Math.round(c * 255)));
 
 /** Mirrors the image left-right and its normalised [cls, cx, cy, w, h] rows (x -> 1 − x). */
 export function flipLr(img: PlanarImage, labels: Float32Array): void {

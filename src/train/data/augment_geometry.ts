@@ -49,6 +49,7 @@ export function randomPerspective(
 
 function warp(img: PlanarImage, M: Mat3, width: number, height: number): PlanarImage {
   const inv = invert(M);
+  const affine = inv[6] === 0 && inv[7] === 0;
   const { width: sw, height: sh, data: src } = img;
   const splane = sw * sh, dplane = width * height;
   const data = new Uint8Array(3 * dplane).fill(PAD);
@@ -59,20 +60,26 @@ function warp(img: PlanarImage, M: Mat3, width: number, height: number): PlanarI
   ) => (x < 0 || y < 0 || x >= sw || y >= sh ? PAD : src[i + y * sw + x]);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      const w = inv[6] * x + inv[7] * y + inv[8];
-      const u = (inv[0] * x + inv[1] * y + inv[2]) / w, v = (inv[3] * x + inv[4] * y + inv[5]) / w;
+      let u = inv[0] * x + inv[1] * y + inv[2], v = inv[3] * x + inv[4] * y + inv[5];
+      if (!affine) {
+        const w = inv[6] * x + inv[7] * y + inv[8];
+        u /= w, v /= w;
+      }
       if (u <= -1 || v <= -1 || u >= sw || v >= sh) continue;
       const x0 = Math.floor(u), y0 = Math.floor(v), fx = u - x0, fy = v - y0;
       const w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy, w11 = fx * fy;
-      const inside = x0 >= 0 && y0 >= 0 && x0 + 1 < sw && y0 + 1 < sh;
-      for (let c = 0, i = 0, o = y * width + x; c < 3; c++, i += splane, o += dplane) {
-        const q = i + y0 * sw + x0;
-        data[o] = Math.round(
-          inside
-            ? src[q] * w00 + src[q + 1] * w01 + src[q + sw] * w10 + src[q + sw + 1] * w11
-            : at(i, x0, y0) * w00 + at(i, x0 + 1, y0) * w01 + at(i, x0, y0 + 1) * w10 +
-              at(i, x0 + 1, y0 + 1) * w11,
-        );
+      const o = y * width + x;
+      if (x0 >= 0 && y0 >= 0 && x0 + 1 < sw && y0 + 1 < sh) {
+        for (let c = 0, q = y0 * sw + x0; c < 3; c++, q += splane) {
+          const value = src[q] * w00 + src[q + 1] * w01 + src[q + sw] * w10 + src[q + sw + 1] * w11;
+          data[o + c * dplane] = value + 0.5;
+        }
+      } else {
+        for (let c = 0, i = 0; c < 3; c++, i += splane) {
+          const value = at(i, x0, y0) * w00 + at(i, x0 + 1, y0) * w01 + at(i, x0, y0 + 1) * w10 +
+            at(i, x0 + 1, y0 + 1) * w11;
+          data[o + c * dplane] = value + 0.5;
+        }
       }
     }
   }

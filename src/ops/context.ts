@@ -59,3 +59,32 @@ export function expectShape(op: string, role: string, v: TensorView, shape: numb
 export function groups(n: number, per: number): number {
   return Math.max(1, Math.ceil(n / per));
 }
+
+/** Binds buffers to the given binding numbers of group 0 (entry points use sparse bindings of one shader). */
+export function bindSparse(
+  device: GPUDevice,
+  pipeline: GPUComputePipeline,
+  entries: Record<number, GPUBuffer>,
+  label: string,
+): GPUBindGroup {
+  return device.createBindGroup({
+    label,
+    layout: pipeline.getBindGroupLayout(0),
+    entries: Object.entries(entries).map(([binding, buffer]) => ({
+      binding: Number(binding),
+      resource: { buffer },
+    })),
+  });
+}
+
+/** A plan-time uniform buffer holding `values` as u32 (padded to a multiple of 4 words). */
+export function uniformU32(ctx: OpContext, values: number[], label: string): GPUBuffer {
+  const words = new Uint32Array(Math.ceil(values.length / 4) * 4);
+  values.forEach((v, i) => {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+      throw new Error(`${label}: uniform word ${i} = ${v}, expected an unsigned 32-bit integer`);
+    }
+    words[i] = v;
+  });
+  return ctx.uniform(words.buffer, label);
+}

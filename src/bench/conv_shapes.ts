@@ -1,0 +1,112 @@
+/**
+ * GFLOP/s of the conv kernels (forward, backward-data, backward-weight with its reduce) on every distinct conv
+ * shape of YOLOv5n at imgsz 320, batch 8 (the fine-tune benchmark's model), timed with several dispatches per
+ * submit because one submit+sync costs >= 11 ms on lavapipe.
+ */
+import { getGpu } from "../gpu/device.ts";
+import { createStorage } from "../gpu/buffers.ts";
+import { ProgramCache } from "../gpu/programs.ts";
+import { createOpContext, submitDispatches } from "../ops/context.ts";
+import { planConv } from "../ops/conv.ts";
+import type { Dispatch } from "../ops/types.ts";
+
+const BATCH = 8;
+/** [cin, cout, k, stride, input size, how many such convs YOLOv5n has] at imgsz 320. */
+export const YOLOV5N_320_CONVS: [number, number, number, number, number, number][] = [
+  [3, 16, 6, 2, 320, 1],
+  [16, 32, 3, 2, 160, 1],
+  [32, 16, 1, 1, 80, 2],
+  [16, 16, 1, 1, 80, 1],
+  [16, 16, 3, 1, 80, 1],
+  [32, 32, 1, 1, 80, 1],
+  [32, 64, 3, 2, 80, 1],
+  [64, 32, 1, 1, 40, 2],
+  [32, 32, 1, 1, 40, 2],
+  [32, 32, 3, 1, 40, 2],
+  [64, 64, 1, 1, 40, 2],
+  [64, 128, 3, 2, 40, 1],
+  [128, 64, 1, 1, 20, 4],
+  [64, 64, 1, 1, 20, 4],
+  [64, 64, 3, 1, 20, 4],
+  [128, 128, 1, 1, 20, 3],
+  [128, 256, 3, 2, 20, 1],
+  [256, 128, 1, 1, 10, 6],
+  [128, 128, 1, 1, 10, 2],
+  [128, 128, 3, 1, 10, 2],
+  [256, 256, 1, 1, 10, 2],
+  [512, 256, 1, 1, 10, 1],
+  [128, 64, 1, 1, 40, 2],
+  [64, 64, 3, 2, 40, 1],
+  [128, 128, 3, 2, 20, 1],
+  [64, 255, 1, 1, 40, 1],
+  [128, 255, 1, 1, 20, 1],
+  [256, 255, 1, 1, 10, 1],
+];
+const REPS = 4;
+
+async function time(device: GPUDevice, dispatches: Dispatch[]): Promise<number> {
+  const reps = Array.from({ length: REPS }, () => dispatches).flat();
+  submitDispatches(device, reps);
+  await device.queue.onSubmittedWorkDone();
+  const ms: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t = performance.now();
+    submitDispatches(device, reps);
+    await device.queue.onSubmittedWorkDone();
+    ms.push((performance.now() - t) / REPS);
+  }
+  return ms.sort((a, b) => a - b)[1];
+}
+
+export async function bench(): Promise<Record<string, unknown>> {
+  const gpu = await getGpu();
+  const device = gpu.device;
+  const ctx = createOpContext(device, new ProgramCache(device));
+  const shapes = [];
+  const totals = { fwd: [0, 0], bwd_data: [0, 0], bwd_weight: [0, 0] };
+  for (const [cin, cout, k, s, size, count] of YOLOV5N_320_CONVS) {
+    const pad = Math.floor(k / 2) - (k === 6 ? 1 : 0);
+    const out = Math.floor((size + 2 * pad - k) / s) + 1;
+    const t = (c: number, hw: number, label: string) => ({
+      buffer: createStorage(device, 4 * BATCH * c * hw * hw, label),
+      offset: 0,
+      shape: [BATCH, c, hw, hw],
+    });
+    const x = t(cin, size, "x"), y = t(cout, out, "y"), dy = t(cout, out, "dy"), dx = t(cin, size, "dx");
+    const w = {
+      buffer: createStorage(device, 4 * cout * cin * k * k, "w"),
+      offset: 0,
+      shape: [cout, cin, k, k],
+    };
+    const grads = createStorage(device, 4 * (cout * cin * k * k + cout + 4), "grads");
+    const dw = { buffer: grads, offset: 0, shape: [cout, cin, k, k] };
+    const db = { buffer: grads, offset: Math.ceil(cout * cin * k * k / 4) * 4, shape: [cout] };
+    const b = { buffer: w.buffer, offset: 0, shape: [cout] };
+    const plan = planConv(ctx, { x, w, b, y, dy, dx, dw, db, stride: s, pad });
+    const flops = (ds: Dispatch[]) => ds.reduce((a, d) => a + (d.flops ?? 0), 0);
+    const data = plan.backward.filter((d) => d.opClass === "conv_bwd_data");
+    const weight = plan.backward.filter((d) => d.opClass !== "conv_bwd_data");
+    const row: Record<string, number> = { cin, cout, k, s, size, count };
+    for (const [key, ds] of [["fwd", plan.forward], ["bwd_data", data], ["bwd_weight", weight]] as const) {
+      const ms = await time(device, ds);
+      row[`${key}_ms`] = Number(ms.toFixed(3));
+      row[`${key}_gflops`] = Number((flops(ds) / ms / 1e6).toFixed(2));
+      totals[key][0] += count * flops(ds);
+      totals[key][1] += count * ms;
+    }
+    shapes.push(row);
+    [x.buffer, y.buffer, dy.buffer, dx.buffer, w.buffer, grads].forEach((bf) => bf.destroy());
+  }
+  const summary = Object.fromEntries(
+    Object.entries(totals).map(([k, [f, ms]]) => [`${k}_gflops`, Number((f / ms / 1e6).toFixed(2))]),
+  );
+  const totalMs = Object.values(totals).reduce((a, [, ms]) => a + ms, 0);
+  return {
+    adapter: gpu.adapterName,
+    batch: BATCH,
+    imgsz: 320,
+    ...summary,
+    conv_ms_per_step: totalMs,
+    shapes,
+  };
+}

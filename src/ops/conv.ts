@@ -1,0 +1,351 @@
+import { batchStride, bindSparse, expectShape, groups, uniformU32 } from "./context.ts";
+import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
+
+const FILE = "ops/conv.wgsl";
+/** Invocations per workgroup of every conv entry point (a power of two: bias_grad reduces by halving). */
+const WG = 64;
+/** Rows and columns of C each GEMM invocation owns (the 8x8 Tile in wgsl/ops/conv.wgsl). */
+const TILE = 8;
+const MAX_GROUPS = 65535;
+/** The weight-gradient GEMM splits its pixel reduction until about this many invocations run: lavapipe's 2 cores
+ * need few, a real GPU thousands; each split costs partial-sum memory and reduce work. */
+const SPLIT_TARGET_INVOCATIONS = 4096;
+/** Fewest vec4 pixel columns (4 pixels each) one split reduces over, keeping partial sums a small share. */
+const MIN_CHUNK4 = 16;
+
+export interface ConvArgs {
+  /** input [N, Cin, H, W] */
+  x: TensorView;
+  /** weight [Cout, Cin, kh, kw] (usually a view into the flat params buffer) */
+  w: TensorView;
+  /** bias [Cout] */
+  b?: TensorView;
+  /** output [N, Cout, Ho, Wo], overwritten by forward */
+  y: TensorView;
+  /** gradient of y; required when any of dx, dw, db is given */
+  dy?: TensorView;
+  /** gradient of x: overwritten, or added to when `accumulate` (x fans out to several consumers) */
+  dx?: TensorView;
+  /** weight gradient: always ADDED to (gradients of successive batches sum until the optimizer zeroes them) */
+  dw?: TensorView;
+  /** bias gradient: always ADDED to */
+  db?: TensorView;
+  stride: number;
+  pad: number;
+  dilation?: number;
+  groups?: number;
+  accumulate?: boolean;
+}
+
+interface Geometry {
+  n: number;
+  cin: number;
+  h: number;
+  w: number;
+  cout: number;
+  kh: number;
+  kw: number;
+  ho: number;
+  wo: number;
+  stride: number;
+  pad: number;
+  /** pixels per output map, and that rounded up to a multiple of 4 (row length of the vec4 matrices) */
+  P: number;
+  ppad: number;
+  K: number;
+}
+
+/** A matrix operand read as vec4: buffer, offset, batch stride, in vec4 units. */
+interface Vec4Operand {
+  buffer: GPUBuffer;
+  off4: number;
+  batch4: number;
+}
+
+const aligned = (v: TensorView, P: number) => P % 4 === 0 && v.offset % 4 === 0 && batchStride(v) % 4 === 0;
+
+/**
+ * Plans a groups-1 convolution. Forward: im2col (skipped for aligned 1x1 stride-1 convs) + GEMM with fused bias.
+ * Backward, in order: db += bias_grad(dy); dW += split GEMM dY . col^T + reduce; dx (=|+=) col2im(W^T . dY).
+ * The im2col scratch holds the forward's columns until backward-weight has read them, then backward-data reuses
+ * it for dcol, so each conv owns one scratch of N * Cin*kh*kw * ceil4(Ho*Wo) floats.
+ */
+export function planConv(ctx: OpContext, a: ConvArgs): OpPlan {
+  if ((a.dilation ?? 1) !== 1 || (a.groups ?? 1) !== 1) {
+    throw new Error(`planConv: dilation ${a.dilation} groups ${a.groups}, expected 1 and 1 (YOLOv5 convs)`);
+  }
+  const [n, cin, h, w] = a.x.shape;
+  const [cout, wcin, kh, kw] = a.w.shape;
+  if (wcin !== cin) throw new Error(`planConv: weight [${a.w.shape}] does not match input [${a.x.shape}]`);
+  const { stride, pad } = a;
+  const ho = Math.floor((h + 2 * pad - kh) / stride) + 1;
+  const wo = Math.floor((w + 2 * pad - kw) / stride) + 1;
+  expectShape("planConv", "y", a.y, [n, cout, ho, wo]);
+  if (a.b) expectShape("planConv", "b", a.b, [cout]);
+  const P = ho * wo;
+  const g: Geometry = {
+    n,
+    cin,
+    h,
+    w,
+    cout,
+    kh,
+    kw,
+    ho,
+    wo,
+    stride,
+    pad,
+    P,
+    ppad: Math.ceil(P / 4) * 4,
+    K: cin * kh * kw,
+  };
+  const label = `conv ${cin}->${cout} k${kh}x${kw} s${stride} ${h}x${w}`;
+  const direct = kh === 1 && kw === 1 && stride === 1 && pad === 0 && aligned(a.x, P);
+  const col = direct ? undefined : ctx.scratch(4 * n * g.K * g.ppad, `${label} im2col`);
+  const xcol: Vec4Operand = col
+    ? { buffer: col, off4: 0, batch4: (g.K * g.ppad) / 4 }
+    : { buffer: a.x.buffer, off4: a.x.offset / 4, batch4: batchStride(a.x) / 4 };
+  const common = { ...g, batch: n, flags: 0 };
+
+  const forward: Dispatch[] = [];
+  if (col) forward.push(im2col(ctx, `${label} im2col`, { ...common, rows: g.K }, a.x, col));
+  forward.push(gemmNN(
+    ctx,
+    `${label} forward`,
+    {
+      ...common,
+      flags: a.b ? 1 : 0,
+      M: cout,
+      K: g.K,
+      aOff: a.w.offset,
+      am: g.K,
+      ak: 1,
+      biasOff: a.b?.offset ?? 0,
+      cOff: a.y.offset,
+      ldc: P,
+      cBatch: batchStride(a.y),
+    },
+    a.w.buffer,
+    xcol,
+    a.y.buffer,
+    (a.b ?? a.w).buffer,
+    "conv_fwd",
+  ));
+
+  const backward: Dispatch[] = [];
+  if (!a.dx && !a.dw && !a.db) return { forward, backward };
+  if (!a.dy) throw new Error(`planConv: ${label} needs dy to plan its backward`);
+  const dy = a.dy;
+  expectShape("planConv", "dy", dy, [n, cout, ho, wo]);
+  let dy4: Vec4Operand = { buffer: dy.buffer, off4: dy.offset / 4, batch4: batchStride(dy) / 4 };
+  if (!aligned(dy, P)) {
+    const copy = ctx.scratch(4 * n * cout * g.ppad, `${label} dy padded`);
+    const rows = { ...common, cin: cout, h: ho, w: wo, kh: 1, kw: 1, stride: 1, pad: 0, rows: cout };
+    backward.push(im2col(ctx, `${label} dy padded`, rows, dy, copy));
+    dy4 = { buffer: copy, off4: 0, batch4: (cout * g.ppad) / 4 };
+  }
+  if (a.db) {
+    expectShape("planConv", "db", a.db, [cout]);
+    backward.push(biasGrad(ctx, label, common, dy, a.db));
+  }
+  if (a.dw) {
+    expectShape("planConv", "dw", a.dw, [cout, cin, kh, kw]);
+    backward.push(...weightGrad(ctx, label, g, dy4, xcol, a.dw));
+  }
+  if (a.dx) {
+    expectShape("planConv", "dx", a.dx, [n, cin, h, w]);
+    const flags = a.accumulate ? 2 : 0;
+    const gemm = { ...common, M: g.K, K: cout, aOff: a.w.offset, am: 1, ak: g.K, flags };
+    const into = col
+      ? { ...gemm, flags: 0, cOff: 0, ldc: g.ppad, cBatch: g.K * g.ppad }
+      : { ...gemm, cOff: a.dx.offset, ldc: P, cBatch: batchStride(a.dx) };
+    backward.push(
+      gemmNN(
+        ctx,
+        `${label} backward_data`,
+        into,
+        a.w.buffer,
+        dy4,
+        col ?? a.dx.buffer,
+        a.w.buffer,
+        "conv_bwd_data",
+      ),
+    );
+    if (col) backward.push(col2im(ctx, label, { ...common, flags, rows: g.K }, col, a.dx));
+  }
+  return { forward, backward };
+}
+
+type Fields = Partial<Record<(typeof FIELD_ORDER)[number], number>>;
+
+function uniform(ctx: OpContext, f: Fields, label: string): GPUBuffer {
+  return uniformU32(ctx, FIELD_ORDER.map((k) => f[k] ?? 0), label);
+}
+
+/** A 1-D grid over `count` invocations, folded into y where it exceeds the per-dimension workgroup limit. */
+function grid(count: number): { workgroups: [number, number, number]; pitch: number } {
+  const total = groups(count, WG);
+  const x = Math.min(total, MAX_GROUPS);
+  return { workgroups: [x, Math.ceil(total / x), 1], pitch: x * WG };
+}
+
+function gemmNN(
+  ctx: OpContext,
+  label: string,
+  f: Fields & { M: number; K: number; P: number; ppad: number; n: number },
+  aBuf: GPUBuffer,
+  b: Vec4Operand,
+  cBuf: GPUBuffer,
+  biasBuf: GPUBuffer,
+  opClass: string,
+): Dispatch {
+  const pipeline = ctx.programs.get(FILE, "gemm_nn", { WG });
+  const N4 = f.ppad / 4;
+  const u = uniform(ctx, { ...f, N: f.P, N4, bOff4: b.off4, ldb4: N4, bBatch4: b.batch4 }, label);
+  return {
+    label,
+    pipeline,
+    bindGroup: bindSparse(ctx.device, pipeline, { 2: aBuf, 3: b.buffer, 5: cBuf, 6: biasBuf, 7: u }, label),
+    workgroups: [groups(N4, 2 * WG), groups(f.M, TILE), f.n],
+    flops: 2 * f.n * f.M * f.K * f.P,
+    bytes: 4 * (f.M * f.K + f.n * (f.K + f.M) * f.P),
+    opClass,
+  };
+}
+
+function weightGrad(
+  ctx: OpContext,
+  label: string,
+  g: Geometry,
+  dy4: Vec4Operand,
+  xcol: Vec4Operand,
+  dw: TensorView,
+): Dispatch[] {
+  const r4 = g.ppad / 4;
+  const invocations = Math.ceil(g.cout / TILE) * Math.ceil(g.K / TILE) * g.n;
+  const splits = Math.max(
+    1,
+    Math.min(Math.ceil(SPLIT_TARGET_INVOCATIONS / invocations), Math.ceil(r4 / MIN_CHUNK4)),
+  );
+  const chunk4 = Math.ceil(r4 / splits);
+  const nsplit = g.n * splits;
+  const count = g.cout * g.K;
+  const part = ctx.scratch(4 * nsplit * count, `${label} dw partials`);
+  const nt = ctx.programs.get(FILE, "gemm_nt", { WG });
+  const ntU = uniform(ctx, {
+    M: g.cout,
+    N: g.K,
+    K: r4,
+    aOff: dy4.off4,
+    am: r4,
+    aBatch: dy4.batch4,
+    bOff4: xcol.off4,
+    ldb4: r4,
+    bBatch4: xcol.batch4,
+    splits,
+    chunk4,
+  }, `${label} backward_weight`);
+  const red = ctx.programs.get(FILE, "reduce", { WG });
+  const { workgroups, pitch } = grid(count);
+  const redU = uniform(ctx, { count, pitch, nsplit, dstOff: dw.offset }, `${label} reduce dw`);
+  return [{
+    label: `${label} backward_weight`,
+    pipeline: nt,
+    bindGroup: bindSparse(
+      ctx.device,
+      nt,
+      { 3: xcol.buffer, 4: dy4.buffer, 5: part, 7: ntU },
+      `${label} backward_weight`,
+    ),
+    workgroups: [groups(g.K, TILE * WG), groups(g.cout, TILE), nsplit],
+    flops: 2 * g.n * g.cout * g.K * g.P,
+    bytes: 4 * (g.n * (g.K + g.cout) * g.ppad + nsplit * count),
+    opClass: "conv_bwd_weight",
+  }, {
+    label: `${label} reduce dw`,
+    pipeline: red,
+    bindGroup: bindSparse(ctx.device, red, { 0: part, 1: dw.buffer, 7: redU }, `${label} reduce dw`),
+    workgroups,
+    flops: nsplit * count,
+    bytes: 4 * (nsplit + 2) * count,
+    opClass: "conv_bwd_weight",
+  }];
+}
+
+function im2col(
+  ctx: OpContext,
+  label: string,
+  f: Fields & Geometry & { rows: number },
+  src: TensorView,
+  dst: GPUBuffer,
+): Dispatch {
+  const pipeline = ctx.programs.get(FILE, "im2col", { WG });
+  const count = f.n * f.rows * f.ppad;
+  const { workgroups, pitch } = grid(count);
+  const u = uniform(ctx, { ...f, count, pitch, srcOff: src.offset, srcBS: batchStride(src) }, label);
+  return {
+    label,
+    pipeline,
+    bindGroup: bindSparse(ctx.device, pipeline, { 0: src.buffer, 1: dst, 7: u }, label),
+    workgroups,
+    bytes: 8 * count,
+    opClass: "conv_im2col",
+  };
+}
+
+function col2im(
+  ctx: OpContext,
+  label: string,
+  f: Fields & Geometry & { rows: number },
+  col: GPUBuffer,
+  dx: TensorView,
+): Dispatch {
+  const pipeline = ctx.programs.get(FILE, "col2im", { WG });
+  const count = f.n * f.cin * f.h * f.w;
+  const { workgroups, pitch } = grid(count);
+  const u = uniform(
+    ctx,
+    { ...f, count, pitch, dstOff: dx.offset, dstBS: batchStride(dx) },
+    `${label} col2im`,
+  );
+  return {
+    label: `${label} col2im`,
+    pipeline,
+    bindGroup: bindSparse(ctx.device, pipeline, { 0: col, 1: dx.buffer, 7: u }, `${label} col2im`),
+    workgroups,
+    bytes: 4 * (count + f.n * f.K * f.P),
+    opClass: "conv_col2im",
+  };
+}
+
+function biasGrad(
+  ctx: OpContext,
+  label: string,
+  f: Fields & Geometry,
+  dy: TensorView,
+  db: TensorView,
+): Dispatch {
+  const pipeline = ctx.programs.get(FILE, "bias_grad", { WG });
+  const u = uniform(
+    ctx,
+    { ...f, srcOff: dy.offset, srcBS: batchStride(dy), dstOff: db.offset },
+    `${label} bias_grad`,
+  );
+  return {
+    label: `${label} bias_grad`,
+    pipeline,
+    bindGroup: bindSparse(ctx.device, pipeline, { 0: dy.buffer, 1: db.buffer, 7: u }, `${label} bias_grad`),
+    workgroups: [f.cout, 1, 1],
+    flops: f.n * f.cout * f.P,
+    bytes: 4 * f.n * f.cout * f.P,
+    opClass: "conv_bwd_weight",
+  };
+}
+
+/** Word order of the `Params` uniform struct in wgsl/ops/conv.wgsl. */
+const FIELD_ORDER = [
+  ...["batch", "cin", "h", "w", "cout", "ho", "wo", "kh", "kw", "stride", "pad", "flags"],
+  ...["srcOff", "srcBS", "dstOff", "dstBS", "rows", "ppad", "count", "pitch", "M", "N", "N4", "K"],
+  ...["aOff", "am", "ak", "aBatch", "bOff4", "ldb4", "bBatch4", "biasOff", "cOff", "ldc", "cBatch", "splits"],
+  ...["chunk4", "nsplit", "_pad0", "_pad1"],
+] as const;

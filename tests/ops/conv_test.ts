@@ -1,0 +1,148 @@
+import { gpuTest } from "../_helpers/gpu.ts";
+import { planConv } from "../../src/ops/conv.ts";
+import { convBackward, convForward, convOutSize, type ConvShape } from "../../src/reference/ops/conv.ts";
+import {
+  assertClose,
+  assertUntouched,
+  checkFiniteDifferences,
+  dot,
+  opContext,
+  place,
+  randomArray,
+  readPlaced,
+  rng,
+  run,
+} from "./_helpers.ts";
+
+/** f32 results of sums of up to ~300 products of O(1) numbers: rounding errors grow like sqrt(terms) * 6e-8 *
+ * (magnitude of the partial sums, up to ~10x the result scale); 1e-5 of the output's largest magnitude leaves
+ * headroom for that and still catches any wrong tap, which moves results by O(1e-1). */
+const F32_SUM_TOL = 1e-5;
+
+const CASES: ConvShape[] = [
+  { n: 2, cin: 3, h: 7, w: 9, cout: 5, kh: 3, kw: 3, stride: 1, pad: 1 },
+  { n: 2, cin: 5, h: 9, w: 8, cout: 11, kh: 3, kw: 3, stride: 2, pad: 1 },
+  { n: 2, cin: 6, h: 5, w: 7, cout: 9, kh: 1, kw: 1, stride: 1, pad: 0 },
+  { n: 2, cin: 3, h: 11, w: 10, cout: 4, kh: 6, kw: 6, stride: 2, pad: 2 },
+  { n: 2, cin: 17, h: 6, w: 5, cout: 13, kh: 3, kw: 3, stride: 2, pad: 1 },
+  { n: 2, cin: 9, h: 5, w: 6, cout: 3, kh: 1, kw: 1, stride: 2, pad: 0 },
+  // 4x6 pixels and 4-aligned views: the 1x1 path that reads x and dy in place as vec4 rows (no im2col)
+  { n: 2, cin: 6, h: 4, w: 6, cout: 9, kh: 1, kw: 1, stride: 1, pad: 0 },
+  { n: 2, cin: 12, h: 8, w: 4, cout: 10, kh: 3, kw: 3, stride: 1, pad: 1 },
+];
+const name = (s: ConvShape) => `${s.n}x${s.cin}x${s.h}x${s.w} -> ${s.cout} k${s.kh} s${s.stride} p${s.pad}`;
+
+for (const [ci, s] of CASES.entries()) {
+  gpuTest(`planConv matches the TS reference forward and backward for ${name(s)}`, async (device) => {
+    const rand = rng(100 + ci);
+    const [ho, wo] = convOutSize(s);
+    const x = randomArray(s.n * s.cin * s.h * s.w, rand);
+    const w = randomArray(s.cout * s.cin * s.kh * s.kw, rand);
+    const b = randomArray(s.cout, rand);
+    const dy = randomArray(s.n * s.cout * ho * wo, rand);
+    const dxOld = randomArray(x.length, rand);
+    const dwOld = randomArray(w.length, rand);
+    const dbOld = randomArray(b.length, rand);
+    const P = ho * wo;
+    // y and dy are channel slices of a wider (concat-like) tensor; w and b sit at offsets of shared flat buffers.
+    const X = place(device, [s.n, s.cin, s.h, s.w], x, { offset: 4 - (ci % 2), fill: 7 });
+    const W = place(device, [s.cout, s.cin, s.kh, s.kw], w, { offset: 4 });
+    const B = place(device, [s.cout], b, { offset: 8 });
+    const Y = place(device, [s.n, s.cout, ho, wo], undefined, {
+      offset: 2 * P,
+      batchStride: (s.cout + 3) * P,
+      fill: 5,
+    });
+    const DY = place(device, [s.n, s.cout, ho, wo], dy, {
+      offset: P,
+      batchStride: (s.cout + 2) * P,
+      fill: 9,
+    });
+    const DX = place(device, [s.n, s.cin, s.h, s.w], dxOld, { offset: 1, fill: 3 });
+    const DW = place(device, [s.cout, s.cin, s.kh, s.kw], dwOld, { offset: 4, fill: 2 });
+    const DB = place(device, [s.cout], dbOld, { offset: 12, fill: 2 });
+    const plan = planConv(opContext(device), {
+      x: X.view,
+      w: W.view,
+      b: B.view,
+      y: Y.view,
+      dy: DY.view,
+      dx: DX.view,
+      dw: DW.view,
+      db: DB.view,
+      stride: s.stride,
+      pad: s.pad,
+      accumulate: true,
+    });
+    await run(device, [...plan.forward, ...plan.backward]);
+    const ref = convBackward(s, x, w, dy);
+    const y = await readPlaced(device, Y);
+    assertClose(y.inside, convForward(s, x, w, b), F32_SUM_TOL, "y");
+    assertUntouched(y.outside, "y");
+    const dx = await readPlaced(device, DX);
+    assertClose(dx.inside, ref.dx.map((v, i) => v + dxOld[i]), F32_SUM_TOL, "dx (accumulated)");
+    assertUntouched(dx.outside, "dx");
+    const dw = await readPlaced(device, DW);
+    assertClose(dw.inside, ref.dw.map((v, i) => v + dwOld[i]), F32_SUM_TOL, "dw (added)");
+    assertUntouched(dw.outside, "dw");
+    const db = await readPlaced(device, DB);
+    assertClose(db.inside, ref.db.map((v, i) => v + dbOld[i]), F32_SUM_TOL, "db (added)");
+    assertUntouched(db.outside, "db");
+  });
+}
+
+gpuTest(
+  "planConv backward overwrites dx without accumulate and skips what is not asked for",
+  async (device) => {
+    const s = CASES[1];
+    const rand = rng(7);
+    const [ho, wo] = convOutSize(s);
+    const x = randomArray(s.n * s.cin * s.h * s.w, rand);
+    const w = randomArray(s.cout * s.cin * s.kh * s.kw, rand);
+    const dy = randomArray(s.n * s.cout * ho * wo, rand);
+    const X = place(device, [s.n, s.cin, s.h, s.w], x);
+    const W = place(device, [s.cout, s.cin, s.kh, s.kw], w);
+    const Y = place(device, [s.n, s.cout, ho, wo], undefined);
+    const DY = place(device, [s.n, s.cout, ho, wo], dy);
+    const DX = place(device, [s.n, s.cin, s.h, s.w], randomArray(x.length, rand));
+    const plan = planConv(opContext(device), {
+      x: X.view,
+      w: W.view,
+      y: Y.view,
+      dy: DY.view,
+      dx: DX.view,
+      stride: 2,
+      pad: 1,
+    });
+    await run(device, [...plan.forward, ...plan.backward]);
+    assertClose((await readPlaced(device, Y)).inside, convForward(s, x, w), F32_SUM_TOL, "y without bias");
+    assertClose(
+      (await readPlaced(device, DX)).inside,
+      convBackward(s, x, w, dy).dx,
+      F32_SUM_TOL,
+      "dx (overwritten)",
+    );
+    const frozen = planConv(opContext(device), { x: X.view, w: W.view, y: Y.view, stride: 2, pad: 1 });
+    if (frozen.backward.length !== 0) {
+      throw new Error(
+        "a conv with no gradients requested planned backward work",
+      );
+    }
+  },
+);
+
+Deno.test("reference conv backward matches central differences of sum(conv(x, w, b) * dy)", () => {
+  for (const s of [CASES[1], CASES[3]]) {
+    const rand = rng(3);
+    const [ho, wo] = convOutSize(s);
+    const x = randomArray(s.n * s.cin * s.h * s.w, rand);
+    const w = randomArray(s.cout * s.cin * s.kh * s.kw, rand);
+    const b = randomArray(s.cout, rand);
+    const dy = randomArray(s.n * s.cout * ho * wo, rand);
+    const g = convBackward(s, x, w, dy);
+    const loss = () => dot(convForward(s, x, w, b), dy);
+    checkFiniteDifferences(x, g.dx, loss, `dx ${name(s)}`);
+    checkFiniteDifferences(w, g.dw, loss, `dw ${name(s)}`);
+    checkFiniteDifferences(b, g.db, loss, `db ${name(s)}`);
+  }
+});

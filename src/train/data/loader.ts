@@ -28,7 +28,8 @@ export interface LoaderOptions {
   shuffle: boolean;
   augment: boolean;
   seed?: number;
-  hyp?: AugmentHyp;
+  /** missing keys take hyp.scratch-low's values (a config's hyp may carry only the loss/optimizer keys) */
+  hyp?: Partial<AugmentHyp>;
 }
 
 export interface Batch {
@@ -55,7 +56,7 @@ export class BatchLoader {
   constructor(readonly samples: readonly Sample[], readonly opts: LoaderOptions) {
     if (samples.length === 0) throw new Error("BatchLoader needs at least one sample");
     this.store = new ImageStore(opts.imgsz, opts.augment);
-    this.hyp = opts.hyp ?? SCRATCH_LOW_AUGMENT;
+    this.hyp = { ...SCRATCH_LOW_AUGMENT, ...opts.hyp };
   }
 
   get batchesPerEpoch(): number {

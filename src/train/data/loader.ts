@@ -54,7 +54,6 @@ export class BatchLoader {
   private readonly hyp: AugmentHyp;
 
   constructor(readonly samples: readonly Sample[], readonly opts: LoaderOptions) {
-    if (samples.length === 0) throw new Error("BatchLoader needs at least one sample");
     this.store = new ImageStore(opts.imgsz, opts.augment);
     this.hyp = { ...SCRATCH_LOW_AUGMENT, ...opts.hyp };
   }

@@ -106,3 +106,9 @@ Deno.test("BatchLoader augment (mosaic, perspective, hsv, flips) is deterministi
   }
   assert.ok(boxes > 0);
 });
+
+Deno.test("BatchLoader over no samples yields no batches (an empty val split)", async () => {
+  const loader = new BatchLoader([], { imgsz: 64, batchSize: 4, shuffle: false, augment: false });
+  assert.equal(loader.batchesPerEpoch, 0);
+  assert.deepEqual(await collect(loader), []);
+});

@@ -3,9 +3,9 @@
  * already decoded rows) -> val NMS -> predictions and labels rescaled to each image's native pixels
  * (scale_boxes with the letterbox's ratio and float pad, clipped) -> process_batch -> ap_per_class.
  *
- * One deliberate difference from val.py: images are letterboxed to the same imgsz square as in training (the
- * program is built for one input shape), where val.py uses rectangular batch shapes with pad 0.5. For square
- * images, and for datasets already at imgsz, the two are the same.
+ * One deliberate difference from train.py's val: images are letterboxed to the training imgsz square (the program
+ * is built for one input shape, and shared/golden/val-yolov5n-320 is defined at 320), where train.py's val loader
+ * uses rect batch shapes ceil(shape·imgsz/32 + 0.5)·32 (pad 0.5), e.g. 352 for square images at 320.
  */
 import { decodeHeads, type HeadLayer, type HeadSpec } from "./evaluate_decode.ts";
 import { type NmsOptions, nonMaxSuppression, VAL_NMS } from "./evaluate_nms.ts";

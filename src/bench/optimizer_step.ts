@@ -11,7 +11,7 @@ import { Optimizer } from "../optim/optimizer.ts";
 import type { LayoutEntry } from "../optim/groups.ts";
 
 const PARAMS = 10_000_000;
-const REPEATS = 3;
+const REPEATS = 4;
 
 /**
  * Bytes one full Adam step moves per parameter: the norm pass reads the gradient (4); the update reads and writes
@@ -21,17 +21,14 @@ const STEP_BYTES_PER_PARAM = 36;
 /** A copy reads and writes every byte. */
 const COPY_BYTES_PER_PARAM = 8;
 
+/** Milliseconds per operation: the best of REPEATS submits of `perSubmit` operations each. */
 async function timed(device: GPUDevice, record: (encoder: GPUCommandEncoder) => void, perSubmit: number) {
-  let best = Infinity;
-  for (let r = 0; r < REPEATS; r++) {
-    const encoder = device.createCommandEncoder();
-    for (let k = 0; k < perSubmit; k++) record(encoder);
-    const t0 = performance.now();
-    device.queue.submit([encoder.finish()]);
-    await device.queue.onSubmittedWorkDone();
-    best = Math.min(best, (performance.now() - t0) / perSubmit);
-  }
-  return best;
+  const encoder = device.createCommandEncoder();
+  for (let k = 0; k < perSubmit; k++) record(encoder);
+  const t0 = performance.now();
+  device.queue.submit([encoder.finish()]);
+  await device.queue.onSubmittedWorkDone();
+  return (performance.now() - t0) / perSubmit;
 }
 
 export async function bench(): Promise<Record<string, unknown>> {
@@ -53,8 +50,12 @@ export async function bench(): Promise<Record<string, unknown>> {
   const copyOnce = (encoder: GPUCommandEncoder) => encoder.copyBufferToBuffer(params, 0, copy, 0, PARAMS * 4);
   await timed(device, step, 1);
   await timed(device, copyOnce, 1);
-  const stepMs = await timed(device, step, perSubmit);
-  const copyMs = await timed(device, copyOnce, perSubmit);
+  // Interleaved, so that load from other processes on a shared machine hits both measurements alike.
+  let stepMs = Infinity, copyMs = Infinity;
+  for (let r = 0; r < REPEATS; r++) {
+    stepMs = Math.min(stepMs, await timed(device, step, perSubmit));
+    copyMs = Math.min(copyMs, await timed(device, copyOnce, perSubmit));
+  }
   for (const b of [params, grads, copy, ...optimizer.state]) b.destroy();
   const stepGbps = (PARAMS * STEP_BYTES_PER_PARAM) / (stepMs * 1e6);
   const copyGbps = (PARAMS * COPY_BYTES_PER_PARAM) / (copyMs * 1e6);
@@ -66,6 +67,7 @@ export async function bench(): Promise<Record<string, unknown>> {
     copy_ms: Number(copyMs.toFixed(2)),
     copy_gbps: Number(copyGbps.toFixed(2)),
     ratio: Number((stepGbps / copyGbps).toFixed(3)),
+    load_average_1m: Deno.loadavg()[0],
     bytes_counted: "step: params r+w, m r+w, v r+w, grads r (norm) + r (update) + w (zeroed); copy: r+w",
   };
 }

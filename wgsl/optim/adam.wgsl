@@ -22,28 +22,38 @@ struct Params {
 @group(0) @binding(5) var<storage, read> clip: array<f32>;
 @group(0) @binding(6) var<uniform> p: Params;
 
+// The group's value for a tag, by selects on hoisted uniforms: indexing p.groups per invocation costs a
+// per-lane uniform load for every field on lavapipe.
+fn pick(tag: u32, a: f32, b: f32, c: f32) -> f32 {
+  return select(select(a, b, tag == 1u), c, tag == 2u);
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let coef = clip[1];
+  let g0 = p.groups[0];
+  let g1 = p.groups[1];
+  let g2 = p.groups[2];
   let end = min((gid.x + 1u) * CHUNK, p.n4);
   for (var i = gid.x * CHUNK; i < end; i = i + 1u) {
     let tag = (tags[i >> 4u] >> ((i & 15u) * 2u)) & 3u;
     if (tag == 3u) {
       continue;
     }
-    let gp = p.groups[tag];
+    let wd = pick(tag, g0.wd, g1.wd, g2.wd);
     var w = params[i];
     var g = grads[i] * coef;
     if (DECOUPLED) {
-      w = w * gp.decay;
+      w = w * pick(tag, g0.decay, g1.decay, g2.decay);
     } else {
-      g = g + gp.wd * w;
+      g = g + wd * w;
     }
-    let mi = m[i] * gp.momentum + p.one_minus_beta1 * g;
+    let mi = m[i] * pick(tag, g0.momentum, g1.momentum, g2.momentum) + p.one_minus_beta1 * g;
     let vi = v[i] * p.beta2 + p.one_minus_beta2 * g * g;
     m[i] = mi;
     v[i] = vi;
-    params[i] = w - gp.step_size * (mi / (sqrt(vi) / p.bc2_sqrt + p.eps));
+    let step_size = pick(tag, g0.step_size, g1.step_size, g2.step_size);
+    params[i] = w - step_size * (mi / (sqrt(vi) / p.bc2_sqrt + p.eps));
     grads[i] = vec4f(0.0);
   }
 }

@@ -19,24 +19,35 @@ struct Params {
 @group(0) @binding(4) var<storage, read> clip: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
 
+// The group's value for a tag, by selects on hoisted uniforms: indexing p.groups per invocation costs a
+// per-lane uniform load for every field on lavapipe.
+fn pick(tag: u32, a: f32, b: f32, c: f32) -> f32 {
+  return select(select(a, b, tag == 1u), c, tag == 2u);
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let coef = clip[1];
+  let g0 = p.groups[0];
+  let g1 = p.groups[1];
+  let g2 = p.groups[2];
   let end = min((gid.x + 1u) * CHUNK, p.n4);
   for (var i = gid.x * CHUNK; i < end; i = i + 1u) {
     let tag = (tags[i >> 4u] >> ((i & 15u) * 2u)) & 3u;
     if (tag == 3u) {
       continue;
     }
-    let gp = p.groups[tag];
+    let lr = pick(tag, g0.lr, g1.lr, g2.lr);
+    let momentum = pick(tag, g0.momentum, g1.momentum, g2.momentum);
+    let wd = pick(tag, g0.wd, g1.wd, g2.wd);
     let w = params[i];
-    let d = grads[i] * coef + gp.wd * w;
+    let d = grads[i] * coef + wd * w;
     var b = d;
     if (p.first_step == 0u) {
-      b = buf[i] * gp.momentum + d;
+      b = buf[i] * momentum + d;
     }
     buf[i] = b;
-    params[i] = w - gp.lr * (d + gp.momentum * b);
+    params[i] = w - lr * (d + momentum * b);
     grads[i] = vec4f(0.0);
   }
 }

@@ -1,0 +1,82 @@
+import { batchStride, bindSparse, elementCount, expectShape, groups } from "./context.ts";
+import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
+
+/** Invocations per workgroup of the elementwise kernels. */
+export const WG = 64;
+const MAX_GROUPS = 65535;
+
+export interface UnaryArgs {
+  x: TensorView;
+  /** output, same shape as x, overwritten by forward */
+  y: TensorView;
+  dy?: TensorView;
+  /** gradient of x: overwritten, or added to when `accumulate` (x fans out to several consumers) */
+  dx?: TensorView;
+  accumulate?: boolean;
+}
+
+/** A 1-D grid over `count` invocations, folded into y where it exceeds the per-dimension workgroup limit. */
+export function grid1d(count: number): { workgroups: [number, number, number]; pitch: number } {
+  const total = groups(count, WG);
+  const x = Math.min(total, MAX_GROUPS);
+  return { workgroups: [x, Math.ceil(total / x), 1], pitch: x * WG };
+}
+
+/**
+ * Plans an elementwise activation whose WGSL file has `forward` (Y = f(X)) and `backward` (DX (+)= DY * f'(X))
+ * entry points over the shared Params layout of wgsl/ops/silu.wgsl; `alpha` is the op's one float attribute.
+ */
+export function planUnary(ctx: OpContext, file: string, name: string, a: UnaryArgs, alpha = 0): OpPlan {
+  expectShape(name, "y", a.y, a.x.shape);
+  const count = elementCount(a.x);
+  const per = count / a.x.shape[0];
+  const { workgroups, pitch } = grid1d(count);
+  const words = new Uint32Array(16);
+  words.set([
+    count,
+    per,
+    pitch,
+    a.accumulate ? 2 : 0,
+    a.x.offset,
+    batchStride(a.x),
+    a.y.offset,
+    batchStride(a.y),
+  ]);
+  new Float32Array(words.buffer, 48, 1)[0] = alpha;
+  const label = `${name} [${a.x.shape}]`;
+  const fwd = ctx.programs.get(file, "forward", { WG });
+  const forward: Dispatch[] = [{
+    label: `${label} forward`,
+    pipeline: fwd,
+    bindGroup: bindSparse(ctx.device, fwd, {
+      0: a.x.buffer,
+      1: a.y.buffer,
+      4: ctx.uniform(words.slice().buffer, `${label} forward`),
+    }, `${label} forward`),
+    workgroups,
+    bytes: 8 * count,
+    opClass: "elementwise",
+  }];
+  const backward: Dispatch[] = [];
+  if (a.dx) {
+    if (!a.dy) throw new Error(`${name}: ${label} needs dy to plan its backward`);
+    expectShape(name, "dy", a.dy, a.x.shape);
+    expectShape(name, "dx", a.dx, a.x.shape);
+    words.set([a.dy.offset, batchStride(a.dy), a.dx.offset, batchStride(a.dx)], 8);
+    const bwd = ctx.programs.get(file, "backward", { WG });
+    backward.push({
+      label: `${label} backward`,
+      pipeline: bwd,
+      bindGroup: bindSparse(ctx.device, bwd, {
+        0: a.x.buffer,
+        2: a.dy.buffer,
+        3: a.dx.buffer,
+        4: ctx.uniform(words.slice().buffer, `${label} backward`),
+      }, `${label} backward`),
+      workgroups,
+      bytes: 4 * (a.accumulate ? 4 : 3) * count,
+      opClass: "elementwise",
+    });
+  }
+  return { forward, backward };
+}

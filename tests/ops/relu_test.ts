@@ -1,0 +1,5 @@
+import { planRelu } from "../../src/ops/relu.ts";
+import { relu } from "../../src/reference/ops/activations.ts";
+import { unaryTests } from "./_unary.ts";
+
+unaryTests("planRelu", planRelu, relu);

@@ -1,0 +1,5 @@
+import { planSigmoid } from "../../src/ops/sigmoid.ts";
+import { sigmoid } from "../../src/reference/ops/activations.ts";
+import { unaryTests } from "./_unary.ts";
+
+unaryTests("planSigmoid", planSigmoid, sigmoid);

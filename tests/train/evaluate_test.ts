@@ -157,3 +157,26 @@ Deno.test("scaleBoxes undoes the letterbox (float pad, gain) and clips to the na
   assert.deepEqual(toNative([16, 24, 32, 40]), [50, 25, 100, 75]);
   assert.deepEqual(toNative([-5, 10, 70, 60]), [0, 0, 200, 100]);
 });
+
+Deno.test("evaluate maps decoded predictions through the letterbox back to native pixels", async () => {
+  // one 200x100 image with one box; at imgsz 64 it is shrunk to 64x32 and padded 16 px top and bottom
+  const dir = await Deno.makeTempDir();
+  await Deno.mkdir(`${dir}/images`);
+  await Deno.mkdir(`${dir}/labels`);
+  const raw = { width: 200, height: 100, channels: 3 as const };
+  await Deno.writeFile(
+    `${dir}/images/a.png`,
+    await sharp(new Uint8Array(200 * 100 * 3), { raw }).png().toBuffer(),
+  );
+  await Deno.writeTextFile(`${dir}/labels/a.txt`, "1 0.25 0.5 0.2 0.4\n"); // native box [30, 30, 70, 70]
+  const ds = await loadDataset(dir, { nc: 2 });
+  const spec: HeadSpec = { nc: 2, strides: [8], anchors: [[10, 10]] };
+  // the same box in letterbox pixels: centre (50·0.32, 50·0.32 + 16), size 40·0.32
+  const rows = Float32Array.from([16, 32, 12.8, 12.8, 0.9, 0.1, 0.95, 40, 40, 8, 8, 0.5, 0.9, 0.2]);
+  const loader = new BatchLoader(ds.train, { imgsz: 64, batchSize: 1, shuffle: false, augment: false });
+  const m = await evaluate(() => Promise.resolve({ decoded: [rows] }), loader.epoch(), spec);
+  await Deno.remove(dir, { recursive: true });
+  // the class-1 detection matches at every IoU threshold (ceiling 0.995); the class-0 ones have no labels
+  assert.deepEqual(Object.keys(m.perClass), ["1"]);
+  assert.ok(Math.abs(m.map - 0.995) < EXACT, String(m.map));
+});

@@ -1,0 +1,244 @@
+/**
+ * One fine-tune of an ONNX YOLOv5 model on the GPU, shared by `deno task finetune` and the jobs trainer: the
+ * training step (a TrainProgram, or the frozen-feature cache when a frozen prefix and no augmentation allow it),
+ * train.py's optimizer/schedule/EMA over the flat parameters, the batch loader, evaluation of any weights on
+ * held-out samples, checkpoint state, and write-back of the final and EMA weights into copies of the model.
+ *
+ * @example
+ * ```ts
+ * const session = await FinetuneSession.create({ gpu, model, config, train: dataset.train });
+ * await session.train({ onIteration: ({ line }) => trace.write(line) });
+ * const { last, ema } = await session.models();
+ * ```
+ * @module
+ */
+import type { FinetuneConfig } from "../config/finetune.ts";
+import { readF32 } from "../gpu/buffers.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { ProgramCache } from "../gpu/programs.ts";
+import { streamChunk } from "../gpu/runs.ts";
+import { OnnxModel } from "../onnx/model.ts";
+import { OptimizerLoop } from "../optim/loop.ts";
+import type { Sample } from "./data/dataset.ts";
+import { BatchLoader } from "./data/loader.ts";
+import { evaluate } from "./evaluate.ts";
+import type { HeadLayer } from "./evaluate_decode.ts";
+import { FrozenCacheProgram } from "./frozen_cache.ts";
+import { type IterationReport, type LoopResult, programStep, type StepProgram, trainLoop } from "./loop.ts";
+import type { ValMetrics } from "./metrics.ts";
+import { type ParamLayout, writeBackParams } from "./param_layout.ts";
+import { TrainProgram } from "./program.ts";
+import { captureState, restoreState, type StateBuffer } from "./train_state.ts";
+
+export interface SessionOptions {
+  gpu: Gpu;
+  model: OnnxModel;
+  config: FinetuneConfig;
+  train: readonly Sample[];
+  /** Cache the frozen prefix's outputs per image (default: whenever freeze > 0 and augment is off). */
+  frozenCache?: boolean;
+  programs?: ProgramCache;
+}
+
+export interface TrainOptions {
+  signal?: AbortSignal;
+  /** Epochs already done (resume after restoreState). */
+  startEpoch?: number;
+  onIteration?(report: IterationReport): void;
+  onEpochEnd?(epoch: number): Promise<void>;
+}
+
+/** The parts of a training program the session needs besides the step. */
+interface Weights {
+  layout: ParamLayout;
+  params: GPUBuffer;
+  grads: GPUBuffer;
+}
+
+export class FinetuneSession {
+  readonly device: GPUDevice;
+  readonly loader: BatchLoader;
+  readonly optimizer: OptimizerLoop;
+  #evalProgram?: TrainProgram;
+
+  private constructor(
+    readonly options: SessionOptions,
+    readonly step: StepProgram,
+    readonly weights: Weights,
+    readonly programs: ProgramCache,
+    /** true when training starts from cached frozen features */
+    readonly cached: boolean,
+  ) {
+    const { config, gpu } = options;
+    this.device = gpu.device;
+    this.loader = new BatchLoader(options.train, {
+      imgsz: config.imgsz,
+      batchSize: config.batch_size,
+      shuffle: config.shuffle,
+      augment: config.augment,
+      seed: config.seed,
+      hyp: config.hyp,
+    });
+    this.optimizer = new OptimizerLoop(this.device, programs, weights.layout.entries, {
+      params: weights.params,
+      grads: weights.grads,
+    }, {
+      optimizer: config.optimizer,
+      hyp: config.hyp,
+      batchSize: config.batch_size,
+      nb: this.loader.batchesPerEpoch,
+      epochs: config.epochs,
+      cosLr: config.cos_lr,
+      nbs: config.nbs,
+      maxGradNorm: config.max_grad_norm,
+      ema: config.ema,
+      chunk: streamChunk(gpu.isFallback),
+    });
+  }
+
+  static async create(options: SessionOptions): Promise<FinetuneSession> {
+    const { config, gpu, model } = options;
+    const programs = options.programs ?? new ProgramCache(gpu.device);
+    const programOptions = {
+      batch: config.batch_size,
+      imgsz: config.imgsz,
+      freeze: config.freeze,
+      hyp: { ...config.hyp, label_smoothing: config.label_smoothing },
+      programs,
+    };
+    const wantCache = options.frozenCache ?? (!config.augment && hasFrozenLayers(config.freeze));
+    if (wantCache && config.augment) {
+      throw new Error(
+        "FinetuneSession: the frozen-feature cache needs augment: false (features change per epoch)",
+      );
+    }
+    if (wantCache) {
+      const cached = await FrozenCacheProgram.create(gpu.device, model, options.train, programOptions);
+      return new FinetuneSession(options, cached, cached, programs, true);
+    }
+    const program = TrainProgram.create(gpu.device, model, programOptions);
+    const weights = { layout: program.layout, params: program.params, grads: program.grads! };
+    return new FinetuneSession(options, programStep(program), weights, programs, false);
+  }
+
+  get layout(): ParamLayout {
+    return this.weights.layout;
+  }
+
+  /** The live parameters (flat layout). */
+  get params(): GPUBuffer {
+    return this.weights.params;
+  }
+
+  /** Seconds the frozen-feature cache took to fill, or null when training runs the whole forward. */
+  get cacheSeconds(): number | null {
+    return this.step instanceof FrozenCacheProgram ? this.step.cacheSeconds : null;
+  }
+
+  /** The EMA of the parameters (flat layout). */
+  get emaParams(): GPUBuffer {
+    return this.optimizer.ema.buffers[0];
+  }
+
+  train(options: TrainOptions = {}): Promise<LoopResult> {
+    return trainLoop({
+      step: this.step,
+      optimizer: this.optimizer,
+      batches: (epoch) => this.loader.epoch(epoch),
+      epochs: this.options.config.epochs,
+      ...options,
+    });
+  }
+
+  /** val.py metrics of the weights in `source` (a flat-layout buffer: params, EMA, or a saved copy). */
+  async evaluate(source: GPUBuffer, samples: readonly Sample[]): Promise<ValMetrics> {
+    const { config, model } = this.options;
+    const program = this.#evalProgram ??= TrainProgram.create(this.device, model, {
+      batch: config.batch_size,
+      imgsz: config.imgsz,
+      training: false,
+      programs: this.programs,
+    });
+    const encoder = this.device.createCommandEncoder({ label: "load evaluation weights" });
+    encoder.copyBufferToBuffer(source, 0, program.params, 0, this.layout.size * 4);
+    this.device.queue.submit([encoder.finish()]);
+    const yolo = program.graph.yolo;
+    const loader = new BatchLoader(samples, {
+      imgsz: config.imgsz,
+      batchSize: config.batch_size,
+      shuffle: false,
+      augment: false,
+    });
+    const forward = async (images: Float32Array, size: number) => {
+      const raw = await program.forward(images, size);
+      return { heads: raw.map((r, i) => headLayer(r, program.heads[i].shape, yolo.na, size)) };
+    };
+    return await evaluate(forward, loader.epoch(), {
+      nc: yolo.nc,
+      strides: yolo.strides,
+      anchors: yolo.anchors,
+    });
+  }
+
+  /** A GPU copy of the current parameters (e.g. the base weights, to evaluate after training). */
+  snapshotParams(label: string): GPUBuffer {
+    const copy = this.device.createBuffer({
+      label,
+      size: this.layout.size * 4,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    const encoder = this.device.createCommandEncoder();
+    encoder.copyBufferToBuffer(this.weights.params, 0, copy, 0, this.layout.size * 4);
+    this.device.queue.submit([encoder.finish()]);
+    return copy;
+  }
+
+  #stateBuffers(): StateBuffer[] {
+    const floats = this.layout.size;
+    return [
+      { name: "params", buffer: this.weights.params, floats },
+      ...this.optimizer.optimizer.state.map((buffer, i) => ({ name: `optimizer${i}`, buffer, floats })),
+      { name: "ema", buffer: this.emaParams, floats },
+    ];
+  }
+
+  /** The state after `epochsDone` epochs, for a checkpoint. */
+  checkpoint(epochsDone: number): Promise<Uint8Array> {
+    return captureState(this.device, epochsDone, this.layout.size, this.#stateBuffers());
+  }
+
+  /** Loads a checkpoint's GPU state; returns the epochs it had done (pass as startEpoch). */
+  restore(state: Uint8Array): number {
+    return restoreState(this.device, state, this.layout.size, this.#stateBuffers()).epoch;
+  }
+
+  /** Copies of the model holding the current weights (last) and the EMA weights. */
+  async models(): Promise<{ last: OnnxModel; ema: OnnxModel }> {
+    const bytes = this.options.model.toBytes();
+    const last = OnnxModel.parse(bytes), ema = OnnxModel.parse(bytes);
+    writeBackParams(last, this.layout, await readF32(this.device, this.weights.params, this.layout.size));
+    writeBackParams(ema, this.layout, await readF32(this.device, this.emaParams, this.layout.size));
+    return { last, ema };
+  }
+}
+
+function hasFrozenLayers(freeze: number | number[]): boolean {
+  return typeof freeze === "number" ? freeze > 0 : freeze.length > 0;
+}
+
+/** A head conv output (bs, na*no, ny, nx) re-indexed to Detect's (bs, na, ny, nx, no), for the evaluator. */
+export function headLayer(raw: Float32Array, shape: number[], na: number, count: number): HeadLayer {
+  const [, c, ny, nx] = shape;
+  const no = c / na, cells = ny * nx;
+  const data = new Float32Array(count * c * cells);
+  for (let b = 0; b < count; b++) {
+    for (let a = 0; a < na; a++) {
+      for (let k = 0; k < no; k++) {
+        const src = ((b * na + a) * no + k) * cells;
+        const dst = (b * na + a) * cells * no + k;
+        for (let p = 0; p < cells; p++) data[dst + p * no] = raw[src + p];
+      }
+    }
+  }
+  return { data, ny, nx };
+}

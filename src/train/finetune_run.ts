@@ -1,0 +1,136 @@
+/**
+ * A whole fine-tune run, as `deno task finetune` and the jobs trainer both do it: the dataset split, the base
+ * model's evaluation on the held-out images, training (resumed from a checkpoint when there is one, checkpointing
+ * after every epoch), `last.onnx`, `ema.onnx` and `trace.jsonl` in the output directory, and the EMA model's
+ * evaluation.
+ * @module
+ */
+import { join } from "node:path";
+import type { FinetuneConfig } from "../config/finetune.ts";
+import type { Gpu } from "../gpu/device.ts";
+import type { CheckpointHooks } from "../jobs/types.ts";
+import type { OnnxModel } from "../onnx/model.ts";
+import { inspectYolo } from "../onnx/yolo.ts";
+import { type TraceLine, TraceWriter } from "../optim/trace.ts";
+import { type Dataset, loadDataset } from "./data/dataset.ts";
+import { DatasetError } from "./data/problems.ts";
+import { FinetuneSession } from "./finetune.ts";
+import type { IterationReport } from "./loop.ts";
+import type { ValMetrics } from "./metrics.ts";
+
+export interface RunOptions {
+  gpu: Gpu;
+  model: OnnxModel;
+  config: FinetuneConfig;
+  dataDir: string;
+  /** receives last.onnx, ema.onnx and trace.jsonl */
+  outDir: string;
+  signal?: AbortSignal;
+  checkpoint?: CheckpointHooks;
+  frozenCache?: boolean;
+  onIteration?(report: IterationReport, totals: { iterations: number; epochs: number }): void;
+  /** Progress notes for a human (the CLI prints them). */
+  log?(message: string): void;
+}
+
+export interface RunResult {
+  dataset: Dataset;
+  base: ValMetrics | null;
+  ema: ValMetrics | null;
+  emaBytes: Uint8Array<ArrayBuffer>;
+  trace: TraceLine[];
+  /** training images per second over the trained iterations (data loading included) */
+  imagesPerSecond: number;
+  /** the same, counting only the GPU steps */
+  stepImagesPerSecond: number;
+  /** seconds the frozen-feature cache took to fill, or null without it */
+  cacheSeconds: number | null;
+  resumedFromEpoch: number;
+}
+
+/**
+ * The images a config trains on: exactly `images_in_order` when the config lists them (a golden scenario, no
+ * hold-out), else the dataset's val/ split or a `val_fraction` hold-out.
+ */
+export async function finetuneDataset(dir: string, nc: number, config: FinetuneConfig): Promise<Dataset> {
+  const listed = config.images_in_order;
+  const dataset = await loadDataset(dir, { nc, valFraction: listed ? 0 : config.val_fraction });
+  if (!listed) return dataset;
+  const names = dataset.train.map((s) => s.name);
+  if (names.join("\n") !== listed.join("\n")) {
+    throw new DatasetError([{
+      file: ".",
+      message: `images_in_order lists [${listed.join(", ")}] but the dataset's sorted images are [${
+        names.join(", ")
+      }]`,
+    }]);
+  }
+  return dataset;
+}
+
+export async function runFinetune(o: RunOptions): Promise<RunResult> {
+  const { config } = o;
+  const log = o.log ?? (() => {});
+  const dataset = await finetuneDataset(o.dataDir, inspectYolo(o.model).nc, config);
+  const session = await FinetuneSession.create({
+    gpu: o.gpu,
+    model: o.model,
+    config,
+    train: dataset.train,
+    frozenCache: o.frozenCache,
+  });
+  log(
+    `${dataset.train.length} training images, ${dataset.val.length} held out; ${session.optimizer.describe()}` +
+      (session.cached ? "; frozen features cached" : ""),
+  );
+  const base = dataset.val.length ? await session.evaluate(session.params, dataset.val) : null;
+  if (base) log(`base model: mAP@0.5 ${base.map50.toFixed(4)}, mAP@0.5:0.95 ${base.map.toFixed(4)}`);
+  const saved = await o.checkpoint?.load();
+  const startEpoch = saved ? session.restore(saved.state) : 0;
+  if (startEpoch) log(`resuming after epoch ${startEpoch - 1}`);
+
+  await Deno.mkdir(o.outDir, { recursive: true });
+  const writer = new TraceWriter(join(o.outDir, "trace.jsonl"));
+  const trace: TraceLine[] = [];
+  const totals = { iterations: session.loader.batchesPerEpoch * config.epochs, epochs: config.epochs };
+  let loop;
+  try {
+    loop = await session.train({
+      signal: o.signal,
+      startEpoch,
+      onIteration: (report) => {
+        writer.write(report.line);
+        trace.push(report.line);
+        o.onIteration?.(report, totals);
+      },
+      onEpochEnd: async (epoch) => {
+        const last = trace.at(-1);
+        log(`epoch ${epoch + 1}/${config.epochs}: loss items ${last?.loss_items.map((v) => v.toFixed(5))}`);
+        if (o.checkpoint && epoch + 1 < config.epochs) {
+          await o.checkpoint.save({ epoch: epoch + 1, state: await session.checkpoint(epoch + 1) });
+        }
+      },
+    });
+  } finally {
+    writer.close();
+  }
+  const { last, ema } = await session.models();
+  const emaBytes = ema.toBytes();
+  await Deno.writeFile(join(o.outDir, "last.onnx"), last.toBytes());
+  await Deno.writeFile(join(o.outDir, "ema.onnx"), emaBytes);
+  const emaMetrics = dataset.val.length ? await session.evaluate(session.emaParams, dataset.val) : null;
+  if (emaMetrics) {
+    log(`EMA model: mAP@0.5 ${emaMetrics.map50.toFixed(4)}, mAP@0.5:0.95 ${emaMetrics.map.toFixed(4)}`);
+  }
+  return {
+    dataset,
+    base,
+    ema: emaMetrics,
+    emaBytes,
+    trace,
+    imagesPerSecond: loop.images / Math.max(loop.seconds, 1e-9),
+    stepImagesPerSecond: loop.images / Math.max(loop.stepSeconds, 1e-9),
+    cacheSeconds: session.cacheSeconds,
+    resumedFromEpoch: startEpoch,
+  };
+}

@@ -1,0 +1,150 @@
+/**
+ * train.py's batch loop (spec §3.4) over a WGSL training step: per iteration, one command encoder holds the
+ * epoch-start zero_grad, forward + loss + backward (gradients added into the flat grads buffer) and, on stepping
+ * iterations, clip + optimizer step + zero_grad + EMA; ONE submit, then the loss items (and the grad norm the
+ * trace wants) are the only readback. Between iterations the loop checks for cancellation and yields to the event
+ * loop, so a server training in-process keeps answering requests.
+ *
+ * @example
+ * ```ts
+ * const result = await trainLoop({
+ *   step: programStep(program), optimizer, epochs: 5, batches: (e) => loader.epoch(e),
+ *   onIteration: ({ line }) => trace.write(line),
+ * });
+ * ```
+ * @module
+ */
+import type { OptimizerLoop } from "../optim/loop.ts";
+import type { TraceLine } from "../optim/trace.ts";
+import type { Batch } from "./data/loader.ts";
+import type { LossItems } from "./loss.ts";
+import type { TrainProgram } from "./program.ts";
+
+/** What the loop drives: a TrainProgram, or a step that starts from cached frozen features (frozen_cache.ts). */
+export interface StepProgram {
+  readonly device: GPUDevice;
+  /** Queues this batch's uploads ahead of the next submit. */
+  load(batch: Batch): void;
+  /** Records forward + loss + backward (gradients added into the flat grads) and the loss-items copy. */
+  encodeStep(encoder: GPUCommandEncoder): void;
+  /** The loss items of the last submitted step. */
+  readItems(): Promise<LossItems>;
+}
+
+export function programStep(program: TrainProgram): StepProgram {
+  return {
+    device: program.device,
+    load: (batch) => program.setBatch(batch.images, batch.targets, batch.size),
+    encodeStep: (encoder) => program.encodeStep(encoder),
+    readItems: () => program.readItems(),
+  };
+}
+
+export interface IterationReport {
+  line: TraceLine;
+  /** images in this batch */
+  images: number;
+  /** iterations per epoch */
+  nb: number;
+  /** seconds from submit-ready inputs to the items being read (the GPU step) */
+  stepSeconds: number;
+  /** seconds of the whole iteration, data loading included */
+  seconds: number;
+}
+
+export interface LoopOptions {
+  step: StepProgram;
+  optimizer: OptimizerLoop;
+  /** The batches of an epoch, in train.py's order (BatchLoader.epoch). */
+  batches(epoch: number): AsyncIterable<Batch>;
+  epochs: number;
+  /** Epochs already trained (a resumed run): their schedule and step counts are replayed, not trained. */
+  startEpoch?: number;
+  /** Aborting stops the loop between iterations; it rejects with the signal's reason. */
+  signal?: AbortSignal;
+  onIteration?(report: IterationReport): void;
+  /** After each epoch's scheduler step (a checkpoint here resumes at epoch + 1). */
+  onEpochEnd?(epoch: number): Promise<void>;
+}
+
+export interface LoopResult {
+  iterations: number;
+  images: number;
+  /** wall seconds of the trained iterations, data loading included */
+  seconds: number;
+  /** seconds spent in GPU steps (submit to readback) */
+  stepSeconds: number;
+}
+
+export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
+  const device = o.step.device;
+  const nb = o.optimizer.settings.nb;
+  const start = o.startEpoch ?? 0;
+  replaySchedule(device, o.optimizer, start);
+  const result: LoopResult = { iterations: 0, images: 0, seconds: 0, stepSeconds: 0 };
+  for (let epoch = start; epoch < o.epochs; epoch++) {
+    let i = 0;
+    let t0 = performance.now();
+    for await (const batch of o.batches(epoch)) {
+      o.signal?.throwIfAborted();
+      if (i >= nb) throw new Error(`trainLoop: epoch ${epoch} yielded more than nb = ${nb} batches`);
+      const tStep = performance.now();
+      o.step.load(batch);
+      const encoder = device.createCommandEncoder({ label: `train ni ${epoch * nb + i}` });
+      const plan = o.optimizer.begin(encoder, epoch, i);
+      o.step.encodeStep(encoder);
+      o.optimizer.finish(encoder, plan);
+      device.queue.submit([encoder.finish()]);
+      const items = await o.step.readItems();
+      const line = await o.optimizer.trace(plan, items.loss, [items.box, items.obj, items.cls]);
+      const now = performance.now();
+      const report = {
+        line,
+        images: batch.size,
+        nb,
+        stepSeconds: (now - tStep) / 1000,
+        seconds: (now - t0) / 1000,
+      };
+      result.iterations++;
+      result.images += batch.size;
+      result.seconds += report.seconds;
+      result.stepSeconds += report.stepSeconds;
+      o.onIteration?.(report);
+      i++;
+      await yieldToEventLoop();
+      t0 = performance.now();
+    }
+    if (i !== nb) throw new Error(`trainLoop: epoch ${epoch} yielded ${i} batches, expected nb = ${nb}`);
+    o.signal?.throwIfAborted();
+    o.optimizer.endEpoch(epoch);
+    await o.onEpochEnd?.(epoch);
+  }
+  return result;
+}
+
+/** A macrotask turn: lets timers and I/O (HTTP requests) run between training iterations. */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/**
+ * Brings the host-side state of a resumed run to the start of epoch `epochs`: the schedule's warmup/accumulate/
+ * LambdaLR state and the optimizer's and EMA's step counters (Adam's bias correction, SGD's first-step momentum
+ * init and the EMA decay depend on them). The counters only advance by recording steps, so the steps are
+ * recorded into a compute pass that is never submitted; the GPU state itself comes from the checkpoint.
+ */
+function replaySchedule(device: GPUDevice, loop: OptimizerLoop, epochs: number): void {
+  if (epochs === 0) return;
+  const encoder = device.createCommandEncoder({ label: "resume replay (never submitted)" });
+  const pass = encoder.beginComputePass();
+  for (let epoch = 0; epoch < epochs; epoch++) {
+    for (let i = 0; i < loop.settings.nb; i++) {
+      const plan = loop.schedule.iteration(epoch, i);
+      if (!plan.stepped) continue;
+      loop.optimizer.encodeStep(pass, plan);
+      loop.ema.encodeUpdate(pass);
+    }
+    loop.endEpoch(epoch);
+  }
+  pass.end();
+}

@@ -1,0 +1,85 @@
+/**
+ * A fine-tune's resumable state at an epoch boundary, as bytes for the jobs checkpoint: the flat parameters, the
+ * optimizer's state buffers (SGD momentum or Adam's m and v) and the EMA copies, each in the flat layout. The
+ * gradients are not kept: train.py zeroes them at every epoch start. Host counters (schedule, optimizer steps,
+ * EMA updates) follow from the epoch and are replayed by the loop.
+ *
+ * Format: "KTS1", u32 header length, JSON header {epoch, layoutSize, buffers: [{name, floats}]}, then the float32
+ * little-endian contents of each buffer in header order (4-byte aligned).
+ * @module
+ */
+import { readF32 } from "../gpu/buffers.ts";
+
+const MAGIC = "KTS1";
+
+export interface StateBuffer {
+  name: string;
+  buffer: GPUBuffer;
+  /** floats to save */
+  floats: number;
+}
+
+export interface StateHeader {
+  epoch: number;
+  layoutSize: number;
+  buffers: { name: string; floats: number }[];
+}
+
+export async function captureState(
+  device: GPUDevice,
+  epoch: number,
+  layoutSize: number,
+  buffers: StateBuffer[],
+): Promise<Uint8Array> {
+  const header: StateHeader = {
+    epoch,
+    layoutSize,
+    buffers: buffers.map((b) => ({ name: b.name, floats: b.floats })),
+  };
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const headerBytes = Math.ceil((8 + json.length) / 4) * 4;
+  const total = headerBytes + buffers.reduce((s, b) => s + b.floats * 4, 0);
+  const out = new Uint8Array(total);
+  out.set(new TextEncoder().encode(MAGIC), 0);
+  new DataView(out.buffer).setUint32(4, json.length, true);
+  out.set(json, 8);
+  let offset = headerBytes;
+  for (const b of buffers) {
+    const data = await readF32(device, b.buffer, b.floats);
+    out.set(new Uint8Array(data.buffer, data.byteOffset, b.floats * 4), offset);
+    offset += b.floats * 4;
+  }
+  return out;
+}
+
+/** Parses a state and writes its buffers back; throws naming what does not match this run. */
+export function restoreState(
+  device: GPUDevice,
+  bytes: Uint8Array,
+  layoutSize: number,
+  buffers: StateBuffer[],
+): StateHeader {
+  if (bytes.length < 8 || new TextDecoder().decode(bytes.subarray(0, 4)) !== MAGIC) {
+    throw new Error(`Checkpoint state: not a Kestrel training state (expected magic ${MAGIC})`);
+  }
+  const length = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true);
+  const header: StateHeader = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length)));
+  if (header.layoutSize !== layoutSize) {
+    throw new Error(
+      `Checkpoint state: parameter layout of ${header.layoutSize} floats, this model has ${layoutSize}`,
+    );
+  }
+  const names = buffers.map((b) => `${b.name}:${b.floats}`).join(",");
+  const saved = header.buffers.map((b) => `${b.name}:${b.floats}`).join(",");
+  if (names !== saved) throw new Error(`Checkpoint state: holds [${saved}], this run needs [${names}]`);
+  let offset = Math.ceil((8 + length) / 4) * 4;
+  const copy = new Uint8Array(bytes.length - offset);
+  copy.set(bytes.subarray(offset));
+  offset = 0;
+  for (const b of buffers) {
+    if (offset + b.floats * 4 > copy.length) throw new Error(`Checkpoint state: truncated in '${b.name}'`);
+    device.queue.writeBuffer(b.buffer, 0, copy.buffer, offset, b.floats * 4);
+    offset += b.floats * 4;
+  }
+  return header;
+}

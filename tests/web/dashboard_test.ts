@@ -66,8 +66,6 @@ async function setSlider(page: Page, id: string, value: number): Promise<void> {
 
 Deno.test({
   name: "dashboard: detect on an uploaded image draws the API's answer; docs render; phone width fits",
-  sanitizeResources: false,
-  sanitizeOps: false,
 }, async (t) => {
   await Deno.mkdir(ARTIFACTS, { recursive: true });
   const server = await startServer(["--model", MODEL, "--backend", "native"], `${ARTIFACTS}server.log`);

@@ -56,7 +56,8 @@ export async function bench(): Promise<Record<string, unknown>> {
     stepMs = Math.min(stepMs, await timed(device, step, perSubmit));
     copyMs = Math.min(copyMs, await timed(device, copyOnce, perSubmit));
   }
-  for (const b of [params, grads, copy, ...optimizer.state]) b.destroy();
+  optimizer.destroy();
+  for (const b of [params, grads, copy]) b.destroy();
   const stepGbps = (PARAMS * STEP_BYTES_PER_PARAM) / (stepMs * 1e6);
   const copyGbps = (PARAMS * COPY_BYTES_PER_PARAM) / (copyMs * 1e6);
   return {

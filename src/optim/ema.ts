@@ -73,6 +73,12 @@ export class Ema {
     device.queue.submit([encoder.finish()]);
   }
 
+  /** Frees the EMA copies and uniforms (not the sources). */
+  destroy(): void {
+    for (const b of this.buffers) b.destroy();
+    for (const t of this.#targets) t.uniform.destroy();
+  }
+
   get updates(): number {
     return this.#updates;
   }

@@ -46,12 +46,18 @@ export class OptimizerLoop {
     readonly settings: OptimizerLoopSettings,
   ) {
     this.schedule = new Schedule(settings);
-    this.optimizer = new Optimizer(device, programs, layout, buffers, {
-      kind: settings.optimizer,
-      weightDecay: this.schedule.weightDecay,
-      maxGradNorm: settings.maxGradNorm,
-      chunk: settings.chunk,
-    });
+    this.optimizer = new Optimizer(
+      device,
+      programs,
+      layout,
+      { params: buffers.params, grads: buffers.grads },
+      {
+        kind: settings.optimizer,
+        weightDecay: this.schedule.weightDecay,
+        maxGradNorm: settings.maxGradNorm,
+        chunk: settings.chunk,
+      },
+    );
     const sources = [{ buffer: buffers.params, size: layoutLength(layout), label: "params" }];
     this.ema = new Ema(device, programs, [...sources, ...(buffers.emaExtra ?? [])], {
       ...settings.ema,

@@ -58,6 +58,7 @@ export class Optimizer {
   readonly #u32 = new Uint32Array(this.#host);
   readonly #workgroups: number;
   readonly #staging: GPUBuffer;
+  readonly #owned: GPUBuffer[];
   #steps = 0;
 
   constructor(
@@ -72,7 +73,7 @@ export class Optimizer {
     this.#grads = buffers.grads;
     this.n4 = layoutLength(layout) / 4;
     const bytes = this.n4 * 16;
-    for (const [name, b] of Object.entries(buffers)) {
+    for (const [name, b] of [["params", buffers.params], ["grads", buffers.grads]] as const) {
       if (b.size < bytes) {
         throw new Error(`Optimizer: ${name} buffer has ${b.size} bytes, layout needs ${bytes}`);
       }
@@ -113,6 +114,7 @@ export class Optimizer {
     const constants: Record<string, number> = { WG: wg, CHUNK: plan.chunk };
     if (adam) constants.DECOUPLED = options.kind === "AdamW" ? 1 : 0;
     this.#update = programs.get(file, "main", constants);
+    this.#owned = [...this.state, tagBuffer, this.clipState, this.#staging, this.#uniform, clipUniform];
     this.#updateGroup = bindAll(device, this.#update, [
       buffers.params,
       buffers.grads,
@@ -155,6 +157,11 @@ export class Optimizer {
     pass.setPipeline(this.#update);
     pass.setBindGroup(0, this.#updateGroup);
     pass.dispatchWorkgroups(this.#workgroups);
+  }
+
+  /** Frees the optimizer's own buffers (not params or grads). */
+  destroy(): void {
+    for (const b of this.#owned) b.destroy();
   }
 
   /** The pre-clip gradient norm of the last step recorded with readGradNorm, once its submit has run. */

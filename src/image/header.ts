@@ -6,16 +6,12 @@ export interface ImageHeader {
   /** Stored size, before EXIF orientation is applied. */
   width: number;
   height: number;
-  /** EXIF orientation 1..8 (JPEG only; 1 when absent). */
-  orientation: number;
-  /** Bits per sample: 16 only for 16-bit PNGs. */
-  bitDepth: number;
 }
 
 const JPEG_SOF = new Set([0xc0, 0xc1, 0xc2, 0xc3, 0xc5, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcd, 0xce, 0xcf]);
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
-/** Reads format, size and orientation; throws ImageError for unknown formats and for truncated files. */
+/** Reads format and size; throws ImageError for unknown formats and for truncated files. */
 export function readImageHeader(bytes: Uint8Array): ImageHeader {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
@@ -41,7 +37,6 @@ function truncated(format: string): ImageError {
 
 function readJpeg(bytes: Uint8Array, view: DataView): ImageHeader {
   let pos = 2;
-  let orientation = 1;
   let width = 0;
   let height = 0;
   while (pos + 4 <= bytes.length) {
@@ -53,9 +48,7 @@ function readJpeg(bytes: Uint8Array, view: DataView): ImageHeader {
     }
     const length = view.getUint16(pos + 2);
     if (pos + 2 + length > bytes.length) throw truncated("JPEG");
-    if (marker === 0xe1 && ascii(bytes, pos + 4, 4) === "Exif") {
-      orientation = exifOrientation(view, pos + 10, pos + 2 + length) ?? orientation;
-    } else if (JPEG_SOF.has(marker)) {
+    if (JPEG_SOF.has(marker)) {
       height = view.getUint16(pos + 5);
       width = view.getUint16(pos + 7);
     } else if (marker === 0xda) {
@@ -65,7 +58,7 @@ function readJpeg(bytes: Uint8Array, view: DataView): ImageHeader {
       // Entropy-coded data never contains FF D9 (FF is byte-stuffed), so a missing EOI after the first scan
       // means the upload was cut short; decoders would otherwise fill the rest with grey silently.
       if (!hasEndMarker(bytes, pos)) throw truncated("JPEG");
-      return { format: "jpeg", width, height, orientation, bitDepth: 8 };
+      return { format: "jpeg", width, height };
     }
     pos += 2 + length;
   }
@@ -79,34 +72,12 @@ function hasEndMarker(bytes: Uint8Array, after: number): boolean {
   return false;
 }
 
-/** Orientation tag (0x0112) of IFD0 in a TIFF block spanning [start, end). */
-function exifOrientation(view: DataView, start: number, end: number): number | undefined {
-  if (start + 8 > end) return undefined;
-  const order = view.getUint16(start);
-  if (order !== 0x4949 && order !== 0x4d4d) return undefined;
-  const le = order === 0x4949;
-  const ifd = start + view.getUint32(start + 4, le);
-  if (ifd + 2 > end) return undefined;
-  const count = view.getUint16(ifd, le);
-  for (let i = 0; i < count; i++) {
-    const entry = ifd + 2 + i * 12;
-    if (entry + 12 > end) return undefined;
-    if (view.getUint16(entry, le) === 0x0112) {
-      const value = view.getUint16(entry + 8, le);
-      return value >= 1 && value <= 8 ? value : undefined;
-    }
-  }
-  return undefined;
-}
-
 function readPng(bytes: Uint8Array, view: DataView): ImageHeader {
   if (bytes.length < 33 || ascii(bytes, 12, 4) !== "IHDR") throw truncated("PNG");
   const header: ImageHeader = {
     format: "png",
     width: view.getUint32(16),
     height: view.getUint32(20),
-    orientation: 1,
-    bitDepth: bytes[24],
   };
   // Walk the chunk lengths to IEND: cheap, and it catches uploads cut short.
   let pos = 8;
@@ -136,5 +107,5 @@ function readWebp(bytes: Uint8Array, view: DataView): ImageHeader {
   } else {
     throw new ImageError("undecodable_image", `WebP has an unknown first chunk '${chunk}'`);
   }
-  return { format: "webp", width, height, orientation: 1, bitDepth: 8 };
+  return { format: "webp", width, height };
 }

@@ -20,13 +20,11 @@ async function rejects(promise: Promise<unknown>, kind: ImageError["kind"]): Pro
   await assert.rejects(promise, (err) => err instanceof ImageError && err.kind === kind);
 }
 
-Deno.test("readImageHeader() reads format, size and orientation without decoding", async () => {
+Deno.test("readImageHeader() reads format and size without decoding", async () => {
   assert.deepEqual(readImageHeader(await Deno.readFile(BUS)), {
     format: "jpeg",
     width: 810,
     height: 1080,
-    orientation: 1,
-    bitDepth: 8,
   });
   const img = raw(halves(6, 4, [255, 0, 0], [0, 0, 255]), 6, 4, 3);
   const png = readImageHeader(await img.clone().png().toBuffer());
@@ -43,7 +41,7 @@ Deno.test("decodeImage() applies EXIF orientation like cv2.imread", async () => 
   // Orientation 6 = rotate 90° clockwise to display: the stored left half (red) ends up on top.
   const jpeg = await raw(halves(16, 8, [255, 0, 0], [0, 0, 255]), 16, 8, 3)
     .withMetadata({ orientation: 6 }).jpeg({ quality: 100 }).toBuffer();
-  assert.equal(readImageHeader(jpeg).orientation, 6);
+  assert.deepEqual([readImageHeader(jpeg).width, readImageHeader(jpeg).height], [16, 8], "stored unrotated");
   const img = await decodeImage(jpeg);
   assert.deepEqual([img.width, img.height], [8, 16]);
   const at = (x: number, y: number) => [...img.data.subarray((y * 8 + x) * 3, (y * 8 + x) * 3 + 3)];
@@ -65,7 +63,7 @@ Deno.test("decodeImage() widens grey and drops alpha without blending", async ()
 Deno.test("decodeImage() narrows 16-bit PNGs to 8 bits", async () => {
   const rgb = halves(4, 2, [12, 130, 250], [0, 64, 255]);
   const png16 = await raw(rgb, 4, 2, 3).toColourspace("rgb16").png().toBuffer();
-  assert.equal(readImageHeader(png16).bitDepth, 16);
+  assert.equal((await sharp(png16).metadata()).depth, "ushort");
   assert.deepEqual([...(await decodeImage(png16)).data], [...rgb]);
 });
 

@@ -60,20 +60,20 @@ export function groups(n: number, per: number): number {
   return Math.max(1, Math.ceil(n / per));
 }
 
-/** Binds buffers to the given binding numbers of group 0 (entry points use sparse bindings of one shader). */
+/** Binds buffers to the given binding numbers of group 0 (entry points use sparse bindings of one shader);
+ * undefined entries are left out. */
 export function bindSparse(
   device: GPUDevice,
   pipeline: GPUComputePipeline,
-  entries: Record<number, GPUBuffer>,
+  entries: Record<number, GPUBuffer | undefined>,
   label: string,
 ): GPUBindGroup {
   return device.createBindGroup({
     label,
     layout: pipeline.getBindGroupLayout(0),
-    entries: Object.entries(entries).map(([binding, buffer]) => ({
-      binding: Number(binding),
-      resource: { buffer },
-    })),
+    entries: Object.entries(entries)
+      .filter((e): e is [string, GPUBuffer] => e[1] !== undefined)
+      .map(([binding, buffer]) => ({ binding: Number(binding), resource: { buffer } })),
   });
 }
 

@@ -24,9 +24,17 @@ export function grid1d(count: number): { workgroups: [number, number, number]; p
 
 /**
  * Plans an elementwise activation whose WGSL file has `forward` (Y = f(X)) and `backward` (DX (+)= DY * f'(X))
- * entry points over the shared Params layout of wgsl/ops/silu.wgsl; `alpha` is the op's one float attribute.
+ * entry points over the shared Params layout of wgsl/ops/silu.wgsl; `alpha` is the op's one float attribute, and
+ * `backwardReadsX` false for kernels whose derivative does not depend on x.
  */
-export function planUnary(ctx: OpContext, file: string, name: string, a: UnaryArgs, alpha = 0): OpPlan {
+export function planUnary(
+  ctx: OpContext,
+  file: string,
+  name: string,
+  a: UnaryArgs,
+  alpha = 0,
+  backwardReadsX = true,
+): OpPlan {
   expectShape(name, "y", a.y, a.x.shape);
   const count = elementCount(a.x);
   const per = count / a.x.shape[0];
@@ -68,7 +76,7 @@ export function planUnary(ctx: OpContext, file: string, name: string, a: UnaryAr
       label: `${label} backward`,
       pipeline: bwd,
       bindGroup: bindSparse(ctx.device, bwd, {
-        0: a.x.buffer,
+        0: backwardReadsX ? a.x.buffer : undefined,
         2: a.dy.buffer,
         3: a.dx.buffer,
         4: ctx.uniform(words.slice().buffer, `${label} backward`),

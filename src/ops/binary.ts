@@ -1,0 +1,108 @@
+import { batchStride, bindSparse, elementCount, expectShape } from "./context.ts";
+import { grid1d, WG } from "./unary.ts";
+import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
+
+export interface BinaryArgs {
+  a: TensorView;
+  b: TensorView;
+  /** output, same shape as a and b, overwritten by forward */
+  c: TensorView;
+  dc?: TensorView;
+  /** gradient of a: overwritten, or added to when `accumulateA` */
+  da?: TensorView;
+  /** gradient of b: overwritten, or added to when `accumulateB` */
+  db?: TensorView;
+  accumulateA?: boolean;
+  accumulateB?: boolean;
+}
+
+/**
+ * Plans a same-shape elementwise binary op whose WGSL file (Params layout of wgsl/ops/add.wgsl) has `forward`
+ * (C = A op B) and `backward` (DX (+)= DC * d(op)/dx, reading the other input O when `usesOther`).
+ */
+export function planBinary(
+  ctx: OpContext,
+  file: string,
+  name: string,
+  a: BinaryArgs,
+  usesOther: boolean,
+): OpPlan {
+  expectShape(name, "b", a.b, a.a.shape);
+  expectShape(name, "c", a.c, a.a.shape);
+  const count = elementCount(a.a);
+  const { workgroups, pitch } = grid1d(count);
+  const label = `${name} [${a.a.shape}]`;
+  const head = [count, count / a.a.shape[0], pitch];
+  const fwd = ctx.programs.get(file, "forward", { WG });
+  const fwdWords = [
+    ...head,
+    0,
+    a.a.offset,
+    batchStride(a.a),
+    a.b.offset,
+    batchStride(a.b),
+    a.c.offset,
+    batchStride(a.c),
+  ];
+  const forward: Dispatch[] = [{
+    label: `${label} forward`,
+    pipeline: fwd,
+    bindGroup: bindSparse(ctx.device, fwd, {
+      0: a.a.buffer,
+      1: a.b.buffer,
+      2: a.c.buffer,
+      5: ctx.uniform(words(fwdWords), `${label} forward`),
+    }, `${label} forward`),
+    workgroups,
+    bytes: 12 * count,
+    opClass: "elementwise",
+  }];
+  const backward: Dispatch[] = [];
+  const grads: [TensorView | undefined, boolean | undefined, TensorView][] = [
+    [a.da, a.accumulateA, a.b],
+    [a.db, a.accumulateB, a.a],
+  ];
+  for (const [dx, accumulate, other] of grads) {
+    if (!dx) continue;
+    if (!a.dc) throw new Error(`${name}: ${label} needs dc to plan its backward`);
+    expectShape(name, "dc", a.dc, a.a.shape);
+    expectShape(name, "gradient", dx, a.a.shape);
+    const bwd = ctx.programs.get(file, "backward", { WG });
+    const w = [
+      ...head,
+      accumulate ? 2 : 0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      a.dc.offset,
+      batchStride(a.dc),
+      dx.offset,
+      batchStride(dx),
+    ];
+    const l = `${label} backward ${dx === a.da ? "a" : "b"}`;
+    const bindings = {
+      3: a.dc.buffer,
+      4: dx.buffer,
+      5: ctx.uniform(words([...w, other.offset, batchStride(other)]), l),
+      6: usesOther ? other.buffer : undefined,
+    };
+    backward.push({
+      label: l,
+      pipeline: bwd,
+      bindGroup: bindSparse(ctx.device, bwd, bindings, l),
+      workgroups,
+      bytes: 4 * (usesOther ? 4 : 3) * count,
+      opClass: "elementwise",
+    });
+  }
+  return { forward, backward };
+}
+
+function words(values: number[]): ArrayBuffer {
+  const out = new Uint32Array(16);
+  out.set(values);
+  return out.buffer;
+}

@@ -1,0 +1,5 @@
+import { planAdd } from "../../src/ops/add.ts";
+import { add } from "../../src/reference/ops/binary.ts";
+import { binaryTests } from "./_binary.ts";
+
+binaryTests("planAdd", planAdd, add);

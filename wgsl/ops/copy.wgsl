@@ -1,0 +1,40 @@
+// Copy between views, y = x: Concat and Split where producers cannot write into (or consumers read from) a
+// channel slice directly; backward dx (+)= dy.
+// Tensors are views: element e of batch item e / per lives at off + (e / per) * batchStride + e % per.
+override WG: u32 = 64u;
+
+struct Params {
+  count: u32, per: u32, pitch: u32, flags: u32, // flags: 2 = accumulate into dx
+  xOff: u32, xBS: u32, yOff: u32, yBS: u32,
+  dyOff: u32, dyBS: u32, dxOff: u32, dxBS: u32,
+  alpha: f32, _p0: u32, _p1: u32, _p2: u32,
+}
+
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(2) var<storage, read> DY: array<f32>;
+@group(0) @binding(3) var<storage, read_write> DX: array<f32>;
+@group(0) @binding(4) var<uniform> u: Params;
+
+fn at(off: u32, bs: u32, e: u32) -> u32 {
+  return off + (e / u.per) * bs + e % u.per;
+}
+
+@compute @workgroup_size(WG)
+fn forward(@builtin(global_invocation_id) g: vec3u) {
+  let e = g.x + g.y * u.pitch;
+  if (e >= u.count) {
+    return;
+  }
+  Y[at(u.yOff, u.yBS, e)] = X[at(u.xOff, u.xBS, e)];
+}
+
+@compute @workgroup_size(WG)
+fn backward(@builtin(global_invocation_id) g: vec3u) {
+  let e = g.x + g.y * u.pitch;
+  if (e >= u.count) {
+    return;
+  }
+  let i = at(u.dxOff, u.dxBS, e);
+  DX[i] = DY[at(u.dyOff, u.dyBS, e)] + select(0.0, DX[i], (u.flags & 2u) != 0u);
+}

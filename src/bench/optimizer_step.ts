@@ -11,7 +11,7 @@ import { Optimizer } from "../optim/optimizer.ts";
 import type { LayoutEntry } from "../optim/groups.ts";
 
 const PARAMS = 10_000_000;
-const REPEATS = 4;
+const REPEATS = 8;
 
 /**
  * Bytes one full Adam step moves per parameter: the norm pass reads the gradient (4); the update reads and writes
@@ -33,7 +33,7 @@ async function timed(device: GPUDevice, record: (encoder: GPUCommandEncoder) => 
 
 export async function bench(): Promise<Record<string, unknown>> {
   const { device, adapterName, isFallback } = await getGpu();
-  const perSubmit = isFallback ? 8 : 50;
+  const perSubmit = isFallback ? 6 : 50;
   const layout: LayoutEntry[] = [
     { name: "weight", shape: [PARAMS], offset: 0, size: PARAMS, role: "weight", group: 1, frozen: false },
   ];

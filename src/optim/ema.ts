@@ -83,6 +83,11 @@ export class Ema {
     return this.#updates;
   }
 
+  /** Sets the update count of a resumed run (its EMA buffers are restored by the caller). */
+  restoreUpdates(updates: number): void {
+    this.#updates = updates;
+  }
+
   /** d for update number k (1-based). */
   decayAt(k: number): number {
     return this.decay * (1 - Math.exp(-k / this.tau));

@@ -95,6 +95,20 @@ export class OptimizerLoop {
     return traceLine(plan, loss, lossItems, norm);
   }
 
+  /**
+   * Resume: brings the schedule, the optimizer's step count and the EMA's update count to the start of epoch
+   * `epochs` by replaying the host schedule; no GPU work (the GPU state comes from the checkpoint).
+   */
+  replay(epochs: number): void {
+    let steps = 0;
+    for (let epoch = 0; epoch < epochs; epoch++) {
+      for (let i = 0; i < this.settings.nb; i++) if (this.schedule.iteration(epoch, i).stepped) steps++;
+      this.schedule.endEpoch(epoch);
+    }
+    this.optimizer.restoreSteps(this.optimizer.steps + steps);
+    this.ema.restoreUpdates(this.ema.updates + steps);
+  }
+
   /** scheduler.step() after the epoch's last batch. */
   endEpoch(epoch: number): void {
     this.schedule.endEpoch(epoch);

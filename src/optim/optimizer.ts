@@ -130,6 +130,11 @@ export class Optimizer {
     return this.#steps;
   }
 
+  /** Sets the step count of a resumed run (its state buffers are restored by the caller). */
+  restoreSteps(steps: number): void {
+    this.#steps = steps;
+  }
+
   /** optimizer.zero_grad(): train.py's discard of partial accumulation at each epoch start. */
   zeroGrad(encoder: GPUCommandEncoder): void {
     encoder.clearBuffer(this.#grads, 0, this.n4 * 16);

@@ -32,7 +32,7 @@ export async function decodeImage(bytes: Uint8Array, maxPixels = DEFAULT_MAX_PIX
   try {
     const { data, info } = await sharp(bytes, {
       autoOrient: true,
-      limitInputPixels: false,
+      limitInputPixels: maxPixels, // a second guard, should a header lie about the size
       failOn: "truncated",
       sequentialRead: true,
     })

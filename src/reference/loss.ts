@@ -15,8 +15,14 @@ export interface ReferenceLoss {
   items: [number, number, number];
   /** dLoss/dlogits per layer, same layout as the heads. */
   grads: Float64Array[];
-  /** CIoU's alpha per layer and entry: detached in PyTorch, so finite differences must hold it fixed. */
+  /** The detached quantities (CIoU's alpha per entry, objectness targets per cell), per layer: finite
+   * differences must hold them fixed, as autograd does. */
+  detached: Detached;
+}
+
+export interface Detached {
   alphas: number[][];
+  tobj: Float64Array[];
 }
 
 const EPS = 1e-7;
@@ -99,7 +105,7 @@ export function referenceLoss(
   layers: LossLayer[],
   targets: TargetRows,
   s: LossSettings,
-  fixedAlphas?: number[][],
+  fixed?: Detached,
 ): ReferenceLoss {
   const tables = buildTargets(targets, layers, s.anchorT);
   const no = s.nc + 5;
@@ -107,6 +113,7 @@ export function referenceLoss(
   let lbox = 0, lobj = 0, lcls = 0;
   const grads = heads.map((h) => new Float64Array(h.length));
   const alphas: number[][] = layers.map(() => []);
+  const tobjs: Float64Array[] = [];
   layers.forEach((layer, i) => {
     const p = heads[i], g = grads[i], t: LayerTargets = tables[i];
     const na = layer.anchors.length;
@@ -116,6 +123,7 @@ export function referenceLoss(
     }
     const cellOf = (k: number) => ((t.b[k] * na + t.a[k]) * layer.ny + t.gj[k]) * layer.nx + t.gi[k];
     const tobj = new Float64Array(cells);
+    tobjs.push(tobj);
     const boxScale = s.box * bs / t.n, clsScale = s.cls * bs / (t.n * s.nc);
     for (let k = 0; k < t.n; k++) {
       const o = cellOf(k) * no;
@@ -129,7 +137,7 @@ export function referenceLoss(
       const { ciou: c, grad, alpha } = ciou(
         pbox,
         [...t.tbox.subarray(4 * k, 4 * k + 4)],
-        fixedAlphas?.[i][k],
+        fixed?.alphas[i][k],
       );
       alphas[i].push(alpha);
       lbox += (1 - c) / t.n;
@@ -150,12 +158,12 @@ export function referenceLoss(
     const objScale = s.obj * bs * s.balance[i] / cells;
     let obj = 0;
     for (let c = 0; c < cells; c++) {
-      const [l, dl] = bceWithLogits(p[c * no + 4], tobj[c], s.objPw, s.flGamma);
+      const [l, dl] = bceWithLogits(p[c * no + 4], fixed ? fixed.tobj[i][c] : tobj[c], s.objPw, s.flGamma);
       obj += l;
       g[c * no + 4] += objScale * dl;
     }
     lobj += s.balance[i] * obj / cells;
   });
   const items: [number, number, number] = [lbox * s.box, lobj * s.obj, lcls * s.cls];
-  return { loss: (items[0] + items[1] + items[2]) * bs, items, grads, alphas };
+  return { loss: (items[0] + items[1] + items[2]) * bs, items, grads, detached: { alphas, tobj: tobjs } };
 }

@@ -11,6 +11,7 @@ export const YOLOV5N = new URL("../../../shared/models/yolov5n.onnx", import.met
 export interface Scenario {
   imgsz: number;
   batch_size: number;
+  freeze: number;
   hyp: LossHyp;
   images_in_order: string[];
 }

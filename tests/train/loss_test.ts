@@ -43,7 +43,8 @@ function fdCheck(gamma: number, smoothing: number, seed: number) {
   const settings = { ...c.settings, flGamma: gamma, labelSmoothing: smoothing };
   const heads = c.heads.map((h) => Float64Array.from(h));
   const base = referenceLoss(heads, c.bs, c.layers, c.targets, settings);
-  const eval64 = (hs: Float64Array[]) => referenceLoss(hs, c.bs, c.layers, c.targets, settings, base.alphas);
+  const eval64 = (hs: Float64Array[]) =>
+    referenceLoss(hs, c.bs, c.layers, c.targets, settings, base.detached);
   const no = settings.nc + 5;
   let checked = 0;
   heads.forEach((h, li) => {

@@ -1,0 +1,285 @@
+/**
+ * The training program of a YOLOv5 ONNX export for one (batch, imgsz): all buffers, uniforms and pipelines are
+ * made here, once; a step is one command encoder (gradient clears, then one compute pass: forward, loss,
+ * backward in reverse graph order) whose only readback is the 4 loss floats. Weight gradients are ADDED into the
+ * flat `grads` buffer (param_layout.ts), so successive steps accumulate until the optimizer zeroes them.
+ *
+ * @example
+ * ```ts
+ * const program = TrainProgram.create(device, model, { batch: 8, imgsz: 320, hyp, freeze: 0 });
+ * const items = await program.step(images, targets); // images: batch*3*320*320 RGB/255, targets: [b,c,x,y,w,h]*
+ * // or: program.setBatch(images, targets); program.encodeStep(enc); optimizer.encode(enc); submit; readItems()
+ * ```
+ * @module
+ */
+import { createStorage, readF32 } from "../gpu/buffers.ts";
+import { ProgramCache } from "../gpu/programs.ts";
+import type { OnnxModel } from "../onnx/model.ts";
+import { buildTrainGraph, inferShapes, type TrainGraph } from "../onnx/graph.ts";
+import { createOpContext, recordDispatches } from "../ops/context.ts";
+import type { Dispatch, OpContext, TensorView } from "../ops/types.ts";
+import { type LossItems, type LossPlan, planLoss } from "./loss.ts";
+import { type LossHyp, lossSettings } from "./loss_settings.ts";
+import {
+  buildParamLayout,
+  frozenParams,
+  packParams,
+  type ParamLayout,
+  writeBackParams,
+} from "./param_layout.ts";
+import { accKey, dataInputs, type Memory, planMemory } from "./program_memory.ts";
+import { planNode } from "./program_ops.ts";
+import type { TargetRows } from "./targets.ts";
+
+export interface ProgramOptions {
+  batch: number;
+  /** Square input side in pixels (a multiple of the largest stride). */
+  imgsz: number;
+  /** train.py --freeze: N (layers 0..N-1) or an explicit list of layers. */
+  freeze?: number | number[];
+  /** Loss hyperparameters before train.py's scaling (hyp.scratch-low.yaml keys); required when training. */
+  hyp?: LossHyp;
+  /** Most labels one batch may carry (sizes the target tables). Default 256 per image. */
+  maxTargets?: number;
+  /** false: forward only (evaluation), no gradients, loss or backward. */
+  training?: boolean;
+  /** Share compiled pipelines with other programs on the same device. */
+  programs?: ProgramCache;
+}
+
+const DEFAULT_TARGETS_PER_IMAGE = 256;
+
+export class TrainProgram {
+  /** Flat parameters (layout.size floats) the kernels read; the optimizer updates them in place. */
+  readonly params: GPUBuffer;
+  /** Flat weight gradients, same layout; added to by every step. Zero-initialised. Absent when not training. */
+  readonly grads?: GPUBuffer;
+  /** The image batch (batch, 3, imgsz, imgsz). */
+  readonly input: TensorView;
+  /** Raw head conv outputs (batch, na*no, ny, nx), P3 first. */
+  readonly heads: TensorView[];
+  readonly forwardDispatches: Dispatch[] = [];
+  readonly lossDispatches: Dispatch[] = [];
+  /** In recording order (reverse graph order). */
+  readonly backwardDispatches: Dispatch[] = [];
+  readonly loss?: LossPlan;
+  readonly memoryBytes: number;
+  readonly #clears: GPUBuffer[];
+  readonly #staging?: GPUBuffer;
+  readonly #zeros: Float32Array<ArrayBuffer>;
+
+  private constructor(
+    readonly device: GPUDevice,
+    readonly graph: TrainGraph,
+    readonly layout: ParamLayout,
+    readonly options: ProgramOptions,
+    ctx: OpContext,
+    model: OnnxModel,
+  ) {
+    const { batch, imgsz } = options;
+    const training = options.training ?? true;
+    const maxStride = Math.max(...graph.yolo.strides);
+    if (imgsz % maxStride !== 0) {
+      throw new Error(`TrainProgram: imgsz ${imgsz} is not a multiple of ${maxStride}`);
+    }
+    const shapes = inferShapes(model, graph, batch, imgsz, imgsz);
+    this.params = createStorage(device, layout.size * 4, "params");
+    device.queue.writeBuffer(this.params, 0, packParams(model, layout));
+    const trainable = new Set(layout.entries.filter((e) => !e.frozen).map((e) => e.name));
+    // The loss always writes the head gradients, even when everything below is frozen.
+    const needsGrad = training
+      ? new Set([...gradientTensors(graph, trainable), ...graph.heads])
+      : new Set<string>();
+    const order = graph.nodes.map((_, i) => i).reverse().filter((i) => needsGrad.has(graph.nodes[i].y));
+    const memory: Memory = planMemory(device, graph, shapes, needsGrad, order, graph.heads);
+    this.memoryBytes = memory.bytes;
+    this.#clears = memory.clearEachStep;
+    this.input = memory.values.get(graph.input)!;
+    this.heads = graph.heads.map((h) => memory.values.get(h)!);
+    this.#zeros = new Float32Array(batch * 3 * imgsz * imgsz);
+    if (training) {
+      this.grads = createStorage(device, layout.size * 4, "grads");
+      const hyp = options.hyp;
+      if (!hyp) throw new Error("TrainProgram: training needs options.hyp (the loss hyperparameters)");
+      const settings = lossSettings(hyp, graph.heads.length, graph.yolo.nc, imgsz);
+      const lossHeads = graph.yolo.layers.map((l, i) => ({
+        logits: this.heads[i],
+        grad: memory.grads.get(graph.heads[i])!,
+        layer: {
+          ny: this.heads[i].shape[2],
+          nx: this.heads[i].shape[3],
+          anchors: l.anchors.map(([w, h]) => [w / l.stride, h / l.stride] as [number, number]),
+        },
+      }));
+      this.loss = planLoss(
+        ctx,
+        lossHeads,
+        settings,
+        batch,
+        options.maxTargets ?? DEFAULT_TARGETS_PER_IMAGE * batch,
+      );
+      this.lossDispatches.push(...this.loss.dispatches);
+      this.#staging = device.createBuffer({
+        label: "loss items staging",
+        size: 16,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+    }
+    const backward: Dispatch[][] = [];
+    graph.nodes.forEach((n, i) => {
+      const plan = planNode(ctx, n, {
+        value: (t) => memory.values.get(t)!,
+        grad: (t) => memory.grads.get(t),
+        accumulate: (t) => memory.accumulate.get(accKey(i, t)) ?? false,
+        param: (name) => this.#paramView(this.params, name),
+        paramGrad: (
+          name,
+        ) => (this.grads && trainable.has(name) ? this.#paramView(this.grads, name) : undefined),
+      });
+      this.forwardDispatches.push(...plan.forward);
+      backward[i] = plan.backward;
+    });
+    for (const i of order) this.backwardDispatches.push(...backward[i]);
+  }
+
+  /** Builds the IR, layout and plans for `model`; `device` must be the device every buffer lives on. */
+  static create(device: GPUDevice, model: OnnxModel, options: ProgramOptions): TrainProgram {
+    const graph = buildTrainGraph(model);
+    const layout = buildParamLayout(model, graph, frozenParams(graph, options.freeze ?? 0));
+    const ctx = createOpContext(device, options.programs ?? new ProgramCache(device));
+    return new TrainProgram(device, graph, layout, options, ctx, model);
+  }
+
+  #paramView(buffer: GPUBuffer, name: string): TensorView {
+    const e = this.layout.byName.get(name);
+    if (!e) throw new Error(`TrainProgram: '${name}' is not in the parameter layout`);
+    return { buffer, offset: e.offset, shape: e.shape };
+  }
+
+  /**
+   * Queues this batch's upload: `images` holds `count` images (count*3*imgsz*imgsz floats, RGB 0..1, NCHW);
+   * a short batch is padded with zero images that get no loss and no gradient.
+   */
+  setImages(images: Float32Array, count = this.options.batch): void {
+    const per = 3 * this.options.imgsz ** 2;
+    if (images.length !== count * per || count < 1 || count > this.options.batch) {
+      throw new Error(
+        `TrainProgram: got ${images.length} floats for ${count} images, expected ${count}*${per}`,
+      );
+    }
+    this.device.queue.writeBuffer(this.input.buffer, 0, images as Float32Array<ArrayBuffer>);
+    if (count < this.options.batch) {
+      this.device.queue.writeBuffer(
+        this.input.buffer,
+        count * per * 4,
+        this.#zeros,
+        0,
+        (this.options.batch - count) * per,
+      );
+    }
+  }
+
+  /** Images and label rows [b, cls, x, y, w, h] (normalised) of one batch. */
+  setBatch(images: Float32Array, targets: TargetRows, count = this.options.batch): void {
+    if (!this.loss) throw new Error("TrainProgram: setBatch on a forward-only program");
+    this.setImages(images, count);
+    this.loss.setTargets(targets, count);
+  }
+
+  /** Records forward + loss + backward (+ the loss items copy for readItems) into `encoder`, one compute pass. */
+  encodeStep(encoder: GPUCommandEncoder): void {
+    const staging = this.#requireLoss();
+    for (const b of this.#clears) encoder.clearBuffer(b);
+    const pass = encoder.beginComputePass({ label: "train step" });
+    recordDispatches(pass, this.forwardDispatches);
+    recordDispatches(pass, this.lossDispatches);
+    recordDispatches(pass, this.backwardDispatches);
+    pass.end();
+    encoder.copyBufferToBuffer(this.loss!.items, 0, staging, 0, 16);
+  }
+
+  /** Forward only: the raw heads end up in `heads`. */
+  encodeForward(encoder: GPUCommandEncoder): void {
+    const pass = encoder.beginComputePass({ label: "forward" });
+    recordDispatches(pass, this.forwardDispatches);
+    pass.end();
+  }
+
+  /** Loss + backward on whatever `heads` and activations hold (after encodeForward, possibly in another submit). */
+  encodeBackward(encoder: GPUCommandEncoder): void {
+    const staging = this.#requireLoss();
+    for (const b of this.#clears) encoder.clearBuffer(b);
+    const pass = encoder.beginComputePass({ label: "loss + backward" });
+    recordDispatches(pass, this.lossDispatches);
+    recordDispatches(pass, this.backwardDispatches);
+    pass.end();
+    encoder.copyBufferToBuffer(this.loss!.items, 0, staging, 0, 16);
+  }
+
+  #requireLoss(): GPUBuffer {
+    if (!this.loss || !this.#staging) {
+      throw new Error("TrainProgram: no loss or backward on a forward-only program");
+    }
+    return this.#staging;
+  }
+
+  /** The loss items of the last submitted step (waits for it). */
+  async readItems(): Promise<LossItems> {
+    const staging = this.#requireLoss();
+    await staging.mapAsync(GPUMapMode.READ);
+    const [box, obj, cls, loss] = new Float32Array(staging.getMappedRange().slice(0));
+    staging.unmap();
+    return { box, obj, cls, loss };
+  }
+
+  /** One step: upload, forward, loss, backward (grads added into `grads`), optional extra work, one submit. */
+  async step(
+    images: Float32Array,
+    targets: TargetRows,
+    count = this.options.batch,
+    encodeAfter?: (encoder: GPUCommandEncoder) => void,
+  ): Promise<LossItems> {
+    this.setBatch(images, targets, count);
+    const encoder = this.device.createCommandEncoder({ label: "train step" });
+    this.encodeStep(encoder);
+    encodeAfter?.(encoder);
+    this.device.queue.submit([encoder.finish()]);
+    return await this.readItems();
+  }
+
+  /** Forward only; returns the raw heads (batch, na*no, ny, nx). Reads back, so for evaluation, not training. */
+  async forward(images: Float32Array, count = this.options.batch): Promise<Float32Array[]> {
+    this.setImages(images, count);
+    const encoder = this.device.createCommandEncoder({ label: "forward" });
+    this.encodeForward(encoder);
+    this.device.queue.submit([encoder.finish()]);
+    return await Promise.all(
+      this.heads.map((h) => readF32(this.device, h.buffer, h.shape.reduce((a, b) => a * b, 1))),
+    );
+  }
+
+  /** Uploads flat parameter values (e.g. to load EMA weights into an evaluation program). */
+  writeParams(flat: Float32Array): void {
+    this.device.queue.writeBuffer(this.params, 0, flat as Float32Array<ArrayBuffer>, 0, this.layout.size);
+  }
+
+  async readParams(buffer: GPUBuffer = this.params): Promise<Float32Array> {
+    return await readF32(this.device, buffer, this.layout.size);
+  }
+
+  /** Copies flat weights from `buffer` (default: params; pass an EMA buffer of the same layout) into `model`. */
+  async writeBack(model: OnnxModel, buffer: GPUBuffer = this.params): Promise<void> {
+    writeBackParams(model, this.layout, await this.readParams(buffer));
+  }
+}
+
+/** Tensors whose gradient is needed: downstream of a trainable parameter, so something below them learns. */
+function gradientTensors(g: TrainGraph, trainable: Set<string>): Set<string> {
+  const needs = new Set<string>();
+  const owned = new Map<number, boolean>();
+  for (const p of g.params) owned.set(p.node, (owned.get(p.node) ?? false) || trainable.has(p.name));
+  g.nodes.forEach((n, i) => {
+    if (owned.get(i) || dataInputs(n).some((x) => needs.has(x))) needs.add(n.y);
+  });
+  return needs;
+}

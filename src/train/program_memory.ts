@@ -1,0 +1,135 @@
+/**
+ * Where every tensor of a training program lives, decided once per (batch, imgsz): Concat inputs are written
+ * straight into channel slices of the Concat's buffer and channel Slices are views of their source, so neither
+ * costs a copy; every other tensor gets its own buffer. Gradients mirror that placement for the tensors that need
+ * one, and the backward order decides which gradient writes overwrite and which accumulate.
+ * @module
+ */
+import { createStorage } from "../gpu/buffers.ts";
+import type { IrNode, TrainGraph } from "../onnx/graph.ts";
+import type { TensorView } from "../ops/types.ts";
+
+/** A tensor's storage: its root tensor (which owns a buffer) and where in the root it sits. */
+interface Slot {
+  root: string;
+  /** float offset of batch item 0 within the root's batch item */
+  channelOffset: number;
+}
+
+export interface Memory {
+  values: Map<string, TensorView>;
+  grads: Map<string, TensorView>;
+  /** Gradient buffers zeroed at the start of a step: their first backward write covers only part of them. */
+  clearEachStep: GPUBuffer[];
+  /** accumulate flag per (node index, input name): false = the write initialises the gradient. */
+  accumulate: Map<string, boolean>;
+  /** Bytes allocated for values and gradients. */
+  bytes: number;
+}
+
+export const accKey = (node: number, input: string) => `${node}:${input}`;
+
+/** Inputs of a node whose gradient flows back through it (parameters excluded). */
+export function dataInputs(n: IrNode): string[] {
+  switch (n.op) {
+    case "concat":
+      return n.xs;
+    case "mul":
+    case "add":
+      return [n.a, n.b];
+    default:
+      return [n.x];
+  }
+}
+
+function placeSlots(g: TrainGraph, shapes: Map<string, number[]>): Map<string, Slot> {
+  const hw = (t: string) => shapes.get(t)![2] * shapes.get(t)![3];
+  const parent = new Map<string, { concat: string; channelOffset: number }>();
+  const sliceOf = new Map<string, { x: string; start: number }>();
+  for (const n of g.nodes) {
+    if (n.op === "slice") sliceOf.set(n.y, { x: n.x, start: n.start });
+    if (n.op !== "concat") continue;
+    let c = 0;
+    for (const x of n.xs) {
+      if (parent.has(x) || x === g.input || sliceOf.has(x) || n.xs.indexOf(x) !== n.xs.lastIndexOf(x)) {
+        throw new Error(`program: '${x}' cannot be placed inside Concat ${n.name} (it needs a copy)`);
+      }
+      parent.set(x, { concat: n.y, channelOffset: c * hw(x) });
+      c += shapes.get(x)![1];
+    }
+  }
+  const slots = new Map<string, Slot>();
+  const resolve = (t: string): Slot => {
+    let s = slots.get(t);
+    if (s) return s;
+    const p = parent.get(t), sl = sliceOf.get(t);
+    if (p) {
+      const outer = resolve(p.concat);
+      s = { root: outer.root, channelOffset: outer.channelOffset + p.channelOffset };
+    } else if (sl) {
+      const src = resolve(sl.x);
+      s = { root: src.root, channelOffset: src.channelOffset + sl.start * hw(t) };
+    } else {
+      s = { root: t, channelOffset: 0 };
+    }
+    slots.set(t, s);
+    return s;
+  };
+  for (const t of shapes.keys()) resolve(t);
+  return slots;
+}
+
+const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/**
+ * Allocates values for every tensor and gradients for `needsGrad` tensors. `backwardOrder` lists node indices in
+ * the order their backward runs; `initialised` are gradients fully written before backward (the loss's heads).
+ */
+export function planMemory(
+  device: GPUDevice,
+  g: TrainGraph,
+  shapes: Map<string, number[]>,
+  needsGrad: Set<string>,
+  backwardOrder: number[],
+  initialised: string[],
+): Memory {
+  const slots = placeSlots(g, shapes);
+  let bytes = 0;
+  const view = (roots: Map<string, GPUBuffer>, t: string, what: string): TensorView => {
+    const s = slots.get(t)!;
+    let buffer = roots.get(s.root);
+    if (!buffer) {
+      bytes += size(shapes.get(s.root)!) * 4;
+      buffer = createStorage(device, size(shapes.get(s.root)!) * 4, `${what} ${s.root}`);
+      roots.set(s.root, buffer);
+    }
+    const rootShape = shapes.get(s.root)!;
+    return { buffer, offset: s.channelOffset, shape: shapes.get(t)!, batchStride: size(rootShape.slice(1)) };
+  };
+  const valueRoots = new Map<string, GPUBuffer>(), gradRoots = new Map<string, GPUBuffer>();
+  const values = new Map([...shapes.keys()].map((t) => [t, view(valueRoots, t, "value")]));
+  const grads = new Map([...needsGrad].map((t) => [t, view(gradRoots, t, "grad")]));
+
+  const written = new Set(initialised.map((t) => slots.get(t)!.root));
+  const cleared = new Set<string>();
+  const accumulate = new Map<string, boolean>();
+  for (const i of backwardOrder) {
+    // Concat and Slice gradients are views: their backward writes nothing.
+    if (g.nodes[i].op === "concat" || g.nodes[i].op === "slice") continue;
+    for (const x of new Set(dataInputs(g.nodes[i]))) {
+      if (!needsGrad.has(x)) continue;
+      const s = slots.get(x)!;
+      const whole = s.root === x;
+      if (!written.has(s.root) && !whole) cleared.add(s.root);
+      accumulate.set(accKey(i, x), written.has(s.root) || !whole);
+      written.add(s.root);
+    }
+  }
+  return {
+    values,
+    grads,
+    clearEachStep: [...cleared].map((r) => gradRoots.get(r)!),
+    accumulate,
+    bytes,
+  };
+}

@@ -8,7 +8,6 @@
 import { join } from "node:path";
 import type { FinetuneConfig } from "../config/finetune.ts";
 import type { Gpu } from "../gpu/device.ts";
-import type { CheckpointHooks } from "../jobs/types.ts";
 import type { OnnxModel } from "../onnx/model.ts";
 import { inspectYolo } from "../onnx/yolo.ts";
 import { type TraceLine, TraceWriter } from "../optim/trace.ts";
@@ -18,6 +17,12 @@ import { FinetuneSession } from "./finetune.ts";
 import type { IterationReport } from "./loop.ts";
 import type { ValMetrics } from "./metrics.ts";
 
+/** Durable checkpoint storage (the jobs subsystem's CheckpointHooks fit): state bytes after `epoch` epochs. */
+export interface CheckpointStore {
+  load(): Promise<{ epoch: number; state: Uint8Array } | null>;
+  save(checkpoint: { epoch: number; state: Uint8Array }): Promise<void>;
+}
+
 export interface RunOptions {
   gpu: Gpu;
   model: OnnxModel;
@@ -26,7 +31,7 @@ export interface RunOptions {
   /** receives last.onnx, ema.onnx and trace.jsonl */
   outDir: string;
   signal?: AbortSignal;
-  checkpoint?: CheckpointHooks;
+  checkpoint?: CheckpointStore;
   frozenCache?: boolean;
   onIteration?(report: IterationReport, totals: { iterations: number; epochs: number }): void;
   /** Progress notes for a human (the CLI prints them). */

@@ -1,14 +1,16 @@
 /**
- * The jobs subsystem's real {@link Trainer}: a queued fine-tune job runs through the WGSL trainer in this process
+ * The jobs subsystem's real Trainer (src/jobs/types.ts): a queued fine-tune job runs through the WGSL trainer in this process
  * (train.py's loop, yielding between iterations so serving continues), evaluates the base and the EMA model on
  * the held-out images, writes last.onnx / ema.onnx / trace.jsonl into the job's work directory, and hands the EMA
  * model to `publish` (jobs/publish.ts publishResult: a new registry version, activated per the job's policy).
  *
- * The registry is reached through the two functions the wiring passes in, so training does not depend on it.
+ * Training sits below jobs and registry (architecture.md), so the job, its context and the result are declared
+ * here structurally (the jobs types fit them) and the registry is reached through the two functions the wiring
+ * passes in.
  *
  * @example
  * ```ts
- * const trainer = new WgslTrainer({
+ * const trainer = new WgslTrainer<Job>({
  *   readModel: (job) => registry.read(job.model, job.baseVersion ?? registry.model(job.model).active!),
  *   publish: (job, bytes, evals) => publishResult(registry, job, bytes, evals),
  * });
@@ -17,31 +19,72 @@
  * @module
  */
 import { getGpu, type Gpu } from "../gpu/device.ts";
-import type { EvalMetrics } from "../jobs/publish.ts";
-import type { Job, Trainer, TrainerContext, TrainerResult } from "../jobs/types.ts";
+import type { FinetuneConfig } from "../config/finetune.ts";
 import { OnnxModel } from "../onnx/model.ts";
-import { runFinetune } from "./finetune_run.ts";
+import { type CheckpointStore, runFinetune } from "./finetune_run.ts";
 import type { ValMetrics } from "./metrics.ts";
 
-export interface TrainerDeps {
+/** What the trainer reads of a job record. */
+export interface FinetuneJob {
+  id: string;
+  model: string;
+  baseVersion: number | null;
+  config: FinetuneConfig;
+}
+
+/** The progress fields the trainer reports (a partial job progress record). */
+export interface ProgressReport {
+  epoch?: number;
+  epochs?: number;
+  iteration?: number;
+  iterations?: number;
+  lossItems?: [number, number, number];
+  lr?: [number, number, number];
+  imagesPerSecond?: number;
+}
+
+/** What the job queue gives one run: cancellation, progress, checkpoints and the job's directories. */
+export interface TrainingContext {
+  signal: AbortSignal;
+  onProgress(progress: ProgressReport): void;
+  checkpoint: CheckpointStore;
+  datasetDir: string;
+  workDir: string;
+}
+
+/** val.py's headline numbers for one model on the held-out images. */
+export interface EvalMetrics {
+  map50: number;
+  map50_95: number;
+}
+
+/** The published result: the registry version holding the EMA model, whether it serves, and its metrics. */
+export interface PublishedResult {
+  resultVersion: number | null;
+  activated: boolean | null;
+  metrics: Record<string, number> | null;
+}
+
+export interface TrainerDeps<J extends FinetuneJob> {
   /** The ONNX bytes the job starts from (its base version). */
-  readModel(job: Readonly<Job>): Promise<Uint8Array>;
+  readModel(job: Readonly<J>): Promise<Uint8Array>;
   /** Stores the EMA model as the job's result and activates it per `job.config.activate`. */
   publish(
-    job: Readonly<Job>,
+    job: Readonly<J>,
     emaBytes: Uint8Array,
     evals: { base: EvalMetrics | null; result: EvalMetrics | null },
-  ): Promise<TrainerResult>;
+  ): Promise<PublishedResult>;
   /** The device to train on (default: the process-wide one). */
   gpu?: () => Promise<Gpu>;
   /** Progress notes (default: none). */
   log?(message: string): void;
 }
 
-export class WgslTrainer implements Trainer {
-  constructor(private readonly deps: TrainerDeps) {}
+/** `J`: the job record type of the queue (jobs' `Job`), handed through to `readModel` and `publish`. */
+export class WgslTrainer<J extends FinetuneJob = FinetuneJob> {
+  constructor(private readonly deps: TrainerDeps<J>) {}
 
-  async run(job: Readonly<Job>, ctx: TrainerContext): Promise<TrainerResult> {
+  async run(job: Readonly<J>, ctx: TrainingContext): Promise<PublishedResult> {
     const model = OnnxModel.parse(await this.deps.readModel(job));
     const gpu = await (this.deps.gpu ?? getGpu)();
     let images = 0, seconds = 0;

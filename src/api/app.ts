@@ -1,5 +1,6 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { DEFAULT_MAX_PIXELS } from "../image/decode.ts";
+import type { JobService } from "../jobs/service.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { ModelPool } from "../serving/pool.ts";
 import { errorBody, handleError } from "./errors.ts";
@@ -7,13 +8,17 @@ import { createServerMetrics, metricsMiddleware, type ServerMetrics } from "./mi
 import { readiness } from "./middleware/ready.ts";
 import { detectRoutes } from "./routes/detect.ts";
 import { docsRoutes } from "./routes/docs.ts";
+import { finetuneRoutes } from "./routes/finetune.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { jobRoutes } from "./routes/jobs.ts";
 import { modelRoutes } from "./routes/models.ts";
 import { uiRoutes } from "./routes/ui.ts";
 import { versionRoutes } from "./routes/versions.ts";
 
 /** Default request body limit: 20 MiB. */
 export const DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024;
+/** Default fine-tune upload limit (archive or JSON body, and the archive unpacked): 1 GiB. */
+export const DEFAULT_MAX_DATASET_BYTES = 1024 * 1024 * 1024;
 
 export interface AppDeps {
   pool: ModelPool;
@@ -26,6 +31,11 @@ export interface AppDeps {
   registry?: Registry | null;
   /** Bearer key for mutating routes; null lets only loopback clients mutate. */
   apiKey?: string | null;
+  /** The fine-tune job service; the job routes are mounted only with one (and fine-tune also needs a registry). */
+  jobs?: JobService | null;
+  maxDatasetBytes?: number;
+  /** Aborted when the server shuts down, so long-lived responses (job event streams) end. */
+  shutdown?: AbortSignal;
 }
 
 /** What every route module receives: the app's dependencies with defaults filled in, and its metrics. */
@@ -37,7 +47,16 @@ export type ApiApp = OpenAPIHono;
 /** A resource's routes (src/api/routes/<resource>.ts); add new modules to ROUTES. */
 export type RouteModule = (app: ApiApp, ctx: RouteContext) => void;
 
-const ROUTES: RouteModule[] = [healthRoutes, modelRoutes, versionRoutes, detectRoutes, uiRoutes, docsRoutes];
+const ROUTES: RouteModule[] = [
+  healthRoutes,
+  modelRoutes,
+  versionRoutes,
+  detectRoutes,
+  finetuneRoutes,
+  jobRoutes,
+  uiRoutes,
+  docsRoutes,
+];
 
 /**
  * The Hono app. Every route is declared with createRoute (zod request and response schemas, reused for the
@@ -52,6 +71,9 @@ export function createApp(deps: AppDeps): ApiApp {
     maxPixels: deps.maxPixels ?? DEFAULT_MAX_PIXELS,
     registry: deps.registry ?? null,
     apiKey: deps.apiKey ?? null,
+    jobs: deps.jobs ?? null,
+    maxDatasetBytes: deps.maxDatasetBytes ?? DEFAULT_MAX_DATASET_BYTES,
+    shutdown: deps.shutdown ?? new AbortController().signal,
     metrics: createServerMetrics(deps.pool),
   };
   const app = new OpenAPIHono({

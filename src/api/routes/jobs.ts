@@ -1,0 +1,136 @@
+/**
+ * Fine-tune job routes: list, one job, its server-sent event stream, and cancel. The job record is the job
+ * service's own (src/jobs/types.ts), so the API, the SSE stream and the dashboard show the same fields. The
+ * upload that creates a job is in finetune.ts.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { streamSSE } from "hono/streaming";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { JobRequestError, type JobRequestErrorCode } from "../../jobs/errors.ts";
+import { JobSchema, JobStatusSchema } from "../../jobs/types.ts";
+import type { RouteModule } from "../app.ts";
+import { ApiError } from "../errors.ts";
+import { requireMutationAuth } from "../middleware/auth.ts";
+import { ErrorSchema } from "../schemas.ts";
+
+export const JobResponseSchema = JobSchema.openapi("Job");
+
+const JOB_STATUS: Record<JobRequestErrorCode, [ContentfulStatusCode, string]> = {
+  not_found: [404, "job_not_found"],
+  conflict: [409, "conflict"],
+  invalid: [400, "invalid_request"],
+};
+
+/** Job service refusals become API errors with their status; anything else stays a 500. */
+export async function jobsMapped<T>(work: () => T | Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof JobRequestError) {
+      const [status, code] = JOB_STATUS[err.code];
+      throw new ApiError(status, code, err.message);
+    }
+    throw err;
+  }
+}
+
+const json = (schema: z.ZodType, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+const error = (description: string) => json(ErrorSchema, description);
+const JobParamsSchema = z.object({
+  id: z.string().min(1).openapi({ param: { name: "id", in: "path" }, example: "0b6c1c5e-..." }),
+});
+
+const listRoute = createRoute({
+  method: "get",
+  path: "/v1/jobs",
+  summary: "Fine-tune jobs, oldest first",
+  request: {
+    query: z.object({
+      model: z.string().optional().openapi({ description: "Only this model's jobs" }),
+      status: JobStatusSchema.optional().openapi({ description: "Only jobs in this status" }),
+    }),
+  },
+  responses: { 200: json(z.object({ jobs: z.array(JobResponseSchema) }).openapi("JobList"), "Jobs") },
+});
+
+const getRoute = createRoute({
+  method: "get",
+  path: "/v1/jobs/{id}",
+  summary: "One job: status, epoch and iteration of total, loss items, lr, images/s, ETA, metrics, result",
+  request: { params: JobParamsSchema },
+  responses: { 200: json(JobResponseSchema, "The job"), 404: error("Unknown job") },
+});
+
+const eventsRoute = createRoute({
+  method: "get",
+  path: "/v1/jobs/{id}/events",
+  summary: "Server-sent events of one job: its current state, then every status change and progress report",
+  description: 'Each event is named `status` or `progress`; its data is `{"type", "job"}` with the whole ' +
+    "job record. The stream ends after the job's final status (succeeded, failed or cancelled). A slow " +
+    "reader gets the newest progress, never a backlog; status changes are always delivered.",
+  request: { params: JobParamsSchema },
+  responses: {
+    200: {
+      description: "An event stream",
+      content: { "text/event-stream": { schema: z.string() } },
+    },
+    404: error("Unknown job"),
+  },
+});
+
+export const jobRoutes: RouteModule = (app, ctx) => {
+  const jobs = ctx.jobs;
+  if (!jobs) return;
+  const guard = requireMutationAuth({ apiKey: ctx.apiKey });
+
+  const cancelRoute = createRoute({
+    method: "delete",
+    path: "/v1/jobs/{id}",
+    summary: "Cancel a job: a queued one at once, a running one between two iterations",
+    middleware: [guard] as const,
+    security: [{ bearerAuth: [] }],
+    request: { params: JobParamsSchema },
+    responses: {
+      200: json(JobResponseSchema, "Cancelled"),
+      202: json(JobResponseSchema, "Running: it stops after the current iteration (follow its events)"),
+      401: error("Missing or wrong API key"),
+      403: error("No API key configured and the client is not on loopback"),
+      404: error("Unknown job"),
+      409: error("The job already finished"),
+    },
+  });
+
+  app.openapi(listRoute, (c) => {
+    const { model, status } = c.req.valid("query");
+    const listed = jobs.list().filter((j) =>
+      (model === undefined || j.model === model) && (status === undefined || j.status === status)
+    );
+    return c.json({ jobs: listed }, 200);
+  });
+
+  app.openapi(getRoute, async (c) => c.json(await jobsMapped(() => jobs.get(c.req.valid("param").id)), 200));
+
+  app.openapi(cancelRoute, async (c) => {
+    const job = await jobsMapped(() => jobs.cancel(c.req.valid("param").id));
+    return job.status === "cancelled" ? c.json(job, 200) : c.json(job, 202);
+  });
+
+  app.openapi(eventsRoute, async (c) => {
+    const { id } = c.req.valid("param");
+    await jobsMapped(() => jobs.get(id));
+    // Ends the stream when the client goes away or the server shuts down (which waits for open responses).
+    const stop = new AbortController();
+    const signals = [stop.signal, ctx.shutdown, c.req.raw.signal];
+    const signal = AbortSignal.any(signals);
+    return streamSSE(c, async (stream) => {
+      stream.onAbort(() => stop.abort());
+      let seq = 0;
+      for await (const event of jobs.events(id, signal)) {
+        await stream.writeSSE({ event: event.type, id: String(seq++), data: JSON.stringify(event) });
+      }
+    });
+  });
+};

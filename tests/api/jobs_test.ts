@@ -1,0 +1,389 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { Validator } from "@seriousme/openapi-schema-validator";
+import { gzipSync, zipSync } from "fflate";
+import sharp from "sharp";
+import { createApp } from "../../src/api/app.ts";
+import { OPENAPI_PATH } from "../../src/api/routes/docs.ts";
+import { JobService } from "../../src/jobs/service.ts";
+import { MemoryStore } from "../../src/registry/memory_store.ts";
+import { Registry } from "../../src/registry/registry.ts";
+import { nativeBackend } from "../../src/serving/backends/native.ts";
+import { ModelPool } from "../../src/serving/pool.ts";
+import { ITERATIONS_PER_EPOCH, TestTrainer } from "../jobs/_test_trainer.ts";
+import { tinyYolo } from "../onnx/_tiny_yolo.ts";
+import { makeTar } from "../train/data/_tar.ts";
+
+const NC = 2; // tinyYolo's default class count: class ids 0 and 1 are valid
+const MAX_MODEL_BYTES = 64 * 1024; // tiny models are ~5 KB
+/** Small enough that an oversized upload is cheap to send, large enough for the test datasets (~1 KB each). */
+const MAX_DATASET_BYTES = 256 * 1024;
+const LOOPBACK = { remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 40000 } };
+const REMOTE = { remoteAddr: { transport: "tcp", hostname: "198.51.100.7", port: 40000 } };
+const enc = new TextEncoder();
+
+const png = async (seed = 0) =>
+  new Uint8Array(
+    await sharp({
+      create: { width: 32, height: 24, channels: 3, background: { r: 40 + seed, g: 90, b: 160 } },
+    })
+      .png().toBuffer(),
+  );
+
+/** A YOLO-layout dataset as archive entries: `n` images each with one valid box, plus `extra` entries. */
+async function files(n = 3, extra: Record<string, Uint8Array> = {}): Promise<Record<string, Uint8Array>> {
+  const out: Record<string, Uint8Array> = {};
+  for (let i = 0; i < n; i++) {
+    out[`images/im${i}.png`] = await png(i);
+    out[`labels/im${i}.txt`] = enc.encode(`${i % NC} 0.5 0.5 0.25 0.25\n`);
+  }
+  return { ...out, ...extra };
+}
+
+const zip = (entries: Record<string, Uint8Array>) => zipSync(entries) as Uint8Array<ArrayBuffer>;
+
+async function setup(options: { apiKey?: string | null; holdAt?: number } = {}) {
+  const dataDir = await Deno.makeTempDir({ prefix: "kestrel-jobs-api-" });
+  const pool = new ModelPool(nativeBackend);
+  const registry = await Registry.open(new MemoryStore(), { maxBytes: MAX_MODEL_BYTES });
+  registry.setActivator(async (meta, bytes) => {
+    await pool.swap(meta.name, meta.version, bytes);
+  });
+  await registry.add("tiny", tinyYolo({ nc: NC }), { source: { type: "upload" }, activate: true });
+  const trainer = new TestTrainer();
+  const jobs = await JobService.open({ dataDir, trainer, log: () => {} });
+  const shutdown = new AbortController();
+  const app = createApp({
+    pool,
+    registry,
+    jobs,
+    apiKey: options.apiKey ?? null,
+    maxDatasetBytes: MAX_DATASET_BYTES,
+    shutdown: shutdown.signal,
+  });
+  const call = (path: string, init: RequestInit = {}, env: object = LOOPBACK) => app.request(path, init, env);
+  const multipart = (
+    dataset: Uint8Array<ArrayBuffer> | null,
+    config: unknown = { epochs: 2 },
+    name = "tiny",
+    query = "",
+  ) => {
+    const form = new FormData();
+    if (config !== undefined) {
+      form.append("config", typeof config === "string" ? config : JSON.stringify(config));
+    }
+    if (dataset) form.append("dataset", new File([dataset], "data.zip"));
+    return call(`/v1/models/${name}/finetune${query}`, { method: "POST", body: form });
+  };
+  const inline = (body: unknown, name = "tiny") =>
+    call(`/v1/models/${name}/finetune`, {
+      method: "POST",
+      body: JSON.stringify(body),
+      headers: { "content-type": "application/json" },
+    });
+  return {
+    app,
+    dataDir,
+    jobs,
+    trainer,
+    call,
+    multipart,
+    inline,
+    async close() {
+      shutdown.abort();
+      await jobs.close();
+      await pool.close();
+      await Deno.remove(dataDir, { recursive: true });
+    },
+  };
+}
+
+type Setup = Awaited<ReturnType<typeof setup>>;
+
+async function withSetup(fn: (s: Setup) => Promise<void>, options: { apiKey?: string | null } = {}) {
+  const s = await setup(options);
+  try {
+    await fn(s);
+  } finally {
+    await s.close();
+  }
+}
+
+const test = (name: string, fn: () => Promise<void>) => Deno.test({ name, fn, sanitizeResources: false });
+
+async function expectError(res: Response | Promise<Response>, status: number, code: string) {
+  const r = await res;
+  const body = await r.json();
+  assert.equal(r.status, status, JSON.stringify(body));
+  assert.equal(body.error.code, code, JSON.stringify(body));
+  assert.equal(typeof body.error.message, "string");
+  return body.error;
+}
+
+/** A 400 invalid_dataset whose problems name exactly `expected` (file[:line]), and no job or staging left. */
+async function expectDatasetProblems(s: Setup, res: Response | Promise<Response>, expected: string[]) {
+  const error = await expectError(res, 400, "invalid_dataset");
+  const named = error.problems.map((p: { file: string; line?: number }) =>
+    p.line === undefined ? p.file : `${p.file}:${p.line}`
+  );
+  assert.deepEqual(named.sort(), [...expected].sort(), JSON.stringify(error.problems));
+  for (const file of expected) {
+    assert.ok(error.message.includes(file), `message names ${file}: ${error.message}`);
+  }
+  assert.deepEqual(s.jobs.list(), [], "a rejected upload queues nothing");
+  const left = await Array.fromAsync(Deno.readDir(join(s.dataDir, "jobs"))).catch(() => []);
+  assert.deepEqual(left, [], "a rejected upload leaves nothing on disk");
+}
+
+test("POST finetune (multipart zip) answers 202 with the queued job; GET /v1/jobs and /v1/jobs/{id} follow it to success", async () => {
+  await withSetup(async (s) => {
+    const res = await s.multipart(zip(await files(3)), { epochs: 2, batch_size: 2 });
+    const job = await res.json();
+    assert.equal(res.status, 202, JSON.stringify(job));
+    assert.equal(res.headers.get("location"), `/v1/jobs/${job.id}`);
+    assert.equal(job.model, "tiny");
+    assert.equal(job.baseVersion, 1);
+    assert.equal(job.status, "queued");
+    assert.deepEqual([job.config.epochs, job.config.batch_size, job.config.imgsz], [2, 2, 640]);
+    assert.equal(job.dataset.files, 6);
+
+    const list = await (await s.call("/v1/jobs")).json();
+    assert.deepEqual(list.jobs.map((j: { id: string }) => j.id), [job.id]);
+
+    await s.jobs.idle();
+    const done = await (await s.call(`/v1/jobs/${job.id}`)).json();
+    assert.equal(done.status, "succeeded");
+    const p = done.progress;
+    assert.deepEqual([p.epoch, p.epochs, p.iteration, p.iterations], [1, 2, 2 * ITERATIONS_PER_EPOCH, 6]);
+    assert.deepEqual(p.lossItems, [1 / 6, 2 / 6, 3 / 6], "the test trainer's last reported loss items");
+    assert.deepEqual(p.lr, [0.01, 0.01, 0.01]);
+    assert.equal(p.imagesPerSecond, 10);
+    assert.deepEqual(p.metrics, { map50_95: 0.06 });
+    assert.deepEqual([done.resultVersion, done.activated, done.error], [2, true, null]);
+    const stored = await Array.fromAsync(Deno.readDir(join(s.dataDir, "jobs", job.id, "dataset", "labels")));
+    assert.equal(stored.length, 3, "the unpacked labels are stored with the job");
+  });
+});
+
+test("POST finetune takes a .tar.gz and a JSON body of base64 images alike", async () => {
+  await withSetup(async (s) => {
+    const entries = await files(2);
+    const tar = makeTar(Object.entries(entries).map(([name, data]) => ({ name: `set/${name}`, data })));
+    const r1 = await s.multipart(gzipSync(tar) as Uint8Array<ArrayBuffer>);
+    assert.equal(r1.status, 202, await r1.clone().text());
+    assert.equal((await r1.json()).dataset.files, 4);
+
+    const images = [0, 1, 2].map(async (i) => ({
+      name: `im${i}.png`,
+      data: (await png(i)).toBase64(),
+      labels: [[1, 0.5, 0.5, 0.2, 0.3], [0, 0.25, 0.25, 0.1, 0.1]],
+    }));
+    const r2 = await s.inline({ config: { epochs: 1 }, images: await Promise.all(images) });
+    const job = await r2.json();
+    assert.equal(r2.status, 202, JSON.stringify(job));
+    assert.deepEqual([job.config.epochs, job.dataset.files], [1, 6]);
+    const label = join(s.dataDir, "jobs", job.id, "dataset", "labels", "im0.txt");
+    assert.equal(await Deno.readTextFile(label), "1 0.5 0.5 0.2 0.3\n0 0.25 0.25 0.1 0.1\n");
+  });
+});
+
+test("POST finetune rejects bad datasets with 400 listing every offending file, before queueing anything", async () => {
+  await withSetup(async (s) => {
+    await expectDatasetProblems(s, s.multipart(new Uint8Array([1, 2, 3, 4])), ["archive"]);
+    const truncated = zip(await files(2)).slice(0, 300);
+    await expectDatasetProblems(s, s.multipart(truncated), ["archive"]);
+    await expectDatasetProblems(s, s.multipart(zip({})), ["."]);
+    await expectDatasetProblems(s, s.inline({ images: [] }), ["."]);
+
+    const bad = await files(2, {
+      "images/broken.jpg": enc.encode("not a jpeg"),
+      "labels/broken.txt": enc.encode("0 0.5 0.5 0.1 0.1\n"),
+      "images/short.png": await png(7),
+      "labels/short.txt": enc.encode("0 0.5 0.5 0.1 0.1\n0 0.5 0.5\n"),
+      "images/cls.png": await png(8),
+      "labels/cls.txt": enc.encode(`${NC} 0.5 0.5 0.1 0.1\n`),
+      "images/coord.png": await png(9),
+      "labels/coord.txt": enc.encode("0 0.5 0.5 0.1 0.1\n0 0.5 0.5 0.1 0.1\n1 1.5 0.5 0.1 0.1\n"),
+    });
+    await expectDatasetProblems(s, s.multipart(zip(bad)), [
+      "images/broken.jpg",
+      "labels/short.txt:2",
+      "labels/cls.txt:1",
+      "labels/coord.txt:3",
+    ]);
+
+    const images = [
+      { name: "ok.png", data: (await png()).toBase64(), labels: [[0, 0.5, 0.5, 0.1, 0.1]] },
+      { name: "garbage.png", data: "%%%", labels: [] },
+      { name: "row.png", data: (await png()).toBase64(), labels: [[0, 0.5, 0.5]] },
+    ];
+    await expectDatasetProblems(s, s.inline({ images }), [
+      "images[1] (garbage.png)",
+      "images[2] (row.png):1",
+    ]);
+    const outside = [{ name: "far.png", data: (await png()).toBase64(), labels: [[0, -0.2, 0.5, 0.1, 0.1]] }];
+    await expectDatasetProblems(s, s.inline({ images: outside }), ["labels/far.txt:1"]);
+  });
+});
+
+test("POST finetune: unknown model or version 404, bad config 400, wrong body 415/422, oversized 413", async () => {
+  await withSetup(async (s) => {
+    const dataset = zip(await files(1));
+    await expectError(s.multipart(dataset, {}, "nope"), 404, "model_not_found");
+    await expectError(s.multipart(dataset, {}, "tiny", "?base_version=9"), 404, "model_not_found");
+    const cfg = await expectError(s.multipart(dataset, { epochs: 0, epoch: 3 }), 400, "invalid_config");
+    assert.match(cfg.message, /epochs/);
+    assert.match(cfg.message, /epoch\b/);
+    await expectError(s.multipart(dataset, "{not json"), 400, "invalid_config");
+    await expectError(s.inline({ config: { optimizer: "Lion" }, images: [] }), 400, "invalid_config");
+    await expectError(
+      s.call("/v1/models/tiny/finetune", {
+        method: "POST",
+        body: dataset,
+        headers: { "content-type": "application/zip" },
+      }),
+      415,
+      "unsupported_media_type",
+    );
+    await expectError(s.multipart(null), 422, "invalid_body");
+    await expectError(s.inline({ config: {} }), 422, "invalid_body");
+    await expectError(s.multipart(new Uint8Array(MAX_DATASET_BYTES + 1)), 413, "payload_too_large");
+    assert.deepEqual(s.jobs.list(), []);
+  });
+});
+
+test("fine-tune and cancel need the API key when one is set, and loopback when none is", async () => {
+  const dataset = zip(await files(1));
+  const form = () => {
+    const f = new FormData();
+    f.append("dataset", new File([dataset], "d.zip"));
+    return f;
+  };
+  await withSetup(async (s) => {
+    await expectError(
+      s.call("/v1/models/tiny/finetune", { method: "POST", body: form() }, REMOTE),
+      403,
+      "forbidden",
+    );
+    await expectError(s.call("/v1/jobs/x", { method: "DELETE" }, REMOTE), 403, "forbidden");
+    assert.equal((await s.call("/v1/jobs", {}, REMOTE)).status, 200, "reading jobs needs no key");
+  });
+  await withSetup(async (s) => {
+    const post = (headers: HeadersInit) =>
+      s.call("/v1/models/tiny/finetune", { method: "POST", body: form(), headers }, REMOTE);
+    await expectError(post({}), 401, "unauthorized");
+    await expectError(post({ authorization: "Bearer wrong" }), 401, "unauthorized");
+    const ok = await post({ authorization: "Bearer sesame" });
+    assert.equal(ok.status, 202);
+    const { id } = await ok.json();
+    await s.jobs.idle();
+    await expectError(s.call(`/v1/jobs/${id}`, { method: "DELETE" }, REMOTE), 401, "unauthorized");
+  }, { apiKey: "sesame" });
+});
+
+test("DELETE /v1/jobs/{id}: a queued job 200 cancelled, a running one 202 then cancelled, a finished one 409", async () => {
+  await withSetup(async (s) => {
+    const hold = s.trainer.holdAt(1);
+    const first = await (await s.multipart(zip(await files(1)))).json();
+    const second = await (await s.multipart(zip(await files(1)))).json();
+    await hold.reached;
+    assert.equal(s.jobs.get(second.id).status, "queued", "one job at a time per adapter");
+
+    const queued = await s.call(`/v1/jobs/${second.id}`, { method: "DELETE" });
+    assert.equal(queued.status, 200);
+    assert.equal((await queued.json()).status, "cancelled");
+
+    const running = await s.call(`/v1/jobs/${first.id}`, { method: "DELETE" });
+    assert.equal(running.status, 202);
+    assert.equal((await running.json()).status, "running");
+    await s.jobs.idle();
+    const after = await (await s.call(`/v1/jobs/${first.id}`)).json();
+    assert.equal(after.status, "cancelled");
+    assert.equal(after.progress.iteration, 1, "stopped between iterations, where it was held");
+
+    await expectError(s.call(`/v1/jobs/${first.id}`, { method: "DELETE" }), 409, "conflict");
+    await expectError(s.call("/v1/jobs/no-such-job", { method: "DELETE" }), 404, "job_not_found");
+    await expectError(s.call("/v1/jobs/no-such-job"), 404, "job_not_found");
+    await expectError(s.call("/v1/jobs/no-such-job/events"), 404, "job_not_found");
+
+    const cancelled = await (await s.call("/v1/jobs?status=cancelled&model=tiny")).json();
+    assert.deepEqual(cancelled.jobs.map((j: { id: string }) => j.id).sort(), [first.id, second.id].sort());
+    assert.deepEqual((await (await s.call("/v1/jobs?model=other")).json()).jobs, []);
+    await expectError(s.call("/v1/jobs?status=paused"), 400, "invalid_request");
+  });
+});
+
+/** Parses a text/event-stream body into its events. */
+async function readEvents(res: Response): Promise<{ event: string; id: string; data: string }[]> {
+  const text = await res.text();
+  return text.split("\n\n").filter((block) => block.trim()).map((block) => {
+    const field = (name: string) =>
+      block.split("\n").filter((l) => l.startsWith(`${name}:`)).map((l) => l.slice(name.length + 1).trim())
+        .join("\n");
+    return { event: field("event"), id: field("id"), data: field("data") };
+  });
+}
+
+test("GET /v1/jobs/{id}/events streams the current state, every progress report, and ends after success", async () => {
+  await withSetup(async (s) => {
+    const hold = s.trainer.holdAt(0);
+    const job = await (await s.multipart(zip(await files(1)), { epochs: 2 })).json();
+    await hold.reached;
+    const res = await s.call(`/v1/jobs/${job.id}/events`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type") ?? "", /^text\/event-stream/);
+    const events = readEvents(res);
+    // Progress is collapsed only for a reader that lags; let this one keep up with each report.
+    hold.release();
+    const got = await events;
+    const parsed = got.map((e) => ({ ...e, body: JSON.parse(e.data) }));
+    assert.deepEqual(parsed.map((e) => e.id), parsed.map((_, i) => String(i)));
+    assert.ok(parsed.every((e) => e.event === e.body.type && e.body.job.id === job.id));
+    assert.equal(parsed[0].body.job.status, "running", "starts with the current state");
+    assert.equal(parsed.at(-1)!.event, "status");
+    assert.equal(parsed.at(-1)!.body.job.status, "succeeded", "ends after the final status");
+    const iterations = parsed.filter((e) => e.event === "progress").map((e) => e.body.job.progress.iteration);
+    assert.ok(iterations.length >= 1 && iterations.at(-1) === 2 * ITERATIONS_PER_EPOCH, `${iterations}`);
+    assert.deepEqual(iterations, [...iterations].sort((a, b) => a - b), "progress only moves forward");
+
+    const finished = await readEvents(await s.call(`/v1/jobs/${job.id}/events`));
+    assert.equal(finished.length, 1, "a finished job's stream is its final state");
+    assert.equal(JSON.parse(finished[0].data).job.status, "succeeded");
+  });
+});
+
+test("an open event stream ends when the server shuts down", async () => {
+  const s = await setup();
+  const hold = s.trainer.holdAt(0);
+  const job = await (await s.multipart(zip(await files(1)))).json();
+  await hold.reached;
+  const events = readEvents(await s.call(`/v1/jobs/${job.id}/events`));
+  await s.close();
+  const got = await events;
+  assert.equal(JSON.parse(got.at(-1)!.data).job.status, "running", "the job was left to resume at restart");
+});
+
+test("/openapi.json with the job routes mounted is valid OpenAPI 3.1 and documents every job route", async () => {
+  await withSetup(async (s) => {
+    const doc = await (await s.app.request(OPENAPI_PATH)).json();
+    assert.deepEqual(await new Validator().validate(doc), { valid: true });
+    const ops = Object.entries(doc.paths as Record<string, object>).flatMap(([p, o]) =>
+      Object.keys(o).map((m) => `${m} ${p}`)
+    );
+    for (
+      const route of [
+        "post /v1/models/{name}/finetune",
+        "get /v1/jobs",
+        "get /v1/jobs/{id}",
+        "get /v1/jobs/{id}/events",
+        "delete /v1/jobs/{id}",
+      ]
+    ) assert.ok(ops.includes(route), `${route} is documented`);
+    const finetune = doc.paths["/v1/models/{name}/finetune"].post;
+    assert.deepEqual(Object.keys(finetune.requestBody.content).sort(), [
+      "application/json",
+      "multipart/form-data",
+    ]);
+    assert.ok(doc.components.schemas.Job, "the job record is a named schema");
+  });
+});

@@ -2,6 +2,9 @@
  * Adam step over 10M parameters (grad norm + clip + update + zero grads) in GB/s of memory traffic, beside the
  * adapter's plain copyBufferToBuffer GB/s of a same-size buffer, both timed in this run the same way: several
  * operations per submit, so the fixed submit+sync cost (~11.5 ms on lavapipe) is amortised.
+ * On lavapipe (Mesa 22.3) every storage access of a shader is a per-lane scalar loop costing ~1 ns of CPU, so the
+ * step is bound by its 9 accesses per parameter spread over the cores, while the copy is one memcpy thread: the
+ * ratio therefore moves with the load other processes put on the cores.
  */
 import { getGpu } from "../gpu/device.ts";
 import { createStorage } from "../gpu/buffers.ts";
@@ -21,7 +24,7 @@ const STEP_BYTES_PER_PARAM = 36;
 /** A copy reads and writes every byte. */
 const COPY_BYTES_PER_PARAM = 8;
 
-/** Milliseconds per operation: the best of REPEATS submits of `perSubmit` operations each. */
+/** Milliseconds per operation over one submit of `perSubmit` operations. */
 async function timed(device: GPUDevice, record: (encoder: GPUCommandEncoder) => void, perSubmit: number) {
   const encoder = device.createCommandEncoder();
   for (let k = 0; k < perSubmit; k++) record(encoder);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type Candidate, nms } from "../../src/serving/nms.ts";
+import { type Candidate, MAX_WH, nms } from "../../src/serving/nms.ts";
 
 const box = (x1: number, y1: number, x2: number, y2: number, score: number, classId = 0): Candidate => ({
   x1,
@@ -43,4 +43,31 @@ Deno.test("nms() lets a suppressed box suppress nothing (greedy order)", () => {
 Deno.test("nms() returns at most maxDet boxes, best first", () => {
   const boxes = [0.3, 0.9, 0.5, 0.7].map((s, i) => box(i * 20, 0, i * 20 + 10, 10, s));
   assert.deepEqual(nms(boxes, 0.45, 2).map((b) => b.score), [0.9, 0.7]);
+});
+
+/** torchvision-style reference: one greedy pass over every box, classes kept apart by the MAX_WH offset. */
+function referenceNms(candidates: Candidate[], iouThres: number, maxDet: number): Candidate[] {
+  const sorted = [...candidates].sort((a, b) => b.score - a.score);
+  const off = (c: Candidate) => c.classId * MAX_WH;
+  const iou = (a: Candidate, b: Candidate) => {
+    const w = Math.min(a.x2 + off(a), b.x2 + off(b)) - Math.max(a.x1 + off(a), b.x1 + off(b));
+    const h = Math.min(a.y2 + off(a), b.y2 + off(b)) - Math.max(a.y1 + off(a), b.y1 + off(b));
+    const inter = Math.max(0, w) * Math.max(0, h);
+    return inter / ((a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter);
+  };
+  const kept: Candidate[] = [];
+  for (const c of sorted) if (kept.every((k) => iou(k, c) <= iouThres)) kept.push(c);
+  return kept.slice(0, maxDet);
+}
+
+Deno.test("nms() per class equals one offset-trick pass over random crowded boxes", () => {
+  let seed = 7;
+  const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+  for (let trial = 0; trial < 20; trial++) {
+    const boxes = Array.from({ length: 200 }, () => {
+      const x = random() * 600, y = random() * 600, w = 10 + random() * 80, h = 10 + random() * 80;
+      return box(x, y, x + w, y + h, random(), Math.floor(random() * 4));
+    });
+    assert.deepEqual(nms(boxes, 0.45, 50), referenceNms(boxes, 0.45, 50));
+  }
 });

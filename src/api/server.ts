@@ -1,7 +1,11 @@
 import { createApp } from "./app.ts";
+import { openJobs, registryTrainer } from "./jobs_wiring.ts";
 import { resolveApiKey } from "./middleware/auth.ts";
 import { loadActiveModels, openServingRegistry } from "./registry_wiring.ts";
 import { DEFAULT_MODEL_PATH, type ServerConfig } from "../config/server.ts";
+import type { JobService } from "../jobs/service.ts";
+import type { Trainer } from "../jobs/types.ts";
+import type { Registry } from "../registry/registry.ts";
 import { ModelPool } from "../serving/pool.ts";
 import { selectBackend } from "../serving/select.ts";
 
@@ -9,20 +13,35 @@ import { selectBackend } from "../serving/select.ts";
 export interface RunningServer {
   url: string;
   pool: ModelPool;
+  jobs: JobService;
   ready: Promise<void>;
   shutdown(): Promise<void>;
 }
 
+export interface ServerOptions {
+  /** The fine-tune trainer (default: the WGSL trainer on the server's registry); tests pass a double. */
+  trainer?: (registry: Registry) => Trainer;
+}
+
+const log = (message: string) => console.error(`kestrel: ${message}`);
+
 /**
  * Starts listening at once (so /healthz answers and /readyz says 503 while loading), then loads every model.
- * A model that fails to load stops the server: serving a subset silently would hide the mistake.
+ * A model that fails to load stops the server: serving a subset silently would hide the mistake. Fine-tune jobs
+ * in the data dir are loaded at once and train once the models are loaded; shutdown stops them so the next start
+ * resumes them.
  */
-export async function startServer(config: ServerConfig): Promise<RunningServer> {
+export async function startServer(config: ServerConfig, options: ServerOptions = {}): Promise<RunningServer> {
   const { backend, reason } = await selectBackend(config.backend);
   console.error(`kestrel: backend ${backend.name} (${reason})`);
   const pool = new ModelPool(backend, config.imgsz);
   const registry = await openServingRegistry(config, pool);
   let ready = false;
+  // Resolved only when every model loaded: after a failed start, resumed jobs stay `running` for the next one.
+  const loaded = Promise.withResolvers<void>();
+  const trainer = (options.trainer ?? ((r) => registryTrainer(r, log)))(registry);
+  const jobs = await openJobs(config.dataDir, trainer, loaded.promise, log);
+  const stopping = new AbortController();
   const app = createApp({
     pool,
     isReady: () => ready,
@@ -30,6 +49,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     maxPixels: config.maxPixels,
     registry,
     apiKey: resolveApiKey(config.apiKey),
+    jobs,
+    maxDatasetBytes: config.maxDatasetBytes,
+    shutdown: stopping.signal,
   });
   const server = Deno.serve({ hostname: config.host, port: config.port, onListen: () => {} }, app.fetch);
   const { hostname, port } = server.addr;
@@ -39,12 +61,17 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       console.error(`kestrel: serving ${ref.name} v${ref.version} from ${config.dataDir} on ${backend.name}`);
     }
     ready = true;
+    loaded.resolve();
   })();
   return {
     url,
     pool,
+    jobs,
     ready: loading,
     async shutdown() {
+      // Event streams end and trainers stop between iterations; their jobs stay `running` and resume next start.
+      stopping.abort();
+      await jobs.close();
       await server.shutdown();
       await loading.catch(() => {});
       await pool.close();

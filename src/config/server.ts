@@ -19,13 +19,15 @@ export const ServerConfigSchema = z.object({
   apiKey: z.string().min(1).optional(),
   /** Largest ONNX upload to the registry: 256 MiB fits every YOLOv5 size up to l in float32. */
   maxModelBytes: z.coerce.number().int().positive().default(256 * 1024 * 1024),
+  /** Largest fine-tune upload (archive or JSON body), also the cap on the archive unpacked: 1 GiB. */
+  maxDatasetBytes: z.coerce.number().int().positive().default(1024 * 1024 * 1024),
 });
 
 export type ServerConfig = z.infer<typeof ServerConfigSchema>;
 
 export const SERVE_USAGE = "Usage: deno task start [--host 127.0.0.1] [--port 8000] [--model PATH]... " +
   "[--data-dir ./data] [--backend auto|webgpu|wasm|native] [--imgsz N] [--max-body-bytes 20971520] " +
-  "[--max-pixels 40000000] [--api-key KEY] [--max-model-bytes 268435456]";
+  "[--max-pixels 40000000] [--api-key KEY] [--max-model-bytes 268435456] [--max-dataset-bytes 1073741824]";
 
 /** Parses `deno task start` flags once, at the edge; throws an Error listing every bad flag. */
 export function parseServerArgs(args: string[]): ServerConfig {
@@ -42,6 +44,7 @@ export function parseServerArgs(args: string[]): ServerConfig {
       "max-pixels": { type: "string" },
       "api-key": { type: "string" },
       "max-model-bytes": { type: "string" },
+      "max-dataset-bytes": { type: "string" },
     },
   });
   const parsed = ServerConfigSchema.safeParse({
@@ -55,6 +58,7 @@ export function parseServerArgs(args: string[]): ServerConfig {
     maxPixels: values["max-pixels"],
     apiKey: values["api-key"],
     maxModelBytes: values["max-model-bytes"],
+    maxDatasetBytes: values["max-dataset-bytes"],
   });
   if (!parsed.success) throw new Error(`${z.prettifyError(parsed.error)}\n${SERVE_USAGE}`);
   return parsed.data;

@@ -1,0 +1,47 @@
+/**
+ * Joins fine-tune jobs to the server: the WGSL trainer reads a job's base version from the registry and
+ * publishes its EMA model back into it (which hot-swaps serving when the result is activated), and the job
+ * service lives in the server's data directory, so interrupted jobs resume (or fail with the reason) at start.
+ */
+import { publishResult } from "../jobs/publish.ts";
+import { JobService } from "../jobs/service.ts";
+import type { Job, Trainer } from "../jobs/types.ts";
+import type { Registry } from "../registry/registry.ts";
+import { WgslTrainer } from "../train/trainer.ts";
+
+/** The real trainer, on the registry the server serves from. */
+export function registryTrainer(registry: Registry, log: (message: string) => void): Trainer {
+  return new WgslTrainer<Job>({
+    readModel: (job) => {
+      const version = job.baseVersion ?? registry.model(job.model).active;
+      if (version === null) throw new Error(`Model '${job.model}' has no active version to fine-tune`);
+      return registry.read(job.model, version);
+    },
+    publish: (job, bytes, evals) => publishResult(registry, job, bytes, evals),
+    log,
+  });
+}
+
+/**
+ * Open the job service under `dataDir` with a trainer that starts no job before `ready` resolves: a job resumed at
+ * startup must not publish (and swap serving) while the startup still loads the persisted active versions.
+ */
+export function openJobs(
+  dataDir: string,
+  trainer: Trainer,
+  ready: Promise<void>,
+  log: (message: string) => void,
+): Promise<JobService> {
+  const gated: Trainer = {
+    async run(job, ctx) {
+      ctx.signal.throwIfAborted();
+      const aborted = new Promise<void>((resolve) =>
+        ctx.signal.addEventListener("abort", () => resolve(), { once: true })
+      );
+      await Promise.race([ready, aborted]);
+      ctx.signal.throwIfAborted();
+      return await trainer.run(job, ctx);
+    },
+  };
+  return JobService.open({ dataDir, trainer: gated, log });
+}

@@ -96,7 +96,26 @@ export class FinetuneSession {
     });
   }
 
+  /** Plans everything; throws when the GPU rejects any of it (WebGPU would otherwise fail silently). */
   static async create(options: SessionOptions): Promise<FinetuneSession> {
+    const device = options.gpu.device;
+    device.pushErrorScope("out-of-memory");
+    device.pushErrorScope("validation");
+    let session: FinetuneSession | undefined, thrown: unknown;
+    try {
+      session = await FinetuneSession.#create(options);
+    } catch (err) {
+      thrown = err;
+    }
+    const errors = [await device.popErrorScope(), await device.popErrorScope()].filter((e) => e !== null);
+    if (thrown) throw thrown;
+    if (errors.length) {
+      throw new Error(`FinetuneSession: the GPU rejected the training program: ${errors[0].message}`);
+    }
+    return session!;
+  }
+
+  static async #create(options: SessionOptions): Promise<FinetuneSession> {
     const { config, gpu, model } = options;
     const programs = options.programs ?? new ProgramCache(gpu.device);
     const programOptions = {

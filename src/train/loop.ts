@@ -89,12 +89,17 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
       o.signal?.throwIfAborted();
       if (i >= nb) throw new Error(`trainLoop: epoch ${epoch} yielded more than nb = ${nb} batches`);
       const tStep = performance.now();
+      // The first iteration is checked for GPU errors: an invalid step would otherwise train silently on zeros.
+      const checked = result.iterations === 0;
+      if (checked) device.pushErrorScope("validation");
       o.step.load(batch);
       const encoder = device.createCommandEncoder({ label: `train ni ${epoch * nb + i}` });
       const plan = o.optimizer.begin(encoder, epoch, i);
       o.step.encodeStep(encoder);
       o.optimizer.finish(encoder, plan);
       device.queue.submit([encoder.finish()]);
+      const error = checked ? await device.popErrorScope() : null;
+      if (error) throw new Error(`trainLoop: the GPU rejected the training step: ${error.message}`);
       const items = await o.step.readItems();
       const line = await o.optimizer.trace(plan, items.loss, [items.box, items.obj, items.cls]);
       const now = performance.now();

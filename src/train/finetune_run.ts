@@ -95,8 +95,11 @@ export async function runFinetune(o: RunOptions): Promise<RunResult> {
   if (startEpoch) log(`resuming after epoch ${startEpoch - 1}`);
 
   await Deno.mkdir(o.outDir, { recursive: true });
-  const writer = new TraceWriter(join(o.outDir, "trace.jsonl"));
-  const trace: TraceLine[] = [];
+  const tracePath = join(o.outDir, "trace.jsonl");
+  // A resumed run keeps the trace of the epochs its checkpoint covers.
+  const trace = startEpoch ? (await readTrace(tracePath)).filter((l) => l.epoch < startEpoch) : [];
+  const writer = new TraceWriter(tracePath);
+  trace.forEach((line) => writer.write(line));
   const totals = { iterations: session.loader.batchesPerEpoch * config.epochs, epochs: config.epochs };
   let loop;
   try {
@@ -138,4 +141,13 @@ export async function runFinetune(o: RunOptions): Promise<RunResult> {
     cacheSeconds: session.cacheSeconds,
     resumedFromEpoch: startEpoch,
   };
+}
+
+async function readTrace(path: string): Promise<TraceLine[]> {
+  try {
+    return (await Deno.readTextFile(path)).split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return [];
+    throw err;
+  }
 }

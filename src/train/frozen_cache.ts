@@ -114,6 +114,7 @@ export class FrozenCacheProgram implements StepProgram {
         grad: (t) => memory.grads.get(t),
         accumulate: (t) => memory.accumulate.get(accKey(i, t)) ?? false,
         param: (name) => view(this.params, name),
+        copied: (t) => memory.copies.has(t),
         paramGrad: (name) => (trainable.has(name) ? view(this.grads, name) : undefined),
       });
       (tail(i) ? tailForward : this.prefixDispatches).push(...plan.forward);

@@ -85,6 +85,7 @@ export const jobRoutes: RouteModule = (app, ctx) => {
   const jobs = ctx.jobs;
   if (!jobs) return;
   const guard = requireMutationAuth({ apiKey: ctx.apiKey });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer" });
 
   const cancelRoute = createRoute({
     method: "delete",

@@ -3,10 +3,12 @@ import { Validator } from "@seriousme/openapi-schema-validator";
 import { createApp } from "../../src/api/app.ts";
 import { DOCS_PATH, OPENAPI_PATH } from "../../src/api/routes/docs.ts";
 import { UI_PREFIX } from "../../src/api/routes/ui.ts";
+import { JobService } from "../../src/jobs/service.ts";
 import { MemoryStore } from "../../src/registry/memory_store.ts";
 import { Registry } from "../../src/registry/registry.ts";
 import { nativeBackend } from "../../src/serving/backends/native.ts";
 import { ModelPool } from "../../src/serving/pool.ts";
+import { TestTrainer } from "../jobs/_test_trainer.ts";
 
 const MAX_MODEL_BYTES = 1 << 20; // no model is uploaded here; the registry only needs a limit
 // Pages and files for people, not API operations: they stay out of the document.
@@ -21,9 +23,16 @@ interface Operation {
 
 /** The app with every optional part mounted, so the document covers every route there is. */
 async function fullApp() {
+  const dataDir = await Deno.makeTempDir({ prefix: "kestrel-openapi-" });
   const pool = new ModelPool(nativeBackend);
   const registry = await Registry.open(new MemoryStore(), { maxBytes: MAX_MODEL_BYTES });
-  return { app: createApp({ pool, registry }), close: () => pool.close() };
+  const jobs = await JobService.open({ dataDir, trainer: new TestTrainer(), log: () => {} });
+  const close = async () => {
+    await jobs.close();
+    await pool.close();
+    await Deno.remove(dataDir, { recursive: true });
+  };
+  return { app: createApp({ pool, registry, jobs }), close };
 }
 
 Deno.test("/openapi.json is a valid OpenAPI 3.1 document listing every API route with its schemas", async () => {
@@ -45,17 +54,18 @@ Deno.test("/openapi.json is a valid OpenAPI 3.1 document listing every API route
       Object.entries(paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m} ${p}`)),
     );
     assert.deepEqual([...routes].sort(), [...documented].sort());
-    for (
-      const required of [
-        "get /healthz",
-        "get /readyz",
-        "get /metrics",
-        "get /v1/models",
-        "post /v1/models/{name}/detect",
-      ]
-    ) {
-      assert.ok(documented.has(required), `${required} is documented`);
-    }
+    const required = [
+      "get /healthz",
+      "get /readyz",
+      "get /metrics",
+      "get /v1/models",
+      "post /v1/models/{name}/detect",
+      "post /v1/models/{name}/activate",
+      "post /v1/models/{name}/finetune",
+      "get /v1/jobs/{id}/events",
+      "delete /v1/jobs/{id}",
+    ];
+    for (const route of required) assert.ok(documented.has(route), `${route} is documented`);
 
     for (const [path, ops] of Object.entries(paths)) {
       for (const [method, op] of Object.entries(ops)) {

@@ -80,7 +80,8 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
   const device = o.step.device;
   const nb = o.optimizer.settings.nb;
   const start = o.startEpoch ?? 0;
-  replaySchedule(device, o.optimizer, start);
+  // A resumed run's schedule and step counters are replayed; its GPU state comes from the checkpoint.
+  o.optimizer.replay(start);
   const result: LoopResult = { iterations: 0, images: 0, seconds: 0, stepSeconds: 0 };
   for (let epoch = start; epoch < o.epochs; epoch++) {
     let i = 0;
@@ -130,26 +131,4 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
 /** A macrotask turn: lets timers and I/O (HTTP requests) run between training iterations. */
 export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
-}
-
-/**
- * Brings the host-side state of a resumed run to the start of epoch `epochs`: the schedule's warmup/accumulate/
- * LambdaLR state and the optimizer's and EMA's step counters (Adam's bias correction, SGD's first-step momentum
- * init and the EMA decay depend on them). The counters only advance by recording steps, so the steps are
- * recorded into a compute pass that is never submitted; the GPU state itself comes from the checkpoint.
- */
-function replaySchedule(device: GPUDevice, loop: OptimizerLoop, epochs: number): void {
-  if (epochs === 0) return;
-  const encoder = device.createCommandEncoder({ label: "resume replay (never submitted)" });
-  const pass = encoder.beginComputePass();
-  for (let epoch = 0; epoch < epochs; epoch++) {
-    for (let i = 0; i < loop.settings.nb; i++) {
-      const plan = loop.schedule.iteration(epoch, i);
-      if (!plan.stepped) continue;
-      loop.optimizer.encodeStep(pass, plan);
-      loop.ema.encodeUpdate(pass);
-    }
-    loop.endEpoch(epoch);
-  }
-  pass.end();
 }

@@ -30,6 +30,7 @@ import {
 import { accKey, dataInputs, type Memory, planMemory } from "./program_memory.ts";
 import { planNode } from "./program_ops.ts";
 import type { TargetRows } from "./targets.ts";
+import type { HeadLayer } from "./evaluate_decode.ts";
 
 export interface ProgramOptions {
   batch: number;
@@ -132,6 +133,7 @@ export class TrainProgram {
         grad: (t) => memory.grads.get(t),
         accumulate: (t) => memory.accumulate.get(accKey(i, t)) ?? false,
         param: (name) => this.#paramView(this.params, name),
+        copied: (t) => memory.copies.has(t),
         paramGrad: (
           name,
         ) => (this.grads && trainable.has(name) ? this.#paramView(this.grads, name) : undefined),
@@ -256,6 +258,29 @@ export class TrainProgram {
     return await Promise.all(
       this.heads.map((h) => readF32(this.device, h.buffer, h.shape.reduce((a, b) => a * b, 1))),
     );
+  }
+
+  /**
+   * Forward only, heads permuted to PyTorch's (count, na, ny, nx, no) layout: the `Forward` evaluate() takes,
+   * e.g. `evaluate((images, n) => program.forwardLayers(images, n).then((heads) => ({ heads })), ...)`.
+   */
+  async forwardLayers(images: Float32Array, count = this.options.batch): Promise<HeadLayer[]> {
+    const raw = await this.forward(images, count);
+    const na = this.graph.yolo.na;
+    return raw.map((h, i) => {
+      const [, c, ny, nx] = this.heads[i].shape;
+      const no = c / na, hw = ny * nx;
+      const data = new Float32Array(count * na * hw * no);
+      for (let b = 0; b < count; b++) {
+        for (let a = 0; a < na; a++) {
+          for (let f = 0; f < no; f++) {
+            const src = ((b * na + a) * no + f) * hw, dst = (b * na + a) * hw * no + f;
+            for (let s = 0; s < hw; s++) data[dst + s * no] = h[src + s];
+          }
+        }
+      }
+      return { data, ny, nx };
+    });
   }
 
   /** Uploads flat parameter values (e.g. to load EMA weights into an evaluation program). */

@@ -21,6 +21,8 @@ export interface Memory {
   grads: Map<string, TensorView>;
   /** Gradient buffers zeroed at the start of a step: their first backward write covers only part of them. */
   clearEachStep: GPUBuffer[];
+  /** Concat inputs that live in their own buffer and are copied into the Concat's (see placeSlots). */
+  copies: Set<string>;
   /** accumulate flag per (node index, input name): false = the write initialises the gradient. */
   accumulate: Map<string, boolean>;
   /** Bytes allocated for values and gradients. */
@@ -42,7 +44,12 @@ export function dataInputs(n: IrNode): string[] {
   }
 }
 
-function placeSlots(g: TrainGraph, shapes: Map<string, number[]>): Map<string, Slot> {
+/**
+ * Channel placement of every tensor. A producer may not write into the buffer it reads (WebGPU forbids a buffer
+ * bound both read-only and read-write in one dispatch, e.g. SPPF's chained pools all living in one Concat), so
+ * such outputs keep their own buffer and are copied into the Concat (`copies`).
+ */
+function placeSlots(g: TrainGraph, shapes: Map<string, number[]>) {
   const hw = (t: string) => shapes.get(t)![2] * shapes.get(t)![3];
   const parent = new Map<string, { concat: string; channelOffset: number }>();
   const sliceOf = new Map<string, { x: string; start: number }>();
@@ -58,25 +65,35 @@ function placeSlots(g: TrainGraph, shapes: Map<string, number[]>): Map<string, S
       c += shapes.get(x)![1];
     }
   }
-  const slots = new Map<string, Slot>();
-  const resolve = (t: string): Slot => {
-    let s = slots.get(t);
-    if (s) return s;
-    const p = parent.get(t), sl = sliceOf.get(t);
-    if (p) {
-      const outer = resolve(p.concat);
-      s = { root: outer.root, channelOffset: outer.channelOffset + p.channelOffset };
-    } else if (sl) {
-      const src = resolve(sl.x);
-      s = { root: src.root, channelOffset: src.channelOffset + sl.start * hw(t) };
-    } else {
-      s = { root: t, channelOffset: 0 };
-    }
-    slots.set(t, s);
-    return s;
-  };
-  for (const t of shapes.keys()) resolve(t);
-  return slots;
+  const copies = new Set<string>();
+  for (;;) {
+    const slots = new Map<string, Slot>();
+    const resolve = (t: string): Slot => {
+      let s = slots.get(t);
+      if (s) return s;
+      const p = parent.get(t), sl = sliceOf.get(t);
+      if (p) {
+        const outer = resolve(p.concat);
+        s = { root: outer.root, channelOffset: outer.channelOffset + p.channelOffset };
+      } else if (sl) {
+        const src = resolve(sl.x);
+        s = { root: src.root, channelOffset: src.channelOffset + sl.start * hw(t) };
+      } else {
+        s = { root: t, channelOffset: 0 };
+      }
+      slots.set(t, s);
+      return s;
+    };
+    for (const t of shapes.keys()) resolve(t);
+    const clash = g.nodes.find((n) =>
+      n.op !== "concat" && n.op !== "slice" &&
+      dataInputs(n).some((x) => slots.get(x)!.root === slots.get(n.y)!.root)
+    );
+    if (!clash) return { slots, copies };
+    if (!parent.has(clash.y)) throw new Error(`program: ${clash.name} would read and write one buffer`);
+    parent.delete(clash.y);
+    copies.add(clash.y);
+  }
 }
 
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
@@ -93,7 +110,7 @@ export function planMemory(
   backwardOrder: number[],
   initialised: string[],
 ): Memory {
-  const slots = placeSlots(g, shapes);
+  const { slots, copies } = placeSlots(g, shapes);
   let bytes = 0;
   const view = (roots: Map<string, GPUBuffer>, t: string, what: string): TensorView => {
     const s = slots.get(t)!;
@@ -114,9 +131,11 @@ export function planMemory(
   const cleared = new Set<string>();
   const accumulate = new Map<string, boolean>();
   for (const i of backwardOrder) {
-    // Concat and Slice gradients are views: their backward writes nothing.
-    if (g.nodes[i].op === "concat" || g.nodes[i].op === "slice") continue;
-    for (const x of new Set(dataInputs(g.nodes[i]))) {
+    // Slice and in-place Concat gradients are views: their backward writes nothing; copied inputs get a copy.
+    const n = g.nodes[i];
+    if (n.op === "slice") continue;
+    const targets = n.op === "concat" ? n.xs.filter((x) => copies.has(x)) : dataInputs(n);
+    for (const x of new Set(targets)) {
       if (!needsGrad.has(x)) continue;
       const s = slots.get(x)!;
       const whole = s.root === x;
@@ -129,6 +148,7 @@ export function planMemory(
     values,
     grads,
     clearEachStep: [...cleared].map((r) => gradRoots.get(r)!),
+    copies,
     accumulate,
     bytes,
   };

@@ -5,10 +5,13 @@
  */
 import type { IrNode } from "../onnx/graph.ts";
 import { planAdd } from "../ops/add.ts";
+import { channelSlice, planConcat } from "../ops/concat.ts";
 import { planConv } from "../ops/conv.ts";
 import { planLeakyRelu } from "../ops/leakyrelu.ts";
+import { planMaxPool } from "../ops/maxpool.ts";
 import { planMul } from "../ops/mul.ts";
 import { planRelu } from "../ops/relu.ts";
+import { planResizeNearest } from "../ops/resize.ts";
 import { planSigmoid } from "../ops/sigmoid.ts";
 import { planSilu } from "../ops/silu.ts";
 import type { OpContext, OpPlan, TensorView } from "../ops/types.ts";
@@ -23,6 +26,8 @@ export interface NodeIo {
   param(name: string): TensorView;
   /** gradient view of a trainable, unfrozen parameter */
   paramGrad(name: string): TensorView | undefined;
+  /** true for a Concat input that has its own buffer and must be copied into the Concat's */
+  copied(t: string): boolean;
 }
 
 const EMPTY: OpPlan = { forward: [], backward: [] };
@@ -77,11 +82,57 @@ export function planNode(ctx: OpContext, n: IrNode, io: NodeIo): OpPlan {
         accumulateB: io.accumulate(n.b),
       });
     }
-    case "concat":
+    case "maxpool": {
+      const dy = io.grad(n.y);
+      return planMaxPool(ctx, {
+        x: io.value(n.x),
+        y: io.value(n.y),
+        kernel: n.kernel,
+        stride: n.stride,
+        pad: n.pad,
+        dy,
+        dx: dy && io.grad(n.x),
+        accumulate: io.accumulate(n.x),
+      });
+    }
+    case "resize2x": {
+      const dy = io.grad(n.y);
+      return planResizeNearest(ctx, {
+        x: io.value(n.x),
+        y: io.value(n.y),
+        scaleY: 2,
+        scaleX: 2,
+        dy,
+        dx: dy && io.grad(n.x),
+        accumulate: io.accumulate(n.x),
+      });
+    }
+    case "concat": {
+      // Inputs placed in the Concat's buffer cost nothing; the others are copied into their channel slice.
+      const plan: OpPlan = { forward: [], backward: [] };
+      let c0 = 0;
+      for (const x of n.xs) {
+        const v = io.value(x), c = v.shape[1];
+        if (io.copied(x)) {
+          const dy = io.grad(n.y);
+          const part = planConcat(ctx, {
+            inputs: [v],
+            y: channelSlice(io.value(n.y), c0, c),
+            dy: dy && channelSlice(dy, c0, c),
+            dinputs: [dy && io.grad(x)],
+            accumulate: [io.accumulate(x)],
+          });
+          plan.forward.push(...part.forward);
+          plan.backward.push(...part.backward);
+        }
+        c0 += c;
+      }
+      return plan;
+    }
     case "slice":
-      // Placement makes these views (program_memory.ts): nothing to compute either way.
+      // A view of its source (program_memory.ts): nothing to compute either way.
       return EMPTY;
     default:
-      throw new Error(`program: no GPU kernel planned for ${n.op} (${n.name}) yet`);
+      throw new Error(`program: no GPU kernel for ${n.op} (${n.name})`);
   }
 }

@@ -61,7 +61,7 @@ export function toConvLayout(
   na: number,
   ny: number,
   nx: number,
-): Float32Array {
+): Float32Array<ArrayBuffer> {
   const no = h.length / (bs * na * ny * nx);
   const out = new Float32Array(h.length);
   for (let b = 0; b < bs; b++) {

@@ -152,6 +152,13 @@ gpuTest("the forward-only program computes the training program's raw heads", as
     const want = await readF32(device, train.heads[i].buffer, heads[i].length);
     assert.deepEqual(heads[i], want);
   }
+  // evaluate()'s layout: (count, na, ny, nx, no) of the first `count` images.
+  const layers = await evalProgram.forwardLayers(images.subarray(0, 3 * IMGSZ * IMGSZ), 1);
+  const [, c, ny, nx] = train.heads[0].shape;
+  const no = c / 3;
+  assert.equal(layers[0].data.length, 3 * ny * nx * no);
+  const probe = (a: number, y: number, x: number, f: number) => ((a * ny + y) * nx + x) * no + f;
+  assert.equal(layers[0].data[probe(2, 1, 3, 4)], heads[0][((2 * no + 4) * ny + 1) * nx + 3]);
 });
 
 /** float64 central differences on smooth pieces of the loss; the step is divided by what the float32

@@ -1,0 +1,119 @@
+/**
+ * Fine-tune throughput of the yolov5n export at imgsz 320, batch 8, every layer trained: forward, loss,
+ * backward and the SGD optimizer step in one submit per step, as the training loop runs it. Also GFLOP/s per op
+ * class (each class's dispatches replayed alone, timed per submit) and the adapter's matmul roofline measured by
+ * ../shared/tools/wgsl_roofline.ts in a subprocess in the same run.
+ */
+import { getGpu } from "../gpu/device.ts";
+import { ProgramCache } from "../gpu/programs.ts";
+import { decodeImage } from "../image/decode.ts";
+import { OnnxModel } from "../onnx/model.ts";
+import { submitDispatches } from "../ops/context.ts";
+import type { Dispatch } from "../ops/types.ts";
+import { Optimizer } from "../optim/optimizer.ts";
+import { streamChunk } from "../gpu/runs.ts";
+import { TrainProgram } from "../train/program.ts";
+
+const BATCH = 8;
+const IMGSZ = 320;
+const TIMED_STEPS = 2;
+const SHARED = new URL("../../../shared/", import.meta.url);
+const GOLDEN = new URL("golden/finetune-sgd/", SHARED);
+/** hyp.scratch-low.yaml's loss keys (shared/golden/finetune-sgd/scenario.json uses the same). */
+const HYP = { box: 0.05, obj: 1.0, cls: 0.5, cls_pw: 1.0, obj_pw: 1.0, anchor_t: 4.0, fl_gamma: 0.0 };
+
+/** The golden fine-tune's 320x320 images and labels, repeated to fill the batch. */
+async function batchData(): Promise<{ images: Float32Array; targets: Float32Array }> {
+  const stems = ["bus", "chelsea", "coffee", "zidane"];
+  const per = 3 * IMGSZ * IMGSZ;
+  const images = new Float32Array(BATCH * per);
+  const rows: number[] = [];
+  for (let b = 0; b < BATCH; b++) {
+    const stem = stems[b % stems.length];
+    const img = await decodeImage(await Deno.readFile(new URL(`images/${stem}.png`, GOLDEN)));
+    for (let i = 0; i < IMGSZ * IMGSZ; i++) {
+      for (let c = 0; c < 3; c++) images[b * per + c * IMGSZ * IMGSZ + i] = img.data[i * 3 + c] / 255;
+    }
+    const labels = await Deno.readTextFile(new URL(`labels/${stem}.txt`, GOLDEN));
+    for (const line of labels.trim().split("\n")) rows.push(b, ...line.trim().split(/\s+/).map(Number));
+  }
+  return { images, targets: new Float32Array(rows) };
+}
+
+async function timeDispatches(device: GPUDevice, dispatches: Dispatch[]): Promise<number> {
+  submitDispatches(device, dispatches);
+  await device.queue.onSubmittedWorkDone();
+  const t = performance.now();
+  submitDispatches(device, dispatches);
+  await device.queue.onSubmittedWorkDone();
+  return (performance.now() - t) / 1000;
+}
+
+async function roofline(): Promise<unknown> {
+  const tool = new URL("tools/wgsl_roofline.ts", SHARED);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", tool.pathname],
+    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
+  if (!out.success) return { error: new TextDecoder().decode(out.stderr).trim().slice(-300) };
+  return JSON.parse(text);
+}
+
+export async function bench(): Promise<Record<string, unknown>> {
+  const gpu = await getGpu();
+  const { device } = gpu;
+  const programs = new ProgramCache(device);
+  const model = OnnxModel.parse(await Deno.readFile(new URL("models/yolov5n.onnx", SHARED)));
+  const program = TrainProgram.create(device, model, {
+    batch: BATCH,
+    imgsz: IMGSZ,
+    hyp: HYP,
+    freeze: 0,
+    programs,
+  });
+  const optimizer = new Optimizer(device, programs, program.layout.entries, {
+    params: program.params,
+    grads: program.grads!,
+  }, { kind: "SGD", weightDecay: 5e-4, chunk: streamChunk(gpu.isFallback) });
+  const hyper = { lr: [0.01, 0.01, 0.01], momentum: [0.937, 0.937, 0.937] };
+  const { images, targets } = await batchData();
+  const step = () => program.step(images, targets, BATCH, (enc) => optimizer.step(enc, hyper));
+  const first = await step();
+  const t0 = performance.now();
+  for (let i = 0; i < TIMED_STEPS; i++) await step();
+  const stepSeconds = (performance.now() - t0) / 1000 / TIMED_STEPS;
+
+  const all = [...program.forwardDispatches, ...program.lossDispatches, ...program.backwardDispatches];
+  const classes = new Map<string, Dispatch[]>();
+  for (const d of all) classes.set(d.opClass ?? "other", [...(classes.get(d.opClass ?? "other") ?? []), d]);
+  const opClasses: Record<string, { ms: number; gflops: number; dispatches: number }> = {};
+  for (const [name, list] of classes) {
+    const seconds = await timeDispatches(device, list);
+    const flops = list.reduce((s, d) => s + (d.flops ?? 0), 0);
+    opClasses[name] = {
+      ms: +(seconds * 1e3).toFixed(2),
+      gflops: +(flops / seconds / 1e9).toFixed(2),
+      dispatches: list.length,
+    };
+  }
+  const totalFlops = all.reduce((s, d) => s + (d.flops ?? 0), 0);
+  return {
+    adapter: gpu.adapterName,
+    fallback: gpu.isFallback,
+    model: "yolov5n.onnx",
+    imgsz: IMGSZ,
+    batch: BATCH,
+    optimizer: "SGD (src/optim)",
+    images_per_s: +(BATCH / stepSeconds).toFixed(2),
+    step_ms: +(stepSeconds * 1e3).toFixed(1),
+    step_gflop: +(totalFlops / 1e9).toFixed(2),
+    achieved_gflops: +(totalFlops / stepSeconds / 1e9).toFixed(2),
+    first_loss: first.loss,
+    dispatches: all.length,
+    op_classes: opClasses,
+    roofline: await roofline(),
+  };
+}

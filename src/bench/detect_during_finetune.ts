@@ -1,0 +1,92 @@
+/**
+ * detect_during_finetune: HTTP detect latency of a served model while a fine-tune job of it trains in the same
+ * server (the trainer yields between iterations), against the same requests with the server idle. One client
+ * sends one request at a time, so each number is one request's latency, not queueing behind other clients.
+ * The model is a fresh `new-model` (depth 0.33, width 0.125) at imgsz 128 on the synthetic shapes data.
+ */
+import { join } from "node:path";
+import { zipSync } from "fflate";
+import { startServer } from "../api/server.ts";
+import { ServerConfigSchema } from "../config/server.ts";
+import { newModelBytes } from "../train/new_model.ts";
+import { SYNTH_CLASSES, writeSynthDataset } from "../train/synth.ts";
+
+const IMGSZ = 128;
+const IMAGES = 32;
+const IDLE_REQUESTS = 100;
+const CONFIG = { imgsz: IMGSZ, batch_size: 8, epochs: 3, val_fraction: 0.25, activate: "never" };
+
+const round = (v: number) => Math.round(v * 100) / 100;
+function stats(xs: number[]) {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (p: number) => round(s[Math.floor((s.length - 1) * p)]);
+  return { n: s.length, p50_ms: at(0.5), p95_ms: at(0.95), p99_ms: at(0.99), max_ms: round(s[s.length - 1]) };
+}
+
+export async function bench(): Promise<Record<string, unknown>> {
+  const dir = await Deno.makeTempDir({ prefix: "kestrel-bench-ft-" });
+  const modelPath = join(dir, "shapes.onnx");
+  const opts = {
+    nc: SYNTH_CLASSES.length,
+    names: [...SYNTH_CLASSES],
+    depth: 0.33,
+    width: 0.125,
+    imgsz: IMGSZ,
+  };
+  await Deno.writeFile(modelPath, newModelBytes(opts));
+  const names = await writeSynthDataset(join(dir, "set"), { n: IMAGES, imgsz: IMGSZ, seed: 5 });
+  const files: Record<string, Uint8Array> = {};
+  for (const name of names) {
+    const stem = name.slice(0, name.lastIndexOf("."));
+    files[`images/${name}`] = await Deno.readFile(join(dir, "set", "images", name));
+    files[`labels/${stem}.txt`] = await Deno.readFile(join(dir, "set", "labels", `${stem}.txt`));
+  }
+  const image = files[`images/${names[0]}`] as Uint8Array<ArrayBuffer>;
+  const server = await startServer(
+    ServerConfigSchema.parse({ port: 0, models: [modelPath], backend: "native", dataDir: join(dir, "data") }),
+  );
+  try {
+    await server.ready;
+    const detect = async () => {
+      const t = performance.now();
+      const res = await fetch(`${server.url}/v1/models/shapes/detect`, {
+        method: "POST",
+        body: image,
+        headers: { "content-type": "image/png" },
+      });
+      await res.body?.cancel();
+      if (res.status !== 200) throw new Error(`detect answered ${res.status}`);
+      return performance.now() - t;
+    };
+    for (let i = 0; i < 10; i++) await detect();
+    const idle: number[] = [];
+    for (let i = 0; i < IDLE_REQUESTS; i++) idle.push(await detect());
+
+    const form = new FormData();
+    form.append("config", JSON.stringify(CONFIG));
+    form.append("dataset", new File([zipSync(files) as Uint8Array<ArrayBuffer>], "shapes.zip"));
+    const res = await fetch(`${server.url}/v1/models/shapes/finetune`, { method: "POST", body: form });
+    const job = await res.json();
+    if (res.status !== 202) throw new Error(`fine-tune answered ${res.status}: ${JSON.stringify(job)}`);
+    const training: number[] = [];
+    const started = performance.now();
+    while (["queued", "running"].includes(server.jobs.get(job.id).status)) {
+      if (server.jobs.get(job.id).progress.iteration > 0) training.push(await detect());
+      else await new Promise((r) => setTimeout(r, 20));
+    }
+    const done = server.jobs.get(job.id);
+    if (done.status !== "succeeded") throw new Error(`job ${done.status}: ${done.error?.message}`);
+    return {
+      model: `new-model depth 0.33 width 0.125 nc 3`,
+      imgsz: IMGSZ,
+      backend: "native",
+      job: { ...CONFIG, images: IMAGES, seconds: round((performance.now() - started) / 1000) },
+      train_images_per_second: round(done.progress.imagesPerSecond ?? NaN),
+      idle: stats(idle),
+      during_training: stats(training),
+    };
+  } finally {
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+}

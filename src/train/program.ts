@@ -15,7 +15,8 @@
 import { createStorage, readF32 } from "../gpu/buffers.ts";
 import { ProgramCache } from "../gpu/programs.ts";
 import type { OnnxModel } from "../onnx/model.ts";
-import { buildTrainGraph, inferShapes, type TrainGraph } from "../onnx/graph.ts";
+import { buildTrainGraph, type TrainGraph } from "../onnx/graph.ts";
+import { inferShapes } from "../onnx/graph_shapes.ts";
 import { createOpContext, recordDispatches } from "../ops/context.ts";
 import type { Dispatch, OpContext, TensorView } from "../ops/types.ts";
 import { type LossItems, type LossPlan, planLoss } from "./loss.ts";

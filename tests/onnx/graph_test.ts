@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { OnnxModel } from "../../src/onnx/model.ts";
-import { buildTrainGraph, inferShapes } from "../../src/onnx/graph.ts";
+import { buildTrainGraph } from "../../src/onnx/graph.ts";
+import { inferShapes } from "../../src/onnx/graph_shapes.ts";
 import { buildParamLayout, frozenParams, packParams, writeBackParams } from "../../src/train/param_layout.ts";
 import { goldenParams, YOLOV5N } from "../train/_golden.ts";
 

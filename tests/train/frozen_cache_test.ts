@@ -1,0 +1,87 @@
+// The frozen-feature cache (issue 6's fast adaptation): with layers 0-9 frozen and augmentation off, training from
+// cached backbone outputs must be the same training as running the whole forward every step, only cheaper.
+import assert from "node:assert/strict";
+import { gpuTest } from "../_helpers/gpu.ts";
+import { readF32 } from "../../src/gpu/buffers.ts";
+import type { TraceLine } from "../../src/optim/trace.ts";
+import { loadDataset } from "../../src/train/data/dataset.ts";
+import { FinetuneSession } from "../../src/train/finetune.ts";
+import { FrozenCacheProgram } from "../../src/train/frozen_cache.ts";
+import { newModel } from "../../src/train/new_model.ts";
+import { TrainProgram } from "../../src/train/program.ts";
+import { relL2 } from "./_golden.ts";
+import { synthDir, testGpu, tinyConfig } from "./_finetune.ts";
+
+const IMGSZ = 64;
+// 7 images in batches of 3 (a short last batch), shuffled, so cached features are looked up per image, not by slot.
+const dir = await synthDir(7, IMGSZ, 3);
+const dataset = await loadDataset(dir, { nc: 3 });
+globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+const model = newModel({ nc: 3, depth: 0.33, width: 0.25, imgsz: IMGSZ, seed: 4 });
+const config = tinyConfig({ imgsz: IMGSZ, epochs: 2, freeze: 10, shuffle: true, hyp: { lr0: 0.05 } });
+/**
+ * Same kernels on the same inputs; the cached run only moves where the backbone's outputs come from, so anything
+ * beyond float32 summation noise (as in program_test.ts) is a bug.
+ */
+const SAME_RTOL = 1e-5;
+
+async function run(device: GPUDevice, frozenCache: boolean) {
+  const session = await FinetuneSession.create({
+    gpu: testGpu(device),
+    model,
+    config,
+    train: dataset.train,
+    frozenCache,
+  });
+  const read = (b: GPUBuffer) => readF32(device, b, session.layout.size);
+  const initial = await read(session.params);
+  const trace: TraceLine[] = [];
+  await session.train({ onIteration: ({ line }) => trace.push(line) });
+  // Changes, not values: the frozen weights would dominate a comparison of the values.
+  const change = (after: Float32Array) => after.map((v, i) => v - initial[i]);
+  return {
+    session,
+    trace,
+    params: change(await read(session.params)),
+    ema: change(await read(session.emaParams)),
+  };
+}
+
+gpuTest(
+  "training from cached frozen features matches running the whole forward every step",
+  async (device) => {
+    const full = await run(device, false);
+    const cached = await run(device, true);
+    assert.equal(cached.session.cached, true);
+    assert.equal(cached.trace.length, full.trace.length);
+    cached.trace.forEach((line, k) => {
+      const want = full.trace[k];
+      assert.deepEqual([line.accumulate, line.stepped, line.lr], [want.accumulate, want.stepped, want.lr]);
+      const err = relL2(line.loss_items, want.loss_items);
+      assert.ok(err < SAME_RTOL, `ni ${k}: loss items ${line.loss_items} vs ${want.loss_items}`);
+    });
+    assert.ok(relL2(cached.params, full.params) < SAME_RTOL, "final weights");
+    assert.ok(relL2(cached.ema, full.ema) < SAME_RTOL, "EMA");
+  },
+);
+
+gpuTest(
+  "the cache keeps only the boundary tensors, once per image, and steps skip the frozen forward",
+  async (device) => {
+    const program = await FrozenCacheProgram.create(device, model, dataset.train, {
+      batch: 3,
+      imgsz: IMGSZ,
+      freeze: 10,
+      hyp: config.hyp,
+    });
+    // yolov5 P5 with layers 0-9 frozen: the neck reads layer 4 (P3), layer 6 (P4) and layer 9 (SPPF) outputs
+    assert.equal(program.boundaries.length, 3);
+    const perImage = program.boundaries.reduce((s, b) => s + b.size, 0);
+    assert.equal(program.cacheBytes, perImage * 4 * dataset.train.length);
+    const whole = TrainProgram.create(device, model, { batch: 3, imgsz: IMGSZ, freeze: 10, hyp: config.hyp });
+    const wholeStep = whole.forwardDispatches.length + whole.lossDispatches.length +
+      whole.backwardDispatches.length;
+    assert.ok(program.prefixDispatches.length > 0);
+    assert.equal(program.stepDispatches.length, wholeStep - program.prefixDispatches.length);
+  },
+);

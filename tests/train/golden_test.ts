@@ -6,6 +6,7 @@ import { readF32 } from "../../src/gpu/buffers.ts";
 import { decodeImage } from "../../src/image/decode.ts";
 import { OnnxModel } from "../../src/onnx/model.ts";
 import { TrainProgram } from "../../src/train/program.ts";
+import type { LossItems } from "../../src/train/loss.ts";
 import {
   debug0,
   GOLDEN,
@@ -39,10 +40,11 @@ export async function goldenImages(count: number): Promise<Float32Array> {
   return out;
 }
 
-gpuTest(
-  "yolov5n at 320, end to end: the raw heads and loss items match PyTorch's iteration 0",
-  async (device) => {
-    const sc = scenario(), dbg = debug0();
+/** One program shared by both tests (planning at 320 costs seconds on lavapipe). */
+let shared: Promise<{ program: TrainProgram; items: LossItems }> | undefined;
+function goldenStep(device: GPUDevice) {
+  shared ??= (async () => {
+    const sc = scenario();
     const model = OnnxModel.parse(Deno.readFileSync(YOLOV5N));
     const program = TrainProgram.create(device, model, {
       batch: sc.batch_size,
@@ -51,7 +53,16 @@ gpuTest(
       freeze: sc.freeze,
     });
     const items = await program.step(await goldenImages(sc.batch_size), goldenTargets(sc.batch_size));
+    return { program, items };
+  })();
+  return shared;
+}
 
+gpuTest(
+  "yolov5n at 320, end to end: the raw heads and loss items match PyTorch's iteration 0",
+  async (device) => {
+    const dbg = debug0();
+    const { program, items } = await goldenStep(device);
     const heads = goldenHeads();
     for (let i = 0; i < heads.length; i++) {
       const [bs, na, ny, nx] = dbg.head_shapes[i];
@@ -63,7 +74,6 @@ gpuTest(
       const err = Math.abs(v - dbg.loss_items[i]) / dbg.loss_items[i];
       assert.ok(err < ITEMS_RTOL, `loss item ${i}: ${v} vs ${dbg.loss_items[i]}`);
     });
-
     // End-to-end gradients sit on the knife edge described below: logged here, asserted in the next test.
     worstGradient(await readF32(device, program.grads!, program.layout.size), program);
   },
@@ -75,18 +85,13 @@ gpuTest(
 // loss evaluated at PyTorch's own heads that coin flip is gone, and the loss gradient and every backward kernel
 // are checked against grads0.f32 (a float64 reference of the same computation agrees to 7e-6).
 gpuTest("with the loss at PyTorch's heads, every parameter gradient matches grads0", async (device) => {
-  const sc = scenario(), dbg = debug0();
-  const model = OnnxModel.parse(Deno.readFileSync(YOLOV5N));
-  const program = TrainProgram.create(device, model, {
-    batch: sc.batch_size,
-    imgsz: sc.imgsz,
-    hyp: sc.hyp,
-    freeze: sc.freeze,
-  });
+  const dbg = debug0();
+  const sc = scenario();
+  const { program } = await goldenStep(device);
   program.setBatch(await goldenImages(sc.batch_size), goldenTargets(sc.batch_size));
-  let encoder = device.createCommandEncoder();
-  program.encodeForward(encoder);
-  device.queue.submit([encoder.finish()]);
+  const forward = device.createCommandEncoder();
+  program.encodeForward(forward);
+  device.queue.submit([forward.finish()]);
   goldenHeads().forEach((h, i) => {
     const [bs, na, ny, nx] = dbg.head_shapes[i];
     device.queue.writeBuffer(
@@ -95,7 +100,8 @@ gpuTest("with the loss at PyTorch's heads, every parameter gradient matches grad
       toConvLayout(h, bs, na, ny, nx),
     );
   });
-  encoder = device.createCommandEncoder();
+  const encoder = device.createCommandEncoder();
+  encoder.clearBuffer(program.grads!);
   program.encodeBackward(encoder);
   device.queue.submit([encoder.finish()]);
   const items = await program.readItems();

@@ -209,7 +209,8 @@ export function buildTrainGraph(model: OnnxModel): TrainGraph {
       case "Resize":
       case "Upsample": {
         const mode = text(n, "mode") ?? "nearest";
-        const scales = constant(n.opType === "Upsample" ? n.input[1] : n.input[2] ?? "");
+        // Upsample and opset-10 Resize take (X, scales); opset 11+ Resize takes (X, roi, scales, sizes).
+        const scales = constant(n.input.length === 2 ? n.input[1] : n.input[2] ?? "");
         if (mode !== "nearest" || !scales || [...scales].join() !== "1,1,2,2") {
           throw new Error(`buildTrainGraph: ${name} is ${mode} with scales [${scales}], expected nearest x2`);
         }

@@ -22,7 +22,6 @@ import { OptimizerLoop } from "../optim/loop.ts";
 import type { Sample } from "./data/dataset.ts";
 import { BatchLoader } from "./data/loader.ts";
 import { evaluate } from "./evaluate.ts";
-import type { HeadLayer } from "./evaluate_decode.ts";
 import { FrozenCacheProgram } from "./frozen_cache.ts";
 import { type IterationReport, type LoopResult, programStep, type StepProgram, trainLoop } from "./loop.ts";
 import type { ValMetrics } from "./metrics.ts";
@@ -188,10 +187,9 @@ export class FinetuneSession {
       shuffle: false,
       augment: false,
     });
-    const forward = async (images: Float32Array, size: number) => {
-      const raw = await program.forward(images, size);
-      return { heads: raw.map((r, i) => headLayer(r, program.heads[i].shape, yolo.na, size)) };
-    };
+    const forward = async (images: Float32Array, size: number) => ({
+      heads: await program.forwardLayers(images, size),
+    });
     return await evaluate(forward, loader.epoch(), {
       nc: yolo.nc,
       strides: yolo.strides,
@@ -243,21 +241,4 @@ export class FinetuneSession {
 
 function hasFrozenLayers(freeze: number | number[]): boolean {
   return typeof freeze === "number" ? freeze > 0 : freeze.length > 0;
-}
-
-/** A head conv output (bs, na*no, ny, nx) re-indexed to Detect's (bs, na, ny, nx, no), for the evaluator. */
-export function headLayer(raw: Float32Array, shape: number[], na: number, count: number): HeadLayer {
-  const [, c, ny, nx] = shape;
-  const no = c / na, cells = ny * nx;
-  const data = new Float32Array(count * c * cells);
-  for (let b = 0; b < count; b++) {
-    for (let a = 0; a < na; a++) {
-      for (let k = 0; k < no; k++) {
-        const src = ((b * na + a) * no + k) * cells;
-        const dst = (b * na + a) * cells * no + k;
-        for (let p = 0; p < cells; p++) data[dst + p * no] = raw[src + p];
-      }
-    }
-  }
-  return { data, ny, nx };
 }

@@ -116,8 +116,15 @@ export function planMemory(
     const s = slots.get(t)!;
     let buffer = roots.get(s.root);
     if (!buffer) {
-      bytes += size(shapes.get(s.root)!) * 4;
-      buffer = createStorage(device, size(shapes.get(s.root)!) * 4, `${what} ${s.root}`);
+      const need = size(shapes.get(s.root)!) * 4;
+      if (need > device.limits.maxStorageBufferBindingSize) {
+        throw new Error(
+          `program: ${what} '${s.root}' [${shapes.get(s.root)}] needs ${need} bytes, over this adapter's ` +
+            `${device.limits.maxStorageBufferBindingSize}-byte storage binding limit: use a smaller batch or imgsz`,
+        );
+      }
+      bytes += need;
+      buffer = createStorage(device, need, `${what} ${s.root}`);
       roots.set(s.root, buffer);
     }
     const rootShape = shapes.get(s.root)!;

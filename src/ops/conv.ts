@@ -206,7 +206,7 @@ function gemmNN(
     label,
     pipeline,
     bindGroup: bindSparse(ctx.device, pipeline, { 2: aBuf, 3: b.buffer, 5: cBuf, 6: biasBuf, 7: u }, label),
-    workgroups: [groups(N4, 2 * WG), groups(f.M, TILE), f.n],
+    workgroups: [groups(N4, 2 * 8), groups(f.M, TILE * 8), f.n],
     flops: 2 * f.n * f.M * f.K * f.P,
     bytes: 4 * (f.M * f.K + f.n * (f.K + f.M) * f.P),
     opClass,
@@ -257,7 +257,7 @@ function weightGrad(
       { 3: xcol.buffer, 4: dy4.buffer, 5: part, 7: ntU },
       `${label} backward_weight`,
     ),
-    workgroups: [groups(g.K, TILE * WG), groups(g.cout, TILE), nsplit],
+    workgroups: [groups(g.K, TILE * 8), groups(g.cout, TILE * 8), nsplit],
     flops: 2 * g.n * g.cout * g.K * g.P,
     bytes: 4 * (g.n * (g.K + g.cout) * g.ppad + nsplit * count),
     opClass: "conv_bwd_weight",
@@ -280,15 +280,15 @@ function im2col(
   dst: GPUBuffer,
 ): Dispatch {
   const pipeline = ctx.programs.get(FILE, "im2col", { WG });
-  const count = f.n * f.rows * f.ppad;
-  const { workgroups, pitch } = grid(count);
-  const u = uniform(ctx, { ...f, count, pitch, srcOff: src.offset, srcBS: batchStride(src) }, label);
+  const rows = f.n * f.rows;
+  if (rows > MAX_GROUPS) throw new Error(`planConv: ${label} has ${rows} im2col rows, at most ${MAX_GROUPS}`);
+  const u = uniform(ctx, { ...f, srcOff: src.offset, srcBS: batchStride(src) }, label);
   return {
     label,
     pipeline,
-    bindGroup: bindSparse(ctx.device, pipeline, { 0: src.buffer, 1: dst, 7: u }, label),
-    workgroups,
-    bytes: 8 * count,
+    bindGroup: bindSparse(ctx.device, pipeline, { 0: src.buffer, 7: u, 8: dst }, label),
+    workgroups: [groups(f.ppad / 4, WG), 1, rows],
+    bytes: 8 * rows * f.ppad,
     opClass: "conv_im2col",
   };
 }
@@ -301,19 +301,17 @@ function col2im(
   dx: TensorView,
 ): Dispatch {
   const pipeline = ctx.programs.get(FILE, "col2im", { WG });
-  const count = f.n * f.cin * f.h * f.w;
-  const { workgroups, pitch } = grid(count);
-  const u = uniform(
-    ctx,
-    { ...f, count, pitch, dstOff: dx.offset, dstBS: batchStride(dx) },
-    `${label} col2im`,
-  );
+  const planes = f.n * f.cin;
+  if (planes > MAX_GROUPS) {
+    throw new Error(`planConv: ${label} has ${planes} input planes, at most ${MAX_GROUPS}`);
+  }
+  const u = uniform(ctx, { ...f, dstOff: dx.offset, dstBS: batchStride(dx) }, `${label} col2im`);
   return {
     label: `${label} col2im`,
     pipeline,
     bindGroup: bindSparse(ctx.device, pipeline, { 0: col, 1: dx.buffer, 7: u }, `${label} col2im`),
-    workgroups,
-    bytes: 4 * (count + f.n * f.K * f.P),
+    workgroups: [groups(f.h * f.w, WG), 1, planes],
+    bytes: 4 * (2 * planes * f.h * f.w + f.n * f.K * f.P),
     opClass: "conv_col2im",
   };
 }

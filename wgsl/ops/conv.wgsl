@@ -31,6 +31,7 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> C: array<f32>;
 @group(0) @binding(6) var<storage, read> Bias: array<f32>;
 @group(0) @binding(7) var<uniform> u: Params;
+@group(0) @binding(8) var<storage, read_write> Col4: array<vec4f>;
 
 // The 8x8 accumulator block as named vec4s (row i = c<i>a for columns 0..3, c<i>b for columns 4..7): named
 // fields, unlike a dynamically indexed array, stay in registers.
@@ -59,12 +60,6 @@ fn fmaTile(t: ptr<function, Tile>, a0: vec4f, a1: vec4f, ba: vec4f, bb: vec4f) {
   (*t).c7b = fma(vec4f(a1.w), bb, (*t).c7b);
 }
 
-// The tile as an indexable array for the epilogue (element 2 * row + column / 4).
-fn tileArray(t: Tile) -> array<vec4f, 16> {
-  return array<vec4f, 16>(t.c0a, t.c0b, t.c1a, t.c1b, t.c2a, t.c2b, t.c3a, t.c3b, t.c4a, t.c4b, t.c5a, t.c5b,
-    t.c6a, t.c6b, t.c7a, t.c7b);
-}
-
 const LO = vec4u(0u, 1u, 2u, 3u);
 const HI = vec4u(4u, 5u, 6u, 7u);
 
@@ -73,16 +68,13 @@ fn column(m: mat4x4f, k: u32) -> vec4f {
 }
 
 // C[z][m][n] (+)= sum_k A[z][m][k] * B[z][k][n] (+ Bias[m]); A read at aOff + z*aBatch + m*am + k*ak (any
-// strides, so W and W^T need no copy), B as vec4 rows of ldb4. Rows m0..m0+7 from workgroup_id.y (uniform).
-@compute @workgroup_size(WG)
-fn gemm_nn(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: vec3u) {
-  let n4 = (wg.x * WG + l.x) * 2u;
-  let m0 = wg.y * 8u;
-  let z = wg.z;
-  if (n4 >= u.N4) {
-    return;
-  }
-  let bBase = u.bOff4 + z * u.bBatch4 + n4;
+// strides, so W and W^T need no copy), B as vec4 rows of ldb4. An 8x8 workgroup spans 64 rows and 16 vec4 columns.
+@compute @workgroup_size(8, 8)
+fn gemm_nn(@builtin(global_invocation_id) gi: vec3u) {
+  let n4 = gi.x * 2u;
+  let m0 = gi.y * 8u;
+  let z = gi.z;
+  let bBase = u.bOff4 + z * u.bBatch4 + min(n4, u.N4 - 1u);
   let second = select(0u, 1u, n4 + 1u < u.N4);
   let aBase = u.aOff + z * u.aBatch;
   let r0 = aBase + min(vec4u(m0) + LO, vec4u(u.M - 1u)) * u.am;
@@ -95,18 +87,35 @@ fn gemm_nn(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: ve
     let a1 = vec4f(A[r1.x + ka], A[r1.y + ka], A[r1.z + ka], A[r1.w + ka]);
     fmaTile(&t, a0, a1, B4[b], B4[b + second]);
   }
-  let acc = tileArray(t);
+  let row = u.cOff + z * u.cBatch + m0 * u.ldc;
+  storeRow(m0, row, n4 * 4u, t.c0a, t.c0b, biasOf(m0));
+  storeRow(m0 + 1u, row + u.ldc, n4 * 4u, t.c1a, t.c1b, biasOf(m0 + 1u));
+  storeRow(m0 + 2u, row + 2u * u.ldc, n4 * 4u, t.c2a, t.c2b, biasOf(m0 + 2u));
+  storeRow(m0 + 3u, row + 3u * u.ldc, n4 * 4u, t.c3a, t.c3b, biasOf(m0 + 3u));
+  storeRow(m0 + 4u, row + 4u * u.ldc, n4 * 4u, t.c4a, t.c4b, biasOf(m0 + 4u));
+  storeRow(m0 + 5u, row + 5u * u.ldc, n4 * 4u, t.c5a, t.c5b, biasOf(m0 + 5u));
+  storeRow(m0 + 6u, row + 6u * u.ldc, n4 * 4u, t.c6a, t.c6b, biasOf(m0 + 6u));
+  storeRow(m0 + 7u, row + 7u * u.ldc, n4 * 4u, t.c7a, t.c7b, biasOf(m0 + 7u));
+}
+
+fn biasOf(m: u32) -> f32 {
+  return select(0.0, Bias[u.biasOff + min(m, u.M - 1u)], (u.flags & 1u) != 0u);
+}
+
+// C[row + n0 .. n0 + 7] (+)= [a, b] + bias for the columns below N, when row m exists.
+fn storeRow(m: u32, row: u32, n0: u32, a: vec4f, b: vec4f, bias: f32) {
+  if (m >= u.M) {
+    return;
+  }
   let accumulate = (u.flags & 2u) != 0u;
-  for (var i = 0u; i < 8u; i++) {
-    let m = m0 + i;
-    if (m < u.M) {
-      let bias = select(0.0, Bias[u.biasOff + m], (u.flags & 1u) != 0u);
-      let row = u.cOff + z * u.cBatch + m * u.ldc;
-      for (var j = 0u; j < 8u; j++) {
-        let n = n4 * 4u + j;
-        if (n < u.N) {
-          C[row + n] = acc[2u * i + j / 4u][j % 4u] + bias + select(0.0, C[row + n], accumulate);
-        }
+  for (var j = 0u; j < 8u; j++) {
+    let n = n0 + j;
+    if (n < u.N) {
+      let v = select(b[j - 4u], a[j], j < 4u);
+      if (accumulate) {
+        C[row + n] += v + bias;
+      } else {
+        C[row + n] = v + bias;
       }
     }
   }
@@ -114,14 +123,11 @@ fn gemm_nn(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: ve
 
 // Part[z][m][n] = sum over r4 in split z of dot(A4[m][r4], B4[n][r4]), z = batch item * splits + split:
 // the weight gradient's reduction over batch and pixels, cut into pieces that run in parallel.
-@compute @workgroup_size(WG)
-fn gemm_nt(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: vec3u) {
-  let n0 = (wg.x * WG + l.x) * 8u;
-  let m0 = wg.y * 8u;
-  let z = wg.z;
-  if (n0 >= u.N) {
-    return;
-  }
+@compute @workgroup_size(8, 8)
+fn gemm_nt(@builtin(global_invocation_id) gi: vec3u) {
+  let n0 = gi.x * 8u;
+  let m0 = gi.y * 8u;
+  let z = gi.z;
   let item = z / u.splits;
   let s0 = (z % u.splits) * u.chunk4;
   let s1 = min(s0 + u.chunk4, u.K);
@@ -140,73 +146,96 @@ fn gemm_nt(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: ve
       fmaTile(&t, column(am0, k), column(am1, k), column(bm0, k), column(bm1, k));
     }
   }
-  let acc = tileArray(t);
-  for (var i = 0u; i < 8u; i++) {
-    let m = m0 + i;
-    if (m < u.M) {
-      for (var j = 0u; j < 8u; j++) {
-        let n = n0 + j;
-        if (n < u.N) {
-          C[(z * u.M + m) * u.N + n] = acc[2u * i + j / 4u][j % 4u];
-        }
-      }
-    }
-  }
+  let row = (z * u.M + m0) * u.N;
+  storeRow(m0, row, n0, t.c0a, t.c0b, 0.0);
+  storeRow(m0 + 1u, row + u.N, n0, t.c1a, t.c1b, 0.0);
+  storeRow(m0 + 2u, row + 2u * u.N, n0, t.c2a, t.c2b, 0.0);
+  storeRow(m0 + 3u, row + 3u * u.N, n0, t.c3a, t.c3b, 0.0);
+  storeRow(m0 + 4u, row + 4u * u.N, n0, t.c4a, t.c4b, 0.0);
+  storeRow(m0 + 5u, row + 5u * u.N, n0, t.c5a, t.c5b, 0.0);
+  storeRow(m0 + 6u, row + 6u * u.N, n0, t.c6a, t.c6b, 0.0);
+  storeRow(m0 + 7u, row + 7u * u.N, n0, t.c7a, t.c7b, 0.0);
 }
 
 fn linear(g: vec3u) -> u32 {
   return g.x + g.y * u.pitch;
 }
 
-// Dst[dstOff + e] for e = ((n * rows) + k) * ppad + p: the input pixel tap k = (ci, ky, kx) of output pixel p,
-// zero in the padding and for p >= Ho*Wo. With a 1x1 kernel this is a copy into rows padded to ppad.
-@compute @workgroup_size(WG)
-fn im2col(@builtin(global_invocation_id) g: vec3u) {
-  let e = linear(g);
-  if (e >= u.count) {
-    return;
-  }
-  let p = e % u.ppad;
-  let k = (e / u.ppad) % u.rows;
-  let n = e / (u.ppad * u.rows);
-  let khw = u.kh * u.kw;
-  let iy = i32((p / u.wo) * u.stride + (k % khw) / u.kw) - i32(u.pad);
-  let ix = i32((p % u.wo) * u.stride + k % u.kw) - i32(u.pad);
+// Input pixel tap (ci, ky, kx) of output pixel p = (oy, ox) from plane `src`, zero in padding and for p >= Ho*Wo.
+fn tap(src: u32, ky: u32, kx: u32, oy: u32, ox: u32, p: u32) -> f32 {
+  let iy = i32(oy * u.stride + ky) - i32(u.pad);
+  let ix = i32(ox * u.stride + kx) - i32(u.pad);
   let inside = p < u.ho * u.wo && u32(iy) < u.h && u32(ix) < u.w;
-  let at = u.srcOff + n * u.srcBS + (k / khw) * u.h * u.w + u32(iy) * u.w + u32(ix);
-  Dst[u.dstOff + e] = select(0.0, Src[min(at, arrayLength(&Src) - 1u)], inside);
+  return select(0.0, Src[min(src + u32(iy) * u.w + u32(ix), arrayLength(&Src) - 1u)], inside);
 }
 
-// dX[n][ci][iy][ix] (+)= sum of dcol[n][(ci, ky, kx)][(oy, ox)] over the taps that read this input pixel.
+// Moves (oy, ox) to the next output pixel in row-major order (no division: lavapipe scalarises integer division).
+fn advance(oy: ptr<function, u32>, ox: ptr<function, u32>) {
+  let wrap = *ox + 1u == u.wo;
+  *ox = select(*ox + 1u, 0u, wrap);
+  *oy = select(*oy, *oy + 1u, wrap);
+}
+
+// Col4 row r = n * rows + k (workgroup_id.z, so the tap's (ci, ky, kx) is uniform), vec4 column p4: the input pixel
+// tap k of output pixels 4*p4 .. 4*p4+3. With a 1x1 kernel this is a copy into rows padded to ppad.
 @compute @workgroup_size(WG)
-fn col2im(@builtin(global_invocation_id) g: vec3u) {
-  let e = linear(g);
-  if (e >= u.count) {
+fn im2col(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let ppad4 = u.ppad / 4u;
+  // Clamped rather than returned early: a duplicate lane rewrites the same value, and lavapipe runs loads without
+  // an execution mask faster.
+  let p4 = min(wg.x * WG + l.x, ppad4 - 1u);
+  let r = wg.z;
+  let k = r % u.rows;
+  let khw = u.kh * u.kw;
+  let src = u.srcOff + (r / u.rows) * u.srcBS + (k / khw) * u.h * u.w;
+  let ky = (k % khw) / u.kw;
+  let kx = k % u.kw;
+  let p = p4 * 4u;
+  var oy = p / u.wo;
+  var ox = p % u.wo;
+  let v0 = tap(src, ky, kx, oy, ox, p);
+  advance(&oy, &ox);
+  let v1 = tap(src, ky, kx, oy, ox, p + 1u);
+  advance(&oy, &ox);
+  let v2 = tap(src, ky, kx, oy, ox, p + 2u);
+  advance(&oy, &ox);
+  Col4[r * ppad4 + p4] = vec4f(v0, v1, v2, tap(src, ky, kx, oy, ox, p + 3u));
+}
+
+// dX[n][ci][iy][ix] (+)= sum of dcol[n][(ci, ky, kx)][(oy, ox)] over the taps that read this input pixel; the plane
+// n * cin + ci is workgroup_id.z. Only taps with ky = (iy + pad) mod stride (+ multiples of stride) hit an output.
+@compute @workgroup_size(WG)
+fn col2im(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let pix = wg.x * WG + l.x;
+  let hw = u.h * u.w;
+  if (pix >= hw) {
     return;
   }
-  let hw = u.h * u.w;
-  let ix = e % u.w;
-  let iy = (e / u.w) % u.h;
-  let ci = (e / hw) % u.cin;
-  let n = e / (hw * u.cin);
+  let r = wg.z;
+  let ci = r % u.cin;
+  let iy = pix / u.w;
+  let ix = pix % u.w;
+  let ky0 = (iy + u.pad) % u.stride;
+  let kx0 = (ix + u.pad) % u.stride;
+  let oy0 = i32((iy + u.pad - ky0) / u.stride);
+  let ox0 = i32((ix + u.pad - kx0) / u.stride);
   let khw = u.kh * u.kw;
+  let rowBase = (r / u.cin) * u.rows + ci * khw;
   var sum = 0.0;
-  for (var ky = 0u; ky < u.kh; ky++) {
-    let ty = i32(iy + u.pad) - i32(ky);
-    let oy = u32(ty) / u.stride;
-    if (ty < 0 || u32(ty) % u.stride != 0u || oy >= u.ho) {
-      continue;
-    }
-    for (var kx = 0u; kx < u.kw; kx++) {
-      let tx = i32(ix + u.pad) - i32(kx);
-      let ox = u32(tx) / u.stride;
-      if (tx < 0 || u32(tx) % u.stride != 0u || ox >= u.wo) {
-        continue;
+  var oy = oy0;
+  for (var ky = ky0; ky < u.kh; ky += u.stride) {
+    if (u32(oy) < u.ho) {
+      var ox = ox0;
+      for (var kx = kx0; kx < u.kw; kx += u.stride) {
+        if (u32(ox) < u.wo) {
+          sum += Src[(rowBase + ky * u.kw + kx) * u.ppad + u32(oy) * u.wo + u32(ox)];
+        }
+        ox--;
       }
-      sum += Src[((n * u.rows + ci * khw + ky * u.kw + kx) * u.ppad) + oy * u.wo + ox];
     }
+    oy--;
   }
-  let at = u.dstOff + n * u.dstBS + ci * hw + iy * u.w + ix;
+  let at = u.dstOff + (r / u.cin) * u.dstBS + ci * hw + pix;
   Dst[at] = sum + select(0.0, Dst[at], (u.flags & 2u) != 0u);
 }
 

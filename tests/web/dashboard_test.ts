@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { launchBrowser } from "./_browser.ts";
+import { writeDatasetZip } from "./_dataset.ts";
 import { startServer } from "./_server.ts";
 
 const SHARED = new URL("../../../shared/", import.meta.url);
@@ -12,6 +13,16 @@ const ARTIFACTS = new URL("../../test-artifacts/dashboard/", import.meta.url).pa
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
 const UI_TIMEOUT_MS = 60_000;
+// A 6-iteration job at imgsz 128 takes ~10 s on lavapipe here; the margin is for a loaded 2-core CI machine.
+const FINETUNE_TIMEOUT_MS = 300_000;
+const FINETUNE_FORM = {
+  epochs: "3",
+  batch_size: "1",
+  imgsz: "128",
+  freeze: "10",
+  val_fraction: "0",
+  lr0: "0.01",
+};
 
 interface Detection {
   class_id: number;
@@ -64,8 +75,40 @@ async function setSlider(page: Page, id: string, value: number): Promise<void> {
   }, value);
 }
 
+interface JobViewState {
+  status: string;
+  progress: number;
+}
+
+/** Records every (status, progress) the live job view shows, to check what a person watching would see. */
+function watchJobView(page: Page): Promise<void> {
+  return page.evaluate(() => {
+    const states: { status: string; progress: number }[] = [];
+    (globalThis as unknown as { jobViewStates: typeof states }).jobViewStates = states;
+    const view = document.getElementById("job-view")!;
+    const bar = document.getElementById("job-progress") as HTMLProgressElement;
+    new MutationObserver(() => {
+      const state = { status: view.dataset.status ?? "", progress: bar.value };
+      const last = states.at(-1);
+      if (state.status && (last?.status !== state.status || last.progress !== state.progress)) {
+        states.push(state);
+      }
+    }).observe(view, { attributes: true, subtree: true, childList: true, characterData: true });
+  });
+}
+
+/** The live view's facts (the <dl> beside the charts) by their names. */
+function jobStats(page: Page): Promise<Record<string, string>> {
+  return page.$eval("#job-stats", (dl) => {
+    const out: Record<string, string> = {};
+    for (const dt of dl.querySelectorAll("dt")) out[dt.textContent!] = dt.nextElementSibling!.textContent!;
+    return out;
+  });
+}
+
 Deno.test({
-  name: "dashboard: detect on an uploaded image draws the API's answer; docs render; phone width fits",
+  name:
+    "dashboard: detect draws the API's answer, docs render, phone width fits, a fine-tune is watched to its end",
 }, async (t) => {
   await Deno.mkdir(ARTIFACTS, { recursive: true });
   const server = await startServer(["--model", MODEL, "--backend", "native"], `${ARTIFACTS}server.log`);
@@ -143,6 +186,97 @@ Deno.test({
       assert.equal(await docs.$$eval(".opblock", (els) => els.length), operations);
       await docs.screenshot({ path: `${ARTIFACTS}docs.png`, fullPage: true });
       await docs.close();
+    });
+
+    await t.step(
+      "fine-tune: live progress, loss and lr charts, then the result and its new version",
+      async () => {
+        const zip = `${ARTIFACTS}dataset.zip`;
+        await writeDatasetZip(zip);
+        await page.setViewportSize(DESKTOP);
+        await watchJobView(page);
+        await page.selectOption("#ft-model", "yolov5n");
+        await page.setInputFiles("#ft-dataset", zip);
+        for (const [name, value] of Object.entries(FINETUNE_FORM)) {
+          await page.fill(`#finetune-form [name=${name}]`, value);
+        }
+        await page.setChecked("#finetune-form [name=augment]", false);
+        await page.selectOption("#finetune-form [name=activate]", "always");
+        await page.click("#finetune-form button[type=submit]");
+        await page.waitForFunction(
+          () => {
+            const status = document.getElementById("job-view")!.dataset.status!;
+            const value = (document.getElementById("job-progress") as HTMLProgressElement).value;
+            return (status === "running" && value > 0) ||
+              ["succeeded", "failed", "cancelled"].includes(status);
+          },
+          undefined,
+          { timeout: FINETUNE_TIMEOUT_MS },
+        );
+        await page.screenshot({ path: `${ARTIFACTS}finetune-running.png`, fullPage: true });
+        await page.waitForFunction(
+          () =>
+            ["succeeded", "failed", "cancelled"].includes(
+              document.getElementById("job-view")!.dataset.status!,
+            ),
+          undefined,
+          { timeout: FINETUNE_TIMEOUT_MS },
+        );
+        await page.screenshot({ path: `${ARTIFACTS}finetune-done.png`, fullPage: true });
+        const id = await page.getAttribute("#job-view", "data-job-id");
+        const job = await (await fetch(`${server.base}/v1/jobs/${id}`)).json();
+        assert.equal(job.status, "succeeded", `job ended ${job.status}: ${JSON.stringify(job.error)}`);
+
+        const seen = await page.evaluate(() =>
+          (globalThis as unknown as { jobViewStates: JobViewState[] }).jobViewStates
+        );
+        const running = seen.filter((s) => s.status === "running" && s.progress > 0 && s.progress < 1);
+        assert.ok(running.length > 0, `progress was shown while running: ${JSON.stringify(seen)}`);
+        const progress = seen.map((s) => s.progress);
+        assert.deepEqual(progress, [...progress].sort((a, b) => a - b), "the progress bar never goes back");
+        assert.equal(await page.$eval("#job-progress", (el) => (el as HTMLProgressElement).value), 1);
+
+        const stats = await jobStats(page);
+        const { progress: p, resultVersion } = job;
+        assert.equal(stats["Iteration"], `${p.iterations} / ${p.iterations}`);
+        assert.equal(stats["mAP@0.5 before"], p.metrics.base_map50.toFixed(3));
+        assert.equal(stats["mAP@0.5 after"], p.metrics.map50.toFixed(3));
+        assert.equal(stats["mAP@0.5:0.95 before"], p.metrics.base_map50_95.toFixed(3));
+        assert.equal(stats["mAP@0.5:0.95 after"], p.metrics.map50_95.toFixed(3));
+        assert.equal(stats["Result version"], `v${resultVersion} (activated)`);
+        for (const chart of ["#loss-chart", "#lr-chart"]) {
+          const lines = await page.$$eval(
+            `${chart} polyline`,
+            (ls) => ls.map((l) => l.getAttribute("points")!.split(" ").length),
+          );
+          assert.equal(lines.length, 3, `${chart} draws one line per item`);
+          assert.ok(
+            lines.every((n) => n >= 2),
+            `${chart} has several points per line: ${lines}`,
+          );
+        }
+
+        await page.waitForSelector(`#job-list tr[data-job-id="${id}"][data-status=succeeded]`, {
+          timeout: UI_TIMEOUT_MS,
+        });
+        await page.waitForSelector(`article.model[data-model=yolov5n][data-active="${resultVersion}"]`, {
+          timeout: UI_TIMEOUT_MS,
+        });
+        await page.setViewportSize(PHONE);
+        await page.locator("#finetune").screenshot({ path: `${ARTIFACTS}finetune-phone.png` });
+        await page.setViewportSize(DESKTOP);
+      },
+    );
+
+    await t.step("roll back to the base version from the models panel", async () => {
+      const before = await (await fetch(`${server.base}/v1/models/yolov5n/versions`)).json();
+      const base = Math.min(...before.versions.map((v: { version: number }) => v.version));
+      await page.click(`button[aria-label="Roll back yolov5n to version ${base}"]`);
+      await page.waitForSelector(`article.model[data-model=yolov5n][data-active="${base}"]`, {
+        timeout: UI_TIMEOUT_MS,
+      });
+      const after = await (await fetch(`${server.base}/v1/models/yolov5n/versions`)).json();
+      assert.equal(after.active, base);
     });
 
     assert.deepEqual(errors, [], "no uncaught errors in the page");

@@ -27,8 +27,11 @@ function tick(value) {
     : Number(value.toPrecision(3)).toString();
 }
 
-/** series: [{name, points: [[x, y], ...]}]; title names the chart for screen readers. */
-export function drawLineChart(container, series, { title, xLabel = "iteration" } = {}) {
+/**
+ * series: [{name, points: [[x, y], ...]}]; title names the chart for screen readers. `log` plots y on a log
+ * scale, for values that differ by orders of magnitude (the bias group's warmup lr against the others).
+ */
+export function drawLineChart(container, series, { title, xLabel = "iteration", log = false } = {}) {
   const drawn = series.filter((s) => s.points.length > 0);
   const svg = el("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: "chart", role: "img" });
   const last = drawn.map((s) => `${s.name} ${tick(s.points.at(-1)[1])}`).join(", ");
@@ -36,26 +39,44 @@ export function drawLineChart(container, series, { title, xLabel = "iteration" }
   const legend = document.createElement("ul");
   legend.className = "legend";
   container.replaceChildren(svg, legend);
-  if (drawn.length === 0) return;
+  if (drawn.length === 0) {
+    svg.append(
+      el("text", { x: WIDTH / 2, y: HEIGHT / 2, "text-anchor": "middle", class: "tick" }, "no data yet"),
+    );
+    return;
+  }
   const xs = extent(drawn.flatMap((s) => s.points.map((p) => p[0])));
-  const ys = extent(drawn.flatMap((s) => s.points.map((p) => p[1])));
+  const values = drawn.flatMap((s) => s.points.map((p) => p[1]));
+  // Zero (an lr at the start of warmup) has no logarithm: it is drawn at the smallest positive value.
+  const floor = Math.min(...values.filter((v) => v > 0), 1);
+  const fy = log ? (y) => Math.log10(Math.max(y, floor)) : (y) => y;
+  const unfy = log ? (y) => 10 ** y : (y) => y;
+  const ys = extent(values.map(fy));
   const sx = (x) => PAD.left + ((x - xs[0]) / (xs[1] - xs[0])) * (WIDTH - PAD.left - PAD.right);
-  const sy = (y) => HEIGHT - PAD.bottom - ((y - ys[0]) / (ys[1] - ys[0])) * (HEIGHT - PAD.top - PAD.bottom);
+  const sy = (y) =>
+    HEIGHT - PAD.bottom - ((fy(y) - ys[0]) / (ys[1] - ys[0])) * (HEIGHT - PAD.top - PAD.bottom);
   const bottom = HEIGHT - PAD.bottom;
   svg.append(
     el("line", { x1: PAD.left, y1: PAD.top, x2: PAD.left, y2: bottom, class: "axis" }),
     el("line", { x1: PAD.left, y1: bottom, x2: WIDTH - PAD.right, y2: bottom, class: "axis" }),
-    el("text", { x: PAD.left - 4, y: PAD.top + 8, "text-anchor": "end", class: "tick" }, tick(ys[1])),
-    el("text", { x: PAD.left - 4, y: bottom, "text-anchor": "end", class: "tick" }, tick(ys[0])),
+    el("text", { x: PAD.left - 4, y: PAD.top + 8, "text-anchor": "end", class: "tick" }, tick(unfy(ys[1]))),
+    el("text", { x: PAD.left - 4, y: bottom, "text-anchor": "end", class: "tick" }, tick(unfy(ys[0]))),
     el("text", { x: PAD.left, y: HEIGHT - 6, class: "tick" }, tick(xs[0])),
     el("text", { x: WIDTH - PAD.right, y: HEIGHT - 6, "text-anchor": "end", class: "tick" }, tick(xs[1])),
-    el("text", { x: (WIDTH + PAD.left) / 2, y: HEIGHT - 6, "text-anchor": "middle", class: "tick" }, xLabel),
+    el(
+      "text",
+      { x: (WIDTH + PAD.left) / 2, y: HEIGHT - 6, "text-anchor": "middle", class: "tick" },
+      log ? `${xLabel} (y: log scale)` : xLabel,
+    ),
   );
   drawn.forEach((s, i) => {
     const colour = COLOURS[i % COLOURS.length];
     const points = s.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
+    // A dot on the newest value, so a series shows from its first point on.
+    const [lx, ly] = s.points.at(-1);
     svg.append(
       el("polyline", { points, fill: "none", stroke: colour, "stroke-width": 2, "data-series": s.name }),
+      el("circle", { cx: sx(lx), cy: sy(ly), r: 3, fill: colour }),
     );
     const item = document.createElement("li");
     item.innerHTML = `<span class="swatch" style="background:${colour}"></span>`;

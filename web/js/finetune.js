@@ -3,14 +3,14 @@
 import { api, describeError } from "./api.js";
 import { drawLineChart } from "./chart.js";
 import { formatDuration, formatMetric, formatNumber } from "./format.js";
-import { jobProgress, TERMINAL } from "./job_state.js";
+import { jobProgress, shortId, TERMINAL } from "./job_state.js";
 
 let watching = null;
-const finished = [];
+const listeners = [];
 
-/** Calls `fn(job)` once a watched job reaches a terminal state. */
-export function onJobFinished(fn) {
-  finished.push(fn);
+/** Calls `fn(job, statusChanged)` on every update of the watched job. */
+export function onJobUpdate(fn) {
+  listeners.push(fn);
 }
 
 export function initFinetune() {
@@ -62,22 +62,21 @@ function configFrom(form) {
 
 /** Shows `job` in the live view and follows its event stream until it ends. */
 export function watchJob(job) {
-  watching?.source.close();
+  watching?.source?.close();
   const view = document.getElementById("job-view");
   view.hidden = false;
   view.dataset.jobId = job.id;
-  document.getElementById("job-title").textContent = `Job ${job.id} on ${job.model ?? ""}`.trim();
-  const state = { id: job.id, loss: new Map(), lr: new Map(), source: null };
+  const title = document.getElementById("job-title");
+  title.textContent = `Job ${shortId(job.id)} on ${job.model}`;
+  title.title = job.id;
+  const state = { id: job.id, loss: new Map(), lr: new Map(), source: null, status: null };
   watching = state;
   render(state, job);
   if (TERMINAL.has(job.status)) return;
   const source = new EventSource(`/v1/jobs/${encodeURIComponent(job.id)}/events`);
   state.source = source;
-  const onEvent = (e) => {
-    const update = JSON.parse(e.data);
-    render(state, update.job ?? update);
-  };
-  for (const type of ["message", "progress", "status", "done"]) source.addEventListener(type, onEvent);
+  const onEvent = (e) => render(state, JSON.parse(e.data).job);
+  for (const type of ["progress", "status"]) source.addEventListener(type, onEvent);
   source.onerror = () => {
     if (source.readyState === EventSource.CLOSED && watching === state) {
       document.getElementById("job-status").textContent = "Lost the event stream; reload to follow the job.";
@@ -109,12 +108,15 @@ function render(state, job) {
     "Result version": job.resultVersion ? `v${job.resultVersion}${job.activated ? " (activated)" : ""}` : "–",
   });
   drawLineChart(document.getElementById("loss-chart"), series(state.loss), { title: "Loss items" });
-  drawLineChart(document.getElementById("lr-chart"), series(state.lr), { title: "Learning rates" });
+  drawLineChart(document.getElementById("lr-chart"), series(state.lr), {
+    title: "Learning rates",
+    log: true,
+  });
   document.getElementById("job-cancel").disabled = TERMINAL.has(job.status);
-  if (TERMINAL.has(job.status)) {
-    state.source?.close();
-    for (const fn of finished) fn(job);
-  }
+  if (TERMINAL.has(job.status)) state.source?.close();
+  const statusChanged = state.status !== job.status;
+  state.status = job.status;
+  for (const fn of listeners) fn(job, statusChanged);
 }
 
 function describe(job, p) {
@@ -123,7 +125,8 @@ function describe(job, p) {
     if (!job.resultVersion) return "Succeeded.";
     return `Succeeded: version ${job.resultVersion} created${job.activated ? " and activated" : ""}.`;
   }
-  if (job.status === "running") return `Running: ${Math.round(p.fraction * 100)}% done.`;
+  // In steps of 10% so the live region speaks now and then, not on every iteration.
+  if (job.status === "running") return `Running: ${Math.floor(p.fraction * 10) * 10}% done.`;
   return job.status ? `${job.status[0].toUpperCase()}${job.status.slice(1)}.` : "";
 }
 

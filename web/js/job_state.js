@@ -5,6 +5,11 @@ const LOSS_NAMES = ["box", "obj", "cls"];
 // train.py's parameter groups in optimizer order: biases, weights (with decay), norm weights.
 const LR_NAMES = ["biases", "weights", "norm weights"];
 
+/** Job ids are UUIDs; their first 8 hex digits tell a site's jobs apart and fit a phone screen. */
+export function shortId(id) {
+  return id.slice(0, 8);
+}
+
 export function jobProgress(job) {
   const p = job.progress;
   const fraction = job.status === "succeeded" ? 1 : p.iterations ? p.iteration / p.iterations : 0;

@@ -1,8 +1,9 @@
 // Wires the panels together: the API key field, model pickers fed by the registry, and refreshes after jobs end.
 import { apiKey, setApiKey } from "./api.js";
 import { initDetect } from "./detect.js";
-import { initFinetune, onJobFinished } from "./finetune.js";
-import { refreshJobs } from "./jobs.js";
+import { initFinetune, onJobUpdate } from "./finetune.js";
+import { TERMINAL } from "./job_state.js";
+import { refreshJobs, updateJobRow } from "./jobs.js";
 import { onModels, refreshModels } from "./models.js";
 
 function fillPicker(select, models) {
@@ -20,9 +21,10 @@ onModels((models) => {
   fillPicker(document.getElementById("detect-model"), models);
   fillPicker(document.getElementById("ft-model"), models);
 });
-onJobFinished(() => {
-  refreshModels();
+onJobUpdate((job, statusChanged) => {
+  if (!statusChanged) return updateJobRow(job);
   refreshJobs();
+  if (TERMINAL.has(job.status)) refreshModels();
 });
 initDetect();
 initFinetune();

@@ -1,6 +1,7 @@
 // Models and their versions: which one serves, its metrics, download, and activate / roll back per version.
 import { api, describeError } from "./api.js";
 import { formatMetric } from "./format.js";
+import { shortId } from "./job_state.js";
 
 const listeners = [];
 
@@ -102,7 +103,7 @@ async function activate(name, version) {
 
 function describeSource(source, parent) {
   const from = parent ? ` of v${parent}` : "";
-  if (source.type === "finetune") return `fine-tune ${source.job_id}${from}`;
+  if (source.type === "finetune") return `fine-tune ${shortId(source.job_id)}${from}`;
   if (source.type === "startup") return `startup file ${source.path.split("/").at(-1)}`;
   return `${source.type}${from}`;
 }

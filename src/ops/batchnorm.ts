@@ -1,0 +1,106 @@
+import { batchStride, bindSparse, expectShape } from "./context.ts";
+import { WG } from "./unary.ts";
+import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
+
+const FILE = "ops/batchnorm.wgsl";
+const MAX_GROUPS = 65535;
+
+export interface BatchNormArgs {
+  /** input [N, C, H, W] */
+  x: TensorView;
+  /** output, overwritten by forward */
+  y: TensorView;
+  /** scale and shift [C] (views into the params buffer) */
+  gamma: TensorView;
+  beta: TensorView;
+  /** running statistics [C], updated in place by every forward when given; both views of one buffer */
+  runningMean?: TensorView;
+  runningVar?: TensorView;
+  /** the node's epsilon (YOLOv5: 1e-3) and PyTorch-convention momentum (YOLOv5: 0.03) */
+  eps: number;
+  momentum: number;
+  dy?: TensorView;
+  /** gradient of x: overwritten, or added to when `accumulate` */
+  dx?: TensorView;
+  /** parameter gradients, ADDED to; both views of one buffer (the flat grads buffer) */
+  dgamma?: TensorView;
+  dbeta?: TensorView;
+  accumulate?: boolean;
+}
+
+/**
+ * BatchNormalization in training mode: batch mean and biased variance normalise, running stats take the unbiased
+ * variance. Backward: per-channel sums of dy and dy * xhat, then the closed-form dx.
+ */
+export function planBatchNorm(ctx: OpContext, a: BatchNormArgs): OpPlan {
+  const [n, c, h, w] = a.x.shape;
+  expectShape("planBatchNorm", "y", a.y, a.x.shape);
+  for (const [role, v] of Object.entries({ gamma: a.gamma, beta: a.beta, runningMean: a.runningMean })) {
+    if (v) expectShape("planBatchNorm", role, v, [c]);
+  }
+  if (a.runningVar) expectShape("planBatchNorm", "runningVar", a.runningVar, [c]);
+  if (
+    !!a.runningMean !== !!a.runningVar || (a.runningMean && a.runningMean.buffer !== a.runningVar!.buffer)
+  ) {
+    throw new Error("planBatchNorm: runningMean and runningVar must both be given, as views of one buffer");
+  }
+  const plane = h * w;
+  if (n * c > MAX_GROUPS) throw new Error(`planBatchNorm: ${n * c} planes, at most ${MAX_GROUPS}`);
+  const label = `batchnorm [${a.x.shape}]`;
+  const stats = ctx.scratch(16 * c, `${label} stats`);
+  // Bound where the kernel's flags say the real buffer is not used (running stats, parameter grads absent).
+  let unused: GPUBuffer | undefined;
+  const orUnused = (b: GPUBuffer | undefined) => b ?? (unused ??= ctx.scratch(16, `${label} unused`));
+  const words = new Uint32Array(20);
+  const floats = new Float32Array(words.buffer);
+  const flags = (a.accumulate ? 2 : 0) | (a.runningMean ? 4 : 0) | (a.dgamma ? 8 : 0);
+  words.set([n, c, plane, flags, a.x.offset, batchStride(a.x), a.y.offset, batchStride(a.y)]);
+  words.set([a.gamma.offset, a.beta.offset, a.runningMean?.offset ?? 0, a.runningVar?.offset ?? 0], 12);
+  floats[18] = a.eps;
+  floats[19] = a.momentum;
+  const elements = n * c * plane;
+  const dispatch = (
+    entry: string,
+    buffers: Record<number, GPUBuffer | undefined>,
+    perPixel: boolean,
+  ): Dispatch => {
+    const pipeline = ctx.programs.get(FILE, entry, { WG });
+    return {
+      label: `${label} ${entry}`,
+      pipeline,
+      bindGroup: bindSparse(ctx.device, pipeline, {
+        ...buffers,
+        3: stats,
+        4: ctx.uniform(words.slice().buffer, `${label} ${entry}`),
+      }, `${label} ${entry}`),
+      workgroups: perPixel ? [Math.ceil(plane / WG), n * c, 1] : [c, 1, 1],
+      flops: 4 * elements,
+      bytes: 4 * (perPixel ? 2 : 1) * elements,
+      opClass: "batchnorm",
+    };
+  };
+  const forward = [
+    dispatch("stats", { 0: a.x.buffer, 5: orUnused(a.runningMean?.buffer) }, false),
+    dispatch("forward", { 0: a.x.buffer, 1: a.y.buffer, 2: a.gamma.buffer, 9: a.beta.buffer }, true),
+  ];
+  const backward: Dispatch[] = [];
+  if (a.dx || a.dgamma || a.dbeta) {
+    if (!a.dy) throw new Error(`planBatchNorm: ${label} needs dy to plan its backward`);
+    expectShape("planBatchNorm", "dy", a.dy, a.x.shape);
+    if (!!a.dgamma !== !!a.dbeta || (a.dgamma && a.dgamma.buffer !== a.dbeta!.buffer)) {
+      throw new Error("planBatchNorm: dgamma and dbeta must both be given, as views of one buffer");
+    }
+    words.set([a.dy.offset, batchStride(a.dy), a.dx?.offset ?? 0, a.dx ? batchStride(a.dx) : 0], 8);
+    words.set([a.dgamma?.offset ?? 0, a.dbeta?.offset ?? 0], 16);
+    backward.push(
+      dispatch("backward_stats", { 0: a.x.buffer, 6: a.dy.buffer, 8: orUnused(a.dgamma?.buffer) }, false),
+    );
+    if (a.dx) {
+      expectShape("planBatchNorm", "dx", a.dx, a.x.shape);
+      backward.push(
+        dispatch("backward", { 0: a.x.buffer, 2: a.gamma.buffer, 6: a.dy.buffer, 7: a.dx.buffer }, true),
+      );
+    }
+  }
+  return { forward, backward };
+}

@@ -1,0 +1,90 @@
+import { gpuTest } from "../_helpers/gpu.ts";
+import { planBatchNorm } from "../../src/ops/batchnorm.ts";
+import { batchNormBackward, batchNormForward, type BnShape } from "../../src/reference/ops/batchnorm.ts";
+import {
+  assertClose,
+  assertUntouched,
+  checkFiniteDifferences,
+  dot,
+  opContext,
+  place,
+  randomArray,
+  readPlaced,
+  rng,
+  run,
+} from "./_helpers.ts";
+
+/** Per-channel f32 sums over N*H*W = 70 values feed every output: sqrt(70) * 6e-8 growth of the sums' rounding,
+ * amplified up to ~10x by the normalisation's 1/std with O(1) inputs: 1e-5 of the largest magnitude. */
+const F32_BATCH_SUM_TOL = 1e-5;
+/** YOLOv5's BatchNorm2d settings (models/common.py sets eps 1e-3, momentum 0.03). */
+const EPS = 1e-3;
+const MOMENTUM = 0.03;
+
+const S: BnShape = { n: 2, c: 3, plane: 5 * 7 };
+const SHAPE = [2, 3, 5, 7];
+
+gpuTest(
+  "planBatchNorm train-mode forward, running stats and backward match the reference",
+  async (device) => {
+    const rand = rng(61);
+    const x = randomArray(2 * 3 * 35, () => 2 * rand() + 0.5);
+    const gamma = randomArray(3, rand), beta = randomArray(3, rand);
+    const rm = randomArray(3, rand), rv = randomArray(3, () => 1 + rand() / 2);
+    const dy = randomArray(x.length, rand), dxOld = randomArray(x.length, rand);
+    const gOld = randomArray(8, rand);
+    const X = place(device, SHAPE, x, { offset: 3, batchStride: 4 * 35, fill: 9 });
+    const Y = place(device, SHAPE, undefined, { offset: 1, fill: 7 });
+    const params = place(device, [8], [...gamma, 0, ...beta, 0]);
+    const running = place(device, [8], [...rm, 0, ...rv, 0]);
+    const grads = place(device, [8], gOld);
+    const DY = place(device, SHAPE, dy, { offset: 2 });
+    const DX = place(device, SHAPE, dxOld, { offset: 5, batchStride: 3 * 35 + 1, fill: 4 });
+    const view = (p: typeof params, offset: number) => ({ buffer: p.view.buffer, offset, shape: [3] });
+    const p = planBatchNorm(opContext(device), {
+      x: X.view,
+      y: Y.view,
+      gamma: view(params, 0),
+      beta: view(params, 4),
+      runningMean: view(running, 0),
+      runningVar: view(running, 4),
+      eps: EPS,
+      momentum: MOMENTUM,
+      dy: DY.view,
+      dx: DX.view,
+      dgamma: view(grads, 0),
+      dbeta: view(grads, 4),
+      accumulate: true,
+    });
+    await run(device, [...p.forward, ...p.backward]);
+    const ref = batchNormForward(S, x, gamma, beta, EPS, { mean: rm, variance: rv, momentum: MOMENTUM });
+    const y = await readPlaced(device, Y);
+    assertClose(y.inside, ref.y, F32_BATCH_SUM_TOL, "y");
+    assertUntouched(y.outside, "y");
+    const r = (await readPlaced(device, running)).inside;
+    assertClose(
+      [...r.slice(0, 3), ...r.slice(4, 7)],
+      [...ref.runMean, ...ref.runVar],
+      F32_BATCH_SUM_TOL,
+      "running",
+    );
+    const g = batchNormBackward(S, x, gamma, dy, EPS);
+    const dx = await readPlaced(device, DX);
+    assertClose(dx.inside, g.dx.map((v, i) => v + dxOld[i]), F32_BATCH_SUM_TOL, "dx (accumulated)");
+    assertUntouched(dx.outside, "dx");
+    const gr = (await readPlaced(device, grads)).inside;
+    const want = [...g.dgamma, 0, ...g.dbeta, 0].map((v, i) => v + gOld[i]);
+    assertClose(gr, want, F32_BATCH_SUM_TOL, "dgamma, dbeta (added)");
+  },
+);
+
+Deno.test("reference batch-norm backward matches central differences (through the batch statistics)", () => {
+  const rand = rng(62);
+  const x = randomArray(2 * 3 * 35, rand);
+  const gamma = randomArray(3, rand), beta = randomArray(3, rand), dy = randomArray(x.length, rand);
+  const g = batchNormBackward(S, x, gamma, dy, EPS);
+  const loss = () => dot(batchNormForward(S, x, gamma, beta, EPS).y, dy);
+  checkFiniteDifferences(x, g.dx, loss, "bn dx");
+  checkFiniteDifferences(gamma, g.dgamma, loss, "bn dgamma");
+  checkFiniteDifferences(beta, g.dbeta, loss, "bn dbeta");
+});

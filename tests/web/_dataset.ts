@@ -40,3 +40,17 @@ export async function writeDatasetZip(path: string): Promise<void> {
   files["val/labels/bus.txt"] = files["labels/bus.txt"];
   await Deno.writeFile(path, zipSync(files, { level: 0 }));
 }
+
+/** Writes a zip the server must refuse: a class id past nc, a box outside the image, a file that is no image. */
+export async function writeBadDatasetZip(path: string): Promise<void> {
+  const enc = new TextEncoder();
+  await Deno.writeFile(
+    path,
+    zipSync({
+      "images/bus.jpg": await Deno.readFile(new URL("images/bus.jpg", SHARED)),
+      "labels/bus.txt": enc.encode("999 0.5 0.5 0.2 0.2\n0 1.5 0.5 0.2 0.2\n"),
+      "images/broken.jpg": enc.encode("not a jpeg"),
+      "labels/broken.txt": enc.encode("0 0.5 0.5 0.2 0.2\n"),
+    }, { level: 0 }),
+  );
+}

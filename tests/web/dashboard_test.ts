@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { launchBrowser } from "./_browser.ts";
-import { writeDatasetZip } from "./_dataset.ts";
+import { writeBadDatasetZip, writeDatasetZip } from "./_dataset.ts";
 import { startServer } from "./_server.ts";
 
 const SHARED = new URL("../../../shared/", import.meta.url);
@@ -186,6 +186,27 @@ Deno.test({
       assert.equal(await docs.$$eval(".opblock", (els) => els.length), operations);
       await docs.screenshot({ path: `${ARTIFACTS}docs.png`, fullPage: true });
       await docs.close();
+    });
+
+    await t.step("a dataset the server refuses: every problem it names is listed by the form", async () => {
+      const zip = `${ARTIFACTS}bad-dataset.zip`;
+      await writeBadDatasetZip(zip);
+      const body = new FormData();
+      body.append("config", JSON.stringify({ epochs: 1, imgsz: 128 }));
+      body.append("dataset", new File([await Deno.readFile(zip)], "bad-dataset.zip"));
+      const res = await fetch(`${server.base}/v1/models/yolov5n/finetune`, { method: "POST", body });
+      assert.equal(res.status, 400);
+      const { error } = await res.json();
+      assert.ok(error.problems.length >= 3, `the server names each bad file: ${JSON.stringify(error)}`);
+      await page.setInputFiles("#ft-dataset", zip);
+      await page.click("#finetune-form button[type=submit]");
+      await page.waitForSelector("#ft-problems:not([hidden]) li", { timeout: UI_TIMEOUT_MS });
+      const shown = await page.$$eval("#ft-problems li", (items) => items.map((li) => li.textContent));
+      const expected = error.problems.map((p: { file: string; line?: number; message: string }) =>
+        `${p.file}${p.line ? `:${p.line}` : ""}: ${p.message}`
+      );
+      assert.deepEqual(shown, expected);
+      await page.locator("#finetune").screenshot({ path: `${ARTIFACTS}finetune-refused.png` });
     });
 
     await t.step(

@@ -3,10 +3,12 @@
 const KEY_STORAGE = "kestrel-api-key";
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, problems = []) {
     super(message);
     this.status = status;
     this.code = code;
+    // Dataset refusals list every offending file: [{file, line?, message}].
+    this.problems = problems;
   }
 }
 
@@ -28,7 +30,12 @@ export async function api(path, { method = "GET", body, headers = {} } = {}) {
   const data = type.includes("json") ? await res.json() : await res.text();
   if (!res.ok) {
     const error = typeof data === "object" && data !== null ? data.error : undefined;
-    throw new ApiError(res.status, error?.code ?? `http_${res.status}`, error?.message ?? res.statusText);
+    throw new ApiError(
+      res.status,
+      error?.code ?? `http_${res.status}`,
+      error?.message ?? res.statusText,
+      error?.problems,
+    );
   }
   return data;
 }

@@ -17,7 +17,10 @@ export function initFinetune() {
   const form = document.getElementById("finetune-form");
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
-    const status = document.getElementById("job-status");
+    const status = document.getElementById("ft-status");
+    const problems = document.getElementById("ft-problems");
+    status.textContent = "Uploading the dataset…";
+    problems.hidden = true;
     const body = new FormData();
     body.append("config", JSON.stringify(configFrom(form)));
     body.append("dataset", form.dataset.files[0]);
@@ -28,10 +31,15 @@ export function initFinetune() {
         method: "POST",
         body,
       });
+      status.textContent = `Job ${shortId(job.id)} accepted.`;
       watchJob(job);
     } catch (err) {
-      document.getElementById("job-view").hidden = false;
-      status.textContent = `Could not start the fine-tune: ${describeError(err)}`;
+      // The problems are listed one per line below; the message would repeat them all in one sentence.
+      const listed = err.problems?.length ?? 0;
+      status.textContent = listed
+        ? `Could not start the fine-tune: ${listed} problem${listed === 1 ? "" : "s"} in the dataset.`
+        : `Could not start the fine-tune: ${describeError(err)}`;
+      showProblems(problems, err.problems ?? []);
     } finally {
       button.disabled = false;
     }
@@ -44,6 +52,15 @@ export function initFinetune() {
       document.getElementById("job-status").textContent = `Cancel failed: ${describeError(err)}`;
     }
   });
+}
+
+function showProblems(list, problems) {
+  list.replaceChildren(...problems.map((p) => {
+    const item = document.createElement("li");
+    item.textContent = `${p.file}${p.line ? `:${p.line}` : ""}: ${p.message}`;
+    return item;
+  }));
+  list.hidden = problems.length === 0;
 }
 
 function configFrom(form) {

@@ -1,21 +1,21 @@
 /**
- * Joins fine-tune jobs to the server: the WGSL trainer reads a job's base version from the registry and
+ * Joins fine-tune jobs to the server: the WGSL trainer (in a worker) reads a job's base version from the registry and
  * publishes its EMA model back into it (which hot-swaps serving when the result is activated), and the job
  * service lives in the server's data directory, so interrupted jobs resume (or fail with the reason) at start.
  */
 import { publishResult } from "../jobs/publish.ts";
 import { JobService } from "../jobs/service.ts";
-import type { Job, Trainer } from "../jobs/types.ts";
+import type { Trainer } from "../jobs/types.ts";
 import type { Registry } from "../registry/registry.ts";
-import { WgslTrainer } from "../train/trainer.ts";
+import { WorkerTrainer } from "./worker_trainer.ts";
 
-/** The real trainer, on the registry the server serves from. */
+/** The real trainer, off the serving thread, on the registry the server serves from. */
 export function registryTrainer(registry: Registry, log: (message: string) => void): Trainer {
-  return new WgslTrainer<Job>({
-    readModel: (job) => {
+  return new WorkerTrainer({
+    readModel: async (job) => {
       const version = job.baseVersion ?? registry.model(job.model).active;
       if (version === null) throw new Error(`Model '${job.model}' has no active version to fine-tune`);
-      return registry.read(job.model, version);
+      return await registry.read(job.model, version);
     },
     publish: (job, bytes, evals) => publishResult(registry, job, bytes, evals),
     log,

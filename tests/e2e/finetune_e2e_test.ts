@@ -59,6 +59,9 @@ async function followJob(base: string, id: string): Promise<{ event: string; job
   return events;
 }
 
+/** The server trains on WebGPU; without an adapter the test is skipped as gpuTest skips GPU tests. */
+const HAS_ADAPTER = (await navigator.gpu?.requestAdapter()) != null;
+
 const percentile = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) * p)];
 const summary = (xs: number[]) =>
@@ -71,7 +74,9 @@ async function servedVersion(server: ChildServer): Promise<number> {
 
 Deno.test({
   name:
-    "e2e: fine-tune over HTTP under detect load, new version serves with zero failed requests, survives restart",
+    "e2e: fine-tune over HTTP under detect load, new version serves with zero failed requests, survives restart" +
+    (HAS_ADAPTER ? "" : " (skipped: no WebGPU adapter)"),
+  ignore: !HAS_ADAPTER,
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {

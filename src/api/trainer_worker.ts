@@ -1,0 +1,62 @@
+/**
+ * Web Worker entry of {@link WorkerTrainer}: runs one job through the WGSL trainer on this thread's own GPU
+ * device. The base model, publishing and checkpoints are requests to the main thread (see worker_trainer.ts).
+ * @module
+ */
+import type { Checkpoint, TrainerResult } from "../jobs/types.ts";
+import { WgslTrainer } from "../train/trainer.ts";
+import type { FromWorker, ToWorker, WorkerCall } from "./worker_trainer.ts";
+
+/** The worker side of the message channel (the project's lib is deno.window, so `self` is typed as a window). */
+const port = self as unknown as {
+  postMessage(message: FromWorker): void;
+  onmessage: ((e: MessageEvent<ToWorker>) => void) | null;
+};
+
+const pending = new Map<number, PromiseWithResolvers<unknown>>();
+let nextId = 0;
+let controller: AbortController | null = null;
+
+function call<T>(request: WorkerCall): Promise<T> {
+  const id = nextId++;
+  const reply = Promise.withResolvers<unknown>();
+  pending.set(id, reply);
+  port.postMessage({ type: "call", id, call: request });
+  return reply.promise as Promise<T>;
+}
+
+async function run(msg: Extract<ToWorker, { type: "run" }>): Promise<void> {
+  const signal = (controller = new AbortController()).signal;
+  const trainer = new WgslTrainer({
+    readModel: () => call<Uint8Array>({ method: "readModel" }),
+    publish: (_job, bytes, evals) => call<TrainerResult>({ method: "publish", bytes, evals }),
+    log: (message) => port.postMessage({ type: "log", message }),
+  });
+  try {
+    const result = await trainer.run(msg.job, {
+      signal,
+      onProgress: (progress) => port.postMessage({ type: "progress", progress }),
+      checkpoint: {
+        load: () => call<Checkpoint | null>({ method: "checkpointLoad" }),
+        save: (checkpoint) => call<void>({ method: "checkpointSave", checkpoint }),
+      },
+      datasetDir: msg.datasetDir,
+      workDir: msg.workDir,
+    });
+    port.postMessage({ type: "done", result });
+  } catch (err) {
+    port.postMessage({ type: "failed", message: err instanceof Error ? err.message : String(err) });
+  }
+}
+
+port.onmessage = (e) => {
+  const msg = e.data;
+  if (msg.type === "run") void run(msg);
+  else if (msg.type === "abort") controller?.abort(new DOMException(msg.message, "AbortError"));
+  else {
+    const reply = pending.get(msg.id);
+    pending.delete(msg.id);
+    if (msg.ok) reply?.resolve(msg.value);
+    else reply?.reject(new Error(msg.message));
+  }
+};

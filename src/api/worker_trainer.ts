@@ -1,0 +1,109 @@
+/**
+ * The server's Trainer: each job trains in its own Web Worker (trainer_worker.ts, running the WGSL trainer), so
+ * the serving event loop never waits for a training step. On lavapipe a step's GPU work blocks the calling
+ * thread for its whole length (seconds at batch 8), which on the main thread would stall every detect request
+ * that long. The registry and the job's checkpoint store stay on the main thread; the worker reaches them by
+ * request/reply messages. A worker per job means its GPU device, buffers and pipelines go when the job ends.
+ *
+ * @example
+ * ```ts
+ * const trainer = new WorkerTrainer({ readModel, publish: (job, bytes, evals) => publishResult(registry, job, bytes, evals) });
+ * const jobs = await JobService.open({ dataDir, trainer });
+ * ```
+ * @module
+ */
+import type { EvalMetrics } from "../jobs/publish.ts";
+import type {
+  Checkpoint,
+  Job,
+  Trainer,
+  TrainerContext,
+  TrainerProgress,
+  TrainerResult,
+} from "../jobs/types.ts";
+
+export interface WorkerTrainerDeps {
+  /** The ONNX bytes the job starts from. */
+  readModel(job: Readonly<Job>): Promise<Uint8Array>;
+  /** Store the EMA model as the job's result (a registry version, activated per the job's policy). */
+  publish(
+    job: Readonly<Job>,
+    bytes: Uint8Array,
+    evals: { base: EvalMetrics | null; result: EvalMetrics | null },
+  ): Promise<TrainerResult>;
+  log?(message: string): void;
+}
+
+/** What the worker asks of the main thread; each call gets one `reply` with its id. */
+export type WorkerCall =
+  | { method: "readModel" }
+  | { method: "publish"; bytes: Uint8Array; evals: { base: EvalMetrics | null; result: EvalMetrics | null } }
+  | { method: "checkpointLoad" }
+  | { method: "checkpointSave"; checkpoint: Checkpoint };
+
+/** Worker -> main thread. */
+export type FromWorker =
+  | { type: "call"; id: number; call: WorkerCall }
+  | { type: "progress"; progress: TrainerProgress }
+  | { type: "log"; message: string }
+  | { type: "done"; result: TrainerResult }
+  | { type: "failed"; message: string };
+
+/** Main thread -> worker. */
+export type ToWorker =
+  | { type: "run"; job: Job; datasetDir: string; workDir: string }
+  | { type: "reply"; id: number; ok: true; value: unknown }
+  | { type: "reply"; id: number; ok: false; message: string }
+  | { type: "abort"; message: string };
+
+const WORKER_URL = new URL("./trainer_worker.ts", import.meta.url);
+
+export class WorkerTrainer implements Trainer {
+  constructor(private readonly deps: WorkerTrainerDeps) {}
+
+  run(job: Readonly<Job>, ctx: TrainerContext): Promise<TrainerResult> {
+    ctx.signal.throwIfAborted();
+    const worker = new Worker(WORKER_URL, { type: "module" });
+    const outcome = Promise.withResolvers<TrainerResult>();
+    const send = (message: ToWorker) => worker.postMessage(message);
+    const answer = (call: WorkerCall): Promise<unknown> => {
+      switch (call.method) {
+        case "readModel":
+          return this.deps.readModel(job);
+        case "publish":
+          return this.deps.publish(job, call.bytes, call.evals);
+        case "checkpointLoad":
+          return ctx.checkpoint.load();
+        case "checkpointSave":
+          return ctx.checkpoint.save(call.checkpoint);
+      }
+    };
+    worker.onmessage = (e: MessageEvent<FromWorker>) => {
+      const msg = e.data;
+      try {
+        if (msg.type === "call") {
+          answer(msg.call).then(
+            (value) => send({ type: "reply", id: msg.id, ok: true, value }),
+            (err) => send({ type: "reply", id: msg.id, ok: false, message: (err as Error).message }),
+          );
+        } else if (msg.type === "progress") ctx.onProgress(msg.progress);
+        else if (msg.type === "log") this.deps.log?.(msg.message);
+        else if (msg.type === "done") outcome.resolve(msg.result);
+        else outcome.reject(ctx.signal.aborted ? ctx.signal.reason : new Error(msg.message));
+      } catch (err) {
+        outcome.reject(err);
+      }
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      outcome.reject(new Error(`Training worker crashed: ${e.message}`));
+    };
+    const abort = () => send({ type: "abort", message: String((ctx.signal.reason as Error)?.message) });
+    ctx.signal.addEventListener("abort", abort, { once: true });
+    send({ type: "run", job: structuredClone(job), datasetDir: ctx.datasetDir, workDir: ctx.workDir });
+    return outcome.promise.finally(() => {
+      ctx.signal.removeEventListener("abort", abort);
+      worker.terminate();
+    });
+  }
+}

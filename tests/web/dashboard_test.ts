@@ -300,6 +300,34 @@ Deno.test({
       assert.equal(after.active, base);
     });
 
+    await t.step("cancel a running job from the live view", async () => {
+      await page.fill("#finetune-form [name=epochs]", "300");
+      await page.selectOption("#finetune-form [name=activate]", "never");
+      await page.click("#finetune-form button[type=submit]");
+      await page.waitForFunction(
+        () =>
+          document.getElementById("job-view")!.dataset.status === "running" &&
+          (document.getElementById("job-progress") as HTMLProgressElement).value > 0,
+        undefined,
+        {
+          timeout: FINETUNE_TIMEOUT_MS,
+        },
+      );
+      const id = await page.getAttribute("#job-view", "data-job-id");
+      await page.click("#job-cancel");
+      await page.waitForSelector("#job-view[data-status=cancelled]", { timeout: FINETUNE_TIMEOUT_MS });
+      const job = await (await fetch(`${server.base}/v1/jobs/${id}`)).json();
+      assert.equal(job.status, "cancelled");
+      assert.ok(
+        job.progress.iteration < job.progress.iterations,
+        `it stopped before the end: ${JSON.stringify(job.progress)}`,
+      );
+      assert.equal(job.resultVersion, null);
+      await page.waitForSelector(`#job-list tr[data-job-id="${id}"][data-status=cancelled]`, {
+        timeout: UI_TIMEOUT_MS,
+      });
+    });
+
     assert.deepEqual(errors, [], "no uncaught errors in the page");
     assert.deepEqual(browser.blocked, [], "the pages load nothing from outside the server");
   } finally {

@@ -54,3 +54,14 @@ Deno.test("buildTargets emits nothing without labels", () => {
   const out = buildTargets(new Float32Array(0), [layer(4, [[1, 1]]), layer(2, [[2, 2]])], 4);
   assert.deepEqual(out.map((t) => t.n), [0, 0]);
 });
+
+Deno.test("buildTargets: of two labels in one cell and anchor, the later one owns the objectness target", () => {
+  const targets = new Float32Array([
+    ...row(0, 0, 0.33, 0.33, 0.25, 0.25),
+    ...row(0, 1, 0.36, 0.36, 0.25, 0.25),
+  ]);
+  const [t] = buildTargets(targets, [layer(8, [[2, 2]])], 4);
+  const own = [0, 1].map((k) => `${t.gi[k]},${t.gj[k]}:${t.tcls[k]}:${t.objWinner[k]}`);
+  // Both centres fall in cell (2, 2); slot 0 emits target 0 then target 1, and only the last write counts.
+  assert.deepEqual(own, ["2,2:0:0", "2,2:1:1"]);
+});

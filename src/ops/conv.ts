@@ -178,6 +178,14 @@ export function planConv(ctx: OpContext, a: ConvArgs): OpPlan {
 
 type Fields = Partial<Record<(typeof FIELD_ORDER)[number], number>>;
 
+/** Workgroup shape for a GEMM with `mBlocks` x `nBlocks` 8x8 tiles: up to 64 invocations, powers of two, rows
+ * first (capped at 8) so narrow layers fill their workgroups. */
+function gemmShape(mBlocks: number, nBlocks: number): { WG_X: number; WG_Y: number } {
+  const pow2 = (v: number) => 2 ** Math.ceil(Math.log2(Math.max(1, v)));
+  const WG_Y = Math.min(8, pow2(mBlocks));
+  return { WG_X: Math.min(WG / WG_Y, pow2(nBlocks)), WG_Y };
+}
+
 function uniform(ctx: OpContext, f: Fields, label: string): GPUBuffer {
   return uniformU32(ctx, FIELD_ORDER.map((k) => f[k] ?? 0), label);
 }
@@ -199,14 +207,15 @@ function gemmNN(
   biasBuf: GPUBuffer,
   opClass: string,
 ): Dispatch {
-  const pipeline = ctx.programs.get(FILE, "gemm_nn", { WG });
   const N4 = f.ppad / 4;
+  const shape = gemmShape(Math.ceil(f.M / TILE), Math.ceil(N4 / 2));
+  const pipeline = ctx.programs.get(FILE, "gemm_nn", shape);
   const u = uniform(ctx, { ...f, N: f.P, N4, bOff4: b.off4, ldb4: N4, bBatch4: b.batch4 }, label);
   return {
     label,
     pipeline,
     bindGroup: bindSparse(ctx.device, pipeline, { 2: aBuf, 3: b.buffer, 5: cBuf, 6: biasBuf, 7: u }, label),
-    workgroups: [groups(N4, 2 * 8), groups(f.M, TILE * 8), f.n],
+    workgroups: [groups(N4, 2 * shape.WG_X), groups(f.M, TILE * shape.WG_Y), f.n],
     flops: 2 * f.n * f.M * f.K * f.P,
     bytes: 4 * (f.M * f.K + f.n * (f.K + f.M) * f.P),
     opClass,
@@ -231,7 +240,8 @@ function weightGrad(
   const nsplit = g.n * splits;
   const count = g.cout * g.K;
   const part = ctx.scratch(4 * nsplit * count, `${label} dw partials`);
-  const nt = ctx.programs.get(FILE, "gemm_nt", { WG });
+  const shape = gemmShape(Math.ceil(g.cout / TILE), Math.ceil(g.K / TILE));
+  const nt = ctx.programs.get(FILE, "gemm_nt", shape);
   const ntU = uniform(ctx, {
     M: g.cout,
     N: g.K,
@@ -257,7 +267,7 @@ function weightGrad(
       { 3: xcol.buffer, 4: dy4.buffer, 5: part, 7: ntU },
       `${label} backward_weight`,
     ),
-    workgroups: [groups(g.K, TILE * 8), groups(g.cout, TILE * 8), nsplit],
+    workgroups: [groups(g.K, TILE * shape.WG_X), groups(g.cout, TILE * shape.WG_Y), nsplit],
     flops: 2 * g.n * g.cout * g.K * g.P,
     bytes: 4 * (g.n * (g.K + g.cout) * g.ppad + nsplit * count),
     opClass: "conv_bwd_weight",

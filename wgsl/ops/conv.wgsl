@@ -9,6 +9,10 @@
 //   bias:             db += sum over batch and pixels of dY           bias_grad
 // Matrices with a pixel axis are padded to ppad (a multiple of 4) columns so they can be read as vec4.
 override WG: u32 = 64u;
+// GEMM workgroup shape in invocations (each owns 8x8 of C): chosen per layer so that small M or N (16 output
+// channels, 16 taps) do not leave most of a workgroup computing clamped duplicates.
+override WG_X: u32 = 8u;
+override WG_Y: u32 = 8u;
 
 struct Params {
   batch: u32, cin: u32, h: u32, w: u32,
@@ -68,8 +72,8 @@ fn column(m: mat4x4f, k: u32) -> vec4f {
 }
 
 // C[z][m][n] (+)= sum_k A[z][m][k] * B[z][k][n] (+ Bias[m]); A read at aOff + z*aBatch + m*am + k*ak (any
-// strides, so W and W^T need no copy), B as vec4 rows of ldb4. An 8x8 workgroup spans 64 rows and 16 vec4 columns.
-@compute @workgroup_size(8, 8)
+// strides, so W and W^T need no copy), B as vec4 rows of ldb4.
+@compute @workgroup_size(WG_X, WG_Y)
 fn gemm_nn(@builtin(global_invocation_id) gi: vec3u) {
   let n4 = gi.x * 2u;
   let m0 = gi.y * 8u;
@@ -123,7 +127,7 @@ fn storeRow(m: u32, row: u32, n0: u32, a: vec4f, b: vec4f, bias: f32) {
 
 // Part[z][m][n] = sum over r4 in split z of dot(A4[m][r4], B4[n][r4]), z = batch item * splits + split:
 // the weight gradient's reduction over batch and pixels, cut into pieces that run in parallel.
-@compute @workgroup_size(8, 8)
+@compute @workgroup_size(WG_X, WG_Y)
 fn gemm_nt(@builtin(global_invocation_id) gi: vec3u) {
   let n0 = gi.x * 8u;
   let m0 = gi.y * 8u;

@@ -1,15 +1,20 @@
 /**
  * detect_during_finetune: HTTP detect latency of a served model while a fine-tune job of it trains in the same
- * server (the trainer yields between iterations), against the same requests with the server idle. One client
- * sends one request at a time, so each number is one request's latency, not queueing behind other clients.
+ * server, against the same requests with the server idle, for the server's trainer (a Web Worker per job) and
+ * for the same WGSL trainer on the serving thread (what the worker avoids: a lavapipe step blocks its thread).
+ * One client sends one request at a time, so each number is one request's latency, not queueing behind others.
  * The model is a fresh `new-model` (depth 0.33, width 0.125) at imgsz 128 on the synthetic shapes data.
  */
 import { join } from "node:path";
 import { zipSync } from "fflate";
 import { startServer } from "../api/server.ts";
 import { ServerConfigSchema } from "../config/server.ts";
+import { publishResult } from "../jobs/publish.ts";
+import type { Job, Trainer } from "../jobs/types.ts";
+import type { Registry } from "../registry/registry.ts";
 import { newModelBytes } from "../train/new_model.ts";
 import { SYNTH_CLASSES, writeSynthDataset } from "../train/synth.ts";
+import { WgslTrainer } from "../train/trainer.ts";
 
 const IMGSZ = 128;
 const IMAGES = 32;
@@ -23,35 +28,30 @@ function stats(xs: number[]) {
   return { n: s.length, p50_ms: at(0.5), p95_ms: at(0.95), p99_ms: at(0.99), max_ms: round(s[s.length - 1]) };
 }
 
-export async function bench(): Promise<Record<string, unknown>> {
-  const dir = await Deno.makeTempDir({ prefix: "kestrel-bench-ft-" });
-  const modelPath = join(dir, "shapes.onnx");
-  const opts = {
-    nc: SYNTH_CLASSES.length,
-    names: [...SYNTH_CLASSES],
-    depth: 0.33,
-    width: 0.125,
-    imgsz: IMGSZ,
-  };
-  await Deno.writeFile(modelPath, newModelBytes(opts));
-  const names = await writeSynthDataset(join(dir, "set"), { n: IMAGES, imgsz: IMGSZ, seed: 5 });
-  const files: Record<string, Uint8Array> = {};
-  for (const name of names) {
-    const stem = name.slice(0, name.lastIndexOf("."));
-    files[`images/${name}`] = await Deno.readFile(join(dir, "set", "images", name));
-    files[`labels/${stem}.txt`] = await Deno.readFile(join(dir, "set", "labels", `${stem}.txt`));
-  }
-  const image = files[`images/${names[0]}`] as Uint8Array<ArrayBuffer>;
-  const server = await startServer(
-    ServerConfigSchema.parse({ port: 0, models: [modelPath], backend: "native", dataDir: join(dir, "data") }),
-  );
+/** The WGSL trainer called directly on the serving thread. */
+const inThread = (registry: Registry): Trainer =>
+  new WgslTrainer<Job>({
+    readModel: (job) => registry.read(job.model, job.baseVersion!),
+    publish: (job, bytes, evals) => publishResult(registry, job, bytes, evals),
+  });
+
+async function measure(
+  dir: string,
+  modelPath: string,
+  zip: Uint8Array<ArrayBuffer>,
+  image: Uint8Array,
+  trainer?: typeof inThread,
+) {
+  const dataDir = await Deno.makeTempDir({ dir, prefix: "data-" });
+  const config = ServerConfigSchema.parse({ port: 0, models: [modelPath], backend: "native", dataDir });
+  const server = await startServer(config, { trainer });
   try {
     await server.ready;
     const detect = async () => {
       const t = performance.now();
       const res = await fetch(`${server.url}/v1/models/shapes/detect`, {
         method: "POST",
-        body: image,
+        body: image as Uint8Array<ArrayBuffer>,
         headers: { "content-type": "image/png" },
       });
       await res.body?.cancel();
@@ -64,7 +64,7 @@ export async function bench(): Promise<Record<string, unknown>> {
 
     const form = new FormData();
     form.append("config", JSON.stringify(CONFIG));
-    form.append("dataset", new File([zipSync(files) as Uint8Array<ArrayBuffer>], "shapes.zip"));
+    form.append("dataset", new File([zip], "shapes.zip"));
     const res = await fetch(`${server.url}/v1/models/shapes/finetune`, { method: "POST", body: form });
     const job = await res.json();
     if (res.status !== 202) throw new Error(`fine-tune answered ${res.status}: ${JSON.stringify(job)}`);
@@ -77,16 +77,46 @@ export async function bench(): Promise<Record<string, unknown>> {
     const done = server.jobs.get(job.id);
     if (done.status !== "succeeded") throw new Error(`job ${done.status}: ${done.error?.message}`);
     return {
-      model: `new-model depth 0.33 width 0.125 nc 3`,
-      imgsz: IMGSZ,
-      backend: "native",
-      job: { ...CONFIG, images: IMAGES, seconds: round((performance.now() - started) / 1000) },
+      job_seconds: round((performance.now() - started) / 1000),
       train_images_per_second: round(done.progress.imagesPerSecond ?? NaN),
       idle: stats(idle),
       during_training: stats(training),
     };
   } finally {
     await server.shutdown();
+  }
+}
+
+export async function bench(): Promise<Record<string, unknown>> {
+  const dir = await Deno.makeTempDir({ prefix: "kestrel-bench-ft-" });
+  try {
+    const modelPath = join(dir, "shapes.onnx");
+    const opts = {
+      nc: SYNTH_CLASSES.length,
+      names: [...SYNTH_CLASSES],
+      depth: 0.33,
+      width: 0.125,
+      imgsz: IMGSZ,
+    };
+    await Deno.writeFile(modelPath, newModelBytes(opts));
+    const names = await writeSynthDataset(join(dir, "set"), { n: IMAGES, imgsz: IMGSZ, seed: 5 });
+    const files: Record<string, Uint8Array> = {};
+    for (const name of names) {
+      const stem = name.slice(0, name.lastIndexOf("."));
+      files[`images/${name}`] = await Deno.readFile(join(dir, "set", "images", name));
+      files[`labels/${stem}.txt`] = await Deno.readFile(join(dir, "set", "labels", `${stem}.txt`));
+    }
+    const zip = zipSync(files) as Uint8Array<ArrayBuffer>;
+    const image = files[`images/${names[0]}`];
+    return {
+      model: "new-model depth 0.33 width 0.125 nc 3",
+      imgsz: IMGSZ,
+      backend: "native",
+      job: { ...CONFIG, images: IMAGES },
+      worker_trainer: await measure(dir, modelPath, zip, image),
+      in_thread_trainer: await measure(dir, modelPath, zip, image, inThread),
+    };
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 }

@@ -1,6 +1,7 @@
 /**
  * Web Worker entry of {@link WorkerTrainer}: runs one job through the WGSL trainer on this thread's own GPU
  * device. The base model, publishing and checkpoints are requests to the main thread (see worker_trainer.ts).
+ * Cancellation terminates the worker, so the trainer's own signal never fires.
  * @module
  */
 import type { Checkpoint, TrainerResult } from "../jobs/types.ts";
@@ -15,7 +16,6 @@ const port = self as unknown as {
 
 const pending = new Map<number, PromiseWithResolvers<unknown>>();
 let nextId = 0;
-let controller: AbortController | null = null;
 
 function call<T>(request: WorkerCall): Promise<T> {
   const id = nextId++;
@@ -26,7 +26,6 @@ function call<T>(request: WorkerCall): Promise<T> {
 }
 
 async function run(msg: Extract<ToWorker, { type: "run" }>): Promise<void> {
-  const signal = (controller = new AbortController()).signal;
   const trainer = new WgslTrainer({
     readModel: () => call<Uint8Array>({ method: "readModel" }),
     publish: (_job, bytes, evals) => call<TrainerResult>({ method: "publish", bytes, evals }),
@@ -34,7 +33,7 @@ async function run(msg: Extract<ToWorker, { type: "run" }>): Promise<void> {
   });
   try {
     const result = await trainer.run(msg.job, {
-      signal,
+      signal: new AbortController().signal,
       onProgress: (progress) => port.postMessage({ type: "progress", progress }),
       checkpoint: {
         load: () => call<Checkpoint | null>({ method: "checkpointLoad" }),
@@ -52,7 +51,6 @@ async function run(msg: Extract<ToWorker, { type: "run" }>): Promise<void> {
 port.onmessage = (e) => {
   const msg = e.data;
   if (msg.type === "run") void run(msg);
-  else if (msg.type === "abort") controller?.abort(new DOMException(msg.message, "AbortError"));
   else {
     const reply = pending.get(msg.id);
     pending.delete(msg.id);

@@ -53,8 +53,7 @@ export type FromWorker =
 export type ToWorker =
   | { type: "run"; job: Job; datasetDir: string; workDir: string }
   | { type: "reply"; id: number; ok: true; value: unknown }
-  | { type: "reply"; id: number; ok: false; message: string }
-  | { type: "abort"; message: string };
+  | { type: "reply"; id: number; ok: false; message: string };
 
 const WORKER_URL = new URL("./trainer_worker.ts", import.meta.url);
 
@@ -66,11 +65,13 @@ export class WorkerTrainer implements Trainer {
     const worker = new Worker(WORKER_URL, { type: "module" });
     const outcome = Promise.withResolvers<TrainerResult>();
     const send = (message: ToWorker) => worker.postMessage(message);
+    let publishing = false;
     const answer = (call: WorkerCall): Promise<unknown> => {
       switch (call.method) {
         case "readModel":
           return this.deps.readModel(job);
         case "publish":
+          publishing = true;
           return this.deps.publish(job, call.bytes, call.evals);
         case "checkpointLoad":
           return ctx.checkpoint.load();
@@ -98,7 +99,12 @@ export class WorkerTrainer implements Trainer {
       e.preventDefault();
       outcome.reject(new Error(`Training worker crashed: ${e.message}`));
     };
-    const abort = () => send({ type: "abort", message: String((ctx.signal.reason as Error)?.message) });
+    // Cancel and shutdown terminate the worker at once instead of waiting out its current step (seconds on
+    // lavapipe); after a shutdown the job resumes from its last checkpoint. Only a publish under way is let
+    // finish, so a version that reached the registry is recorded in the job.
+    const abort = () => {
+      if (!publishing) outcome.reject(ctx.signal.reason);
+    };
     ctx.signal.addEventListener("abort", abort, { once: true });
     send({ type: "run", job: structuredClone(job), datasetDir: ctx.datasetDir, workDir: ctx.workDir });
     return outcome.promise.finally(() => {

@@ -35,7 +35,7 @@ async function fullApp() {
   return { app: createApp({ pool, registry, jobs }), close };
 }
 
-Deno.test("/openapi.json is a valid OpenAPI 3.1 document listing every API route with its schemas", async () => {
+Deno.test("/openapi.json is valid OpenAPI 3.1 and lists every API route with its schemas", async () => {
   const { app, close } = await fullApp();
   try {
     const res = await app.request(OPENAPI_PATH);

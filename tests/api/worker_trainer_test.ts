@@ -130,3 +130,58 @@ gpuTest("WorkerTrainer: a main-thread failure (the base model) fails the run wit
     await c.cleanup();
   }
 });
+
+gpuTest(
+  "WorkerTrainer: a cancel during publishing lets the publish finish, so its version is recorded",
+  async () => {
+    const controller = new AbortController();
+    const c = await context(controller.signal);
+    const d = deps();
+    const publish = d.deps.publish;
+    d.deps.publish = (job, bytes, evals) => {
+      controller.abort(new DOMException("Job job-1 was cancelled", "AbortError"));
+      return publish(job, bytes, evals);
+    };
+    try {
+      assert.deepEqual(await new WorkerTrainer(d.deps).run(job(), c.ctx), d.result);
+      assert.equal(d.published.length, 1);
+    } finally {
+      await c.cleanup();
+    }
+  },
+);
+
+gpuTest("WorkerTrainer: a run stopped after a checkpoint resumes from it in a new worker", async () => {
+  const controller = new AbortController();
+  const c = await context(controller.signal);
+  const d = deps();
+  try {
+    const saved: Checkpoint[] = [];
+    const stopAfterSave = {
+      load: () => Promise.resolve(null),
+      save: (checkpoint: Checkpoint) => {
+        saved.push(checkpoint);
+        controller.abort(new DOMException("Server shutting down", "AbortError"));
+        return Promise.resolve();
+      },
+    };
+    const first = new WorkerTrainer(d.deps).run(job(), { ...c.ctx, checkpoint: stopAfterSave });
+    await assert.rejects(first, /shutting down/);
+    assert.deepEqual(saved.map((s) => s.epoch), [1]);
+
+    const resumed: TrainerProgress[] = [];
+    const fromCheckpoint = { load: () => Promise.resolve(saved[0]), save: () => Promise.resolve() };
+    const ctx = {
+      ...c.ctx,
+      signal: new AbortController().signal,
+      onProgress: (p: TrainerProgress) => resumed.push(p),
+      checkpoint: fromCheckpoint,
+    };
+    assert.deepEqual(await new WorkerTrainer(d.deps).run(job(), ctx), d.result);
+    const perEpoch = Math.ceil(IMAGES / BATCH);
+    assert.equal(resumed[0].iteration, perEpoch + 1, "training picks up after the checkpointed epoch");
+    assert.equal(resumed.at(-1)!.iteration, EPOCHS * perEpoch);
+  } finally {
+    await c.cleanup();
+  }
+});

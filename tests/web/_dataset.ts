@@ -41,7 +41,7 @@ export async function writeDatasetZip(path: string): Promise<void> {
   await Deno.writeFile(path, zipSync(files, { level: 0 }));
 }
 
-/** Writes a zip the server must refuse: a class id past nc, a box outside the image, a file that is no image. */
+/** Writes a zip the server must refuse: a class id past nc, a box outside the image, a non-image. */
 export async function writeBadDatasetZip(path: string): Promise<void> {
   const enc = new TextEncoder();
   await Deno.writeFile(

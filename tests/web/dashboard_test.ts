@@ -1,9 +1,18 @@
 /// <reference lib="dom" />
 // The page functions below run inside Chromium, so this file also sees the DOM types.
 import assert from "node:assert/strict";
-import type { Page } from "playwright-core";
 import { launchBrowser } from "./_browser.ts";
 import { writeBadDatasetZip, writeDatasetZip } from "./_dataset.ts";
+import {
+  detectDone,
+  type Detection,
+  drawnDetections,
+  jobStats,
+  type JobViewState,
+  setSlider,
+  UI_TIMEOUT_MS,
+  watchJobView,
+} from "./_page.ts";
 import { startServer } from "./_server.ts";
 
 const SHARED = new URL("../../../shared/", import.meta.url);
@@ -12,7 +21,6 @@ const IMAGE = new URL("images/bus.jpg", SHARED).pathname;
 const ARTIFACTS = new URL("../../test-artifacts/dashboard/", import.meta.url).pathname;
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
-const UI_TIMEOUT_MS = 60_000;
 // A 6-iteration job at imgsz 128 takes ~10 s on lavapipe here; the margin is for a loaded 2-core CI machine.
 const FINETUNE_TIMEOUT_MS = 300_000;
 const FINETUNE_FORM = {
@@ -24,27 +32,6 @@ const FINETUNE_FORM = {
   lr0: "0.01",
 };
 
-interface Detection {
-  class_id: number;
-  class_name: string;
-  confidence: number;
-  box: { x1: number; y1: number; x2: number; y2: number };
-}
-
-/** The detections as the page drew them: one SVG rect per box, the detection in its data attributes. */
-function drawnDetections(page: Page): Promise<Detection[]> {
-  return page.$$eval("#overlay rect.box", (rects) =>
-    rects.map((r) => {
-      const n = (k: string) => Number(r.getAttribute(`data-${k}`));
-      return {
-        class_id: n("class-id"),
-        class_name: r.getAttribute("data-class-name") ?? "",
-        confidence: n("confidence"),
-        box: { x1: n("x1"), y1: n("y1"), x2: n("x2"), y2: n("y2") },
-      };
-    }));
-}
-
 async function apiDetect(base: string, conf: number, iou: number): Promise<{ detections: Detection[] }> {
   const res = await fetch(`${base}/v1/models/yolov5n/detect?conf=${conf}&iou=${iou}`, {
     method: "POST",
@@ -55,60 +42,8 @@ async function apiDetect(base: string, conf: number, iou: number): Promise<{ det
   return await res.json();
 }
 
-/** Waits until the detect panel has answered for the current inputs (its status names the serving model). */
-async function detectDone(page: Page, before: string): Promise<void> {
-  await page.waitForFunction(
-    (prev) => {
-      const text = document.getElementById("detect-status")?.textContent ?? "";
-      return text !== prev && / found by /.test(text);
-    },
-    before,
-    { timeout: UI_TIMEOUT_MS },
-  );
-}
-
-async function setSlider(page: Page, id: string, value: number): Promise<void> {
-  await page.$eval(`#${id}`, (el, v) => {
-    const input = el as HTMLInputElement;
-    input.value = String(v);
-    input.dispatchEvent(new Event("input", { bubbles: true }));
-  }, value);
-}
-
-interface JobViewState {
-  status: string;
-  progress: number;
-}
-
-/** Records every (status, progress) the live job view shows, to check what a person watching would see. */
-function watchJobView(page: Page): Promise<void> {
-  return page.evaluate(() => {
-    const states: { status: string; progress: number }[] = [];
-    (globalThis as unknown as { jobViewStates: typeof states }).jobViewStates = states;
-    const view = document.getElementById("job-view")!;
-    const bar = document.getElementById("job-progress") as HTMLProgressElement;
-    new MutationObserver(() => {
-      const state = { status: view.dataset.status ?? "", progress: bar.value };
-      const last = states.at(-1);
-      if (state.status && (last?.status !== state.status || last.progress !== state.progress)) {
-        states.push(state);
-      }
-    }).observe(view, { attributes: true, subtree: true, childList: true, characterData: true });
-  });
-}
-
-/** The live view's facts (the <dl> beside the charts) by their names. */
-function jobStats(page: Page): Promise<Record<string, string>> {
-  return page.$eval("#job-stats", (dl) => {
-    const out: Record<string, string> = {};
-    for (const dt of dl.querySelectorAll("dt")) out[dt.textContent!] = dt.nextElementSibling!.textContent!;
-    return out;
-  });
-}
-
 Deno.test({
-  name:
-    "dashboard: detect draws the API's answer, docs render, phone width fits, a fine-tune is watched to its end",
+  name: "dashboard: detect draws the API's answer, docs render, phone width fits, fine-tunes are watched",
 }, async (t) => {
   await Deno.mkdir(ARTIFACTS, { recursive: true });
   const server = await startServer(["--model", MODEL, "--backend", "native"], `${ARTIFACTS}server.log`);

@@ -1,5 +1,5 @@
 // A minimal line chart as inline SVG: one polyline per series, min/max ticks on both axes, a legend in HTML.
-// The live fine-tune view redraws it on every progress event, so it rebuilds its few nodes instead of diffing.
+// The live fine-tune view redraws it on every progress event: it rebuilds its few nodes, no diffing.
 const SVG_NS = "http://www.w3.org/2000/svg";
 const WIDTH = 360;
 const HEIGHT = 180;

@@ -1,4 +1,4 @@
-// The detect panel: one image, re-sent whenever the model or a threshold changes; only the newest answer is drawn.
+// The detect panel: one image, re-sent when the model or a threshold changes; the newest answer is drawn.
 import { api, describeError } from "./api.js";
 import { classColour, drawDetections } from "./overlay.js";
 

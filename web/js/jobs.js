@@ -1,4 +1,4 @@
-// The job list: every fine-tune job the server knows, newest first (the API lists oldest first), each watchable.
+// The job list: every fine-tune job the server knows, newest first (the API lists oldest first).
 import { api, describeError } from "./api.js";
 import { watchJob } from "./finetune.js";
 import { jobProgress, shortId } from "./job_state.js";

@@ -1,4 +1,4 @@
-// Wires the panels together: the API key field, model pickers fed by the registry, and refreshes after jobs end.
+// Wires the panels together: the API key field, model pickers fed by the registry, refreshes as jobs move.
 import { apiKey, setApiKey } from "./api.js";
 import { initDetect } from "./detect.js";
 import { initFinetune, onJobUpdate } from "./finetune.js";

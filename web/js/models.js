@@ -50,7 +50,8 @@ function renderVersions(name, versions, active) {
   table.className = "grid";
   table.innerHTML = `<caption class="sr">Versions of ${escape(name)}</caption><thead><tr>
     <th scope="col">Version</th><th scope="col">Created</th><th scope="col">Source</th>
-    <th scope="col">mAP@0.5</th><th scope="col">mAP@0.5:0.95</th><th scope="col"><span class="sr">Actions</span></th>
+    <th scope="col">mAP@0.5</th><th scope="col">mAP@0.5:0.95</th>
+    <th scope="col"><span class="sr">Actions</span></th>
     </tr></thead><tbody></tbody>`;
   for (const v of [...versions].reverse()) {
     const tr = table.tBodies[0].insertRow();

@@ -1,5 +1,5 @@
-// Boxes are SVG elements in image-pixel coordinates (viewBox = the image size the API reports), so the browser
-// scales them with the picture at any width, and each box carries its detection as data attributes.
+// Boxes are SVG elements in image-pixel coordinates (viewBox = the image size the API reports), so the
+// browser scales them with the picture at any width, and each box carries its detection as data attributes.
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 export function classColour(classId) {

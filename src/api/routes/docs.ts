@@ -48,7 +48,7 @@ function swaggerDir(): Promise<string> {
   return distDir;
 }
 
-/** Adds `/openapi.json`, `/docs` and its assets to `app`; the document lists whatever routes `app` has when asked. */
+/** Adds `/openapi.json`, `/docs` and its assets to `app`; the document lists the routes `app` has. */
 export function registerDocs<E extends Env>(app: OpenAPIHono<E>): void {
   app.doc31(OPENAPI_PATH, { openapi: "3.1.0", info: OPENAPI_INFO });
   app.get(DOCS_PATH, (c) => c.html(PAGE));

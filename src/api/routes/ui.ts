@@ -1,7 +1,7 @@
 /**
- * The operator dashboard: `web/index.html` at `/` and its static files under `/ui/`. Files are read per request
- * (they are small and few) so the page always matches the checkout; only names made of plain path segments
- * with a known extension are served, which keeps `..` and hidden files out.
+ * The operator dashboard: `web/index.html` at `/` and its static files under `/ui/`. Files are read per
+ * request (they are small and few) so the page always matches the checkout; only names made of plain path
+ * segments with a known extension are served, which keeps `..` and hidden files out.
  */
 import type { Env, Hono } from "hono";
 import type { RouteModule } from "../app.ts";

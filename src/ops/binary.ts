@@ -1,5 +1,5 @@
 import { batchStride, bindSparse, elementCount, expectShape } from "./context.ts";
-import { grid1d, WG } from "./unary.ts";
+import { grid2d, WG } from "./unary.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
 export interface BinaryArgs {
@@ -30,9 +30,9 @@ export function planBinary(
   expectShape(name, "b", a.b, a.a.shape);
   expectShape(name, "c", a.c, a.a.shape);
   const count = elementCount(a.a);
-  const { workgroups, pitch } = grid1d(count);
+  const workgroups = grid2d(count / a.a.shape[0], a.a.shape[0], name);
   const label = `${name} [${a.a.shape}]`;
-  const head = [count, count / a.a.shape[0], pitch];
+  const head = [count, count / a.a.shape[0], 0];
   const fwd = ctx.programs.get(file, "forward", { WG });
   const fwdWords = [
     ...head,

@@ -22,6 +22,15 @@ export function grid1d(count: number): { workgroups: [number, number, number]; p
   return { workgroups: [x, Math.ceil(total / x), 1], pitch: x * WG };
 }
 
+/** Workgroups over `per` elements (x) of each of `n` batch items (y): the kernels then need no division. */
+export function grid2d(per: number, n: number, name: string): [number, number, number] {
+  const x = groups(per, WG);
+  if (x > MAX_GROUPS || n > MAX_GROUPS) {
+    throw new Error(`${name}: ${n} x ${per} elements exceed one dispatch`);
+  }
+  return [x, n, 1];
+}
+
 /**
  * Plans an elementwise activation whose WGSL file has `forward` (Y = f(X)) and `backward` (DX (+)= DY * f'(X))
  * entry points over the shared Params layout of wgsl/ops/silu.wgsl; `alpha` is the op's one float attribute, and
@@ -38,12 +47,12 @@ export function planUnary(
   expectShape(name, "y", a.y, a.x.shape);
   const count = elementCount(a.x);
   const per = count / a.x.shape[0];
-  const { workgroups, pitch } = grid1d(count);
+  const workgroups = grid2d(per, a.x.shape[0], name);
   const words = new Uint32Array(16);
   words.set([
     count,
     per,
-    pitch,
+    0,
     a.accumulate ? 2 : 0,
     a.x.offset,
     batchStride(a.x),

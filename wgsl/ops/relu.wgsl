@@ -1,9 +1,9 @@
 // ReLU y = max(x, 0); backward dx (+)= dy where x > 0 (PyTorch's threshold rule: no gradient at exactly 0).
-// Tensors are views: element e of batch item e / per lives at off + (e / per) * batchStride + e % per.
+// Tensors are views: element i of batch item n (invocation (i, n)) lives at off + n * batchStride + i.
 override WG: u32 = 64u;
 
 struct Params {
-  count: u32, per: u32, pitch: u32, flags: u32, // flags: 2 = accumulate into dx
+  count: u32, per: u32, _pad: u32, flags: u32, // flags: 2 = accumulate into dx
   xOff: u32, xBS: u32, yOff: u32, yBS: u32,
   dyOff: u32, dyBS: u32, dxOff: u32, dxBS: u32,
   alpha: f32, _p0: u32, _p1: u32, _p2: u32,
@@ -15,28 +15,30 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> DX: array<f32>;
 @group(0) @binding(4) var<uniform> u: Params;
 
-fn at(off: u32, bs: u32, e: u32) -> u32 {
-  return off + (e / u.per) * bs + e % u.per;
+fn at(off: u32, bs: u32, n: u32, i: u32) -> u32 {
+  return off + n * bs + i;
 }
 
 @compute @workgroup_size(WG)
 fn forward(@builtin(global_invocation_id) g: vec3u) {
-  let e = g.x + g.y * u.pitch;
-  if (e >= u.count) {
+  let i = g.x;
+  let n = g.y;
+  if (i >= u.per) {
     return;
   }
-  let x = X[at(u.xOff, u.xBS, e)];
-  Y[at(u.yOff, u.yBS, e)] = max(x, 0.0);
+  let x = X[at(u.xOff, u.xBS, n, i)];
+  Y[at(u.yOff, u.yBS, n, i)] = max(x, 0.0);
 }
 
 @compute @workgroup_size(WG)
 fn backward(@builtin(global_invocation_id) g: vec3u) {
-  let e = g.x + g.y * u.pitch;
-  if (e >= u.count) {
+  let i = g.x;
+  let n = g.y;
+  if (i >= u.per) {
     return;
   }
-  let x = X[at(u.xOff, u.xBS, e)];
+  let x = X[at(u.xOff, u.xBS, n, i)];
   let d = select(0.0, 1.0, x > 0.0);
-  let i = at(u.dxOff, u.dxBS, e);
-  DX[i] = DY[at(u.dyOff, u.dyBS, e)] * d + select(0.0, DX[i], (u.flags & 2u) != 0u);
+  let o = at(u.dxOff, u.dxBS, n, i);
+  DX[o] = DY[at(u.dyOff, u.dyBS, n, i)] * d + select(0.0, DX[o], (u.flags & 2u) != 0u);
 }

@@ -23,7 +23,8 @@ export function initFinetune() {
     problems.hidden = true;
     const body = new FormData();
     body.append("config", JSON.stringify(configFrom(form)));
-    body.append("dataset", form.dataset.files[0]);
+    // Not `form.dataset`: that name is also every element's data-* map.
+    body.append("dataset", document.getElementById("ft-dataset").files[0]);
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
     try {

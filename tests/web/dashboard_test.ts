@@ -263,6 +263,16 @@ Deno.test({
       });
     });
 
+    await t.step("the job list opens a finished job in the live view", async () => {
+      const { jobs } = await (await fetch(`${server.base}/v1/jobs?status=succeeded`)).json();
+      assert.equal(jobs.length, 1);
+      await page.click(`#job-list tr[data-job-id="${jobs[0].id}"] button`);
+      await page.waitForSelector(`#job-view[data-job-id="${jobs[0].id}"][data-status=succeeded]`, {
+        timeout: UI_TIMEOUT_MS,
+      });
+      assert.equal((await jobStats(page))["Result version"], `v${jobs[0].resultVersion} (activated)`);
+    });
+
     assert.deepEqual(errors, [], "no uncaught errors in the page");
     assert.deepEqual(browser.blocked, [], "the pages load nothing from outside the server");
   } finally {

@@ -209,12 +209,19 @@ function gemmNN(
 ): Dispatch {
   const N4 = f.ppad / 4;
   const shape = gemmShape(Math.ceil(f.M / TILE), Math.ceil(N4 / 2));
-  const pipeline = ctx.programs.get(FILE, "gemm_nn", shape);
+  const vec4 = [f.cOff ?? 0, f.cBatch ?? 0, f.ldc ?? 0].every((v) => v % 4 === 0);
+  const pipeline = ctx.programs.get(FILE, vec4 ? "gemm_nn_vec4" : "gemm_nn", shape);
   const u = uniform(ctx, { ...f, N: f.P, N4, bOff4: b.off4, ldb4: N4, bBatch4: b.batch4 }, label);
   return {
     label,
     pipeline,
-    bindGroup: bindSparse(ctx.device, pipeline, { 2: aBuf, 3: b.buffer, 5: cBuf, 6: biasBuf, 7: u }, label),
+    bindGroup: bindSparse(ctx.device, pipeline, {
+      2: aBuf,
+      3: b.buffer,
+      [vec4 ? 9 : 5]: cBuf,
+      6: biasBuf,
+      7: u,
+    }, label),
     workgroups: [groups(N4, 2 * shape.WG_X), groups(f.M, TILE * shape.WG_Y), f.n],
     flops: 2 * f.n * f.M * f.K * f.P,
     bytes: 4 * (f.M * f.K + f.n * (f.K + f.M) * f.P),

@@ -36,6 +36,7 @@ struct Params {
 @group(0) @binding(6) var<storage, read> Bias: array<f32>;
 @group(0) @binding(7) var<uniform> u: Params;
 @group(0) @binding(8) var<storage, read_write> Col4: array<vec4f>;
+@group(0) @binding(9) var<storage, read_write> C4: array<vec4f>;
 
 // The 8x8 accumulator block as named vec4s (row i = c<i>a for columns 0..3, c<i>b for columns 4..7): named
 // fields, unlike a dynamically indexed array, stay in registers.
@@ -73,8 +74,7 @@ fn column(m: mat4x4f, k: u32) -> vec4f {
 
 // C[z][m][n] (+)= sum_k A[z][m][k] * B[z][k][n] (+ Bias[m]); A read at aOff + z*aBatch + m*am + k*ak (any
 // strides, so W and W^T need no copy), B as vec4 rows of ldb4.
-@compute @workgroup_size(WG_X, WG_Y)
-fn gemm_nn(@builtin(global_invocation_id) gi: vec3u) {
+fn nnTile(gi: vec3u) -> Tile {
   let n4 = gi.x * 2u;
   let m0 = gi.y * 8u;
   let z = gi.z;
@@ -91,15 +91,57 @@ fn gemm_nn(@builtin(global_invocation_id) gi: vec3u) {
     let a1 = vec4f(A[r1.x + ka], A[r1.y + ka], A[r1.z + ka], A[r1.w + ka]);
     fmaTile(&t, a0, a1, B4[b], B4[b + second]);
   }
-  let row = u.cOff + z * u.cBatch + m0 * u.ldc;
-  storeRow(m0, row, n4 * 4u, t.c0a, t.c0b, biasOf(m0));
-  storeRow(m0 + 1u, row + u.ldc, n4 * 4u, t.c1a, t.c1b, biasOf(m0 + 1u));
-  storeRow(m0 + 2u, row + 2u * u.ldc, n4 * 4u, t.c2a, t.c2b, biasOf(m0 + 2u));
-  storeRow(m0 + 3u, row + 3u * u.ldc, n4 * 4u, t.c3a, t.c3b, biasOf(m0 + 3u));
-  storeRow(m0 + 4u, row + 4u * u.ldc, n4 * 4u, t.c4a, t.c4b, biasOf(m0 + 4u));
-  storeRow(m0 + 5u, row + 5u * u.ldc, n4 * 4u, t.c5a, t.c5b, biasOf(m0 + 5u));
-  storeRow(m0 + 6u, row + 6u * u.ldc, n4 * 4u, t.c6a, t.c6b, biasOf(m0 + 6u));
-  storeRow(m0 + 7u, row + 7u * u.ldc, n4 * 4u, t.c7a, t.c7b, biasOf(m0 + 7u));
+  return t;
+}
+
+@compute @workgroup_size(WG_X, WG_Y)
+fn gemm_nn(@builtin(global_invocation_id) gi: vec3u) {
+  let t = nnTile(gi);
+  let n0 = gi.x * 8u;
+  let m0 = gi.y * 8u;
+  let row = u.cOff + gi.z * u.cBatch + m0 * u.ldc;
+  storeRow(m0, row, n0, t.c0a, t.c0b, biasOf(m0));
+  storeRow(m0 + 1u, row + u.ldc, n0, t.c1a, t.c1b, biasOf(m0 + 1u));
+  storeRow(m0 + 2u, row + 2u * u.ldc, n0, t.c2a, t.c2b, biasOf(m0 + 2u));
+  storeRow(m0 + 3u, row + 3u * u.ldc, n0, t.c3a, t.c3b, biasOf(m0 + 3u));
+  storeRow(m0 + 4u, row + 4u * u.ldc, n0, t.c4a, t.c4b, biasOf(m0 + 4u));
+  storeRow(m0 + 5u, row + 5u * u.ldc, n0, t.c5a, t.c5b, biasOf(m0 + 5u));
+  storeRow(m0 + 6u, row + 6u * u.ldc, n0, t.c6a, t.c6b, biasOf(m0 + 6u));
+  storeRow(m0 + 7u, row + 7u * u.ldc, n0, t.c7a, t.c7b, biasOf(m0 + 7u));
+}
+
+// gemm_nn for a C whose offset, batch stride and row length are multiples of 4: rows are stored as vec4s (columns
+// past N within the last vec4 are row padding, as in the im2col layout).
+@compute @workgroup_size(WG_X, WG_Y)
+fn gemm_nn_vec4(@builtin(global_invocation_id) gi: vec3u) {
+  let t = nnTile(gi);
+  let n4 = gi.x * 2u;
+  let m0 = gi.y * 8u;
+  if (n4 >= u.N4) {
+    return;
+  }
+  let second = n4 + 1u < u.N4;
+  let ld4 = u.ldc / 4u;
+  let row = (u.cOff + gi.z * u.cBatch) / 4u + m0 * ld4 + n4;
+  storeRow4(m0, row, second, t.c0a, t.c0b, biasOf(m0));
+  storeRow4(m0 + 1u, row + ld4, second, t.c1a, t.c1b, biasOf(m0 + 1u));
+  storeRow4(m0 + 2u, row + 2u * ld4, second, t.c2a, t.c2b, biasOf(m0 + 2u));
+  storeRow4(m0 + 3u, row + 3u * ld4, second, t.c3a, t.c3b, biasOf(m0 + 3u));
+  storeRow4(m0 + 4u, row + 4u * ld4, second, t.c4a, t.c4b, biasOf(m0 + 4u));
+  storeRow4(m0 + 5u, row + 5u * ld4, second, t.c5a, t.c5b, biasOf(m0 + 5u));
+  storeRow4(m0 + 6u, row + 6u * ld4, second, t.c6a, t.c6b, biasOf(m0 + 6u));
+  storeRow4(m0 + 7u, row + 7u * ld4, second, t.c7a, t.c7b, biasOf(m0 + 7u));
+}
+
+fn storeRow4(m: u32, at: u32, second: bool, a: vec4f, b: vec4f, bias: f32) {
+  if (m >= u.M) {
+    return;
+  }
+  let accumulate = (u.flags & 2u) != 0u;
+  C4[at] = a + bias + select(vec4f(), C4[at], accumulate);
+  if (second) {
+    C4[at + 1u] = b + bias + select(vec4f(), C4[at + 1u], accumulate);
+  }
 }
 
 fn biasOf(m: u32) -> f32 {

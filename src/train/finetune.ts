@@ -22,7 +22,7 @@ import { OptimizerLoop } from "../optim/loop.ts";
 import type { Sample } from "./data/dataset.ts";
 import { BatchLoader } from "./data/loader.ts";
 import { evaluate } from "./evaluate.ts";
-import { FrozenCacheProgram } from "./frozen_cache.ts";
+import { CacheTooLargeError, FrozenCacheProgram } from "./frozen_cache.ts";
 import { type IterationReport, type LoopResult, programStep, type StepProgram, trainLoop } from "./loop.ts";
 import type { ValMetrics } from "./metrics.ts";
 import { type ParamLayout, writeBackParams } from "./param_layout.ts";
@@ -36,6 +36,8 @@ export interface SessionOptions {
   train: readonly Sample[];
   /** Cache the frozen prefix's outputs per image (default: whenever freeze > 0 and augment is off). */
   frozenCache?: boolean;
+  /** Most GPU bytes the frozen-feature cache may take (default 1 GiB). */
+  cacheBudgetBytes?: number;
   programs?: ProgramCache;
 }
 
@@ -131,8 +133,16 @@ export class FinetuneSession {
       );
     }
     if (wantCache) {
-      const cached = await FrozenCacheProgram.create(gpu.device, model, options.train, programOptions);
-      return new FinetuneSession(options, cached, cached, programs, true);
+      try {
+        const cached = await FrozenCacheProgram.create(gpu.device, model, options.train, {
+          ...programOptions,
+          cacheBudgetBytes: options.cacheBudgetBytes,
+        });
+        return new FinetuneSession(options, cached, cached, programs, true);
+      } catch (err) {
+        // Chosen automatically, the cache gives way to the whole forward when the dataset's features do not fit.
+        if (!(err instanceof CacheTooLargeError && options.frozenCache === undefined)) throw err;
+      }
     }
     const program = TrainProgram.create(gpu.device, model, programOptions);
     const weights = { layout: program.layout, params: program.params, grads: program.grads! };

@@ -28,6 +28,18 @@ import { planNode } from "./program_ops.ts";
 import type { ProgramOptions } from "./program.ts";
 
 const DEFAULT_TARGETS_PER_IMAGE = 256;
+/** GPU memory the cache may take by default (lavapipe's "GPU memory" is the host's RAM). */
+const DEFAULT_CACHE_BUDGET = 1 << 30;
+
+/** The dataset's frozen features do not fit the cache budget: train with the whole forward instead. */
+export class CacheTooLargeError extends Error {
+  override name = "CacheTooLargeError";
+}
+
+export interface CacheOptions extends ProgramOptions {
+  /** Most bytes the feature cache may take (default 1 GiB, and never past the adapter's maxBufferSize). */
+  cacheBudgetBytes?: number;
+}
 
 interface Boundary {
   view: TensorView;
@@ -61,17 +73,13 @@ export class FrozenCacheProgram implements StepProgram {
     readonly device: GPUDevice,
     readonly graph: TrainGraph,
     readonly layout: ParamLayout,
-    readonly options: ProgramOptions,
+    readonly options: CacheOptions,
     model: OnnxModel,
     readonly samples: readonly Sample[],
   ) {
     const { batch, imgsz, hyp } = options;
     if (!hyp) throw new Error("FrozenCacheProgram: options.hyp (the loss hyperparameters) is required");
-    const ctx = createOpContext(device, options.programs ?? new ProgramCache(device));
     const shapes = inferShapes(model, graph, batch, imgsz, imgsz);
-    this.params = createStorage(device, layout.size * 4, "params");
-    device.queue.writeBuffer(this.params, 0, packParams(model, layout));
-    this.grads = createStorage(device, layout.size * 4, "grads");
     const trainable = new Set(layout.entries.filter((e) => !e.frozen).map((e) => e.name));
     const needsGrad = new Set([...gradientTensors(graph, trainable), ...graph.heads]);
     const tail = (i: number) => needsGrad.has(graph.nodes[i].y);
@@ -82,6 +90,23 @@ export class FrozenCacheProgram implements StepProgram {
         );
       }
     });
+    // The frozen outputs the trainable part reads, checked against the memory budget before anything is made.
+    const tailInputs = new Set(graph.nodes.filter((_, i) => tail(i)).flatMap(dataInputs));
+    this.#needsImage = tailInputs.has(graph.input);
+    const boundaryNames = graph.nodes.filter((n, i) => !tail(i) && tailInputs.has(n.y)).map((n) => n.y);
+    const perImage = boundaryNames.map((t) => shapes.get(t)!.slice(1).reduce((a, b) => a * b, 1));
+    const limit = Math.min(device.limits.maxBufferSize, options.cacheBudgetBytes ?? DEFAULT_CACHE_BUDGET);
+    const total = perImage.reduce((a, b) => a + b, 0) * 4 * samples.length;
+    if (perImage.some((n) => n * 4 * samples.length > device.limits.maxBufferSize) || total > limit) {
+      throw new CacheTooLargeError(
+        `FrozenCacheProgram: caching the frozen features of ${samples.length} images needs ${total} bytes, ` +
+          `over the budget of ${limit} (or one tensor over maxBufferSize ${device.limits.maxBufferSize})`,
+      );
+    }
+    const ctx = createOpContext(device, options.programs ?? new ProgramCache(device));
+    this.params = createStorage(device, layout.size * 4, "params");
+    device.queue.writeBuffer(this.params, 0, packParams(model, layout));
+    this.grads = createStorage(device, layout.size * 4, "grads");
     const order = graph.nodes.map((_, i) => i).reverse().filter(tail);
     const memory = planMemory(device, graph, shapes, needsGrad, order, graph.heads);
     this.#clears = memory.clearEachStep;
@@ -122,21 +147,11 @@ export class FrozenCacheProgram implements StepProgram {
     });
     this.stepDispatches.push(...tailForward, ...this.loss.dispatches, ...order.flatMap((i) => backward[i]));
 
-    const tailInputs = new Set(graph.nodes.filter((_, i) => tail(i)).flatMap(dataInputs));
-    this.#needsImage = tailInputs.has(graph.input);
-    const prefixOutputs = graph.nodes.filter((_, i) => !tail(i)).map((n) => n.y);
-    for (const t of prefixOutputs.filter((y) => tailInputs.has(y))) {
-      const v = memory.values.get(t)!;
-      const size = v.shape.slice(1).reduce((a, b) => a * b, 1);
-      const bytes = size * samples.length * 4;
-      if (bytes > device.limits.maxBufferSize) {
-        throw new Error(
-          `FrozenCacheProgram: caching '${t}' for ${samples.length} images needs ${bytes} bytes, ` +
-            `more than the adapter's maxBufferSize ${device.limits.maxBufferSize}`,
-        );
-      }
-      this.boundaries.push({ view: v, size, cache: createStorage(device, bytes, `frozen cache ${t}`) });
-    }
+    boundaryNames.forEach((t, k) => {
+      const bytes = perImage[k] * samples.length * 4;
+      const cache = createStorage(device, bytes, `frozen cache ${t}`);
+      this.boundaries.push({ view: memory.values.get(t)!, size: perImage[k], cache });
+    });
     this.cacheBytes = this.boundaries.reduce((s, b) => s + b.cache.size, 0);
     this.#index = new Map(samples.map((s, i) => [s.imagePath, i]));
     this.#staging = device.createBuffer({
@@ -151,7 +166,7 @@ export class FrozenCacheProgram implements StepProgram {
     device: GPUDevice,
     model: OnnxModel,
     samples: readonly Sample[],
-    options: ProgramOptions,
+    options: CacheOptions,
   ): Promise<FrozenCacheProgram> {
     const graph = buildTrainGraph(model);
     const layout = buildParamLayout(model, graph, frozenParams(graph, options.freeze ?? 0));

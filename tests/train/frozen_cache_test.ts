@@ -6,7 +6,7 @@ import { readF32 } from "../../src/gpu/buffers.ts";
 import type { TraceLine } from "../../src/optim/trace.ts";
 import { loadDataset } from "../../src/train/data/dataset.ts";
 import { FinetuneSession } from "../../src/train/finetune.ts";
-import { FrozenCacheProgram } from "../../src/train/frozen_cache.ts";
+import { CacheTooLargeError, FrozenCacheProgram } from "../../src/train/frozen_cache.ts";
 import { TrainProgram } from "../../src/train/program.ts";
 import { OnnxModel } from "../../src/onnx/model.ts";
 import { relL2, YOLOV5N } from "./_golden.ts";
@@ -85,5 +85,16 @@ gpuTest(
       whole.backwardDispatches.length;
     assert.ok(program.prefixDispatches.length > 0);
     assert.equal(program.stepDispatches.length, wholeStep - program.prefixDispatches.length);
+  },
+);
+
+gpuTest(
+  "an automatic cache gives way to the whole forward when the features exceed the budget",
+  async (device) => {
+    const options = { gpu: testGpu(device), model, config, train: dataset.train, cacheBudgetBytes: 1024 };
+    const auto = await FinetuneSession.create(options);
+    assert.equal(auto.cached, false);
+    await assert.rejects(FinetuneSession.create({ ...options, frozenCache: true }), CacheTooLargeError);
+    assert.equal((await FinetuneSession.create({ ...options, cacheBudgetBytes: undefined })).cached, true);
   },
 );

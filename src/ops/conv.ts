@@ -7,6 +7,8 @@ const WG = 64;
 /** Rows and columns of C each GEMM invocation owns (the 8x8 Tile in wgsl/ops/conv.wgsl). */
 const TILE = 8;
 const MAX_GROUPS = 65535;
+/** col2im runs over (x, y) pixel tiles of this shape. */
+const COL2IM_SHAPE = { WG_X: 16, WG_Y: 4 };
 /** The weight-gradient GEMM splits its pixel reduction until about this many invocations run: lavapipe's 2 cores
  * need few, a real GPU thousands; each split costs partial-sum memory and reduce work. */
 const SPLIT_TARGET_INVOCATIONS = 4096;
@@ -317,7 +319,7 @@ function col2im(
   col: GPUBuffer,
   dx: TensorView,
 ): Dispatch {
-  const pipeline = ctx.programs.get(FILE, "col2im", { WG });
+  const pipeline = ctx.programs.get(FILE, "col2im", COL2IM_SHAPE);
   const planes = f.n * f.cin;
   if (planes > MAX_GROUPS) {
     throw new Error(`planConv: ${label} has ${planes} input planes, at most ${MAX_GROUPS}`);
@@ -327,7 +329,7 @@ function col2im(
     label: `${label} col2im`,
     pipeline,
     bindGroup: bindSparse(ctx.device, pipeline, { 0: col, 1: dx.buffer, 7: u }, `${label} col2im`),
-    workgroups: [groups(f.h * f.w, WG), 1, planes],
+    workgroups: [groups(f.w, COL2IM_SHAPE.WG_X), groups(f.h, COL2IM_SHAPE.WG_Y), planes],
     bytes: 4 * (2 * planes * f.h * f.w + f.n * f.K * f.P),
     opClass: "conv_col2im",
   };

@@ -248,23 +248,28 @@ fn im2col(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: vec
   Col4[r * ppad4 + p4] = vec4f(v0, v1, v2, tap(src, ky, kx, oy, ox, p + 3u));
 }
 
-// dX[n][ci][iy][ix] (+)= sum of dcol[n][(ci, ky, kx)][(oy, ox)] over the taps that read this input pixel; the plane
-// n * cin + ci is workgroup_id.z. Only taps with ky = (iy + pad) mod stride (+ multiples of stride) hit an output.
-@compute @workgroup_size(WG)
-fn col2im(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: vec3u) {
-  let pix = wg.x * WG + l.x;
-  let hw = u.h * u.w;
-  if (pix >= hw) {
+// dX[n][ci][iy][ix] (+)= sum of dcol[n][(ci, ky, kx)][(oy, ox)] over the taps that read this input pixel. The grid
+// is (ix, iy, plane n * cin + ci), so no per-pixel division; only taps with ky = (iy + pad) mod stride (+ multiples
+// of stride) hit an output pixel.
+@compute @workgroup_size(WG_X, WG_Y)
+fn col2im(@builtin(global_invocation_id) gi: vec3u) {
+  let ix = gi.x;
+  let iy = gi.y;
+  if (ix >= u.w || iy >= u.h) {
     return;
   }
-  let r = wg.z;
+  let r = gi.z;
   let ci = r % u.cin;
-  let iy = pix / u.w;
-  let ix = pix % u.w;
-  let ky0 = (iy + u.pad) % u.stride;
-  let kx0 = (ix + u.pad) % u.stride;
-  let oy0 = i32((iy + u.pad - ky0) / u.stride);
-  let ox0 = i32((ix + u.pad - kx0) / u.stride);
+  var ky0 = 0u;
+  var kx0 = 0u;
+  var oy0 = i32(iy + u.pad);
+  var ox0 = i32(ix + u.pad);
+  if (u.stride != 1u) {
+    ky0 = (iy + u.pad) % u.stride;
+    kx0 = (ix + u.pad) % u.stride;
+    oy0 = i32((iy + u.pad - ky0) / u.stride);
+    ox0 = i32((ix + u.pad - kx0) / u.stride);
+  }
   let khw = u.kh * u.kw;
   let rowBase = (r / u.cin) * u.rows + ci * khw;
   var sum = 0.0;
@@ -281,7 +286,7 @@ fn col2im(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: vec
     }
     oy--;
   }
-  let at = u.dstOff + (r / u.cin) * u.dstBS + ci * hw + pix;
+  let at = u.dstOff + (r / u.cin) * u.dstBS + ci * u.h * u.w + iy * u.w + ix;
   Dst[at] = sum + select(0.0, Dst[at], (u.flags & 2u) != 0u);
 }
 

@@ -1,7 +1,9 @@
 /**
- * GFLOP/s of the conv kernels (forward, backward-data, backward-weight with its reduce) on every distinct conv
- * shape of YOLOv5n at imgsz 320, batch 8 (the fine-tune benchmark's model), timed with several dispatches per
- * submit because one submit+sync costs >= 11 ms on lavapipe.
+ * GFLOP/s of the conv kernels (forward with im2col, backward-data with col2im, backward-weight with bias grad and
+ * reduce) on every distinct conv shape of YOLOv5n at imgsz 320, batch 8 (the fine-tune benchmark's model), timed
+ * with several dispatches per submit because one submit+sync costs >= 11 ms on lavapipe. On lavapipe the kernels
+ * run on the CPU, so where other processes share it wall-clock rates drop with the load; `cpu_gflops` divides by
+ * this process's CPU time spread over all cores instead (Linux /proc), which tracks what an idle machine gives.
  */
 import { getGpu } from "../gpu/device.ts";
 import { createStorage } from "../gpu/buffers.ts";
@@ -44,18 +46,34 @@ export const YOLOV5N_320_CONVS: [number, number, number, number, number, number]
 ];
 const REPS = 4;
 
-async function time(device: GPUDevice, dispatches: Dispatch[]): Promise<number> {
+/** This process's user+system CPU time in ms, or undefined off Linux. */
+function cpuMs(): number | undefined {
+  try {
+    const fields = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Median wall ms per repetition, and CPU ms per repetition divided by the core count. */
+async function time(device: GPUDevice, dispatches: Dispatch[]): Promise<{ wall: number; cpu?: number }> {
   const reps = Array.from({ length: REPS }, () => dispatches).flat();
   submitDispatches(device, reps);
   await device.queue.onSubmittedWorkDone();
   const ms: number[] = [];
+  const c0 = cpuMs();
   for (let i = 0; i < 3; i++) {
     const t = performance.now();
     submitDispatches(device, reps);
     await device.queue.onSubmittedWorkDone();
     ms.push((performance.now() - t) / REPS);
   }
-  return ms.sort((a, b) => a - b)[1];
+  const c1 = cpuMs();
+  const cpu = c0 === undefined || c1 === undefined
+    ? undefined
+    : (c1 - c0) / (3 * REPS * navigator.hardwareConcurrency);
+  return { wall: ms.sort((a, b) => a - b)[1], cpu };
 }
 
 export async function bench(): Promise<Record<string, unknown>> {
@@ -63,7 +81,7 @@ export async function bench(): Promise<Record<string, unknown>> {
   const device = gpu.device;
   const ctx = createOpContext(device, new ProgramCache(device));
   const shapes = [];
-  const totals = { fwd: [0, 0], bwd_data: [0, 0], bwd_weight: [0, 0] };
+  const totals = { fwd: [0, 0, 0], bwd_data: [0, 0, 0], bwd_weight: [0, 0, 0] };
   for (const [cin, cout, k, s, size, count] of YOLOV5N_320_CONVS) {
     const pad = Math.floor(k / 2) - (k === 6 ? 1 : 0);
     const out = Math.floor((size + 2 * pad - k) / s) + 1;
@@ -82,17 +100,22 @@ export async function bench(): Promise<Record<string, unknown>> {
     const dw = { buffer: grads, offset: 0, shape: [cout, cin, k, k] };
     const db = { buffer: grads, offset: Math.ceil(cout * cin * k * k / 4) * 4, shape: [cout] };
     const b = { buffer: w.buffer, offset: 0, shape: [cout] };
-    const plan = planConv(ctx, { x, w, b, y, dy, dx, dw, db, stride: s, pad });
+    // The stem's input is the image, so training never asks for its dx.
+    const plan = planConv(ctx, { x, w, b, y, dy, dx: cin === 3 ? undefined : dx, dw, db, stride: s, pad });
     const flops = (ds: Dispatch[]) => ds.reduce((a, d) => a + (d.flops ?? 0), 0);
-    const data = plan.backward.filter((d) => d.opClass === "conv_bwd_data");
-    const weight = plan.backward.filter((d) => d.opClass !== "conv_bwd_data");
+    const isData = (d: Dispatch) => d.opClass === "conv_bwd_data" || d.opClass === "conv_col2im";
+    const data = plan.backward.filter(isData);
+    const weight = plan.backward.filter((d) => !isData(d));
     const row: Record<string, number> = { cin, cout, k, s, size, count };
     for (const [key, ds] of [["fwd", plan.forward], ["bwd_data", data], ["bwd_weight", weight]] as const) {
-      const ms = await time(device, ds);
-      row[`${key}_ms`] = Number(ms.toFixed(3));
-      row[`${key}_gflops`] = Number((flops(ds) / ms / 1e6).toFixed(2));
+      if (ds.length === 0) continue;
+      const { wall, cpu } = await time(device, ds);
+      row[`${key}_ms`] = Number(wall.toFixed(3));
+      row[`${key}_gflops`] = Number((flops(ds) / wall / 1e6).toFixed(2));
+      if (cpu) row[`${key}_cpu_gflops`] = Number((flops(ds) / cpu / 1e6).toFixed(2));
       totals[key][0] += count * flops(ds);
-      totals[key][1] += count * ms;
+      totals[key][1] += count * wall;
+      totals[key][2] += count * (cpu ?? 0);
     }
     shapes.push(row);
     [x.buffer, y.buffer, dy.buffer, dx.buffer, w.buffer, grads].forEach((bf) => bf.destroy());

@@ -10,7 +10,7 @@ import { detectRoutes } from "./routes/detect.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { finetuneRoutes } from "./routes/finetune.ts";
 import { healthRoutes } from "./routes/health.ts";
-import { jobRoutes } from "./routes/jobs.ts";
+import { jobRoutes, SSE_KEEP_ALIVE_MS } from "./routes/jobs.ts";
 import { modelRoutes } from "./routes/models.ts";
 import { uiRoutes } from "./routes/ui.ts";
 import { versionRoutes } from "./routes/versions.ts";
@@ -36,6 +36,8 @@ export interface AppDeps {
   maxDatasetBytes?: number;
   /** Aborted when the server shuts down, so long-lived responses (job event streams) end. */
   shutdown?: AbortSignal;
+  /** How often an open event stream gets a `: keep-alive` comment line (default 15 s; tests shorten it). */
+  sseKeepAliveMs?: number;
 }
 
 /** What every route module receives: the app's dependencies with defaults filled in, and its metrics. */
@@ -74,6 +76,7 @@ export function createApp(deps: AppDeps): ApiApp {
     jobs: deps.jobs ?? null,
     maxDatasetBytes: deps.maxDatasetBytes ?? DEFAULT_MAX_DATASET_BYTES,
     shutdown: deps.shutdown ?? new AbortController().signal,
+    sseKeepAliveMs: deps.sseKeepAliveMs ?? SSE_KEEP_ALIVE_MS,
     metrics: createServerMetrics(deps.pool),
   };
   const app = new OpenAPIHono({

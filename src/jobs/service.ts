@@ -91,11 +91,17 @@ export class JobService {
 
   /**
    * Store the dataset and a queued job; resolves once both are durable. Throws an `invalid` JobRequestError
-   * for a bad model name, config or dataset path or an empty dataset; errors of a dataset writer (such as a
-   * dataset validation error listing the offending files) pass through unchanged.
+   * for a bad model name, config or dataset path or an empty dataset, and an `unavailable` one once
+   * {@link close} began; errors of a dataset writer (such as a dataset validation error listing the offending
+   * files) pass through unchanged.
    */
   async submit(request: SubmitRequest): Promise<Job> {
-    if (this.closing) throw new Error("The job service is shutting down");
+    if (this.closing) {
+      throw new JobRequestError(
+        "unavailable",
+        "The job service is shutting down; submit the job again later",
+      );
+    }
     if (!MODEL_NAME.test(request.model)) {
       throw new JobRequestError("invalid", `Model name '${request.model}' must match ${MODEL_NAME}`);
     }

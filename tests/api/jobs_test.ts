@@ -42,7 +42,7 @@ async function files(n = 3, extra: Record<string, Uint8Array> = {}): Promise<Rec
 
 const zip = (entries: Record<string, Uint8Array>) => zipSync(entries) as Uint8Array<ArrayBuffer>;
 
-async function setup(options: { apiKey?: string | null; holdAt?: number } = {}) {
+async function setup(options: { apiKey?: string | null; sseKeepAliveMs?: number } = {}) {
   const dataDir = await Deno.makeTempDir({ prefix: "kestrel-jobs-api-" });
   const pool = new ModelPool(nativeBackend);
   const registry = await Registry.open(new MemoryStore(), { maxBytes: MAX_MODEL_BYTES });
@@ -60,6 +60,7 @@ async function setup(options: { apiKey?: string | null; holdAt?: number } = {}) 
     apiKey: options.apiKey ?? null,
     maxDatasetBytes: MAX_DATASET_BYTES,
     shutdown: shutdown.signal,
+    sseKeepAliveMs: options.sseKeepAliveMs,
   });
   const call = (path: string, init: RequestInit = {}, env: object = LOOPBACK) => app.request(path, init, env);
   const multipart = (
@@ -100,7 +101,7 @@ async function setup(options: { apiKey?: string | null; holdAt?: number } = {}) 
 
 type Setup = Awaited<ReturnType<typeof setup>>;
 
-async function withSetup(fn: (s: Setup) => Promise<void>, options: { apiKey?: string | null } = {}) {
+async function withSetup(fn: (s: Setup) => Promise<void>, options: Parameters<typeof setup>[0] = {}) {
   const s = await setup(options);
   try {
     await fn(s);
@@ -313,16 +314,17 @@ test("DELETE /v1/jobs/{id}: a queued job 200 cancelled, a running one 202 then c
   });
 });
 
-/** Parses a text/event-stream body into its events. */
-async function readEvents(res: Response): Promise<{ event: string; id: string; data: string }[]> {
-  const text = await res.text();
-  return text.split("\n\n").filter((block) => block.trim()).map((block) => {
+/** Parses a text/event-stream text into its events; comment lines (`: ...`) are dropped, as EventSource does. */
+function parseEvents(text: string): { event: string; id: string; data: string }[] {
+  const blocks = text.split("\n\n").map((block) => block.split("\n").filter((l) => !l.startsWith(":")));
+  return blocks.filter((lines) => lines.join("").trim()).map((lines) => {
     const field = (name: string) =>
-      block.split("\n").filter((l) => l.startsWith(`${name}:`)).map((l) => l.slice(name.length + 1).trim())
-        .join("\n");
+      lines.filter((l) => l.startsWith(`${name}:`)).map((l) => l.slice(name.length + 1).trim()).join("\n");
     return { event: field("event"), id: field("id"), data: field("data") };
   });
 }
+
+const readEvents = async (res: Response) => parseEvents(await res.text());
 
 test("GET /v1/jobs/{id}/events streams the current state, every progress report, and ends after success", async () => {
   await withSetup(async (s) => {
@@ -361,6 +363,51 @@ test("an open event stream ends when the server shuts down", async () => {
   await s.close();
   const got = await events;
   assert.equal(JSON.parse(got.at(-1)!.data).job.status, "running", "the job was left to resume at restart");
+});
+
+/** Short enough that a keep-alive falls between two events of a held job many times over. */
+const KEEP_ALIVE_MS = 5;
+
+test("an event stream gets a keep-alive comment line while the job is silent, between intact events", async () => {
+  await withSetup(async (s) => {
+    const hold = s.trainer.holdAt(0);
+    const job = await (await s.multipart(zip(await files(1)), { epochs: 1 })).json();
+    await hold.reached;
+    const reader = (await s.call(`/v1/jobs/${job.id}/events`)).body!.pipeThrough(new TextDecoderStream())
+      .getReader();
+    let text = "";
+    // The job is held, so nothing but the initial state and keep-alives can arrive. The deadline only turns
+    // a missing keep-alive into a failure instead of a hang: it is 2000 intervals, not a speed check.
+    const deadline = setTimeout(() => reader.cancel(), 2000 * KEEP_ALIVE_MS);
+    while (!text.includes(": keep-alive\n\n")) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, `the stream ended before any keep-alive: ${JSON.stringify(text)}`);
+      text += value;
+    }
+    clearTimeout(deadline);
+    hold.release();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += r.value;
+
+    const comments = text.split("\n").filter((l) => l.startsWith(":"));
+    assert.ok(comments.length >= 1 && comments.every((l) => l === ": keep-alive"), JSON.stringify(comments));
+    const blocks = text.split("\n\n").filter((b) => b.includes(":"));
+    assert.ok(
+      blocks.every((b) => b === ": keep-alive" || !b.split("\n").some((l) => l.startsWith(":"))),
+      "a keep-alive is a block of its own, never inside an event",
+    );
+    const events = parseEvents(text).map((e) => JSON.parse(e.data));
+    assert.deepEqual(events.map((e) => e.job.id), events.map(() => job.id));
+    assert.equal(events[0].job.status, "running", "starts with the current state");
+    assert.equal(events.at(-1).job.status, "succeeded", "ends after the final status");
+  }, { sseKeepAliveMs: KEEP_ALIVE_MS });
+});
+
+test("POST finetune once the job service is shutting down answers 503 unavailable and queues nothing", async () => {
+  await withSetup(async (s) => {
+    await s.jobs.close();
+    await expectError(s.multipart(zip(await files(1))), 503, "unavailable");
+    assert.deepEqual(s.jobs.list(), []);
+  });
 });
 
 test("/openapi.json with the job routes mounted is valid OpenAPI 3.1 and documents every job route", async () => {

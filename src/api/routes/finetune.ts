@@ -165,6 +165,7 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
       413: error("Upload over --max-dataset-bytes"),
       415: error("Neither multipart/form-data nor application/json"),
       422: error("Missing or mistyped body fields"),
+      503: error("Models still loading (`not_ready`) or the server is shutting down (`unavailable`)"),
     },
   });
 

@@ -14,11 +14,14 @@ import { requireMutationAuth } from "../middleware/auth.ts";
 import { ErrorSchema } from "../schemas.ts";
 
 export const JobResponseSchema = JobSchema.openapi("Job");
+/** Interval of the keep-alive comment on event streams: under the 30-60 s idle timeouts of common proxies. */
+export const SSE_KEEP_ALIVE_MS = 15_000;
 
 const JOB_STATUS: Record<JobRequestErrorCode, [ContentfulStatusCode, string]> = {
   not_found: [404, "job_not_found"],
   conflict: [409, "conflict"],
   invalid: [400, "invalid_request"],
+  unavailable: [503, "unavailable"],
 };
 
 /** Job service refusals become API errors with their status; anything else stays a 500. */
@@ -70,7 +73,8 @@ const eventsRoute = createRoute({
   summary: "Server-sent events of one job: its current state, then every status change and progress report",
   description: 'Each event is named `status` or `progress`; its data is `{"type", "job"}` with the whole ' +
     "job record. The stream ends after the job's final status (succeeded, failed or cancelled). A slow " +
-    "reader gets the newest progress, never a backlog; status changes are always delivered.",
+    "reader gets the newest progress, never a backlog; status changes are always delivered. A `: keep-alive` " +
+    `comment line is sent every ${SSE_KEEP_ALIVE_MS / 1000} s so proxies keep the stream open.`,
   request: { params: JobParamsSchema },
   responses: {
     200: {
@@ -128,9 +132,16 @@ export const jobRoutes: RouteModule = (app, ctx) => {
     const signal = AbortSignal.any(signals);
     return streamSSE(c, async (stream) => {
       stream.onAbort(() => stop.abort());
-      let seq = 0;
-      for await (const event of jobs.events(id, signal)) {
-        await stream.writeSSE({ event: event.type, id: String(seq++), data: JSON.stringify(event) });
+      // A queued job, or one in a long validation, can be silent for minutes and proxies close a silent
+      // response; EventSource ignores comment lines.
+      const keepAlive = setInterval(() => void stream.write(": keep-alive\n\n"), ctx.sseKeepAliveMs);
+      try {
+        let seq = 0;
+        for await (const event of jobs.events(id, signal)) {
+          await stream.writeSSE({ event: event.type, id: String(seq++), data: JSON.stringify(event) });
+        }
+      } finally {
+        clearInterval(keepAlive);
       }
     });
   });

@@ -15,7 +15,7 @@
  * @module
  */
 import type { OptimizerLoop } from "../optim/loop.ts";
-import type { TraceLine } from "../optim/trace.ts";
+import { type TraceLine, traceLine } from "../optim/trace.ts";
 import type { Batch } from "./data/loader.ts";
 import type { LossItems } from "./loss.ts";
 import type { TrainProgram } from "./program.ts";
@@ -101,8 +101,12 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
       device.queue.submit([encoder.finish()]);
       const error = checked ? await device.popErrorScope() : null;
       if (error) throw new Error(`trainLoop: the GPU rejected the training step: ${error.message}`);
-      const items = await o.step.readItems();
-      const line = await o.optimizer.trace(plan, items.loss, [items.box, items.obj, items.cls]);
+      // Both readbacks of a stepping iteration wait on the same submit: mapping them together costs one sync.
+      const [items, norm] = await Promise.all([
+        o.step.readItems(),
+        plan.stepped ? o.optimizer.optimizer.gradNorm() : null,
+      ]);
+      const line = traceLine(plan, items.loss, [items.box, items.obj, items.cls], norm);
       const now = performance.now();
       const report = {
         line,

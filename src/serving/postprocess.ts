@@ -38,7 +38,9 @@ export function candidates(output: Float32Array, nc: number, opts: DetectOptions
     const score = Math.fround(bestScore * obj);
     if (!(score > opts.conf) || (allowed && !allowed.has(best))) continue;
     const cx = output[o], cy = output[o + 1], hw = output[o + 2] / 2, hh = output[o + 3] / 2;
-    out.push({ x1: cx - hw, y1: cy - hh, x2: cx + hw, y2: cy + hh, score, classId: best });
+    // xywh2xyxy on a float32 tensor: NMS then sees the boxes torch does
+    const [x1, y1, x2, y2] = [cx - hw, cy - hh, cx + hw, cy + hh].map(Math.fround);
+    out.push({ x1, y1, x2, y2, score, classId: best });
   }
   return out;
 }

@@ -25,6 +25,15 @@ Deno.test("nms() suppresses only when IoU is strictly above the threshold, with 
   assert.deepEqual(nms([a, b], 0.49, 300), [a]);
 });
 
+Deno.test("nms() computes IoU in float32 like torchvision: exactly 0.6 is suppressed at iou 0.6", () => {
+  // [0,0,10,10] vs [0,2.5,10,12.5]: inter 75, union 125; 75 / 125 is 0.6 in double but float32(0.6) > 0.6.
+  const a = box(0, 0, 10, 10, 0.9);
+  const b = box(0, 2.5, 10, 12.5, 0.8);
+  assert.ok(75 / 125 === 0.6 && Math.fround(0.6) > 0.6);
+  assert.deepEqual(nms([a, b], 0.6, 300), [a]);
+  assert.deepEqual(nms([a, b], Math.fround(0.6), 300), [a, b]);
+});
+
 Deno.test("nms() is class-aware: identical boxes of different classes both survive", () => {
   const person = box(0, 0, 10, 10, 0.9, 0);
   const bus = box(0, 0, 10, 10, 0.6, 5);

@@ -2,8 +2,9 @@
  * train.py's batch loop (spec §3.4) over a WGSL training step: per iteration, one command encoder holds the
  * epoch-start zero_grad, forward + loss + backward (gradients added into the flat grads buffer) and, on stepping
  * iterations, clip + optimizer step + zero_grad + EMA; ONE submit, then the loss items (and the grad norm the
- * trace wants) are the only readback. Between iterations the loop checks for cancellation and yields to the event
- * loop, so a server training in-process keeps answering requests.
+ * trace wants) are the only readback. The next batch is prepared on the host while the GPU runs the step.
+ * Between iterations the loop checks for cancellation and yields to the event loop, so a server training
+ * in-process keeps answering requests.
  *
  * @example
  * ```ts
@@ -86,7 +87,7 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
   for (let epoch = start; epoch < o.epochs; epoch++) {
     let i = 0;
     let t0 = performance.now();
-    for await (const batch of o.batches(epoch)) {
+    for await (const batch of prefetch(o.batches(epoch))) {
       o.signal?.throwIfAborted();
       if (i >= nb) throw new Error(`trainLoop: epoch ${epoch} yielded more than nb = ${nb} batches`);
       const tStep = performance.now();
@@ -135,4 +136,25 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
 /** A macrotask turn: lets timers and I/O (HTTP requests) run between training iterations. */
 export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/**
+ * Yields `source`'s items while the next one is already being prepared, so the host's batch preparation
+ * (letterbox, augmentation) overlaps the GPU step instead of adding to it.
+ */
+export async function* prefetch<T>(source: AsyncIterable<T>): AsyncGenerator<T> {
+  const it = source[Symbol.asyncIterator]();
+  try {
+    let next = it.next();
+    while (true) {
+      const r = await next;
+      if (r.done) return;
+      next = it.next();
+      // Rethrown when awaited above; meanwhile this keeps a failing batch from counting as an unhandled rejection.
+      next.catch(() => {});
+      yield r.value;
+    }
+  } finally {
+    await it.return?.();
+  }
 }

@@ -8,6 +8,7 @@ import { Schedule } from "../../src/optim/schedule.ts";
 import type { TraceLine } from "../../src/optim/trace.ts";
 import { loadDataset } from "../../src/train/data/dataset.ts";
 import { FinetuneSession } from "../../src/train/finetune.ts";
+import { prefetch } from "../../src/train/loop.ts";
 import { synthDir, testGpu, tinyConfig, tinyModel } from "./_finetune.ts";
 
 // 8 images in batches of 3: nb = 3 with a short last batch; nw = 100 keeps every iteration in warmup, where
@@ -142,4 +143,43 @@ gpuTest("timers run between iterations (a server training in-process keeps servi
   // ticks observed at the start of each later iteration must have advanced past the previous one's
   const advanced = seen.slice(1).filter((t, k) => t > seen[k]).length;
   assert.equal(advanced, seen.length - 1, `timer ticks at each iteration: ${seen}`);
+});
+
+Deno.test("prefetch asks for the next item before the consumer is done with the current one", async () => {
+  const log: string[] = [];
+  async function* source() {
+    for (let k = 0; k < 3; k++) {
+      log.push(`make ${k}`);
+      await Promise.resolve();
+      yield k;
+    }
+  }
+  const seen: number[] = [];
+  for await (const k of prefetch(source())) {
+    await new Promise((r) => setTimeout(r, 1));
+    log.push(`use ${k}`);
+    seen.push(k);
+  }
+  assert.deepEqual(seen, [0, 1, 2]);
+  assert.deepEqual(log, ["make 0", "make 1", "use 0", "make 2", "use 1", "use 2"]);
+});
+
+Deno.test("prefetch passes a failing batch on to the consumer and closes the source on an early exit", async () => {
+  async function* failing() {
+    yield 0;
+    throw new Error("image does not decode");
+  }
+  await assert.rejects(async () => {
+    for await (const _ of prefetch(failing())) await new Promise((r) => setTimeout(r, 1));
+  }, /image does not decode/);
+  let closed = false;
+  async function* endless() {
+    try {
+      for (let k = 0;; k++) yield k;
+    } finally {
+      closed = true;
+    }
+  }
+  for await (const k of prefetch(endless())) if (k === 2) break;
+  assert.ok(closed);
 });

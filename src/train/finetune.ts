@@ -207,19 +207,6 @@ export class FinetuneSession {
     });
   }
 
-  /** A GPU copy of the current parameters (e.g. the base weights, to evaluate after training). */
-  snapshotParams(label: string): GPUBuffer {
-    const copy = this.device.createBuffer({
-      label,
-      size: this.layout.size * 4,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-    });
-    const encoder = this.device.createCommandEncoder();
-    encoder.copyBufferToBuffer(this.weights.params, 0, copy, 0, this.layout.size * 4);
-    this.device.queue.submit([encoder.finish()]);
-    return copy;
-  }
-
   #stateBuffers(): StateBuffer[] {
     const floats = this.layout.size;
     return [

@@ -207,6 +207,16 @@ export class FinetuneSession {
     });
   }
 
+  /**
+   * Frees what this session owns outright: optimizer state, EMA copies and the feature cache. The programs'
+   * activations have no destroy of their own and go with the session's garbage collection.
+   */
+  destroy(): void {
+    this.optimizer.optimizer.destroy();
+    this.optimizer.ema.destroy();
+    if (this.step instanceof FrozenCacheProgram) this.step.destroyCache();
+  }
+
   #stateBuffers(): StateBuffer[] {
     const floats = this.layout.size;
     return [

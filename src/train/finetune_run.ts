@@ -88,6 +88,20 @@ export async function runFinetune(o: RunOptions): Promise<RunResult> {
     `${dataset.train.length} training images, ${dataset.val.length} held out; ${session.optimizer.describe()}` +
       (session.cached ? "; frozen features cached" : ""),
   );
+  try {
+    return await runSession(o, session, dataset, log);
+  } finally {
+    session.destroy();
+  }
+}
+
+async function runSession(
+  o: RunOptions,
+  session: FinetuneSession,
+  dataset: Dataset,
+  log: (message: string) => void,
+): Promise<RunResult> {
+  const { config } = o;
   const base = dataset.val.length ? await session.evaluate(session.params, dataset.val) : null;
   if (base) log(`base model: mAP@0.5 ${base.map50.toFixed(4)}, mAP@0.5:0.95 ${base.map.toFixed(4)}`);
   const saved = await o.checkpoint?.load();

@@ -239,6 +239,11 @@ export class FrozenCacheProgram implements StepProgram {
     encoder.copyBufferToBuffer(this.loss.items, 0, this.#staging, 0, 16);
   }
 
+  /** Frees the feature cache, the bulk of this program's memory (one copy per training image). */
+  destroyCache(): void {
+    for (const b of this.boundaries) b.cache.destroy();
+  }
+
   async readItems(): Promise<LossItems> {
     await this.#staging.mapAsync(GPUMapMode.READ);
     const [box, obj, cls, loss] = new Float32Array(this.#staging.getMappedRange().slice(0));

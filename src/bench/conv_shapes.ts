@@ -121,15 +121,19 @@ export async function bench(): Promise<Record<string, unknown>> {
     [x.buffer, y.buffer, dy.buffer, dx.buffer, w.buffer, grads].forEach((bf) => bf.destroy());
   }
   const summary = Object.fromEntries(
-    Object.entries(totals).map(([k, [f, ms]]) => [`${k}_gflops`, Number((f / ms / 1e6).toFixed(2))]),
+    Object.entries(totals).flatMap(([k, [f, wall, cpu]]) => [
+      [`${k}_gflops`, Number((f / wall / 1e6).toFixed(2))],
+      ...(cpu ? [[`${k}_cpu_gflops`, Number((f / cpu / 1e6).toFixed(2))]] : []),
+    ]),
   );
-  const totalMs = Object.values(totals).reduce((a, [, ms]) => a + ms, 0);
+  const sum = (i: number) => Number(Object.values(totals).reduce((a, t) => a + t[i], 0).toFixed(1));
   return {
     adapter: gpu.adapterName,
     batch: BATCH,
     imgsz: 320,
     ...summary,
-    conv_ms_per_step: totalMs,
+    conv_ms_per_step: sum(1),
+    conv_cpu_ms_per_step: sum(2) || undefined,
     shapes,
   };
 }

@@ -1,5 +1,5 @@
-// Elementwise C = A + B (YOLOv5's residual shortcuts), same shapes; backward DX (+)= DC, dispatched once per input
-// that needs a gradient. Tensors are views: element i of batch item n (invocation (i, n)) lives at
+// Elementwise C = A + B (YOLOv5's residual shortcuts), same shapes; backward DX (+)= DC, dispatched once per
+// input that needs a gradient. Tensors are views: element i of batch item n (invocation (i, n)) lives at
 // off + n * batchStride + i.
 override WG: u32 = 64u;
 

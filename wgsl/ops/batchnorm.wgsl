@@ -1,6 +1,10 @@
-// BatchNormalization in training mode (NCHW): batch statistics over (N, H, W) per channel, the biased variance to
-// normalise, running statistics updated with the unbiased variance (PyTorch: new = (1 - m) * old + m * batch).
-//   stats:          one workgroup per channel: two-pass mean and variance -> Stats[c] = (mean, 1/sqrt(var + eps))
+// BatchNormalization in training mode (NCHW): batch statistics over (N, H, W) per channel, the biased
+// variance to normalise, running statistics updated with the unbiased variance (PyTorch: new = (1 - m) * old
+// + m * batch).
+//   stats:          a workgroup per channel: two-pass mean and variance -> Stats[c] = (mean, 1/sqrt(var+eps))
+//   eval_stats:     evaluation mode instead: Stats[c] = (running mean, 1/sqrt(running var + eps))
+// u.n is the batch items the statistics cover: a short last batch sets it below the planned N, and the padding
+// items past it get no share of the statistics and a zero dx.
 //   forward:        y = gamma * (x - mean) * invstd + beta, plane n * C + c = workgroup_id.y
 //   backward_stats: one workgroup per channel: Stats[c].zw = (sum dy, sum dy * xhat); dgamma, dbeta += those
 //   backward:       dx (+)= gamma * invstd / M * (M * dy - sum dy - xhat * sum dy * xhat)
@@ -81,6 +85,15 @@ fn stats(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: ve
 }
 
 @compute @workgroup_size(WG)
+fn eval_stats(@builtin(global_invocation_id) gid: vec3u) {
+  let ch = gid.x;
+  if (ch >= u.c) {
+    return;
+  }
+  Stats[ch] = vec4f(Running[u.meanOff + ch], inverseSqrt(Running[u.varOff + ch] + u.eps), 0.0, 0.0);
+}
+
+@compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = wg.x * WG + lid.x;
   if (i >= u.plane) {
@@ -127,9 +140,15 @@ fn backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid:
   let ch = wg.y % u.c;
   let st = Stats[ch];
   let count = f32(u.n * u.plane);
+  let at = u.dxOff + n * u.dxBS + ch * u.plane + i;
+  if (n >= u.n) {
+    if ((u.flags & 2u) == 0u) {
+      DX[at] = 0.0;
+    }
+    return;
+  }
   let xhat = (X[xAt(n, ch, i)] - st.x) * st.y;
   let dy = DY[u.dyOff + n * u.dyBS + ch * u.plane + i];
-  let at = u.dxOff + n * u.dxBS + ch * u.plane + i;
   let dx = Gamma[u.gammaOff + ch] * st.y / count * (count * dy - st.z - xhat * st.w);
   DX[at] = dx + select(0.0, DX[at], (u.flags & 2u) != 0u);
 }

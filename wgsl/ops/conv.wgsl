@@ -1,12 +1,13 @@
-// 2-D convolution (NCHW, groups 1) as GEMMs over an im2col matrix (skipped for 1x1 stride-1 convs, whose input
-// already is that matrix). GEMM invocations each own an 8x8 block of C in 16 vec4 registers and read operands
-// straight from global memory, because lavapipe runs register-blocked kernels several times faster than ones that
-// tile through workgroup memory. Its per-lane loads are the bottleneck, so: the 8 rows of a block come from the
-// workgroup id (their A loads are uniform, one scalar load for the whole SIMD group) and B is read as vec4.
-//   forward:          Y_n = W . col_n (+ bias)                       gemm_nn, M = Cout, K = Cin*kh*kw, N = Ho*Wo
-//   backward_data:    dcol_n = W^T . dY_n, then dX = col2im(dcol)      gemm_nn + col2im (1x1 s1: dX = W^T . dY_n)
-//   backward_weight:  dW += sum_n dY_n . col_n^T                      gemm_nt split over (n, pixel chunks) + reduce
-//   bias:             db += sum over batch and pixels of dY           bias_grad
+// 2-D convolution (NCHW, groups 1) as GEMMs over an im2col matrix (skipped for 1x1 stride-1 convs, whose
+// input already is that matrix). Each GEMM invocation owns an 8x8 block of C in 16 vec4 registers and reads
+// its operands straight from global memory: lavapipe runs such register-blocked kernels several times faster
+// than ones tiling through workgroup memory. B is read as vec4 (lavapipe's per-lane loads are the
+// bottleneck), the epilogue stays in registers (an array-indexed one spilled the tile), and there is no
+// integer division per element (lavapipe scalarises it).
+//   forward:          Y_n = W . col_n (+ bias)                    gemm_nn, M = Cout, K = Cin*kh*kw, N = Ho*Wo
+//   backward_data:    dcol_n = W^T . dY_n, dX = col2im(dcol)       gemm_nn + col2im (1x1 s1: dX = W^T . dY_n)
+//   backward_weight:  dW += sum_n dY_n . col_n^T                   gemm_nt split over (n, pixel runs) + reduce
+//   bias:             db += sum over batch and pixels of dY        bias_grad
 // Matrices with a pixel axis are padded to ppad (a multiple of 4) columns so they can be read as vec4.
 override WG: u32 = 64u;
 // GEMM workgroup shape in invocations (each owns 8x8 of C): chosen per layer so that small M or N (16 output
@@ -19,7 +20,7 @@ struct Params {
   cout: u32, ho: u32, wo: u32, kh: u32,
   kw: u32, stride: u32, pad: u32, flags: u32, // flags: 1 = add bias (gemm_nn), 2 = accumulate into C / Dst
   srcOff: u32, srcBS: u32, dstOff: u32, dstBS: u32,
-  rows: u32, ppad: u32, count: u32, pitch: u32, // im2col/col2im/reduce: element count, invocations per grid row
+  rows: u32, ppad: u32, count: u32, pitch: u32, // reduce: element count, invocations per grid row
   M: u32, N: u32, N4: u32, K: u32,
   aOff: u32, am: u32, ak: u32, aBatch: u32,
   bOff4: u32, ldb4: u32, bBatch4: u32, biasOff: u32,
@@ -110,8 +111,8 @@ fn gemm_nn(@builtin(global_invocation_id) gi: vec3u) {
   storeRow(m0 + 7u, row + 7u * u.ldc, n0, t.c7a, t.c7b, biasOf(m0 + 7u));
 }
 
-// gemm_nn for a C whose offset, batch stride and row length are multiples of 4: rows are stored as vec4s (columns
-// past N within the last vec4 are row padding, as in the im2col layout).
+// gemm_nn for a C whose offset, batch stride and row length are multiples of 4: rows are stored as vec4s
+// (columns past N within the last vec4 are row padding, as in the im2col layout).
 @compute @workgroup_size(WG_X, WG_Y)
 fn gemm_nn_vec4(@builtin(global_invocation_id) gi: vec3u) {
   let t = nnTile(gi);
@@ -207,7 +208,8 @@ fn linear(g: vec3u) -> u32 {
   return g.x + g.y * u.pitch;
 }
 
-// Input pixel tap (ci, ky, kx) of output pixel p = (oy, ox) from plane `src`, zero in padding and for p >= Ho*Wo.
+// Input pixel tap (ci, ky, kx) of output pixel p = (oy, ox) from plane `src`; zero in padding, for p >=
+// Ho*Wo.
 fn tap(src: u32, ky: u32, kx: u32, oy: u32, ox: u32, p: u32) -> f32 {
   let iy = i32(oy * u.stride + ky) - i32(u.pad);
   let ix = i32(ox * u.stride + kx) - i32(u.pad);
@@ -215,20 +217,20 @@ fn tap(src: u32, ky: u32, kx: u32, oy: u32, ox: u32, p: u32) -> f32 {
   return select(0.0, Src[min(src + u32(iy) * u.w + u32(ix), arrayLength(&Src) - 1u)], inside);
 }
 
-// Moves (oy, ox) to the next output pixel in row-major order (no division: lavapipe scalarises integer division).
+// Moves (oy, ox) to the next output pixel in row-major order, without a division.
 fn advance(oy: ptr<function, u32>, ox: ptr<function, u32>) {
   let wrap = *ox + 1u == u.wo;
   *ox = select(*ox + 1u, 0u, wrap);
   *oy = select(*oy, *oy + 1u, wrap);
 }
 
-// Col4 row r = n * rows + k (workgroup_id.z, so the tap's (ci, ky, kx) is uniform), vec4 column p4: the input pixel
-// tap k of output pixels 4*p4 .. 4*p4+3. With a 1x1 kernel this is a copy into rows padded to ppad.
+// Col4 row r = n * rows + k (workgroup_id.z, so the tap's (ci, ky, kx) is uniform), vec4 column p4: the input
+// pixel tap k of output pixels 4*p4 .. 4*p4+3. With a 1x1 kernel this is a copy into rows padded to ppad.
 @compute @workgroup_size(WG)
 fn im2col(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: vec3u) {
   let ppad4 = u.ppad / 4u;
-  // Clamped rather than returned early: a duplicate lane rewrites the same value, and lavapipe runs loads without
-  // an execution mask faster.
+  // Clamped rather than returned early: a duplicate lane rewrites the same value, and lavapipe runs loads
+  // without an execution mask faster.
   let p4 = min(wg.x * WG + l.x, ppad4 - 1u);
   let r = wg.z;
   let k = r % u.rows;
@@ -248,9 +250,9 @@ fn im2col(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: vec
   Col4[r * ppad4 + p4] = vec4f(v0, v1, v2, tap(src, ky, kx, oy, ox, p + 3u));
 }
 
-// dX[n][ci][iy][ix] (+)= sum of dcol[n][(ci, ky, kx)][(oy, ox)] over the taps that read this input pixel. The grid
-// is (ix, iy, plane n * cin + ci), so no per-pixel division; only taps with ky = (iy + pad) mod stride (+ multiples
-// of stride) hit an output pixel.
+// dX[n][ci][iy][ix] (+)= sum of dcol[n][(ci, ky, kx)][(oy, ox)] over the taps that read this input pixel. The
+// grid is (ix, iy, plane n * cin + ci), so no per-pixel division; only taps with ky = (iy + pad) mod stride
+// (+ multiples of stride) hit an output pixel.
 @compute @workgroup_size(WG_X, WG_Y)
 fn col2im(@builtin(global_invocation_id) gi: vec3u) {
   let ix = gi.x;

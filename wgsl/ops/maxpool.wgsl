@@ -1,7 +1,7 @@
-// 2-D max pooling (NCHW). Like PyTorch, the gradient goes to the FIRST maximum of each window in row-major order
-// (strict >, NaN wins), with padding acting as -inf: SPPF's chained 5x5 pools build plateaus, so ties are common.
-// forward writes y and, per output, the winning input pixel (Arg); backward gathers, for each input pixel, dy of
-// the outputs whose window it won — no scatter, so no float atomics.
+// 2-D max pooling (NCHW). Like PyTorch, the gradient goes to the FIRST maximum of each window in row-major
+// order (strict >, NaN wins), with padding acting as -inf: SPPF's chained 5x5 pools build plateaus, so ties
+// are common. forward writes y and, per output, the winning input pixel (Arg); backward gathers, for each
+// input pixel, dy of the outputs whose window it won: no scatter, so no float atomics.
 override WG: u32 = 64u;
 
 struct Params {

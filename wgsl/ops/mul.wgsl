@@ -1,6 +1,6 @@
-// Elementwise C = A * B, same shapes; backward DX (+)= DC * O where O is the other input (B for dA, A for dB),
-// dispatched once per input that needs a gradient. Tensors are views: element i of batch item n (invocation
-// (i, n)) lives at off + n * batchStride + i.
+// Elementwise C = A * B, same shapes; backward DX (+)= DC * O where O is the other input (B for dA, A for
+// dB), dispatched once per input that needs a gradient. Tensors are views: element i of batch item n
+// (invocation (i, n)) lives at off + n * batchStride + i.
 override WG: u32 = 64u;
 
 struct Params {

@@ -1,6 +1,6 @@
-// Nearest-neighbour upsampling by integer factors (ONNX Resize, mode nearest, asymmetric coordinates, floor: the
-// exact integer case of YOLOv5's x2 Upsample): y[oy][ox] = x[oy / sy][ox / sx]; backward dx (+)= the sum of dy over
-// each sy x sx block.
+// Nearest-neighbour upsampling by integer factors (ONNX Resize, mode nearest, asymmetric coordinates, floor:
+// the exact integer case of YOLOv5's x2 Upsample): y[oy][ox] = x[oy / sy][ox / sx]; backward dx (+)= the sum
+// of dy over each sy x sx block.
 override WG: u32 = 64u;
 
 struct Params {

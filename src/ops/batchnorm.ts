@@ -2,6 +2,11 @@ import { batchStride, bindSparse, expectShape } from "./context.ts";
 import { WG } from "./unary.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
+export interface BatchNormPlan extends OpPlan {
+  /** Batch items (1..N) the next steps' statistics cover: a short last batch padded to the planned N. */
+  setCount(count: number): void;
+}
+
 const FILE = "ops/batchnorm.wgsl";
 const MAX_GROUPS = 65535;
 
@@ -13,7 +18,8 @@ export interface BatchNormArgs {
   /** scale and shift [C] (views into the params buffer) */
   gamma: TensorView;
   beta: TensorView;
-  /** running statistics [C], updated in place by every forward when given; both views of one buffer */
+  /** running statistics [C]; both views of one buffer. Training: updated in place by every forward when given;
+   * evaluation: required, they normalise. */
   runningMean?: TensorView;
   runningVar?: TensorView;
   /** the node's epsilon (YOLOv5: 1e-3) and PyTorch-convention momentum (YOLOv5: 0.03) */
@@ -26,13 +32,16 @@ export interface BatchNormArgs {
   dgamma?: TensorView;
   dbeta?: TensorView;
   accumulate?: boolean;
+  /** false: evaluation mode (PyTorch's model.eval()), the running statistics normalise; forward only */
+  training?: boolean;
 }
 
 /**
  * BatchNormalization in training mode: batch mean and biased variance normalise, running stats take the unbiased
- * variance. Backward: per-channel sums of dy and dy * xhat, then the closed-form dx.
+ * variance. Backward: per-channel sums of dy and dy * xhat, then the closed-form dx. In evaluation mode the
+ * running statistics normalise and nothing is updated.
  */
-export function planBatchNorm(ctx: OpContext, a: BatchNormArgs): OpPlan {
+export function planBatchNorm(ctx: OpContext, a: BatchNormArgs): BatchNormPlan {
   const [n, c, h, w] = a.x.shape;
   expectShape("planBatchNorm", "y", a.y, a.x.shape);
   for (const [role, v] of Object.entries({ gamma: a.gamma, beta: a.beta, runningMean: a.runningMean })) {
@@ -44,6 +53,10 @@ export function planBatchNorm(ctx: OpContext, a: BatchNormArgs): OpPlan {
   ) {
     throw new Error("planBatchNorm: runningMean and runningVar must both be given, as views of one buffer");
   }
+  const training = a.training ?? true;
+  if (!training && (!a.runningMean || a.dy || a.dx || a.dgamma)) {
+    throw new Error("planBatchNorm: evaluation mode needs the running statistics and has no backward");
+  }
   const plane = h * w;
   if (n * c > MAX_GROUPS) throw new Error(`planBatchNorm: ${n * c} planes, at most ${MAX_GROUPS}`);
   const label = `batchnorm [${a.x.shape}]`;
@@ -53,34 +66,40 @@ export function planBatchNorm(ctx: OpContext, a: BatchNormArgs): OpPlan {
   const orUnused = (b: GPUBuffer | undefined) => b ?? (unused ??= ctx.scratch(16, `${label} unused`));
   const words = new Uint32Array(20);
   const floats = new Float32Array(words.buffer);
-  const flags = (a.accumulate ? 2 : 0) | (a.runningMean ? 4 : 0) | (a.dgamma ? 8 : 0);
+  const flags = (a.accumulate ? 2 : 0) | (training && a.runningMean ? 4 : 0) | (a.dgamma ? 8 : 0);
   words.set([n, c, plane, flags, a.x.offset, batchStride(a.x), a.y.offset, batchStride(a.y)]);
   words.set([a.gamma.offset, a.beta.offset, a.runningMean?.offset ?? 0, a.runningVar?.offset ?? 0], 12);
   floats[18] = a.eps;
   floats[19] = a.momentum;
   const elements = n * c * plane;
+  const uniforms: GPUBuffer[] = [];
   const dispatch = (
     entry: string,
     buffers: Record<number, GPUBuffer | undefined>,
     perPixel: boolean,
+    workgroups: [number, number, number] = perPixel ? [Math.ceil(plane / WG), n * c, 1] : [c, 1, 1],
   ): Dispatch => {
     const pipeline = ctx.programs.get(FILE, entry, { WG });
+    const uniform = ctx.uniform(words.slice().buffer, `${label} ${entry}`);
+    uniforms.push(uniform);
     return {
       label: `${label} ${entry}`,
       pipeline,
       bindGroup: bindSparse(ctx.device, pipeline, {
         ...buffers,
         3: stats,
-        4: ctx.uniform(words.slice().buffer, `${label} ${entry}`),
+        4: uniform,
       }, `${label} ${entry}`),
-      workgroups: perPixel ? [Math.ceil(plane / WG), n * c, 1] : [c, 1, 1],
+      workgroups,
       flops: 4 * elements,
       bytes: 4 * (perPixel ? 2 : 1) * elements,
       opClass: "batchnorm",
     };
   };
   const forward = [
-    dispatch("stats", { 0: a.x.buffer, 5: orUnused(a.runningMean?.buffer) }, false),
+    training
+      ? dispatch("stats", { 0: a.x.buffer, 5: orUnused(a.runningMean?.buffer) }, false)
+      : dispatch("eval_stats", { 5: a.runningMean!.buffer }, false, [Math.ceil(c / WG), 1, 1]),
     dispatch("forward", { 0: a.x.buffer, 1: a.y.buffer, 2: a.gamma.buffer, 9: a.beta.buffer }, true),
   ];
   const backward: Dispatch[] = [];
@@ -102,5 +121,11 @@ export function planBatchNorm(ctx: OpContext, a: BatchNormArgs): OpPlan {
       );
     }
   }
-  return { forward, backward };
+  const setCount = (count: number) => {
+    if (!Number.isInteger(count) || count < 1 || count > n) {
+      throw new Error(`planBatchNorm: ${label} covers 1..${n} batch items, got ${count}`);
+    }
+    for (const u of uniforms) ctx.device.queue.writeBuffer(u, 0, new Uint32Array([count]));
+  };
+  return { forward, backward, setCount };
 }

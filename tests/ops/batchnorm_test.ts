@@ -1,6 +1,12 @@
+import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
 import { planBatchNorm } from "../../src/ops/batchnorm.ts";
-import { batchNormBackward, batchNormForward, type BnShape } from "../../src/reference/ops/batchnorm.ts";
+import {
+  batchNormBackward,
+  batchNormEval,
+  batchNormForward,
+  type BnShape,
+} from "../../src/reference/ops/batchnorm.ts";
 import {
   assertClose,
   assertUntouched,
@@ -75,6 +81,97 @@ gpuTest(
     const gr = (await readPlaced(device, grads)).inside;
     const want = [...g.dgamma, 0, ...g.dbeta, 0].map((v, i) => v + gOld[i]);
     assertClose(gr, want, F32_BATCH_SUM_TOL, "dgamma, dbeta (added)");
+  },
+);
+
+/** No batch sums in evaluation mode: one f32 multiply-add chain per element, a few ulps of O(1) values. */
+const F32_ELEMENTWISE_TOL = 1e-6;
+
+gpuTest(
+  "planBatchNorm evaluation mode normalises with the running stats and leaves them alone",
+  async (device) => {
+    const rand = rng(63);
+    const x = randomArray(2 * 3 * 35, () => 2 * rand() + 0.5);
+    const gamma = randomArray(3, rand), beta = randomArray(3, rand);
+    const rm = randomArray(3, rand), rv = randomArray(3, () => 0.5 + rand());
+    const X = place(device, SHAPE, x, { offset: 3, batchStride: 4 * 35, fill: 9 });
+    const Y = place(device, SHAPE, undefined, { offset: 1, batchStride: 3 * 35 + 2, fill: 7 });
+    const params = place(device, [8], [...gamma, 0, ...beta, 0]);
+    const running = place(device, [8], [0, ...rm, 0, ...rv]);
+    const view = (p: typeof params, offset: number) => ({ buffer: p.view.buffer, offset, shape: [3] });
+    const p = planBatchNorm(opContext(device), {
+      x: X.view,
+      y: Y.view,
+      gamma: view(params, 0),
+      beta: view(params, 4),
+      runningMean: view(running, 1),
+      runningVar: view(running, 5),
+      eps: EPS,
+      momentum: MOMENTUM,
+      training: false,
+    });
+    assert.equal(p.backward.length, 0);
+    await run(device, p.forward);
+    const y = await readPlaced(device, Y);
+    assertClose(y.inside, batchNormEval(S, x, gamma, beta, rm, rv, EPS), F32_ELEMENTWISE_TOL, "y");
+    assertUntouched(y.outside, "y");
+    const r = await readPlaced(device, running);
+    assertClose(r.inside, running.initial.subarray(0, 8), 0, "running stats");
+  },
+);
+
+gpuTest(
+  "planBatchNorm setCount: a short batch's statistics cover only its items, padding gets dx 0",
+  async (device) => {
+    const rand = rng(64);
+    const x = randomArray(2 * 3 * 35, () => 2 * rand() + 0.5);
+    const gamma = randomArray(3, rand), beta = randomArray(3, rand);
+    const rm = randomArray(3, rand), rv = randomArray(3, () => 1 + rand() / 2);
+    const dy = randomArray(x.length, rand);
+    const X = place(device, SHAPE, x);
+    const Y = place(device, SHAPE, undefined);
+    const params = place(device, [8], [...gamma, 0, ...beta, 0]);
+    const running = place(device, [8], [...rm, 0, ...rv, 0]);
+    const grads = place(device, [8], undefined);
+    const DY = place(device, SHAPE, dy);
+    const DX = place(device, SHAPE, undefined, { fill: 5 });
+    const view = (p: typeof params, offset: number) => ({ buffer: p.view.buffer, offset, shape: [3] });
+    const p = planBatchNorm(opContext(device), {
+      x: X.view,
+      y: Y.view,
+      gamma: view(params, 0),
+      beta: view(params, 4),
+      runningMean: view(running, 0),
+      runningVar: view(running, 4),
+      eps: EPS,
+      momentum: MOMENTUM,
+      dy: DY.view,
+      dx: DX.view,
+      dgamma: view(grads, 0),
+      dbeta: view(grads, 4),
+    });
+    p.setCount(1);
+    await run(device, [...p.forward, ...p.backward]);
+    const one: BnShape = { ...S, n: 1 }, first = x.subarray(0, 3 * 35), dyFirst = dy.subarray(0, 3 * 35);
+    const ref = batchNormForward(one, first, gamma, beta, EPS, {
+      mean: rm,
+      variance: rv,
+      momentum: MOMENTUM,
+    });
+    assertClose((await readPlaced(device, Y)).inside.subarray(0, 3 * 35), ref.y, F32_BATCH_SUM_TOL, "y");
+    const r = (await readPlaced(device, running)).inside;
+    assertClose(
+      [...r.slice(0, 3), ...r.slice(4, 7)],
+      [...ref.runMean, ...ref.runVar],
+      F32_BATCH_SUM_TOL,
+      "running",
+    );
+    const g = batchNormBackward(one, first, gamma, dyFirst, EPS);
+    const dx = (await readPlaced(device, DX)).inside;
+    assertClose(dx, [...g.dx, ...new Array(3 * 35).fill(0)], F32_BATCH_SUM_TOL, "dx (padding item zero)");
+    const gr = (await readPlaced(device, grads)).inside;
+    assertClose(gr, [...g.dgamma, 0, ...g.dbeta, 0], F32_BATCH_SUM_TOL, "dgamma, dbeta");
+    assert.throws(() => p.setCount(3), /covers 1\.\.2 batch items/);
   },
 );
 

@@ -78,3 +78,21 @@ export function batchNormBackward(
   }
   return { dx, dgamma, dbeta };
 }
+
+/** Evaluation mode (PyTorch's model.eval(), ONNX BatchNormalization): the running statistics normalise. */
+export function batchNormEval(
+  s: BnShape,
+  x: ArrayLike<number>,
+  gamma: ArrayLike<number>,
+  beta: ArrayLike<number>,
+  mean: ArrayLike<number>,
+  variance: ArrayLike<number>,
+  eps: number,
+): Float64Array {
+  const y = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const ch = Math.floor(i / s.plane) % s.c;
+    y[i] = gamma[ch] * (x[i] - mean[ch]) / Math.sqrt(variance[ch] + eps) + beta[ch];
+  }
+  return y;
+}

@@ -1,12 +1,14 @@
 /**
  * Plain TypeScript forward + ComputeLoss + backward of a training IR (src/onnx/graph.ts) in float64: the
- * reference the GPU training program is tested against on small models. Tests only; slow by design.
+ * reference the GPU training program is tested against on small models. BatchNorm runs in train mode (batch
+ * statistics, running statistics updated). Tests only; slow by design.
  * @module
  */
 import type { IrNode, TrainGraph } from "../onnx/graph.ts";
 import type { OnnxModel } from "../onnx/model.ts";
 import type { LossSettings } from "../train/loss_settings.ts";
 import type { LossLayer, TargetRows } from "../train/targets.ts";
+import { batchNormBackward, batchNormForward, type BnShape } from "./ops/batchnorm.ts";
 import { convBackward, convForward, type ConvShape } from "./ops/conv.ts";
 import { type Detached, referenceLoss } from "./loss.ts";
 
@@ -19,6 +21,8 @@ export interface ReferenceStep {
   loss: number;
   /** dLoss/dparam by initializer name. */
   grads: Map<string, Arr>;
+  /** BatchNorm running statistics after this forward (train mode), by initializer name. */
+  buffers: Map<string, Arr>;
   detached: Detached;
 }
 
@@ -78,6 +82,8 @@ export function referenceStep(
     return { n: b, cin, h, w, cout, kh, kw, stride: n.stride, pad: n.pad };
   };
   const hwOf = (t: string) => shapes.get(t)![2] * shapes.get(t)![3];
+  const bnShape = (t: string): BnShape => ({ n: shapes.get(t)![0], c: shapes.get(t)![1], plane: hwOf(t) });
+  const buffers = new Map<string, Arr>();
   for (const n of graph.nodes) {
     const shape = shapes.get(n.y)!;
     const size = shape.reduce((a, b) => a * b, 1);
@@ -86,6 +92,14 @@ export function referenceStep(
       case "conv":
         y = convForward(convShape(n), v.get(n.x)!, param(n.weight), n.bias ? param(n.bias) : undefined);
         break;
+      case "batchnorm": {
+        const running = { mean: param(n.mean), variance: param(n.variance), momentum: n.momentum };
+        const r = batchNormForward(bnShape(n.x), v.get(n.x)!, param(n.scale), param(n.bias), n.eps, running);
+        y = r.y;
+        buffers.set(n.mean, r.runMean);
+        buffers.set(n.variance, r.runVar);
+        break;
+      }
       case "silu":
         y = v.get(n.x)!.map((x) => x * sigmoid(x));
         break;
@@ -133,8 +147,6 @@ export function referenceStep(
         }
         break;
       }
-      default:
-        throw new Error(`referenceStep: ${n.op} (${n.name}) has no reference`);
     }
     v.set(n.y, y);
   }
@@ -164,6 +176,13 @@ export function referenceStep(
         const d = convBackward(convShape(n), v.get(n.x)!, param(n.weight), dy);
         grads.set(n.weight, d.dw);
         if (n.bias) grads.set(n.bias, d.db);
+        addGrad(n.x, d.dx);
+        break;
+      }
+      case "batchnorm": {
+        const d = batchNormBackward(bnShape(n.x), v.get(n.x)!, param(n.scale), dy, n.eps);
+        grads.set(n.scale, d.dgamma);
+        grads.set(n.bias, d.dbeta);
         addGrad(n.x, d.dx);
         break;
       }
@@ -212,7 +231,7 @@ export function referenceStep(
       }
     }
   }
-  return { heads, items: r.items, loss: r.loss, grads, detached: r.detached };
+  return { heads, items: r.items, loss: r.loss, grads, buffers, detached: r.detached };
 }
 
 /** Concat (inputs -> y) or Slice (x -> y) along channels; `backward` moves y's data back into the inputs. */

@@ -3,6 +3,9 @@
  * made here, once; a step is one command encoder (gradient clears, then one compute pass: forward, loss,
  * backward in reverse graph order) whose only readback is the 4 loss floats. Weight gradients are ADDED into the
  * flat `grads` buffer (param_layout.ts), so successive steps accumulate until the optimizer zeroes them.
+ * BatchNorm (unfused models) runs in PyTorch's train mode in a training program (batch statistics, running
+ * statistics updated by every forward) and in eval mode in a forward-only one (running statistics normalise);
+ * the running statistics live in the flat `buffers` buffer (param_layout.ts buildBufferLayout).
  *
  * @example
  * ```ts
@@ -18,11 +21,14 @@ import type { OnnxModel } from "../onnx/model.ts";
 import { buildTrainGraph, type TrainGraph } from "../onnx/graph.ts";
 import { inferShapes } from "../onnx/graph_shapes.ts";
 import { createOpContext, recordDispatches } from "../ops/context.ts";
+import type { EmaSource } from "../optim/ema.ts";
 import type { Dispatch, OpContext, TensorView } from "../ops/types.ts";
 import { type LossItems, type LossPlan, planLoss } from "./loss.ts";
 import { type LossHyp, lossSettings } from "./loss_settings.ts";
 import {
+  buildBufferLayout,
   buildParamLayout,
+  type FlatLayout,
   frozenParams,
   packParams,
   type ParamLayout,
@@ -56,6 +62,9 @@ export class TrainProgram {
   readonly params: GPUBuffer;
   /** Flat weight gradients, same layout; added to by every step. Zero-initialised. Absent when not training. */
   readonly grads?: GPUBuffer;
+  /** BatchNorm running means and variances (bufferLayout); absent when the model has no BatchNormalization. */
+  readonly buffers?: GPUBuffer;
+  readonly bufferLayout: FlatLayout;
   /** The image batch (batch, 3, imgsz, imgsz). */
   readonly input: TensorView;
   /** Raw head conv outputs (batch, na*no, ny, nx), P3 first. */
@@ -69,6 +78,9 @@ export class TrainProgram {
   readonly #clears: GPUBuffer[];
   readonly #staging?: GPUBuffer;
   readonly #zeros: Float32Array<ArrayBuffer>;
+  /** BatchNorm statistics must cover only the real images of a short batch. */
+  readonly #setCounts: ((count: number) => void)[] = [];
+  #count: number;
 
   private constructor(
     readonly device: GPUDevice,
@@ -79,6 +91,7 @@ export class TrainProgram {
     model: OnnxModel,
   ) {
     const { batch, imgsz } = options;
+    this.#count = batch;
     const training = options.training ?? true;
     const maxStride = Math.max(...graph.yolo.strides);
     if (imgsz % maxStride !== 0) {
@@ -87,6 +100,11 @@ export class TrainProgram {
     const shapes = inferShapes(model, graph, batch, imgsz, imgsz);
     this.params = createStorage(device, layout.size * 4, "params");
     device.queue.writeBuffer(this.params, 0, packParams(model, layout));
+    this.bufferLayout = buildBufferLayout(model, graph);
+    if (this.bufferLayout.size > 0) {
+      this.buffers = createStorage(device, this.bufferLayout.size * 4, "buffers");
+      device.queue.writeBuffer(this.buffers, 0, packParams(model, this.bufferLayout));
+    }
     const trainable = new Set(layout.entries.filter((e) => !e.frozen).map((e) => e.name));
     // The loss always writes the head gradients, even when everything below is frozen.
     const needsGrad = training
@@ -134,6 +152,8 @@ export class TrainProgram {
         grad: (t) => memory.grads.get(t),
         accumulate: (t) => memory.accumulate.get(accKey(i, t)) ?? false,
         param: (name) => this.#paramView(this.params, name),
+        buffer: (name) => flatView(this.bufferLayout, this.buffers!, name),
+        training,
         copied: (t) => memory.copies.has(t),
         paramGrad: (
           name,
@@ -141,6 +161,7 @@ export class TrainProgram {
       });
       this.forwardDispatches.push(...plan.forward);
       backward[i] = plan.backward;
+      if (plan.setCount) this.#setCounts.push(plan.setCount);
     });
     for (const i of order) this.backwardDispatches.push(...backward[i]);
   }
@@ -154,14 +175,17 @@ export class TrainProgram {
   }
 
   #paramView(buffer: GPUBuffer, name: string): TensorView {
-    const e = this.layout.byName.get(name);
-    if (!e) throw new Error(`TrainProgram: '${name}' is not in the parameter layout`);
-    return { buffer, offset: e.offset, shape: e.shape };
+    return flatView(this.layout, buffer, name);
+  }
+
+  /** What the EMA averages besides the parameters (OptimizerLoop's `emaExtra`): the running statistics. */
+  get emaExtra(): EmaSource[] {
+    return this.buffers ? [{ buffer: this.buffers, size: this.bufferLayout.size, label: "buffers" }] : [];
   }
 
   /**
    * Queues this batch's upload: `images` holds `count` images (count*3*imgsz*imgsz floats, RGB 0..1, NCHW);
-   * a short batch is padded with zero images that get no loss and no gradient.
+   * a short batch is padded with zero images that get no loss, no gradient and no share of BatchNorm statistics.
    */
   setImages(images: Float32Array, count = this.options.batch): void {
     const per = 3 * this.options.imgsz ** 2;
@@ -171,6 +195,10 @@ export class TrainProgram {
       );
     }
     this.device.queue.writeBuffer(this.input.buffer, 0, images as Float32Array<ArrayBuffer>);
+    if (count !== this.#count) {
+      for (const set of this.#setCounts) set(count);
+      this.#count = count;
+    }
     if (count < this.options.batch) {
       this.device.queue.writeBuffer(
         this.input.buffer,
@@ -284,19 +312,40 @@ export class TrainProgram {
     });
   }
 
-  /** Uploads flat parameter values (e.g. to load EMA weights into an evaluation program). */
-  writeParams(flat: Float32Array): void {
+  /** Uploads flat parameter values and, for BatchNorm models, running statistics (e.g. EMA weights). */
+  writeParams(flat: Float32Array, buffers?: Float32Array): void {
     this.device.queue.writeBuffer(this.params, 0, flat as Float32Array<ArrayBuffer>, 0, this.layout.size);
+    if (buffers && this.buffers) {
+      this.device.queue.writeBuffer(
+        this.buffers,
+        0,
+        buffers as Float32Array<ArrayBuffer>,
+        0,
+        this.bufferLayout.size,
+      );
+    }
   }
 
   async readParams(buffer: GPUBuffer = this.params): Promise<Float32Array> {
     return await readF32(this.device, buffer, this.layout.size);
   }
 
-  /** Copies flat weights from `buffer` (default: params; pass an EMA buffer of the same layout) into `model`. */
-  async writeBack(model: OnnxModel, buffer: GPUBuffer = this.params): Promise<void> {
-    writeBackParams(model, this.layout, await this.readParams(buffer));
+  /**
+   * Copies flat weights from `params` and running statistics from `buffers` (defaults: this program's; pass the
+   * EMA's copies, Ema.buffers[0] and [1], for the EMA model) into `model`.
+   */
+  async writeBack(model: OnnxModel, params: GPUBuffer = this.params, buffers = this.buffers): Promise<void> {
+    writeBackParams(model, this.layout, await this.readParams(params));
+    if (buffers) {
+      writeBackParams(model, this.bufferLayout, await readF32(this.device, buffers, this.bufferLayout.size));
+    }
   }
+}
+
+function flatView(layout: FlatLayout, buffer: GPUBuffer, name: string): TensorView {
+  const e = layout.byName.get(name);
+  if (!e) throw new Error(`TrainProgram: '${name}' is not in the flat layout`);
+  return { buffer, offset: e.offset, shape: e.shape };
 }
 
 /** Tensors whose gradient is needed: downstream of a trainable parameter, so something below them learns. */

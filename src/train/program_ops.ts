@@ -5,6 +5,7 @@
  */
 import type { IrNode } from "../onnx/graph.ts";
 import { planAdd } from "../ops/add.ts";
+import { planBatchNorm } from "../ops/batchnorm.ts";
 import { channelSlice, planConcat } from "../ops/concat.ts";
 import { planConv } from "../ops/conv.ts";
 import { planLeakyRelu } from "../ops/leakyrelu.ts";
@@ -24,15 +25,22 @@ export interface NodeIo {
   /** true when this node's gradient write into `t` must add to what is there */
   accumulate(t: string): boolean;
   param(name: string): TensorView;
+  /** a BatchNorm running statistic in the flat buffers buffer; needed by graphs with BatchNormalization */
+  buffer?(name: string): TensorView;
+  /** false in a forward-only program: BatchNorm normalises with its running statistics (default true) */
+  training?: boolean;
   /** gradient view of a trainable, unfrozen parameter */
   paramGrad(name: string): TensorView | undefined;
   /** true for a Concat input that has its own buffer and must be copied into the Concat's */
   copied(t: string): boolean;
 }
 
+/** An op's plan; `setCount` where the op's result depends on how many batch items are real (BatchNorm). */
+export type NodePlan = OpPlan & { setCount?(count: number): void };
+
 const EMPTY: OpPlan = { forward: [], backward: [] };
 
-export function planNode(ctx: OpContext, n: IrNode, io: NodeIo): OpPlan {
+export function planNode(ctx: OpContext, n: IrNode, io: NodeIo): NodePlan {
   switch (n.op) {
     case "conv": {
       const dy = io.grad(n.y);
@@ -49,6 +57,26 @@ export function planNode(ctx: OpContext, n: IrNode, io: NodeIo): OpPlan {
         pad: n.pad,
         dilation: n.dilation,
         groups: n.groups,
+        accumulate: io.accumulate(n.x),
+      });
+    }
+    case "batchnorm": {
+      if (!io.buffer) throw new Error(`program: ${n.name} (BatchNormalization) needs running-stat buffers`);
+      const dy = io.grad(n.y);
+      return planBatchNorm(ctx, {
+        x: io.value(n.x),
+        y: io.value(n.y),
+        gamma: io.param(n.scale),
+        beta: io.param(n.bias),
+        runningMean: io.buffer(n.mean),
+        runningVar: io.buffer(n.variance),
+        eps: n.eps,
+        momentum: n.momentum,
+        training: io.training ?? true,
+        dy,
+        dx: dy && io.grad(n.x),
+        dgamma: dy && io.paramGrad(n.scale),
+        dbeta: dy && io.paramGrad(n.bias),
         accumulate: io.accumulate(n.x),
       });
     }
@@ -132,7 +160,5 @@ export function planNode(ctx: OpContext, n: IrNode, io: NodeIo): OpPlan {
     case "slice":
       // A view of its source (program_memory.ts): nothing to compute either way.
       return EMPTY;
-    default:
-      throw new Error(`program: no GPU kernel for ${n.op} (${n.name})`);
   }
 }

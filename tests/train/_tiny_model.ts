@@ -1,6 +1,7 @@
 /**
  * A very small YOLOv5-form export for program tests: Conv/SiLU, a C3 (shortcut Add + Concat) and a 3-level Detect
  * head in export form, with neither SPPF nor Upsample, so it needs only conv, silu, add and concat kernels.
+ * `unfused` keeps each Conv's BatchNormalization (fresh BN init), as `new-model --unfused` writes it.
  */
 import { GraphBuilder, onnx } from "../../src/train/new_model/graph_builder.ts";
 import { SeededRandom } from "../../src/train/new_model/init.ts";
@@ -11,8 +12,8 @@ import { OnnxModel } from "../../src/onnx/model.ts";
 const STRIDES = [8, 16, 32];
 const ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]];
 
-export function tinyModel(nc: number, imgsz: number, seed = 1): OnnxModel {
-  const ctx: BuildContext = { graph: new GraphBuilder(), rng: new SeededRandom(seed) };
+export function tinyModel(nc: number, imgsz: number, seed = 1, unfused = false): OnnxModel {
+  const ctx: BuildContext = { graph: new GraphBuilder(), rng: new SeededRandom(seed), unfused };
   const conv = (i: number, x: string, c1: number, c2: number, k: number, s: number) =>
     applyConv(ctx, `/model.${i}`, declareConv(ctx, `model.${i}`, c1, c2, k), x, s);
   const x1 = conv(0, "images", 3, 8, 3, 2);

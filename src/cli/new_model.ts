@@ -1,12 +1,13 @@
 /**
- * `deno task new-model --nc N [--names a,b,c] [--depth 0.33] [--width 0.25] [--imgsz 640] [--seed S] --out x.onnx`:
- * writes a fresh YOLOv5 (yolov5n multiples by default) as an export-form ONNX model to train from scratch.
+ * `deno task new-model --nc N [--names a,b,c] [--depth 0.33] [--width 0.25] [--imgsz 640] [--seed S] [--unfused]
+ * --out x.onnx`: writes a fresh YOLOv5 (yolov5n multiples by default) as an export-form ONNX model to train from
+ * scratch; `--unfused` keeps BatchNormalization nodes (trained with batch statistics) instead of fusing them.
  */
 import { parseArgs } from "node:util";
 import { newModelBytes } from "../train/new_model.ts";
 
 const USAGE =
-  "Usage: new-model --nc N [--names a,b,c] [--depth 0.33] [--width 0.25] [--imgsz 640] [--seed 0] --out x.onnx";
+  "Usage: new-model --nc N [--names a,b,c] [--depth 0.33] [--width 0.25] [--imgsz 640] [--seed 0] [--unfused] --out x.onnx";
 
 function number(flag: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -29,6 +30,7 @@ export async function run(args: string[]): Promise<number> {
         imgsz: { type: "string" },
         seed: { type: "string" },
         out: { type: "string" },
+        unfused: { type: "boolean" },
       },
       strict: true,
     });
@@ -42,12 +44,13 @@ export async function run(args: string[]): Promise<number> {
       width: number("width", values.width, 0.25),
       imgsz: number("imgsz", values.imgsz, 640),
       seed: number("seed", values.seed, 0),
+      unfused: values.unfused ?? false,
     };
     const bytes = newModelBytes(opts);
     await Deno.writeFile(values.out, bytes);
     console.log(
       `Wrote ${values.out} (${bytes.length} bytes): YOLOv5 depth ${opts.depth} width ${opts.width}, ` +
-        `nc ${opts.nc}, imgsz ${opts.imgsz}, seed ${opts.seed}`,
+        `nc ${opts.nc}, imgsz ${opts.imgsz}, seed ${opts.seed}${opts.unfused ? ", unfused BatchNorm" : ""}`,
     );
     return 0;
   } catch (err) {

@@ -3,7 +3,7 @@
  * same form as an ultralytics `export.py --opset 12` export of a fused model: same nodes and node names, same
  * initializer names and order, Detect decode with constant grids, `stride` and `names` metadata. Everything that
  * reads exports (serving, the trainer's graph import) therefore takes it as is, so models can be trained from
- * scratch.
+ * scratch. `unfused: true` keeps each Conv's BatchNorm2d as its own BatchNormalization node instead.
  *
  * @example
  * ```ts
@@ -47,6 +47,9 @@ export interface NewModelOptions {
   imgsz: number;
   /** weight-init seed (default 0) */
   seed?: number;
+  /** keep every Conv's BatchNorm2d (Conv, BatchNormalization, SiLU) as an unfused export has it, e.g. to train
+   * with batch statistics from scratch; default false (fused, as export.py writes) */
+  unfused?: boolean;
 }
 
 const INPUT_CHANNELS = 3;
@@ -149,7 +152,11 @@ function emitLayer(
 /** Build the fresh model and encode it as ONNX bytes. */
 export function newModelBytes(opts: NewModelOptions): Uint8Array {
   const names = validate(opts);
-  const ctx: BuildContext = { graph: new GraphBuilder(), rng: new SeededRandom(opts.seed ?? 0) };
+  const ctx: BuildContext = {
+    graph: new GraphBuilder(),
+    rng: new SeededRandom(opts.seed ?? 0),
+    unfused: opts.unfused ?? false,
+  };
   const outs: string[] = [];
   const ch: number[] = [];
   YOLOV5_P5.forEach((spec, i) => {

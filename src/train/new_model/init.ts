@@ -4,13 +4,15 @@
  * nn.Conv2d's default init is kaiming_uniform_(a=sqrt(5)), i.e. U(±1/sqrt(fan_in)) for the weight, and the same
  * bound for a bias. YOLOv5's `Conv` has no conv bias but a BatchNorm2d (gamma 1, beta 0, running mean 0, var 1,
  * eps 1e-3 from `initialize_weights`); export fuses it into W·gamma/sqrt(var+eps) and a bias
- * beta - gamma·mean/sqrt(var+eps) = 0. Detect convs keep their bias and get `_initialize_biases` (spec §6.8).
+ * beta - gamma·mean/sqrt(var+eps) = 0; an unfused model keeps the conv weight and the fresh BN as they are.
+ * Detect convs keep their bias and get `_initialize_biases` (spec §6.8).
  * PyTorch's own RNG stream cannot be reproduced, so values come from a seeded generator of our own.
  * @module
  */
 
-/** BatchNorm2d eps that YOLOv5's `initialize_weights` sets. */
+/** BatchNorm2d eps and momentum that YOLOv5's `initialize_weights` sets (PyTorch's momentum convention). */
 export const BN_EPS = 1e-3;
+export const BN_MOMENTUM = 0.03;
 
 /** `_initialize_biases` priors: 8 objects per 640 image (log(8 / (640/s)^2) per cell), class probability 0.6. */
 const OBJ_PRIOR_IMGSZ = 640;
@@ -41,13 +43,29 @@ export class SeededRandom {
   }
 }
 
+/** nn.Conv2d's default weight init: U(±1/sqrt(fan_in)). */
+export function convWeightInit(rng: SeededRandom, dims: [number, number, number, number]): Float32Array {
+  const [c2, c1, kh, kw] = dims;
+  return rng.uniform(c2 * c1 * kh * kw, 1 / Math.sqrt(c1 * kh * kw));
+}
+
+/** A fresh BatchNorm2d of `c` channels: gamma 1, beta 0, running mean 0, running var 1. */
+export function batchNormInit(c: number) {
+  return {
+    weight: new Float32Array(c).fill(1),
+    bias: new Float32Array(c),
+    runningMean: new Float32Array(c),
+    runningVar: new Float32Array(c).fill(1),
+  };
+}
+
 /** Fused Conv+BN weight of a fresh `Conv` module: default conv init scaled by 1/sqrt(1 + eps); bias all zero. */
 export function fusedConvInit(
   rng: SeededRandom,
   dims: [number, number, number, number],
 ): { weight: Float32Array; bias: Float32Array } {
-  const [c2, c1, kh, kw] = dims;
-  const weight = rng.uniform(c2 * c1 * kh * kw, 1 / Math.sqrt(c1 * kh * kw));
+  const c2 = dims[0];
+  const weight = convWeightInit(rng, dims);
   const scale = Math.fround(1 / Math.sqrt(1 + BN_EPS));
   for (let i = 0; i < weight.length; i++) weight[i] *= scale;
   return { weight, bias: new Float32Array(c2) };

@@ -1,5 +1,7 @@
 /**
- * YOLOv5's common.py modules (Conv, C3, SPPF, Upsample, Concat) emitted as the ONNX nodes a fused export has.
+ * YOLOv5's common.py modules (Conv, C3, SPPF, Upsample, Concat) emitted as the ONNX nodes a fused export has,
+ * or, for an unfused model, with each Conv's BatchNorm2d kept (Conv without bias, BatchNormalization, SiLU) as
+ * torch.onnx writes a model exported without fusing.
  *
  * Parameters are declared in PyTorch's module-registration order (C3: cv1, cv2, cv3, m.*), because that is the
  * order of the export's initializers and of a trainer's flat parameter buffer; nodes follow forward order
@@ -8,22 +10,37 @@
  * @module
  */
 import { floatTensor, type GraphBuilder } from "./graph_builder.ts";
-import { fusedConvInit, type SeededRandom } from "./init.ts";
+import {
+  batchNormInit,
+  BN_EPS,
+  BN_MOMENTUM,
+  convWeightInit,
+  fusedConvInit,
+  type SeededRandom,
+} from "./init.ts";
 
 /** What every module emitter needs: the graph under construction and the init stream. */
 export interface BuildContext {
   graph: GraphBuilder;
   rng: SeededRandom;
+  /** keep each Conv's BatchNorm2d instead of fusing it into the conv */
+  unfused?: boolean;
 }
 
-/** A declared `Conv` (conv + fused BN + SiLU): its initializer names and geometry. */
+/** A declared `Conv` (conv + BN, fused or not, + SiLU): its initializer names and geometry. */
 export interface ConvParams {
   weight: string;
-  bias: string;
+  /** the fused conv bias; null when the BN is kept */
+  bias: string | null;
+  /** BatchNorm2d initializers (scale, B, running mean, running var) of an unfused Conv */
+  bn: string[] | null;
   k: number;
 }
 
-/** Declare `${prefix}.conv.weight|bias` for a k x k Conv from c1 to c2 channels, with fresh fused init. */
+/**
+ * Declare a k x k Conv from c1 to c2 channels with fresh init: `${prefix}.conv.weight|bias` fused, or
+ * `${prefix}.conv.weight` and `${prefix}.bn.weight|bias|running_mean|running_var` unfused (registration order).
+ */
 export function declareConv(
   ctx: BuildContext,
   prefix: string,
@@ -32,15 +49,31 @@ export function declareConv(
   k: number,
 ): ConvParams {
   const dims: [number, number, number, number] = [c2, c1, k, k];
+  const g = ctx.graph;
+  if (ctx.unfused) {
+    const weight = g.initializer(`${prefix}.conv.weight`, dims, convWeightInit(ctx.rng, dims));
+    const bn = batchNormInit(c2);
+    const bnNames = [
+      g.initializer(`${prefix}.bn.weight`, [c2], bn.weight),
+      g.initializer(`${prefix}.bn.bias`, [c2], bn.bias),
+      g.initializer(`${prefix}.bn.running_mean`, [c2], bn.runningMean),
+      g.initializer(`${prefix}.bn.running_var`, [c2], bn.runningVar),
+    ];
+    return { weight, bias: null, bn: bnNames, k };
+  }
   const { weight, bias } = fusedConvInit(ctx.rng, dims);
   return {
-    weight: ctx.graph.initializer(`${prefix}.conv.weight`, dims, weight),
-    bias: ctx.graph.initializer(`${prefix}.conv.bias`, [c2], bias),
+    weight: g.initializer(`${prefix}.conv.weight`, dims, weight),
+    bias: g.initializer(`${prefix}.conv.bias`, [c2], bias),
+    bn: null,
     k,
   };
 }
 
-/** Conv (with the fused bias) then SiLU as export writes it: Sigmoid and Mul. `p` defaults to autopad k//2. */
+/**
+ * Conv (with the fused bias, or followed by its BatchNormalization) then SiLU as export writes it: Sigmoid and
+ * Mul. ONNX's BN momentum keeps that share of the old statistic: 1 - PyTorch's. `p` defaults to autopad k//2.
+ */
 export function applyConv(
   ctx: BuildContext,
   scope: string,
@@ -49,13 +82,24 @@ export function applyConv(
   s = 1,
   p = Math.floor(conv.k / 2),
 ): string {
-  const y = ctx.graph.op(`${scope}/conv`, "Conv", [x, conv.weight, conv.bias], {
-    dilations: [1, 1],
-    group: { int: 1 },
-    kernel_shape: [conv.k, conv.k],
-    pads: [p, p, p, p],
-    strides: [s, s],
-  });
+  const c = ctx.graph.op(
+    `${scope}/conv`,
+    "Conv",
+    conv.bias ? [x, conv.weight, conv.bias] : [x, conv.weight],
+    {
+      dilations: [1, 1],
+      group: { int: 1 },
+      kernel_shape: [conv.k, conv.k],
+      pads: [p, p, p, p],
+      strides: [s, s],
+    },
+  );
+  const y = conv.bn
+    ? ctx.graph.op(`${scope}/bn`, "BatchNormalization", [c, ...conv.bn], {
+      epsilon: { float: BN_EPS },
+      momentum: { float: 1 - BN_MOMENTUM },
+    })
+    : c;
   const sig = ctx.graph.op(`${scope}/act`, "Sigmoid", [y]);
   return ctx.graph.op(`${scope}/act`, "Mul", [y, sig]);
 }

@@ -188,6 +188,14 @@ function gemmShape(mBlocks: number, nBlocks: number): { WG_X: number; WG_Y: numb
   return { WG_X: Math.min(WG / WG_Y, pow2(nBlocks)), WG_Y };
 }
 
+/** gemm_nn's A_MODE: vec4 loads of A along k (row-major, 1) or along m (transposed, 2) where 4-aligned. */
+function aMode(f: Fields): number {
+  const aligned4 = (...v: (number | undefined)[]) => v.every((x) => (x ?? 0) % 4 === 0);
+  if (f.ak === 1 && aligned4(f.aOff, f.am, f.K, f.aBatch)) return 1;
+  if (f.am === 1 && aligned4(f.aOff, f.ak, f.aBatch)) return 2;
+  return 0;
+}
+
 function uniform(ctx: OpContext, f: Fields, label: string): GPUBuffer {
   return uniformU32(ctx, FIELD_ORDER.map((k) => f[k] ?? 0), label);
 }
@@ -212,7 +220,8 @@ function gemmNN(
   const N4 = f.ppad / 4;
   const shape = gemmShape(Math.ceil(f.M / TILE), Math.ceil(N4 / 2));
   const vec4 = [f.cOff ?? 0, f.cBatch ?? 0, f.ldc ?? 0].every((v) => v % 4 === 0);
-  const pipeline = ctx.programs.get(FILE, vec4 ? "gemm_nn_vec4" : "gemm_nn", shape);
+  const A_MODE = aMode(f);
+  const pipeline = ctx.programs.get(FILE, vec4 ? "gemm_nn_vec4" : "gemm_nn", { ...shape, A_MODE });
   const u = uniform(ctx, { ...f, N: f.P, N4, bOff4: b.off4, ldb4: N4, bBatch4: b.batch4 }, label);
   return {
     label,
@@ -220,6 +229,7 @@ function gemmNN(
     bindGroup: bindSparse(ctx.device, pipeline, {
       2: aBuf,
       3: b.buffer,
+      4: aBuf,
       [vec4 ? 9 : 5]: cBuf,
       6: biasBuf,
       7: u,

@@ -127,6 +127,41 @@ gpuTest(
   },
 );
 
+gpuTest(
+  "freeze 3 on an unfused model: frozen BN layers still use and update batch statistics, no gradients",
+  async (device) => {
+    const model = tinyBnModel(NC, IMGSZ);
+    const programs = new ProgramCache(device);
+    const all = TrainProgram.create(device, model, { batch: 2, imgsz: IMGSZ, hyp: HYP, programs });
+    const frozen = TrainProgram.create(device, model, {
+      batch: 2,
+      imgsz: IMGSZ,
+      hyp: HYP,
+      programs,
+      freeze: 3,
+    });
+    assert.ok(frozen.backwardDispatches.length < all.backwardDispatches.length);
+    const { images, targets } = batch(2, 9);
+    const a = await all.step(images, targets), f = await frozen.step(images, targets);
+    assert.ok(Math.abs(a.loss - f.loss) <= SAME_RTOL * a.loss, `${a.loss} vs ${f.loss}`);
+    const ga = await readF32(device, all.grads!, all.layout.size);
+    const gf = await readF32(device, frozen.grads!, frozen.layout.size);
+    const part = (g: Float32Array, e: { offset: number; size: number }) =>
+      g.subarray(e.offset, e.offset + e.size);
+    assert.ok(frozen.layout.entries.some((e) => e.frozen && e.role === "norm_weight"));
+    for (const e of frozen.layout.entries) {
+      if (e.frozen) assert.ok(part(gf, e).every((v) => v === 0), `${e.name} is frozen but has a gradient`);
+      else {assert.ok(
+          relL2(part(gf, e), part(ga, e)) < SAME_RTOL,
+          `${e.name} differs when layers 0-2 are frozen`,
+        );}
+    }
+    const ra = await readF32(device, all.buffers!, all.bufferLayout.size);
+    const rf = await readF32(device, frozen.buffers!, frozen.bufferLayout.size);
+    assert.ok(relL2(rf, ra) < SAME_RTOL, "running stats of frozen layers update as in train mode");
+  },
+);
+
 /** float64 central differences; the step is divided by what the float32 initializer actually stored. */
 const REF_FD_STEP = 1e-3;
 const REF_FD_RTOL = 1e-4;

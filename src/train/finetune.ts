@@ -22,10 +22,10 @@ import { OptimizerLoop } from "../optim/loop.ts";
 import type { Sample } from "./data/dataset.ts";
 import { BatchLoader } from "./data/loader.ts";
 import { evaluate } from "./evaluate.ts";
-import { CacheTooLargeError, FrozenCacheProgram } from "./frozen_cache.ts";
+import { CacheUnavailableError, FrozenCacheProgram } from "./frozen_cache.ts";
 import { type IterationReport, type LoopResult, programStep, type StepProgram, trainLoop } from "./loop.ts";
 import type { ValMetrics } from "./metrics.ts";
-import { type ParamLayout, writeBackParams } from "./param_layout.ts";
+import { type FlatLayout, type ParamLayout, writeBackParams } from "./param_layout.ts";
 import { TrainProgram } from "./program.ts";
 import { captureState, restoreState, type StateBuffer } from "./train_state.ts";
 
@@ -54,7 +54,13 @@ interface Weights {
   layout: ParamLayout;
   params: GPUBuffer;
   grads: GPUBuffer;
+  /** BatchNorm running statistics of unfused models (the EMA averages them too) */
+  buffers?: GPUBuffer;
+  bufferLayout?: FlatLayout;
 }
+
+/** Which weights to evaluate or export: the live ones, or their EMA. */
+export type WeightSet = "live" | "ema";
 
 export class FinetuneSession {
   readonly device: GPUDevice;
@@ -80,9 +86,13 @@ export class FinetuneSession {
       seed: config.seed,
       hyp: config.hyp,
     });
+    const emaExtra = weights.buffers && weights.bufferLayout
+      ? [{ buffer: weights.buffers, size: weights.bufferLayout.size, label: "buffers" }]
+      : [];
     this.optimizer = new OptimizerLoop(this.device, programs, weights.layout.entries, {
       params: weights.params,
       grads: weights.grads,
+      emaExtra,
     }, {
       optimizer: config.optimizer,
       hyp: config.hyp,
@@ -140,12 +150,18 @@ export class FinetuneSession {
         });
         return new FinetuneSession(options, cached, cached, programs, true);
       } catch (err) {
-        // Chosen automatically, the cache gives way to the whole forward when the dataset's features do not fit.
-        if (!(err instanceof CacheTooLargeError && options.frozenCache === undefined)) throw err;
+        // Chosen automatically, the cache gives way to the whole forward when it cannot serve this run.
+        if (!(err instanceof CacheUnavailableError && options.frozenCache === undefined)) throw err;
       }
     }
     const program = TrainProgram.create(gpu.device, model, programOptions);
-    const weights = { layout: program.layout, params: program.params, grads: program.grads! };
+    const weights = {
+      layout: program.layout,
+      params: program.params,
+      grads: program.grads!,
+      buffers: program.buffers,
+      bufferLayout: program.bufferLayout,
+    };
     return new FinetuneSession(options, programStep(program), weights, programs, false);
   }
 
@@ -178,8 +194,15 @@ export class FinetuneSession {
     });
   }
 
-  /** val.py metrics of the weights in `source` (a flat-layout buffer: params, EMA, or a saved copy). */
-  async evaluate(source: GPUBuffer, samples: readonly Sample[]): Promise<ValMetrics> {
+  /** The flat buffers of a weight set: parameters, and running statistics where the model has BatchNorm. */
+  #buffersOf(which: WeightSet): { params: GPUBuffer; buffers?: GPUBuffer } {
+    if (which === "live") return { params: this.weights.params, buffers: this.weights.buffers };
+    const [params, buffers] = this.optimizer.ema.buffers;
+    return { params, buffers };
+  }
+
+  /** val.py metrics of the live or the EMA weights on `samples` (BatchNorm in eval mode). */
+  async evaluate(which: WeightSet, samples: readonly Sample[]): Promise<ValMetrics> {
     const { config, model } = this.options;
     const program = this.#evalProgram ??= TrainProgram.create(this.device, model, {
       batch: config.batch_size,
@@ -187,8 +210,12 @@ export class FinetuneSession {
       training: false,
       programs: this.programs,
     });
+    const source = this.#buffersOf(which);
     const encoder = this.device.createCommandEncoder({ label: "load evaluation weights" });
-    encoder.copyBufferToBuffer(source, 0, program.params, 0, this.layout.size * 4);
+    encoder.copyBufferToBuffer(source.params, 0, program.params, 0, this.layout.size * 4);
+    if (source.buffers && program.buffers) {
+      encoder.copyBufferToBuffer(source.buffers, 0, program.buffers, 0, program.bufferLayout.size * 4);
+    }
     this.device.queue.submit([encoder.finish()]);
     const yolo = program.graph.yolo;
     const loader = new BatchLoader(samples, {
@@ -223,6 +250,16 @@ export class FinetuneSession {
       { name: "params", buffer: this.weights.params, floats },
       ...this.optimizer.optimizer.state.map((buffer, i) => ({ name: `optimizer${i}`, buffer, floats })),
       { name: "ema", buffer: this.emaParams, floats },
+      ...(this.weights.buffers && this.weights.bufferLayout
+        ? [
+          { name: "buffers", buffer: this.weights.buffers, floats: this.weights.bufferLayout.size },
+          {
+            name: "ema_buffers",
+            buffer: this.optimizer.ema.buffers[1],
+            floats: this.weights.bufferLayout.size,
+          },
+        ]
+        : []),
     ];
   }
 
@@ -240,8 +277,14 @@ export class FinetuneSession {
   async models(): Promise<{ last: OnnxModel; ema: OnnxModel }> {
     const bytes = this.options.model.toBytes();
     const last = OnnxModel.parse(bytes), ema = OnnxModel.parse(bytes);
-    writeBackParams(last, this.layout, await readF32(this.device, this.weights.params, this.layout.size));
-    writeBackParams(ema, this.layout, await readF32(this.device, this.emaParams, this.layout.size));
+    for (const [model, which] of [[last, "live"], [ema, "ema"]] as const) {
+      const source = this.#buffersOf(which);
+      writeBackParams(model, this.layout, await readF32(this.device, source.params, this.layout.size));
+      const bufferLayout = this.weights.bufferLayout;
+      if (source.buffers && bufferLayout) {
+        writeBackParams(model, bufferLayout, await readF32(this.device, source.buffers, bufferLayout.size));
+      }
+    }
     return { last, ema };
   }
 }

@@ -102,7 +102,7 @@ async function runSession(
   log: (message: string) => void,
 ): Promise<RunResult> {
   const { config } = o;
-  const base = dataset.val.length ? await session.evaluate(session.params, dataset.val) : null;
+  const base = dataset.val.length ? await session.evaluate("live", dataset.val) : null;
   if (base) log(`base model: mAP@0.5 ${base.map50.toFixed(4)}, mAP@0.5:0.95 ${base.map.toFixed(4)}`);
   const saved = await o.checkpoint?.load();
   const startEpoch = saved ? session.restore(saved.state) : 0;
@@ -140,7 +140,7 @@ async function runSession(
   const emaBytes = ema.toBytes();
   await Deno.writeFile(join(o.outDir, "last.onnx"), last.toBytes());
   await Deno.writeFile(join(o.outDir, "ema.onnx"), emaBytes);
-  const emaMetrics = dataset.val.length ? await session.evaluate(session.emaParams, dataset.val) : null;
+  const emaMetrics = dataset.val.length ? await session.evaluate("ema", dataset.val) : null;
   if (emaMetrics) {
     log(`EMA model: mAP@0.5 ${emaMetrics.map50.toFixed(4)}, mAP@0.5:0.95 ${emaMetrics.map.toFixed(4)}`);
   }

@@ -8,7 +8,7 @@
  * It plans the graph with the same pieces as TrainProgram (program_memory.ts, program_ops.ts, loss.ts) because it
  * needs what TrainProgram keeps private: the per-node forward dispatches and the boundary tensors' views.
  * Exactness: the frozen layers of a fused export have no batch statistics, so an image's features do not depend
- * on its batch; graphs with BatchNormalization in the frozen part are refused.
+ * on its batch; graphs with BatchNormalization (unfused models) are refused.
  * @module
  */
 import { createStorage } from "../gpu/buffers.ts";
@@ -31,9 +31,9 @@ const DEFAULT_TARGETS_PER_IMAGE = 256;
 /** GPU memory the cache may take by default (lavapipe's "GPU memory" is the host's RAM). */
 const DEFAULT_CACHE_BUDGET = 1 << 30;
 
-/** The dataset's frozen features do not fit the cache budget: train with the whole forward instead. */
-export class CacheTooLargeError extends Error {
-  override name = "CacheTooLargeError";
+/** The cache cannot serve this run (features over the budget, or batch-dependent): train the whole forward. */
+export class CacheUnavailableError extends Error {
+  override name = "CacheUnavailableError";
 }
 
 export interface CacheOptions extends ProgramOptions {
@@ -83,13 +83,13 @@ export class FrozenCacheProgram implements StepProgram {
     const trainable = new Set(layout.entries.filter((e) => !e.frozen).map((e) => e.name));
     const needsGrad = new Set([...gradientTensors(graph, trainable), ...graph.heads]);
     const tail = (i: number) => needsGrad.has(graph.nodes[i].y);
-    graph.nodes.forEach((n, i) => {
-      if (!tail(i) && n.op === "batchnorm") {
-        throw new Error(
-          `FrozenCacheProgram: frozen node ${n.name} is a BatchNormalization (batch statistics)`,
-        );
-      }
-    });
+    const bn = graph.nodes.find((n) => n.op === "batchnorm");
+    if (bn) {
+      throw new CacheUnavailableError(
+        `FrozenCacheProgram: ${bn.name} is a BatchNormalization: in train mode even frozen layers normalise ` +
+          `with batch statistics and update running statistics, so features depend on the batch`,
+      );
+    }
     // The frozen outputs the trainable part reads, checked against the memory budget before anything is made.
     const tailInputs = new Set(graph.nodes.filter((_, i) => tail(i)).flatMap(dataInputs));
     this.#needsImage = tailInputs.has(graph.input);
@@ -98,7 +98,7 @@ export class FrozenCacheProgram implements StepProgram {
     const limit = Math.min(device.limits.maxBufferSize, options.cacheBudgetBytes ?? DEFAULT_CACHE_BUDGET);
     const total = perImage.reduce((a, b) => a + b, 0) * 4 * samples.length;
     if (perImage.some((n) => n * 4 * samples.length > device.limits.maxBufferSize) || total > limit) {
-      throw new CacheTooLargeError(
+      throw new CacheUnavailableError(
         `FrozenCacheProgram: caching the frozen features of ${samples.length} images needs ${total} bytes, ` +
           `over the budget of ${limit} (or one tensor over maxBufferSize ${device.limits.maxBufferSize})`,
       );

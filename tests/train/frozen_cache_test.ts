@@ -6,7 +6,7 @@ import { readF32 } from "../../src/gpu/buffers.ts";
 import type { TraceLine } from "../../src/optim/trace.ts";
 import { loadDataset } from "../../src/train/data/dataset.ts";
 import { FinetuneSession } from "../../src/train/finetune.ts";
-import { CacheTooLargeError, FrozenCacheProgram } from "../../src/train/frozen_cache.ts";
+import { CacheUnavailableError, FrozenCacheProgram } from "../../src/train/frozen_cache.ts";
 import { TrainProgram } from "../../src/train/program.ts";
 import { OnnxModel } from "../../src/onnx/model.ts";
 import { relL2, YOLOV5N } from "./_golden.ts";
@@ -94,7 +94,7 @@ gpuTest(
     const options = { gpu: testGpu(device), model, config, train: dataset.train, cacheBudgetBytes: 1024 };
     const auto = await FinetuneSession.create(options);
     assert.equal(auto.cached, false);
-    await assert.rejects(FinetuneSession.create({ ...options, frozenCache: true }), CacheTooLargeError);
+    await assert.rejects(FinetuneSession.create({ ...options, frozenCache: true }), CacheUnavailableError);
     assert.equal((await FinetuneSession.create({ ...options, cacheBudgetBytes: undefined })).cached, true);
   },
 );

@@ -37,6 +37,9 @@ export interface ConvArgs {
   dilation?: number;
   groups?: number;
   accumulate?: boolean;
+  /** largest scratch buffer one dispatch may bind; defaults to the device's maxStorageBufferBindingSize. Batches
+   * whose im2col matrix is larger are planned in batch slices, each with its own scratch. */
+  maxScratchBytes?: number;
 }
 
 interface Geometry {
@@ -102,6 +105,15 @@ export function planConv(ctx: OpContext, a: ConvArgs): OpPlan {
     K: cin * kh * kw,
   };
   const label = `conv ${cin}->${cout} k${kh}x${kw} s${stride} ${h}x${w}`;
+  const perItem = 4 * Math.max(g.K, cout) * g.ppad;
+  const limit = a.maxScratchBytes ?? ctx.device.limits.maxStorageBufferBindingSize;
+  if (n * perItem > limit) {
+    const slice = Math.floor(limit / perItem);
+    if (slice < 1) {
+      throw new Error(`planConv: ${label} needs ${perItem} bytes of im2col per image, limit ${limit}`);
+    }
+    return planInBatchSlices(ctx, a, slice);
+  }
   const direct = kh === 1 && kw === 1 && stride === 1 && pad === 0 && aligned(a.x, P);
   const col = direct ? undefined : ctx.scratch(4 * n * g.K * g.ppad, `${label} im2col`);
   const xcol: Vec4Operand = col
@@ -176,6 +188,30 @@ export function planConv(ctx: OpContext, a: ConvArgs): OpPlan {
     if (col) backward.push(col2im(ctx, label, { ...common, flags, rows: g.K }, col, a.dx));
   }
   return { forward, backward };
+}
+
+/** Items [i0, i0 + count) of a batch-first view. */
+function batchSlice(v: TensorView, i0: number, count: number): TensorView {
+  const bs = batchStride(v);
+  return {
+    buffer: v.buffer,
+    offset: v.offset + i0 * bs,
+    shape: [count, ...v.shape.slice(1)],
+    batchStride: bs,
+  };
+}
+
+/** The conv planned once per slice of `slice` images: weight and bias gradients add up across slices anyway. */
+function planInBatchSlices(ctx: OpContext, a: ConvArgs, slice: number): OpPlan {
+  const plan: OpPlan = { forward: [], backward: [] };
+  for (let i0 = 0; i0 < a.x.shape[0]; i0 += slice) {
+    const count = Math.min(slice, a.x.shape[0] - i0);
+    const part = (v: TensorView | undefined) => v && batchSlice(v, i0, count);
+    const sub = planConv(ctx, { ...a, x: part(a.x)!, y: part(a.y)!, dy: part(a.dy), dx: part(a.dx) });
+    plan.forward.push(...sub.forward);
+    plan.backward.push(...sub.backward);
+  }
+  return plan;
 }
 
 type Fields = Partial<Record<(typeof FIELD_ORDER)[number], number>>;

@@ -1,5 +1,7 @@
+import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
 import { planConv } from "../../src/ops/conv.ts";
+import type { OpPlan } from "../../src/ops/types.ts";
 import { convBackward, convForward, convOutSize, type ConvShape } from "../../src/reference/ops/conv.ts";
 import {
   assertClose,
@@ -32,64 +34,86 @@ const CASES: ConvShape[] = [
 ];
 const name = (s: ConvShape) => `${s.n}x${s.cin}x${s.h}x${s.w} -> ${s.cout} k${s.kh} s${s.stride} p${s.pad}`;
 
-for (const [ci, s] of CASES.entries()) {
-  gpuTest(`planConv matches the TS reference forward and backward for ${name(s)}`, async (device) => {
-    const rand = rng(100 + ci);
-    const [ho, wo] = convOutSize(s);
-    const x = randomArray(s.n * s.cin * s.h * s.w, rand);
-    const w = randomArray(s.cout * s.cin * s.kh * s.kw, rand);
-    const b = randomArray(s.cout, rand);
-    const dy = randomArray(s.n * s.cout * ho * wo, rand);
-    const dxOld = randomArray(x.length, rand);
-    const dwOld = randomArray(w.length, rand);
-    const dbOld = randomArray(b.length, rand);
-    const P = ho * wo;
-    // y and dy are channel slices of a wider (concat-like) tensor; w and b sit at offsets of shared flat buffers.
-    const X = place(device, [s.n, s.cin, s.h, s.w], x, { offset: 4 - (ci % 2), fill: 7 });
-    const W = place(device, [s.cout, s.cin, s.kh, s.kw], w, { offset: 4 });
-    const B = place(device, [s.cout], b, { offset: 8 });
-    const Y = place(device, [s.n, s.cout, ho, wo], undefined, {
-      offset: 2 * P,
-      batchStride: (s.cout + 3) * P,
-      fill: 5,
-    });
-    const DY = place(device, [s.n, s.cout, ho, wo], dy, {
-      offset: P,
-      batchStride: (s.cout + 2) * P,
-      fill: 9,
-    });
-    const DX = place(device, [s.n, s.cin, s.h, s.w], dxOld, { offset: 1, fill: 3 });
-    const DW = place(device, [s.cout, s.cin, s.kh, s.kw], dwOld, { offset: 4, fill: 2 });
-    const DB = place(device, [s.cout], dbOld, { offset: 12, fill: 2 });
-    const plan = planConv(opContext(device), {
-      x: X.view,
-      w: W.view,
-      b: B.view,
-      y: Y.view,
-      dy: DY.view,
-      dx: DX.view,
-      dw: DW.view,
-      db: DB.view,
-      stride: s.stride,
-      pad: s.pad,
-      accumulate: true,
-    });
-    await run(device, [...plan.forward, ...plan.backward]);
-    const ref = convBackward(s, x, w, dy);
-    const y = await readPlaced(device, Y);
-    assertClose(y.inside, convForward(s, x, w, b), F32_SUM_TOL, "y");
-    assertUntouched(y.outside, "y");
-    const dx = await readPlaced(device, DX);
-    assertClose(dx.inside, ref.dx.map((v, i) => v + dxOld[i]), F32_SUM_TOL, "dx (accumulated)");
-    assertUntouched(dx.outside, "dx");
-    const dw = await readPlaced(device, DW);
-    assertClose(dw.inside, ref.dw.map((v, i) => v + dwOld[i]), F32_SUM_TOL, "dw (added)");
-    assertUntouched(dw.outside, "dw");
-    const db = await readPlaced(device, DB);
-    assertClose(db.inside, ref.db.map((v, i) => v + dbOld[i]), F32_SUM_TOL, "db (added)");
-    assertUntouched(db.outside, "db");
+/** Runs forward and backward of case `s` on views and compares everything with the float64 reference. */
+async function checkConv(
+  device: GPUDevice,
+  s: ConvShape,
+  seed: number,
+  maxScratchBytes?: number,
+): Promise<OpPlan> {
+  const rand = rng(100 + seed);
+  const [ho, wo] = convOutSize(s);
+  const x = randomArray(s.n * s.cin * s.h * s.w, rand);
+  const w = randomArray(s.cout * s.cin * s.kh * s.kw, rand);
+  const b = randomArray(s.cout, rand);
+  const dy = randomArray(s.n * s.cout * ho * wo, rand);
+  const dxOld = randomArray(x.length, rand);
+  const dwOld = randomArray(w.length, rand);
+  const dbOld = randomArray(b.length, rand);
+  const P = ho * wo;
+  // y and dy are channel slices of a wider (concat-like) tensor; w and b sit at offsets of shared flat buffers.
+  const X = place(device, [s.n, s.cin, s.h, s.w], x, { offset: 4 - (seed % 2), fill: 7 });
+  const W = place(device, [s.cout, s.cin, s.kh, s.kw], w, { offset: 4 });
+  const B = place(device, [s.cout], b, { offset: 8 });
+  const Y = place(device, [s.n, s.cout, ho, wo], undefined, {
+    offset: 2 * P,
+    batchStride: (s.cout + 3) * P,
+    fill: 5,
   });
+  const DY = place(device, [s.n, s.cout, ho, wo], dy, {
+    offset: P,
+    batchStride: (s.cout + 2) * P,
+    fill: 9,
+  });
+  const DX = place(device, [s.n, s.cin, s.h, s.w], dxOld, { offset: 1, fill: 3 });
+  const DW = place(device, [s.cout, s.cin, s.kh, s.kw], dwOld, { offset: 4, fill: 2 });
+  const DB = place(device, [s.cout], dbOld, { offset: 12, fill: 2 });
+  const plan = planConv(opContext(device), {
+    x: X.view,
+    w: W.view,
+    b: B.view,
+    y: Y.view,
+    dy: DY.view,
+    dx: DX.view,
+    dw: DW.view,
+    db: DB.view,
+    stride: s.stride,
+    pad: s.pad,
+    accumulate: true,
+    maxScratchBytes,
+  });
+  await run(device, [...plan.forward, ...plan.backward]);
+  const ref = convBackward(s, x, w, dy);
+  const y = await readPlaced(device, Y);
+  assertClose(y.inside, convForward(s, x, w, b), F32_SUM_TOL, "y");
+  assertUntouched(y.outside, "y");
+  const dx = await readPlaced(device, DX);
+  assertClose(dx.inside, ref.dx.map((v, i) => v + dxOld[i]), F32_SUM_TOL, "dx (accumulated)");
+  assertUntouched(dx.outside, "dx");
+  const dw = await readPlaced(device, DW);
+  assertClose(dw.inside, ref.dw.map((v, i) => v + dwOld[i]), F32_SUM_TOL, "dw (added)");
+  assertUntouched(dw.outside, "dw");
+  const db = await readPlaced(device, DB);
+  assertClose(db.inside, ref.db.map((v, i) => v + dbOld[i]), F32_SUM_TOL, "db (added)");
+  assertUntouched(db.outside, "db");
+  return plan;
 }
+
+for (const [ci, s] of CASES.entries()) {
+  gpuTest(
+    `planConv matches the TS reference forward and backward for ${name(s)}`,
+    (device) => checkConv(device, s, ci),
+  );
+}
+
+gpuTest(
+  "planConv plans batches whose im2col exceeds the scratch limit in slices (3 images as 2 + 1)",
+  (device) => {
+    const s: ConvShape = { n: 3, cin: 5, h: 9, w: 8, cout: 11, kh: 3, kw: 3, stride: 2, pad: 1 };
+    // 5*3*3 = 45 im2col rows of 5*4 = 20 pixels: 3600 bytes per image, so a 7200-byte limit takes 2 at a time.
+    return checkConv(device, s, 9, 7200);
+  },
+);
 
 gpuTest(
   "planConv backward overwrites dx without accumulate and skips what is not asked for",

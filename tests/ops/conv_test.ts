@@ -102,16 +102,19 @@ async function checkConv(
 for (const [ci, s] of CASES.entries()) {
   gpuTest(
     `planConv matches the TS reference forward and backward for ${name(s)}`,
-    (device) => checkConv(device, s, ci),
+    async (device) => {
+      await checkConv(device, s, ci);
+    },
   );
 }
 
 gpuTest(
   "planConv plans batches whose im2col exceeds the scratch limit in slices (3 images as 2 + 1)",
-  (device) => {
+  async (device) => {
     const s: ConvShape = { n: 3, cin: 5, h: 9, w: 8, cout: 11, kh: 3, kw: 3, stride: 2, pad: 1 };
     // 5*3*3 = 45 im2col rows of 5*4 = 20 pixels: 3600 bytes per image, so a 7200-byte limit takes 2 at a time.
-    return checkConv(device, s, 9, 7200);
+    const plan = await checkConv(device, s, 9, 7200);
+    assert.equal(plan.forward.filter((d) => d.opClass === "conv_im2col").length, 2, "im2col dispatches");
   },
 );
 

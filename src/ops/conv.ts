@@ -1,19 +1,15 @@
-import { batchStride, bindSparse, expectShape, groups, uniformU32 } from "./context.ts";
+import { batchStride, expectShape } from "./context.ts";
+import {
+  aligned,
+  biasGrad,
+  col2im,
+  gemmNN,
+  type Geometry,
+  im2col,
+  type Vec4Operand,
+  weightGrad,
+} from "./conv_kernels.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
-
-const FILE = "ops/conv.wgsl";
-/** Invocations per workgroup of every conv entry point (a power of two: bias_grad reduces by halving). */
-const WG = 64;
-/** Rows and columns of C each GEMM invocation owns (the 8x8 Tile in wgsl/ops/conv.wgsl). */
-const TILE = 8;
-const MAX_GROUPS = 65535;
-/** col2im runs over (x, y) pixel tiles of this shape. */
-const COL2IM_SHAPE = { WG_X: 16, WG_Y: 4 };
-/** The weight-gradient GEMM splits its pixel reduction until about this many invocations run: lavapipe's 2 cores
- * need few, a real GPU thousands; each split costs partial-sum memory and reduce work. */
-const SPLIT_TARGET_INVOCATIONS = 4096;
-/** Fewest vec4 pixel columns (4 pixels each) one split reduces over, keeping partial sums a small share. */
-const MIN_CHUNK4 = 16;
 
 export interface ConvArgs {
   /** input [N, Cin, H, W] */
@@ -41,33 +37,6 @@ export interface ConvArgs {
    * whose im2col matrix is larger are planned in batch slices, each with its own scratch. */
   maxScratchBytes?: number;
 }
-
-interface Geometry {
-  n: number;
-  cin: number;
-  h: number;
-  w: number;
-  cout: number;
-  kh: number;
-  kw: number;
-  ho: number;
-  wo: number;
-  stride: number;
-  pad: number;
-  /** pixels per output map, and that rounded up to a multiple of 4 (row length of the vec4 matrices) */
-  P: number;
-  ppad: number;
-  K: number;
-}
-
-/** A matrix operand read as vec4: buffer, offset, batch stride, in vec4 units. */
-interface Vec4Operand {
-  buffer: GPUBuffer;
-  off4: number;
-  batch4: number;
-}
-
-const aligned = (v: TensorView, P: number) => P % 4 === 0 && v.offset % 4 === 0 && batchStride(v) % 4 === 0;
 
 /**
  * Plans a groups-1 convolution. Forward: im2col (skipped for aligned 1x1 stride-1 convs) + GEMM with fused bias.
@@ -213,202 +182,3 @@ function planInBatchSlices(ctx: OpContext, a: ConvArgs, slice: number): OpPlan {
   }
   return plan;
 }
-
-type Fields = Partial<Record<(typeof FIELD_ORDER)[number], number>>;
-
-/** Workgroup shape for a GEMM with `mBlocks` x `nBlocks` 8x8 tiles: up to 64 invocations, powers of two, rows
- * first (capped at 8) so narrow layers fill their workgroups. */
-function gemmShape(mBlocks: number, nBlocks: number): { WG_X: number; WG_Y: number } {
-  const pow2 = (v: number) => 2 ** Math.ceil(Math.log2(Math.max(1, v)));
-  const WG_Y = Math.min(8, pow2(mBlocks));
-  return { WG_X: Math.min(WG / WG_Y, pow2(nBlocks)), WG_Y };
-}
-
-/** gemm_nn's A_MODE: vec4 loads of A along k (row-major, 1) or along m (transposed, 2) where 4-aligned. */
-function aMode(f: Fields): number {
-  const aligned4 = (...v: (number | undefined)[]) => v.every((x) => (x ?? 0) % 4 === 0);
-  if (f.ak === 1 && aligned4(f.aOff, f.am, f.K, f.aBatch)) return 1;
-  if (f.am === 1 && aligned4(f.aOff, f.ak, f.aBatch)) return 2;
-  return 0;
-}
-
-function uniform(ctx: OpContext, f: Fields, label: string): GPUBuffer {
-  return uniformU32(ctx, FIELD_ORDER.map((k) => f[k] ?? 0), label);
-}
-
-/** A 1-D grid over `count` invocations, folded into y where it exceeds the per-dimension workgroup limit. */
-function grid(count: number): { workgroups: [number, number, number]; pitch: number } {
-  const total = groups(count, WG);
-  const x = Math.min(total, MAX_GROUPS);
-  return { workgroups: [x, Math.ceil(total / x), 1], pitch: x * WG };
-}
-
-function gemmNN(
-  ctx: OpContext,
-  label: string,
-  f: Fields & { M: number; K: number; P: number; ppad: number; n: number },
-  aBuf: GPUBuffer,
-  b: Vec4Operand,
-  cBuf: GPUBuffer,
-  biasBuf: GPUBuffer,
-  opClass: string,
-): Dispatch {
-  const N4 = f.ppad / 4;
-  const shape = gemmShape(Math.ceil(f.M / TILE), Math.ceil(N4 / 2));
-  const vec4 = [f.cOff ?? 0, f.cBatch ?? 0, f.ldc ?? 0].every((v) => v % 4 === 0);
-  const A_MODE = aMode(f);
-  const pipeline = ctx.programs.get(FILE, vec4 ? "gemm_nn_vec4" : "gemm_nn", { ...shape, A_MODE });
-  const u = uniform(ctx, { ...f, N: f.P, N4, bOff4: b.off4, ldb4: N4, bBatch4: b.batch4 }, label);
-  return {
-    label,
-    pipeline,
-    bindGroup: bindSparse(ctx.device, pipeline, {
-      2: aBuf,
-      3: b.buffer,
-      4: aBuf,
-      [vec4 ? 9 : 5]: cBuf,
-      6: biasBuf,
-      7: u,
-    }, label),
-    workgroups: [groups(N4, 2 * shape.WG_X), groups(f.M, TILE * shape.WG_Y), f.n],
-    flops: 2 * f.n * f.M * f.K * f.P,
-    bytes: 4 * (f.M * f.K + f.n * (f.K + f.M) * f.P),
-    opClass,
-  };
-}
-
-function weightGrad(
-  ctx: OpContext,
-  label: string,
-  g: Geometry,
-  dy4: Vec4Operand,
-  xcol: Vec4Operand,
-  dw: TensorView,
-): Dispatch[] {
-  const r4 = g.ppad / 4;
-  const invocations = Math.ceil(g.cout / TILE) * Math.ceil(g.K / TILE) * g.n;
-  const splits = Math.max(
-    1,
-    Math.min(Math.ceil(SPLIT_TARGET_INVOCATIONS / invocations), Math.ceil(r4 / MIN_CHUNK4)),
-  );
-  const chunk4 = Math.ceil(r4 / splits);
-  const nsplit = g.n * splits;
-  const count = g.cout * g.K;
-  const part = ctx.scratch(4 * nsplit * count, `${label} dw partials`);
-  const shape = gemmShape(Math.ceil(g.cout / TILE), Math.ceil(g.K / TILE));
-  const nt = ctx.programs.get(FILE, "gemm_nt", shape);
-  const ntU = uniform(ctx, {
-    M: g.cout,
-    N: g.K,
-    K: r4,
-    aOff: dy4.off4,
-    am: r4,
-    aBatch: dy4.batch4,
-    bOff4: xcol.off4,
-    ldb4: r4,
-    bBatch4: xcol.batch4,
-    splits,
-    chunk4,
-  }, `${label} backward_weight`);
-  const red = ctx.programs.get(FILE, "reduce", { WG });
-  const { workgroups, pitch } = grid(count);
-  const redU = uniform(ctx, { count, pitch, nsplit, dstOff: dw.offset }, `${label} reduce dw`);
-  return [{
-    label: `${label} backward_weight`,
-    pipeline: nt,
-    bindGroup: bindSparse(
-      ctx.device,
-      nt,
-      { 3: xcol.buffer, 4: dy4.buffer, 5: part, 7: ntU },
-      `${label} backward_weight`,
-    ),
-    workgroups: [groups(g.K, TILE * shape.WG_X), groups(g.cout, TILE * shape.WG_Y), nsplit],
-    flops: 2 * g.n * g.cout * g.K * g.P,
-    bytes: 4 * (g.n * (g.K + g.cout) * g.ppad + nsplit * count),
-    opClass: "conv_bwd_weight",
-  }, {
-    label: `${label} reduce dw`,
-    pipeline: red,
-    bindGroup: bindSparse(ctx.device, red, { 0: part, 1: dw.buffer, 7: redU }, `${label} reduce dw`),
-    workgroups,
-    flops: nsplit * count,
-    bytes: 4 * (nsplit + 2) * count,
-    opClass: "conv_bwd_weight",
-  }];
-}
-
-function im2col(
-  ctx: OpContext,
-  label: string,
-  f: Fields & Geometry & { rows: number },
-  src: TensorView,
-  dst: GPUBuffer,
-): Dispatch {
-  const pipeline = ctx.programs.get(FILE, "im2col", { WG });
-  const rows = f.n * f.rows;
-  if (rows > MAX_GROUPS) throw new Error(`planConv: ${label} has ${rows} im2col rows, at most ${MAX_GROUPS}`);
-  const u = uniform(ctx, { ...f, srcOff: src.offset, srcBS: batchStride(src) }, label);
-  return {
-    label,
-    pipeline,
-    bindGroup: bindSparse(ctx.device, pipeline, { 0: src.buffer, 7: u, 8: dst }, label),
-    workgroups: [groups(f.ppad / 4, WG), 1, rows],
-    bytes: 8 * rows * f.ppad,
-    opClass: "conv_im2col",
-  };
-}
-
-function col2im(
-  ctx: OpContext,
-  label: string,
-  f: Fields & Geometry & { rows: number },
-  col: GPUBuffer,
-  dx: TensorView,
-): Dispatch {
-  const pipeline = ctx.programs.get(FILE, "col2im", COL2IM_SHAPE);
-  const planes = f.n * f.cin;
-  if (planes > MAX_GROUPS) {
-    throw new Error(`planConv: ${label} has ${planes} input planes, at most ${MAX_GROUPS}`);
-  }
-  const u = uniform(ctx, { ...f, dstOff: dx.offset, dstBS: batchStride(dx) }, `${label} col2im`);
-  return {
-    label: `${label} col2im`,
-    pipeline,
-    bindGroup: bindSparse(ctx.device, pipeline, { 0: col, 1: dx.buffer, 7: u }, `${label} col2im`),
-    workgroups: [groups(f.w, COL2IM_SHAPE.WG_X), groups(f.h, COL2IM_SHAPE.WG_Y), planes],
-    bytes: 4 * (2 * planes * f.h * f.w + f.n * f.K * f.P),
-    opClass: "conv_col2im",
-  };
-}
-
-function biasGrad(
-  ctx: OpContext,
-  label: string,
-  f: Fields & Geometry,
-  dy: TensorView,
-  db: TensorView,
-): Dispatch {
-  const pipeline = ctx.programs.get(FILE, "bias_grad", { WG });
-  const u = uniform(
-    ctx,
-    { ...f, srcOff: dy.offset, srcBS: batchStride(dy), dstOff: db.offset },
-    `${label} bias_grad`,
-  );
-  return {
-    label: `${label} bias_grad`,
-    pipeline,
-    bindGroup: bindSparse(ctx.device, pipeline, { 0: dy.buffer, 1: db.buffer, 7: u }, `${label} bias_grad`),
-    workgroups: [f.cout, 1, 1],
-    flops: f.n * f.cout * f.P,
-    bytes: 4 * f.n * f.cout * f.P,
-    opClass: "conv_bwd_weight",
-  };
-}
-
-/** Word order of the `Params` uniform struct in wgsl/ops/conv.wgsl. */
-const FIELD_ORDER = [
-  ...["batch", "cin", "h", "w", "cout", "ho", "wo", "kh", "kw", "stride", "pad", "flags"],
-  ...["srcOff", "srcBS", "dstOff", "dstBS", "rows", "ppad", "count", "pitch", "M", "N", "N4", "K"],
-  ...["aOff", "am", "ak", "aBatch", "bOff4", "ldb4", "bBatch4", "biasOff", "cOff", "ldc", "cBatch", "splits"],
-  ...["chunk4", "nsplit", "_pad0", "_pad1"],
-] as const;

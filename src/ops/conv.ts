@@ -11,6 +11,9 @@ import {
 } from "./conv_kernels.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
+/** Workgroups per grid dimension (WebGPU's default maxComputeWorkgroupsPerDimension). */
+const MAX_GRID_Z = 65535;
+
 export interface ConvArgs {
   /** input [N, Cin, H, W] */
   x: TensorView;
@@ -74,15 +77,14 @@ export function planConv(ctx: OpContext, a: ConvArgs): OpPlan {
     K: cin * kh * kw,
   };
   const label = `conv ${cin}->${cout} k${kh}x${kw} s${stride} ${h}x${w}`;
+  // Per image: im2col (or padded dy) bytes, and grid rows (im2col rows and col2im planes ride workgroup z).
   const perItem = 4 * Math.max(g.K, cout) * g.ppad;
   const limit = a.maxScratchBytes ?? ctx.device.limits.maxStorageBufferBindingSize;
-  if (n * perItem > limit) {
-    const slice = Math.floor(limit / perItem);
-    if (slice < 1) {
-      throw new Error(`planConv: ${label} needs ${perItem} bytes of im2col per image, limit ${limit}`);
-    }
-    return planInBatchSlices(ctx, a, slice);
+  const slice = Math.min(Math.floor(limit / perItem), Math.floor(MAX_GRID_Z / Math.max(g.K, cout, cin)));
+  if (slice < 1) {
+    throw new Error(`planConv: ${label} needs ${perItem} bytes of im2col per image, limit ${limit}`);
   }
+  if (slice < n) return planInBatchSlices(ctx, a, slice);
   const direct = kh === 1 && kw === 1 && stride === 1 && pad === 0 && aligned(a.x, P);
   const col = direct ? undefined : ctx.scratch(4 * n * g.K * g.ppad, `${label} im2col`);
   const xcol: Vec4Operand = col

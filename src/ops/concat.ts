@@ -49,8 +49,7 @@ export function planConcat(ctx: OpContext, a: ConcatArgs): OpPlan {
         dx,
         accumulate: a.accumulate?.[i],
       },
-      0,
-      false,
+      { backwardReadsX: false },
     );
     plan.forward.push(...part.forward);
     plan.backward.push(...part.backward);
@@ -89,8 +88,7 @@ export function planSplit(ctx: OpContext, a: SplitArgs): OpPlan {
         dx: dy && a.dx ? channelSlice(a.dx, c0, c) : undefined,
         accumulate: a.accumulate,
       },
-      0,
-      false,
+      { backwardReadsX: false },
     );
     plan.forward.push(...part.forward);
     plan.backward.push(...part.backward);

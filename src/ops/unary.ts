@@ -15,6 +15,15 @@ export interface UnaryArgs {
   accumulate?: boolean;
 }
 
+export interface UnaryOptions {
+  /** the op's one float attribute (LeakyReLU's slope) */
+  alpha?: number;
+  /** false for kernels whose derivative does not depend on x (copies) */
+  backwardReadsX?: boolean;
+  /** the file also has `forward4`/`backward4` entry points over vec4 bindings 5-8, used for 4-aligned views */
+  vec4?: boolean;
+}
+
 /** A 1-D grid over `count` invocations, folded into y where it exceeds the per-dimension workgroup limit. */
 export function grid1d(count: number): { workgroups: [number, number, number]; pitch: number } {
   const total = groups(count, WG);
@@ -33,16 +42,14 @@ export function grid2d(per: number, n: number, name: string): [number, number, n
 
 /**
  * Plans an elementwise activation whose WGSL file has `forward` (Y = f(X)) and `backward` (DX (+)= DY * f'(X))
- * entry points over the shared Params layout of wgsl/ops/silu.wgsl; `alpha` is the op's one float attribute, and
- * `backwardReadsX` false for kernels whose derivative does not depend on x.
+ * entry points over the shared Params layout of wgsl/ops/silu.wgsl.
  */
 export function planUnary(
   ctx: OpContext,
   file: string,
   name: string,
   a: UnaryArgs,
-  alpha = 0,
-  backwardReadsX = true,
+  opts: UnaryOptions = {},
 ): OpPlan {
   expectShape(name, "y", a.y, a.x.shape);
   const count = elementCount(a.x);
@@ -59,18 +66,22 @@ export function planUnary(
     a.y.offset,
     batchStride(a.y),
   ]);
-  new Float32Array(words.buffer, 48, 1)[0] = alpha;
+  new Float32Array(words.buffer, 48, 1)[0] = opts.alpha ?? 0;
+  // vec4 entry points where the file has them and every view is 4-aligned.
+  const v4 = (...views: TensorView[]) =>
+    !!opts.vec4 && per % 4 === 0 && views.every((v) => v.offset % 4 === 0 && batchStride(v) % 4 === 0);
   const label = `${name} [${a.x.shape}]`;
-  const fwd = ctx.programs.get(file, "forward", { WG });
+  const fwd4 = v4(a.x, a.y);
+  const fwd = ctx.programs.get(file, fwd4 ? "forward4" : "forward", { WG });
   const forward: Dispatch[] = [{
     label: `${label} forward`,
     pipeline: fwd,
     bindGroup: bindSparse(ctx.device, fwd, {
-      0: a.x.buffer,
-      1: a.y.buffer,
+      [fwd4 ? 5 : 0]: a.x.buffer,
+      [fwd4 ? 6 : 1]: a.y.buffer,
       4: ctx.uniform(words.slice().buffer, `${label} forward`),
     }, `${label} forward`),
-    workgroups,
+    workgroups: fwd4 ? grid2d(per / 4, a.x.shape[0], name) : workgroups,
     bytes: 8 * count,
     opClass: "elementwise",
   }];
@@ -80,17 +91,19 @@ export function planUnary(
     expectShape(name, "dy", a.dy, a.x.shape);
     expectShape(name, "dx", a.dx, a.x.shape);
     words.set([a.dy.offset, batchStride(a.dy), a.dx.offset, batchStride(a.dx)], 8);
-    const bwd = ctx.programs.get(file, "backward", { WG });
+    const bwd4 = v4(a.x, a.dy, a.dx);
+    const bwd = ctx.programs.get(file, bwd4 ? "backward4" : "backward", { WG });
+    const readsX = opts.backwardReadsX ?? true;
     backward.push({
       label: `${label} backward`,
       pipeline: bwd,
       bindGroup: bindSparse(ctx.device, bwd, {
-        0: backwardReadsX ? a.x.buffer : undefined,
-        2: a.dy.buffer,
-        3: a.dx.buffer,
+        [bwd4 ? 5 : 0]: readsX ? a.x.buffer : undefined,
+        [bwd4 ? 7 : 2]: a.dy.buffer,
+        [bwd4 ? 8 : 3]: a.dx.buffer,
         4: ctx.uniform(words.slice().buffer, `${label} backward`),
       }, `${label} backward`),
-      workgroups,
+      workgroups: bwd4 ? grid2d(per / 4, a.x.shape[0], name) : workgroups,
       bytes: 4 * (a.accumulate ? 4 : 3) * count,
       opClass: "elementwise",
     });

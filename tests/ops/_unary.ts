@@ -1,6 +1,7 @@
 // One test recipe shared by the elementwise activations: GPU forward and backward against the float64 reference
 // on views (offsets, channel-slice batch strides), dx overwritten and accumulated, and the reference derivative
 // against central differences.
+import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
 import type { UnaryArgs } from "../../src/ops/unary.ts";
 import type { OpContext, OpPlan } from "../../src/ops/types.ts";
@@ -22,27 +23,37 @@ import {
  * (~1.3e-6 relative) plus a few roundings of the surrounding arithmetic. */
 export const F32_ELEMENTWISE_TOL = 4e-6;
 
+/** View placements: odd offsets and strides (scalar kernels), and 4-aligned ones (vec4 kernels where an op has
+ * them; `vec4Entries` says whether it should then pick them). */
+const LAYOUTS = [
+  { what: "odd views", shape: [2, 5, 3, 7], offsets: [3, 5, 1, 2], pads: [9, 2, 0, 4] },
+  { what: "4-aligned views", shape: [2, 4, 3, 5], offsets: [4, 8, 0, 12], pads: [8, 4, 0, 12] },
+];
+
 export function unaryTests(
   name: string,
   plan: (ctx: OpContext, a: UnaryArgs) => OpPlan,
   act: Activation,
+  vec4Entries = false,
 ): void {
-  const shape = [2, 5, 3, 7];
-  const per = 5 * 3 * 7;
-  for (const accumulate of [false, true]) {
-    gpuTest(
-      `${name} forward and backward match the reference (dx ${accumulate ? "accumulated" : "overwritten"})`,
-      async (device) => {
+  for (const { what, shape, offsets, pads } of LAYOUTS) {
+    const per = shape[1] * shape[2] * shape[3];
+    const opt = (i: number, fill: number) => ({ offset: offsets[i], batchStride: per + pads[i], fill });
+    for (const accumulate of [false, true]) {
+      const mode = accumulate ? "accumulated" : "overwritten";
+      gpuTest(`${name} forward and backward match the reference on ${what} (dx ${mode})`, async (device) => {
         const rand = rng(accumulate ? 11 : 12);
         // Inputs spread over [-4, 4] so both tails and the middle of the curve are exercised.
         const x = randomArray(2 * per, () => 4 * rand());
         const dy = randomArray(x.length, rand);
         const dxOld = randomArray(x.length, rand);
-        const X = place(device, shape, x, { offset: 3, batchStride: per + 9, fill: 7 });
-        const Y = place(device, shape, undefined, { offset: 5, batchStride: per + 2, fill: 6 });
-        const DY = place(device, shape, dy, { offset: 1, fill: 5 });
-        const DX = place(device, shape, dxOld, { offset: 2, batchStride: per + 4, fill: 4 });
+        const X = place(device, shape, x, opt(0, 7));
+        const Y = place(device, shape, undefined, opt(1, 6));
+        const DY = place(device, shape, dy, opt(2, 5));
+        const DX = place(device, shape, dxOld, opt(3, 4));
         const p = plan(opContext(device), { x: X.view, y: Y.view, dy: DY.view, dx: DX.view, accumulate });
+        const entry = p.forward[0].pipeline.label.split(":").pop();
+        assert.equal(entry, vec4Entries && what.startsWith("4") ? "forward4" : "forward", "entry point");
         await run(device, [...p.forward, ...p.backward]);
         const y = await readPlaced(device, Y);
         assertClose(y.inside, applyForward(act, x), F32_ELEMENTWISE_TOL, `${name} y`);
@@ -51,8 +62,8 @@ export function unaryTests(
         const dx = await readPlaced(device, DX);
         assertClose(dx.inside, want, F32_ELEMENTWISE_TOL, `${name} dx`);
         assertUntouched(dx.outside, `${name} dx`);
-      },
-    );
+      });
+    }
   }
   Deno.test(`${name} reference derivative matches central differences`, () => {
     const rand = rng(5);

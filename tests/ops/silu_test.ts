@@ -2,4 +2,4 @@ import { planSilu } from "../../src/ops/silu.ts";
 import { silu } from "../../src/reference/ops/activations.ts";
 import { unaryTests } from "./_unary.ts";
 
-unaryTests("planSilu", planSilu, silu);
+unaryTests("planSilu", planSilu, silu, true);

@@ -16,24 +16,31 @@ export interface BinaryArgs {
   accumulateB?: boolean;
 }
 
+const FILE = "ops/binary.wgsl";
+
+/** c = a + b (same shapes); backward da, db (=|+=) dc. */
+export function planAdd(ctx: OpContext, args: BinaryArgs): OpPlan {
+  return planBinary(ctx, "planAdd", args, 0);
+}
+
+/** c = a * b (same shapes); backward da (=|+=) dc * b, db (=|+=) dc * a. */
+export function planMul(ctx: OpContext, args: BinaryArgs): OpPlan {
+  return planBinary(ctx, "planMul", args, 1);
+}
+
 /**
- * Plans a same-shape elementwise binary op whose WGSL file (Params layout of wgsl/ops/add.wgsl) has `forward`
- * (C = A op B) and `backward` (DX (+)= DC * d(op)/dx, reading the other input O when `usesOther`).
+ * Plans wgsl/ops/binary.wgsl for its `OP` (0 add, 1 multiply): `forward` (C = A op B) and per gradient wanted
+ * `backward` (DX (+)= DC) or, for a product, `backwardProduct` (DX (+)= DC * the other input).
  */
-export function planBinary(
-  ctx: OpContext,
-  file: string,
-  name: string,
-  a: BinaryArgs,
-  usesOther: boolean,
-): OpPlan {
+function planBinary(ctx: OpContext, name: string, a: BinaryArgs, op: 0 | 1): OpPlan {
+  const usesOther = op === 1;
   expectShape(name, "b", a.b, a.a.shape);
   expectShape(name, "c", a.c, a.a.shape);
   const count = elementCount(a.a);
   const workgroups = grid2d(count / a.a.shape[0], a.a.shape[0], name);
   const label = `${name} [${a.a.shape}]`;
   const head = [count, count / a.a.shape[0], 0];
-  const fwd = ctx.programs.get(file, "forward", { WG });
+  const fwd = ctx.programs.get(FILE, "forward", { WG, OP: op });
   const fwdWords = [
     ...head,
     0,
@@ -67,7 +74,7 @@ export function planBinary(
     if (!a.dc) throw new Error(`${name}: ${label} needs dc to plan its backward`);
     expectShape(name, "dc", a.dc, a.a.shape);
     expectShape(name, "gradient", dx, a.a.shape);
-    const bwd = ctx.programs.get(file, "backward", { WG });
+    const bwd = ctx.programs.get(FILE, usesOther ? "backwardProduct" : "backward", { WG });
     const w = [
       ...head,
       accumulate ? 2 : 0,

@@ -16,11 +16,13 @@ export interface UnaryArgs {
 }
 
 export interface UnaryOptions {
+  /** override constants selecting the kernel's variant (besides WG) */
+  constants?: Record<string, number>;
   /** the op's one float attribute (LeakyReLU's slope) */
   alpha?: number;
   /** false for kernels whose derivative does not depend on x (copies) */
   backwardReadsX?: boolean;
-  /** the file also has `forward4`/`backward4` entry points over vec4 bindings 5-8, used for 4-aligned views */
+  /** use the file's `forward4`/`backward4` entry points over vec4 bindings 5-8 for 4-aligned views */
   vec4?: boolean;
 }
 
@@ -42,7 +44,7 @@ export function grid2d(per: number, n: number, name: string): [number, number, n
 
 /**
  * Plans an elementwise activation whose WGSL file has `forward` (Y = f(X)) and `backward` (DX (+)= DY * f'(X))
- * entry points over the shared Params layout of wgsl/ops/silu.wgsl.
+ * entry points over the shared Params layout of wgsl/ops/activation.wgsl.
  */
 export function planUnary(
   ctx: OpContext,
@@ -72,7 +74,7 @@ export function planUnary(
     !!opts.vec4 && per % 4 === 0 && views.every((v) => v.offset % 4 === 0 && batchStride(v) % 4 === 0);
   const label = `${name} [${a.x.shape}]`;
   const fwd4 = v4(a.x, a.y);
-  const fwd = ctx.programs.get(file, fwd4 ? "forward4" : "forward", { WG });
+  const fwd = ctx.programs.get(file, fwd4 ? "forward4" : "forward", { WG, ...opts.constants });
   const forward: Dispatch[] = [{
     label: `${label} forward`,
     pipeline: fwd,
@@ -92,7 +94,7 @@ export function planUnary(
     expectShape(name, "dx", a.dx, a.x.shape);
     words.set([a.dy.offset, batchStride(a.dy), a.dx.offset, batchStride(a.dx)], 8);
     const bwd4 = v4(a.x, a.dy, a.dx);
-    const bwd = ctx.programs.get(file, bwd4 ? "backward4" : "backward", { WG });
+    const bwd = ctx.programs.get(file, bwd4 ? "backward4" : "backward", { WG, ...opts.constants });
     const readsX = opts.backwardReadsX ?? true;
     backward.push({
       label: `${label} backward`,

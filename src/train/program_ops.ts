@@ -4,17 +4,13 @@
  * @module
  */
 import type { IrNode } from "../onnx/graph.ts";
-import { planAdd } from "../ops/add.ts";
+import { planLeakyRelu, planRelu, planSigmoid, planSilu } from "../ops/activation.ts";
+import { planAdd, planMul } from "../ops/binary.ts";
 import { planBatchNorm } from "../ops/batchnorm.ts";
 import { channelSlice, planConcat } from "../ops/concat.ts";
 import { planConv } from "../ops/conv.ts";
-import { planLeakyRelu } from "../ops/leakyrelu.ts";
 import { planMaxPool } from "../ops/maxpool.ts";
-import { planMul } from "../ops/mul.ts";
-import { planRelu } from "../ops/relu.ts";
 import { planResizeNearest } from "../ops/resize.ts";
-import { planSigmoid } from "../ops/sigmoid.ts";
-import { planSilu } from "../ops/silu.ts";
 import type { OpContext, OpPlan, TensorView } from "../ops/types.ts";
 
 /** What a node's plan is given; `grad(x)` is undefined where no gradient is wanted. */

@@ -1,4 +1,4 @@
-import { planAdd } from "../../src/ops/add.ts";
+import { planAdd } from "../../src/ops/binary.ts";
 import { add } from "../../src/reference/ops/binary.ts";
 import { binaryTests } from "./_binary.ts";
 

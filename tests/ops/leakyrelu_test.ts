@@ -1,4 +1,4 @@
-import { planLeakyRelu } from "../../src/ops/leakyrelu.ts";
+import { planLeakyRelu } from "../../src/ops/activation.ts";
 import { leakyRelu } from "../../src/reference/ops/activations.ts";
 import { unaryTests } from "./_unary.ts";
 

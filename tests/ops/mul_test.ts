@@ -1,4 +1,4 @@
-import { planMul } from "../../src/ops/mul.ts";
+import { planMul } from "../../src/ops/binary.ts";
 import { mul } from "../../src/reference/ops/binary.ts";
 import { binaryTests } from "./_binary.ts";
 

@@ -1,4 +1,4 @@
-import { planRelu } from "../../src/ops/relu.ts";
+import { planRelu } from "../../src/ops/activation.ts";
 import { relu } from "../../src/reference/ops/activations.ts";
 import { unaryTests } from "./_unary.ts";
 

@@ -1,4 +1,4 @@
-import { planSigmoid } from "../../src/ops/sigmoid.ts";
+import { planSigmoid } from "../../src/ops/activation.ts";
 import { sigmoid } from "../../src/reference/ops/activations.ts";
 import { unaryTests } from "./_unary.ts";
 

@@ -1,4 +1,4 @@
-import { planSilu } from "../../src/ops/silu.ts";
+import { planSilu } from "../../src/ops/activation.ts";
 import { silu } from "../../src/reference/ops/activations.ts";
 import { unaryTests } from "./_unary.ts";
 

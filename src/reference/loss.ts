@@ -4,9 +4,9 @@
  * Heads are in PyTorch's training layout (bs, na, ny, nx, no).
  * @module
  */
-import type { LayerTargets, LossLayer, TargetRows } from "../train/targets.ts";
-import { buildTargets } from "../train/targets.ts";
+import type { LossLayer, TargetRows } from "../train/targets.ts";
 import type { LossSettings } from "../train/loss_settings.ts";
+import { referenceBuildTargets, type TargetEntry } from "./targets.ts";
 
 export interface ReferenceLoss {
   /** (lbox + lobj + lcls) * bs: what is backpropagated. */
@@ -107,7 +107,7 @@ export function referenceLoss(
   s: LossSettings,
   fixed?: Detached,
 ): ReferenceLoss {
-  const tables = buildTargets(targets, layers, s.anchorT);
+  const tables = referenceBuildTargets(targets, layers, s.anchorT);
   const no = s.nc + 5;
   const cp = 1 - 0.5 * s.labelSmoothing, cn = 0.5 * s.labelSmoothing;
   let lbox = 0, lobj = 0, lcls = 0;
@@ -115,42 +115,43 @@ export function referenceLoss(
   const alphas: number[][] = layers.map(() => []);
   const tobjs: Float64Array[] = [];
   layers.forEach((layer, i) => {
-    const p = heads[i], g = grads[i], t: LayerTargets = tables[i];
+    const p = heads[i], g = grads[i], t: TargetEntry[] = tables[i], nt = t.length;
     const na = layer.anchors.length;
     const cells = bs * na * layer.ny * layer.nx;
     if (p.length !== cells * no) {
       throw new Error(`referenceLoss: head ${i} has ${p.length} values, want ${cells * no}`);
     }
-    const cellOf = (k: number) => ((t.b[k] * na + t.a[k]) * layer.ny + t.gj[k]) * layer.nx + t.gi[k];
+    const cellOf = (e: TargetEntry) => ((e.b * na + e.a) * layer.ny + e.gj) * layer.nx + e.gi;
     const tobj = new Float64Array(cells);
     tobjs.push(tobj);
-    const boxScale = s.box * bs / t.n, clsScale = s.cls * bs / (t.n * s.nc);
-    for (let k = 0; k < t.n; k++) {
-      const o = cellOf(k) * no;
+    const boxScale = s.box * bs / nt, clsScale = s.cls * bs / (nt * s.nc);
+    for (const [k, e] of t.entries()) {
+      const o = cellOf(e) * no;
       const sg = [0, 1, 2, 3].map((f) => sigmoid(p[o + f]));
       const pbox = [
         sg[0] * 2 - 0.5,
         sg[1] * 2 - 0.5,
-        (sg[2] * 2) ** 2 * t.anchor[2 * k],
-        (sg[3] * 2) ** 2 * t.anchor[2 * k + 1],
+        (sg[2] * 2) ** 2 * e.anchor[0],
+        (sg[3] * 2) ** 2 * e.anchor[1],
       ];
       const { ciou: c, grad, alpha } = ciou(
         pbox,
-        [...t.tbox.subarray(4 * k, 4 * k + 4)],
+        e.tbox,
         fixed?.alphas[i][k],
       );
       alphas[i].push(alpha);
-      lbox += (1 - c) / t.n;
+      lbox += (1 - c) / nt;
       for (let f = 0; f < 4; f++) {
         const dsig = sg[f] * (1 - sg[f]);
-        const dp = f < 2 ? 2 * dsig : 8 * sg[f] * dsig * t.anchor[2 * k + f - 2];
+        const dp = f < 2 ? 2 * dsig : 8 * sg[f] * dsig * e.anchor[f - 2];
         g[o + f] += -boxScale * grad[f] * dp;
       }
-      if (t.objWinner[k]) tobj[cellOf(k)] = Math.max(Math.fround(c), 0);
+      // index_put: of entries sharing a cell, the last one written wins.
+      tobj[cellOf(e)] = Math.max(Math.fround(c), 0);
       if (s.nc > 1) {
         for (let c2 = 0; c2 < s.nc; c2++) {
-          const [l, dl] = bceWithLogits(p[o + 5 + c2], c2 === t.tcls[k] ? cp : cn, s.clsPw, s.flGamma);
-          lcls += l / (t.n * s.nc);
+          const [l, dl] = bceWithLogits(p[o + 5 + c2], c2 === e.tcls ? cp : cn, s.clsPw, s.flGamma);
+          lcls += l / (nt * s.nc);
           g[o + 5 + c2] += clsScale * dl;
         }
       }

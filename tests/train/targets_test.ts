@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { buildTargets } from "../../src/train/targets.ts";
 import type { LossLayer } from "../../src/train/targets.ts";
+import { referenceBuildTargets } from "../../src/reference/targets.ts";
+import { randomCase } from "./_cases.ts";
 
 const layer = (n: number, anchors: [number, number][]): LossLayer => ({ nx: n, ny: n, anchors });
 const row = (b: number, c: number, x: number, y: number, w: number, h: number) => [b, c, x, y, w, h];
@@ -64,4 +66,31 @@ Deno.test("buildTargets: of two labels in one cell and anchor, the later one own
   const own = [0, 1].map((k) => `${t.gi[k]},${t.gj[k]}:${t.tcls[k]}:${t.objWinner[k]}`);
   // Both centres fall in cell (2, 2); slot 0 emits target 0 then target 1, and only the last write counts.
   assert.deepEqual(own, ["2,2:0:0", "2,2:1:1"]);
+});
+
+Deno.test("buildTargets matches the plain-loop reference entry for entry on random labels and grid-edge centres", () => {
+  for (const seed of [1, 2, 3]) {
+    const c = randomCase(seed, { nc: 3, bs: 2, grids: [8, 4, 2], nt: 12 });
+    // Centres on cell edges and the image border exercise both-neighbour duplicates and the clamp.
+    const targets = new Float32Array([
+      ...c.targets,
+      ...row(1, 2, 0.5, 0.25, 0.2, 0.3),
+      ...row(0, 1, 1.0, 1.0, 0.25, 0.25),
+      ...row(1, 0, 0, 0.125, 0.1, 0.1),
+    ]);
+    const got = buildTargets(targets, c.layers, 4);
+    const want = referenceBuildTargets(targets, c.layers, 4);
+    got.forEach((t, i) => {
+      const entries = Array.from({ length: t.n }, (_, k) => ({
+        b: t.b[k],
+        a: t.a[k],
+        gj: t.gj[k],
+        gi: t.gi[k],
+        tbox: [...t.tbox.subarray(4 * k, 4 * k + 4)],
+        anchor: [...t.anchor.subarray(2 * k, 2 * k + 2)],
+        tcls: t.tcls[k],
+      }));
+      assert.deepEqual(entries, want[i], `seed ${seed} layer ${i}`);
+    });
+  }
 });

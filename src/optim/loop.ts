@@ -5,21 +5,14 @@
  */
 import type { ProgramCache } from "../gpu/programs.ts";
 import { Ema, type EmaSource } from "./ema.ts";
-import { describeGroups, type LayoutEntry, layoutLength, type OptimizerName } from "./groups.ts";
+import { describeGroups, type LayoutEntry, layoutLength } from "./groups.ts";
 import { Optimizer } from "./optimizer.ts";
-import { type Hyp, type IterationPlan, Schedule } from "./schedule.ts";
+import { type IterationPlan, Schedule, type ScheduleOptions } from "./schedule.ts";
 import { type TraceLine, traceLine } from "./trace.ts";
 
-export interface OptimizerLoopSettings {
-  optimizer: OptimizerName;
-  /** hyp values before train.py's nominal-batch scaling (the Schedule scales weight_decay). */
-  hyp: Hyp;
-  batchSize: number;
-  /** Batches per epoch. */
-  nb: number;
-  epochs: number;
-  cosLr: boolean;
-  nbs?: number;
+/** The schedule's options (hyp before train.py's nominal-batch scaling: the Schedule scales weight_decay) plus the
+ * step's own settings. */
+export interface OptimizerLoopSettings extends ScheduleOptions {
   maxGradNorm?: number;
   ema?: { decay: number; tau: number };
   /** src/gpu/runs.ts streamChunk(gpu.isFallback). */

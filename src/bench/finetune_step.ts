@@ -113,6 +113,10 @@ export async function bench(): Promise<Record<string, unknown>> {
     achieved_gflops: +(totalFlops / stepSeconds / 1e9).toFixed(2),
     first_loss: first.loss,
     dispatches: all.length,
+    memory_mb: {
+      values_and_grads: +(program.memoryBytes / 2 ** 20).toFixed(1),
+      op_scratch: +(program.scratchBytes / 2 ** 20).toFixed(1),
+    },
     op_classes: opClasses,
     roofline: await roofline(),
   };

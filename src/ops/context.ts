@@ -2,8 +2,20 @@ import { createStorage } from "../gpu/buffers.ts";
 import type { ProgramCache } from "../gpu/programs.ts";
 import type { Dispatch, OpContext, TensorView } from "./types.ts";
 
-/** An OpContext whose uniform and scratch buffers are created immediately (at plan time) and kept for reuse. */
-export function createOpContext(device: GPUDevice, programs: ProgramCache): OpContext {
+/** An OpContext whose uniform and scratch buffers are created immediately (at plan time) and kept for reuse.
+ * A transient slot keeps the largest buffer asked for so far and hands it to every request that fits, so plans
+ * that ask for their largest slot first (e.g. a YOLO stem's im2col) end up with one buffer per slot.
+ * `scratchBytes` counts the scratch and transient storage allocated. */
+export function createOpContext(
+  device: GPUDevice,
+  programs: ProgramCache,
+): OpContext & { scratchBytes(): number } {
+  const slots = new Map<string, GPUBuffer>();
+  let bytes = 0;
+  const storage = (size: number, label: string) => {
+    bytes += size;
+    return createStorage(device, size, label);
+  };
   return {
     device,
     programs,
@@ -16,7 +28,15 @@ export function createOpContext(device: GPUDevice, programs: ProgramCache): OpCo
       device.queue.writeBuffer(buffer, 0, data);
       return buffer;
     },
-    scratch: (bytes: number, label: string) => createStorage(device, bytes, label),
+    scratch: storage,
+    transient(slot: string, size: number, label: string): GPUBuffer {
+      const held = slots.get(slot);
+      if (held && held.size >= size) return held;
+      const buffer = storage(size, `${slot} (transient, first for ${label})`);
+      slots.set(slot, buffer);
+      return buffer;
+    },
+    scratchBytes: () => bytes,
   };
 }
 

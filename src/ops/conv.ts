@@ -37,15 +37,17 @@ export interface ConvArgs {
   groups?: number;
   accumulate?: boolean;
   /** largest scratch buffer one dispatch may bind; defaults to the device's maxStorageBufferBindingSize. Batches
-   * whose im2col matrix is larger are planned in batch slices, each with its own scratch. */
+   * whose im2col matrix is larger are planned in batch slices, one after the other. */
   maxScratchBytes?: number;
 }
 
 /**
  * Plans a groups-1 convolution. Forward: im2col (skipped for aligned 1x1 stride-1 convs) + GEMM with fused bias.
- * Backward, in order: db += bias_grad(dy); dW += split GEMM dY . col^T + reduce; dx (=|+=) col2im(W^T . dY).
- * The im2col scratch holds the forward's columns until backward-weight has read them, then backward-data reuses
- * it for dcol, so each conv owns one scratch of N * Cin*kh*kw * ceil4(Ho*Wo) floats.
+ * Backward, in order: db += bias_grad(dy); im2col again, dW += split GEMM dY . col^T + reduce; dx (=|+=)
+ * col2im(W^T . dY). The columns live in a transient slot every conv of a program shares (N * Cin*kh*kw *
+ * ceil4(Ho*Wo) floats of the largest conv) rather than one scratch per conv kept from forward to backward:
+ * backward recomputes them (an im2col is a few percent of its conv's GEMMs), then backward-data reuses them for
+ * dcol. The weight-gradient partial sums and a padded dy copy are transient slots too.
  */
 export function planConv(ctx: OpContext, a: ConvArgs): OpPlan {
   if ((a.dilation ?? 1) !== 1 || (a.groups ?? 1) !== 1) {
@@ -86,14 +88,15 @@ export function planConv(ctx: OpContext, a: ConvArgs): OpPlan {
   }
   if (slice < n) return planInBatchSlices(ctx, a, slice);
   const direct = kh === 1 && kw === 1 && stride === 1 && pad === 0 && aligned(a.x, P);
-  const col = direct ? undefined : ctx.scratch(4 * n * g.K * g.ppad, `${label} im2col`);
+  const col = direct ? undefined : ctx.transient("conv columns", 4 * n * g.K * g.ppad, `${label} im2col`);
   const xcol: Vec4Operand = col
     ? { buffer: col, off4: 0, batch4: (g.K * g.ppad) / 4 }
     : { buffer: a.x.buffer, off4: a.x.offset / 4, batch4: batchStride(a.x) / 4 };
   const common = { ...g, batch: n, flags: 0 };
 
+  const columns = () => im2col(ctx, `${label} im2col`, { ...common, rows: g.K }, a.x, col!);
   const forward: Dispatch[] = [];
-  if (col) forward.push(im2col(ctx, `${label} im2col`, { ...common, rows: g.K }, a.x, col));
+  if (col) forward.push(columns());
   forward.push(gemmNN(
     ctx,
     `${label} forward`,
@@ -124,7 +127,7 @@ export function planConv(ctx: OpContext, a: ConvArgs): OpPlan {
   expectShape("planConv", "dy", dy, [n, cout, ho, wo]);
   let dy4: Vec4Operand = { buffer: dy.buffer, off4: dy.offset / 4, batch4: batchStride(dy) / 4 };
   if (!aligned(dy, P)) {
-    const copy = ctx.scratch(4 * n * cout * g.ppad, `${label} dy padded`);
+    const copy = ctx.transient("conv dy padded", 4 * n * cout * g.ppad, `${label} dy padded`);
     const rows = { ...common, cin: cout, h: ho, w: wo, kh: 1, kw: 1, stride: 1, pad: 0, rows: cout };
     backward.push(im2col(ctx, `${label} dy padded`, rows, dy, copy));
     dy4 = { buffer: copy, off4: 0, batch4: (cout * g.ppad) / 4 };
@@ -135,6 +138,7 @@ export function planConv(ctx: OpContext, a: ConvArgs): OpPlan {
   }
   if (a.dw) {
     expectShape("planConv", "dw", a.dw, [cout, cin, kh, kw]);
+    if (col) backward.push(columns());
     backward.push(...weightGrad(ctx, label, g, dy4, xcol, a.dw));
   }
   if (a.dx) {

@@ -8,6 +8,8 @@ const WG = 64;
 /** Rows and columns of C each GEMM invocation owns (the 8x8 Tile in wgsl/ops/conv.wgsl). */
 const TILE = 8;
 const MAX_GROUPS = 65535;
+/** vec4s of columns each im2col invocation writes (wgsl/ops/conv.wgsl IM2COL_V). */
+const IM2COL_V = 4;
 /** col2im runs over (x, y) pixel tiles of this shape. */
 const COL2IM_SHAPE = { WG_X: 16, WG_Y: 4 };
 /** The weight-gradient GEMM splits its pixel reduction until about this many invocations run: lavapipe's 2 cores
@@ -124,7 +126,7 @@ export function weightGrad(
   const chunk4 = Math.ceil(r4 / splits);
   const nsplit = g.n * splits;
   const count = g.cout * g.K;
-  const part = ctx.scratch(4 * nsplit * count, `${label} dw partials`);
+  const part = ctx.transient("conv dw partials", 4 * nsplit * count, `${label} dw partials`);
   const shape = gemmShape(Math.ceil(g.cout / TILE), Math.ceil(g.K / TILE));
   const nt = ctx.programs.get(FILE, "gemm_nt", shape);
   const ntU = uniform(ctx, {
@@ -174,7 +176,7 @@ export function im2col(
   src: TensorView,
   dst: GPUBuffer,
 ): Dispatch {
-  const pipeline = ctx.programs.get(FILE, "im2col", { WG });
+  const pipeline = ctx.programs.get(FILE, "im2col", { WG, IM2COL_V });
   const rows = f.n * f.rows;
   if (rows > MAX_GROUPS) throw new Error(`planConv: ${label} has ${rows} im2col rows, at most ${MAX_GROUPS}`);
   const u = uniform(ctx, { ...f, srcOff: src.offset, srcBS: batchStride(src) }, label);
@@ -182,7 +184,7 @@ export function im2col(
     label,
     pipeline,
     bindGroup: bindSparse(ctx.device, pipeline, { 0: src.buffer, 7: u, 8: dst }, label),
-    workgroups: [groups(f.ppad / 4, WG), 1, rows],
+    workgroups: [groups(f.ppad / 4, WG * IM2COL_V), 1, rows],
     bytes: 8 * rows * f.ppad,
     opClass: "conv_im2col",
   };

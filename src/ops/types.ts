@@ -28,6 +28,10 @@ export interface OpContext {
   uniform(data: ArrayBuffer, label: string): GPUBuffer;
   /** scratch storage created at plan time */
   scratch(bytes: number, label: string): GPUBuffer;
+  /** plan-time scratch an op uses only within one run of its own dispatches (its forward, or its backward), so
+   * nothing in it outlives that run: every request for the same `slot` may get the same buffer, since a pass
+   * runs its dispatches in order. */
+  transient(slot: string, bytes: number, label: string): GPUBuffer;
 }
 
 /** What an op contributes to a training step: forward dispatches, then backward dispatches (in recording order). */

@@ -74,7 +74,10 @@ export class TrainProgram {
   /** In recording order (reverse graph order). */
   readonly backwardDispatches: Dispatch[] = [];
   readonly loss?: LossPlan;
+  /** Bytes of values and gradients (program_memory.ts). */
   readonly memoryBytes: number;
+  /** Bytes of op scratch: per-op buffers plus the transient slots shared by all ops (OpContext.transient). */
+  readonly scratchBytes: number;
   readonly #clears: GPUBuffer[];
   readonly #staging?: GPUBuffer;
   readonly #zeros: Float32Array<ArrayBuffer>;
@@ -87,7 +90,7 @@ export class TrainProgram {
     readonly graph: TrainGraph,
     readonly layout: ParamLayout,
     readonly options: ProgramOptions,
-    ctx: OpContext,
+    ctx: OpContext & { scratchBytes(): number },
     model: OnnxModel,
   ) {
     const { batch, imgsz } = options;
@@ -164,6 +167,7 @@ export class TrainProgram {
       if (plan.setCount) this.#setCounts.push(plan.setCount);
     });
     for (const i of order) this.backwardDispatches.push(...backward[i]);
+    this.scratchBytes = ctx.scratchBytes();
   }
 
   /** Builds the IR, layout and plans for `model`; `device` must be the device every buffer lives on. */

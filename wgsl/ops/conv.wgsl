@@ -250,30 +250,44 @@ fn advance(oy: ptr<function, u32>, ox: ptr<function, u32>) {
   *oy = select(*oy, *oy + 1u, wrap);
 }
 
-// Col4 row r = n * rows + k (workgroup_id.z, so the tap's (ci, ky, kx) is uniform), vec4 column p4: the input
-// pixel tap k of output pixels 4*p4 .. 4*p4+3. With a 1x1 kernel this is a copy into rows padded to ppad.
+// Col4 row r = n * rows + k (workgroup_id.z, so the tap's (ci, ky, kx) is uniform), vec4 columns from p4: the
+// input pixel tap k of output pixels 4*p4 onwards. With a 1x1 kernel this is a copy into rows padded to ppad.
+// Each invocation fills IM2COL_V consecutive vec4s, so the index divisions (lavapipe scalarises them) are paid
+// once per IM2COL_V vec4s.
+override IM2COL_V: u32 = 4u;
 @compute @workgroup_size(WG)
 fn im2col(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: vec3u) {
   let ppad4 = u.ppad / 4u;
-  // Clamped rather than returned early: a duplicate lane rewrites the same value, and lavapipe runs loads
-  // without an execution mask faster.
-  let p4 = min(wg.x * WG + l.x, ppad4 - 1u);
   let r = wg.z;
   let k = r % u.rows;
   let khw = u.kh * u.kw;
   let src = u.srcOff + (r / u.rows) * u.srcBS + (k / khw) * u.h * u.w;
   let ky = (k % khw) / u.kw;
   let kx = k % u.kw;
-  let p = p4 * 4u;
+  let first = (wg.x * WG + l.x) * IM2COL_V;
+  var p = min(first, ppad4 - 1u) * 4u;
   var oy = p / u.wo;
   var ox = p % u.wo;
-  let v0 = tap(src, ky, kx, oy, ox, p);
-  advance(&oy, &ox);
-  let v1 = tap(src, ky, kx, oy, ox, p + 1u);
-  advance(&oy, &ox);
-  let v2 = tap(src, ky, kx, oy, ox, p + 2u);
-  advance(&oy, &ox);
-  Col4[r * ppad4 + p4] = vec4f(v0, v1, v2, tap(src, ky, kx, oy, ox, p + 3u));
+  for (var j = 0u; j < IM2COL_V; j++) {
+    // Clamped rather than returned early: a duplicate lane rewrites the same value, and lavapipe runs loads
+    // without an execution mask faster.
+    let p4 = min(first + j, ppad4 - 1u);
+    var ty = oy;
+    var tx = ox;
+    let v0 = tap(src, ky, kx, ty, tx, p);
+    advance(&ty, &tx);
+    let v1 = tap(src, ky, kx, ty, tx, p + 1u);
+    advance(&ty, &tx);
+    let v2 = tap(src, ky, kx, ty, tx, p + 2u);
+    advance(&ty, &tx);
+    Col4[r * ppad4 + p4] = vec4f(v0, v1, v2, tap(src, ky, kx, ty, tx, p + 3u));
+    if (first + j + 1u < ppad4) {
+      advance(&ty, &tx);
+      oy = ty;
+      ox = tx;
+      p += 4u;
+    }
+  }
 }
 
 // dX[n][ci][iy][ix] (+)= sum of dcol[n][(ci, ky, kx)][(oy, ox)] over the taps that read this input pixel. The

@@ -10,7 +10,14 @@ import { Rng } from "./data/rng.ts";
 
 export const SYNTH_CLASSES = ["circle", "square", "triangle"] as const;
 
-export interface SynthOptions {
+/** Knobs of an image's content; the defaults make the default model's training data. */
+export interface SynthShape {
+  /** shape sizes as a fraction of the image side (defaults MIN_SIZE, MAX_SIZE) */
+  minSize?: number;
+  maxSize?: number;
+}
+
+export interface SynthOptions extends SynthShape {
   n: number;
   imgsz: number;
   seed: number;
@@ -29,7 +36,8 @@ const MIN_SIZE = 0.12, MAX_SIZE = 0.4;
 const MAX_OVERLAP = 0.1;
 const NOISE = 24;
 
-export function synthImage(imgsz: number, rng: Rng): SynthImage {
+export function synthImage(imgsz: number, rng: Rng, shape: SynthShape = {}): SynthImage {
+  const { minSize = MIN_SIZE, maxSize = MAX_SIZE } = shape;
   const base = [0, 1, 2].map(() => 40 + rng.int(176));
   const grad = [0, 1, 2].map(() => rng.uniform(-40, 40));
   const rgb = new Uint8Array(imgsz * imgsz * 3);
@@ -46,7 +54,7 @@ export function synthImage(imgsz: number, rng: Rng): SynthImage {
   const count = 1 + rng.int(MAX_OBJECTS);
   for (let tries = 0; labels.length < count && tries < 50; tries++) {
     const cls = rng.int(SYNTH_CLASSES.length);
-    const size = Math.round(rng.uniform(MIN_SIZE, MAX_SIZE) * imgsz);
+    const size = Math.round(rng.uniform(minSize, maxSize) * imgsz);
     const x0 = rng.int(imgsz - size), y0 = rng.int(imgsz - size);
     const box = [x0, y0, x0 + size, y0 + size];
     if (boxes.some((b) => iou(b, box) > MAX_OVERLAP)) continue;
@@ -102,7 +110,7 @@ export async function writeSynthDataset(out: string, opts: SynthOptions): Promis
   const digits = Math.max(4, String(opts.n - 1).length);
   for (let i = 0; i < opts.n; i++) {
     const stem = `shapes_${String(i).padStart(digits, "0")}`;
-    const { rgb, labels } = synthImage(opts.imgsz, rng);
+    const { rgb, labels } = synthImage(opts.imgsz, rng, opts);
     const raw = { width: opts.imgsz, height: opts.imgsz, channels: 3 as const };
     await Deno.writeFile(join(out, "images", `${stem}.png`), await sharp(rgb, { raw }).png().toBuffer());
     const text = labels.map(([c, ...v]) => `${c} ${v.map((x) => x.toFixed(6)).join(" ")}\n`).join("");

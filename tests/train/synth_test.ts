@@ -57,3 +57,17 @@ Deno.test("writeSynthDataset is byte-for-byte deterministic and reproduces tests
   assert.equal(ds.train.length, 8);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("synthImage draws shapes within the requested size range", () => {
+  const imgsz = 128, minSize = 0.4, maxSize = 0.7;
+  for (let seed = 0; seed < 20; seed++) {
+    for (const [, , , w, h] of synthImage(imgsz, new Rng(seed), { minSize, maxSize }).labels) {
+      // a shape's painted extent is its size, or one pixel less where its edge misses the pixel centres
+      const side = Math.round(Math.max(w, h) * imgsz);
+      assert.ok(
+        side >= Math.round(minSize * imgsz) - 1 && side <= Math.round(maxSize * imgsz),
+        `seed ${seed}`,
+      );
+    }
+  }
+});

@@ -2,14 +2,14 @@
 // base and the EMA model on held-out synthesised images, and publishes the EMA weights as a new registry version
 // (activated by the default if_better policy) whose metrics show that it learned something.
 //
-// It starts from the COCO-trained yolov5n (as class ids 0-2) with its backbone frozen and cached, the fast-adaptation
-// path, not from a fresh new-model: a fused export has no BatchNorm, so a fresh model's PyTorch-default init
-// shrinks activations layer by layer (backbone outputs ~1e-2 down to 1e-7) and it barely learns in a test's
-// budget. Measured here (lavapipe, 2 busy cores): new-model at 128, all layers, Adam lr 0.01, 60 iterations:
-// held-out mAP@0.5 0.004 -> 0.009 in 475 s; this job: 0.146 -> 0.744 in 69 s.
+// It starts from the embedded default model (models/default.onnx, BatchNorm unfused, trained on shapes 12-40% of the
+// image side) and teaches it a domain it is weak on: shapes 40-70% of the side, which it never saw. Its data seeds
+// (11 train, 12 held out) differ from the default model's (1, 2, 3), so nothing it memorised is scored. Nothing is derived from
+// the default model's own mAP: the assertion is on the rise, base and EMA both measured here.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { gpuTest } from "../_helpers/gpu.ts";
+import { DEFAULT_MODEL_PATH } from "../../src/config/server.ts";
 import { JobService } from "../../src/jobs/service.ts";
 import type { Job, Trainer } from "../../src/jobs/types.ts";
 import { publishResult } from "../../src/jobs/publish.ts";
@@ -18,26 +18,34 @@ import { Registry } from "../../src/registry/registry.ts";
 import { writeSynthDataset } from "../../src/train/synth.ts";
 import { WgslTrainer } from "../../src/train/trainer.ts";
 import { testGpu } from "./_finetune.ts";
-import { YOLOV5N } from "./_golden.ts";
 
 const IMGSZ = 128;
-const TRAIN_IMAGES = 48, VAL_IMAGES = 16;
+const TRAIN_IMAGES = 48, VAL_IMAGES = 32;
+const SHAPES = { minSize: 0.4, maxSize: 0.7 };
+const EPOCHS = 3, BATCH = 8;
 /**
- * The EMA model's held-out mAP@0.5 must beat the base model's by at least this much. Measured with this exact job
- * (fixed seeds: deterministic up to float summation order): 0.146 -> 0.744, a rise of 0.60; half of it leaves
- * room for adapter-to-adapter float differences and fails only if training stops teaching.
+ * 18 iterations all fall inside YOLOv5's warmup (at least 100 iterations), where the weights' learning rate ramps
+ * linearly from 0 to lr0; lr0 0.1 lets it reach 0.018 by the end. Measured with this job (lavapipe): lr0 0.01 rose
+ * mAP@0.5 by 0.09, 0.05 by 0.27, 0.1 by 0.30.
  */
-const MIN_MAP50_RISE = 0.3;
-const EPOCHS = 5, BATCH = 8;
+const LR0 = 0.1;
+/**
+ * The EMA model's held-out mAP@0.5 must beat the base model's by at least this much. Measured with this job on
+ * lavapipe over six train/val data seeds (101/201 ... 105/205 and this test's 11/12), base -> EMA:
+ * 0.209 -> 0.512, 0.279 -> 0.519, 0.247 -> 0.441, 0.212 -> 0.379, 0.286 -> 0.481, 0.325 -> 0.457; rises 0.13 to
+ * 0.30. About half the smallest rise: seed-to-seed and float-order differences (the same job repeated scored
+ * within 0.003) keep passing, while a trainer that stops teaching (rise near 0 or negative) fails.
+ */
+const MIN_MAP50_RISE = 0.065;
 
 gpuTest(
-  "a fine-tune job raises held-out mAP@0.5 and publishes the EMA as the active version",
+  "a fine-tune job from the default model raises held-out mAP@0.5 and publishes the EMA as the active version",
   async (device) => {
     const dataDir = await Deno.makeTempDir({ prefix: "kestrel-trainer-" });
     try {
       const registry = await Registry.open(new MemoryStore(), { maxBytes: 64 << 20 });
-      const base = await Deno.readFile(YOLOV5N);
-      await registry.add("yolov5n", base, { source: { type: "upload" }, activate: true });
+      const base = await Deno.readFile(DEFAULT_MODEL_PATH);
+      await registry.add("default", base, { source: { type: "upload" }, activate: true });
       const trainer: Trainer = new WgslTrainer<Job>({
         gpu: () => Promise.resolve(testGpu(device)),
         readModel: (job) => registry.read(job.model, job.baseVersion ?? registry.model(job.model).active!),
@@ -49,12 +57,19 @@ gpuTest(
         if (e.type === "progress") progress.push(e.job.progress.iteration);
       });
       const job = await service.submit({
-        model: "yolov5n",
+        model: "default",
         baseVersion: 1,
-        config: { imgsz: IMGSZ, batch_size: BATCH, nbs: BATCH, epochs: EPOCHS, freeze: 10, augment: false },
+        config: {
+          imgsz: IMGSZ,
+          batch_size: BATCH,
+          nbs: BATCH,
+          epochs: EPOCHS,
+          augment: false,
+          hyp: { lr0: LR0 },
+        },
         dataset: async (dir) => {
-          await writeSynthDataset(dir, { n: TRAIN_IMAGES, imgsz: IMGSZ, seed: 1 });
-          await writeSynthDataset(join(dir, "val"), { n: VAL_IMAGES, imgsz: IMGSZ, seed: 2 });
+          await writeSynthDataset(dir, { n: TRAIN_IMAGES, imgsz: IMGSZ, seed: 11, ...SHAPES });
+          await writeSynthDataset(join(dir, "val"), { n: VAL_IMAGES, imgsz: IMGSZ, seed: 12, ...SHAPES });
         },
       });
       await service.idle();
@@ -70,17 +85,17 @@ gpuTest(
       assert.equal(done.progress.iterations, iterations);
       assert.equal(progress.at(-1), iterations);
       assert.ok(done.progress.imagesPerSecond! > 0);
-      const version = registry.version("yolov5n", done.resultVersion!);
+      const version = registry.version("default", done.resultVersion!);
       assert.deepEqual([version.parent, version.source, version.metrics], [1, {
         type: "finetune",
         job_id: job.id,
       }, m]);
-      assert.equal(registry.model("yolov5n").active, done.resultVersion);
+      assert.equal(registry.model("default").active, done.resultVersion);
       const workDir = join(dataDir, "jobs", job.id, "work");
       const files = [...Deno.readDirSync(workDir)].map((e) => e.name).sort();
       assert.deepEqual(files, ["ema.onnx", "last.onnx", "trace.jsonl"]);
       assert.deepEqual(
-        await registry.read("yolov5n", done.resultVersion!),
+        await registry.read("default", done.resultVersion!),
         await Deno.readFile(join(workDir, "ema.onnx")),
       );
       await service.close();

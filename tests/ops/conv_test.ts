@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
+import { ProgramCache } from "../../src/gpu/programs.ts";
+import { createOpContext } from "../../src/ops/context.ts";
 import { planConv } from "../../src/ops/conv.ts";
 import type { OpPlan } from "../../src/ops/types.ts";
 import { convBackward, convForward, convOutSize, type ConvShape } from "../../src/reference/ops/conv.ts";
@@ -154,6 +156,44 @@ gpuTest(
     assert.deepEqual([...classes].sort(), ["conv_bwd_data", "conv_col2im"]);
     const frozen = planConv(opContext(device), { x: X.view, w: W.view, y: Y.view, stride: 2, pad: 1 });
     assert.equal(frozen.backward.length, 0, "a conv with no gradients requested planned backward work");
+  },
+);
+
+gpuTest(
+  "convs planned on one context share their column scratch yet nest like a program (fwd A, fwd B, bwd B, bwd A)",
+  async (device) => {
+    // B's columns (45 rows x 20 pixels x 2) fit in A's (108 x 28 x 2), so B reuses A's buffer: A's weight
+    // gradient is only right if A's backward rebuilds its columns after B overwrote them.
+    const ctx = createOpContext(device, new ProgramCache(device));
+    const cases = [CASES[3], CASES[1]].map((s, i) => {
+      const rand = rng(40 + i);
+      const [ho, wo] = convOutSize(s);
+      const x = randomArray(s.n * s.cin * s.h * s.w, rand);
+      const w = randomArray(s.cout * s.cin * s.kh * s.kw, rand);
+      const dy = randomArray(s.n * s.cout * ho * wo, rand);
+      const DX = place(device, [s.n, s.cin, s.h, s.w], undefined);
+      const DW = place(device, [s.cout, s.cin, s.kh, s.kw], undefined);
+      const plan = planConv(ctx, {
+        x: place(device, [s.n, s.cin, s.h, s.w], x).view,
+        w: place(device, [s.cout, s.cin, s.kh, s.kw], w).view,
+        y: place(device, [s.n, s.cout, ho, wo], undefined).view,
+        dy: place(device, [s.n, s.cout, ho, wo], dy).view,
+        dx: DX.view,
+        dw: DW.view,
+        stride: s.stride,
+        pad: s.pad,
+      });
+      return { plan, DX, DW, ref: convBackward(s, x, w, dy) };
+    });
+    const [a, b] = cases;
+    const scratchBefore = ctx.scratchBytes();
+    assert.equal(ctx.transient("conv columns", 4 * 2 * 45 * 20, "probe").size >= 4 * 2 * 108 * 28, true);
+    assert.equal(ctx.scratchBytes(), scratchBefore, "B's columns did not fit the slot A created");
+    await run(device, [...a.plan.forward, ...b.plan.forward, ...b.plan.backward, ...a.plan.backward]);
+    for (const [c, what] of [[a, "A"], [b, "B"]] as const) {
+      assertClose((await readPlaced(device, c.DW)).inside, c.ref.dw, F32_SUM_TOL, `dw of ${what}`);
+      assertClose((await readPlaced(device, c.DX)).inside, c.ref.dx, F32_SUM_TOL, `dx of ${what}`);
+    }
   },
 );
 

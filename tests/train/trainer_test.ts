@@ -33,8 +33,9 @@ const LR0 = 0.1;
  * The EMA model's held-out mAP@0.5 must beat the base model's by at least this much. Measured with this job on
  * lavapipe over six train/val data seeds (101/201 ... 105/205 and this test's 11/12), base -> EMA:
  * 0.209 -> 0.512, 0.279 -> 0.519, 0.247 -> 0.441, 0.212 -> 0.379, 0.286 -> 0.481, 0.325 -> 0.457; rises 0.13 to
- * 0.30. About half the smallest rise: seed-to-seed and float-order differences (this test run three
- * times: base 0.325 each time, EMA 0.457, 0.474, 0.457) keep passing, while a trainer that stops teaching (rise near 0 or negative) fails.
+ * 0.30. About half the smallest rise: seed-to-seed and float-order differences (this test run three times:
+ * base 0.325 each time, EMA 0.457, 0.474, 0.457) keep passing, while a trainer that stops teaching (rise near 0
+ * or negative) fails.
  */
 const MIN_MAP50_RISE = 0.065;
 

@@ -2,10 +2,11 @@
 // base and the EMA model on held-out synthesised images, and publishes the EMA weights as a new registry version
 // (activated by the default if_better policy) whose metrics show that it learned something.
 //
-// It starts from the embedded default model (models/default.onnx, BatchNorm unfused, trained on shapes 12-40% of the
-// image side) and teaches it a domain it is weak on: shapes 40-70% of the side, which it never saw. Its data seeds
-// (11 train, 12 held out) differ from the default model's (1, 2, 3), so nothing it memorised is scored. Nothing is derived from
-// the default model's own mAP: the assertion is on the rise, base and EMA both measured here.
+// It starts from the embedded default model (models/default.onnx, BatchNorm unfused, trained on shapes 12-40% of
+// the image side) and teaches it a domain it is weak on: shapes 40-70% of the side, which it never saw. Its data
+// seeds (11 train, 12 held out) differ from the default model's (1, 2, 3), so nothing it memorised is scored.
+// Nothing is derived from the default model's own mAP: the assertion is on the rise, base and EMA both measured
+// here.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { gpuTest } from "../_helpers/gpu.ts";

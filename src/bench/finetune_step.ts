@@ -2,7 +2,8 @@
  * Fine-tune throughput of the yolov5n export at imgsz 320, batch 8, every layer trained: forward, loss,
  * backward and the SGD optimizer step in one submit per step, as the training loop runs it. Also GFLOP/s per op
  * class (each class's dispatches replayed alone, timed per submit) and the adapter's matmul roofline measured by
- * ../shared/tools/wgsl_roofline.ts in a subprocess in the same run.
+ * ../shared/tools/wgsl_roofline.ts in a subprocess in the same run, and (with timestamp queries) the slowest
+ * dispatches of one step timed each on its own (dispatch_profile.ts).
  */
 import { getGpu } from "../gpu/device.ts";
 import { ProgramCache } from "../gpu/programs.ts";
@@ -13,10 +14,13 @@ import type { Dispatch } from "../ops/types.ts";
 import { Optimizer } from "../optim/optimizer.ts";
 import { streamChunk } from "../gpu/runs.ts";
 import { TrainProgram } from "../train/program.ts";
+import { profileDispatches } from "./dispatch_profile.ts";
 
 const BATCH = 8;
 const IMGSZ = 320;
 const TIMED_STEPS = 2;
+/** Slowest dispatches listed from the timestamped replay. */
+const TOP_DISPATCHES = 12;
 const SHARED = new URL("../../../shared/", import.meta.url);
 const GOLDEN = new URL("golden/finetune-sgd/", SHARED);
 /** hyp.scratch-low.yaml's loss keys (shared/golden/finetune-sgd/scenario.json uses the same). */
@@ -100,6 +104,7 @@ export async function bench(): Promise<Record<string, unknown>> {
     };
   }
   const totalFlops = all.reduce((s, d) => s + (d.flops ?? 0), 0);
+  const profile = gpu.hasTimestamps ? await profileDispatches(device, all) : undefined;
   return {
     adapter: gpu.adapterName,
     fallback: gpu.isFallback,
@@ -118,6 +123,8 @@ export async function bench(): Promise<Record<string, unknown>> {
       op_scratch: +(program.scratchBytes / 2 ** 20).toFixed(1),
     },
     op_classes: opClasses,
+    timestamped_step_ms: profile && +profile.reduce((s, d) => s + d.ms, 0).toFixed(1),
+    top_dispatches: profile?.slice(0, TOP_DISPATCHES),
     roofline: await roofline(),
   };
 }

@@ -2,7 +2,8 @@
 # Trains the embedded default model (models/default.onnx) from scratch with Kestrel's own WGSL trainer, then
 # evaluates it on held-out synthetic images and rewrites its card (models/README.md).
 #
-#   scripts/train_default.sh [WORK_DIR]      (default: /tmp/kestrel-default-model; it is emptied first)
+#   scripts/train_default.sh [WORK_DIR]      (default: /tmp/kestrel-default-model; it is emptied first, so it
+#                                             must lie under /tmp or be named kestrel-default-model*)
 #
 # Everything follows from fixed seeds: the data (synth seeds 1 train, 2 val, 3 test), the initial weights
 # (new-model seed 0) and the trainer's shuffling and augmentation (models/default.finetune.json "seed").
@@ -19,10 +20,11 @@ NAMES=circle,square,triangle
 DEPTH=0.33
 WIDTH=0.125
 IMGSZ=$(deno eval "console.log(JSON.parse(Deno.readTextFileSync('$CONFIG')).imgsz)")
-N_TRAIN=1200
+N_TRAIN=1600
 N_VAL=100
 N_TEST=500
 
+case "$WORK" in /tmp/?* | */kestrel-default-model*) ;; *) echo "refusing to empty '$WORK'" >&2 && exit 2 ;; esac
 rm -rf "$WORK"
 mkdir -p "$WORK"
 deno task synth --out "$WORK/data" --n "$N_TRAIN" --imgsz "$IMGSZ" --seed 1

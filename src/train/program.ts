@@ -51,6 +51,9 @@ export interface ProgramOptions {
   maxTargets?: number;
   /** false: forward only (evaluation), no gradients, loss or backward. */
   training?: boolean;
+  /** Convs share one im2col scratch and rebuild their columns in backward: less memory, a slower step
+   * (planConv's recomputeColumns). Default false. */
+  recomputeColumns?: boolean;
   /** Share compiled pipelines with other programs on the same device. */
   programs?: ProgramCache;
 }
@@ -157,6 +160,7 @@ export class TrainProgram {
         param: (name) => this.#paramView(this.params, name),
         buffer: (name) => flatView(this.bufferLayout, this.buffers!, name),
         training,
+        recomputeColumns: options.recomputeColumns ?? false,
         copied: (t) => memory.copies.has(t),
         paramGrad: (
           name,

@@ -25,6 +25,8 @@ export interface NodeIo {
   buffer?(name: string): TensorView;
   /** false in a forward-only program: BatchNorm normalises with its running statistics (default true) */
   training?: boolean;
+  /** convs share their im2col scratch and rebuild it in backward (planConv's recomputeColumns) */
+  recomputeColumns?: boolean;
   /** gradient view of a trainable, unfrozen parameter */
   paramGrad(name: string): TensorView | undefined;
   /** true for a Concat input that has its own buffer and must be copied into the Concat's */
@@ -54,6 +56,7 @@ export function planNode(ctx: OpContext, n: IrNode, io: NodeIo): NodePlan {
         dilation: n.dilation,
         groups: n.groups,
         accumulate: io.accumulate(n.x),
+        recomputeColumns: io.recomputeColumns,
       });
     }
     case "batchnorm": {

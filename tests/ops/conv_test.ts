@@ -160,7 +160,7 @@ gpuTest(
 );
 
 gpuTest(
-  "convs planned on one context share their column scratch yet nest like a program (fwd A, fwd B, bwd B, bwd A)",
+  "recomputeColumns: convs of one context share a column scratch yet nest like a program (A, B, B', A')",
   async (device) => {
     // B's columns (45 rows x 20 pixels x 2) fit in A's (108 x 28 x 2), so B reuses A's buffer: A's weight
     // gradient is only right if A's backward rebuilds its columns after B overwrote them.
@@ -182,6 +182,7 @@ gpuTest(
         dw: DW.view,
         stride: s.stride,
         pad: s.pad,
+        recomputeColumns: true,
       });
       return { plan, DX, DW, ref: convBackward(s, x, w, dy) };
     });

@@ -33,7 +33,7 @@ function batch(count: number, seed: number) {
 function programFor(
   device: GPUDevice,
   programs: ProgramCache,
-  opts: { batch: number; freeze?: number; training?: boolean },
+  opts: { batch: number; freeze?: number; training?: boolean; recomputeColumns?: boolean },
 ) {
   return TrainProgram.create(device, model, { imgsz: IMGSZ, hyp: HYP, programs, ...opts });
 }
@@ -139,6 +139,18 @@ gpuTest("a short batch trains exactly like a program planned for that batch size
   const b = await one.step(images, targets);
   assert.ok(Math.abs(a.loss - b.loss) <= SAME_RTOL * b.loss, `${a.loss} vs ${b.loss}`);
   assert.ok(relL2(await grads(device, two), await grads(device, one)) < SAME_RTOL);
+});
+
+gpuTest("recomputeColumns trains the same with less op scratch", async (device) => {
+  const programs = new ProgramCache(device);
+  const kept = programFor(device, programs, { batch: 2 });
+  const lean = programFor(device, programs, { batch: 2, recomputeColumns: true });
+  const { images, targets } = batch(2, 8);
+  const a = await kept.step(images, targets);
+  const b = await lean.step(images, targets);
+  assert.ok(Math.abs(a.loss - b.loss) <= SAME_RTOL * a.loss, `${a.loss} vs ${b.loss}`);
+  assert.ok(relL2(await grads(device, lean), await grads(device, kept)) < SAME_RTOL);
+  assert.ok(lean.scratchBytes < kept.scratchBytes, `${lean.scratchBytes} vs ${kept.scratchBytes} bytes`);
 });
 
 gpuTest("the forward-only program computes the training program's raw heads", async (device) => {

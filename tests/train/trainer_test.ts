@@ -27,21 +27,20 @@ const EPOCHS = 3, BATCH = 8;
 /**
  * 18 iterations all fall inside YOLOv5's warmup (at least 100 iterations), where the weights' learning rate ramps
  * linearly from 0 to lr0; lr0 0.1 lets it reach 0.018 by the end. Measured with this job (lavapipe): lr0 0.01 rose
- * mAP@0.5 by 0.09, 0.05 by 0.27, 0.1 by 0.30 (data seeds 101/201).
+ * mAP@0.5 by 0.09, 0.05 by 0.27, 0.1 by 0.30 (data seeds 101/201, from an earlier, less trained default model).
  */
 const LR0 = 0.1;
 /**
  * The EMA model's held-out mAP@0.5 must beat the base model's by at least this much. Measured with this job on
- * lavapipe over six train/val data seeds (101/201 ... 105/205 and this test's 11/12), base -> EMA:
- * 0.209 -> 0.512, 0.279 -> 0.519, 0.247 -> 0.441, 0.212 -> 0.379, 0.286 -> 0.481, 0.325 -> 0.457; rises 0.13 to
- * 0.30. About half the smallest rise: seed-to-seed and float-order differences (this test run three times:
- * base 0.325 each time, EMA 0.457, 0.474, 0.457) keep passing, while a trainer that stops teaching (rise near 0
- * or negative) fails.
+ * lavapipe from the committed default model (held-out mAP@0.5 0.968 on its own shapes), train/val data seeds
+ * 11/12 (this test), 101/201, 102/202, 103/203, base -> EMA: 0.795 -> 0.939, 0.590 -> 0.955, 0.689 -> 0.936,
+ * 0.716 -> 0.876; rises 0.14 to 0.37. About half the smallest rise: seed-to-seed and float-order differences keep
+ * passing, while a trainer that stops teaching (rise near 0 or negative) fails.
  */
 const MIN_MAP50_RISE = 0.065;
 
 gpuTest(
-  "a fine-tune job from the default model raises held-out mAP@0.5 and publishes the EMA as the active version",
+  "a fine-tune job from the default model raises held-out mAP@0.5 and publishes the EMA as a version activated if better",
   async (device) => {
     const dataDir = await Deno.makeTempDir({ prefix: "kestrel-trainer-" });
     try {
@@ -92,7 +91,9 @@ gpuTest(
         type: "finetune",
         job_id: job.id,
       }, m]);
-      assert.equal(registry.model("default").active, done.resultVersion);
+      // if_better (the default policy) serves the result only when mAP@0.5:0.95 did not drop.
+      const better = m.map50_95 >= m.base_map50_95;
+      assert.equal(registry.model("default").active, better ? done.resultVersion : 1);
       const workDir = join(dataDir, "jobs", job.id, "work");
       const files = [...Deno.readDirSync(workDir)].map((e) => e.name).sort();
       assert.deepEqual(files, ["ema.onnx", "last.onnx", "trace.jsonl"]);

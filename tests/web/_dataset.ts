@@ -1,44 +1,31 @@
-// A small YOLO-layout zip for the fine-tune part of the dashboard test: the shared photos labelled with the
-// reference detections (ultralytics detect.py on yolov5n), bus.jpg held out as the val split.
+// Zips for the fine-tune part of the dashboard test. The good one is synthesised shapes for the embedded default
+// model (circle/square/triangle), so the job fine-tunes the model `deno task start` serves.
 import { zipSync } from "fflate";
+import { join, relative } from "node:path";
+import { writeSynthDataset } from "../../src/train/synth.ts";
 
 const SHARED = new URL("../../../shared/", import.meta.url);
 
-interface Reference {
-  images: Record<string, {
-    width: number;
-    height: number;
-    detections: { class_id: number; box: [number, number, number, number] }[];
-  }>;
-}
-
-function labels(image: Reference["images"][string]): Uint8Array {
-  const lines = image.detections.map(({ class_id, box: [x1, y1, x2, y2] }) =>
-    [
-      class_id,
-      (x1 + x2) / 2 / image.width,
-      (y1 + y2) / 2 / image.height,
-      (x2 - x1) / image.width,
-      (y2 - y1) / image.height,
-    ].map((v, i) => (i === 0 ? String(v) : v.toFixed(6))).join(" ")
-  );
-  return new TextEncoder().encode(lines.join("\n") + "\n");
-}
-
-/** Writes the zip to `path`: train = bus.jpg and zidane.jpg, val = bus.jpg. */
-export async function writeDatasetZip(path: string): Promise<void> {
-  const ref: Reference = JSON.parse(
-    await Deno.readTextFile(new URL("reference/detect_yolov5n_640.json", SHARED)),
-  );
-  const files: Record<string, Uint8Array> = {};
-  for (const name of ["bus.jpg", "zidane.jpg"]) {
-    const stem = name.replace(/\.jpg$/, "");
-    files[`images/${name}`] = await Deno.readFile(new URL(`images/${name}`, SHARED));
-    files[`labels/${stem}.txt`] = labels(ref.images[name]);
+/** Every file under `dir`, keyed by its path relative to `dir`. */
+async function readTree(dir: string, root = dir, files: Record<string, Uint8Array> = {}) {
+  for await (const entry of Deno.readDir(dir)) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory) await readTree(path, root, files);
+    else files[relative(root, path)] = await Deno.readFile(path);
   }
-  files["val/images/bus.jpg"] = files["images/bus.jpg"];
-  files["val/labels/bus.txt"] = files["labels/bus.txt"];
-  await Deno.writeFile(path, zipSync(files, { level: 0 }));
+  return files;
+}
+
+/** Writes the zip to `path`: 8 synthesised 128 px training images and a val/ split of 4 (fixed seeds). */
+export async function writeShapesDatasetZip(path: string): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "kestrel-web-shapes-" });
+  try {
+    await writeSynthDataset(dir, { n: 8, imgsz: 128, seed: 21 });
+    await writeSynthDataset(join(dir, "val"), { n: 4, imgsz: 128, seed: 22 });
+    await Deno.writeFile(path, zipSync(await readTree(dir), { level: 0 }));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 /** Writes a zip the server must refuse: a class id past nc, a box outside the image, a non-image. */

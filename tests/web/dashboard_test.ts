@@ -2,7 +2,7 @@
 // The page functions below run inside Chromium, so this file also sees the DOM types.
 import assert from "node:assert/strict";
 import { launchBrowser } from "./_browser.ts";
-import { writeBadDatasetZip, writeDatasetZip } from "./_dataset.ts";
+import { writeBadDatasetZip, writeShapesDatasetZip } from "./_dataset.ts";
 import {
   detectDone,
   type Detection,
@@ -17,6 +17,8 @@ import { startServer } from "./_server.ts";
 
 const SHARED = new URL("../../../shared/", import.meta.url);
 const MODEL = new URL("models/yolov5n.onnx", SHARED).pathname;
+// The embedded default model (served as "default"): what the fine-tune steps adapt, as an operator would.
+const DEFAULT_MODEL = new URL("../../models/default.onnx", import.meta.url).pathname;
 const IMAGE = new URL("images/bus.jpg", SHARED).pathname;
 const ARTIFACTS = new URL("../../test-artifacts/dashboard/", import.meta.url).pathname;
 const DESKTOP = { width: 1280, height: 900 };
@@ -25,7 +27,7 @@ const PHONE = { width: 390, height: 844 };
 const FINETUNE_TIMEOUT_MS = 300_000;
 const FINETUNE_FORM = {
   epochs: "3",
-  batch_size: "1",
+  batch_size: "4",
   imgsz: "128",
   freeze: "10",
   val_fraction: "0",
@@ -46,7 +48,10 @@ Deno.test({
   name: "dashboard: detect draws the API's answer, docs render, phone width fits, fine-tunes are watched",
 }, async (t) => {
   await Deno.mkdir(ARTIFACTS, { recursive: true });
-  const server = await startServer(["--model", MODEL, "--backend", "native"], `${ARTIFACTS}server.log`);
+  const server = await startServer(
+    ["--model", MODEL, "--model", DEFAULT_MODEL, "--backend", "native"],
+    `${ARTIFACTS}server.log`,
+  );
   const browser = await launchBrowser(server.base);
   try {
     const page = await browser.context.newPage();
@@ -57,6 +62,7 @@ Deno.test({
     await page.waitForSelector("body[data-ready=true]", { timeout: UI_TIMEOUT_MS });
 
     await t.step("upload bus.jpg: boxes drawn equal the API's detections", async () => {
+      await page.selectOption("#detect-model", "yolov5n");
       await page.setInputFiles("#image-file", IMAGE);
       await detectDone(page, "");
       const api = await apiDetect(server.base, 0.25, 0.45);
@@ -133,6 +139,7 @@ Deno.test({
       assert.equal(res.status, 400);
       const { error } = await res.json();
       assert.ok(error.problems.length >= 3, `the server names each bad file: ${JSON.stringify(error)}`);
+      await page.selectOption("#ft-model", "yolov5n");
       await page.setInputFiles("#ft-dataset", zip);
       await page.click("#finetune-form button[type=submit]");
       await page.waitForSelector("#ft-problems:not([hidden]) li", { timeout: UI_TIMEOUT_MS });
@@ -148,10 +155,10 @@ Deno.test({
       "fine-tune: live progress, loss and lr charts, then the result and its new version",
       async () => {
         const zip = `${ARTIFACTS}dataset.zip`;
-        await writeDatasetZip(zip);
+        await writeShapesDatasetZip(zip);
         await page.setViewportSize(DESKTOP);
         await watchJobView(page);
-        await page.selectOption("#ft-model", "yolov5n");
+        await page.selectOption("#ft-model", "default");
         await page.setInputFiles("#ft-dataset", zip);
         for (const [name, value] of Object.entries(FINETUNE_FORM)) {
           await page.fill(`#finetune-form [name=${name}]`, value);
@@ -215,7 +222,7 @@ Deno.test({
         await page.waitForSelector(`#job-list tr[data-job-id="${id}"][data-status=succeeded]`, {
           timeout: UI_TIMEOUT_MS,
         });
-        await page.waitForSelector(`article.model[data-model=yolov5n][data-active="${resultVersion}"]`, {
+        await page.waitForSelector(`article.model[data-model=default][data-active="${resultVersion}"]`, {
           timeout: UI_TIMEOUT_MS,
         });
         await page.setViewportSize(PHONE);
@@ -225,13 +232,13 @@ Deno.test({
     );
 
     await t.step("roll back to the base version from the models panel", async () => {
-      const before = await (await fetch(`${server.base}/v1/models/yolov5n/versions`)).json();
+      const before = await (await fetch(`${server.base}/v1/models/default/versions`)).json();
       const base = Math.min(...before.versions.map((v: { version: number }) => v.version));
-      await page.click(`button[aria-label="Roll back yolov5n to version ${base}"]`);
-      await page.waitForSelector(`article.model[data-model=yolov5n][data-active="${base}"]`, {
+      await page.click(`button[aria-label="Roll back default to version ${base}"]`);
+      await page.waitForSelector(`article.model[data-model=default][data-active="${base}"]`, {
         timeout: UI_TIMEOUT_MS,
       });
-      const after = await (await fetch(`${server.base}/v1/models/yolov5n/versions`)).json();
+      const after = await (await fetch(`${server.base}/v1/models/default/versions`)).json();
       assert.equal(after.active, base);
     });
 

@@ -43,3 +43,14 @@ export function bindAll(device: GPUDevice, pipeline: GPUComputePipeline, buffers
     entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
   });
 }
+
+/** A uniform buffer holding `data`, written once. */
+export function createUniform(device: GPUDevice, data: ArrayBuffer, label: string): GPUBuffer {
+  const buffer = device.createBuffer({
+    label,
+    size: Math.ceil(data.byteLength / 16) * 16,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
+  device.queue.writeBuffer(buffer, 0, data);
+  return buffer;
+}

@@ -1,20 +1,9 @@
-import { bindAll, createStorage } from "./buffers.ts";
+import { bindAll, createStorage, createUniform } from "./buffers.ts";
 import type { ProgramCache } from "./programs.ts";
 import { streamPlan } from "./runs.ts";
 
 /** Invocations per workgroup of wgsl/util/sum_squares.wgsl (a const there: it sizes workgroup memory). */
 const REDUCE_WG = 64;
-
-/** A uniform buffer holding `data`, written once. */
-export function createUniform(device: GPUDevice, data: ArrayBuffer, label: string): GPUBuffer {
-  const buffer = device.createBuffer({
-    label,
-    size: Math.ceil(data.byteLength / 16) * 16,
-    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-  });
-  device.queue.writeBuffer(buffer, 0, data);
-  return buffer;
-}
 
 /**
  * Sum of squares of the first `n4` vec4s of `src`, written to f32 `outIndex` of `out` by two dispatches recorded

@@ -1,4 +1,4 @@
-import { createStorage } from "../gpu/buffers.ts";
+import { createStorage, createUniform } from "../gpu/buffers.ts";
 import type { ProgramCache } from "../gpu/programs.ts";
 import type { Dispatch, OpContext, TensorView } from "./types.ts";
 
@@ -19,15 +19,7 @@ export function createOpContext(
   return {
     device,
     programs,
-    uniform(data: ArrayBuffer, label: string): GPUBuffer {
-      const buffer = device.createBuffer({
-        label,
-        size: Math.ceil(data.byteLength / 16) * 16,
-        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-      });
-      device.queue.writeBuffer(buffer, 0, data);
-      return buffer;
-    },
+    uniform: (data: ArrayBuffer, label: string) => createUniform(device, data, label),
     scratch: storage,
     transient(slot: string, size: number, label: string): GPUBuffer {
       const held = slots.get(slot);

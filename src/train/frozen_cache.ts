@@ -23,7 +23,7 @@ import type { StepProgram } from "./loop.ts";
 import { type LossItems, type LossPlan, planLoss } from "./loss.ts";
 import { lossSettings } from "./loss_settings.ts";
 import { buildParamLayout, frozenParams, packParams, type ParamLayout } from "./param_layout.ts";
-import { accKey, dataInputs, planMemory } from "./program_memory.ts";
+import { accKey, dataInputs, gradientTensors, planMemory } from "./program_memory.ts";
 import { planNode } from "./program_ops.ts";
 import type { ProgramOptions } from "./program.ts";
 
@@ -250,15 +250,4 @@ export class FrozenCacheProgram implements StepProgram {
     this.#staging.unmap();
     return { box, obj, cls, loss };
   }
-}
-
-/** Tensors downstream of a trainable parameter (TrainProgram's rule): everything else is a function of the image. */
-function gradientTensors(g: TrainGraph, trainable: Set<string>): Set<string> {
-  const needs = new Set<string>();
-  const owned = new Map<number, boolean>();
-  for (const p of g.params) owned.set(p.node, (owned.get(p.node) ?? false) || trainable.has(p.name));
-  g.nodes.forEach((n, i) => {
-    if (owned.get(i) || dataInputs(n).some((x) => needs.has(x))) needs.add(n.y);
-  });
-  return needs;
 }

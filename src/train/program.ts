@@ -34,7 +34,7 @@ import {
   type ParamLayout,
   writeBackParams,
 } from "./param_layout.ts";
-import { accKey, dataInputs, type Memory, planMemory } from "./program_memory.ts";
+import { accKey, gradientTensors, type Memory, planMemory } from "./program_memory.ts";
 import { planNode } from "./program_ops.ts";
 import type { TargetRows } from "./targets.ts";
 import type { HeadLayer } from "./evaluate_decode.ts";
@@ -354,15 +354,4 @@ function flatView(layout: FlatLayout, buffer: GPUBuffer, name: string): TensorVi
   const e = layout.byName.get(name);
   if (!e) throw new Error(`TrainProgram: '${name}' is not in the flat layout`);
   return { buffer, offset: e.offset, shape: e.shape };
-}
-
-/** Tensors whose gradient is needed: downstream of a trainable parameter, so something below them learns. */
-function gradientTensors(g: TrainGraph, trainable: Set<string>): Set<string> {
-  const needs = new Set<string>();
-  const owned = new Map<number, boolean>();
-  for (const p of g.params) owned.set(p.node, (owned.get(p.node) ?? false) || trainable.has(p.name));
-  g.nodes.forEach((n, i) => {
-    if (owned.get(i) || dataInputs(n).some((x) => needs.has(x))) needs.add(n.y);
-  });
-  return needs;
 }

@@ -31,6 +31,18 @@ export interface Memory {
 
 export const accKey = (node: number, input: string) => `${node}:${input}`;
 
+/** Tensors whose gradient is needed: downstream of a trainable parameter, so something below them learns;
+ * everything else is a function of the image alone. */
+export function gradientTensors(g: TrainGraph, trainable: Set<string>): Set<string> {
+  const needs = new Set<string>();
+  const owned = new Map<number, boolean>();
+  for (const p of g.params) owned.set(p.node, (owned.get(p.node) ?? false) || trainable.has(p.name));
+  g.nodes.forEach((n, i) => {
+    if (owned.get(i) || dataInputs(n).some((x) => needs.has(x))) needs.add(n.y);
+  });
+  return needs;
+}
+
 /** Inputs of a node whose gradient flows back through it (parameters excluded). */
 export function dataInputs(n: IrNode): string[] {
   switch (n.op) {

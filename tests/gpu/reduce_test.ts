@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
 import { ProgramCache } from "../../src/gpu/programs.ts";
 import { bindAll, createStorage, readF32, uploadF32 } from "../../src/gpu/buffers.ts";
-import { createUniform, SumOfSquares } from "../../src/gpu/reduce.ts";
+import { createUniform } from "../../src/gpu/buffers.ts";
+import { SumOfSquares } from "../../src/gpu/reduce.ts";
 import { streamChunk, streamPlan } from "../../src/gpu/runs.ts";
 
 /** f32 tree sums of ~1e5 terms against float64: the error grows like log2(n) ulps, far below this. */

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
 import { ProgramCache } from "../../src/gpu/programs.ts";
 import { bindAll, createStorage } from "../../src/gpu/buffers.ts";
-import { createUniform } from "../../src/gpu/reduce.ts";
+import { createUniform } from "../../src/gpu/buffers.ts";
 import {
   groupOfRole,
   type LayoutEntry,

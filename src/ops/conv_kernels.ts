@@ -176,15 +176,20 @@ export function im2col(
   src: TensorView,
   dst: GPUBuffer,
 ): Dispatch {
-  const pipeline = ctx.programs.get(FILE, "im2col", { WG, IM2COL_V });
   const rows = f.n * f.rows;
-  if (rows > MAX_GROUPS) throw new Error(`planConv: ${label} has ${rows} im2col rows, at most ${MAX_GROUPS}`);
-  const u = uniform(ctx, { ...f, srcOff: src.offset, srcBS: batchStride(src) }, label);
+  const chunks = Math.ceil(f.ppad / 4 / IM2COL_V);
+  const WG_X = Math.min(WG, 2 ** Math.ceil(Math.log2(chunks)));
+  // Rows per workgroup so that each does about WG lanes' worth of row pieces.
+  const IM2COL_ROWS = Math.max(1, Math.floor(WG / WG_X));
+  const zGroups = Math.ceil(rows / IM2COL_ROWS);
+  if (zGroups > MAX_GROUPS) throw new Error(`planConv: ${label} has ${rows} im2col rows, too many`);
+  const pipeline = ctx.programs.get(FILE, "im2col", { WG_X, IM2COL_V, IM2COL_ROWS });
+  const u = uniform(ctx, { ...f, count: rows, srcOff: src.offset, srcBS: batchStride(src) }, label);
   return {
     label,
     pipeline,
     bindGroup: bindSparse(ctx.device, pipeline, { 0: src.buffer, 7: u, 8: dst }, label),
-    workgroups: [groups(f.ppad / 4, WG * IM2COL_V), 1, rows],
+    workgroups: [groups(chunks, WG_X), 1, zGroups],
     bytes: 8 * rows * f.ppad,
     opClass: "conv_im2col",
   };

@@ -250,21 +250,38 @@ fn advance(oy: ptr<function, u32>, ox: ptr<function, u32>) {
   *oy = select(*oy, *oy + 1u, wrap);
 }
 
-// Col4 row r = n * rows + k (workgroup_id.z, so the tap's (ci, ky, kx) is uniform), vec4 columns from p4: the
-// input pixel tap k of output pixels 4*p4 onwards. With a 1x1 kernel this is a copy into rows padded to ppad.
-// Each invocation fills IM2COL_V consecutive vec4s, so the index divisions (lavapipe scalarises them) are paid
-// once per IM2COL_V vec4s.
+// Col4 row r = n * rows + k, vec4 columns from p4: the input pixel tap k of output pixels 4*p4 onwards. With
+// a 1x1 kernel this is a copy into rows padded to ppad. A workgroup fills IM2COL_ROWS consecutive rows, one
+// after the other, so the row and its tap (ci, ky, kx) stay uniform across the workgroup (lavapipe scalarises
+// integer division, so per-lane row arithmetic would cost more than the copy). The workgroup's width (WG_X
+// lanes of IM2COL_V vec4s) is sized to the row: small maps (10x10 = 25 vec4s) would otherwise leave most lanes
+// rewriting clamped duplicates, and lanes, not workgroups, are what lavapipe pays for.
 override IM2COL_V: u32 = 4u;
-@compute @workgroup_size(WG)
+override IM2COL_ROWS: u32 = 1u;
+@compute @workgroup_size(WG_X)
 fn im2col(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let first = (wg.x * WG_X + l.x) * IM2COL_V;
+  if (IM2COL_ROWS == 1u) {
+    im2colRow(wg.z, first);
+    return;
+  }
+  for (var i = 0u; i < IM2COL_ROWS; i++) {
+    let r = wg.z * IM2COL_ROWS + i;
+    if (r >= u.count) {
+      break;
+    }
+    im2colRow(r, first);
+  }
+}
+
+// Fills IM2COL_V vec4s of Col4 row r from vec4 column `first` on.
+fn im2colRow(r: u32, first: u32) {
   let ppad4 = u.ppad / 4u;
-  let r = wg.z;
-  let k = r % u.rows;
   let khw = u.kh * u.kw;
+  let k = r % u.rows;
   let src = u.srcOff + (r / u.rows) * u.srcBS + (k / khw) * u.h * u.w;
   let ky = (k % khw) / u.kw;
   let kx = k % u.kw;
-  let first = (wg.x * WG + l.x) * IM2COL_V;
   var p = min(first, ppad4 - 1u) * 4u;
   var oy = p / u.wo;
   var ox = p % u.wo;

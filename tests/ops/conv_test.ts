@@ -18,9 +18,10 @@ import {
   run,
 } from "./_helpers.ts";
 
-/** f32 results of sums of up to ~300 products of O(1) numbers: rounding errors grow like sqrt(terms) * 6e-8 *
- * (magnitude of the partial sums, up to ~10x the result scale); 1e-5 of the output's largest magnitude leaves
- * headroom for that and still catches any wrong tap, which moves results by O(1e-1). */
+/** f32 results of sums of up to ~300 products of O(1) numbers (3200 for the weight gradient of the 40x40 case):
+ * rounding errors grow like sqrt(terms) * 6e-8 * (magnitude of the partial sums, up to ~10x the result scale,
+ * itself ~sqrt(terms)); 1e-5 of the output's largest magnitude leaves headroom for that and still catches any
+ * wrong tap, which moves results by O(1e-1). */
 const F32_SUM_TOL = 1e-5;
 
 const CASES: ConvShape[] = [
@@ -100,6 +101,16 @@ async function checkConv(
   assertUntouched(db.outside, "db");
   return plan;
 }
+
+gpuTest(
+  "planConv's weight gradient shares tiles across lanes (gemm_nt_lanes) on a 40x40 map, and matches",
+  async (device) => {
+    const s: ConvShape = { n: 2, cin: 3, h: 40, w: 40, cout: 5, kh: 3, kw: 3, stride: 1, pad: 1 };
+    const plan = await checkConv(device, s, 11);
+    const entries = plan.backward.map((d) => d.pipeline.label);
+    assert.ok(entries.includes("ops/conv.wgsl:gemm_nt_lanes"), `backward entry points: ${entries}`);
+  },
+);
 
 for (const [ci, s] of CASES.entries()) {
   gpuTest(

@@ -389,3 +389,58 @@ fn bias_grad(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: 
     Dst[u.dstOff + co] += partial[0];
   }
 }
+
+var<workgroup> laneTiles: array<vec4f, 128>;
+
+// gemm_nt with the 8 lanes of a workgroup sharing one 8x8 tile of C and interleaving its pixel run (lane l takes
+// vec4 columns s0 + l, s0 + l + 8, ...): the lanes then read neighbouring vec4s of the same 16 rows instead of
+// 8 tiles' 128 rows, and the 8 partial tiles are added through workgroup memory at the end.
+@compute @workgroup_size(8)
+fn gemm_nt_lanes(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let n0 = wg.x * 8u;
+  let m0 = wg.y * 8u;
+  let z = wg.z;
+  let item = z / u.splits;
+  let s0 = (z % u.splits) * u.chunk4;
+  let s1 = min(s0 + u.chunk4, u.K);
+  let ar0 = u.aOff + item * u.aBatch + min(vec4u(m0) + LO, vec4u(u.M - 1u)) * u.am;
+  let ar1 = u.aOff + item * u.aBatch + min(vec4u(m0) + HI, vec4u(u.M - 1u)) * u.am;
+  let br0 = u.bOff4 + item * u.bBatch4 + min(vec4u(n0) + LO, vec4u(u.N - 1u)) * u.ldb4;
+  let br1 = u.bOff4 + item * u.bBatch4 + min(vec4u(n0) + HI, vec4u(u.N - 1u)) * u.ldb4;
+  var t: Tile;
+  for (var r = s0 + l.x; r < s1; r += 8u) {
+    let am0 = mat4x4f(A4[ar0.x + r], A4[ar0.y + r], A4[ar0.z + r], A4[ar0.w + r]);
+    let am1 = mat4x4f(A4[ar1.x + r], A4[ar1.y + r], A4[ar1.z + r], A4[ar1.w + r]);
+    let bm0 = mat4x4f(B4[br0.x + r], B4[br0.y + r], B4[br0.z + r], B4[br0.w + r]);
+    let bm1 = mat4x4f(B4[br1.x + r], B4[br1.y + r], B4[br1.z + r], B4[br1.w + r]);
+    for (var k = 0u; k < 4u; k++) {
+      fmaTile(&t, column(am0, k), column(am1, k), column(bm0, k), column(bm1, k));
+    }
+  }
+  let o = l.x * 16u;
+  laneTiles[o] = t.c0a;
+  laneTiles[o + 1u] = t.c0b;
+  laneTiles[o + 2u] = t.c1a;
+  laneTiles[o + 3u] = t.c1b;
+  laneTiles[o + 4u] = t.c2a;
+  laneTiles[o + 5u] = t.c2b;
+  laneTiles[o + 6u] = t.c3a;
+  laneTiles[o + 7u] = t.c3b;
+  laneTiles[o + 8u] = t.c4a;
+  laneTiles[o + 9u] = t.c4b;
+  laneTiles[o + 10u] = t.c5a;
+  laneTiles[o + 11u] = t.c5b;
+  laneTiles[o + 12u] = t.c6a;
+  laneTiles[o + 13u] = t.c6b;
+  laneTiles[o + 14u] = t.c7a;
+  laneTiles[o + 15u] = t.c7b;
+  workgroupBarrier();
+  // Lane j adds row j of the 8 partial tiles.
+  var sa = vec4f();
+  var sb = vec4f();
+  for (var q = 0u; q < 8u; q++) {
+    sa += laneTiles[q * 16u + 2u * l.x];
+    sb += laneTiles[q * 16u + 2u * l.x + 1u];
+  }
+  storeRow(m0 + l.x, (z * u.M + m0 + l.x) * u.N, n0, sa, sb, 0.0);
+}

@@ -212,7 +212,12 @@ export function col2im(
   col: GPUBuffer,
   dx: TensorView,
 ): Dispatch {
-  const pipeline = ctx.programs.get(FILE, "col2im", COL2IM_SHAPE);
+  const pipeline = ctx.programs.get(FILE, "col2im", {
+    ...COL2IM_SHAPE,
+    C2I_KH: f.kh,
+    C2I_KW: f.kw,
+    C2I_S: f.stride,
+  });
   const planes = f.n * f.cin;
   if (planes > MAX_GROUPS) {
     throw new Error(`planConv: ${label} has ${planes} input planes, at most ${MAX_GROUPS}`);

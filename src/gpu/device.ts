@@ -1,3 +1,5 @@
+import { ensureRuntimeDir } from "./runtime_dir.ts";
+
 /** The one WebGPU device Kestrel computes on, with the adapter facts that decide backend and kernel choices. */
 export interface Gpu {
   device: GPUDevice;
@@ -18,6 +20,7 @@ export function getGpu(): Promise<Gpu> {
 }
 
 async function requestGpu(): Promise<Gpu> {
+  ensureRuntimeDir();
   if (!("gpu" in navigator)) {
     throw new Error("WebGPU is not available in this runtime (navigator.gpu missing)");
   }

@@ -1,3 +1,4 @@
+import { ensureRuntimeDir } from "../gpu/runtime_dir.ts";
 import type { Backend, BackendChoice } from "./backend.ts";
 import { nativeBackend } from "./backends/native.ts";
 import { wasmBackend, webgpuBackend } from "./backends/web.ts";
@@ -9,6 +10,7 @@ export interface BackendSelection {
 }
 
 async function gpuAdapter(): Promise<GPUAdapter | null> {
+  ensureRuntimeDir();
   try {
     return (await navigator.gpu?.requestAdapter()) ?? null;
   } catch {

@@ -1,5 +1,9 @@
 // One shared WebGPU device for tests. Tests that need a GPU call `gpuTest`, which skips them with a clear reason
 // (ignore: true) where no adapter exists, instead of failing or silently passing.
+import { ensureRuntimeDir } from "../../src/gpu/runtime_dir.ts";
+
+ensureRuntimeDir();
+
 let devicePromise: Promise<GPUDevice | null> | undefined;
 
 export function testDevice(): Promise<GPUDevice | null> {

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { zipSync } from "fflate";
 import type { Job } from "../../src/jobs/types.ts";
+import { ensureRuntimeDir } from "../../src/gpu/runtime_dir.ts";
 import { newModelBytes } from "../../src/train/new_model.ts";
 import { SYNTH_CLASSES, writeSynthDataset } from "../../src/train/synth.ts";
 import { type ChildServer, startChild } from "../registry/_child_server.ts";
@@ -60,6 +61,7 @@ async function followJob(base: string, id: string): Promise<{ event: string; job
 }
 
 /** The server trains on WebGPU; without an adapter the test is skipped as gpuTest skips GPU tests. */
+ensureRuntimeDir();
 const HAS_ADAPTER = (await navigator.gpu?.requestAdapter()) != null;
 
 const percentile = (xs: number[], p: number) =>

@@ -1,4 +1,5 @@
 import { createApp } from "./app.ts";
+import { type DataDirLock, lockDataDir } from "./data_dir_lock.ts";
 import { openJobs, registryTrainer } from "./jobs_wiring.ts";
 import { resolveApiKey } from "./middleware/auth.ts";
 import { loadActiveModels, openServingRegistry } from "./registry_wiring.ts";
@@ -32,6 +33,20 @@ const log = (message: string) => console.error(`kestrel: ${message}`);
  * resumes them.
  */
 export async function startServer(config: ServerConfig, options: ServerOptions = {}): Promise<RunningServer> {
+  const lock = await lockDataDir(config.dataDir);
+  try {
+    return await listen(config, options, lock);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function listen(
+  config: ServerConfig,
+  options: ServerOptions,
+  lock: DataDirLock,
+): Promise<RunningServer> {
   const { backend, reason } = await selectBackend(config.backend);
   console.error(`kestrel: backend ${backend.name} (${reason})`);
   const pool = new ModelPool(backend, config.imgsz);
@@ -75,6 +90,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
       await server.shutdown();
       await loading.catch(() => {});
       await pool.close();
+      lock.release();
     },
   };
 }

@@ -1,3 +1,4 @@
+import { DataDirInUseError } from "../api/data_dir_lock.ts";
 import { startServer } from "../api/server.ts";
 import { parseServerArgs, type ServerConfig } from "../config/server.ts";
 
@@ -10,7 +11,14 @@ export async function run(args: string[]): Promise<number> {
     console.error((err as Error).message);
     return 2;
   }
-  const server = await startServer(config);
+  let server;
+  try {
+    server = await startServer(config);
+  } catch (err) {
+    if (!(err instanceof DataDirInUseError)) throw err;
+    console.error(`kestrel: ${err.message}`);
+    return 1;
+  }
   console.error(`kestrel: listening on ${server.url}`);
   try {
     await server.ready;

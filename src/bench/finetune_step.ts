@@ -4,7 +4,7 @@
  * class (each class's dispatches replayed alone, timed per submit) and the adapter's matmul roofline measured by
  * ../shared/tools/wgsl_roofline.ts in a subprocess right before each round of timed steps (roofline_fraction =
  * images/s over matmul_gflops / 3.4, the median over rounds), and (with timestamp queries) the slowest
- * dispatches of one step timed each on its own (dispatch_profile.ts).
+ * dispatches of one step timed each on its own (src/ops/dispatch_profile.ts).
  */
 import { getGpu } from "../gpu/device.ts";
 import { ProgramCache } from "../gpu/programs.ts";
@@ -15,7 +15,7 @@ import type { Dispatch } from "../ops/types.ts";
 import { Optimizer } from "../optim/optimizer.ts";
 import { streamChunk } from "../gpu/runs.ts";
 import { TrainProgram } from "../train/program.ts";
-import { profileDispatches } from "./dispatch_profile.ts";
+import { profileDispatches } from "../ops/dispatch_profile.ts";
 
 const BATCH = 8;
 const IMGSZ = 320;

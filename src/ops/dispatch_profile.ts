@@ -3,7 +3,7 @@
  * dispatch runs in its own compute pass whose begin and end are timestamped, all in one submit, so the sum
  * approximates the step's GPU time and the top entries show where it goes.
  */
-import type { Dispatch } from "../ops/types.ts";
+import type { Dispatch } from "./types.ts";
 
 export interface DispatchTime {
   label: string;

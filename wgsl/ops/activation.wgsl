@@ -94,7 +94,12 @@ fn backward(@builtin(global_invocation_id) g: vec3u) {
   }
   let d = grad(vec4f(X[at(u.xOff, u.xBS, n, i)]), vec4f(DY[at(u.dyOff, u.dyBS, n, i)])).x;
   let o = at(u.dxOff, u.dxBS, n, i);
-  DX[o] = d + select(0.0, DX[o], (u.flags & 2u) != 0u);
+  // A branch, not select(): select() would read the destination even when overwriting it.
+  if ((u.flags & 2u) != 0u) {
+    DX[o] += d;
+  } else {
+    DX[o] = d;
+  }
 }
 
 @compute @workgroup_size(WG)
@@ -116,5 +121,10 @@ fn backward4(@builtin(global_invocation_id) g: vec3u) {
   }
   let d = grad(X4[at4(u.xOff, u.xBS, n, i4)], DY4[at4(u.dyOff, u.dyBS, n, i4)]);
   let o = at4(u.dxOff, u.dxBS, n, i4);
-  DX4[o] = d + select(vec4f(), DX4[o], (u.flags & 2u) != 0u);
+  // A branch, not select(): select() would read the destination even when overwriting it.
+  if ((u.flags & 2u) != 0u) {
+    DX4[o] += d;
+  } else {
+    DX4[o] = d;
+  }
 }

@@ -150,5 +150,10 @@ fn backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid:
   let xhat = (X[xAt(n, ch, i)] - st.x) * st.y;
   let dy = DY[u.dyOff + n * u.dyBS + ch * u.plane + i];
   let dx = Gamma[u.gammaOff + ch] * st.y / count * (count * dy - st.z - xhat * st.w);
-  DX[at] = dx + select(0.0, DX[at], (u.flags & 2u) != 0u);
+  // A branch, not select(): select() would read the destination even when overwriting it.
+  if ((u.flags & 2u) != 0u) {
+    DX[at] += dx;
+  } else {
+    DX[at] = dx;
+  }
 }

@@ -44,7 +44,12 @@ fn backward(@builtin(global_invocation_id) g: vec3u) {
     return;
   }
   let o = at(u.dxOff, u.dxBS, n, i);
-  DX[o] = DC[at(u.dcOff, u.dcBS, n, i)] + select(0.0, DX[o], (u.flags & 2u) != 0u);
+  // A branch, not select(): select() would read the destination even when overwriting it.
+  if ((u.flags & 2u) != 0u) {
+    DX[o] += DC[at(u.dcOff, u.dcBS, n, i)];
+  } else {
+    DX[o] = DC[at(u.dcOff, u.dcBS, n, i)];
+  }
 }
 
 @compute @workgroup_size(WG)
@@ -56,5 +61,10 @@ fn backwardProduct(@builtin(global_invocation_id) g: vec3u) {
   }
   let o = at(u.dxOff, u.dxBS, n, i);
   let grad = DC[at(u.dcOff, u.dcBS, n, i)] * O[at(u.oOff, u.oBS, n, i)];
-  DX[o] = grad + select(0.0, DX[o], (u.flags & 2u) != 0u);
+  // A branch, not select(): select() would read the destination even when overwriting it.
+  if ((u.flags & 2u) != 0u) {
+    DX[o] += grad;
+  } else {
+    DX[o] = grad;
+  }
 }

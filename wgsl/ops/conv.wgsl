@@ -165,14 +165,27 @@ fn storeRow4(m: u32, at: u32, second: bool, a: vec4f, b: vec4f, bias: f32) {
     return;
   }
   let accumulate = (u.flags & 2u) != 0u;
-  C4[at] = a + bias + select(vec4f(), C4[at], accumulate);
+  // A branch, not select(): select() would read the destination even when overwriting it.
+  if (accumulate) {
+    C4[at] += a + bias;
+  } else {
+    C4[at] = a + bias;
+  }
   if (second) {
-    C4[at + 1u] = b + bias + select(vec4f(), C4[at + 1u], accumulate);
+    // A branch, not select(): select() would read the destination even when overwriting it.
+    if (accumulate) {
+      C4[at + 1u] += b + bias;
+    } else {
+      C4[at + 1u] = b + bias;
+    }
   }
 }
 
 fn biasOf(m: u32) -> f32 {
-  return select(0.0, Bias[u.biasOff + min(m, u.M - 1u)], (u.flags & 1u) != 0u);
+  if ((u.flags & 1u) == 0u) {
+    return 0.0;
+  }
+  return Bias[u.biasOff + min(m, u.M - 1u)];
 }
 
 // C[row + n0 .. n0 + 7] (+)= [a, b] + bias for the columns below N, when row m exists.
@@ -185,6 +198,7 @@ fn storeRow(m: u32, row: u32, n0: u32, a: vec4f, b: vec4f, bias: f32) {
     let n = n0 + j;
     if (n < u.N) {
       let v = select(b[j - 4u], a[j], j < 4u);
+      // A branch, not select(): select() would read the destination even when overwriting it.
       if (accumulate) {
         C[row + n] += v + bias;
       } else {
@@ -343,7 +357,12 @@ fn col2im(@builtin(global_invocation_id) gi: vec3u) {
     }
   }
   let at = u.dstOff + (r / u.cin) * u.dstBS + ci * u.h * u.w + iy * u.w + ix;
-  Dst[at] = sum + select(0.0, Dst[at], (u.flags & 2u) != 0u);
+  // A branch, not select(): select() would read the destination even when overwriting it.
+  if ((u.flags & 2u) != 0u) {
+    Dst[at] += sum;
+  } else {
+    Dst[at] = sum;
+  }
 }
 
 // Dst[dstOff + e] += sum over z of Src[(z * count) + e]: adds the split partial sums into the gradients.

@@ -38,5 +38,10 @@ fn backward(@builtin(global_invocation_id) g: vec3u) {
     return;
   }
   let o = at(u.dxOff, u.dxBS, n, i);
-  DX[o] = DY[at(u.dyOff, u.dyBS, n, i)] + select(0.0, DX[o], (u.flags & 2u) != 0u);
+  // A branch, not select(): select() would read the destination even when overwriting it.
+  if ((u.flags & 2u) != 0u) {
+    DX[o] += DY[at(u.dyOff, u.dyBS, n, i)];
+  } else {
+    DX[o] = DY[at(u.dyOff, u.dyBS, n, i)];
+  }
 }

@@ -93,5 +93,10 @@ fn backward(@builtin(global_invocation_id) g: vec3u) {
     }
   }
   let i = planeBase(u.dxOff, u.dxBS, plane, inPlane) + me;
-  DX[i] = sum + select(0.0, DX[i], (u.flags & 2u) != 0u);
+  // A branch, not select(): select() would read the destination even when overwriting it.
+  if ((u.flags & 2u) != 0u) {
+    DX[i] += sum;
+  } else {
+    DX[i] = sum;
+  }
 }

@@ -2,8 +2,8 @@
  * Fine-tune throughput of the yolov5n export at imgsz 320, batch 8, every layer trained: forward, loss,
  * backward and the SGD optimizer step in one submit per step, as the training loop runs it. Also GFLOP/s per op
  * class (each class's dispatches replayed alone, timed per submit) and the adapter's matmul roofline measured by
- * ../shared/tools/wgsl_roofline.ts in a subprocess right before each round of timed steps (roofline_fraction =
- * images/s over matmul_gflops / 3.4, the median over rounds), and (with timestamp queries) the slowest
+ * ../shared/tools/wgsl_roofline.ts in a subprocess before and after each round of timed steps (roofline_fraction =
+ * images/s over the mean of the two readings / 3.4, the median over rounds), and (with timestamp queries) the slowest
  * dispatches of one step timed each on its own (src/ops/dispatch_profile.ts).
  */
 import { getGpu } from "../gpu/device.ts";
@@ -92,20 +92,22 @@ export async function bench(): Promise<Record<string, unknown>> {
   const step = () => program.step(images, targets, BATCH, (enc) => optimizer.step(enc, hyper));
   const first = await step();
   // This host's speed changes by up to 2x from one few-second phase to the next (the same kernel measured
-  // 6.3 then 12 GFLOP/s a second later), so each round times the roofline right before its steps and the
-  // fraction is taken per round, then the median.
-  const rounds: { images_per_s: number; matmul_gflops: number; roofline_fraction: number }[] = [];
-  let roof: unknown;
+  // 6.3 then 12 GFLOP/s a second later), so the roofline is timed between rounds of steps and each round's
+  // fraction uses the mean of the readings just before and just after it; the reported figure is their median.
+  const rounds: { images_per_s: number; matmul_gflops: number[]; roofline_fraction: number }[] = [];
+  const gflopsOf = (r: unknown) => (r as { matmul_gflops?: number }).matmul_gflops ?? NaN;
+  let roof: unknown = await roofline();
   for (let r = 0; r < ROUNDS; r++) {
-    roof = await roofline();
+    const before = gflopsOf(roof);
     const t0 = performance.now();
     for (let i = 0; i < TIMED_STEPS; i++) await step();
     const imagesPerS = BATCH * TIMED_STEPS / ((performance.now() - t0) / 1000);
-    const gflops = (roof as { matmul_gflops?: number }).matmul_gflops ?? NaN;
+    roof = await roofline();
+    const after = gflopsOf(roof);
     rounds.push({
       images_per_s: +imagesPerS.toFixed(3),
-      matmul_gflops: gflops,
-      roofline_fraction: +(imagesPerS / (gflops / GFLOP_PER_IMAGE)).toFixed(3),
+      matmul_gflops: [before, after],
+      roofline_fraction: +(imagesPerS / ((before + after) / 2 / GFLOP_PER_IMAGE)).toFixed(3),
     });
   }
   const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];

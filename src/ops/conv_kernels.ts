@@ -116,6 +116,65 @@ export function gemmNN(
   };
 }
 
+/** Backward-data of a stride-1 conv as the direct conv of dY with the transposed, rotated kernel
+ * (conv_direct in wgsl/ops/conv.wgsl): dX is written without dcol or col2im. `g` is the forward conv's
+ * geometry; `flags` 2 adds into dx. */
+export function directBackwardData(
+  ctx: OpContext,
+  label: string,
+  g: Geometry,
+  flags: number,
+  w: TensorView,
+  dy: TensorView,
+  dx: TensorView,
+): Dispatch {
+  const P = g.h * g.w;
+  const N4 = Math.ceil(P / 4);
+  const cOff = dx.offset;
+  const cBatch = batchStride(dx);
+  const vec4 = [cOff, cBatch, P].every((v) => v % 4 === 0);
+  const shape = gemmShape(Math.ceil(g.cin / TILE), Math.ceil(P / TILE));
+  const pipeline = ctx.programs.get(FILE, vec4 ? "conv_direct_vec4" : "conv_direct", {
+    ...shape,
+    KH: g.kh,
+    KW: g.kw,
+  });
+  const u = uniform(ctx, {
+    flags,
+    cin: g.cout,
+    h: g.ho,
+    w: g.wo,
+    ho: g.h,
+    wo: g.w,
+    pad: g.kh - 1 - g.pad,
+    srcOff: dy.offset,
+    srcBS: batchStride(dy),
+    M: g.cin,
+    N: P,
+    N4,
+    am: g.kh * g.kw,
+    ak: g.cin * g.kh * g.kw,
+    aOff: w.offset,
+    cOff,
+    ldc: P,
+    cBatch,
+  }, label);
+  return {
+    label,
+    pipeline,
+    bindGroup: bindSparse(ctx.device, pipeline, {
+      0: dy.buffer,
+      2: w.buffer,
+      [vec4 ? 9 : 5]: dx.buffer,
+      7: u,
+    }, label),
+    workgroups: [groups(P, TILE * shape.WG_X), groups(g.cin, TILE * shape.WG_Y), g.n],
+    flops: 2 * g.n * g.cin * g.K * g.P,
+    bytes: 4 * (g.cout * g.K + g.n * (g.cout * g.P + g.cin * P)),
+    opClass: "conv_bwd_data",
+  };
+}
+
 export function weightGrad(
   ctx: OpContext,
   label: string,

@@ -460,3 +460,95 @@ fn gemm_nt_lanes(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id)
   }
   storeRow(m0 + l.x, (z * u.M + m0 + l.x) * u.N, n0, sa, sb, 0.0);
 }
+
+// Direct (implicit-GEMM) convolution: C[z][m][p] (+)= sum over channels c and taps (ky, kx) of
+// A[m, c, tap] * Src[z][c][iy][ix], with (iy, ix) = (oy, ox) + (ky, kx) - pad, zero outside the h x w input.
+// It reads the input where im2col would copy it: lavapipe gathers per lane either way, so on large maps with
+// few channels this costs no more than the GEMM while the columns are never written. A is read at
+// aOff + m*am + c*ak + (KH*KW-1 - (ky*KW + kx)): with am = KH*KW and ak = Cin*KH*KW that is the transposed,
+// 180-degree-rotated weight, which turns a stride-1 conv's backward-data into this conv of dY (no dcol, no
+// col2im). Each invocation owns 8 output rows (m) x 8 consecutive output pixels, like the GEMMs.
+override KH: u32 = 3u;
+override KW: u32 = 3u;
+
+fn directTile(gi: vec3u) -> Tile {
+  let n0 = gi.x * 8u;
+  let m0 = gi.y * 8u;
+  let P = u.ho * u.wo;
+  // Input row and column of each pixel's first tap; pixels past P are clamped (their results are dropped).
+  let p0 = min(vec4u(n0) + LO, vec4u(P - 1u));
+  let p1 = min(vec4u(n0) + HI, vec4u(P - 1u));
+  let y0 = vec4i(p0 / u.wo) - i32(u.pad);
+  let y1 = vec4i(p1 / u.wo) - i32(u.pad);
+  let x0 = vec4i(p0 % u.wo) - i32(u.pad);
+  let x1 = vec4i(p1 % u.wo) - i32(u.pad);
+  let r0 = u.aOff + min(vec4u(m0) + LO, vec4u(u.M - 1u)) * u.am;
+  let r1 = u.aOff + min(vec4u(m0) + HI, vec4u(u.M - 1u)) * u.am;
+  let src = u.srcOff + gi.z * u.srcBS;
+  let plane = u.h * u.w;
+  var t: Tile;
+  for (var ky = 0u; ky < KH; ky++) {
+    for (var kx = 0u; kx < KW; kx++) {
+      let iy0 = y0 + i32(ky);
+      let iy1 = y1 + i32(ky);
+      let ix0 = x0 + i32(kx);
+      let ix1 = x1 + i32(kx);
+      let in0 = vec4u(iy0) < vec4u(u.h) & vec4u(ix0) < vec4u(u.w);
+      let in1 = vec4u(iy1) < vec4u(u.h) & vec4u(ix1) < vec4u(u.w);
+      // Taps outside the input read the plane's first pixel; their values are zeroed below.
+      let o0 = select(vec4u(0u), vec4u(iy0 * i32(u.w) + ix0), in0) + src;
+      let o1 = select(vec4u(0u), vec4u(iy1 * i32(u.w) + ix1), in1) + src;
+      let tw = KH * KW - 1u - (ky * KW + kx);
+      let q0 = r0 + tw;
+      let q1 = r1 + tw;
+      for (var c = 0u; c < u.cin; c++) {
+        let pc = c * plane;
+        let ac = c * u.ak;
+        let a0 = vec4f(A[q0.x + ac], A[q0.y + ac], A[q0.z + ac], A[q0.w + ac]);
+        let a1 = vec4f(A[q1.x + ac], A[q1.y + ac], A[q1.z + ac], A[q1.w + ac]);
+        let b0 = vec4f(Src[o0.x + pc], Src[o0.y + pc], Src[o0.z + pc], Src[o0.w + pc]);
+        let b1 = vec4f(Src[o1.x + pc], Src[o1.y + pc], Src[o1.z + pc], Src[o1.w + pc]);
+        fmaTile(&t, a0, a1, select(vec4f(), b0, in0), select(vec4f(), b1, in1));
+      }
+    }
+  }
+  return t;
+}
+
+@compute @workgroup_size(WG_X, WG_Y)
+fn conv_direct(@builtin(global_invocation_id) gi: vec3u) {
+  let t = directTile(gi);
+  let n0 = gi.x * 8u;
+  let m0 = gi.y * 8u;
+  let row = u.cOff + gi.z * u.cBatch + m0 * u.ldc;
+  storeRow(m0, row, n0, t.c0a, t.c0b, 0.0);
+  storeRow(m0 + 1u, row + u.ldc, n0, t.c1a, t.c1b, 0.0);
+  storeRow(m0 + 2u, row + 2u * u.ldc, n0, t.c2a, t.c2b, 0.0);
+  storeRow(m0 + 3u, row + 3u * u.ldc, n0, t.c3a, t.c3b, 0.0);
+  storeRow(m0 + 4u, row + 4u * u.ldc, n0, t.c4a, t.c4b, 0.0);
+  storeRow(m0 + 5u, row + 5u * u.ldc, n0, t.c5a, t.c5b, 0.0);
+  storeRow(m0 + 6u, row + 6u * u.ldc, n0, t.c6a, t.c6b, 0.0);
+  storeRow(m0 + 7u, row + 7u * u.ldc, n0, t.c7a, t.c7b, 0.0);
+}
+
+// conv_direct for an output whose offset, batch stride and row length (ldc) are multiples of 4: vec4 stores.
+@compute @workgroup_size(WG_X, WG_Y)
+fn conv_direct_vec4(@builtin(global_invocation_id) gi: vec3u) {
+  let t = directTile(gi);
+  let n4 = gi.x * 2u;
+  let m0 = gi.y * 8u;
+  if (n4 >= u.N4) {
+    return;
+  }
+  let second = n4 + 1u < u.N4;
+  let ld4 = u.ldc / 4u;
+  let row = (u.cOff + gi.z * u.cBatch) / 4u + m0 * ld4 + n4;
+  storeRow4(m0, row, second, t.c0a, t.c0b, 0.0);
+  storeRow4(m0 + 1u, row + ld4, second, t.c1a, t.c1b, 0.0);
+  storeRow4(m0 + 2u, row + 2u * ld4, second, t.c2a, t.c2b, 0.0);
+  storeRow4(m0 + 3u, row + 3u * ld4, second, t.c3a, t.c3b, 0.0);
+  storeRow4(m0 + 4u, row + 4u * ld4, second, t.c4a, t.c4b, 0.0);
+  storeRow4(m0 + 5u, row + 5u * ld4, second, t.c5a, t.c5b, 0.0);
+  storeRow4(m0 + 6u, row + 6u * ld4, second, t.c6a, t.c6b, 0.0);
+  storeRow4(m0 + 7u, row + 7u * ld4, second, t.c7a, t.c7b, 0.0);
+}

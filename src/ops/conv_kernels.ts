@@ -273,9 +273,9 @@ export function col2im(
 ): Dispatch {
   const pipeline = ctx.programs.get(FILE, "col2im", {
     ...COL2IM_SHAPE,
-    C2I_KH: f.kh,
-    C2I_KW: f.kw,
-    C2I_S: f.stride,
+    KH: f.kh,
+    KW: f.kw,
+    STRIDE: f.stride,
   });
   const planes = f.n * f.cin;
   if (planes > MAX_GROUPS) {

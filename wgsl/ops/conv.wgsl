@@ -6,7 +6,9 @@
 // integer division per element (lavapipe scalarises it).
 //   forward:          Y_n = W . col_n (+ bias)                    gemm_nn, M = Cout, K = Cin*kh*kw, N = Ho*Wo
 //   backward_data:    dcol_n = W^T . dY_n, dX = col2im(dcol)       gemm_nn + col2im (1x1 s1: dX = W^T . dY_n)
-//   backward_weight:  dW += sum_n dY_n . col_n^T                   gemm_nt split over (n, pixel runs) + reduce
+//                     or, stride 1 on large maps, dX = conv(dY, rotated W^T)                        conv_direct
+//   backward_weight:  dW += sum_n dY_n . col_n^T                   gemm_nt (or gemm_nt_lanes) split over
+//                                                                  (n, pixel runs) + reduce
 //   bias:             db += sum over batch and pixels of dY        bias_grad
 // Matrices with a pixel axis are padded to ppad (a multiple of 4) columns so they can be read as vec4.
 override WG: u32 = 64u;
@@ -16,6 +18,10 @@ override WG_X: u32 = 8u;
 override WG_Y: u32 = 8u;
 // How gemm_nn reads A: 0 scalar (any strides), 1 vec4 along k (row-major W), 2 vec4 along m (W^T).
 override A_MODE: u32 = 0u;
+// Kernel size and stride, as constants where a loop over taps must unroll (col2im, conv_direct).
+override KH: u32 = 3u;
+override KW: u32 = 3u;
+override STRIDE: u32 = 1u;
 
 struct Params {
   batch: u32, cin: u32, h: u32, w: u32,
@@ -326,9 +332,6 @@ fn im2colRow(r: u32, first: u32) {
 // constants: each pixel visits ceil(KH/STRIDE) x ceil(KW/STRIDE) candidate taps (ky = (iy + pad) mod stride +
 // multiples of stride) in an unrolled loop, masked where a tap falls past the kernel or the output map, rather
 // than a loop with per-lane bounds, which lavapipe runs under an execution mask (30% slower, measured).
-override C2I_KH: u32 = 3u;
-override C2I_KW: u32 = 3u;
-override C2I_S: u32 = 1u;
 @compute @workgroup_size(WG_X, WG_Y)
 fn col2im(@builtin(global_invocation_id) gi: vec3u) {
   let ix = gi.x;
@@ -338,21 +341,21 @@ fn col2im(@builtin(global_invocation_id) gi: vec3u) {
   }
   let r = gi.z;
   let ci = r % u.cin;
-  let ky0 = (iy + u.pad) % C2I_S;
-  let kx0 = (ix + u.pad) % C2I_S;
-  let oy0 = (iy + u.pad) / C2I_S;
-  let ox0 = (ix + u.pad) / C2I_S;
-  let rowBase = (r / u.cin) * u.rows + ci * C2I_KH * C2I_KW;
+  let ky0 = (iy + u.pad) % STRIDE;
+  let kx0 = (ix + u.pad) % STRIDE;
+  let oy0 = (iy + u.pad) / STRIDE;
+  let ox0 = (ix + u.pad) / STRIDE;
+  let rowBase = (r / u.cin) * u.rows + ci * KH * KW;
   let last = arrayLength(&Src) - 1u;
   var sum = 0.0;
-  for (var ty = 0u; ty < (C2I_KH + C2I_S - 1u) / C2I_S; ty++) {
-    let ky = ky0 + ty * C2I_S;
+  for (var ty = 0u; ty < (KH + STRIDE - 1u) / STRIDE; ty++) {
+    let ky = ky0 + ty * STRIDE;
     let oy = oy0 - ty;
-    for (var tx = 0u; tx < (C2I_KW + C2I_S - 1u) / C2I_S; tx++) {
-      let kx = kx0 + tx * C2I_S;
+    for (var tx = 0u; tx < (KW + STRIDE - 1u) / STRIDE; tx++) {
+      let kx = kx0 + tx * STRIDE;
       let ox = ox0 - tx;
-      let hit = ky < C2I_KH && kx < C2I_KW && oy < u.ho && ox < u.wo;
-      let at = min((rowBase + ky * C2I_KW + kx) * u.ppad + oy * u.wo + ox, last);
+      let hit = ky < KH && kx < KW && oy < u.ho && ox < u.wo;
+      let at = min((rowBase + ky * KW + kx) * u.ppad + oy * u.wo + ox, last);
       sum += select(0.0, Src[at], hit);
     }
   }
@@ -468,9 +471,6 @@ fn gemm_nt_lanes(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id)
 // aOff + m*am + c*ak + (KH*KW-1 - (ky*KW + kx)): with am = KH*KW and ak = Cin*KH*KW that is the transposed,
 // 180-degree-rotated weight, which turns a stride-1 conv's backward-data into this conv of dY (no dcol, no
 // col2im). Each invocation owns 8 output rows (m) x 8 consecutive output pixels, like the GEMMs.
-override KH: u32 = 3u;
-override KW: u32 = 3u;
-
 fn directTile(gi: vec3u) -> Tile {
   let n0 = gi.x * 8u;
   let m0 = gi.y * 8u;

@@ -33,6 +33,10 @@ export class MemoryStore implements Store {
       : Promise.reject(new Error(`No version ${version} of '${name}'`));
   }
 
+  async openModel(name: string, version: number): Promise<ReadableStream<Uint8Array>> {
+    return new Blob([await this.readModel(name, version) as Uint8Array<ArrayBuffer>]).stream();
+  }
+
   setActive(name: string, version: number): Promise<void> {
     this.models.get(name)!.active = version;
     return Promise.resolve();

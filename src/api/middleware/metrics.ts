@@ -41,14 +41,21 @@ export function createServerMetrics(pool: ModelPool) {
 
 export type ServerMetrics = ReturnType<typeof createServerMetrics>;
 
-/** Counts every request by its route pattern (not the raw path, so label cardinality stays bounded). */
+/** Methods counted by name; any other token a client sends (HTTP allows any) counts as `other`. */
+const METHODS = new Set(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]);
+
+/**
+ * Counts every request by its route pattern (not the raw path) and a method from a fixed set, so a client
+ * cannot add series: the labels are bounded by the routes this app declares.
+ */
 export function metricsMiddleware(metrics: ServerMetrics): MiddlewareHandler {
   return async function recordMetrics(c, next) {
     const start = performance.now();
     await next();
     const pattern = c.req.routePath;
     const route = pattern === "*" || pattern === "/*" ? "unmatched" : pattern;
-    metrics.requests.inc({ method: c.req.method, route, status: String(c.res.status) });
+    const method = METHODS.has(c.req.method) ? c.req.method : "other";
+    metrics.requests.inc({ method, route, status: String(c.res.status) });
     metrics.latency.observe((performance.now() - start) / 1000, { route });
   };
 }

@@ -5,6 +5,7 @@ import { type AppDeps, createApp } from "../../src/api/app.ts";
 import { JobService } from "../../src/jobs/service.ts";
 import { MemoryStore } from "../../src/registry/memory_store.ts";
 import { Registry } from "../../src/registry/registry.ts";
+import type { Store } from "../../src/registry/store.ts";
 import { nativeBackend } from "../../src/serving/backends/native.ts";
 import { ModelPool } from "../../src/serving/pool.ts";
 import { TestTrainer } from "../jobs/_test_trainer.ts";
@@ -19,7 +20,7 @@ export const REMOTE = { remoteAddr: { transport: "tcp", hostname: "198.51.100.7"
 
 export type TestApp = Awaited<ReturnType<typeof openTestApp>>;
 
-export async function openTestApp(deps: Partial<AppDeps> = {}, store = new MemoryStore()) {
+export async function openTestApp(deps: Partial<AppDeps> = {}, store: Store = new MemoryStore()) {
   const dataDir = await Deno.makeTempDir({ prefix: "kestrel-api-" });
   const pool = new ModelPool(nativeBackend);
   const registry = await Registry.open(store, { maxBytes: MAX_MODEL_BYTES });

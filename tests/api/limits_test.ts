@@ -183,7 +183,17 @@ test("/metrics labels junk methods as `other` and unknown paths by a fixed route
       await (await s.call(`/junk/${i}`, { method: `JUNK${i}` })).body?.cancel();
       await (await s.call(`/v1/nothing/${i}?q=${i}`)).body?.cancel();
     }
+    const refused = await s.call("/v1/models/tiny", {
+      method: "POST",
+      headers: { origin: "https://evil.example" },
+    });
+    assert.equal(refused.status, 403);
     const text = await (await s.call("/metrics")).text();
+    assert.match(
+      text,
+      /kestrel_http_requests_total\{method="POST",route="\/v1\/models\/:name",status="403"\} 1/,
+    );
+    assert.match(text, /kestrel_http_requests_total\{method="GET",route="unmatched",status="404"\} 50/);
     const series = text.split("\n").filter((l) => l.startsWith("kestrel_http_requests_total{"));
     assert.ok(!series.some((l) => /JUNK/.test(l)), series.join("\n"));
     assert.ok(series.some((l) => l.includes('method="other"')), series.join("\n"));

@@ -21,7 +21,7 @@ async function raw(port: number, head: string[], body = ""): Promise<RawAnswer> 
   const [top, ...rest] = answer.split("\r\n\r\n");
   const [status, ...lines] = top.split("\r\n");
   const headers = new Headers(
-    lines.map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trim()]),
+    lines.map((l): [string, string] => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trim()]),
   );
   return { status: Number(status.split(" ")[1]), headers, body: rest.join("\r\n\r\n") };
 }

@@ -4,14 +4,18 @@ import type { JobService } from "../jobs/service.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { ModelPool } from "../serving/pool.ts";
 import { errorBody, handleError } from "./errors.ts";
+import { checkHost } from "./middleware/host.ts";
 import { createServerMetrics, metricsMiddleware, type ServerMetrics } from "./middleware/metrics.ts";
 import { readiness } from "./middleware/ready.ts";
+import { refuseCrossSite } from "./middleware/same_origin.ts";
+import { securityHeaders } from "./middleware/security_headers.ts";
 import { detectRoutes } from "./routes/detect.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { finetuneRoutes } from "./routes/finetune.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { jobRoutes, SSE_KEEP_ALIVE_MS } from "./routes/jobs.ts";
 import { modelRoutes } from "./routes/models.ts";
+import { serverInfoRoutes } from "./routes/server_info.ts";
 import { uiRoutes } from "./routes/ui.ts";
 import { versionRoutes } from "./routes/versions.ts";
 
@@ -19,6 +23,10 @@ import { versionRoutes } from "./routes/versions.ts";
 export const DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024;
 /** Default fine-tune upload limit (archive or JSON body, and the archive unpacked): 1 GiB. */
 export const DEFAULT_MAX_DATASET_BYTES = 1024 * 1024 * 1024;
+/** Default ceiling on detect requests in flight: a few per CPU core of queueing, a bounded amount of memory. */
+export const DEFAULT_MAX_INFLIGHT_DETECT = 32;
+/** Default ceiling on open job event streams: one per dashboard tab, with room. */
+export const DEFAULT_MAX_EVENT_STREAMS = 64;
 
 export interface AppDeps {
   pool: ModelPool;
@@ -38,6 +46,14 @@ export interface AppDeps {
   shutdown?: AbortSignal;
   /** How often an open event stream gets a `: keep-alive` comment line (default 15 s; tests shorten it). */
   sseKeepAliveMs?: number;
+  /** `--host`, for the Host check (default 127.0.0.1, under which `app.request()`'s `localhost` passes). */
+  listenHost?: string;
+  /** `--allowed-hosts`: further Host names answered; `*` for any. */
+  allowedHosts?: readonly string[];
+  /** Detect requests in flight before more get 429. */
+  maxInflightDetect?: number;
+  /** Open job event streams before more get 429. */
+  maxEventStreams?: number;
 }
 
 /** What every route module receives: the app's dependencies with defaults filled in, and its metrics. */
@@ -52,6 +68,7 @@ export type RouteModule = (app: ApiApp, ctx: RouteContext) => void;
 const ROUTES: RouteModule[] = [
   healthRoutes,
   modelRoutes,
+  serverInfoRoutes,
   versionRoutes,
   detectRoutes,
   finetuneRoutes,
@@ -63,7 +80,8 @@ const ROUTES: RouteModule[] = [
 /**
  * The Hono app. Every route is declared with createRoute (zod request and response schemas, reused for the
  * OpenAPI document); validation failures go through one defaultHook and thrown errors through one onError, so
- * every error has the `{"error": {"code", "message"}}` shape.
+ * every error has the `{"error": {"code", "message"}}` shape. Before any route: security headers on every
+ * response, the Host check (DNS rebinding) and the refusal of cross-site writes.
  */
 export function createApp(deps: AppDeps): ApiApp {
   const ctx: RouteContext = {
@@ -77,6 +95,10 @@ export function createApp(deps: AppDeps): ApiApp {
     maxDatasetBytes: deps.maxDatasetBytes ?? DEFAULT_MAX_DATASET_BYTES,
     shutdown: deps.shutdown ?? new AbortController().signal,
     sseKeepAliveMs: deps.sseKeepAliveMs ?? SSE_KEEP_ALIVE_MS,
+    listenHost: deps.listenHost ?? "127.0.0.1",
+    allowedHosts: deps.allowedHosts ?? [],
+    maxInflightDetect: deps.maxInflightDetect ?? DEFAULT_MAX_INFLIGHT_DETECT,
+    maxEventStreams: deps.maxEventStreams ?? DEFAULT_MAX_EVENT_STREAMS,
     metrics: createServerMetrics(deps.pool),
   };
   const app = new OpenAPIHono({
@@ -91,6 +113,9 @@ export function createApp(deps: AppDeps): ApiApp {
     },
   });
   app.use("*", metricsMiddleware(ctx.metrics));
+  app.use("*", securityHeaders());
+  app.use("*", checkHost({ listenHost: ctx.listenHost, allowedHosts: ctx.allowedHosts }));
+  app.use("*", refuseCrossSite());
   app.use("/v1/*", readiness(ctx.isReady));
   app.onError(handleError);
   app.notFound((c) => c.json(errorBody("not_found", `No route for ${c.req.method} ${c.req.path}`), 404));

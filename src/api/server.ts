@@ -67,6 +67,10 @@ async function listen(
     jobs,
     maxDatasetBytes: config.maxDatasetBytes,
     shutdown: stopping.signal,
+    listenHost: config.host,
+    allowedHosts: config.allowedHosts,
+    maxInflightDetect: config.maxInflightDetect,
+    maxEventStreams: config.maxEventStreams,
   });
   const server = Deno.serve({ hostname: config.host, port: config.port, onListen: () => {} }, app.fetch);
   const { hostname, port } = server.addr;

@@ -21,13 +21,24 @@ export const ServerConfigSchema = z.object({
   maxModelBytes: z.coerce.number().int().positive().default(256 * 1024 * 1024),
   /** Largest fine-tune upload (archive or JSON body), also the cap on the archive unpacked: 1 GiB. */
   maxDatasetBytes: z.coerce.number().int().positive().default(1024 * 1024 * 1024),
+  /**
+   * Host names (the Host header, port ignored) answered besides the listen address, against DNS rebinding;
+   * `*` answers any. Names behind a reverse proxy or on the LAN (`kestrel.lan`) go here.
+   */
+  allowedHosts: z.array(z.string().min(1).transform((h) => h.toLowerCase())).default([]),
+  /** Detect requests in flight (body upload included) before more get 429: bounds memory and queueing. */
+  maxInflightDetect: z.coerce.number().int().positive().default(32),
+  /** Open job event streams (each holds a connection and a subscription) before more get 429. */
+  maxEventStreams: z.coerce.number().int().positive().default(64),
 });
 
 export type ServerConfig = z.infer<typeof ServerConfigSchema>;
 
 export const SERVE_USAGE = "Usage: deno task start [--host 127.0.0.1] [--port 8000] [--model PATH]... " +
   "[--data-dir ./data] [--backend auto|webgpu|wasm|native] [--imgsz N] [--max-body-bytes 20971520] " +
-  "[--max-pixels 40000000] [--api-key KEY] [--max-model-bytes 268435456] [--max-dataset-bytes 1073741824]";
+  "[--max-pixels 40000000] [--api-key KEY | --api-key-file PATH] [--allowed-hosts NAME,...] " +
+  "[--max-model-bytes 268435456] [--max-dataset-bytes 1073741824] [--max-inflight-detect 32] " +
+  "[--max-event-streams 64]";
 
 /** Parses `deno task start` flags once, at the edge; throws an Error listing every bad flag. */
 export function parseServerArgs(args: string[]): ServerConfig {
@@ -45,8 +56,16 @@ export function parseServerArgs(args: string[]): ServerConfig {
       "api-key": { type: "string" },
       "max-model-bytes": { type: "string" },
       "max-dataset-bytes": { type: "string" },
+      "api-key-file": { type: "string" },
+      "allowed-hosts": { type: "string" },
+      "max-inflight-detect": { type: "string" },
+      "max-event-streams": { type: "string" },
     },
   });
+  if (values["api-key"] !== undefined && values["api-key-file"] !== undefined) {
+    throw new Error(`Give --api-key or --api-key-file, not both\n${SERVE_USAGE}`);
+  }
+  const keyFile = values["api-key-file"];
   const parsed = ServerConfigSchema.safeParse({
     host: values.host,
     port: values.port,
@@ -56,10 +75,37 @@ export function parseServerArgs(args: string[]): ServerConfig {
     imgsz: values.imgsz,
     maxBodyBytes: values["max-body-bytes"],
     maxPixels: values["max-pixels"],
-    apiKey: values["api-key"],
+    apiKey: keyFile === undefined ? values["api-key"] : readApiKeyFile(keyFile),
     maxModelBytes: values["max-model-bytes"],
     maxDatasetBytes: values["max-dataset-bytes"],
+    allowedHosts: values["allowed-hosts"]?.split(",").map((h) => h.trim()).filter((h) => h !== ""),
+    maxInflightDetect: values["max-inflight-detect"],
+    maxEventStreams: values["max-event-streams"],
   });
   if (!parsed.success) throw new Error(`${z.prettifyError(parsed.error)}\n${SERVE_USAGE}`);
   return parsed.data;
+}
+
+/**
+ * The key in `path`, trimmed (a key file keeps the key out of `ps` and shell history, unlike --api-key).
+ * Refuses a file other users may read, and an empty one: a server that silently ran without its key would let
+ * every loopback client, including a same-host proxy, change models.
+ */
+export function readApiKeyFile(path: string): string {
+  let text: string;
+  let mode: number | null;
+  try {
+    mode = Deno.statSync(path).mode;
+    text = Deno.readTextFileSync(path);
+  } catch (err) {
+    throw new Error(`--api-key-file ${path}: ${(err as Error).message}`);
+  }
+  if (mode !== null && (mode & 0o004) !== 0) {
+    throw new Error(
+      `--api-key-file ${path} is readable by every user (mode ${(mode & 0o777).toString(8)}); chmod 600 it`,
+    );
+  }
+  const key = text.trim();
+  if (key === "") throw new Error(`--api-key-file ${path} is empty`);
+  return key;
 }

@@ -78,6 +78,10 @@ export class FsStore implements Store {
     return Deno.readFile(join(this.versionDir(name, version), "model.onnx"));
   }
 
+  async openModel(name: string, version: number): Promise<ReadableStream<Uint8Array>> {
+    return (await Deno.open(join(this.versionDir(name, version), "model.onnx"))).readable;
+  }
+
   async setActive(name: string, version: number): Promise<void> {
     await writeJsonAtomic(join(this.dir(name), "active.json"), { version });
   }

@@ -33,6 +33,13 @@ export class MemoryStore implements Store {
       : Promise.reject(new Error(`No version ${version} of '${name}'`));
   }
 
+  openModel(name: string, version: number): Promise<ReadableStream<Uint8Array>> {
+    const v = this.models.get(name)?.versions.get(version);
+    return v
+      ? Promise.resolve(new Blob([v.bytes as Uint8Array<ArrayBuffer>]).stream())
+      : Promise.reject(new Error(`No version ${version} of '${name}'`));
+  }
+
   setActive(name: string, version: number): Promise<void> {
     this.models.get(name)!.active = version;
     return Promise.resolve();

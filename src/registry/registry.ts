@@ -115,6 +115,26 @@ export class Registry {
     return bytes;
   }
 
+  /**
+   * A version's ONNX bytes as a stream, for downloads: not hashed here (the recorded sha256 goes to the client
+   * to check) so a download costs no more than its copy. {@link read} checks the hash before loading.
+   */
+  async stream(
+    name: string,
+    version: number,
+  ): Promise<{ meta: VersionMeta; body: ReadableStream<Uint8Array> }> {
+    const meta = this.version(name, version);
+    try {
+      return { meta, body: await this.store.openModel(name, version) };
+    } catch (err) {
+      // Deleted between the lookup and the open.
+      if (err instanceof Deno.errors.NotFound) {
+        throw new RegistryError("not_found", `Model '${name}' has no version ${version}`);
+      }
+      throw err;
+    }
+  }
+
   /** Validate and store a new version; rejects leave the registry unchanged. */
   add(name: string, bytes: Uint8Array, options: AddOptions): Promise<VersionMeta> {
     return this.serial(async () => {

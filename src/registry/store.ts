@@ -49,6 +49,8 @@ export interface Store {
   addVersion(name: string, bytes: Uint8Array, meta: NewVersion): Promise<VersionMeta>;
   /** The ONNX bytes of a version. */
   readModel(name: string, version: number): Promise<Uint8Array>;
+  /** The ONNX bytes of a version as a stream (downloads), so a request holds one chunk, not the file. */
+  openModel(name: string, version: number): Promise<ReadableStream<Uint8Array>>;
   /** Durably point `name` at `version` (which exists). */
   setActive(name: string, version: number): Promise<void>;
   /** Remove a version that is not active. */

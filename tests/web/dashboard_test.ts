@@ -61,6 +61,12 @@ Deno.test({
     await page.goto(`${server.base}/`);
     await page.waitForSelector("body[data-ready=true]", { timeout: UI_TIMEOUT_MS });
 
+    await t.step("the server has no API key: the page says so and recommends one", async () => {
+      const note = page.locator("#auth-note");
+      await note.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+      assert.match(await note.textContent() ?? "", /--api-key-file/);
+    });
+
     await t.step("upload bus.jpg: boxes drawn equal the API's detections", async () => {
       await page.selectOption("#detect-model", "yolov5n");
       await page.setInputFiles("#image-file", IMAGE);

@@ -1,5 +1,5 @@
 // Wires the panels together: the API key field, model pickers fed by the registry, refreshes as jobs move.
-import { apiKey, setApiKey } from "./api.js";
+import { api, apiKey, setApiKey } from "./api.js";
 import { initDetect } from "./detect.js";
 import { initFinetune, onJobUpdate } from "./finetune.js";
 import { TERMINAL } from "./job_state.js";
@@ -26,7 +26,13 @@ onJobUpdate((job, statusChanged) => {
   refreshJobs();
   if (TERMINAL.has(job.status)) refreshModels();
 });
+// Without a key, loopback is the only guard, and that is none behind a proxy: say so where the operator looks.
+async function showAuthNote() {
+  const server = await api("/v1/server");
+  document.getElementById("auth-note").hidden = server.auth !== "loopback_only";
+}
+
 initDetect();
 initFinetune();
-await Promise.all([refreshModels(), refreshJobs()]);
+await Promise.all([refreshModels(), refreshJobs(), showAuthNote()]);
 document.body.dataset.ready = "true";

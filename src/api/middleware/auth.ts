@@ -1,7 +1,10 @@
 /**
  * Guards mutating routes (upload, activate, delete, fine-tune, job cancel). With an API key (`--api-key` or
- * `KESTREL_API_KEY`) a request needs `Authorization: Bearer <key>`, compared in constant time; without one only
- * loopback clients may mutate, so a server started without a key is not writable from the network.
+ * `KESTREL_API_KEY` or `--api-key-file`) a request needs `Authorization: Bearer <key>`, compared in constant
+ * time; without one only loopback clients may mutate, so a server started without a key is not writable from
+ * the network. Loopback is not an access boundary behind a same-host proxy, tunnel or sidecar (every client
+ * arrives from 127.0.0.1): there an API key is required. Requests that carry proxy headers are therefore
+ * refused without a key, but a proxy that adds none cannot be told apart.
  *
  * @example
  * ```ts
@@ -23,7 +26,13 @@ export function resolveApiKey(flag: string | undefined): string | null {
   return key ? key : null;
 }
 
-/** Middleware enforcing {@link AuthOptions}; answers 401 (bad or missing key) or 403 (remote client, no key). */
+/** Headers a reverse proxy adds; a loopback request with one came from somewhere else. */
+const PROXY_HEADERS = ["forwarded", "x-forwarded-for", "x-real-ip"];
+
+/**
+ * Middleware enforcing {@link AuthOptions}; answers 401 (bad or missing key) or 403 (no key, and a remote
+ * client or a proxied one).
+ */
 export function requireMutationAuth(options: AuthOptions): MiddlewareHandler {
   const expected = options.apiKey ? new TextEncoder().encode(options.apiKey) : null;
   return async function mutationAuth(c, next) {
@@ -40,7 +49,15 @@ export function requireMutationAuth(options: AuthOptions): MiddlewareHandler {
         error: {
           code: "forbidden",
           message:
-            "This server has no API key, so only loopback clients may change it; start it with --api-key",
+            "This server has no API key, so only loopback clients may change it; start it with --api-key-file",
+        },
+      }, 403);
+    } else if (PROXY_HEADERS.some((h) => c.req.header(h) !== undefined)) {
+      return c.json({
+        error: {
+          code: "forbidden",
+          message: "This request came through a proxy and the server has no API key: behind a proxy every " +
+            "client looks like loopback, so start the server with --api-key-file",
         },
       }, 403);
     }

@@ -1,4 +1,5 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
+import { matchedRoutes } from "hono/route";
 import type { ModelPool } from "../../serving/pool.ts";
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS, Registry } from "../metrics.ts";
 
@@ -41,14 +42,29 @@ export function createServerMetrics(pool: ModelPool) {
 
 export type ServerMetrics = ReturnType<typeof createServerMetrics>;
 
-/** Counts every request by its route pattern (not the raw path, so label cardinality stays bounded). */
+/** Methods counted by name; any other token a client sends (HTTP allows any) counts as `other`. */
+const METHODS = new Set(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]);
+
+/**
+ * The declared route pattern a request matched (`/v1/models/:name/detect`), or `unmatched`: middleware-only
+ * matches (`app.use`, method ALL) do not count, so a request refused before its route (a cross-site write, a
+ * bad Host) is still labelled with its route when it has one.
+ */
+function routeLabel(c: Context): string {
+  return matchedRoutes(c).findLast((r) => r.method !== "ALL")?.path ?? "unmatched";
+}
+
+/**
+ * Counts every request by its route pattern (not the raw path) and a method from a fixed set, so a client
+ * cannot add series: the labels are bounded by the routes this app declares.
+ */
 export function metricsMiddleware(metrics: ServerMetrics): MiddlewareHandler {
   return async function recordMetrics(c, next) {
     const start = performance.now();
     await next();
-    const pattern = c.req.routePath;
-    const route = pattern === "*" || pattern === "/*" ? "unmatched" : pattern;
-    metrics.requests.inc({ method: c.req.method, route, status: String(c.res.status) });
+    const route = routeLabel(c);
+    const method = METHODS.has(c.req.method) ? c.req.method : "other";
+    metrics.requests.inc({ method, route, status: String(c.res.status) });
     metrics.latency.observe((performance.now() - start) / 1000, { route });
   };
 }

@@ -5,6 +5,8 @@ import { detect } from "../../serving/detector.ts";
 import { DEFAULT_DETECT_OPTIONS, type DetectOptions } from "../../serving/postprocess.ts";
 import type { RouteModule } from "../app.ts";
 import { ApiError, errorBody } from "../errors.ts";
+import { InflightLimit, limitInflight } from "../middleware/inflight.ts";
+import { acceptMediaTypes, mediaType } from "../middleware/media_type.ts";
 import {
   Base64ImageSchema,
   DetectQuerySchema,
@@ -15,6 +17,7 @@ import {
 import { unknownModel } from "./models.ts";
 
 const RAW_TYPES = ["image/jpeg", "image/png", "image/webp", "application/octet-stream"];
+const BODY_TYPES = [...RAW_TYPES, "multipart/form-data", "application/json"];
 const binary = { schema: z.string().openapi({ format: "binary" }) };
 const error = (description: string) => ({
   description,
@@ -47,14 +50,14 @@ const route = createRoute({
     413: error("Body over the size limit, or image over the pixel limit"),
     415: error("Not a JPEG, PNG or WebP, or an unsupported content type"),
     422: error("Undecodable image, truncated file, or invalid base64/body fields"),
+    429: error("More detect requests in flight than --max-inflight-detect (`overloaded`); see Retry-After"),
     503: error("Models still loading"),
   },
 });
 
-/** The image bytes, whichever of the three body forms the client used. */
+/** The image bytes, whichever of the three body forms the client used (the type was checked on arrival). */
 async function imageBytes(c: Context): Promise<{ bytes: Uint8Array; file?: string }> {
-  const type = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
-  if (RAW_TYPES.includes(type)) return { bytes: new Uint8Array(await c.req.arrayBuffer()) };
+  const type = mediaType(c);
   if (type === "multipart/form-data") {
     const { image } = (c.req.valid as (t: "form") => { image: File })("form");
     return { bytes: new Uint8Array(await image.arrayBuffer()), file: image.name || undefined };
@@ -68,15 +71,12 @@ async function imageBytes(c: Context): Promise<{ bytes: Uint8Array; file?: strin
       throw new ApiError(422, "invalid_base64", "Field 'image' is not valid base64");
     }
   }
-  throw new ApiError(
-    415,
-    "unsupported_media_type",
-    `Content-Type '${type || "(none)"}' is not accepted; send ${RAW_TYPES.join(", ")}, ` +
-      "multipart/form-data (field 'image') or application/json ({\"image\": base64})",
-  );
+  return { bytes: new Uint8Array(await c.req.arrayBuffer()) };
 }
 
 export const detectRoutes: RouteModule = (app, ctx) => {
+  const inflight = new InflightLimit(ctx.maxInflightDetect, "detect requests");
+  app.on("POST", "/v1/models/:name/detect", limitInflight(inflight), acceptMediaTypes(BODY_TYPES));
   app.use(
     "/v1/models/:name/detect",
     bodyLimit({
@@ -91,10 +91,13 @@ export const detectRoutes: RouteModule = (app, ctx) => {
   app.openapi(route, async (c) => {
     const { name } = c.req.valid("param");
     const query = c.req.valid("query");
+    if (!ctx.pool.get(name)) throw unknownModel(name);
+    // The lease pins a model version (a swap waits for it): take it only once the body is in, so a slow or
+    // stalled upload holds no model.
+    const { bytes, file } = await imageBytes(c);
     const lease = ctx.pool.lease(name);
     if (!lease) throw unknownModel(name);
     try {
-      const { bytes, file } = await imageBytes(c);
       const opts: DetectOptions = {
         conf: query.conf ?? DEFAULT_DETECT_OPTIONS.conf,
         iou: query.iou ?? DEFAULT_DETECT_OPTIONS.iou,

@@ -17,7 +17,9 @@ export const OPENAPI_INFO = {
   title: "Kestrel",
   version: "1.0.0",
   description: "Object detection over HTTP on YOLOv5 ONNX models, with a model registry and on-device " +
-    "fine-tuning. Mutating routes need `Authorization: Bearer <key>` when the server has an API key.",
+    "fine-tuning. Mutating routes need `Authorization: Bearer <key>` when the server has an API key. Every " +
+    "route answers 421 `misdirected_host` to a Host the server does not answer to (see --allowed-hosts), and " +
+    "every write 403 `cross_site` when a browser sent it from another site.",
 };
 
 const PAGE = `<!doctype html>

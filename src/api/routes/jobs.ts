@@ -11,6 +11,7 @@ import { JobSchema, JobStatusSchema } from "../../jobs/types.ts";
 import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
+import { InflightLimit } from "../middleware/inflight.ts";
 import { ErrorSchema } from "../schemas.ts";
 
 export const JobResponseSchema = JobSchema.openapi("Job");
@@ -82,6 +83,7 @@ const eventsRoute = createRoute({
       content: { "text/event-stream": { schema: z.string() } },
     },
     404: error("Unknown job"),
+    429: error("More event streams open than --max-event-streams (`overloaded`); see Retry-After"),
   },
 });
 
@@ -89,6 +91,8 @@ export const jobRoutes: RouteModule = (app, ctx) => {
   const jobs = ctx.jobs;
   if (!jobs) return;
   const guard = requireMutationAuth({ apiKey: ctx.apiKey });
+  // Each stream holds a connection, a subscription and a timer for as long as its job runs (hours).
+  const streams = new InflightLimit(ctx.maxEventStreams, "open event streams");
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer" });
 
   const cancelRoute = createRoute({
@@ -126,6 +130,8 @@ export const jobRoutes: RouteModule = (app, ctx) => {
   app.openapi(eventsRoute, async (c) => {
     const { id } = c.req.valid("param");
     await jobsMapped(() => jobs.get(id));
+    const release = streams.tryAcquire();
+    if (!release) return streams.refusal();
     // Ends the stream when the client goes away or the server shuts down (which waits for open responses).
     const stop = new AbortController();
     const signals = [stop.signal, ctx.shutdown, c.req.raw.signal];
@@ -142,6 +148,7 @@ export const jobRoutes: RouteModule = (app, ctx) => {
         }
       } finally {
         clearInterval(keepAlive);
+        release();
       }
     });
   });

@@ -4,6 +4,7 @@ import type { LoadedModel } from "../../serving/loaded_model.ts";
 import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
 import { ErrorSchema, ModelListSchema, ModelNameParamSchema, ModelSchema } from "../schemas.ts";
+import { publicMeta } from "./versions.ts";
 
 const list = createRoute({
   method: "get",
@@ -47,7 +48,7 @@ export const modelRoutes: RouteModule = (app, ctx) => {
     const { name } = c.req.valid("param");
     const model = ctx.pool.get(name);
     if (!model) throw unknownModel(name);
-    const versions = ctx.registry?.models().find((m) => m.name === name)?.versions ?? [];
+    const versions = (ctx.registry?.models().find((m) => m.name === name)?.versions ?? []).map(publicMeta);
     return c.json({ ...describeModel(model), versions }, 200);
   });
 };

@@ -2,15 +2,17 @@
  * Model registry routes: upload a version, download one, activate (swap or roll back), delete, and list a
  * model's versions with their meta. Mutations pass the auth guard first, then (upload) the body size limit.
  */
+import { basename } from "node:path";
 import { createRoute, z } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { RegistryError, type RegistryErrorCode } from "../../registry/errors.ts";
 import type { Registry } from "../../registry/registry.ts";
-import { VersionMetaSchema } from "../../registry/store.ts";
+import { type VersionMeta, VersionMetaSchema } from "../../registry/store.ts";
 import type { RouteModule } from "../app.ts";
 import { ApiError, errorBody } from "../errors.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
+import { acceptMediaTypes } from "../middleware/media_type.ts";
 import { ErrorSchema, ModelNameParamSchema } from "../schemas.ts";
 
 const REGISTRY_STATUS: Record<RegistryErrorCode, ContentfulStatusCode> = {
@@ -31,11 +33,20 @@ async function mapped<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-const VersionMeta = VersionMetaSchema.openapi("VersionMeta");
+/**
+ * A version's meta as clients see it: a startup version's source names the `--model` file, not its absolute
+ * path (which tells a client the server's directory layout and user name).
+ */
+export function publicMeta(meta: VersionMeta): VersionMeta {
+  if (meta.source.type !== "startup") return meta;
+  return { ...meta, source: { type: "startup", path: basename(meta.source.path) } };
+}
+
+const VersionMetaResponse = VersionMetaSchema.openapi("VersionMeta");
 const VersionListSchema = z.object({
   name: z.string(),
   active: z.number().int().nullable(),
-  versions: z.array(VersionMeta),
+  versions: z.array(VersionMetaResponse),
 }).openapi("VersionList");
 const VersionParamsSchema = ModelNameParamSchema.extend({
   version: z.coerce.number().int().positive().openapi({ param: { name: "version", in: "path" }, example: 2 }),
@@ -90,7 +101,7 @@ export const versionRoutes: RouteModule = (app, ctx) => {
     method: "post",
     path: "/v1/models/{name}",
     summary: "Upload an ONNX YOLOv5 export as the model's next version",
-    middleware: [guard, limit] as const,
+    middleware: [guard, acceptMediaTypes(["application/octet-stream"], { orNone: true }), limit] as const,
     security,
     request: {
       params: ModelNameParamSchema,
@@ -105,11 +116,12 @@ export const versionRoutes: RouteModule = (app, ctx) => {
       },
     },
     responses: {
-      201: json(VersionMeta.extend({ active: z.boolean() }), "The stored version"),
+      201: json(VersionMetaResponse.extend({ active: z.boolean() }), "The stored version"),
       400: error("Bad model name"),
       401: error("Missing or wrong API key"),
       403: error("No API key configured and the client is not on loopback"),
       413: error("Upload over the size limit"),
+      415: error("Content-Type other than application/octet-stream (none is taken as octet-stream)"),
       422: error("Not an ONNX file, or not a YOLOv5 detector, or it failed to load"),
     },
   });
@@ -118,7 +130,7 @@ export const versionRoutes: RouteModule = (app, ctx) => {
     method: "post",
     path: "/v1/models/{name}/activate",
     summary: "Serve another version (swap or roll back) without dropping requests",
-    middleware: [guard] as const,
+    middleware: [guard, acceptMediaTypes(["application/json"])] as const,
     security,
     request: {
       params: ModelNameParamSchema,
@@ -128,10 +140,11 @@ export const versionRoutes: RouteModule = (app, ctx) => {
       },
     },
     responses: {
-      200: json(VersionMeta, "Now active"),
+      200: json(VersionMetaResponse, "Now active"),
       401: error("Missing or wrong API key"),
       403: error("No API key configured and the client is not on loopback"),
       404: error("Unknown model or version"),
+      415: error("Content-Type other than application/json"),
       422: error("The version failed to load; the previous one keeps serving"),
     },
   });
@@ -155,18 +168,19 @@ export const versionRoutes: RouteModule = (app, ctx) => {
   app.openapi(listRoute, (c) => {
     const { name } = c.req.valid("param");
     return mapped(() => Promise.resolve(registry.model(name))).then((m) =>
-      c.json({ name: m.name, active: m.active, versions: m.versions }, 200)
+      c.json({ name: m.name, active: m.active, versions: m.versions.map(publicMeta) }, 200)
     );
   });
 
   app.openapi(downloadRoute, async (c) => {
     const { name, file } = c.req.valid("param");
     const version = parseInt(file, 10);
-    const bytes = await mapped(() => registry.read(name, version));
-    return c.body(bytes.buffer as ArrayBuffer, 200, {
+    // Streamed, with the sha256 recorded at write time: a download holds a chunk of memory and hashes nothing.
+    const { meta, body } = await mapped(() => registry.stream(name, version));
+    return c.body(body, 200, {
       "content-type": "application/octet-stream",
       "content-disposition": `attachment; filename="${name}-v${version}.onnx"`,
-      "x-model-sha256": registry.version(name, version).sha256,
+      "x-model-sha256": meta.sha256,
     });
   });
 
@@ -175,13 +189,13 @@ export const versionRoutes: RouteModule = (app, ctx) => {
     const activate = c.req.valid("query").activate === "true";
     const bytes = new Uint8Array(await c.req.arrayBuffer());
     const meta = await mapped(() => registry.add(name, bytes, { source: { type: "upload" }, activate }));
-    return c.json({ ...meta, active: activate }, 201);
+    return c.json({ ...publicMeta(meta), active: activate }, 201);
   });
 
   app.openapi(activateRoute, async (c) => {
     const { name } = c.req.valid("param");
     const { version } = c.req.valid("json");
-    return c.json(await mapped(() => registry.activate(name, version)), 200);
+    return c.json(publicMeta(await mapped(() => registry.activate(name, version))), 200);
   });
 
   app.openapi(deleteRoute, async (c) => {

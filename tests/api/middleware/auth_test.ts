@@ -42,6 +42,26 @@ Deno.test("requireMutationAuth() without a key lets loopback clients through and
   }
 });
 
+Deno.test("requireMutationAuth() without a key refuses loopback requests that came through a proxy", async () => {
+  const a = app(null);
+  for (const header of ["forwarded", "x-forwarded-for", "x-real-ip"]) {
+    const res = await a.request(
+      "/mutate",
+      { method: "POST", headers: { [header]: "for=203.0.113.9" } },
+      from("127.0.0.1"),
+    );
+    assert.equal(res.status, 403, header);
+    const { error } = await res.json();
+    assert.equal(error.code, "forbidden");
+    assert.match(error.message, /proxy.*--api-key-file/);
+  }
+  const keyed = await app("s3cret").request("/mutate", {
+    method: "POST",
+    headers: { "x-forwarded-for": "203.0.113.9", authorization: "Bearer s3cret" },
+  }, from("127.0.0.1"));
+  assert.equal(keyed.status, 200, "with a key, proxied clients are fine");
+});
+
 Deno.test("isLoopback() covers 127.0.0.0/8 and ::1 only", () => {
   assert.ok(isLoopback("127.8.9.10"));
   assert.ok(!isLoopback("128.0.0.1"));

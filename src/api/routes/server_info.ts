@@ -1,0 +1,43 @@
+/**
+ * `GET /v1/server`: how the server guards writes and what it limits, so the dashboard can say plainly when it
+ * runs without an API key (any loopback client, a same-host proxy's clients included, may change models).
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import type { RouteModule } from "../app.ts";
+
+const ServerInfoSchema = z.object({
+  auth: z.enum(["api_key", "loopback_only"]).openapi({
+    description: "`api_key`: writes need `Authorization: Bearer <key>`. `loopback_only`: no key is set and " +
+      "any client on this machine may write; behind a proxy that means every client (start with --api-key-file)",
+  }),
+  limits: z.object({
+    max_body_bytes: z.number().int(),
+    max_pixels: z.number().int(),
+    max_dataset_bytes: z.number().int(),
+    max_inflight_detect: z.number().int(),
+    max_event_streams: z.number().int(),
+  }),
+}).openapi("ServerInfo");
+
+const route = createRoute({
+  method: "get",
+  path: "/v1/server",
+  summary: "How writes are authorised (API key or loopback only) and the request limits",
+  responses: {
+    200: { description: "Server settings", content: { "application/json": { schema: ServerInfoSchema } } },
+  },
+});
+
+export const serverInfoRoutes: RouteModule = (app, ctx) => {
+  app.openapi(route, (c) =>
+    c.json({
+      auth: ctx.apiKey ? "api_key" as const : "loopback_only" as const,
+      limits: {
+        max_body_bytes: ctx.maxBodyBytes,
+        max_pixels: ctx.maxPixels,
+        max_dataset_bytes: ctx.maxDatasetBytes,
+        max_inflight_detect: ctx.maxInflightDetect,
+        max_event_streams: ctx.maxEventStreams,
+      },
+    }, 200));
+};

@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { parseServerArgs } from "../../src/config/server.ts";
+
+Deno.test("parseServerArgs() reads the hardening flags and their defaults", () => {
+  const defaults = parseServerArgs([]);
+  assert.deepEqual(
+    [defaults.allowedHosts, defaults.maxInflightDetect, defaults.maxEventStreams],
+    [[], 32, 64],
+  );
+  const set = parseServerArgs([
+    "--allowed-hosts",
+    "Kestrel.LAN, box.example,",
+    "--max-inflight-detect",
+    "4",
+    "--max-event-streams",
+    "2",
+  ]);
+  assert.deepEqual([set.allowedHosts, set.maxInflightDetect, set.maxEventStreams], [
+    ["kestrel.lan", "box.example"],
+    4,
+    2,
+  ]);
+  assert.throws(() => parseServerArgs(["--max-inflight-detect", "0"]), /maxInflightDetect/);
+});
+
+Deno.test("--api-key-file reads the key trimmed, and refuses a world-readable or empty file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kestrel-key-" });
+  try {
+    const path = join(dir, "key");
+    await Deno.writeTextFile(path, "s3cret-key\n", { mode: 0o600 });
+    await Deno.chmod(path, 0o600);
+    assert.equal(parseServerArgs(["--api-key-file", path]).apiKey, "s3cret-key");
+    assert.throws(() => parseServerArgs(["--api-key-file", path, "--api-key", "x"]), /not both/);
+    await Deno.chmod(path, 0o644);
+    assert.throws(() => parseServerArgs(["--api-key-file", path]), /readable by every user.*644.*chmod 600/);
+    await Deno.writeTextFile(path, " \n");
+    await Deno.chmod(path, 0o600);
+    assert.throws(() => parseServerArgs(["--api-key-file", path]), /is empty/);
+    assert.throws(
+      () => parseServerArgs(["--api-key-file", join(dir, "missing")]),
+      /--api-key-file .*missing/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

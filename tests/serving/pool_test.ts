@@ -58,7 +58,22 @@ Deno.test("ModelPool.swap() rejects a model that fails warm-up or is not YOLO an
   const pool = new ModelPool(backend);
   await pool.swap("yolo", 1, YOLOV5N);
   backend.failWarmup = true;
-  await assert.rejects(pool.swap("yolo", 2, YOLOV5N), /yolo v2: kernel not implemented/);
+  const logged: unknown[][] = [];
+  const original = console.error;
+  console.error = (...args: unknown[]) => logged.push(args);
+  try {
+    await assert.rejects(pool.swap("yolo", 2, YOLOV5N), (err: Error) => {
+      assert.equal(err.message, "yolo v2: the model failed its warm-up run on the native engine");
+      return true;
+    });
+  } finally {
+    console.error = original;
+  }
+  assert.match(
+    String(logged[0].at(-1)),
+    /kernel not implemented/,
+    "the engine's error is logged server-side",
+  );
   assert.equal(backend.sessions[1].released, true, "the failed session is freed");
   await assert.rejects(pool.swap("yolo", 3, new Uint8Array([1, 2, 3])));
   assert.equal(pool.get("yolo")!.ref.version, 1);

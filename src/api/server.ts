@@ -66,6 +66,7 @@ async function listen(
     apiKey: resolveApiKey(config.apiKey),
     jobs,
     maxDatasetBytes: config.maxDatasetBytes,
+    maxTrainMemoryBytes: config.maxTrainMemoryBytes,
     shutdown: stopping.signal,
   });
   const server = Deno.serve({ hostname: config.host, port: config.port, onListen: () => {} }, app.fetch);

@@ -30,7 +30,7 @@ export type ServerConfig = z.infer<typeof ServerConfigSchema>;
 export const SERVE_USAGE = "Usage: deno task start [--host 127.0.0.1] [--port 8000] [--model PATH]... " +
   "[--data-dir ./data] [--backend auto|webgpu|wasm|native] [--imgsz N] [--max-body-bytes 20971520] " +
   "[--max-pixels 40000000] [--api-key KEY] [--max-model-bytes 268435456] [--max-dataset-bytes 1073741824] " +
-  "[--max-train-memory-bytes N]";
+  "[--max-train-memory BYTES]";
 
 /** Parses `deno task start` flags once, at the edge; throws an Error listing every bad flag. */
 export function parseServerArgs(args: string[]): ServerConfig {
@@ -48,7 +48,7 @@ export function parseServerArgs(args: string[]): ServerConfig {
       "api-key": { type: "string" },
       "max-model-bytes": { type: "string" },
       "max-dataset-bytes": { type: "string" },
-      "max-train-memory-bytes": { type: "string" },
+      "max-train-memory": { type: "string" },
     },
   });
   const parsed = ServerConfigSchema.safeParse({
@@ -63,7 +63,7 @@ export function parseServerArgs(args: string[]): ServerConfig {
     apiKey: values["api-key"],
     maxModelBytes: values["max-model-bytes"],
     maxDatasetBytes: values["max-dataset-bytes"],
-    maxTrainMemoryBytes: values["max-train-memory-bytes"],
+    maxTrainMemoryBytes: values["max-train-memory"],
   });
   if (!parsed.success) throw new Error(`${z.prettifyError(parsed.error)}\n${SERVE_USAGE}`);
   return parsed.data;

@@ -87,7 +87,7 @@ export function checkTrainingMemory(need: TrainingMemory, budget: TrainingMemory
   if (need.totalBytes > budget.totalBytes) {
     throw new TrainingMemoryError(
       `This job needs about ${mib(need.totalBytes)} of training memory, over the limit of ` +
-        `${mib(budget.totalBytes)} (--max-train-memory-bytes): use a smaller batch_size or imgsz`,
+        `${mib(budget.totalBytes)} (--max-train-memory): use a smaller batch_size or imgsz`,
     );
   }
   if (budget.maxTensorBytes !== null && need.largestTensorBytes > budget.maxTensorBytes) {

@@ -9,7 +9,8 @@ import { MemoryStore } from "../../src/registry/memory_store.ts";
 import { Registry } from "../../src/registry/registry.ts";
 import { nativeBackend } from "../../src/serving/backends/native.ts";
 import { ModelPool } from "../../src/serving/pool.ts";
-import { estimateTrainingMemory } from "../../src/train/training_memory.ts";
+import { defaultTrainingMemoryBytes, estimateTrainingMemory } from "../../src/train/training_memory.ts";
+import { parseServerArgs } from "../../src/config/server.ts";
 import { TestTrainer } from "../jobs/_test_trainer.ts";
 import { tinyYolo } from "../onnx/_tiny_yolo.ts";
 
@@ -71,7 +72,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "POST finetune refuses a job whose estimated memory is over --max-train-memory-bytes, naming it",
+  name: "POST finetune refuses a job whose estimated memory is over --max-train-memory, naming it",
   sanitizeResources: false,
   fn: async () => {
     const model = OnnxModel.parse(MODEL);
@@ -80,7 +81,7 @@ Deno.test({
     await withApp(budget, async ({ post, jobs }) => {
       await expectInvalidConfig(
         await post({ batch_size: 4, imgsz: 64, epochs: 1 }),
-        new RegExp(`limit of ${Math.ceil(budget / 2 ** 20)} MiB \\(--max-train-memory-bytes\\)`),
+        new RegExp(`limit of ${Math.ceil(budget / 2 ** 20)} MiB \\(--max-train-memory\\)`),
       );
       assert.deepEqual(jobs.list(), []);
       const accepted = await post({ batch_size: 2, imgsz: 64, epochs: 1 });
@@ -102,4 +103,11 @@ Deno.test({
       const inline = doc.components.schemas.FinetuneInline.properties.config;
       assert.deepEqual(inline.allOf, [{ $ref: "#/components/schemas/FinetuneConfig" }]);
     }),
+});
+
+Deno.test("--max-train-memory sets the training memory budget (default: the machine's memory)", () => {
+  assert.equal(parseServerArgs([]).maxTrainMemoryBytes, undefined);
+  assert.equal(defaultTrainingMemoryBytes(), Deno.systemMemoryInfo().total);
+  assert.equal(parseServerArgs(["--max-train-memory", "5000000"]).maxTrainMemoryBytes, 5_000_000);
+  assert.throws(() => parseServerArgs(["--max-train-memory", "0"]), /maxTrainMemoryBytes/);
 });

@@ -35,7 +35,7 @@ Deno.test("checkTrainingMemory() names the total budget or the storage binding l
   assert.doesNotThrow(() => checkTrainingMemory(need, { totalBytes: need.totalBytes, maxTensorBytes: null }));
   assert.throws(
     () => checkTrainingMemory(need, { totalBytes: need.totalBytes - 1, maxTensorBytes: null }),
-    (err: Error) => err instanceof TrainingMemoryError && /--max-train-memory-bytes/.test(err.message),
+    (err: Error) => err instanceof TrainingMemoryError && /--max-train-memory/.test(err.message),
   );
   assert.throws(
     () =>

@@ -1,3 +1,4 @@
+import { OnnxModel } from "../onnx/model.ts";
 import type { Backend, Session, Tensor } from "./backend.ts";
 import type { ModelSpec } from "./model_spec.ts";
 
@@ -16,6 +17,15 @@ export class ModelLoadError extends Error {
     super(message);
     this.name = "ModelLoadError";
   }
+}
+
+/**
+ * The model re-encoded from what OnnxModel decoded: fields that onnx-proto's schema (ONNX 1.10) does not know are
+ * dropped, so the engine only sees what the external-data check walked (a newer ONNX, say a FunctionProto's
+ * attribute defaults, could otherwise carry a tensor the check never saw).
+ */
+function inspectedBytes(onnx: Uint8Array): Uint8Array {
+  return OnnxModel.parse(onnx).toBytes();
 }
 
 /**
@@ -82,7 +92,7 @@ export class LoadedModel {
     const what = `${ref.name} v${ref.version}`;
     let session: Session;
     try {
-      session = await backend.createSession(onnx, spec.inputName, spec.outputName);
+      session = await backend.createSession(inspectedBytes(onnx), spec.inputName, spec.outputName);
     } catch (err) {
       console.error(`${what}: the ${backend.name} engine could not build a session:`, err);
       throw new ModelLoadError(`${what}: the ${backend.name} inference engine could not load the model`);

@@ -1,14 +1,18 @@
 // Fuzz target (tests/_helpers/fuzz.ts): a mutated tiny YOLOv5 export through what the upload route runs,
-// Registry.add (OnnxModel.parse + inspectYolo + the store), on a MemoryStore. Odd seeds mutate the bytes (the
+// Registry.add as the server opens it (OnnxModel.parse, inspectYolo, then a session build and warm-up run on
+// onnxruntime-node, then the store), on a MemoryStore. Odd seeds mutate the bytes (the
 // protobuf framing); even seeds set decoded numeric fields (dims, data types, shapes, attribute values) to edge
 // values and re-encode, which keeps the file well-formed and reaches the YOLO inspection behind the parser.
+import * as ort from "onnxruntime-node";
 import { isEngineError } from "../_helpers/engine_error.ts";
 import { mulberry32, mutate } from "../_helpers/fuzz.ts";
+import { openServingRegistry } from "../../src/api/registry_wiring.ts";
 import { OnnxModel } from "../../src/onnx/model.ts";
 import { inspectYolo } from "../../src/onnx/yolo.ts";
 import { RegistryError } from "../../src/registry/errors.ts";
 import { MemoryStore } from "../../src/registry/memory_store.ts";
-import { Registry } from "../../src/registry/registry.ts";
+import { nativeBackend } from "../../src/serving/backends/native.ts";
+import { ModelPool } from "../../src/serving/pool.ts";
 import { tinyYolo } from "./_tiny_yolo.ts";
 
 const VALID = tinyYolo({ seed: 1 });
@@ -16,7 +20,16 @@ const VALID = tinyYolo({ seed: 1 });
 const HEADER_BYTES = 256;
 // Refusals the upload route answers with a 4xx (versions.ts maps every RegistryError code to one).
 const CLIENT_ERRORS = new Set(["invalid_model", "too_large", "invalid_name"]);
-const registry = await Registry.open(new MemoryStore(), { maxBytes: 1 << 20 });
+const pool = new ModelPool(nativeBackend);
+const registry = await openServingRegistry(
+  { dataDir: "unused", maxModelBytes: 1 << 20 },
+  pool,
+  new MemoryStore(),
+);
+// Refused models log onnxruntime's error server-side (and onnxruntime logs its own); thousands of them would
+// bury the test output.
+console.error = () => {};
+ort.env.logLevel = "fatal";
 
 // Values where sizes overflow, go negative or pass a bound (MAX_CLASSES + 1 = 4097).
 const EDGE_VALUES = [0, -1, 1, 3, 4097, 2 ** 31 - 1, 2 ** 31, 2 ** 53 - 1, 1e9];

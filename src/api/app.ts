@@ -3,6 +3,7 @@ import { DEFAULT_MAX_PIXELS } from "../image/decode.ts";
 import type { JobService } from "../jobs/service.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { ModelPool } from "../serving/pool.ts";
+import { defaultTrainingMemoryBytes } from "../train/training_memory.ts";
 import { errorBody, handleError } from "./errors.ts";
 import { checkHost } from "./middleware/host.ts";
 import { createServerMetrics, metricsMiddleware, type ServerMetrics } from "./middleware/metrics.ts";
@@ -42,6 +43,8 @@ export interface AppDeps {
   /** The fine-tune job service; the job routes are mounted only with one (and fine-tune also needs a registry). */
   jobs?: JobService | null;
   maxDatasetBytes?: number;
+  /** Most memory one fine-tune job may need (default: the machine's memory). */
+  maxTrainMemoryBytes?: number;
   /** Aborted when the server shuts down, so long-lived responses (job event streams) end. */
   shutdown?: AbortSignal;
   /** How often an open event stream gets a `: keep-alive` comment line (default 15 s; tests shorten it). */
@@ -93,6 +96,7 @@ export function createApp(deps: AppDeps): ApiApp {
     apiKey: deps.apiKey ?? null,
     jobs: deps.jobs ?? null,
     maxDatasetBytes: deps.maxDatasetBytes ?? DEFAULT_MAX_DATASET_BYTES,
+    maxTrainMemoryBytes: deps.maxTrainMemoryBytes ?? defaultTrainingMemoryBytes(),
     shutdown: deps.shutdown ?? new AbortController().signal,
     sseKeepAliveMs: deps.sseKeepAliveMs ?? SSE_KEEP_ALIVE_MS,
     listenHost: deps.listenHost ?? "127.0.0.1",

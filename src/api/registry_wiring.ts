@@ -1,9 +1,11 @@
 /**
- * Joins the registry to serving: activations swap the pool (build, warm up, switch, drain), uploads must load
+ * Joins the registry to serving: activations swap the pool (build and warm up, switch once the active pointer is
+ * written, drain), uploads must load
  * on the server's backend, `--model` files are registered at startup, and a restart serves what was active.
  */
 import { FsStore } from "../registry/fs_store.ts";
 import { Registry } from "../registry/registry.ts";
+import type { Store } from "../registry/store.ts";
 import { LoadedModel, type ModelRef } from "../serving/loaded_model.ts";
 import { readModelSpec } from "../serving/model_spec.ts";
 import type { ModelPool } from "../serving/pool.ts";
@@ -14,9 +16,13 @@ export interface RegistryConfig {
   imgsz?: number;
 }
 
-/** Open the registry under `dataDir` with the pool as its activator. */
-export async function openServingRegistry(config: RegistryConfig, pool: ModelPool): Promise<Registry> {
-  const registry = await Registry.open(new FsStore(config.dataDir), {
+/** Open the registry under `dataDir` (or on `store`, for tests) with the pool as its activator. */
+export async function openServingRegistry(
+  config: RegistryConfig,
+  pool: ModelPool,
+  store: Store = new FsStore(config.dataDir),
+): Promise<Registry> {
+  const registry = await Registry.open(store, {
     maxBytes: config.maxModelBytes,
     // A version that cannot run here must not enter the registry, even when it is not activated yet.
     verify: async (bytes) => {
@@ -26,13 +32,12 @@ export async function openServingRegistry(config: RegistryConfig, pool: ModelPoo
         readModelSpec(bytes, "upload", config.imgsz),
         pool.backend,
         bytes,
+        pool.loadTimeoutMs,
       );
       await model.retire();
     },
   });
-  registry.setActivator(async (meta, bytes) => {
-    await pool.swap(meta.name, meta.version, bytes);
-  });
+  registry.setActivator((meta, bytes) => pool.prepare(meta.name, meta.version, bytes));
   return registry;
 }
 

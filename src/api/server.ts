@@ -66,6 +66,7 @@ async function listen(
     apiKey: resolveApiKey(config.apiKey),
     jobs,
     maxDatasetBytes: config.maxDatasetBytes,
+    maxTrainMemoryBytes: config.maxTrainMemoryBytes,
     shutdown: stopping.signal,
     listenHost: config.host,
     allowedHosts: config.allowedHosts,

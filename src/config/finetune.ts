@@ -54,18 +54,39 @@ export const EmaSchema = z.strictObject({
 /** The largest YOLOv5 P5 stride: train.py's image size must be a multiple of it. */
 const MAX_STRIDE = 32;
 
+/**
+ * Upper bounds of the keys that size a job: YOLOv5's largest training size (the P6 models' 1280), batches well
+ * past what one GPU trains at that size, and ten times train.py's longest published schedule (300 epochs) rounded
+ * up. The job's memory is checked separately, against the server's budget (src/train/training_memory.ts).
+ */
+export const FINETUNE_LIMITS = {
+  imgsz: 1280,
+  batch_size: 256,
+  epochs: 3000,
+  nbs: 1024,
+  /** Layer indices (`freeze`): YOLOv5 models have 25 layers, P6 ones 34. */
+  layer: 1000,
+  seed: 2 ** 32 - 1,
+} as const;
+
+const atMost = (key: keyof typeof FINETUNE_LIMITS) =>
+  [FINETUNE_LIMITS[key], `${key} is at most ${FINETUNE_LIMITS[key]}`] as const;
+
 export const FinetuneConfigSchema = z.strictObject({
   imgsz: z.number().int().positive().multipleOf(MAX_STRIDE, `imgsz must be a multiple of ${MAX_STRIDE}`)
-    .default(640),
-  batch_size: z.number().int().positive().default(16),
-  epochs: z.number().int().positive().default(100),
+    .max(...atMost("imgsz")).default(640),
+  batch_size: z.number().int().positive().max(...atMost("batch_size")).default(16),
+  epochs: z.number().int().positive().max(...atMost("epochs")).default(100),
   optimizer: z.enum(["SGD", "Adam", "AdamW"]).default("SGD"),
   cos_lr: z.boolean().default(false),
   /** `--freeze N` (layers 0..N-1) or an explicit list of layer indices (spec §8.1). */
-  freeze: z.union([z.number().int().min(0), z.array(z.number().int().min(0)).min(1)]).default(0),
+  freeze: z.union([
+    z.number().int().min(0).max(...atMost("layer")),
+    z.array(z.number().int().min(0).max(...atMost("layer"))).min(1).max(FINETUNE_LIMITS.layer),
+  ]).default(0),
   label_smoothing: z.number().min(0).lt(1).default(0.0),
   /** nominal batch size: gradients accumulate to about this many images per optimizer step */
-  nbs: z.number().int().positive().default(64),
+  nbs: z.number().int().positive().max(...atMost("nbs")).default(64),
   /** clip_grad_norm_ max norm */
   max_grad_norm: z.number().positive().default(10.0),
   ema: EmaSchema.prefault({}),
@@ -78,7 +99,7 @@ export const FinetuneConfigSchema = z.strictObject({
   /** when the EMA result becomes the active version: if mAP@0.5:0.95 does not drop, always, or never */
   activate: z.enum(["if_better", "always", "never"]).default("if_better"),
   /** train.py `--seed`: shuffling, augmentation and the validation split */
-  seed: z.number().int().min(0).default(0),
+  seed: z.number().int().min(0).max(...atMost("seed")).default(0),
   hyp: HypSchema.prefault({}),
   // Scenario files also name their model, data folder and image order; accepted so they load as configs.
   model: z.string().optional(),

@@ -30,6 +30,8 @@ export const ServerConfigSchema = z.object({
   maxInflightDetect: z.coerce.number().int().positive().default(32),
   /** Open job event streams (each holds a connection and a subscription) before more get 429. */
   maxEventStreams: z.coerce.number().int().positive().default(64),
+  /** Most memory one fine-tune job may need (its estimate is checked before queueing); default: system memory. */
+  maxTrainMemoryBytes: z.coerce.number().int().positive().optional(),
 });
 
 export type ServerConfig = z.infer<typeof ServerConfigSchema>;
@@ -38,7 +40,7 @@ export const SERVE_USAGE = "Usage: deno task start [--host 127.0.0.1] [--port 80
   "[--data-dir ./data] [--backend auto|webgpu|wasm|native] [--imgsz N] [--max-body-bytes 20971520] " +
   "[--max-pixels 40000000] [--api-key KEY | --api-key-file PATH] [--allowed-hosts NAME,...] " +
   "[--max-model-bytes 268435456] [--max-dataset-bytes 1073741824] [--max-inflight-detect 32] " +
-  "[--max-event-streams 64]";
+  "[--max-event-streams 64] [--max-train-memory BYTES]";
 
 /** Parses `deno task start` flags once, at the edge; throws an Error listing every bad flag. */
 export function parseServerArgs(args: string[]): ServerConfig {
@@ -60,6 +62,7 @@ export function parseServerArgs(args: string[]): ServerConfig {
       "allowed-hosts": { type: "string" },
       "max-inflight-detect": { type: "string" },
       "max-event-streams": { type: "string" },
+      "max-train-memory": { type: "string" },
     },
   });
   if (values["api-key"] !== undefined && values["api-key-file"] !== undefined) {
@@ -81,6 +84,7 @@ export function parseServerArgs(args: string[]): ServerConfig {
     allowedHosts: values["allowed-hosts"]?.split(",").map((h) => h.trim()).filter((h) => h !== ""),
     maxInflightDetect: values["max-inflight-detect"],
     maxEventStreams: values["max-event-streams"],
+    maxTrainMemoryBytes: values["max-train-memory"],
   });
   if (!parsed.success) throw new Error(`${z.prettifyError(parsed.error)}\n${SERVE_USAGE}`);
   return parsed.data;

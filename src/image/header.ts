@@ -9,6 +9,8 @@ export interface ImageHeader {
 }
 
 const JPEG_SOF = new Set([0xc0, 0xc1, 0xc2, 0xc3, 0xc5, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcd, 0xce, 0xcf]);
+// Length field (2), precision (1), height (2), width (2), component count (1).
+const SOF_MIN_LENGTH = 8;
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
 /** Reads format and size; throws ImageError for unknown formats and for truncated files. */
@@ -47,7 +49,9 @@ function readJpeg(bytes: Uint8Array, view: DataView): ImageHeader {
       continue;
     }
     const length = view.getUint16(pos + 2);
-    if (pos + 2 + length > bytes.length) throw truncated("JPEG");
+    // The length counts its own two bytes; a frame header holds precision, height and width after it.
+    const least = JPEG_SOF.has(marker) ? SOF_MIN_LENGTH : 2;
+    if (length < least || pos + 2 + length > bytes.length) throw truncated("JPEG");
     if (JPEG_SOF.has(marker)) {
       height = view.getUint16(pos + 5);
       width = view.getUint16(pos + 7);

@@ -98,6 +98,58 @@ export function valueShape(info: ValueInfoProto): Dim[] | null {
   );
 }
 
+type SparseTensorProto = Decoded<onnxProtoModule.onnx.ISparseTensorProto>;
+
+function isExternal(tensor: TensorProto | null): boolean {
+  return tensor !== null && (tensor.dataLocation === EXTERNAL || tensor.externalData.length > 0);
+}
+
+/**
+ * Where, if anywhere, a tensor keeps its data in an external file: initializers, sparse initializers, node
+ * attributes (`t`, `tensors`, sparse ones) and the subgraphs of If/Loop/Scan (`g`, `graphs`), in the main graph,
+ * in model-local functions and in training graphs. onnxruntime would open such a file relative to its working
+ * directory while building a session, so one anywhere lets an upload read server files. Walks with an explicit
+ * stack: a hostile file may nest subgraphs as deep as protobufjs decodes.
+ */
+export function findExternalTensor(proto: ModelProto): string | null {
+  const graphs: { graph: GraphProto; where: string }[] = [];
+  const nodes: { node: NodeProto; where: string }[] = [];
+  const pushGraph = (graph: GraphProto | null, where: string) => graph && graphs.push({ graph, where });
+  pushGraph(proto.graph, "graph");
+  for (const info of proto.trainingInfo) {
+    pushGraph(info.initialization, "training initialization graph");
+    pushGraph(info.algorithm, "training algorithm graph");
+  }
+  for (const fn of proto.functions) {
+    for (const node of fn.node) nodes.push({ node, where: `function '${fn.name}'` });
+  }
+  const sparseExternal = (s: SparseTensorProto | null) =>
+    s !== null && (isExternal(s.values) || isExternal(s.indices));
+  while (graphs.length > 0 || nodes.length > 0) {
+    const next = graphs.pop();
+    if (next) {
+      const { graph, where } = next;
+      const init = graph.initializer.find(isExternal);
+      if (init) return `initializer '${init.name}' (${where})`;
+      const sparse = graph.sparseInitializer.find(sparseExternal);
+      if (sparse) return `sparse initializer '${sparse.values?.name ?? ""}' (${where})`;
+      for (const node of graph.node) nodes.push({ node, where });
+      continue;
+    }
+    const { node, where } = nodes.pop()!;
+    for (const a of node.attribute) {
+      const at = `attribute '${a.name}' of node '${node.name || node.output[0] || node.opType}' (${where})`;
+      if (isExternal(a.t) || a.tensors.some(isExternal)) return `tensor in ${at}`;
+      if (sparseExternal(a.sparseTensor) || a.sparseTensors.some(sparseExternal)) {
+        return `sparse tensor in ${at}`;
+      }
+      pushGraph(a.g, `subgraph of ${at}`);
+      for (const g of a.graphs) pushGraph(g, `subgraph of ${at}`);
+    }
+  }
+  return null;
+}
+
 /** An ONNX model: the decoded ModelProto plus float32 initializer access. */
 export class OnnxModel {
   private readonly initializers = new Map<string, TensorProto>();
@@ -107,8 +159,8 @@ export class OnnxModel {
   }
 
   /**
-   * Decode ONNX bytes. Throws when the bytes are not a ModelProto with a graph, or when any initializer keeps
-   * its data in an external file (those files are not uploaded with the model).
+   * Decode ONNX bytes. Throws when the bytes are not a ModelProto with a graph, or when any tensor anywhere in
+   * the model keeps its data in an external file (see {@link findExternalTensor}).
    */
   static parse(bytes: Uint8Array): OnnxModel {
     let proto: ModelProto;
@@ -120,12 +172,11 @@ export class OnnxModel {
     if (!proto.graph || proto.graph.node.length === 0) {
       throw new Error(`Cannot parse ONNX model (${bytes.length} bytes): it has no graph nodes`);
     }
-    for (const init of proto.graph.initializer) {
-      if (init.dataLocation === EXTERNAL || init.externalData.length > 0) {
-        throw new Error(
-          `ONNX initializer '${init.name}' stores its data externally; only self-contained ONNX files are supported`,
-        );
-      }
+    const external = findExternalTensor(proto);
+    if (external !== null) {
+      throw new Error(
+        `ONNX ${external} stores its data externally; only self-contained ONNX files are supported`,
+      );
     }
     return new OnnxModel(proto);
   }

@@ -72,6 +72,14 @@ const DEFAULT_ANCHORS: Record<number, number[][]> = {
   ],
 };
 
+/**
+ * Bounds on what a model file may declare, checked before anything is sized from it: class names are
+ * synthesized per class and the warm-up input and activations grow with the input side squared (COCO has 80
+ * classes; YOLOv5's largest published input is 1280).
+ */
+export const MAX_CLASSES = 4096;
+export const MAX_INPUT_SIDE = 4096;
+
 const HEAD_WEIGHT = /^model\.(\d+)\.m\.(\d+)\.weight$/;
 // Longest Mul/Pow/Add/Expand chain between the Split and the anchor or stride constant (spec §9.2 has 3).
 const MAX_BRANCH_STEPS = 4;
@@ -110,8 +118,16 @@ export function inspectYolo(model: OnnxModel): YoloInfo {
     );
   }
   const nc = no - 5;
+  if (nc > MAX_CLASSES) {
+    throw new Error(`Model output has nc = ${nc} classes; at most ${MAX_CLASSES} are supported`);
+  }
   const inputHeight = typeof inShape[2] === "number" ? inShape[2] : null;
   const inputWidth = typeof inShape[3] === "number" ? inShape[3] : null;
+  if (Math.max(inputHeight ?? 0, inputWidth ?? 0) > MAX_INPUT_SIDE) {
+    throw new Error(
+      `Model input is ${inputHeight}x${inputWidth}; at most ${MAX_INPUT_SIDE} pixels a side are supported`,
+    );
+  }
 
   const convs = findHeadConvs(model, g);
   if (convs.length === 0) {

@@ -1,12 +1,13 @@
 /**
  * The model registry: named models, each with numbered immutable versions and one active version. It validates
  * candidates (a parseable YOLO detector, then an optional `verify` hook such as a warm-up run), persists through
- * a {@link Store}, lets serving switch before the active pointer moves (the activator), and reports changes.
+ * a {@link Store}, has serving load a version before the active pointer moves and switch after (the activator),
+ * and reports changes.
  *
  * @example
  * ```ts
  * const registry = await Registry.open(new FsStore(dataDir), { maxBytes: 256 << 20 });
- * registry.setActivator((meta, bytes) => pool.swap(meta.name, meta.version, bytes));
+ * registry.setActivator((meta, bytes) => pool.prepare(meta.name, meta.version, bytes));
  * const meta = await registry.add("yolov5n", bytes, { source: { type: "upload" }, activate: true });
  * ```
  * @module
@@ -26,8 +27,20 @@ export interface RegistryOptions {
   verify?: (bytes: Uint8Array, info: YoloInfo) => Promise<void>;
 }
 
-/** Switches serving to a version; throwing leaves the active pointer where it was. */
-export type Activator = (meta: VersionMeta, bytes: Uint8Array) => Promise<void>;
+/** A version loaded and ready to serve, switched to only once the active pointer is durable. */
+export interface PreparedActivation {
+  /** Serve the version now. */
+  commit(): Promise<unknown>;
+  /** Free what was loaded; serving stays as it was. */
+  discard(): Promise<unknown>;
+}
+
+/**
+ * Readies serving for a version; throwing leaves the active pointer where it was. Returning a
+ * {@link PreparedActivation} lets the registry switch only after it has written the pointer, so a failed write
+ * leaves serving and the registry agreeing; an activator that returns nothing must already have switched.
+ */
+export type Activator = (meta: VersionMeta, bytes: Uint8Array) => Promise<PreparedActivation | void>;
 
 export type RegistryEvent =
   | { type: "added"; meta: VersionMeta }
@@ -73,7 +86,7 @@ export class Registry {
     return this.options.maxBytes;
   }
 
-  /** Called with the version about to become active, before the pointer is persisted. */
+  /** Called with the version about to become active, before the pointer is persisted (see {@link Activator}). */
   setActivator(activator: Activator): void {
     this.activator = activator;
   }
@@ -220,14 +233,21 @@ export class Registry {
     const previous = model.active;
     if (previous === meta.version) return meta;
     const bytes = await this.read(meta.name, meta.version);
+    let prepared: PreparedActivation | void;
     try {
-      await this.activator(meta, bytes);
+      prepared = await this.activator(meta, bytes);
     } catch (err) {
       const why = (err as Error).message;
       throw new RegistryError("invalid_model", `Cannot serve '${meta.name}' version ${meta.version}: ${why}`);
     }
-    await this.store.setActive(meta.name, meta.version);
+    try {
+      await this.store.setActive(meta.name, meta.version);
+    } catch (err) {
+      await prepared?.discard();
+      throw err;
+    }
     model.active = meta.version;
+    await prepared?.commit();
     this.emit({ type: "activated", meta, previous });
     return meta;
   }

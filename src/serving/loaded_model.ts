@@ -1,3 +1,4 @@
+import { OnnxModel } from "../onnx/model.ts";
 import type { Backend, Session, Tensor } from "./backend.ts";
 import type { ModelSpec } from "./model_spec.ts";
 
@@ -5,6 +6,26 @@ import type { ModelSpec } from "./model_spec.ts";
 export interface ModelRef {
   name: string;
   version: number;
+}
+
+/** Most milliseconds a model may take to build its session and run its warm-up inference. */
+export const DEFAULT_LOAD_TIMEOUT_MS = 120_000;
+
+/** A model version the engine could not load or warm up; the message is safe to show to clients. */
+export class ModelLoadError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ModelLoadError";
+  }
+}
+
+/**
+ * The model re-encoded from what OnnxModel decoded: fields that onnx-proto's schema (ONNX 1.10) does not know are
+ * dropped, so the engine only sees what the external-data check walked (a newer ONNX, say a FunctionProto's
+ * attribute defaults, could otherwise carry a tensor the check never saw).
+ */
+function inspectedBytes(onnx: Uint8Array): Uint8Array {
+  return OnnxModel.parse(onnx).toBytes();
 }
 
 /**
@@ -25,24 +46,70 @@ export class LoadedModel {
     private readonly session: Session,
   ) {}
 
-  /** Builds the session and runs one warm-up inference, so a broken model never replaces a working one. */
+  /**
+   * Builds the session and runs one warm-up inference, so a broken model never replaces a working one. Both
+   * together must finish within `timeoutMs` (a hostile model can make either take minutes); a late session is
+   * released once it arrives. Engine failures reach the caller as a {@link ModelLoadError} with a fixed message:
+   * onnxruntime's own text can say which server files exist, so it is only logged.
+   */
   static async create(
     ref: ModelRef,
     spec: ModelSpec,
     backend: Backend,
     onnx: Uint8Array,
+    timeoutMs = DEFAULT_LOAD_TIMEOUT_MS,
   ): Promise<LoadedModel> {
-    const session = await backend.createSession(onnx, spec.inputName, spec.outputName);
-    const model = new LoadedModel(ref, spec, backend.name, session);
+    const started = performance.now();
+    const tooSlow = () =>
+      new ModelLoadError(
+        `${ref.name} v${ref.version}: loading and warm-up took longer than the limit of ${timeoutMs} ms`,
+      );
+    const work = LoadedModel.build(ref, spec, backend, onnx);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(tooSlow()), timeoutMs);
+    });
     try {
-      const out = await model.infer(new Float32Array(3 * spec.imgsz * spec.imgsz));
-      const no = spec.nc + 5;
-      if (out.dims.length !== 3 || out.dims[0] !== 1 || out.dims[2] !== no) {
-        throw new Error(`warm-up output has shape [${out.dims}], expected (1, N, ${no})`);
-      }
+      const model = await Promise.race([work, deadline]);
+      // An engine that blocks the event loop while it works lets no timer fire: check the clock as well.
+      if (performance.now() - started > timeoutMs) throw tooSlow();
+      return model;
+    } catch (err) {
+      // Frees the session of a model that arrived too late; a failed build has released its own.
+      work.then((late) => late.retire(), () => {});
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private static async build(
+    ref: ModelRef,
+    spec: ModelSpec,
+    backend: Backend,
+    onnx: Uint8Array,
+  ): Promise<LoadedModel> {
+    const what = `${ref.name} v${ref.version}`;
+    let session: Session;
+    try {
+      session = await backend.createSession(inspectedBytes(onnx), spec.inputName, spec.outputName);
+    } catch (err) {
+      console.error(`${what}: the ${backend.name} engine could not build a session:`, err);
+      throw new ModelLoadError(`${what}: the ${backend.name} inference engine could not load the model`);
+    }
+    const model = new LoadedModel(ref, spec, backend.name, session);
+    let out: Tensor;
+    try {
+      out = await model.infer(new Float32Array(3 * spec.imgsz * spec.imgsz));
     } catch (err) {
       await session.release();
-      throw new Error(`${ref.name} v${ref.version}: ${(err as Error).message}`);
+      console.error(`${what}: the warm-up run failed:`, err);
+      throw new ModelLoadError(`${what}: the model failed its warm-up run on the ${backend.name} engine`);
+    }
+    const no = spec.nc + 5;
+    if (out.dims.length !== 3 || out.dims[0] !== 1 || out.dims[2] !== no) {
+      await session.release();
+      throw new ModelLoadError(`${what}: warm-up output has shape [${out.dims}], expected (1, N, ${no})`);
     }
     return model;
   }

@@ -1,5 +1,5 @@
 import { OnnxModel } from "../onnx/model.ts";
-import { inspectYolo } from "../onnx/yolo.ts";
+import { inspectYolo, MAX_INPUT_SIDE } from "../onnx/yolo.ts";
 
 /** What serving needs to know about a YOLOv5 export to feed it and read its output. */
 export interface ModelSpec {
@@ -31,6 +31,9 @@ export function readModelSpec(onnx: Uint8Array, what: string, imgsz?: number): M
     throw new Error(`${what}: input is fixed at ${fixed}x${fixed}, cannot run it at --imgsz ${imgsz}`);
   }
   const size = fixed ?? imgsz ?? DEFAULT_IMGSZ;
+  if (size > MAX_INPUT_SIDE) {
+    throw new Error(`${what}: image size ${size} is over the limit of ${MAX_INPUT_SIDE}`);
+  }
   if (size % info.stride !== 0) {
     throw new Error(`${what}: image size ${size} is not a multiple of the model stride ${info.stride}`);
   }

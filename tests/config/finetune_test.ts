@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { applyOverrides, parseFinetuneConfig } from "../../src/config/finetune.ts";
+import { applyOverrides, FINETUNE_LIMITS, parseFinetuneConfig } from "../../src/config/finetune.ts";
 
 const SCENARIO = "../shared/golden/finetune-sgd/scenario.json";
 const scenario = JSON.parse(await Deno.readTextFile(SCENARIO));
@@ -76,4 +76,27 @@ Deno.test("applyOverrides() sets nested keys from flag strings, typed by JSON", 
   assert.equal(scenario.epochs, 5, "the input object is left alone");
   assert.throws(() => parseFinetuneConfig(applyOverrides({}, { epochs: "three" })), /epochs/);
   assert.throws(() => applyOverrides({ imgsz: 320 }, { "imgsz.x": "1" }), /imgsz/);
+});
+
+Deno.test("parseFinetuneConfig() accepts the bounds of FINETUNE_LIMITS and refuses one step past each", () => {
+  const at = parseFinetuneConfig({
+    imgsz: FINETUNE_LIMITS.imgsz,
+    batch_size: FINETUNE_LIMITS.batch_size,
+    epochs: FINETUNE_LIMITS.epochs,
+    nbs: FINETUNE_LIMITS.nbs,
+    seed: FINETUNE_LIMITS.seed,
+    freeze: [FINETUNE_LIMITS.layer],
+  });
+  assert.deepEqual([at.imgsz, at.batch_size, at.epochs], [1280, 256, 3000]);
+  const past: [string, unknown][] = [
+    ["imgsz", FINETUNE_LIMITS.imgsz + 32],
+    ["batch_size", FINETUNE_LIMITS.batch_size + 1],
+    ["epochs", FINETUNE_LIMITS.epochs + 1],
+    ["nbs", FINETUNE_LIMITS.nbs + 1],
+    ["seed", FINETUNE_LIMITS.seed + 1],
+  ];
+  for (const [key, value] of past) {
+    assert.throws(() => parseFinetuneConfig({ [key]: value }), new RegExp(`${key}: ${key} is at most`), key);
+  }
+  assert.throws(() => parseFinetuneConfig({ freeze: FINETUNE_LIMITS.layer + 1 }), /layer is at most 1000/);
 });

@@ -97,3 +97,14 @@ Deno.test("decodeImage() refuses decompression bombs from the header alone", asy
   await rejects(decodeImage(await Deno.readFile(BUS), 810 * 1080 - 1), "image_too_large");
   assert.equal((await decodeImage(await Deno.readFile(BUS), 810 * 1080)).width, 810);
 });
+
+Deno.test("readImageHeader() refuses a JPEG frame header too short for its size fields as corrupt", async () => {
+  for (const length of [0, 2, 7]) {
+    const bytes = new Uint8Array([0xff, 0xd8, 0xff, 0xc0, 0, length, 8, 0, 9]);
+    assert.throws(
+      () => readImageHeader(bytes),
+      (err) => err instanceof ImageError && err.kind === "undecodable_image",
+    );
+    await rejects(decodeImage(bytes), "undecodable_image");
+  }
+});

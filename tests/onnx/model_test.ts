@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import * as ort from "onnxruntime-node";
 import { int64, OnnxModel, tensorToFloat32, valueShape } from "../../src/onnx/model.ts";
-import { addModel, encodeModel, node, onnx, valueInfo } from "./_models.ts";
+import type * as onnxProtoModule from "onnx-proto";
+import { addModel, encodeModel, floatTensor, node, onnx, valueInfo } from "./_models.ts";
 
 const YOLO_PATH = new URL("../../../shared/models/yolov5n.onnx", import.meta.url);
 const IMGSZ = 640; // the export's fixed input size
@@ -153,7 +154,7 @@ Deno.test("OnnxModel.parse() rejects garbage, empty graphs and external data wit
       externalData: [{ key: "location", value: "weights.bin" }],
     }],
   });
-  assert.throws(() => OnnxModel.parse(external), /initializer 'b' stores its data externally/);
+  assert.throws(() => OnnxModel.parse(external), /initializer 'b' \(graph\) stores its data externally/);
 });
 
 Deno.test("tensorToFloat32() rejects non-float tensors", () => {
@@ -164,4 +165,125 @@ Deno.test("tensorToFloat32() rejects non-float tensors", () => {
     initializers: [{ name: "b", dims: [1], dataType: onnx.TensorProto.DataType.INT64, int64Data: [3] }],
   })).initializer("b")!;
   assert.throws(() => tensorToFloat32(t), /data type 7, expected FLOAT \(1\)/);
+});
+
+Deno.test("OnnxModel.parse() refuses external data in node attributes, sparse initializers, subgraphs and functions", () => {
+  const EXTERNAL = onnx.TensorProto.DataLocation.EXTERNAL;
+  const { GRAPH, TENSOR, TENSORS, SPARSE_TENSOR } = onnx.AttributeProto.AttributeType;
+  const externalTensor = (name: string) => ({
+    name,
+    dims: [1],
+    dataType: onnx.TensorProto.DataType.FLOAT,
+    dataLocation: EXTERNAL,
+    externalData: [{ key: "location", value: "deno.json" }],
+  });
+  // Only `externalData` set (data_location left DEFAULT) counts as external too.
+  const keyOnly = { ...externalTensor("k"), dataLocation: undefined };
+  const innocent = floatTensor("fine", [1], [1]);
+  const base = (extra: Parameters<typeof encodeModel>[0]["nodes"]) => ({
+    nodes: [node("Add", ["x", "x"], ["y"]), ...extra],
+    inputs: [valueInfo("x", [1, 4])],
+    outputs: [valueInfo("y", [1, 4])],
+  });
+  const constantOf = (attribute: onnxProtoModule.onnx.IAttributeProto) => ({
+    opType: "Constant",
+    output: ["c"],
+    name: "const",
+    attribute: [attribute],
+  });
+  const subgraph = (
+    initializer: onnxProtoModule.onnx.ITensorProto[],
+    nodes: onnxProtoModule.onnx.INodeProto[],
+  ) => ({
+    name: "branch",
+    node: nodes,
+    initializer,
+    output: [valueInfo("z", [1])],
+  });
+  const cases: [string, Uint8Array, RegExp][] = [
+    [
+      "Constant t",
+      encodeModel(base([constantOf({ name: "value", type: TENSOR, t: externalTensor("v") })])),
+      /tensor in attribute 'value' of node 'const'/,
+    ],
+    [
+      "Constant t, key only",
+      encodeModel(base([constantOf({ name: "value", type: TENSOR, t: keyOnly })])),
+      /node 'const'/,
+    ],
+    [
+      "tensors",
+      encodeModel(
+        base([constantOf({ name: "ts", type: TENSORS, tensors: [innocent, externalTensor("v")] })]),
+      ),
+      /tensor in attribute 'ts'/,
+    ],
+    [
+      "sparse_tensor",
+      encodeModel(base([constantOf({
+        name: "sparse_value",
+        type: SPARSE_TENSOR,
+        sparseTensor: {
+          values: externalTensor("sv"),
+          indices: { name: "i", dims: [1], dataType: 7, int64Data: [0] },
+          dims: [4],
+        },
+      })])),
+      /sparse tensor in attribute 'sparse_value'/,
+    ],
+    [
+      "If then_branch initializer, nested in a Loop body",
+      encodeModel(base([{
+        opType: "Loop",
+        name: "loop",
+        output: ["l"],
+        attribute: [{
+          name: "body",
+          type: GRAPH,
+          g: subgraph([], [{
+            opType: "If",
+            name: "if",
+            output: ["z"],
+            attribute: [{ name: "then_branch", type: GRAPH, g: subgraph([externalTensor("w")], []) }],
+          }]),
+        }],
+      }])),
+      /initializer 'w' \(subgraph of attribute 'then_branch' of node 'if' \(subgraph of attribute 'body'/,
+    ],
+    [
+      "graphs attribute",
+      encodeModel(base([{
+        opType: "Custom",
+        name: "custom",
+        output: ["q"],
+        attribute: [{
+          name: "branches",
+          type: onnx.AttributeProto.AttributeType.GRAPHS,
+          graphs: [subgraph([innocent], []), subgraph([externalTensor("w2")], [])],
+        }],
+      }])),
+      /initializer 'w2'/,
+    ],
+  ];
+  const sparseInit = onnx.ModelProto.decode(encodeModel(base([])));
+  sparseInit.graph!.sparseInitializer = [
+    onnx.SparseTensorProto.create({ values: externalTensor("si"), dims: [4] }),
+  ];
+  cases.push(["sparse initializer", onnx.ModelProto.encode(sparseInit).finish(), /sparse initializer 'si'/]);
+  const withFunction = onnx.ModelProto.decode(encodeModel(base([])));
+  withFunction.functions = [onnx.FunctionProto.create({
+    name: "helper",
+    node: [constantOf({ name: "value", type: TENSOR, t: externalTensor("fv") })],
+  })];
+  cases.push(["function body", onnx.ModelProto.encode(withFunction).finish(), /function 'helper'/]);
+  for (const [label, bytes, where] of cases) {
+    assert.throws(() => OnnxModel.parse(bytes), (err: Error) => {
+      assert.match(err.message, /stores its data externally/, label);
+      assert.match(err.message, where, label);
+      return true;
+    });
+  }
+  assert.doesNotThrow(() =>
+    OnnxModel.parse(encodeModel(base([constantOf({ name: "value", type: TENSOR, t: innocent })])))
+  );
 });

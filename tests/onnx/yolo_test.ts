@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { OnnxModel } from "../../src/onnx/model.ts";
-import { inspectYolo } from "../../src/onnx/yolo.ts";
+import { inspectYolo, MAX_CLASSES, MAX_INPUT_SIDE } from "../../src/onnx/yolo.ts";
 import { addModel, encodeModel, node, valueInfo } from "./_models.ts";
 import { tinyYolo } from "./_tiny_yolo.ts";
 
@@ -115,4 +115,28 @@ Deno.test("inspectYolo() falls back to ultralytics' default anchors when the wh 
     326,
   ]]);
   assert.deepEqual(info.strides, [8, 16, 32]);
+});
+
+Deno.test("inspectYolo() refuses class counts and input sides over its bounds before sizing anything", () => {
+  // Declared shapes only: the head weights keep their small data, so the file stays a few KB however large the
+  // dims it claims. Without names metadata inspectYolo would synthesize one name per class.
+  const withShapes = (nc: number, side: number) => {
+    const model = OnnxModel.parse(tinyYolo({ names: null }));
+    const no = nc + 5;
+    model.graph.output[0].type!.tensorType!.shape!.dim[2].dimValue = no;
+    for (const init of model.graph.initializer) {
+      if (/^model\.24\.m\.\d\.weight$/.test(init.name)) init.dims[0] = 3 * no;
+    }
+    const dims = model.graph.input[0].type!.tensorType!.shape!.dim;
+    dims[2].dimValue = side;
+    dims[3].dimValue = side;
+    return OnnxModel.parse(model.toBytes());
+  };
+  assert.equal(inspectYolo(withShapes(MAX_CLASSES, MAX_INPUT_SIDE)).names.length, MAX_CLASSES);
+  assert.throws(() => inspectYolo(withShapes(MAX_CLASSES + 1, 32)), /nc = 4097 classes; at most 4096/);
+  assert.throws(() => inspectYolo(withShapes(300_000_000, 32)), /at most 4096 are supported/);
+  assert.throws(
+    () => inspectYolo(withShapes(2, MAX_INPUT_SIDE + 32)),
+    /4128x4128; at most 4096 pixels a side/,
+  );
 });

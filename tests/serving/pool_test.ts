@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { Backend, Session, Tensor } from "../../src/serving/backend.ts";
 import { ModelPool } from "../../src/serving/pool.ts";
+import { tinyYolo } from "../onnx/_tiny_yolo.ts";
 
 const YOLOV5N = await Deno.readFile(new URL("../../../shared/models/yolov5n.onnx", import.meta.url));
 
@@ -12,8 +13,10 @@ class FakeBackend implements Backend {
   maxRunning = 0;
   failWarmup = false;
   gate?: Promise<void>;
+  readonly received: Uint8Array[] = [];
 
-  createSession(): Promise<Session> {
+  createSession(onnx: Uint8Array): Promise<Session> {
+    this.received.push(onnx);
     const state = { released: false, runs: 0 };
     this.sessions.push(state);
     const failing = this.failWarmup;
@@ -58,7 +61,22 @@ Deno.test("ModelPool.swap() rejects a model that fails warm-up or is not YOLO an
   const pool = new ModelPool(backend);
   await pool.swap("yolo", 1, YOLOV5N);
   backend.failWarmup = true;
-  await assert.rejects(pool.swap("yolo", 2, YOLOV5N), /yolo v2: kernel not implemented/);
+  const logged: unknown[][] = [];
+  const original = console.error;
+  console.error = (...args: unknown[]) => logged.push(args);
+  try {
+    await assert.rejects(pool.swap("yolo", 2, YOLOV5N), (err: Error) => {
+      assert.equal(err.message, "yolo v2: the model failed its warm-up run on the native engine");
+      return true;
+    });
+  } finally {
+    console.error = original;
+  }
+  assert.match(
+    String(logged[0].at(-1)),
+    /kernel not implemented/,
+    "the engine's error is logged server-side",
+  );
   assert.equal(backend.sessions[1].released, true, "the failed session is freed");
   await assert.rejects(pool.swap("yolo", 3, new Uint8Array([1, 2, 3])));
   assert.equal(pool.get("yolo")!.ref.version, 1);
@@ -91,4 +109,15 @@ Deno.test("ModelPool.remove() stops serving a name and frees its session", async
   assert.equal(pool.lease("yolo"), undefined);
   assert.equal(backend.sessions[0].released, true);
   assert.equal(await pool.remove("yolo"), false);
+});
+
+Deno.test("ModelPool hands the engine only the fields the model checks decoded", async () => {
+  const backend = new FakeBackend();
+  const pool = new ModelPool(backend);
+  const model = tinyYolo({ seed: 3, nc: 80 }); // 85 outputs, as FakeBackend answers
+  // ModelProto field 99 (varint 1): unknown to ONNX 1.10's schema, so nothing inspected it.
+  const withUnknownField = new Uint8Array([...model, 0x98, 0x06, 0x01]);
+  await pool.swap("tiny", 1, withUnknownField);
+  assert.deepEqual(backend.received, [model]);
+  await pool.close();
 });

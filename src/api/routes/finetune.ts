@@ -7,10 +7,18 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { type FinetuneConfig, parseFinetuneConfig } from "../../config/finetune.ts";
+import { type FinetuneConfig, FinetuneConfigSchema, parseFinetuneConfig } from "../../config/finetune.ts";
 import type { DatasetWriter } from "../../jobs/store.ts";
 import { RegistryError } from "../../registry/errors.ts";
 import type { Registry } from "../../registry/registry.ts";
+import type { VersionMeta } from "../../registry/store.ts";
+import { OnnxModel } from "../../onnx/model.ts";
+import {
+  adapterTensorLimit,
+  checkTrainingMemory,
+  estimateTrainingMemory,
+  TrainingMemoryError,
+} from "../../train/training_memory.ts";
 import { DEFAULT_ARCHIVE_LIMITS, extractArchive } from "../../train/data/archive.ts";
 import { loadDataset } from "../../train/data/dataset.ts";
 import { type InlineImage, writeInlineDataset } from "../../train/data/inline.ts";
@@ -29,9 +37,13 @@ const DatasetErrorSchema = z.object({
   }),
 }).openapi("DatasetError");
 
+// The config is parsed by parseFinetuneConfig (400 invalid_config), not by route validation; the document shows
+// its schema, bounds included, as the FinetuneConfig component.
+const CONFIG_REF = { $ref: "#/components/schemas/FinetuneConfig" };
 const ConfigFieldSchema = z.union([z.string(), z.instanceof(File)]).optional().openapi({
   type: "string",
-  description: "The fine-tune config as JSON text (a field or a file); keys left out take their defaults",
+  description: "The fine-tune config (FinetuneConfig) as JSON text (a field or a file); keys left out take " +
+    "their defaults",
 });
 const MultipartSchema = z.object({
   config: ConfigFieldSchema,
@@ -42,7 +54,10 @@ const MultipartSchema = z.object({
   }),
 }).openapi("FinetuneUpload");
 const InlineSchema = z.object({
-  config: z.record(z.string(), z.unknown()).optional().openapi({ description: "The fine-tune config" }),
+  config: z.record(z.string(), z.unknown()).optional().openapi({
+    description: "The fine-tune config; keys left out take their defaults",
+    allOf: [CONFIG_REF],
+  }),
   images: z.array(z.object({
     name: z.string().openapi({ example: "a.jpg" }),
     data: z.string().openapi({ description: "The image file, base64" }),
@@ -67,6 +82,24 @@ function baseModel(registry: Registry, name: string, version: number | undefined
     if (err instanceof RegistryError && err.code === "not_found") {
       throw new ApiError(404, "model_not_found", err.message);
     }
+    throw err;
+  }
+}
+
+/** 400 `invalid_config` when the job's estimated memory is over the budget (see training_memory.ts). */
+async function refuseUnfit(
+  registry: Registry,
+  base: VersionMeta,
+  config: FinetuneConfig,
+  totalBytes: number,
+) {
+  const model = OnnxModel.parse(await registry.read(base.name, base.version));
+  const need = estimateTrainingMemory(model, config.batch_size, config.imgsz);
+  if (need === null) return;
+  try {
+    checkTrainingMemory(need, { totalBytes, maxTensorBytes: await adapterTensorLimit() });
+  } catch (err) {
+    if (err instanceof TrainingMemoryError) throw new ApiError(400, "invalid_config", err.message);
     throw err;
   }
 }
@@ -169,11 +202,13 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
     },
   });
 
+  app.openAPIRegistry.register("FinetuneConfig", FinetuneConfigSchema);
   app.openapi(route, async (c) => {
     const { name } = c.req.valid("param");
     const base = baseModel(registry, name, c.req.valid("query").base_version);
     const { raw, write } = await upload(c, ctx.maxDatasetBytes);
     const parsed = config(raw);
+    await refuseUnfit(registry, base, parsed, ctx.maxTrainMemoryBytes);
     const dataset: DatasetWriter = async (dir) => {
       await write(dir);
       await loadDataset(dir, { nc: base.nc, valFraction: parsed.val_fraction });

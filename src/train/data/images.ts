@@ -1,6 +1,6 @@
 /**
  * Training and validation images, loaded as YOLOv5's load_image + letterbox(auto=False) do, then cached as 8-bit
- * planes (3·imgsz² bytes each) for every later epoch. Without augmentation a larger image is shrunk with
+ * planes (3·imgsz² bytes each, within a memory budget) for later epochs. Without augmentation a larger image is shrunk with
  * INTER_AREA to ceil(w·r) × ceil(h·r) (r = imgsz / long side) and padded with 114 at round(d − 0.1); otherwise
  * (enlarging, or augmenting) src/image's INTER_LINEAR letterbox does it, whose size is round(w·r): at most one
  * pixel narrower than load_image's ceil. Box conversions follow YOLOv5's float32 label arithmetic (xywhn2xy with
@@ -26,20 +26,50 @@ export interface LoadedImage {
 const f = Math.fround;
 const UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
 
-export class ImageStore {
-  private readonly cache = new Map<string, LoadedImage>();
+/** Default memory for cached images: about 880 squares at 640, 3500 at 320. */
+export const DEFAULT_IMAGE_CACHE_BYTES = 1024 * 1024 * 1024;
 
-  constructor(readonly imgsz: number, readonly augment: boolean) {}
+/**
+ * Loads images and keeps the most recently used ones within a byte budget (least recently used evicted first),
+ * so a dataset larger than memory is decoded again each epoch instead of exhausting it.
+ */
+export class ImageStore {
+  // A Map iterates in insertion order: re-inserting on every hit keeps the least recently used first.
+  private readonly cache = new Map<string, LoadedImage>();
+  private bytes = 0;
+
+  constructor(
+    readonly imgsz: number,
+    readonly augment: boolean,
+    readonly budgetBytes = DEFAULT_IMAGE_CACHE_BYTES,
+  ) {}
+
+  /** Bytes of pixels held now (never over budgetBytes). */
+  get cachedBytes(): number {
+    return this.bytes;
+  }
 
   async load(sample: Sample): Promise<LoadedImage> {
     const hit = this.cache.get(sample.imagePath);
-    if (hit) return hit;
+    if (hit) {
+      this.cache.delete(sample.imagePath);
+      this.cache.set(sample.imagePath, hit);
+      return hit;
+    }
     const loaded = loadSquare(
       await decodeImage(await Deno.readFile(sample.imagePath)),
       this.imgsz,
       this.augment,
     );
+    const size = loaded.square.data.byteLength;
+    if (size > this.budgetBytes || this.cache.has(sample.imagePath)) return loaded;
+    for (const [path, old] of this.cache) {
+      if (this.bytes + size <= this.budgetBytes) break;
+      this.cache.delete(path);
+      this.bytes -= old.square.data.byteLength;
+    }
     this.cache.set(sample.imagePath, loaded);
+    this.bytes += size;
     return loaded;
   }
 }

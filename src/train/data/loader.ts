@@ -30,6 +30,8 @@ export interface LoaderOptions {
   seed?: number;
   /** missing keys take hyp.scratch-low's values (a config's hyp may carry only the loss/optimizer keys) */
   hyp?: Partial<AugmentHyp>;
+  /** Most bytes of decoded images kept between epochs (default DEFAULT_IMAGE_CACHE_BYTES). */
+  cacheBudgetBytes?: number;
 }
 
 export interface Batch {
@@ -54,7 +56,7 @@ export class BatchLoader {
   private readonly hyp: AugmentHyp;
 
   constructor(readonly samples: readonly Sample[], readonly opts: LoaderOptions) {
-    this.store = new ImageStore(opts.imgsz, opts.augment);
+    this.store = new ImageStore(opts.imgsz, opts.augment, opts.cacheBudgetBytes);
     this.hyp = { ...SCRATCH_LOW_AUGMENT, ...opts.hyp };
   }
 

@@ -11,8 +11,8 @@ import { looksLikeTar, TarReader } from "./archive_tar.ts";
 import { looksLikeZip, readAt, unzipFile } from "./archive_zip.ts";
 import { DatasetError } from "./problems.ts";
 
-/** Compressed bytes per gunzip step: at most ~16 MB inflated at once (deflate expands at most ~1032x). */
-const STEP = 16 * 1024;
+/** Compressed bytes per gunzip step: at most ~4 MB inflated at once (deflate expands at most ~1032x). */
+const STEP = 4 * 1024;
 
 /** Unpacks `archive` under `dest`; returns the written paths relative to `dest`, sorted. Throws DatasetError. */
 export function unpackArchiveFile(archive: string, dest: string, limits: ArchiveLimits): string[] {

@@ -8,8 +8,8 @@ import { Inflate } from "fflate";
 import { ArchiveFormatError } from "./archive_format.ts";
 import type { UnpackTarget } from "./archive_target.ts";
 
-/** Compressed bytes per inflate step: deflate expands at most ~1032x, so one step makes at most ~16 MB. */
-const STEP = 16 * 1024;
+/** Compressed bytes per inflate step: deflate expands at most ~1032x, so one step makes at most ~4 MB. */
+const STEP = 4 * 1024;
 /** A central directory larger than this is not a dataset's (100 000 entries with long names is ~20 MB). */
 const MAX_DIRECTORY_BYTES = 64 << 20;
 const EOCD_SIG = 0x06054b50, EOCD64_SIG = 0x06064b50, LOCATOR_SIG = 0x07064b50;

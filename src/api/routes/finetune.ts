@@ -131,7 +131,8 @@ async function upload(c: Context, jobs: JobService, maxBytes: number): Promise<U
         throw new ApiError(422, "invalid_body", "body.dataset: a .zip, .tar.gz or .tar file is required");
       }
       const limits = { ...DEFAULT_ARCHIVE_LIMITS, maxBytes };
-      const write = (dir: string) => extractArchive(archive, dir, limits).then(() => {});
+      // A client that goes away mid-unpack stops the worker rather than leaving it to run for nobody.
+      const write = (dir: string) => extractArchive(archive, dir, limits, c.req.raw.signal).then(() => {});
       return { raw: configText(form.fields.get("config")), write, cleanup };
     } catch (err) {
       await cleanup();

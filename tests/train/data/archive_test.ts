@@ -7,6 +7,7 @@ import {
 } from "../../../src/train/data/archive.ts";
 import { safePath } from "../../../src/train/data/archive_target.ts";
 import { DatasetError } from "../../../src/train/data/problems.ts";
+import { zerosTarGz } from "./_bomb.ts";
 import { makeTar } from "./_tar.ts";
 import { makeZip } from "./_zip.ts";
 
@@ -235,5 +236,26 @@ Deno.test("entries the file system refuses, links and devices are dataset proble
       ["/abs.txt", "link", "nul\0name", "ok.txt/under", tooLong].sort(),
     );
     assert.deepEqual(await tree(dir), ["tar/", "zip/"], "nothing written anywhere, destinations emptied");
+  });
+});
+
+Deno.test("aborting an unpack stops its worker and leaves the destination empty", async () => {
+  await withDir(async (dir) => {
+    // 4 GiB of zeros would take tens of seconds to unpack; the abort comes as soon as the first file exists.
+    await Deno.writeFile(`${dir}/big.tgz`, zerosTarGz("big.bin", 4096));
+    const controller = new AbortController();
+    const unpack = extractArchive(
+      `${dir}/big.tgz`,
+      `${dir}/out`,
+      { maxBytes: 8 * 2 ** 30, maxEntries: 10 },
+      controller.signal,
+    );
+    unpack.catch(() => {}); // awaited below; must not count as unhandled should it fail while we wait
+    while (!(await Deno.stat(`${dir}/out/big.bin`).then(() => true, () => false))) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    controller.abort(new Error("client went away"));
+    await assert.rejects(unpack, /client went away/);
+    assert.deepEqual(await tree(`${dir}/out`), []);
   });
 });

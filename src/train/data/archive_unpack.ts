@@ -13,6 +13,12 @@ import { DatasetError } from "./problems.ts";
 
 /** Compressed bytes per gunzip step: at most ~4 MB inflated at once (deflate expands at most ~1032x). */
 const STEP = 4 * 1024;
+/**
+ * Compressed bytes gunzip may take in without producing a byte. fflate keeps (and re-copies on every push) the
+ * input of a gzip header it has not seen the end of, so an endless header would be held whole and take quadratic
+ * time; real streams produce output at least every stored block (64 KiB) or Huffman table.
+ */
+const MAX_SILENT_INPUT = 1 << 20;
 
 /** Unpacks `archive` under `dest`; returns the written paths relative to `dest`, sorted. Throws DatasetError. */
 export function unpackArchiveFile(archive: string, dest: string, limits: ArchiveLimits): string[] {
@@ -24,7 +30,20 @@ export function unpackArchiveFile(archive: string, dest: string, limits: Archive
     if (looksLikeZip(head)) unzipFile(file, size, target);
     else if (head[0] === 0x1f && head[1] === 0x8b) {
       const tar = new TarReader(target);
-      streamFile(file, size, new Gunzip((chunk) => tar.push(chunk)));
+      let silent = 0;
+      const gunzip = new Gunzip((chunk) => {
+        if (chunk.length) silent = 0;
+        tar.push(chunk);
+      });
+      streamFile(file, size, {
+        push: (chunk, final) => {
+          gunzip.push(chunk, final);
+          silent += chunk.length;
+          if (silent > MAX_SILENT_INPUT) {
+            throw new ArchiveFormatError(`gzip stream gives no data for ${MAX_SILENT_INPUT} bytes`);
+          }
+        },
+      });
       tar.finish();
     } else if (looksLikeTar(head)) {
       const tar = new TarReader(target);

@@ -259,3 +259,12 @@ Deno.test("aborting an unpack stops its worker and leaves the destination empty"
     assert.deepEqual(await tree(`${dir}/out`), []);
   });
 });
+
+Deno.test("a gzip header that never ends is refused after a bounded read, not held whole", async () => {
+  // FNAME flag set and 16 MiB of name without its NUL: the decompressor would keep waiting for the header's end.
+  const name = new Uint8Array(16 << 20).fill(0x61);
+  const gz = new Uint8Array(10 + name.length);
+  gz.set([0x1f, 0x8b, 8, 0x08, 0, 0, 0, 0, 0, 255]);
+  gz.set(name, 10);
+  await withDir(async (dir) => await expectUnreadable(gz, dir, /gzip stream gives no data for \d+ bytes/));
+});

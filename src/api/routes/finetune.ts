@@ -10,6 +10,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { type FinetuneConfig, parseFinetuneConfig } from "../../config/finetune.ts";
+import { DEFAULT_MAX_PIXELS } from "../../image/decode.ts";
 import type { JobService } from "../../jobs/service.ts";
 import type { DatasetWriter } from "../../jobs/store.ts";
 import { RegistryError } from "../../registry/errors.ts";
@@ -48,7 +49,8 @@ const MULTIPART_SCHEMA = {
     dataset: {
       type: "string" as const,
       format: "binary",
-      description: ".zip or .tar.gz in YOLO layout: images/ + labels/ (optionally val/images + val/labels)",
+      description:
+        ".zip, .tar.gz or .tar in YOLO layout: images/ + labels/ (optionally val/images + val/labels)",
     },
   },
 };
@@ -215,7 +217,9 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
       const parsed = config(raw);
       const dataset: DatasetWriter = async (dir) => {
         await write(dir);
-        await loadDataset(dir, { nc: base.nc, valFraction: parsed.val_fraction, maxPixels: ctx.maxPixels });
+        // The trainer decodes with the default limit, so an image over it must not pass here and fail the job.
+        const maxPixels = Math.min(ctx.maxPixels, DEFAULT_MAX_PIXELS);
+        await loadDataset(dir, { nc: base.nc, valFraction: parsed.val_fraction, maxPixels });
       };
       const job = await jobsMapped(() =>
         jobs.submit({ model: name, baseVersion: base.version, config: parsed, dataset })

@@ -153,6 +153,11 @@ export class JobService {
     return stored;
   }
 
+  /** A fresh directory in the data dir for an upload being received (see JobStore.stageUpload); remove it after. */
+  stageUpload(): Promise<string> {
+    return this.store.stageUpload();
+  }
+
   /** Every job, oldest first. */
   list(): Job[] {
     return [...this.jobs.values()].sort((a, b) => a.seq - b.seq);

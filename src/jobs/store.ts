@@ -96,6 +96,16 @@ export class JobStore {
     }
   }
 
+  /**
+   * A fresh directory in the data dir to receive an upload into before it becomes a job, named as staging so
+   * that what a crash leaves there is removed at the next start. The caller removes it when done.
+   */
+  async stageUpload(): Promise<string> {
+    const dir = join(this.root, `${STAGING_PREFIX}upload-${crypto.randomUUID()}`);
+    await Deno.mkdir(dir, { recursive: true });
+    return dir;
+  }
+
   /** Replace a job's record atomically. */
   async save(job: Job): Promise<void> {
     await writeJsonAtomic(join(this.jobDir(job.id), RECORD), job);

@@ -164,8 +164,13 @@ Deno.test("JobService writes progress at most every progressPersistMs but checkp
 
 Deno.test("JobService.submit() stores an unpacked archive and passes dataset errors through", async () => {
   await withService(async ({ dataDir, service }) => {
+    /** The writer the fine-tune route gives: the upload is a file, unpacked into the job's directory. */
+    const unpack = (bytes: Uint8Array, name: string) => async (dir: string) => {
+      await Deno.writeFile(join(dataDir, name), bytes);
+      await extractArchive(join(dataDir, name), dir);
+    };
     const zip = zipSync({ "images/a.png": DATASET[0].data, "labels/a.txt": DATASET[1].data });
-    const job = await service.submit(request({ dataset: (dir) => extractArchive(zip, dir).then(() => {}) }));
+    const job = await service.submit(request({ dataset: unpack(zip, "good.zip") }));
     const bytes = DATASET.reduce((sum, f) => sum + f.data.length, 0);
     assert.deepEqual(job.dataset, { files: 2, bytes });
     assert.deepEqual(
@@ -174,7 +179,7 @@ Deno.test("JobService.submit() stores an unpacked archive and passes dataset err
     );
     const evil = zipSync({ "../evil.txt": new Uint8Array(1) });
     await assert.rejects(
-      service.submit(request({ dataset: (dir) => extractArchive(evil, dir).then(() => {}) })),
+      service.submit(request({ dataset: unpack(evil, "evil.zip") })),
       (e) => e instanceof DatasetError && e.problems[0].file === "../evil.txt",
     );
     await service.idle();

@@ -3,11 +3,15 @@
  * `dataset`, a .zip or .tar.gz in YOLO layout) or JSON (`config` + `images` with base64 data and label rows).
  * The dataset is unpacked into the job's staging directory and validated against the base model's classes
  * before the job exists, so a bad upload gets one 400 listing every offending file and nothing is queued.
+ * A multipart archive is streamed to a staging file in the data dir and unpacked from there by a worker, so
+ * neither the upload nor what it unpacks to is ever held in memory.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { type FinetuneConfig, FinetuneConfigSchema, parseFinetuneConfig } from "../../config/finetune.ts";
+import { DEFAULT_MAX_PIXELS } from "../../image/decode.ts";
+import type { JobService } from "../../jobs/service.ts";
 import type { DatasetWriter } from "../../jobs/store.ts";
 import { RegistryError } from "../../registry/errors.ts";
 import type { Registry } from "../../registry/registry.ts";
@@ -25,6 +29,7 @@ import { type InlineImage, writeInlineDataset } from "../../train/data/inline.ts
 import { DatasetError } from "../../train/data/problems.ts";
 import type { RouteModule } from "../app.ts";
 import { ApiError, errorBody } from "../errors.ts";
+import { streamMultipart } from "../multipart_stream.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
 import { ErrorSchema, ModelNameParamSchema } from "../schemas.ts";
 import { JobResponseSchema, jobsMapped } from "./jobs.ts";
@@ -40,19 +45,30 @@ const DatasetErrorSchema = z.object({
 // The config is parsed by parseFinetuneConfig (400 invalid_config), not by route validation; the document shows
 // its schema, bounds included, as the FinetuneConfig component.
 const CONFIG_REF = { $ref: "#/components/schemas/FinetuneConfig" };
-const ConfigFieldSchema = z.union([z.string(), z.instanceof(File)]).optional().openapi({
-  type: "string",
-  description: "The fine-tune config (FinetuneConfig) as JSON text (a field or a file); keys left out take " +
-    "their defaults",
-});
-const MultipartSchema = z.object({
-  config: ConfigFieldSchema,
-  dataset: z.instanceof(File).openapi({
-    type: "string",
-    format: "binary",
-    description: ".zip or .tar.gz in YOLO layout: images/ + labels/ (optionally val/images + val/labels)",
-  }),
-}).openapi("FinetuneUpload");
+/**
+ * The multipart form, as a plain OpenAPI schema rather than a zod one: a zod form schema would make the router
+ * parse (and hold) the whole body before the handler runs, and the archive is streamed to disk instead.
+ */
+const MULTIPART_SCHEMA = {
+  type: "object" as const,
+  required: ["dataset"],
+  properties: {
+    config: {
+      type: "string" as const,
+      description:
+        "The fine-tune config (the FinetuneConfig schema) as JSON text (a field or a file); keys " +
+        "left out take their defaults",
+    },
+    dataset: {
+      type: "string" as const,
+      format: "binary",
+      description:
+        ".zip, .tar.gz or .tar in YOLO layout: images/ + labels/ (optionally val/images + val/labels)",
+    },
+  },
+};
+/** Largest `config` field: a config is a few hundred bytes of JSON. */
+const MAX_CONFIG_BYTES = 1 << 20;
 const InlineSchema = z.object({
   config: z.record(z.string(), z.unknown()).optional().openapi({
     description: "The fine-tune config; keys left out take their defaults",
@@ -112,9 +128,8 @@ function config(raw: unknown): FinetuneConfig {
   }
 }
 
-async function configText(field: string | File | undefined): Promise<unknown> {
-  if (field === undefined) return {};
-  const text = typeof field === "string" ? field : await field.text();
+function configText(text: string | undefined): unknown {
+  if (text === undefined) return {};
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -122,25 +137,49 @@ async function configText(field: string | File | undefined): Promise<unknown> {
   }
 }
 
-/** The config and a writer that unpacks the upload and validates it, for whichever body form was sent. */
-async function upload(
-  c: Context,
-  maxBytes: number,
-): Promise<{ raw: unknown; write: (dir: string) => Promise<void> }> {
-  const type = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
+const mediaType = (c: Context) => (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
+const tooLargeMessage = (maxBytes: number) => `Fine-tune upload is over the limit of ${maxBytes} bytes`;
+
+interface Upload {
+  raw: unknown;
+  /** unpacks the upload into the job's dataset directory */
+  write: (dir: string) => Promise<void>;
+  /** removes what receiving the upload left in the data dir */
+  cleanup: () => Promise<void>;
+}
+
+/** The config and a writer that unpacks the upload, for whichever body form was sent. */
+async function upload(c: Context, jobs: JobService, maxBytes: number): Promise<Upload> {
+  const type = mediaType(c);
   if (type === "multipart/form-data") {
-    const form = (c.req.valid as (t: "form") => z.infer<typeof MultipartSchema>)("form");
-    const bytes = new Uint8Array(await form.dataset.arrayBuffer());
-    const limits = { ...DEFAULT_ARCHIVE_LIMITS, maxBytes };
-    return {
-      raw: await configText(form.config),
-      write: (dir) => extractArchive(bytes, dir, limits).then(() => {}),
-    };
+    const staging = await jobs.stageUpload();
+    const cleanup = () => Deno.remove(staging, { recursive: true }).catch(() => {});
+    try {
+      const form = await streamMultipart(c.req.raw, {
+        dir: staging,
+        fileFields: ["dataset"],
+        maxBytes,
+        tooLargeMessage: tooLargeMessage(maxBytes),
+        maxFieldBytes: MAX_CONFIG_BYTES,
+      });
+      const archive = form.files.get("dataset");
+      if (!archive) {
+        throw new ApiError(422, "invalid_body", "body.dataset: a .zip, .tar.gz or .tar file is required");
+      }
+      const limits = { ...DEFAULT_ARCHIVE_LIMITS, maxBytes };
+      // A client that goes away mid-unpack stops the worker rather than leaving it to run for nobody.
+      const write = (dir: string) => extractArchive(archive, dir, limits, c.req.raw.signal).then(() => {});
+      return { raw: configText(form.fields.get("config")), write, cleanup };
+    } catch (err) {
+      await cleanup();
+      throw err;
+    }
   }
   if (type === "application/json") {
     const body = (c.req.valid as (t: "json") => z.infer<typeof InlineSchema>)("json");
     const images = body.images as InlineImage[];
-    return { raw: body.config ?? {}, write: (dir) => writeInlineDataset(images, dir).then(() => {}) };
+    const write = (dir: string) => writeInlineDataset(images, dir).then(() => {});
+    return { raw: body.config ?? {}, write, cleanup: () => Promise.resolve() };
   }
   throw new ApiError(
     415,
@@ -153,14 +192,16 @@ async function upload(
 export const finetuneRoutes: RouteModule = (app, ctx) => {
   const { jobs, registry } = ctx;
   if (!jobs || !registry) return;
-  const limit = bodyLimit({
-    maxSize: ctx.maxDatasetBytes,
-    onError: (c) =>
-      c.json(
-        errorBody("payload_too_large", `Fine-tune upload is over the limit of ${ctx.maxDatasetBytes} bytes`),
-        413,
-      ),
-  });
+  const tooLarge = (c: Context) =>
+    c.json(errorBody("payload_too_large", tooLargeMessage(ctx.maxDatasetBytes)), 413);
+  const buffered = bodyLimit({ maxSize: ctx.maxDatasetBytes, onError: tooLarge });
+  /** Multipart bodies are counted as they stream to disk; only a JSON body is buffered (and capped) whole. */
+  const limit: MiddlewareHandler = (c, next) => {
+    if (mediaType(c) !== "multipart/form-data") return buffered(c, next);
+    const declared = Number(c.req.header("content-length") ?? 0);
+    return declared > ctx.maxDatasetBytes ? Promise.resolve(tooLarge(c)) : next();
+  };
+  app.openAPIRegistry.registerComponent("schemas", "FinetuneUpload", MULTIPART_SCHEMA);
 
   const route = createRoute({
     method: "post",
@@ -184,7 +225,7 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
         // Not `required`: zod-openapi then validates only the body form that was sent.
         required: false,
         content: {
-          "multipart/form-data": { schema: MultipartSchema },
+          "multipart/form-data": { schema: { $ref: "#/components/schemas/FinetuneUpload" } },
           "application/json": { schema: InlineSchema },
         },
       },
@@ -206,14 +247,16 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
   app.openapi(route, async (c) => {
     const { name } = c.req.valid("param");
     const base = baseModel(registry, name, c.req.valid("query").base_version);
-    const { raw, write } = await upload(c, ctx.maxDatasetBytes);
-    const parsed = config(raw);
-    await refuseUnfit(registry, base, parsed, ctx.maxTrainMemoryBytes);
-    const dataset: DatasetWriter = async (dir) => {
-      await write(dir);
-      await loadDataset(dir, { nc: base.nc, valFraction: parsed.val_fraction });
-    };
+    const { raw, write, cleanup } = await upload(c, jobs, ctx.maxDatasetBytes);
     try {
+      const parsed = config(raw);
+      await refuseUnfit(registry, base, parsed, ctx.maxTrainMemoryBytes);
+      const dataset: DatasetWriter = async (dir) => {
+        await write(dir);
+        // The trainer decodes with the default limit, so an image over it must not pass here and fail the job.
+        const maxPixels = Math.min(ctx.maxPixels, DEFAULT_MAX_PIXELS);
+        await loadDataset(dir, { nc: base.nc, valFraction: parsed.val_fraction, maxPixels });
+      };
       const job = await jobsMapped(() =>
         jobs.submit({ model: name, baseVersion: base.version, config: parsed, dataset })
       );
@@ -224,6 +267,8 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
         error: { code: "invalid_dataset" as const, message: err.message, problems: [...err.problems] },
       };
       return c.json(body, 400);
+    } finally {
+      await cleanup();
     }
   });
 };

@@ -26,6 +26,8 @@ export interface DatasetOptions {
   nc: number;
   /** Share of the (sorted) images held out for validation when the dataset has no val split; 0 = none. */
   valFraction?: number;
+  /** Largest image (width x height from its header, read before decoding) accepted; the server's --max-pixels. */
+  maxPixels?: number;
 }
 
 export async function loadDataset(dir: string, opts: DatasetOptions): Promise<Dataset> {
@@ -42,7 +44,7 @@ export async function loadDataset(dir: string, opts: DatasetOptions): Promise<Da
   const check = async (refs: SampleRef[]) => {
     const out: Sample[] = [];
     for (const ref of refs) {
-      const sample = await checkSample(ref, layout.root, opts.nc, problems);
+      const sample = await checkSample(ref, layout.root, opts, problems);
       if (sample) out.push(sample);
     }
     return out;
@@ -59,14 +61,14 @@ export async function loadDataset(dir: string, opts: DatasetOptions): Promise<Da
   return { root: layout.root, nc: opts.nc, train, val };
 }
 
-async function checkSample(ref: SampleRef, root: string, nc: number, problems: DatasetProblem[]) {
+async function checkSample(ref: SampleRef, root: string, opts: DatasetOptions, problems: DatasetProblem[]) {
   let ok = true;
   let labels: LabelRows = new Float32Array();
   if (ref.labelPath) {
     const file = ref.labelPath.slice(root.length + 1);
     try {
       const before = problems.length;
-      labels = parseLabels(await Deno.readTextFile(ref.labelPath), nc, file, problems);
+      labels = parseLabels(await Deno.readTextFile(ref.labelPath), opts.nc, file, problems);
       ok = problems.length === before;
     } catch (err) {
       problems.push({ file, message: `unreadable label file: ${(err as Error).message}` });
@@ -74,7 +76,7 @@ async function checkSample(ref: SampleRef, root: string, nc: number, problems: D
     }
   }
   try {
-    const image = await decodeImage(await Deno.readFile(ref.imagePath));
+    const image = await decodeImage(await Deno.readFile(ref.imagePath), opts.maxPixels);
     return ok ? { ...ref, labels, width: image.width, height: image.height } : null;
   } catch (err) {
     problems.push({ file: ref.name, message: `image does not decode: ${(err as Error).message}` });

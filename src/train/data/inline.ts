@@ -5,7 +5,7 @@
  * class ids and coordinates are checked later by loadDataset, against the label files written here.
  */
 import { join } from "node:path";
-import { safePath } from "./archive.ts";
+import { safePath } from "./archive_target.ts";
 import { IMAGE_EXTENSIONS } from "./layout.ts";
 import { DatasetError, type DatasetProblem } from "./problems.ts";
 

@@ -6,6 +6,7 @@ import type { ModelPool } from "../serving/pool.ts";
 import { errorBody, handleError } from "./errors.ts";
 import { createServerMetrics, metricsMiddleware, type ServerMetrics } from "./middleware/metrics.ts";
 import { readiness } from "./middleware/ready.ts";
+import { DEEPSTACK_PREFIX, deepstackErrors, deepstackRoutes } from "./routes/deepstack.ts";
 import { detectRoutes } from "./routes/detect.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { finetuneRoutes } from "./routes/finetune.ts";
@@ -38,6 +39,10 @@ export interface AppDeps {
   shutdown?: AbortSignal;
   /** How often an open event stream gets a `: keep-alive` comment line (default 15 s; tests shorten it). */
   sseKeepAliveMs?: number;
+  /** The model DeepStack's `/v1/vision/detection` runs; null means the first served model by name. */
+  deepstackModel?: string | null;
+  /** Detection (every API family) needs the API key too; without it only mutating routes do. */
+  detectNeedsKey?: boolean;
 }
 
 /** What every route module receives: the app's dependencies with defaults filled in, and its metrics. */
@@ -54,6 +59,7 @@ const ROUTES: RouteModule[] = [
   modelRoutes,
   versionRoutes,
   detectRoutes,
+  deepstackRoutes,
   finetuneRoutes,
   jobRoutes,
   uiRoutes,
@@ -77,6 +83,8 @@ export function createApp(deps: AppDeps): ApiApp {
     maxDatasetBytes: deps.maxDatasetBytes ?? DEFAULT_MAX_DATASET_BYTES,
     shutdown: deps.shutdown ?? new AbortController().signal,
     sseKeepAliveMs: deps.sseKeepAliveMs ?? SSE_KEEP_ALIVE_MS,
+    deepstackModel: deps.deepstackModel ?? null,
+    detectNeedsKey: deps.detectNeedsKey ?? false,
     metrics: createServerMetrics(deps.pool),
   };
   const app = new OpenAPIHono({
@@ -91,6 +99,8 @@ export function createApp(deps: AppDeps): ApiApp {
     },
   });
   app.use("*", metricsMiddleware(ctx.metrics));
+  // Ahead of every other middleware, so their errors (readiness, limits) also leave in the family's shape.
+  app.use(`${DEEPSTACK_PREFIX}/*`, deepstackErrors);
   app.use("/v1/*", readiness(ctx.isReady));
   app.onError(handleError);
   app.notFound((c) => c.json(errorBody("not_found", `No route for ${c.req.method} ${c.req.path}`), 404));

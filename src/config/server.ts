@@ -21,13 +21,18 @@ export const ServerConfigSchema = z.object({
   maxModelBytes: z.coerce.number().int().positive().default(256 * 1024 * 1024),
   /** Largest fine-tune upload (archive or JSON body), also the cap on the archive unpacked: 1 GiB. */
   maxDatasetBytes: z.coerce.number().int().positive().default(1024 * 1024 * 1024),
+  /** The model DeepStack's /v1/vision/detection runs; the first served model by name when absent. */
+  deepstackModel: z.string().min(1).optional(),
+  /** Detection needs the API key as well (Bearer, or DeepStack's form field `api_key`). */
+  detectNeedsKey: z.boolean().default(false),
 });
 
 export type ServerConfig = z.infer<typeof ServerConfigSchema>;
 
 export const SERVE_USAGE = "Usage: deno task start [--host 127.0.0.1] [--port 8000] [--model PATH]... " +
   "[--data-dir ./data] [--backend auto|webgpu|wasm|native] [--imgsz N] [--max-body-bytes 20971520] " +
-  "[--max-pixels 40000000] [--api-key KEY] [--max-model-bytes 268435456] [--max-dataset-bytes 1073741824]";
+  "[--max-pixels 40000000] [--api-key KEY] [--max-model-bytes 268435456] [--max-dataset-bytes 1073741824] " +
+  "[--deepstack-model NAME] [--detect-needs-key]";
 
 /** Parses `deno task start` flags once, at the edge; throws an Error listing every bad flag. */
 export function parseServerArgs(args: string[]): ServerConfig {
@@ -45,6 +50,8 @@ export function parseServerArgs(args: string[]): ServerConfig {
       "api-key": { type: "string" },
       "max-model-bytes": { type: "string" },
       "max-dataset-bytes": { type: "string" },
+      "deepstack-model": { type: "string" },
+      "detect-needs-key": { type: "boolean" },
     },
   });
   const parsed = ServerConfigSchema.safeParse({
@@ -59,6 +66,8 @@ export function parseServerArgs(args: string[]): ServerConfig {
     apiKey: values["api-key"],
     maxModelBytes: values["max-model-bytes"],
     maxDatasetBytes: values["max-dataset-bytes"],
+    deepstackModel: values["deepstack-model"],
+    detectNeedsKey: values["detect-needs-key"],
   });
   if (!parsed.success) throw new Error(`${z.prettifyError(parsed.error)}\n${SERVE_USAGE}`);
   return parsed.data;

@@ -1,9 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { detect } from "../../serving/detector.ts";
 import { DEFAULT_DETECT_OPTIONS, type DetectOptions } from "../../serving/postprocess.ts";
 import type { RouteModule } from "../app.ts";
+import { requireDetectKey } from "../detect_key.ts";
+import { detectOnModel } from "../detect_run.ts";
 import { ApiError, errorBody } from "../errors.ts";
 import {
   Base64ImageSchema,
@@ -12,7 +13,6 @@ import {
   ErrorSchema,
   ModelNameParamSchema,
 } from "../schemas.ts";
-import { unknownModel } from "./models.ts";
 
 const RAW_TYPES = ["image/jpeg", "image/png", "image/webp", "application/octet-stream"];
 const binary = { schema: z.string().openapi({ format: "binary" }) };
@@ -45,6 +45,7 @@ const route = createRoute({
     400: error("Bad query values or malformed JSON"),
     404: error("Unknown model"),
     413: error("Body over the size limit, or image over the pixel limit"),
+    401: error("With --detect-needs-key: no or a wrong Bearer key"),
     415: error("Not a JPEG, PNG or WebP, or an unsupported content type"),
     422: error("Undecodable image, truncated file, or invalid base64/body fields"),
     503: error("Models still loading"),
@@ -77,6 +78,7 @@ async function imageBytes(c: Context): Promise<{ bytes: Uint8Array; file?: strin
 }
 
 export const detectRoutes: RouteModule = (app, ctx) => {
+  app.use("/v1/models/:name/detect", requireDetectKey(ctx));
   app.use(
     "/v1/models/:name/detect",
     bodyLimit({
@@ -91,21 +93,18 @@ export const detectRoutes: RouteModule = (app, ctx) => {
   app.openapi(route, async (c) => {
     const { name } = c.req.valid("param");
     const query = c.req.valid("query");
-    const lease = ctx.pool.lease(name);
-    if (!lease) throw unknownModel(name);
-    try {
-      const { bytes, file } = await imageBytes(c);
-      const opts: DetectOptions = {
-        conf: query.conf ?? DEFAULT_DETECT_OPTIONS.conf,
-        iou: query.iou ?? DEFAULT_DETECT_OPTIONS.iou,
-        maxDet: query.max_det ?? DEFAULT_DETECT_OPTIONS.maxDet,
-        classes: query.classes?.split(",").map(Number),
-      };
-      const result = await detect(lease.model, bytes, opts, ctx.maxPixels);
-      ctx.metrics.inference.observe(result.timings_ms.inference / 1000, { model: name });
-      return c.json({ ...(file ? { file } : {}), ...result }, 200);
-    } finally {
-      await lease.release();
-    }
+    const opts: DetectOptions = {
+      conf: query.conf ?? DEFAULT_DETECT_OPTIONS.conf,
+      iou: query.iou ?? DEFAULT_DETECT_OPTIONS.iou,
+      maxDet: query.max_det ?? DEFAULT_DETECT_OPTIONS.maxDet,
+      classes: query.classes?.split(",").map(Number),
+    };
+    let file: string | undefined;
+    const result = await detectOnModel(ctx, name, opts, async () => {
+      const body = await imageBytes(c);
+      file = body.file;
+      return body.bytes;
+    });
+    return c.json({ ...(file ? { file } : {}), ...result }, 200);
   });
 };

@@ -1,0 +1,30 @@
+/**
+ * The one detect path behind every API family (native `/v1/models/{name}/detect`, DeepStack `/v1/vision/*`):
+ * lease the model's active version, run serving's detect (decode, letterbox, session, NMS), record the
+ * inference time, give the lease back. Each family only reads its own request form and writes its own answer.
+ */
+import { detect, type DetectResult } from "../serving/detector.ts";
+import type { DetectOptions } from "../serving/postprocess.ts";
+import type { RouteContext } from "./app.ts";
+import { unknownModel } from "./routes/models.ts";
+
+/**
+ * Detects on model `name`. The model is leased before `readImage` runs, so an unknown model is a 404 before the
+ * body is read, and a version swap during the upload cannot pull the session away.
+ */
+export async function detectOnModel(
+  ctx: RouteContext,
+  name: string,
+  opts: DetectOptions,
+  readImage: () => Promise<Uint8Array>,
+): Promise<DetectResult> {
+  const lease = ctx.pool.lease(name);
+  if (!lease) throw unknownModel(name);
+  try {
+    const result = await detect(lease.model, await readImage(), opts, ctx.maxPixels);
+    ctx.metrics.inference.observe(result.timings_ms.inference / 1000, { model: name });
+    return result;
+  } finally {
+    await lease.release();
+  }
+}

@@ -11,6 +11,7 @@ import { detectRoutes } from "./routes/detect.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { finetuneRoutes } from "./routes/finetune.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { kserveV2Routes, V2_PREFIX, v2Errors } from "./routes/kserve_v2.ts";
 import { jobRoutes, SSE_KEEP_ALIVE_MS } from "./routes/jobs.ts";
 import { modelRoutes } from "./routes/models.ts";
 import { uiRoutes } from "./routes/ui.ts";
@@ -60,6 +61,7 @@ const ROUTES: RouteModule[] = [
   versionRoutes,
   detectRoutes,
   deepstackRoutes,
+  kserveV2Routes,
   finetuneRoutes,
   jobRoutes,
   uiRoutes,
@@ -101,6 +103,7 @@ export function createApp(deps: AppDeps): ApiApp {
   app.use("*", metricsMiddleware(ctx.metrics));
   // Ahead of every other middleware, so their errors (readiness, limits) also leave in the family's shape.
   app.use(`${DEEPSTACK_PREFIX}/*`, deepstackErrors);
+  app.use(`${V2_PREFIX}/*`, v2Errors);
   app.use("/v1/*", readiness(ctx.isReady));
   app.onError(handleError);
   app.notFound((c) => c.json(errorBody("not_found", `No route for ${c.req.method} ${c.req.path}`), 404));

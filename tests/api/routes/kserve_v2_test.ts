@@ -315,3 +315,59 @@ test("v2 bad infer requests get 400 (404 for unknown models) with the spec's err
     404,
   );
 });
+
+test("the DeepStack and v2 routes are in /openapi.json under their tags, and /metrics labels them by route", async () => {
+  const doc = await (await app.request("/openapi.json")).json();
+  const tagged = (prefix: string) =>
+    Object.entries(doc.paths as Record<string, Record<string, { tags?: string[] }>>)
+      .filter(([path]) => path.startsWith(prefix))
+      .flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => [`${method} ${path}`, op.tags]));
+  const v2 = tagged("/v2");
+  const deepstack = tagged("/v1/vision");
+  const model = "/v2/models/{name}";
+  const versioned = `${model}/versions/{version}`;
+  assert.deepEqual(
+    v2.map(([op]) => op).sort(),
+    [
+      "get /v2",
+      "get /v2/",
+      "get /v2/health/live",
+      "get /v2/health/ready",
+      ...[model, versioned].flatMap((m) => [`get ${m}`, `get ${m}/ready`, `post ${m}/infer`]),
+    ].sort(),
+  );
+  assert.deepEqual(deepstack.map(([op]) => op).sort(), [
+    "post /v1/vision/custom/list",
+    "post /v1/vision/custom/{name}",
+    "post /v1/vision/detection",
+  ]);
+  for (const [op, tags] of v2) assert.deepEqual(tags, ["v2"], String(op));
+  for (const [op, tags] of deepstack) assert.deepEqual(tags, ["deepstack"], String(op));
+
+  const metricsApp = createApp({ pool });
+  const { jpeg } = await picture(25, 64, 64);
+  const form = new FormData();
+  form.append("image", new File([jpeg], "frame.jpg"));
+  for (const path of ["/v1/vision/detection", "/v1/vision/custom/default", "/v1/vision/custom/nope"]) {
+    await (await metricsApp.request(path, { method: "POST", body: form })).body?.cancel();
+  }
+  const bytes = { inputs: [{ name: INPUT, shape: [1], datatype: "BYTES", data: [jpeg.toBase64()] }] };
+  for (const path of ["/v2/models/default/infer", "/v2/models/default/versions/1/infer"]) {
+    await (await metricsApp.request(path, { method: "POST", body: JSON.stringify(bytes) })).body?.cancel();
+  }
+  await (await metricsApp.request("/v2/models/default")).body?.cancel();
+  const text = await (await metricsApp.request("/metrics")).text();
+  const expected: [string, string, number][] = [
+    ["POST", "/v1/vision/detection", 200],
+    ["POST", "/v1/vision/custom/:name", 200],
+    ["POST", "/v1/vision/custom/:name", 404],
+    ["POST", "/v2/models/:name/infer", 200],
+    ["POST", "/v2/models/:name/versions/:version/infer", 200],
+    ["GET", "/v2/models/:name", 200],
+  ];
+  for (const [method, route, status] of expected) {
+    const line = `kestrel_http_requests_total{method="${method}",route="${route}",status="${status}"} 1`;
+    assert.ok(text.includes(line), `${line} in\n${text}`);
+  }
+  assert.ok(!/route="\/v[12]\/[^"]*(default|nope)/.test(text), "model names stay out of the route label");
+});

@@ -126,11 +126,17 @@ export function fp32Values(input: InferInput, binary: Uint8Array | undefined): F
 
 /**
  * A BYTES input's elements: JSON strings (base64, as the payload of an encoded image must be in JSON), or
- * binary as the extension lays BYTES out, each element a 4-byte little-endian length and then its bytes.
+ * binary as the extension lays BYTES out, each element a 4-byte little-endian length and then its bytes. A
+ * one-element input may also be the bare bytes, as OpenVINO Model Server accepts for a single image: its
+ * first four bytes then do not give the rest's length (a JPEG, PNG or WebP signature never does).
  */
 export function bytesValues(input: InferInput, binary: Uint8Array | undefined): Uint8Array[] {
   const out: Uint8Array[] = [];
-  if (binary) {
+  const prefixed = (b: Uint8Array) =>
+    b.length >= 4 && new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true) === b.length - 4;
+  if (binary && elements(input.shape) === 1 && !prefixed(binary)) {
+    out.push(binary);
+  } else if (binary) {
     const view = new DataView(binary.buffer, binary.byteOffset, binary.byteLength);
     for (let at = 0; at < binary.length;) {
       const size = at + 4 <= binary.length ? view.getUint32(at, true) : -1;

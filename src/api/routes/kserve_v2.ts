@@ -161,7 +161,7 @@ const infer = (versioned: boolean) =>
   });
 
 /** The served version of `name`, leased; 404 for an unknown model or a version other than the active one. */
-function leaseVersion(ctx: RouteContext, name: string, version: string | undefined): Lease {
+async function leaseVersion(ctx: RouteContext, name: string, version: string | undefined): Promise<Lease> {
   const lease = ctx.pool.lease(name);
   if (!lease) {
     if (!ctx.isReady()) throw new ApiError(503, "not_ready", "Models are still loading; retry shortly");
@@ -230,7 +230,7 @@ async function inputTensor(
 }
 
 async function runInfer(c: Context, ctx: RouteContext, name: string, version?: string): Promise<Response> {
-  const lease = leaseVersion(ctx, name, version);
+  const lease = await leaseVersion(ctx, name, version);
   try {
     const { request, binary } = parseInferBody(
       new Uint8Array(await c.req.arrayBuffer()),
@@ -304,12 +304,12 @@ export const kserveV2Routes: RouteModule = (app, ctx) => {
   for (const versioned of [false, true]) {
     const version = (c: Context) => (versioned ? c.req.param("version") : undefined);
     app.openapi(modelMeta(versioned), async (c) => {
-      const lease = leaseVersion(ctx, c.req.param("name")!, version(c));
+      const lease = await leaseVersion(ctx, c.req.param("name")!, version(c));
       await lease.release();
       return c.json(describe(lease), 200);
     });
     app.openapi(modelReady(versioned), async (c) => {
-      await leaseVersion(ctx, c.req.param("name")!, version(c)).release();
+      await (await leaseVersion(ctx, c.req.param("name")!, version(c))).release();
       return c.body(null, 200);
     });
     // Registered for the document only: the handler parses the body itself (JSON or binary), so that every

@@ -249,26 +249,30 @@ test("v2 BYTES input: an encoded image, letterboxed as the detect path does, giv
   assert.deepEqual(viaJson.parameters, expectParameters);
   assert.deepEqual(viaJson.outputs[0].data, expected.data);
 
+  // the extension's BYTES layout (4-byte little-endian length, then the bytes), and the bare image OVMS takes
   const element = new Uint8Array(4 + jpeg.length);
   new DataView(element.buffer).setUint32(0, jpeg.length, true);
   element.set(jpeg, 4);
-  const head = new TextEncoder().encode(JSON.stringify({
-    inputs: [{
+  const sendBinary = (data: Uint8Array, parameters: object = {}) => {
+    const input = {
       name: INPUT,
       shape: [1],
       datatype: "BYTES",
-      parameters: { binary_data_size: element.length },
-    }],
-    parameters: { binary_data_output: true },
-  }));
-  const viaBinary = await infer(new Uint8Array([...head, ...element]), {
-    [BINARY_HEADER]: String(head.length),
-  });
-  assert.equal(viaBinary.status, 200);
-  const { head: answer, rest } = await splitBinary(viaBinary);
-  assertSpec("binary_inference_response", answer);
-  assert.deepEqual(answer.parameters, expectParameters);
-  assert.deepEqual(littleEndianFloats(rest), expected.data);
+      parameters: { binary_data_size: data.length },
+    };
+    const head = new TextEncoder().encode(JSON.stringify({ inputs: [input], parameters }));
+    return infer(new Uint8Array([...head, ...data]), { [BINARY_HEADER]: String(head.length) });
+  };
+  for (const data of [element, jpeg]) {
+    const viaBinary = await sendBinary(data, { binary_data_output: true });
+    assert.equal(viaBinary.status, 200);
+    const { head: answer, rest } = await splitBinary(viaBinary);
+    assertSpec("binary_inference_response", answer);
+    assert.deepEqual(answer.parameters, expectParameters);
+    assert.deepEqual(littleEndianFloats(rest), expected.data);
+  }
+  // two length-prefixed elements where the shape says one: not an image
+  await expectV2Error(sendBinary(new Uint8Array([...element, ...element])), 415);
 });
 
 test("v2 bad infer requests get 400 (404 for unknown models) with the spec's error object", async () => {

@@ -375,3 +375,86 @@ test("the DeepStack and v2 routes are in /openapi.json under their tags, and /me
   }
   assert.ok(!/route="\/v[12]\/[^"]*(default|nope)/.test(text), "model names stay out of the route label");
 });
+
+test("v2 follows the active version: after a swap the new version answers and the old one is 404", async () => {
+  const swapping = new ModelPool(nativeBackend);
+  await swapping.swap("m", 1, MODEL_BYTES);
+  const v2 = createApp({ pool: swapping });
+  try {
+    const { tensor } = await picture(26, 96, 96);
+    const request = JSON.stringify({
+      inputs: [{ name: INPUT, shape: [1, 3, IMGSZ, IMGSZ], datatype: "FP32", data: Array.from(tensor) }],
+    });
+    const post = (path: string) => v2.request(path, { method: "POST", body: request });
+    assert.equal((await (await post("/v2/models/m/versions/1/infer")).json()).model_version, "1");
+    await swapping.swap("m", 2, MODEL_BYTES);
+    const body = await (await post("/v2/models/m/infer")).json();
+    assert.equal(body.model_version, "2");
+    assert.deepEqual(body.outputs[0].data, (await referenceRun(tensor)).data);
+    assert.equal((await (await post("/v2/models/m/versions/2/infer")).json()).model_version, "2");
+    await expectV2Error(post("/v2/models/m/versions/1/infer"), 404, /serves version 2/);
+    assert.deepEqual((await (await v2.request("/v2/models/m")).json()).versions, ["2"]);
+  } finally {
+    await swapping.close();
+  }
+});
+
+const SHARED = new URL("../../../../shared/", import.meta.url);
+const HAS_YOLOV5N = await Deno.stat(new URL("models/yolov5n.onnx", SHARED)).then(() => true, () => false);
+
+Deno.test({
+  name: "v2 on yolov5n: bus.jpg as a binary BYTES input gives onnxruntime's output on the letterboxed image",
+  ignore: !HAS_YOLOV5N,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const onnx = await Deno.readFile(new URL("models/yolov5n.onnx", SHARED));
+    const bus = await Deno.readFile(new URL("images/bus.jpg", SHARED));
+    const yolo = new ModelPool(nativeBackend);
+    await yolo.swap("yolov5n", 1, onnx);
+    const session = await ort.InferenceSession.create(onnx, { graphOptimizationLevel: "all" });
+    try {
+      const input = {
+        name: INPUT,
+        shape: [1],
+        datatype: "BYTES",
+        parameters: { binary_data_size: bus.length },
+      };
+      const head = new TextEncoder().encode(
+        JSON.stringify({ inputs: [input], parameters: { binary_data_output: true } }),
+      );
+      const res = await createApp({ pool: yolo }).request("/v2/models/yolov5n/infer", {
+        method: "POST",
+        body: new Uint8Array([...head, ...bus]),
+        headers: { [BINARY_HEADER]: String(head.length) },
+      });
+      assert.equal(res.status, 200);
+      const { head: answer, rest } = await splitBinary(res);
+      assertSpec("binary_inference_response", answer);
+      const { tensor } = letterbox(await decodeImage(bus), 640);
+      const out =
+        (await session.run({ [INPUT]: new ort.Tensor("float32", tensor, [1, 3, 640, 640]) }))[OUTPUT];
+      assert.deepEqual((answer.outputs as { shape: number[] }[])[0].shape, [...out.dims]);
+      assert.deepEqual(littleEndianFloats(rest), Array.from(out.data as Float32Array));
+    } finally {
+      await session.release();
+      await yolo.close();
+    }
+  },
+});
+
+test("--detect-needs-key: v2 infer needs the Bearer key (401 in the spec's shape); metadata stays open", async () => {
+  const locked = createApp({ pool, apiKey: "s3cret", detectNeedsKey: true });
+  const { jpeg } = await picture(27, 64, 64);
+  const body = JSON.stringify({
+    inputs: [{ name: INPUT, shape: [1], datatype: "BYTES", data: [jpeg.toBase64()] }],
+  });
+  const post = (headers: Record<string, string>) =>
+    locked.request("/v2/models/default/infer", { method: "POST", body, headers });
+  await expectV2Error(post({}), 401);
+  await expectV2Error(post({ authorization: "Bearer nope" }), 401);
+  const ok = await post({ authorization: "Bearer s3cret" });
+  assert.equal(ok.status, 200);
+  await ok.body?.cancel();
+  assert.equal((await locked.request("/v2/models/default")).status, 200);
+});

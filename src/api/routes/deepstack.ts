@@ -71,6 +71,7 @@ const detectionResponses = {
   413: error("Body over the size limit, or image over the pixel limit"),
   415: error("Not multipart/form-data, or the image is not a JPEG, PNG or WebP"),
   422: error("No `image` field, a bad `min_confidence`, or an undecodable image"),
+  500: error("Internal error (still JSON: clients parse every answer)"),
   503: error("Models still loading"),
 };
 const body = { required: false, content: { "multipart/form-data": { schema: FormSchema } } };

@@ -156,6 +156,7 @@ const infer = (versioned: boolean) =>
       413: error("Body over the size limit, or image over the pixel limit"),
       415: error("A BYTES input that is not a JPEG, PNG or WebP"),
       422: error("A BYTES input that is not a decodable image"),
+      500: error("Internal error"),
       503: error("Models still loading"),
     },
   });

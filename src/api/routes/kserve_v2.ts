@@ -68,6 +68,8 @@ const ok = (description: string) => ({ 200: { description } });
 
 const modelPath = (suffix: string, versioned: boolean) =>
   `${V2_PREFIX}/models/{name}${versioned ? "/versions/{version}" : ""}${suffix}`;
+/** OpenAPI's `{param}` path as Hono's `:param`. */
+const honoPath = (path: string) => path.replace(/\{(\w+)\}/g, ":$1");
 const params = (versioned: boolean) => (versioned ? VersionParamSchema : ModelNameParamSchema);
 
 const serverMeta = (path: string) =>
@@ -170,7 +172,7 @@ async function leaseVersion(ctx: RouteContext, name: string, version: string | u
   }
   const active = String(lease.model.ref.version);
   if (version !== undefined && version !== active) {
-    lease.release();
+    await lease.release();
     throw new ApiError(
       404,
       "version_not_found",
@@ -280,7 +282,7 @@ export const v2Errors = reshapeErrors((_status, message) => ({ error: message })
 
 export const kserveV2Routes: RouteModule = (app, ctx) => {
   const largestInput = () => Math.max(0, ...ctx.pool.list().map((m) => 3 * m.spec.imgsz ** 2));
-  for (const path of ["/v2/models/:name/infer", "/v2/models/:name/versions/:version/infer"]) {
+  for (const path of [false, true].map((versioned) => honoPath(modelPath("/infer", versioned)))) {
     app.use(path, requireDetectKey(ctx));
     app.use(path, (c, next) => {
       const maxSize = Math.max(ctx.maxBodyBytes, JSON_BYTES_PER_VALUE * largestInput());
@@ -317,9 +319,6 @@ export const kserveV2Routes: RouteModule = (app, ctx) => {
     // bad request is a 400 with the spec's error shape rather than a validation error.
     const route = infer(versioned);
     app.openAPIRegistry.registerPath(route);
-    app.post(
-      route.path.replace(/\{(\w+)\}/g, ":$1"),
-      (c) => runInfer(c, ctx, c.req.param("name")!, version(c)),
-    );
+    app.post(honoPath(route.path), (c) => runInfer(c, ctx, c.req.param("name")!, version(c)));
   }
 };

@@ -14,10 +14,16 @@ export function bearerKey(c: Context): string | undefined {
   return /^Bearer (.+)$/.exec(c.req.header("authorization") ?? "")?.[1];
 }
 
-/** Throws 401 when detection needs the key and none of `presented` is it. */
+/**
+ * Throws 401 when detection needs the key and none of `presented` is it; with the flag but no key (startServer
+ * refuses that) nothing gets through.
+ */
 export async function checkDetectKey(ctx: RouteContext, presented: (string | undefined)[]): Promise<void> {
-  if (!ctx.detectNeedsKey || ctx.apiKey === null) return;
-  for (const key of presented) if (key !== undefined && (await sameKey(key, ctx.apiKey))) return;
+  if (!ctx.detectNeedsKey) return;
+  const expected = ctx.apiKey;
+  if (expected !== null) {
+    for (const key of presented) if (key !== undefined && (await sameKey(key, expected))) return;
+  }
   throw new ApiError(401, "unauthorized", "Detection needs the API key (Authorization: Bearer <key>)");
 }
 

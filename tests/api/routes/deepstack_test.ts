@@ -296,6 +296,9 @@ test("api_key: ignored unless --detect-needs-key; then the form field or the Bea
   ) {
     await expectDeepStackError(locked.request("/v1/vision/detection", form(data, jpeg)), 401);
   }
+  // the flag without a key (startServer refuses it) lets nothing through rather than everything
+  const keyless = createApp({ pool, detectNeedsKey: true });
+  await expectDeepStackError(keyless.request("/v1/vision/detection", form([["api_key", ""]], jpeg)), 401);
   // the native detect route needs the Bearer key too
   const raw = { method: "POST", body: jpeg, headers: { "content-type": "image/jpeg" } };
   const denied = await locked.request("/v1/models/default/detect", raw);

@@ -6,14 +6,17 @@ import type { ModelPool } from "../serving/pool.ts";
 import { defaultTrainingMemoryBytes } from "../train/training_memory.ts";
 import { errorBody, handleError } from "./errors.ts";
 import { checkHost } from "./middleware/host.ts";
+import { InflightLimit } from "./middleware/inflight.ts";
 import { createServerMetrics, metricsMiddleware, type ServerMetrics } from "./middleware/metrics.ts";
 import { readiness } from "./middleware/ready.ts";
 import { refuseCrossSite } from "./middleware/same_origin.ts";
 import { securityHeaders } from "./middleware/security_headers.ts";
+import { DEEPSTACK_PREFIX, deepstackErrors, deepstackRoutes } from "./routes/deepstack.ts";
 import { detectRoutes } from "./routes/detect.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { finetuneRoutes } from "./routes/finetune.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { kserveV2Routes, V2_PREFIX, v2Errors } from "./routes/kserve_v2.ts";
 import { jobRoutes, SSE_KEEP_ALIVE_MS } from "./routes/jobs.ts";
 import { modelRoutes } from "./routes/models.ts";
 import { serverInfoRoutes } from "./routes/server_info.ts";
@@ -57,11 +60,17 @@ export interface AppDeps {
   maxInflightDetect?: number;
   /** Open job event streams before more get 429. */
   maxEventStreams?: number;
+  /** The model DeepStack's `/v1/vision/detection` runs; null means the first served model by name. */
+  deepstackModel?: string | null;
+  /** Detection (every API family) needs the API key too; without it only mutating routes do. */
+  detectNeedsKey?: boolean;
 }
 
 /** What every route module receives: the app's dependencies with defaults filled in, and its metrics. */
 export interface RouteContext extends Required<AppDeps> {
   metrics: ServerMetrics;
+  /** One ceiling for detection in flight across every API family (native, DeepStack, v2 infer). */
+  detectInflight: InflightLimit;
 }
 
 export type ApiApp = OpenAPIHono;
@@ -74,6 +83,8 @@ const ROUTES: RouteModule[] = [
   serverInfoRoutes,
   versionRoutes,
   detectRoutes,
+  deepstackRoutes,
+  kserveV2Routes,
   finetuneRoutes,
   jobRoutes,
   uiRoutes,
@@ -103,7 +114,13 @@ export function createApp(deps: AppDeps): ApiApp {
     allowedHosts: deps.allowedHosts ?? [],
     maxInflightDetect: deps.maxInflightDetect ?? DEFAULT_MAX_INFLIGHT_DETECT,
     maxEventStreams: deps.maxEventStreams ?? DEFAULT_MAX_EVENT_STREAMS,
+    deepstackModel: deps.deepstackModel ?? null,
+    detectNeedsKey: deps.detectNeedsKey ?? false,
     metrics: createServerMetrics(deps.pool),
+    detectInflight: new InflightLimit(
+      deps.maxInflightDetect ?? DEFAULT_MAX_INFLIGHT_DETECT,
+      "detect requests",
+    ),
   };
   const app = new OpenAPIHono({
     defaultHook: (result, c) => {
@@ -117,6 +134,10 @@ export function createApp(deps: AppDeps): ApiApp {
     },
   });
   app.use("*", metricsMiddleware(ctx.metrics));
+  // Ahead of every other middleware, so their errors (host, cross-site, readiness, limits) also leave in the
+  // family's shape.
+  app.use(`${DEEPSTACK_PREFIX}/*`, deepstackErrors);
+  app.use(`${V2_PREFIX}/*`, v2Errors);
   app.use("*", securityHeaders());
   app.use("*", checkHost({ listenHost: ctx.listenHost, allowedHosts: ctx.allowedHosts }));
   app.use("*", refuseCrossSite());

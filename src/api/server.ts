@@ -57,13 +57,17 @@ async function listen(
   const trainer = (options.trainer ?? ((r) => registryTrainer(r, log)))(registry);
   const jobs = await openJobs(config.dataDir, trainer, loaded.promise, log);
   const stopping = new AbortController();
+  const apiKey = resolveApiKey(config.apiKey);
+  if (config.detectNeedsKey && apiKey === null) {
+    throw new Error("--detect-needs-key needs a key: --api-key or KESTREL_API_KEY");
+  }
   const app = createApp({
     pool,
     isReady: () => ready,
     maxBodyBytes: config.maxBodyBytes,
     maxPixels: config.maxPixels,
     registry,
-    apiKey: resolveApiKey(config.apiKey),
+    apiKey,
     jobs,
     maxDatasetBytes: config.maxDatasetBytes,
     maxTrainMemoryBytes: config.maxTrainMemoryBytes,
@@ -72,6 +76,8 @@ async function listen(
     allowedHosts: config.allowedHosts,
     maxInflightDetect: config.maxInflightDetect,
     maxEventStreams: config.maxEventStreams,
+    deepstackModel: config.deepstackModel ?? null,
+    detectNeedsKey: config.detectNeedsKey,
   });
   const server = Deno.serve({ hostname: config.host, port: config.port, onListen: () => {} }, app.fetch);
   const { hostname, port } = server.addr;

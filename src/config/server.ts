@@ -32,6 +32,10 @@ export const ServerConfigSchema = z.object({
   maxEventStreams: z.coerce.number().int().positive().default(64),
   /** Most memory one fine-tune job may need (its estimate is checked before queueing); default: system memory. */
   maxTrainMemoryBytes: z.coerce.number().int().positive().optional(),
+  /** The model DeepStack's /v1/vision/detection runs; the first served model by name when absent. */
+  deepstackModel: z.string().min(1).optional(),
+  /** Detection needs the API key as well (Bearer, or DeepStack's form field `api_key`). */
+  detectNeedsKey: z.boolean().default(false),
 });
 
 export type ServerConfig = z.infer<typeof ServerConfigSchema>;
@@ -40,7 +44,7 @@ export const SERVE_USAGE = "Usage: deno task start [--host 127.0.0.1] [--port 80
   "[--data-dir ./data] [--backend auto|webgpu|wasm|native] [--imgsz N] [--max-body-bytes 20971520] " +
   "[--max-pixels 40000000] [--api-key KEY | --api-key-file PATH] [--allowed-hosts NAME,...] " +
   "[--max-model-bytes 268435456] [--max-dataset-bytes 1073741824] [--max-inflight-detect 32] " +
-  "[--max-event-streams 64] [--max-train-memory BYTES]";
+  "[--max-event-streams 64] [--max-train-memory BYTES] [--deepstack-model NAME] [--detect-needs-key]";
 
 /** Parses `deno task start` flags once, at the edge; throws an Error listing every bad flag. */
 export function parseServerArgs(args: string[]): ServerConfig {
@@ -63,6 +67,8 @@ export function parseServerArgs(args: string[]): ServerConfig {
       "max-inflight-detect": { type: "string" },
       "max-event-streams": { type: "string" },
       "max-train-memory": { type: "string" },
+      "deepstack-model": { type: "string" },
+      "detect-needs-key": { type: "boolean" },
     },
   });
   if (values["api-key"] !== undefined && values["api-key-file"] !== undefined) {
@@ -85,6 +91,8 @@ export function parseServerArgs(args: string[]): ServerConfig {
     maxInflightDetect: values["max-inflight-detect"],
     maxEventStreams: values["max-event-streams"],
     maxTrainMemoryBytes: values["max-train-memory"],
+    deepstackModel: values["deepstack-model"],
+    detectNeedsKey: values["detect-needs-key"],
   });
   if (!parsed.success) throw new Error(`${z.prettifyError(parsed.error)}\n${SERVE_USAGE}`);
   return parsed.data;

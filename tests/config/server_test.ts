@@ -45,3 +45,13 @@ Deno.test("--api-key-file reads the key trimmed, and refuses a world-readable or
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("--deepstack-model and --detect-needs-key parse; both are off by default", () => {
+  const plain = parseServerArgs([]);
+  assert.equal(plain.deepstackModel, undefined);
+  assert.equal(plain.detectNeedsKey, false);
+  const set = parseServerArgs(["--deepstack-model", "yolov5n", "--detect-needs-key"]);
+  assert.equal(set.deepstackModel, "yolov5n");
+  assert.equal(set.detectNeedsKey, true);
+  assert.throws(() => parseServerArgs(["--deepstack-model", ""]), /deepstackModel/);
+});

@@ -1,11 +1,12 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { detect } from "../../serving/detector.ts";
 import { DEFAULT_DETECT_OPTIONS, type DetectOptions } from "../../serving/postprocess.ts";
 import type { RouteModule } from "../app.ts";
+import { requireDetectKey } from "../detect_key.ts";
+import { detectOnModel } from "../detect_run.ts";
 import { ApiError, errorBody } from "../errors.ts";
-import { InflightLimit, limitInflight } from "../middleware/inflight.ts";
+import { limitInflight } from "../middleware/inflight.ts";
 import { acceptMediaTypes, mediaType } from "../middleware/media_type.ts";
 import {
   Base64ImageSchema,
@@ -14,7 +15,6 @@ import {
   ErrorSchema,
   ModelNameParamSchema,
 } from "../schemas.ts";
-import { unknownModel } from "./models.ts";
 
 const RAW_TYPES = ["image/jpeg", "image/png", "image/webp", "application/octet-stream"];
 const BODY_TYPES = [...RAW_TYPES, "multipart/form-data", "application/json"];
@@ -48,6 +48,7 @@ const route = createRoute({
     400: error("Bad query values or malformed JSON"),
     404: error("Unknown model"),
     413: error("Body over the size limit, or image over the pixel limit"),
+    401: error("With --detect-needs-key: no or a wrong Bearer key"),
     415: error("Not a JPEG, PNG or WebP, or an unsupported content type"),
     422: error("Undecodable image, truncated file, or invalid base64/body fields"),
     429: error("More detect requests in flight than --max-inflight-detect (`overloaded`); see Retry-After"),
@@ -75,8 +76,8 @@ async function imageBytes(c: Context): Promise<{ bytes: Uint8Array; file?: strin
 }
 
 export const detectRoutes: RouteModule = (app, ctx) => {
-  const inflight = new InflightLimit(ctx.maxInflightDetect, "detect requests");
-  app.on("POST", "/v1/models/:name/detect", limitInflight(inflight), acceptMediaTypes(BODY_TYPES));
+  app.on("POST", "/v1/models/:name/detect", limitInflight(ctx.detectInflight), acceptMediaTypes(BODY_TYPES));
+  app.use("/v1/models/:name/detect", requireDetectKey(ctx));
   app.use(
     "/v1/models/:name/detect",
     bodyLimit({
@@ -91,24 +92,18 @@ export const detectRoutes: RouteModule = (app, ctx) => {
   app.openapi(route, async (c) => {
     const { name } = c.req.valid("param");
     const query = c.req.valid("query");
-    if (!ctx.pool.get(name)) throw unknownModel(name);
-    // The lease pins a model version (a swap waits for it): take it only once the body is in, so a slow or
-    // stalled upload holds no model.
-    const { bytes, file } = await imageBytes(c);
-    const lease = ctx.pool.lease(name);
-    if (!lease) throw unknownModel(name);
-    try {
-      const opts: DetectOptions = {
-        conf: query.conf ?? DEFAULT_DETECT_OPTIONS.conf,
-        iou: query.iou ?? DEFAULT_DETECT_OPTIONS.iou,
-        maxDet: query.max_det ?? DEFAULT_DETECT_OPTIONS.maxDet,
-        classes: query.classes?.split(",").map(Number),
-      };
-      const result = await detect(lease.model, bytes, opts, ctx.maxPixels);
-      ctx.metrics.inference.observe(result.timings_ms.inference / 1000, { model: name });
-      return c.json({ ...(file ? { file } : {}), ...result }, 200);
-    } finally {
-      await lease.release();
-    }
+    const opts: DetectOptions = {
+      conf: query.conf ?? DEFAULT_DETECT_OPTIONS.conf,
+      iou: query.iou ?? DEFAULT_DETECT_OPTIONS.iou,
+      maxDet: query.max_det ?? DEFAULT_DETECT_OPTIONS.maxDet,
+      classes: query.classes?.split(",").map(Number),
+    };
+    let file: string | undefined;
+    const result = await detectOnModel(ctx, name, opts, async () => {
+      const body = await imageBytes(c);
+      file = body.file;
+      return body.bytes;
+    });
+    return c.json({ ...(file ? { file } : {}), ...result }, 200);
   });
 };

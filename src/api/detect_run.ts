@@ -1,0 +1,32 @@
+/**
+ * The one detect path behind every API family (native `/v1/models/{name}/detect`, DeepStack `/v1/vision/*`):
+ * lease the model's active version, run serving's detect (decode, letterbox, session, NMS), record the
+ * inference time, give the lease back. Each family only reads its own request form and writes its own answer.
+ */
+import { detect, type DetectResult } from "../serving/detector.ts";
+import type { DetectOptions } from "../serving/postprocess.ts";
+import type { RouteContext } from "./app.ts";
+import { unknownModel } from "./routes/models.ts";
+
+/**
+ * Detects on model `name`. An unknown model is a 404 before the body is read; the lease, which pins a version
+ * (a swap waits for it), is taken only once the body is in, so a slow or stalled upload holds no model.
+ */
+export async function detectOnModel(
+  ctx: RouteContext,
+  name: string,
+  opts: DetectOptions,
+  readImage: () => Promise<Uint8Array>,
+): Promise<DetectResult> {
+  if (!ctx.pool.get(name)) throw unknownModel(name);
+  const image = await readImage();
+  const lease = ctx.pool.lease(name);
+  if (!lease) throw unknownModel(name);
+  try {
+    const result = await detect(lease.model, image, opts, ctx.maxPixels);
+    ctx.metrics.inference.observe(result.timings_ms.inference / 1000, { model: name });
+    return result;
+  } finally {
+    await lease.release();
+  }
+}

@@ -13,11 +13,11 @@ export async function npmReachable(): Promise<boolean> {
   }
 }
 
-/** Whether this process may create a network namespace (root, or unprivileged user namespaces). */
+/** Whether this process may create network and mount namespaces (root, or unprivileged user namespaces). */
 export async function unshareAllowed(): Promise<boolean> {
   try {
     const { code } = await new Deno.Command("unshare", {
-      args: ["-n", "true"],
+      args: ["-mn", "true"],
       stdout: "null",
       stderr: "null",
     })

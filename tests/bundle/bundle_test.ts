@@ -3,6 +3,7 @@ import { join, relative } from "node:path";
 import { buildBundle, type BundleResult, projectVersion } from "../../src/bundle/build.ts";
 import { ELF_MACHINE_NAMES, fileNativeKind } from "../../src/bundle/native.ts";
 import { target, TARGET_NAMES, type TargetName } from "../../src/bundle/targets.ts";
+import { ensureRuntimeDir } from "../../src/gpu/runtime_dir.ts";
 import { npmReachable, unshareAllowed } from "./_preconditions.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -14,6 +15,8 @@ else if (!UNSHARE) console.warn("offline bundle run skipped: unshare -n is not p
 const BUILD_LIMIT_MS = 300_000;
 /** Start, one detect and drain of the unpacked bundle inside the namespace. */
 const RUN_LIMIT_MS = 180_000;
+ensureRuntimeDir();
+const HAS_ADAPTER = (await navigator.gpu?.requestAdapter()) != null;
 const IMAGE = join(ROOT, "tests/fixtures/shapes/images/shapes_0000.png");
 
 const out = NPM ? await Deno.makeTempDir({ prefix: "kestrel-bundle-test-" }) : "";
@@ -138,12 +141,19 @@ console.log(JSON.stringify({ status: res.status, body: await res.json() }));
 `;
 
 /**
- * Inside `unshare -n` (loopback only) and `env -i` (no Deno on PATH, no DENO_DIR, a fresh HOME): the server from
- * the unpacked bundle, bin/kestrel wait-ready, one detect from the bundled Deno, then SIGTERM; the script prints
- * the client's answer and then `exit=<server status>`.
+ * Inside `unshare -mn` (loopback only) and `env -i` (no Deno on PATH, no DENO_DIR, a fresh HOME): the server from
+ * the unpacked bundle (bind-mounted read-only): its doctor, then the server, bin/kestrel wait-ready, one detect from
+ * the bundled Deno and SIGTERM. The script prints `doctor=<status>`, the client's answer, `exit=<server status>`.
  */
 const SCRIPT = `
 ip link set lo up || exit 90
+# Read-only, as under systemd's ProtectSystem=strict: nothing may need to write into the bundle. The mount is
+# private to this namespace; unmounting on exit still guards against a host whose mounts propagate anyway.
+mount --make-rprivate / || exit 93
+mount --bind "$B" "$B" && mount -o remount,bind,ro "$B" || exit 93
+trap 'umount "$B"' EXIT
+"$B/bin/kestrel" doctor --data-dir "$W/data" >"$W/doctor.txt" 2>&1
+echo "doctor=$?"
 export KESTREL_PORT=8199 KESTREL_BACKEND=native KESTREL_READY_TIMEOUT=120
 "$B/bin/kestrel" serve --data-dir "$W/data" 2>"$W/server.log" &
 pid=$!
@@ -159,8 +169,9 @@ echo "exit=$?"
 
 Deno.test({
   name:
-    "the unpacked x86_64 bundle serves a detect with no network, no Deno on PATH and no cache, and stops on SIGTERM",
+    "the unpacked x86_64 bundle, read-only, passes its doctor and serves a detect with no network, no Deno on PATH and no cache, and stops on SIGTERM",
   ignore: !NPM || !UNSHARE || Deno.build.arch !== "x86_64",
+  sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
     const { dir } = await withLimit(built("x86_64-unknown-linux-gnu"), BUILD_LIMIT_MS, "building x86_64");
@@ -189,7 +200,11 @@ Deno.test({
     const log = await Deno.readTextFile(join(work, "server.log")).catch(() => "(no server log)");
     const context = `script exit ${code}\n${new TextDecoder().decode(stderr)}\nserver log:\n${log}`;
     assert.equal(code, 0, context);
-    const [answer, exit] = new TextDecoder().decode(stdout).trim().split("\n");
+    const [doctorExit, answer, exit] = new TextDecoder().decode(stdout).trim().split("\n");
+    const doctor = await Deno.readTextFile(join(work, "doctor.txt"));
+    assert.match(doctor, /^ok {3}self-test detect: /m, doctor);
+    // Without a WebGPU adapter the doctor rightly fails the training checks; the bundle must not fail others.
+    if (HAS_ADAPTER) assert.equal(doctorExit, "doctor=0", doctor);
     assert.equal(exit, "exit=0", `the server did not exit 0 on SIGTERM\n${context}`);
     const { status, body } = JSON.parse(answer);
     assert.equal(status, 200, JSON.stringify(body));

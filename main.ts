@@ -6,6 +6,8 @@ const commands: Record<string, () => Promise<{ run(args: string[]): Promise<numb
   bench: () => import("./src/cli/bench.ts"),
   "new-model": () => import("./src/cli/new_model.ts"),
   synth: () => import("./src/cli/synth.ts"),
+  bundle: () => import("./src/cli/bundle.ts"),
+  doctor: () => import("./src/cli/doctor.ts"),
 };
 
 const [name, ...rest] = Deno.args;

@@ -1,0 +1,102 @@
+import { cp } from "node:fs/promises";
+import { join, relative, resolve } from "node:path";
+import { type NpmLock, retargetNodeModules } from "./node_modules.ts";
+import { fetchNpmPackage, run } from "./npm_pack.ts";
+import type { Target } from "./targets.ts";
+
+/** What a bundle carries of the project itself, copied into app/. */
+const APP_FILES = ["main.ts", "src", "wgsl", "web", "models", "deno.json", "deno.lock"];
+/** deploy/ file -> its place in the bundle, and whether it is executable. */
+const DEPLOY_FILES: [string, string, boolean][] = [
+  ["kestrel", "bin/kestrel", true],
+  ["install.sh", "install.sh", true],
+  ["kestrel.service", "kestrel.service", false],
+  ["kestrel.env", "kestrel.env", false],
+  ["README.md", "README.md", false],
+];
+
+export interface BundleResult {
+  /** The .tar.gz written. */
+  path: string;
+  bytes: number;
+  /** The largest parts before compression (the Deno binary, each npm package, the app), largest first. */
+  largest: { part: string; bytes: number }[];
+}
+
+/** The project version, from deno.json's "version". */
+export async function projectVersion(root: string): Promise<string> {
+  const { version } = JSON.parse(await Deno.readTextFile(join(root, "deno.json"))) as { version?: string };
+  if (!version) throw new Error(`${join(root, "deno.json")} has no "version"`);
+  return version;
+}
+
+/**
+ * Writes the launcher, unit, env file, install.sh, README and VERSION of `version` into `dir`: everything in a
+ * bundle except the Deno binary and the app.
+ */
+export async function writeDeployFiles(root: string, dir: string, version: string): Promise<void> {
+  for (const [from, to, executable] of DEPLOY_FILES) {
+    await Deno.mkdir(join(dir, to, ".."), { recursive: true });
+    await Deno.copyFile(join(root, "deploy", from), join(dir, to));
+    await Deno.chmod(join(dir, to), executable ? 0o755 : 0o644);
+  }
+  await Deno.writeTextFile(join(dir, "VERSION"), `${version}\n`);
+}
+
+async function treeBytes(path: string): Promise<number> {
+  const info = await Deno.lstat(path);
+  if (!info.isDirectory) return info.size;
+  let total = 0;
+  for await (const entry of Deno.readDir(path)) total += await treeBytes(join(path, entry.name));
+  return total;
+}
+
+async function largestParts(top: string): Promise<{ part: string; bytes: number }[]> {
+  const packages = join(top, "app", "node_modules", ".deno");
+  const parts = [join(top, "bin", "deno")];
+  for await (const entry of Deno.readDir(packages)) {
+    if (entry.isDirectory && entry.name !== "node_modules") parts.push(join(packages, entry.name));
+  }
+  const sized = await Promise.all(
+    parts.map(async (p) => ({ part: relative(top, p), bytes: await treeBytes(p) })),
+  );
+  return sized.sort((a, b) => b.bytes - a.bytes).slice(0, 5);
+}
+
+/**
+ * Builds dist/kestrel-<version>-<target>.tar.gz from the project at `root`: the target's Deno binary (npm
+ * @deno/linux-*-glibc of the running Deno's version), the app with a node_modules tree for the target, and the
+ * deploy files. Needs the npm registry; nothing in the result needs any network.
+ */
+export async function buildBundle(root: string, target: Target, outDir: string): Promise<BundleResult> {
+  const version = await projectVersion(root);
+  const name = `kestrel-${version}-${target.name}`;
+  const staging = await Deno.makeTempDir({ prefix: "kestrel-bundle-" });
+  try {
+    const top = join(staging, name);
+    const app = join(top, "app");
+    await Deno.mkdir(app, { recursive: true });
+    for (const file of APP_FILES) await cp(join(root, file), join(app, file), { recursive: true });
+    // Lays node_modules out from deno.lock exactly (the build machine's platform packages first; retargeted next).
+    await run(Deno.execPath(), ["install", "--frozen", "--quiet"], app);
+    const lock = JSON.parse(await Deno.readTextFile(join(app, "deno.lock"))) as { npm: NpmLock };
+    await retargetNodeModules(join(app, "node_modules"), lock.npm, target);
+    const denoPackage = join(staging, "deno-package");
+    await fetchNpmPackage(`${target.denoPackage}@${Deno.version.deno}`, denoPackage);
+    await Deno.mkdir(join(top, "bin"));
+    await Deno.rename(join(denoPackage, "deno"), join(top, "bin", "deno"));
+    await Deno.chmod(join(top, "bin", "deno"), 0o755);
+    await writeDeployFiles(root, top, version);
+    const largest = await largestParts(top);
+    await Deno.mkdir(outDir, { recursive: true });
+    const path = resolve(outDir, `${name}.tar.gz`);
+    await run(
+      "tar",
+      ["--owner=0", "--group=0", "--numeric-owner", "-czf", path, "-C", staging, name],
+      staging,
+    );
+    return { path, bytes: (await Deno.stat(path)).size, largest };
+  } finally {
+    await Deno.remove(staging, { recursive: true });
+  }
+}

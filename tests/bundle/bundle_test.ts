@@ -1,0 +1,238 @@
+import assert from "node:assert/strict";
+import { join, relative } from "node:path";
+import { buildBundle, type BundleResult, projectVersion } from "../../src/bundle/build.ts";
+import { ELF_MACHINE_NAMES, fileNativeKind } from "../../src/bundle/native.ts";
+import { target, TARGET_NAMES, type TargetName } from "../../src/bundle/targets.ts";
+import { ensureRuntimeDir } from "../../src/gpu/runtime_dir.ts";
+import { npmReachable, unshareAllowed } from "./_preconditions.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const NPM = await npmReachable();
+const UNSHARE = await unshareAllowed();
+if (!NPM) console.warn("bundle tests skipped: the npm registry is not reachable (npm ping failed)");
+else if (!UNSHARE) console.warn("offline bundle run skipped: unshare -n is not permitted here");
+/** A bundle is built and unpacked in well under this even on a loaded 2-core machine (about 50 s seen). */
+const BUILD_LIMIT_MS = 300_000;
+/** Start, one detect and drain of the unpacked bundle inside the namespace. */
+const RUN_LIMIT_MS = 180_000;
+ensureRuntimeDir();
+const HAS_ADAPTER = (await navigator.gpu?.requestAdapter()) != null;
+const IMAGE = join(ROOT, "tests/fixtures/shapes/images/shapes_0000.png");
+
+const out = NPM ? await Deno.makeTempDir({ prefix: "kestrel-bundle-test-" }) : "";
+const builds = new Map<TargetName, Promise<{ result: BundleResult; dir: string }>>();
+/** Builds and unpacks each target once for all tests of this file. */
+function built(name: TargetName): Promise<{ result: BundleResult; dir: string }> {
+  if (!builds.has(name)) {
+    builds.set(
+      name,
+      (async () => {
+        const result = await buildBundle(ROOT, target(name), out);
+        const dir = join(out, name);
+        await Deno.mkdir(dir);
+        const tar = await new Deno.Command("tar", { args: ["-xzf", result.path, "-C", dir] }).output();
+        assert.equal(tar.code, 0, new TextDecoder().decode(tar.stderr));
+        const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
+        console.log(
+          `${name}: ${mb(result.bytes)} compressed; largest parts: ` +
+            result.largest.map((p) => `${p.part} ${mb(p.bytes)}`).join(", "),
+        );
+        return { result, dir: join(dir, `kestrel-${await projectVersion(ROOT)}-${name}`) };
+      })(),
+    );
+  }
+  return builds.get(name)!;
+}
+
+async function* walk(dir: string): AsyncGenerator<{ path: string; isSymlink: boolean }> {
+  for await (const entry of Deno.readDir(dir)) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory) yield* walk(path);
+    else yield { path, isSymlink: entry.isSymlink };
+  }
+}
+
+/** The one entry of `dir` whose name starts with `prefix` (a package folder whose version the test need not know). */
+async function only(dir: string, prefix: string): Promise<string> {
+  const names = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).filter((n) =>
+    n.startsWith(prefix)
+  );
+  assert.equal(names.length, 1, `${dir}: entries starting with ${prefix}: ${names.join(", ")}`);
+  return join(dir, names[0]);
+}
+
+for (const name of TARGET_NAMES) {
+  const { elfMachine, npmCpu } = target(name);
+  Deno.test({
+    name: `bundle ${name}: every native binary in it is a ${
+      ELF_MACHINE_NAMES[elfMachine]
+    } ELF, none another CPU's or OS's`,
+    ignore: !NPM,
+    sanitizeResources: false,
+    fn: async () => {
+      const { dir } = await withLimit(built(name), BUILD_LIMIT_MS, `building ${name}`);
+      const elves: string[] = [];
+      const foreign: string[] = [];
+      const dangling: string[] = [];
+      for await (const { path, isSymlink } of walk(dir)) {
+        if (isSymlink) {
+          await Deno.stat(path).catch(() => dangling.push(relative(dir, path)));
+          continue;
+        }
+        const native = await fileNativeKind(path);
+        if (native.kind === "none") continue;
+        const rel = relative(dir, path);
+        if (native.kind === "elf" && native.machine === elfMachine) elves.push(rel);
+        else {foreign.push(
+            `${rel}: ${
+              native.kind === "elf" ? ELF_MACHINE_NAMES[native.machine] ?? native.machine : native.kind
+            }`,
+          );}
+      }
+      assert.deepEqual(foreign, [], "binaries of another CPU or OS");
+      assert.deepEqual(dangling, [], "symlinks to nothing");
+      // The binaries the app cannot run without must be there (and so were checked above).
+      for (
+        const needed of [
+          /^bin\/deno$/,
+          /onnxruntime-node\/bin\/napi-v6\/linux\/[^/]+\/onnxruntime_binding\.node$/,
+          /onnxruntime-node\/bin\/napi-v6\/linux\/[^/]+\/libonnxruntime\.so/,
+          new RegExp(`@img/sharp-linux-${npmCpu}/lib/sharp-linux-${npmCpu}(-[0-9.]+)?\\.node$`),
+          new RegExp(`@img/sharp-libvips-linux-${npmCpu}/lib/libvips-cpp\\.so`),
+        ]
+      ) assert.ok(elves.some((p) => needed.test(p)), `no ${needed} in the bundle:\n${elves.join("\n")}`);
+      // sharp finds its addon next to itself, and the addon finds libvips through its own link (its rpath).
+      const packages = join(dir, "app/node_modules/.deno");
+      const sharp = join(await only(packages, "sharp@"), "node_modules/@img");
+      const addon = await Deno.realPath(join(sharp, `sharp-linux-${npmCpu}`));
+      assert.equal(
+        addon,
+        await Deno.realPath(
+          join(
+            await only(packages, `@img+sharp-linux-${npmCpu}@`),
+            "node_modules/@img",
+            `sharp-linux-${npmCpu}`,
+          ),
+        ),
+      );
+      await Deno.stat(join(addon, `../sharp-libvips-linux-${npmCpu}/lib`));
+    },
+  });
+}
+
+/** The detections `deno task detect` gives for IMAGE from the checkout: what the bundle must answer too. */
+async function checkoutDetections(): Promise<unknown> {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts", "detect", "--backend", "native", "--model", "models/default.onnx", IMAGE],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(code, 0, new TextDecoder().decode(stderr));
+  return JSON.parse(new TextDecoder().decode(stdout)).detections;
+}
+
+/** Runs inside the empty network namespace: waits for the server, posts IMAGE once, prints the answer. */
+const CLIENT = `
+const [url, image] = Deno.args;
+const res = await fetch(url + "/v1/models/default/detect", {
+  method: "POST", body: await Deno.readFile(image), headers: { "content-type": "image/png" } });
+console.log(JSON.stringify({ status: res.status, body: await res.json() }));
+`;
+
+/**
+ * Inside `unshare -mn` (loopback only) and `env -i` (no Deno on PATH, no DENO_DIR, a fresh HOME): the server from
+ * the unpacked bundle (bind-mounted read-only): its doctor, then the server, bin/kestrel wait-ready, one detect from
+ * the bundled Deno and SIGTERM. The script prints `doctor=<status>`, the client's answer, `exit=<server status>`.
+ */
+const SCRIPT = `
+ip link set lo up || exit 90
+# Read-only, as under systemd's ProtectSystem=strict: nothing may need to write into the bundle. The mount is
+# private to this namespace; unmounting on exit still guards against a host whose mounts propagate anyway.
+mount --make-rprivate / || exit 93
+mount --bind "$B" "$B" && mount -o remount,bind,ro "$B" || exit 93
+trap 'umount "$B"' EXIT
+"$B/bin/kestrel" doctor --data-dir "$W/data" >"$W/doctor.txt" 2>&1
+echo "doctor=$?"
+export KESTREL_PORT=8199 KESTREL_BACKEND=native KESTREL_READY_TIMEOUT=120
+"$B/bin/kestrel" serve --data-dir "$W/data" 2>"$W/server.log" &
+pid=$!
+"$B/bin/kestrel" wait-ready || { kill -KILL $pid; exit 91; }
+"$B/bin/deno" run -A --no-config "$W/client.ts" http://127.0.0.1:8199 "$IMAGE" || { kill -KILL $pid; exit 92; }
+kill -TERM $pid
+i=0
+while kill -0 $pid 2>/dev/null && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done
+kill -KILL $pid 2>/dev/null
+wait $pid
+echo "exit=$?"
+`;
+
+Deno.test({
+  name:
+    "the unpacked x86_64 bundle, read-only, passes its doctor and serves a detect with no network, no Deno on PATH and no cache, and stops on SIGTERM",
+  ignore: !NPM || !UNSHARE || Deno.build.arch !== "x86_64",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { dir } = await withLimit(built("x86_64-unknown-linux-gnu"), BUILD_LIMIT_MS, "building x86_64");
+    const work = await Deno.makeTempDir({ prefix: "kestrel-offline-" });
+    await Deno.mkdir(join(work, "home"));
+    await Deno.writeTextFile(join(work, "client.ts"), CLIENT);
+    const { code, stdout, stderr } = await new Deno.Command("unshare", {
+      args: [
+        "-n",
+        "env",
+        "-i",
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+        `HOME=${work}/home`,
+        `B=${dir}`,
+        `W=${work}`,
+        `IMAGE=${IMAGE}`,
+        "sh",
+        "-c",
+        SCRIPT,
+      ],
+      cwd: work,
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(RUN_LIMIT_MS),
+    }).output();
+    const log = await Deno.readTextFile(join(work, "server.log")).catch(() => "(no server log)");
+    const context = `script exit ${code}\n${new TextDecoder().decode(stderr)}\nserver log:\n${log}`;
+    assert.equal(code, 0, context);
+    const [doctorExit, answer, exit] = new TextDecoder().decode(stdout).trim().split("\n");
+    const doctor = await Deno.readTextFile(join(work, "doctor.txt"));
+    assert.match(doctor, /^ok {3}self-test detect: /m, doctor);
+    // Without a WebGPU adapter the doctor rightly fails the training checks; the bundle must not fail others.
+    if (HAS_ADAPTER) assert.equal(doctorExit, "doctor=0", doctor);
+    assert.equal(exit, "exit=0", `the server did not exit 0 on SIGTERM\n${context}`);
+    const { status, body } = JSON.parse(answer);
+    assert.equal(status, 200, JSON.stringify(body));
+    assert.deepEqual(body.model, { name: "default", version: 1 });
+    assert.ok(body.detections.length > 0, "the default model finds shapes in its own synthetic data");
+    assert.deepEqual(body.detections, await checkoutDetections(), "the bundle answers as the checkout does");
+    await Deno.remove(work, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "bundle test cleanup",
+  ignore: !NPM,
+  fn: async () => {
+    await Promise.allSettled(builds.values());
+    await Deno.remove(out, { recursive: true });
+  },
+});
+
+/** Fails with `what` instead of hanging the suite when a build runs away. */
+async function withLimit<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took over ${ms / 1000} s`)), ms);
+  });
+  try {
+    return await Promise.race([promise, limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

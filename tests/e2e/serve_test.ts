@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
+import { referenceData, referenceName } from "../_helpers/reference.ts";
 
 const ROOT = new URL("../../", import.meta.url);
-const SHARED = new URL("../shared/", ROOT);
-const BUS = await Deno.readFile(new URL("images/bus.jpg", SHARED));
+const REFERENCE = referenceData(import.meta.url, "models/yolov5n.onnx", "images/bus.jpg");
+const SHARED = REFERENCE.url("");
+const BUS = REFERENCE.missing ? new Uint8Array() : await Deno.readFile(new URL("images/bus.jpg", SHARED));
 /** Body limit given to the server, so an oversized upload is cheap to send. */
 const MAX_BODY = 600_000;
 
@@ -52,7 +54,11 @@ async function startServer(
 }
 
 Deno.test({
-  name: "deno task start serves detection over a real loopback socket and survives bad requests",
+  name: referenceName(
+    "deno task start serves detection over a real loopback socket and survives bad requests",
+    REFERENCE,
+  ),
+  ignore: REFERENCE.missing,
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {

@@ -11,8 +11,10 @@ import {
   warmupIterations,
 } from "../../src/optim/schedule.ts";
 import type { OptimizerName } from "../../src/optim/groups.ts";
+import { referenceData, referenceTest } from "../_helpers/reference.ts";
 
-const SHARED = new URL("../../../shared/golden/", import.meta.url);
+const REFERENCE = referenceData(import.meta.url, "golden/finetune-sgd/", "golden/optimizer/");
+const SHARED = REFERENCE.url("golden/");
 const HYP: Hyp = {
   lr0: 0.01,
   lrf: 0.01,
@@ -150,7 +152,7 @@ function replay(s: Schedule, iterations: GoldenIteration[], nb: number, label: s
   }
 }
 
-Deno.test("Schedule reproduces the finetune-sgd golden trace exactly", async () => {
+referenceTest(REFERENCE, "Schedule reproduces the finetune-sgd golden trace exactly", async () => {
   const dir = new URL("finetune-sgd/", SHARED);
   const scenario = JSON.parse(await Deno.readTextFile(new URL("scenario.json", dir)));
   const final = JSON.parse(await Deno.readTextFile(new URL("final.json", dir)));
@@ -171,18 +173,22 @@ Deno.test("Schedule reproduces the finetune-sgd golden trace exactly", async () 
 });
 
 for (const name of ["adam_linear", "adamw_cosine_clipped", "sgd_cosine_accumulate", "sgd_short_warmup_ema"]) {
-  Deno.test(`Schedule reproduces the ${name} golden lr/momentum/accumulate/stepped`, async () => {
-    const golden = JSON.parse(await Deno.readTextFile(new URL(`optimizer/${name}.json`, SHARED)));
-    const s = new Schedule({
-      optimizer: golden.optimizer as OptimizerName,
-      hyp: golden.hyp,
-      batchSize: golden.batch_size,
-      nb: golden.iterations_per_epoch,
-      epochs: golden.epochs,
-      cosLr: golden.cos_lr,
-      nbs: golden.nbs,
-    });
-    assert.equal(s.weightDecay, golden.weight_decay_effective_at_start);
-    replay(s, golden.iterations, golden.iterations_per_epoch, name);
-  });
+  referenceTest(
+    REFERENCE,
+    `Schedule reproduces the ${name} golden lr/momentum/accumulate/stepped`,
+    async () => {
+      const golden = JSON.parse(await Deno.readTextFile(new URL(`optimizer/${name}.json`, SHARED)));
+      const s = new Schedule({
+        optimizer: golden.optimizer as OptimizerName,
+        hyp: golden.hyp,
+        batchSize: golden.batch_size,
+        nb: golden.iterations_per_epoch,
+        epochs: golden.epochs,
+        cosLr: golden.cos_lr,
+        nbs: golden.nbs,
+      });
+      assert.equal(s.weightDecay, golden.weight_decay_effective_at_start);
+      replay(s, golden.iterations, golden.iterations_per_epoch, name);
+    },
+  );
 }

@@ -5,8 +5,10 @@ import { inspectYolo } from "../../src/onnx/yolo.ts";
 import { FsStore } from "../../src/registry/fs_store.ts";
 import { Registry, sha256 } from "../../src/registry/registry.ts";
 import { type ChildServer, startChild } from "./_child_server.ts";
+import { referenceData, referenceName } from "../_helpers/reference.ts";
 
-const SHARED = new URL("../../../shared/", import.meta.url);
+const REFERENCE = referenceData(import.meta.url, "models/yolov5n.onnx", "images/zidane.jpg");
+const SHARED = REFERENCE.url("");
 // Kill points as fractions of the operation's measured duration, so each lands in a different phase
 // (reading the body, verifying/building the session, writing files, switching, writing the pointer).
 const KILL_AT = [0.2, 0.5, 0.8, 0.95];
@@ -70,7 +72,11 @@ const post = (server: ChildServer, path: string, body: BodyInit, type = "applica
   fetch(`${server.base}${path}`, { method: "POST", headers: { "content-type": type }, body });
 
 Deno.test({
-  name: "a server killed with SIGKILL during upload or activate restarts on a complete, consistent registry",
+  name: referenceName(
+    "a server killed with SIGKILL during upload or activate restarts on a complete, consistent registry",
+    REFERENCE,
+  ),
+  ignore: REFERENCE.missing,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {

@@ -8,9 +8,11 @@ import {
   type LabelBox,
   processBatch,
 } from "../../src/train/metrics.ts";
+import { referenceData, referenceTest } from "../_helpers/reference.ts";
 
-const GOLDEN = new URL("../../../shared/golden/val-yolov5n-320/", import.meta.url);
-/** metrics.json is plain float64 arithmetic on the same inputs (shared/README.md says ~1e-9). */
+const REFERENCE = referenceData(import.meta.url, "golden/val-yolov5n-320/");
+const GOLDEN = REFERENCE.url("golden/val-yolov5n-320/");
+/** metrics.json is plain float64 arithmetic on the same inputs (the reference data's README says ~1e-9). */
 const GOLDEN_TOL = 1e-9;
 /** AP arithmetic on exact small fractions: only float64 rounding separates us from the closed forms. */
 const EXACT_TOL = 1e-12;
@@ -28,7 +30,7 @@ function labelBoxes(text: string): LabelBox[] {
   });
 }
 
-Deno.test("apPerClass reproduces golden val-yolov5n-320 metrics.json", async () => {
+referenceTest(REFERENCE, "apPerClass reproduces golden val-yolov5n-320 metrics.json", async () => {
   const predictions: Record<string, Detection[]> = JSON.parse(
     await Deno.readTextFile(new URL("predictions.json", GOLDEN)),
   );

@@ -1,7 +1,7 @@
 /// <reference lib="dom" />
 // The page functions below run inside Chromium, so this file also sees the DOM types.
 import assert from "node:assert/strict";
-import { launchBrowser } from "./_browser.ts";
+import { browserMissing, launchBrowser } from "./_browser.ts";
 import { writeBadDatasetZip, writeShapesDatasetZip } from "./_dataset.ts";
 import {
   detectDone,
@@ -14,12 +14,13 @@ import {
   watchJobView,
 } from "./_page.ts";
 import { startServer } from "./_server.ts";
+import { referenceData, referenceName } from "../_helpers/reference.ts";
 
-const SHARED = new URL("../../../shared/", import.meta.url);
-const MODEL = new URL("models/yolov5n.onnx", SHARED).pathname;
+const REFERENCE = referenceData(import.meta.url, "models/yolov5n.onnx", "images/bus.jpg");
+const MODEL = REFERENCE.path("models/yolov5n.onnx");
 // The embedded default model (served as "default"): what the fine-tune steps adapt, as an operator would.
 const DEFAULT_MODEL = new URL("../../models/default.onnx", import.meta.url).pathname;
-const IMAGE = new URL("images/bus.jpg", SHARED).pathname;
+const IMAGE = REFERENCE.path("images/bus.jpg");
 const ARTIFACTS = new URL("../../test-artifacts/dashboard/", import.meta.url).pathname;
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
@@ -44,8 +45,15 @@ async function apiDetect(base: string, conf: number, iou: number): Promise<{ det
   return await res.json();
 }
 
+const NO_BROWSER = browserMissing();
+if (NO_BROWSER) console.log(`SKIPPED the dashboard test: ${NO_BROWSER}`);
+
 Deno.test({
-  name: "dashboard: detect draws the API's answer, docs render, phone width fits, fine-tunes are watched",
+  name: NO_BROWSER ? "dashboard (skipped: no browser)" : referenceName(
+    "dashboard: detect draws the API's answer, docs render, phone width fits, fine-tunes are watched",
+    REFERENCE,
+  ),
+  ignore: NO_BROWSER !== null || REFERENCE.missing,
 }, async (t) => {
   await Deno.mkdir(ARTIFACTS, { recursive: true });
   const server = await startServer(

@@ -28,9 +28,9 @@ referenceTest(
   },
 );
 
-Deno.test("parseFinetuneConfig() defaults: hyp.scratch-low (spec §8.2), train.py's CLI options", () => {
+Deno.test("parseFinetuneConfig() defaults: hyp.scratch-low (docs/training.md §8.2), train.py's CLI options", () => {
   const config = parseFinetuneConfig({});
-  // The augmentation rows of spec §8.2's table.
+  // The augmentation rows of docs/training.md §8.2's table.
   assert.deepEqual(
     [
       config.hyp.hsv_h,
@@ -47,7 +47,7 @@ Deno.test("parseFinetuneConfig() defaults: hyp.scratch-low (spec §8.2), train.p
     [0.0, 0.0, 0.0, 0.5, 1.0],
   );
   assert.deepEqual([config.hyp.mixup, config.hyp.copy_paste], [0.0, 0.0]);
-  // Spec §8.2 CLI defaults, §3.1 nbs, §4 clip norm, §5 EMA.
+  // docs/training.md §8.2 CLI defaults, §3.1 nbs, §4 clip norm, §5 EMA.
   assert.deepEqual(
     [config.epochs, config.batch_size, config.imgsz, config.optimizer, config.cos_lr, config.label_smoothing],
     [100, 16, 640, "SGD", false, 0],

@@ -71,7 +71,8 @@ referenceTest(
   "newModel() at yolov5n multiples is the export's graph node for node, Detect constants included",
   () => {
     const model = newModel({ nc: 80, names: referenceNames, ...YOLOV5N, imgsz: 640 });
-    // Spec §9.2's census of the export; Constant nodes hold Detect's grid, anchor_grid, strides and shapes.
+    // docs/training.md §9.2's census of the export; Constant nodes hold Detect's grid, anchor_grid, strides
+    // and shapes.
     assert.deepEqual(opCounts(reference), {
       Conv: 60,
       Sigmoid: 60,
@@ -135,7 +136,8 @@ Deno.test("newModel() at 320 with 3 classes runs in onnxruntime-node and decodes
       for (let gy = 0; gy < n; gy++) {
         for (let gx = 0; gx < n; gx++, row++) {
           const [cx, cy, w, h, ...probs] = y.subarray(row * 8, row * 8 + 8);
-          // Rows are (level, anchor, y, x); xy = (2σ - 0.5 + cell)·stride, wh = (2σ)²·anchor (spec §7.1).
+          // Rows are (level, anchor, y, x); xy = (2σ - 0.5 + cell)·stride, wh = (2σ)²·anchor
+          // (docs/training.md §7.1).
           assert.ok(cx >= (gx - 0.5) * stride && cx <= (gx + 1.5) * stride, `row ${row} cx ${cx}`);
           assert.ok(cy >= (gy - 0.5) * stride && cy <= (gy + 1.5) * stride, `row ${row} cy ${cy}`);
           assert.ok(w >= 0 && w <= 4 * anchors[level][2 * a], `row ${row} w ${w}`);
@@ -145,8 +147,9 @@ Deno.test("newModel() at 320 with 3 classes runs in onnxruntime-node and decodes
         }
       }
     }
-    // §6.8 puts objectness logits at log(8 / (640/s)^2) (-6.68, -5.30, -3.91); the head's default init and its
-    // inputs move them by about 0.1 (measured), and a head without the prior would sit near 0.
+    // docs/training.md §6.8 puts objectness logits at log(8 / (640/s)^2) (-6.68, -5.30, -3.91); the head's
+    // default init and its inputs move them by about 0.1 (measured), and a head without the prior would sit
+    // near 0.
     const MEDIAN_SHIFT_TOLERANCE = 0.5;
     const median = objLogits.sort((p, q) => p - q)[objLogits.length >> 1];
     const prior = Math.log(8 / (640 / stride) ** 2);
@@ -155,7 +158,7 @@ Deno.test("newModel() at 320 with 3 classes runs in onnxruntime-node and decodes
   assert.equal(row, 6300);
 });
 
-Deno.test("newModel() init: fused convs U(±1/√fan_in)/√(1+eps) with zero bias; Detect biases carry the §6.8 priors", () => {
+Deno.test("newModel() init: fused convs U(±1/√fan_in)/√(1+eps) with zero bias; Detect biases carry the docs/training.md §6.8 priors", () => {
   const nc = 3;
   const model = newModel({ nc, ...YOLOV5N, imgsz: 320, seed: 7 });
   for (const name of model.initializerNames()) {

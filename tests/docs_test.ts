@@ -96,7 +96,7 @@ Deno.test("every docs/*.md link in the code, tests and README points to a file i
 Deno.test("nothing cites a document outside the repository", async () => {
   const outside = matches(
     await sources(),
-    /shared\/docs|yolov5-training-spec|ENGINE\.md|architecture sketch|\bspec\s*(?:\n\s*(?:\*|\/\/)\s*)?§|(?<!docs\/)\barchitecture\.md/gi,
+    /shared\/(?:docs|README)|yolov5-training-spec|ENGINE\.md|architecture sketch|\bspec\s*(?:\n\s*(?:\*|\/\/)\s*)?§|(?<!docs\/)\barchitecture\.md/gi,
   ).map(({ where, match }) => `${where}: '${match[0]}'`);
   assert.deepEqual(
     outside,

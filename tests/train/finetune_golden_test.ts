@@ -12,7 +12,10 @@ import { referenceData } from "../_helpers/reference.ts";
 
 const REFERENCE = referenceData(import.meta.url, ...GOLDEN_FILES);
 
-/** Issue 6's acceptance bounds; shared/README.md: PyTorch's own thread-count noise moves deltas by ~1%. */
+/**
+ * Issue 6's acceptance bounds; the reference data's README: PyTorch's own thread-count noise moves deltas by
+ * ~1%.
+ */
 const LOSS_RTOL = 1e-2;
 const DELTA_RTOL = 5e-2;
 const EMA_OFFSET_RTOL = 1e-1;

@@ -1,9 +1,11 @@
 // Every test gets a time limit. Deno 2.9's test runner has no per-test timeout (a hung test waits forever), so
 // `deno task test` preloads tests/_helpers/test_timeouts.ts (`--preload`), which wraps Deno.test with
-// withTimeout(): each test body races a timer and the test fails, naming itself and the limit, when the timer wins. The limit is KESTREL_TEST_TIMEOUT_S seconds
-// (default 600: the slowest test, the golden fine-tune on a software GPU under load, takes a few minutes).
-// Running one file by hand (`deno test -A tests/x_test.ts`) has no limit unless given
-// `--preload tests/_helpers/test_timeouts.ts`.
+// withTimeout(): each test body races a timer and the test fails, naming itself and the limit, when the timer
+// wins. The limit is KESTREL_TEST_TIMEOUT_S seconds (default 600: the slowest test, the golden fine-tune on a
+// software GPU under load, takes a few minutes). A side effect: the runner records where Deno.test was called, so
+// its summary lists test_timeouts.ts as every test's location; the "running N tests from <file>" headers and the
+// error stacks still point to the test. Running one file by hand (`deno test -A tests/x_test.ts`) has no limit
+// unless given `--preload tests/_helpers/test_timeouts.ts`.
 
 export const TEST_TIMEOUT_ENV = "KESTREL_TEST_TIMEOUT_S";
 const DEFAULT_TIMEOUT_S = 600;

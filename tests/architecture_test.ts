@@ -1,5 +1,5 @@
 /**
- * Keeps the imports of src/ pointing one way (docs: architecture.md): main -> api -> jobs -> train -> optim,
+ * Keeps the imports of src/ pointing one way (docs/architecture.md): main -> api -> jobs -> train -> optim,
  * ops -> gpu; api -> serving -> image, onnx; api, jobs -> registry -> onnx. The graph is read from the sources,
  * so an arrow pointing back fails here with the file, line and import that points back. Files past 400 lines
  * (usually two concepts) are listed as a warning, not a failure.

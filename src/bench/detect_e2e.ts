@@ -1,17 +1,19 @@
 /**
  * detect_e2e: median end-to-end HTTP latency of POST /v1/models/{name}/detect for bus.jpg at 640 on the native
  * backend, against the median raw onnxruntime-node `session.run` of the same model measured in the same run
- * (interleaved, so both see the same machine load). Goal: ratio <= 1.3.
+ * (interleaved, so both see the same machine load). Goal: ratio <= 1.3. Needs the reference data
+ * (src/config/reference_dir.ts); reports `skipped` without it.
  */
 import * as ort from "onnxruntime-node";
 import { startServer } from "../api/server.ts";
 import { ServerConfigSchema } from "../config/server.ts";
 import { decodeImage } from "../image/decode.ts";
 import { letterbox } from "../image/letterbox.ts";
+import { missingReferenceFiles, missingReferenceMessage, referencePath } from "../config/reference_dir.ts";
 
-const ROOT = new URL("../../", import.meta.url);
-const MODEL = new URL("../shared/models/yolov5n.onnx", ROOT).pathname;
-const IMAGE = new URL("../shared/images/bus.jpg", ROOT).pathname;
+const REFERENCE_FILES = ["models/yolov5n.onnx", "images/bus.jpg"];
+const MODEL = referencePath("models/yolov5n.onnx");
+const IMAGE = referencePath("images/bus.jpg");
 const IMGSZ = 640;
 const WARMUP = 5;
 const ITERATIONS = 40;
@@ -25,6 +27,8 @@ const median = (xs: number[]) => {
 const round = (v: number) => Math.round(v * 100) / 100;
 
 export async function bench(): Promise<Record<string, unknown>> {
+  const missing = missingReferenceFiles(REFERENCE_FILES);
+  if (missing.length) return { skipped: missingReferenceMessage(missing) };
   const image = await Deno.readFile(IMAGE);
   const dataDir = await Deno.makeTempDir({ prefix: "kestrel-bench-" });
   const server = await startServer(

@@ -2,9 +2,10 @@
  * Fine-tune throughput of the yolov5n export at imgsz 320, batch 8, every layer trained: forward, loss,
  * backward and the SGD optimizer step in one submit per step, as the training loop runs it. Also GFLOP/s per op
  * class (each class's dispatches replayed alone, timed per submit) and the adapter's matmul roofline measured by
- * ../shared/tools/wgsl_roofline.ts in a subprocess before and after each round of timed steps (roofline_fraction =
- * images/s over the mean of the two readings / 3.4, the median over rounds), and (with timestamp queries) the slowest
- * dispatches of one step timed each on its own (src/ops/dispatch_profile.ts).
+ * the reference data's tools/wgsl_roofline.ts in a subprocess before and after each round of timed steps
+ * (roofline_fraction = images/s over the mean of the two readings / 3.4, the median over rounds), and (with
+ * timestamp queries) the slowest dispatches of one step timed each on its own (src/ops/dispatch_profile.ts).
+ * Needs the reference data (src/config/reference_dir.ts); reports `skipped` without it.
  */
 import { getGpu } from "../gpu/device.ts";
 import { ProgramCache } from "../gpu/programs.ts";
@@ -16,19 +17,21 @@ import { Optimizer } from "../optim/optimizer.ts";
 import { streamChunk } from "../gpu/runs.ts";
 import { TrainProgram } from "../train/program.ts";
 import { profileDispatches } from "../ops/dispatch_profile.ts";
+import { missingReferenceFiles, missingReferenceMessage, referenceDir } from "../config/reference_dir.ts";
 
 const BATCH = 8;
 const IMGSZ = 320;
 const TIMED_STEPS = 2;
 /** Rounds of (roofline, TIMED_STEPS steps); the reported fraction is their median. */
 const ROUNDS = 3;
-/** Forward + backward GFLOP per image of YOLOv5n at 320 that shared/README.md prices the roofline ceiling at. */
+/** Forward + backward GFLOP per image of YOLOv5n at 320, the price the reference data's README gives the roofline. */
 const GFLOP_PER_IMAGE = 3.4;
 /** Slowest dispatches listed from the timestamped replay. */
 const TOP_DISPATCHES = 12;
-const SHARED = new URL("../../../shared/", import.meta.url);
+const SHARED = referenceDir();
+const REFERENCE_FILES = ["models/yolov5n.onnx", "golden/finetune-sgd/", "tools/wgsl_roofline.ts"];
 const GOLDEN = new URL("golden/finetune-sgd/", SHARED);
-/** hyp.scratch-low.yaml's loss keys (shared/golden/finetune-sgd/scenario.json uses the same). */
+/** hyp.scratch-low.yaml's loss keys (the reference data's golden/finetune-sgd/scenario.json uses the same). */
 const HYP = { box: 0.05, obj: 1.0, cls: 0.5, cls_pw: 1.0, obj_pw: 1.0, anchor_t: 4.0, fl_gamma: 0.0 };
 
 /** The golden fine-tune's 320x320 images and labels, repeated to fill the batch. */
@@ -72,6 +75,8 @@ async function roofline(): Promise<unknown> {
 }
 
 export async function bench(): Promise<Record<string, unknown>> {
+  const missing = missingReferenceFiles(REFERENCE_FILES);
+  if (missing.length) return { skipped: missingReferenceMessage(missing) };
   const gpu = await getGpu();
   const { device } = gpu;
   const programs = new ProgramCache(device);

@@ -1,7 +1,8 @@
 /**
  * The fine-tune config: the keys of the golden `scenario.json` files (train.py's options that change numerics)
- * with train.py v7.0's defaults, and `hyp` with hyp.scratch-low.yaml's (spec §8.2). Parsed once, at the edge (CLI
- * file + flags, HTTP body); everything below receives a {@link FinetuneConfig} with every key present.
+ * with train.py v7.0's defaults, and `hyp` with hyp.scratch-low.yaml's (docs/training.md §8.2). Parsed once,
+ * at the edge (CLI file + flags, HTTP body); everything below receives a {@link FinetuneConfig} with every
+ * key present.
  *
  * @example
  * ```ts
@@ -79,7 +80,7 @@ export const FinetuneConfigSchema = z.strictObject({
   epochs: z.number().int().positive().max(...atMost("epochs")).default(100),
   optimizer: z.enum(["SGD", "Adam", "AdamW"]).default("SGD"),
   cos_lr: z.boolean().default(false),
-  /** `--freeze N` (layers 0..N-1) or an explicit list of layer indices (spec §8.1). */
+  /** `--freeze N` (layers 0..N-1) or an explicit list of layer indices (docs/training.md §8.1). */
   freeze: z.union([
     z.number().int().min(0).max(...atMost("layer")),
     z.array(z.number().int().min(0).max(...atMost("layer"))).min(1).max(FINETUNE_LIMITS.layer),

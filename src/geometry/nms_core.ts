@@ -10,7 +10,10 @@
  * @module
  */
 
-/** YOLOv5's max_wh: boxes are offset by class·MAX_WH so one NMS call keeps classes apart (spec §7.3 step 7). */
+/**
+ * YOLOv5's max_wh: boxes are offset by class·MAX_WH so one NMS call keeps classes apart (docs/training.md
+ * §7.3 step 6).
+ */
 export const MAX_WH = 7680;
 /** YOLOv5's max_nms: candidates beyond this many (by score) are dropped before NMS. */
 export const MAX_NMS = 30000;

@@ -3,7 +3,7 @@ import type { RgbImage } from "./decode.ts";
 /** YOLOv5's letterbox pad value (114, 114, 114). */
 export const PAD_VALUE = 114;
 
-/** Where the image landed inside the square input, for mapping boxes back (spec §7.2/§7.4). */
+/** Where the image landed inside the square input, for mapping boxes back (docs/training.md §7.2/§7.4). */
 export interface Letterbox {
   size: number;
   /** Resized image size and its top-left offset inside the square. */

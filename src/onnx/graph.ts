@@ -1,9 +1,9 @@
 /**
- * ONNX YOLOv5 export -> trainable IR (spec §9.3): the backbone and neck nodes that compute the Detect head convs'
- * outputs, in graph order, with SiLU (Sigmoid + Mul) fused and Split turned into channel slices. The decode after
- * the head convs is cut away (serving keeps it); the head conv outputs (bs, na*no, ny, nx) are the loss inputs.
- * Parameter roles come from which input slot of which node uses an initializer, not from names. Shapes for a
- * given (batch, imgsz) come from graph_shapes.ts.
+ * ONNX YOLOv5 export -> trainable IR (docs/training.md §9.3): the backbone and neck nodes that compute the
+ * Detect head convs' outputs, in graph order, with SiLU (Sigmoid + Mul) fused and Split turned into channel
+ * slices. The decode after the head convs is cut away (serving keeps it); the head conv outputs (bs, na*no,
+ * ny, nx) are the loss inputs. Parameter roles come from which input slot of which node uses an initializer,
+ * not from names. Shapes for a given (batch, imgsz) come from graph_shapes.ts.
  * @module
  */
 import { type AttributeProto, int64, type NodeProto, type OnnxModel, tensorToFloat32 } from "./model.ts";

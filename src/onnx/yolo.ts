@@ -1,7 +1,8 @@
 /**
  * Recognise an ultralytics YOLOv5 ONNX export and recover what serving and training need from it: the image
- * input, the (1, N, 5+nc) output, class names, and per Detect layer its conv, stride and pixel anchors (spec
- * §9.2-9.3: anchors come from the Mul constant on the wh branch, strides from the Mul constant on the xy branch).
+ * input, the (1, N, 5+nc) output, class names, and per Detect layer its conv, stride and pixel anchors
+ * (docs/training.md §9.2-9.3: anchors come from the Mul constant on the wh branch, strides from the Mul
+ * constant on the xy branch).
  *
  * @example
  * ```ts
@@ -81,7 +82,8 @@ export const MAX_CLASSES = 4096;
 export const MAX_INPUT_SIDE = 4096;
 
 const HEAD_WEIGHT = /^model\.(\d+)\.m\.(\d+)\.weight$/;
-// Longest Mul/Pow/Add/Expand chain between the Split and the anchor or stride constant (spec §9.2 has 3).
+// Longest Mul/Pow/Add/Expand chain between the Split and an anchor or stride constant (3 in
+// docs/training.md §9.2).
 const MAX_BRANCH_STEPS = 4;
 
 /**
@@ -190,7 +192,10 @@ function pairs(flat: number[]): [number, number][] {
   return Array.from({ length: flat.length / 2 }, (_, i) => [flat[2 * i], flat[2 * i + 1]]);
 }
 
-/** Head convs in graph order: named `model.L.m.k.weight` (spec §9.3), else by the Reshape -> Transpose pattern. */
+/**
+ * Head convs in graph order: named `model.L.m.k.weight` (docs/training.md §9.3), else by the Reshape ->
+ * Transpose pattern.
+ */
 function findHeadConvs(model: OnnxModel, g: GraphIndex): { conv: NodeProto; logits: string }[] {
   const convs = model.graph.node.filter((n) => n.opType === "Conv" && model.initializer(n.input[1]));
   const named = convs.filter((n) => HEAD_WEIGHT.test(n.input[1]));

@@ -1,6 +1,7 @@
 /**
- * ModelEMA (spec §5) over flat GPU buffers: the parameters and, where the model has them, normalisation running
- * stats. d_k = decay * (1 - exp(-k / tau)) with k incremented before use; ema = d*ema + (1-d)*model.
+ * ModelEMA (docs/training.md §5) over flat GPU buffers: the parameters and, where the model has them,
+ * normalisation running stats. d_k = decay * (1 - exp(-k / tau)) with k incremented before use; ema = d*ema +
+ * (1-d)*model.
  */
 import { bindAll, createStorage } from "../gpu/buffers.ts";
 import type { ProgramCache } from "../gpu/programs.ts";

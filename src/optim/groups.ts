@@ -1,7 +1,8 @@
 /**
- * YOLOv5's three optimizer parameter groups over the flat parameter layout (ENGINE.md): 0 = biases (no decay),
- * 1 = conv/gemm weights (decay), 2 = normalisation weights (no decay). The layout itself is built from the graph by
- * src/train/param_layout.ts; this module only needs the fields below, so any ParamEntry[] fits.
+ * YOLOv5's three optimizer parameter groups over the flat parameter layout (docs/training.md §1.1): 0 =
+ * biases (no decay), 1 = conv/gemm weights (decay), 2 = normalisation weights (no decay). The layout itself
+ * is built from the graph by src/train/param_layout.ts; this module only needs the fields below, so any
+ * ParamEntry[] fits.
  */
 export type ParamRole = "bias" | "weight" | "norm_weight";
 export type GroupIndex = 0 | 1 | 2;

@@ -1,7 +1,8 @@
 /**
- * train.py v7.0's host-side schedule (spec §3): nominal-batch accumulation, weight-decay scaling, warmup of lr,
- * momentum and accumulate, the per-epoch LambdaLR with its one-epoch lag, and the optimizer-step condition.
- * All arithmetic is float64 like Python's, with Python's half-to-even rounding where train.py rounds.
+ * train.py v7.0's host-side schedule (docs/training.md §3): nominal-batch accumulation, weight-decay scaling,
+ * warmup of lr, momentum and accumulate, the per-epoch LambdaLR with its one-epoch lag, and the
+ * optimizer-step condition. All arithmetic is float64 like Python's, with Python's half-to-even rounding
+ * where train.py rounds.
  */
 import type { OptimizerName } from "./groups.ts";
 

@@ -1,7 +1,7 @@
 /**
- * Plain TypeScript YOLOv5 v7.0 ComputeLoss (spec §6) with its analytic gradient wrt the raw head logits, in
- * float64 over float32 inputs. Tests only: the reference the GPU loss and the golden run are compared with.
- * Heads are in PyTorch's training layout (bs, na, ny, nx, no).
+ * Plain TypeScript YOLOv5 v7.0 ComputeLoss (docs/training.md §6) with its analytic gradient wrt the raw head
+ * logits, in float64 over float32 inputs. Tests only: the reference the GPU loss and the golden run are
+ * compared with. Heads are in PyTorch's training layout (bs, na, ny, nx, no).
  * @module
  */
 import type { LossLayer, TargetRows } from "../train/targets.ts";
@@ -49,7 +49,7 @@ export function bceWithLogits(x: number, y: number, pw: number, gamma: number): 
 /** d max(a, b)/da with PyTorch's tie split. */
 const dMaxA = (a: number, b: number) => (a > b ? 1 : a === b ? 0.5 : 0);
 
-/** CIoU of pred (x1,y1,w1,h1) vs target, and dCIoU/d(pred) with alpha detached (spec §6.5). */
+/** CIoU of pred (x1,y1,w1,h1) vs target, and dCIoU/d(pred) with alpha detached (docs/training.md §6.5). */
 export function ciou(
   p: number[],
   t: number[],

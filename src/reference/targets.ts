@@ -1,7 +1,7 @@
 /**
- * YOLOv5 v7.0 `ComputeLoss.build_targets` (spec §6.3) as plain loops over PyTorch's tensor steps, written from the
- * spec apart from src/train/targets.ts so that the reference loss checks that code instead of sharing it. Float
- * values go through Math.fround wherever PyTorch computes a float32 tensor.
+ * YOLOv5 v7.0 `ComputeLoss.build_targets` (docs/training.md §6.3) as plain loops over PyTorch's tensor steps,
+ * written from the description apart from src/train/targets.ts so that the reference loss checks that code
+ * instead of sharing it. Float values go through Math.fround wherever PyTorch computes a float32 tensor.
  * @module
  */
 import type { LossLayer, TargetRows } from "../train/targets.ts";

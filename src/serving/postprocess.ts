@@ -45,7 +45,10 @@ export function candidates(output: Float32Array, nc: number, opts: DetectOptions
   return out;
 }
 
-/** scale_boxes (spec §7.4): undo the padding and gain, clip to the image, round as detect.py prints them. */
+/**
+ * scale_boxes (docs/training.md §7.4): undo the padding and gain, clip to the image, round as detect.py
+ * prints them.
+ */
 export function toOriginal(c: Candidate, box: Letterbox, width: number, height: number): Detection {
   const gain = Math.min(box.size / height, box.size / width);
   const padX = (box.size - width * gain) / 2;

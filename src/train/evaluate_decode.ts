@@ -1,7 +1,8 @@
 /**
- * The Detect head's eval-mode decode (spec §7.1), exactly what the exported ONNX graph computes after the three head
- * convs, in float32: xy = (2σ + (cell − 0.5))·stride, wh = (2σ)²·anchor_px, obj and classes = σ. Used to evaluate
- * the raw head logits the training program produces without running the serving graph.
+ * The Detect head's eval-mode decode (docs/training.md §7.1), exactly what the exported ONNX graph computes
+ * after the three head convs, in float32: xy = (2σ + (cell − 0.5))·stride, wh = (2σ)²·anchor_px, obj and
+ * classes = σ. Used to evaluate the raw head logits the training program produces without running the serving
+ * graph.
  */
 
 /** The Detect head's geometry, as recovered from the ONNX graph. */

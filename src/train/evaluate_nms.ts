@@ -1,7 +1,8 @@
 /**
- * val.py's `non_max_suppression` (spec §7.3): objectness pre-filter, cls·obj confidences, multi-label candidates,
- * per-class NMS through the max_wh coordinate offset, strict IoU >, max_det. Float32 arithmetic mirrors torch; the
- * suppression is torchvision's CPU kernel in src/geometry/nms_core.ts, shared with serving. Sorting is stable.
+ * val.py's `non_max_suppression` (docs/training.md §7.3): objectness pre-filter, cls·obj confidences,
+ * multi-label candidates, per-class NMS through the max_wh coordinate offset, strict IoU >, max_det. Float32
+ * arithmetic mirrors torch; the suppression is torchvision's CPU kernel in src/geometry/nms_core.ts, shared
+ * with serving. Sorting is stable.
  */
 import { greedyNms, MAX_NMS, MAX_WH } from "../geometry/nms_core.ts";
 import type { Detection } from "./metrics.ts";

@@ -1,10 +1,10 @@
 /**
- * train.py's batch loop (spec §3.4) over a WGSL training step: per iteration, one command encoder holds the
- * epoch-start zero_grad, forward + loss + backward (gradients added into the flat grads buffer) and, on stepping
- * iterations, clip + optimizer step + zero_grad + EMA; ONE submit, then the loss items (and the grad norm the
- * trace wants) are the only readback. The next batch is prepared on the host while the GPU runs the step.
- * Between iterations the loop checks for cancellation and yields to the event loop, so a server training
- * in-process keeps answering requests.
+ * train.py's batch loop (docs/training.md §3.4) over a WGSL training step: per iteration, one command encoder
+ * holds the epoch-start zero_grad, forward + loss + backward (gradients added into the flat grads buffer)
+ * and, on stepping iterations, clip + optimizer step + zero_grad + EMA; ONE submit, then the loss items (and
+ * the grad norm the trace wants) are the only readback. The next batch is prepared on the host while the GPU
+ * runs the step. Between iterations the loop checks for cancellation and yields to the event loop, so a
+ * server training in-process keeps answering requests.
  *
  * @example
  * ```ts

@@ -1,6 +1,6 @@
 /**
  * The hyperparameters ComputeLoss reads, and train.py's scaling of the gains by layer count, class count and image
- * size (spec §6.2), shared by the GPU loss and its plain TypeScript reference.
+ * size (docs/training.md §6.2), shared by the GPU loss and its plain TypeScript reference.
  * @module
  */
 

@@ -1,6 +1,7 @@
 /**
- * YOLOv5 v7.0 val.py detection metrics (spec §7.6-7.7): per-image TP matching (`process_batch`), then
- * `ap_per_class` (101-point interpolated AP, P/R at the max smoothed-F1 confidence), mAP@0.5 and mAP@0.5:0.95.
+ * YOLOv5 v7.0 val.py detection metrics (docs/training.md §7.6-7.7): per-image TP matching
+ * (`process_batch`), then `ap_per_class` (101-point interpolated AP, P/R at the max smoothed-F1 confidence),
+ * mAP@0.5 and mAP@0.5:0.95.
  * IoUs are computed in float32 as torch does, so threshold comparisons land on the same side as the reference.
  */
 import { argmax, interp, linspace, mean, smooth, trapz } from "./numpy_like.ts";

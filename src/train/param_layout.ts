@@ -1,9 +1,10 @@
 /**
  * The flat parameter layout shared by the training program, the optimizer, the EMA and ONNX write-back
- * (ENGINE.md): every trainable float32 initializer in ONNX initializer order, each starting at a multiple of 4
- * floats (zero padding between) so vec4 kernels work. Frozen parameters keep their place, flagged, as in PyTorch
- * where they stay in their optimizer groups without gradients. BatchNorm running statistics (buffers, not trained)
- * get a layout of their own with the same packing: their flat buffer is averaged by the EMA and written back too.
+ * (docs/training.md §1.1): every trainable float32 initializer in ONNX initializer order, each starting at a
+ * multiple of 4 floats (zero padding between) so vec4 kernels work. Frozen parameters keep their place,
+ * flagged, as in PyTorch where they stay in their optimizer groups without gradients. BatchNorm running
+ * statistics (buffers, not trained) get a layout of their own with the same packing: their flat buffer is
+ * averaged by the EMA and written back too.
  * @module
  */
 import { type OnnxModel, tensorDims } from "../onnx/model.ts";

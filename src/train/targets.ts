@@ -3,7 +3,7 @@
  * PyTorch's emission order. It depends only on the labels, the anchors and the grid sizes, never on predictions,
  * so it runs on the CPU per batch and its small tables are uploaded. Arithmetic follows PyTorch's float32 tensors
  * (Math.fround after every op), Python's `%` and `.long()` truncation, and the in-place clamp that also moves the
- * box target (spec §6.3).
+ * box target (docs/training.md §6.3).
  * @module
  */
 

@@ -4,9 +4,9 @@
  * the held-out images, writes last.onnx / ema.onnx / trace.jsonl into the job's work directory, and hands the EMA
  * model to `publish` (jobs/publish.ts publishResult: a new registry version, activated per the job's policy).
  *
- * Training sits below jobs and registry (architecture.md), so the job, its context and the result are declared
- * here structurally (the jobs types fit them) and the registry is reached through the two functions the wiring
- * passes in.
+ * Training sits below jobs and registry (docs/architecture.md), so the job, its context and the result are
+ * declared here structurally (the jobs types fit them) and the registry is reached through the two functions
+ * the wiring passes in.
  *
  * @example
  * ```ts

@@ -1,6 +1,7 @@
 // One shared WebGPU device for tests. Tests that need a GPU call `gpuTest`, which skips them with a clear reason
 // (ignore: true) where no adapter exists, instead of failing or silently passing.
 import { ensureRuntimeDir } from "../../src/gpu/runtime_dir.ts";
+import { type ReferenceData, referenceName } from "./reference.ts";
 
 ensureRuntimeDir();
 
@@ -24,10 +25,19 @@ export function testDevice(): Promise<GPUDevice | null> {
 
 const hasAdapter = await (async () => (await navigator.gpu?.requestAdapter()) != null)();
 
-export function gpuTest(name: string, fn: (device: GPUDevice) => Promise<void> | void): void {
+/** `reference`: the reference data the test reads, if any (tests/_helpers/reference.ts); skipped without it. */
+export function gpuTest(
+  name: string,
+  fn: (device: GPUDevice) => Promise<void> | void,
+  reference?: ReferenceData,
+): void {
   Deno.test({
-    name: hasAdapter ? name : `${name} (skipped: no WebGPU adapter)`,
-    ignore: !hasAdapter,
+    name: !hasAdapter
+      ? `${name} (skipped: no WebGPU adapter)`
+      : reference
+      ? referenceName(name, reference)
+      : name,
+    ignore: !hasAdapter || (reference?.missing ?? false),
     sanitizeResources: false,
     sanitizeOps: false,
     fn: async () => {

@@ -1,9 +1,16 @@
 import assert from "node:assert/strict";
 import type { DetectResult } from "../../src/serving/detector.ts";
+import { referenceData, referenceName } from "../_helpers/reference.ts";
 
 const ROOT = new URL("../../", import.meta.url);
-const SHARED = new URL("../shared/", ROOT);
-const REFERENCE = new URL("reference/detect_yolov5n_640.json", SHARED);
+const REFERENCE = referenceData(
+  import.meta.url,
+  "reference/detect_yolov5n_640.json",
+  "models/yolov5n.onnx",
+  "images/",
+);
+const SHARED = REFERENCE.url("");
+const DETECTIONS_JSON = REFERENCE.url("reference/detect_yolov5n_640.json");
 /** Acceptance bounds from issue 2: the reference was decoded by OpenCV and run in PyTorch. */
 const MIN_IOU = 0.85;
 const MAX_CONF_DIFF = 0.03;
@@ -32,10 +39,14 @@ function iou(a: Box, b: Box): number {
 }
 
 Deno.test({
-  name: "deno task detect reproduces the PyTorch reference detections for yolov5n at 640 (and to the pixel)",
+  name: referenceName(
+    "deno task detect reproduces the PyTorch reference detections for yolov5n at 640 (and to the pixel)",
+    REFERENCE,
+  ),
+  ignore: REFERENCE.missing,
   sanitizeResources: false,
   fn: async () => {
-    const reference: Reference = JSON.parse(await Deno.readTextFile(REFERENCE));
+    const reference: Reference = JSON.parse(await Deno.readTextFile(DETECTIONS_JSON));
     const files = Object.keys(reference.images).map((f) => new URL(`images/${f}`, SHARED).pathname);
     const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
       args: ["task", "-q", "detect", "--model", new URL("models/yolov5n.onnx", SHARED).pathname, ...files],

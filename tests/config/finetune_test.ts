@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { applyOverrides, FINETUNE_LIMITS, parseFinetuneConfig } from "../../src/config/finetune.ts";
+import { referenceData, referenceTest } from "../_helpers/reference.ts";
 
-const SCENARIO = "../shared/golden/finetune-sgd/scenario.json";
-const scenario = JSON.parse(await Deno.readTextFile(SCENARIO));
+const REFERENCE = referenceData(import.meta.url, "golden/finetune-sgd/scenario.json");
+const SCENARIO = REFERENCE.path("golden/finetune-sgd/scenario.json");
+const scenario = REFERENCE.missing ? {} : JSON.parse(await Deno.readTextFile(SCENARIO));
 
-Deno.test("parseFinetuneConfig() reads the golden scenario.json unchanged", () => {
+referenceTest(REFERENCE, "parseFinetuneConfig() reads the golden scenario.json unchanged", () => {
   const config = parseFinetuneConfig(scenario, SCENARIO);
   for (const key of Object.keys(scenario).filter((k) => k !== "hyp")) {
     assert.deepEqual(config[key as keyof typeof config], scenario[key], key);
@@ -14,13 +16,21 @@ Deno.test("parseFinetuneConfig() reads the golden scenario.json unchanged", () =
   }
 });
 
-Deno.test("parseFinetuneConfig() defaults: hyp.scratch-low (spec §8.2), train.py's CLI options", () => {
+referenceTest(
+  REFERENCE,
+  "parseFinetuneConfig() defaults to the golden scenario's hyp (hyp.scratch-low)",
+  () => {
+    const config = parseFinetuneConfig({});
+    // The scenario's hyp block is hyp.scratch-low.yaml before scaling (the reference data's README).
+    for (const [key, value] of Object.entries(scenario.hyp)) {
+      assert.equal(config.hyp[key as keyof typeof config.hyp], value, key);
+    }
+  },
+);
+
+Deno.test("parseFinetuneConfig() defaults: hyp.scratch-low (docs/training.md §8.2), train.py's CLI options", () => {
   const config = parseFinetuneConfig({});
-  // The scenario's hyp block is hyp.scratch-low.yaml before scaling (shared/README.md).
-  for (const [key, value] of Object.entries(scenario.hyp)) {
-    assert.equal(config.hyp[key as keyof typeof config.hyp], value, key);
-  }
-  // The augmentation rows of spec §8.2's table.
+  // The augmentation rows of docs/training.md §8.2's table.
   assert.deepEqual(
     [
       config.hyp.hsv_h,
@@ -37,7 +47,7 @@ Deno.test("parseFinetuneConfig() defaults: hyp.scratch-low (spec §8.2), train.p
     [0.0, 0.0, 0.0, 0.5, 1.0],
   );
   assert.deepEqual([config.hyp.mixup, config.hyp.copy_paste], [0.0, 0.0]);
-  // Spec §8.2 CLI defaults, §3.1 nbs, §4 clip norm, §5 EMA.
+  // docs/training.md §8.2 CLI defaults, §3.1 nbs, §4 clip norm, §5 EMA.
   assert.deepEqual(
     [config.epochs, config.batch_size, config.imgsz, config.optimizer, config.cos_lr, config.label_smoothing],
     [100, 16, 640, "SGD", false, 0],
@@ -65,7 +75,8 @@ Deno.test("parseFinetuneConfig() lists every offending key and rejects unknown o
 });
 
 Deno.test("applyOverrides() sets nested keys from flag strings, typed by JSON", () => {
-  const raw = applyOverrides(scenario, {
+  const input = { epochs: 5, optimizer: "SGD", hyp: { lr0: 0.01 }, ema: { decay: 0.9999, tau: 2000 } };
+  const raw = applyOverrides(input, {
     epochs: "3",
     "hyp.lr0": "0.02",
     "ema.tau": "10",
@@ -73,7 +84,11 @@ Deno.test("applyOverrides() sets nested keys from flag strings, typed by JSON", 
   });
   const config = parseFinetuneConfig(raw);
   assert.deepEqual([config.epochs, config.hyp.lr0, config.ema.tau, config.optimizer], [3, 0.02, 10, "AdamW"]);
-  assert.equal(scenario.epochs, 5, "the input object is left alone");
+  assert.deepEqual(
+    [input.epochs, input.hyp.lr0, input.ema.tau],
+    [5, 0.01, 2000],
+    "the input object is left alone",
+  );
   assert.throws(() => parseFinetuneConfig(applyOverrides({}, { epochs: "three" })), /epochs/);
   assert.throws(() => applyOverrides({ imgsz: 320 }, { "imgsz.x": "1" }), /imgsz/);
 });

@@ -1,8 +1,8 @@
-// A miniature YOLOv5 Detect head as ONNX, built like export.py's graph (spec §9.2): per layer a 1x1 Conv (here
-// straight on the image, strided so the grid matches the layer stride) -> Reshape (1, na, no, ny, nx) ->
-// Transpose -> Sigmoid -> Split [2, 2, nc+1] -> xy (*2 + grid) * stride, wh (*2)^2 * anchor_grid -> Concat ->
-// Reshape (1, na*ny*nx, no); layers concatenated. onnxruntime runs it in well under a millisecond, so registry
-// and serving tests can load many versions of it.
+// A miniature YOLOv5 Detect head as ONNX, built like export.py's graph (docs/training.md §9.2): per layer a
+// 1x1 Conv (here straight on the image, strided so the grid matches the layer stride) -> Reshape (1, na, no,
+// ny, nx) -> Transpose -> Sigmoid -> Split [2, 2, nc+1] -> xy (*2 + grid) * stride, wh (*2)^2 * anchor_grid
+// -> Concat -> Reshape (1, na*ny*nx, no); layers concatenated. onnxruntime runs it in well under a
+// millisecond, so registry and serving tests can load many versions of it.
 import { encodeModel, floatTensor, node, onnx, valueInfo } from "./_models.ts";
 
 const INT64 = onnx.TensorProto.DataType.INT64;

@@ -3,8 +3,10 @@ import * as ort from "onnxruntime-node";
 import { int64, OnnxModel, tensorToFloat32, valueShape } from "../../src/onnx/model.ts";
 import type * as onnxProtoModule from "onnx-proto";
 import { addModel, encodeModel, floatTensor, node, onnx, valueInfo } from "./_models.ts";
+import { referenceData, referenceTest } from "../_helpers/reference.ts";
 
-const YOLO_PATH = new URL("../../../shared/models/yolov5n.onnx", import.meta.url);
+const REFERENCE = referenceData(import.meta.url, "models/yolov5n.onnx");
+const YOLO_PATH = REFERENCE.url("models/yolov5n.onnx");
 const IMGSZ = 640; // the export's fixed input size
 
 // onnxruntime's float32 sigmoid is accurate to ~1e-7 absolute; re-deriving logit(p) from such a p and shifting
@@ -37,74 +39,86 @@ function randomImage(seed: number): Float32Array {
   return Float32Array.from({ length: 3 * IMGSZ * IMGSZ }, rand);
 }
 
-Deno.test("OnnxModel.parse() reads the ultralytics export's graph, metadata and initializers", async () => {
-  const model = OnnxModel.parse(await Deno.readFile(YOLO_PATH));
-  assert.equal(model.metadata.get("stride"), "32");
-  assert.match(model.metadata.get("names") ?? "", /^\{0: 'person', 1: 'bicycle'/);
-  assert.equal(model.initializerNames().length, 120);
-  assert.equal(model.initializerNames()[0], "model.0.conv.weight");
-  assert.equal(model.graph.node.length, 264);
-  assert.equal(int64(model.proto.opsetImport[0].version), 12);
-  assert.deepEqual(valueShape(model.graph.input[0]), [1, 3, 640, 640]);
-  assert.deepEqual(valueShape(model.graph.output[0]), [1, 25200, 85]);
-  const head = model.getInitializer("model.24.m.0.weight");
-  assert.deepEqual(head.dims, [255, 64, 1, 1]);
-  assert.equal(head.data.length, 255 * 64);
-});
-
-Deno.test("OnnxModel.toBytes() with unchanged weights gives bitwise identical onnxruntime outputs", async () => {
-  const original = await Deno.readFile(YOLO_PATH);
-  const rewritten = OnnxModel.parse(original).toBytes();
-  const input = randomImage(1);
-  const [a, b] = [await runYolo(original, input), await runYolo(rewritten, input)];
-  assert.equal(a.length, 25200 * 85);
-  assert.deepEqual(
-    new Uint8Array(b.buffer, b.byteOffset, b.byteLength),
-    new Uint8Array(a.buffer, a.byteOffset, a.byteLength),
-  );
-  const reparsed = OnnxModel.parse(rewritten);
-  assert.deepEqual([...reparsed.metadata], [...OnnxModel.parse(original).metadata]);
-  assert.equal(reparsed.proto.producerName, "pytorch");
-});
-
-Deno.test("OnnxModel.setInitializer() shifts the P3 objectness logit of anchor 0 by the bias change", async () => {
-  const OBJ = 4; // channel 4 of anchor 0's 85 outputs: objectness
-  // On random input objectness is ~1e-6; a base shift lifts it to where probabilities carry the logit well.
-  const BASE = 8;
-  const DELTA = 1;
-  const withObjectnessShift = async (shift: number) => {
+referenceTest(
+  REFERENCE,
+  "OnnxModel.parse() reads the ultralytics export's graph, metadata and initializers",
+  async () => {
     const model = OnnxModel.parse(await Deno.readFile(YOLO_PATH));
-    const bias = model.getInitializer("model.24.m.0.bias");
-    bias.data[OBJ] += shift;
-    model.setInitializer("model.24.m.0.bias", bias.data);
-    const bytes = model.toBytes();
-    assert.equal(OnnxModel.parse(bytes).getInitializer("model.24.m.0.bias").data[OBJ], bias.data[OBJ]);
-    return bytes;
-  };
-  const input = randomImage(2);
-  const before = await runYolo(await withObjectnessShift(BASE), input);
-  const after = await runYolo(await withObjectnessShift(BASE + DELTA), input);
-  const p3Anchor0Rows = 80 * 80; // rows are ordered (layer, anchor, y, x)
-  let checked = 0;
-  for (let row = 0; row < 25200; row++) {
-    for (let c = 0; c < 85; c++) {
-      const i = row * 85 + c;
-      if (row < p3Anchor0Rows && c === OBJ) {
-        const p = before[i];
-        if (p < MIN_P || p > MAX_P) continue;
-        const expected = 1 / (1 + Math.exp(-(Math.log(p / (1 - p)) + DELTA)));
-        assert.ok(
-          Math.abs(after[i] - expected) < SIGMOID_SHIFT_TOL,
-          `row ${row}: ${after[i]} vs ${expected}`,
-        );
-        checked++;
-      } else {
-        assert.equal(after[i], before[i], `row ${row} channel ${c} should not change`);
+    assert.equal(model.metadata.get("stride"), "32");
+    assert.match(model.metadata.get("names") ?? "", /^\{0: 'person', 1: 'bicycle'/);
+    assert.equal(model.initializerNames().length, 120);
+    assert.equal(model.initializerNames()[0], "model.0.conv.weight");
+    assert.equal(model.graph.node.length, 264);
+    assert.equal(int64(model.proto.opsetImport[0].version), 12);
+    assert.deepEqual(valueShape(model.graph.input[0]), [1, 3, 640, 640]);
+    assert.deepEqual(valueShape(model.graph.output[0]), [1, 25200, 85]);
+    const head = model.getInitializer("model.24.m.0.weight");
+    assert.deepEqual(head.dims, [255, 64, 1, 1]);
+    assert.equal(head.data.length, 255 * 64);
+  },
+);
+
+referenceTest(
+  REFERENCE,
+  "OnnxModel.toBytes() with unchanged weights gives bitwise identical onnxruntime outputs",
+  async () => {
+    const original = await Deno.readFile(YOLO_PATH);
+    const rewritten = OnnxModel.parse(original).toBytes();
+    const input = randomImage(1);
+    const [a, b] = [await runYolo(original, input), await runYolo(rewritten, input)];
+    assert.equal(a.length, 25200 * 85);
+    assert.deepEqual(
+      new Uint8Array(b.buffer, b.byteOffset, b.byteLength),
+      new Uint8Array(a.buffer, a.byteOffset, a.byteLength),
+    );
+    const reparsed = OnnxModel.parse(rewritten);
+    assert.deepEqual([...reparsed.metadata], [...OnnxModel.parse(original).metadata]);
+    assert.equal(reparsed.proto.producerName, "pytorch");
+  },
+);
+
+referenceTest(
+  REFERENCE,
+  "OnnxModel.setInitializer() shifts the P3 objectness logit of anchor 0 by the bias change",
+  async () => {
+    const OBJ = 4; // channel 4 of anchor 0's 85 outputs: objectness
+    // On random input objectness is ~1e-6; a base shift lifts it to where probabilities carry the logit well.
+    const BASE = 8;
+    const DELTA = 1;
+    const withObjectnessShift = async (shift: number) => {
+      const model = OnnxModel.parse(await Deno.readFile(YOLO_PATH));
+      const bias = model.getInitializer("model.24.m.0.bias");
+      bias.data[OBJ] += shift;
+      model.setInitializer("model.24.m.0.bias", bias.data);
+      const bytes = model.toBytes();
+      assert.equal(OnnxModel.parse(bytes).getInitializer("model.24.m.0.bias").data[OBJ], bias.data[OBJ]);
+      return bytes;
+    };
+    const input = randomImage(2);
+    const before = await runYolo(await withObjectnessShift(BASE), input);
+    const after = await runYolo(await withObjectnessShift(BASE + DELTA), input);
+    const p3Anchor0Rows = 80 * 80; // rows are ordered (layer, anchor, y, x)
+    let checked = 0;
+    for (let row = 0; row < 25200; row++) {
+      for (let c = 0; c < 85; c++) {
+        const i = row * 85 + c;
+        if (row < p3Anchor0Rows && c === OBJ) {
+          const p = before[i];
+          if (p < MIN_P || p > MAX_P) continue;
+          const expected = 1 / (1 + Math.exp(-(Math.log(p / (1 - p)) + DELTA)));
+          assert.ok(
+            Math.abs(after[i] - expected) < SIGMOID_SHIFT_TOL,
+            `row ${row}: ${after[i]} vs ${expected}`,
+          );
+          checked++;
+        } else {
+          assert.equal(after[i], before[i], `row ${row} channel ${c} should not change`);
+        }
       }
     }
-  }
-  assert.ok(checked > p3Anchor0Rows / 2, `only ${checked} objectness values were in the checked range`);
-});
+    assert.ok(checked > p3Anchor0Rows / 2, `only ${checked} objectness values were in the checked range`);
+  },
+);
 
 Deno.test("OnnxModel keeps the float_data form and round-trips it through onnxruntime", async () => {
   for (const form of ["raw", "float"] as const) {

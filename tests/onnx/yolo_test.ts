@@ -3,44 +3,49 @@ import { OnnxModel } from "../../src/onnx/model.ts";
 import { inspectYolo, MAX_CLASSES, MAX_INPUT_SIDE } from "../../src/onnx/yolo.ts";
 import { addModel, encodeModel, node, valueInfo } from "./_models.ts";
 import { tinyYolo } from "./_tiny_yolo.ts";
+import { referenceData, referenceTest } from "../_helpers/reference.ts";
 
-const SHARED = new URL("../../../shared/", import.meta.url);
+const REFERENCE = referenceData(import.meta.url, "README.md", "models/yolov5n.onnx");
 
-/** The anchors the shared README documents for the export: "P3/8 [10,13, 16,30, 33,23], P4/16 [...], ...". */
+/** The anchors the reference data's README documents for the export: "P3/8 [10,13, 16,30, 33,23], P4/16 [...], ...". */
 async function readmeAnchors(): Promise<{ strides: number[]; anchors: number[][] }> {
-  const text = await Deno.readTextFile(new URL("README.md", SHARED));
+  const text = await Deno.readTextFile(REFERENCE.url("README.md"));
   const found = [...text.matchAll(/P\d\/(\d+) \[([\d, ]+)\]/g)];
   assert.equal(found.length, 3, "README lists three anchor sets");
   return { strides: found.map((m) => Number(m[1])), anchors: found.map((m) => m[2].split(",").map(Number)) };
 }
 
-Deno.test("inspectYolo() recovers the ultralytics export's head, strides, anchors and names", async () => {
-  const info = inspectYolo(OnnxModel.parse(await Deno.readFile(new URL("models/yolov5n.onnx", SHARED))));
-  const expected = await readmeAnchors();
-  assert.equal(info.inputName, "images");
-  assert.equal(info.outputName, "output0");
-  assert.equal(info.inputHeight, 640);
-  assert.equal(info.inputWidth, 640);
-  assert.equal(info.nc, 80);
-  assert.equal(info.na, 3);
-  assert.equal(info.names.length, 80);
-  assert.equal(info.names[0], "person");
-  assert.equal(info.names[79], "toothbrush");
-  assert.equal(info.stride, 32);
-  assert.deepEqual(info.strides, expected.strides);
-  assert.deepEqual(info.anchors, expected.anchors);
-  assert.ok(info.anchorsFromGraph);
-  assert.deepEqual(
-    info.layers.map((l) => [l.weight, l.bias]),
-    [0, 1, 2].map((k) => [`model.24.m.${k}.weight`, `model.24.m.${k}.bias`]),
-  );
-  assert.deepEqual(info.layers.map((l) => l.convNode), [
-    "/model.24/m.0/Conv",
-    "/model.24/m.1/Conv",
-    "/model.24/m.2/Conv",
-  ]);
-  assert.equal(info.layers[0].logits, "/model.24/Transpose_output_0");
-});
+referenceTest(
+  REFERENCE,
+  "inspectYolo() recovers the ultralytics export's head, strides, anchors and names",
+  async () => {
+    const info = inspectYolo(OnnxModel.parse(await Deno.readFile(REFERENCE.url("models/yolov5n.onnx"))));
+    const expected = await readmeAnchors();
+    assert.equal(info.inputName, "images");
+    assert.equal(info.outputName, "output0");
+    assert.equal(info.inputHeight, 640);
+    assert.equal(info.inputWidth, 640);
+    assert.equal(info.nc, 80);
+    assert.equal(info.na, 3);
+    assert.equal(info.names.length, 80);
+    assert.equal(info.names[0], "person");
+    assert.equal(info.names[79], "toothbrush");
+    assert.equal(info.stride, 32);
+    assert.deepEqual(info.strides, expected.strides);
+    assert.deepEqual(info.anchors, expected.anchors);
+    assert.ok(info.anchorsFromGraph);
+    assert.deepEqual(
+      info.layers.map((l) => [l.weight, l.bias]),
+      [0, 1, 2].map((k) => [`model.24.m.${k}.weight`, `model.24.m.${k}.bias`]),
+    );
+    assert.deepEqual(info.layers.map((l) => l.convNode), [
+      "/model.24/m.0/Conv",
+      "/model.24/m.1/Conv",
+      "/model.24/m.2/Conv",
+    ]);
+    assert.equal(info.layers[0].logits, "/model.24/Transpose_output_0");
+  },
+);
 
 Deno.test("inspectYolo() reads anchors from Constant nodes, initializers and Expand-ed constants", () => {
   const anchors = [[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12], [13, 14, 15, 16, 17, 18]];

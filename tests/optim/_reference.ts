@@ -1,5 +1,5 @@
-// Plain float64 TypeScript transcriptions of torch 1.13's clip_grad_norm_, SGD (nesterov), Adam and AdamW (spec
-// §2, §4) for one parameter tensor, used to check the WGSL kernels on random shapes.
+// Plain float64 TypeScript transcriptions of torch 1.13's clip_grad_norm_, SGD (nesterov), Adam and AdamW
+// (docs/training.md §2, §4) for one parameter tensor, used to check the WGSL kernels on random shapes.
 export interface RefState {
   buf?: number[];
   m?: number[];

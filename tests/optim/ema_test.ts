@@ -8,7 +8,7 @@ import { Ema } from "../../src/optim/ema.ts";
 const REL_TOL = 1e-6;
 
 gpuTest(
-  "EMA decay follows d_k = 0.9999 (1 - exp(-k/2000)) with k counted from 1 (spec §5, §11.5)",
+  "EMA decay follows d_k = 0.9999 (1 - exp(-k/2000)) with k counted from 1 (docs/training.md §5, §11.5)",
   (device) => {
     const ema = new Ema(device, new ProgramCache(device), []);
     assert.ok(Math.abs(ema.decayAt(1) - 4.99825e-4) < 1e-9);

@@ -3,6 +3,7 @@
 // gradients are added into the grad buffer on the GPU, one submit per iteration.
 import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
+import { referenceData } from "../_helpers/reference.ts";
 import { ProgramCache } from "../../src/gpu/programs.ts";
 import { bindAll, createStorage } from "../../src/gpu/buffers.ts";
 import { createUniform } from "../../src/gpu/buffers.ts";
@@ -79,10 +80,13 @@ function relL2(actual: Float32Array, expected: number[]): number {
   return Math.sqrt(num / Math.max(den, 1e-30));
 }
 
+const REFERENCE = referenceData(import.meta.url, "golden/optimizer/");
+
 for (const name of ["sgd_cosine_accumulate", "sgd_short_warmup_ema", "adam_linear", "adamw_cosine_clipped"]) {
   gpuTest(`optimizer kernels reproduce golden/optimizer/${name}.json`, async (device) => {
-    const url = new URL(`../../../shared/golden/optimizer/${name}.json`, import.meta.url);
-    const golden: Golden = JSON.parse(await Deno.readTextFile(url));
+    const golden: Golden = JSON.parse(
+      await Deno.readTextFile(REFERENCE.url(`golden/optimizer/${name}.json`)),
+    );
     const layout = layoutOf(golden);
     const n = layoutLength(layout);
     const programs = new ProgramCache(device);
@@ -167,5 +171,5 @@ for (const name of ["sgd_cosine_accumulate", "sgd_short_warmup_ema", "adam_linea
         worst.ema.toExponential(2)
       }, grad_norm ${worst.norm.toExponential(2)}`,
     );
-  });
+  }, REFERENCE);
 }

@@ -11,8 +11,10 @@ import {
   warmupIterations,
 } from "../../src/optim/schedule.ts";
 import type { OptimizerName } from "../../src/optim/groups.ts";
+import { referenceData, referenceTest } from "../_helpers/reference.ts";
 
-const SHARED = new URL("../../../shared/golden/", import.meta.url);
+const REFERENCE = referenceData(import.meta.url, "golden/finetune-sgd/", "golden/optimizer/");
+const SHARED = REFERENCE.url("golden/");
 const HYP: Hyp = {
   lr0: 0.01,
   lrf: 0.01,
@@ -36,7 +38,7 @@ Deno.test("roundHalfEven rounds ties to even like Python round / np.round", () =
   ]);
 });
 
-Deno.test("accumulate0 and scaled weight decay follow the spec §3.1 table", () => {
+Deno.test("accumulate0 and scaled weight decay follow the docs/training.md §3.1 table", () => {
   const table: [number, number, number][] = [
     [1, 64, 5e-4],
     [8, 8, 5e-4],
@@ -73,7 +75,7 @@ Deno.test("warmup accumulate for bs 16, nw 100 rounds 2.5 to 2 at ni 50 (half-to
   assert.equal(warmupIterations(0.5, 60), 100);
 });
 
-Deno.test("linear lf after warmup: epochs 0..4 train at 0.01, 0.01, 0.00802, 0.00604, 0.00406 (spec §11.3)", () => {
+Deno.test("linear lf after warmup: epochs 0..4 train at 0.01, 0.01, 0.00802, 0.00604, 0.00406 (docs/training.md §11.3)", () => {
   // warmup_epochs 0 leaves nw at its floor of 100, which ends inside epoch 0 when nb = 200.
   const hyp = { ...HYP, warmup_epochs: 0 };
   const s = new Schedule({ optimizer: "SGD", hyp, batchSize: 16, nb: 200, epochs: 5, cosLr: false });
@@ -90,7 +92,7 @@ Deno.test("linear lf after warmup: epochs 0..4 train at 0.01, 0.01, 0.00802, 0.0
   assert.deepEqual(lrs.map((x) => Number(x.toFixed(8))), [0.01, 0.01, 0.00802, 0.00604, 0.00406]);
 });
 
-Deno.test("warmup trace bs 16, nb 30, nw 100: steps and the epoch-boundary discard (spec §3.4, §11.2)", () => {
+Deno.test("warmup trace bs 16, nb 30, nw 100: steps and the epoch-boundary discard (docs/training.md §3.4, §11.2)", () => {
   const s = new Schedule({ optimizer: "SGD", hyp: HYP, batchSize: 16, nb: 30, epochs: 10, cosLr: false });
   const steps: number[] = [];
   const batchesPerStep = new Map<number, number[]>();
@@ -150,7 +152,7 @@ function replay(s: Schedule, iterations: GoldenIteration[], nb: number, label: s
   }
 }
 
-Deno.test("Schedule reproduces the finetune-sgd golden trace exactly", async () => {
+referenceTest(REFERENCE, "Schedule reproduces the finetune-sgd golden trace exactly", async () => {
   const dir = new URL("finetune-sgd/", SHARED);
   const scenario = JSON.parse(await Deno.readTextFile(new URL("scenario.json", dir)));
   const final = JSON.parse(await Deno.readTextFile(new URL("final.json", dir)));
@@ -171,18 +173,22 @@ Deno.test("Schedule reproduces the finetune-sgd golden trace exactly", async () 
 });
 
 for (const name of ["adam_linear", "adamw_cosine_clipped", "sgd_cosine_accumulate", "sgd_short_warmup_ema"]) {
-  Deno.test(`Schedule reproduces the ${name} golden lr/momentum/accumulate/stepped`, async () => {
-    const golden = JSON.parse(await Deno.readTextFile(new URL(`optimizer/${name}.json`, SHARED)));
-    const s = new Schedule({
-      optimizer: golden.optimizer as OptimizerName,
-      hyp: golden.hyp,
-      batchSize: golden.batch_size,
-      nb: golden.iterations_per_epoch,
-      epochs: golden.epochs,
-      cosLr: golden.cos_lr,
-      nbs: golden.nbs,
-    });
-    assert.equal(s.weightDecay, golden.weight_decay_effective_at_start);
-    replay(s, golden.iterations, golden.iterations_per_epoch, name);
-  });
+  referenceTest(
+    REFERENCE,
+    `Schedule reproduces the ${name} golden lr/momentum/accumulate/stepped`,
+    async () => {
+      const golden = JSON.parse(await Deno.readTextFile(new URL(`optimizer/${name}.json`, SHARED)));
+      const s = new Schedule({
+        optimizer: golden.optimizer as OptimizerName,
+        hyp: golden.hyp,
+        batchSize: golden.batch_size,
+        nb: golden.iterations_per_epoch,
+        epochs: golden.epochs,
+        cosLr: golden.cos_lr,
+        nbs: golden.nbs,
+      });
+      assert.equal(s.weightDecay, golden.weight_decay_effective_at_start);
+      replay(s, golden.iterations, golden.iterations_per_epoch, name);
+    },
+  );
 }

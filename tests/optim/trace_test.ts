@@ -1,34 +1,40 @@
 import assert from "node:assert/strict";
 import { Schedule } from "../../src/optim/schedule.ts";
 import { type TraceLine, traceLine, TraceWriter } from "../../src/optim/trace.ts";
+import { referenceData, referenceTest } from "../_helpers/reference.ts";
 
-const DIR = new URL("../../../shared/golden/finetune-sgd/", import.meta.url);
+const REFERENCE = referenceData(import.meta.url, "golden/finetune-sgd/");
+const DIR = REFERENCE.url("golden/finetune-sgd/");
 
-Deno.test("traceLine + TraceWriter rebuild finetune-sgd/trace.jsonl from the Schedule and the losses", async () => {
-  const scenario = JSON.parse(await Deno.readTextFile(new URL("scenario.json", DIR)));
-  const final = JSON.parse(await Deno.readTextFile(new URL("final.json", DIR)));
-  const golden: TraceLine[] = (await Deno.readTextFile(new URL("trace.jsonl", DIR))).trim().split("\n")
-    .map((l) => JSON.parse(l));
-  const s = new Schedule({
-    optimizer: scenario.optimizer,
-    hyp: scenario.hyp,
-    batchSize: scenario.batch_size,
-    nb: final.nb,
-    epochs: scenario.epochs,
-    cosLr: scenario.cos_lr,
-  });
-  const path = await Deno.makeTempFile({ suffix: ".jsonl" });
-  const writer = new TraceWriter(path);
-  for (const g of golden) {
-    if (g.i === 0 && g.epoch > 0) s.endEpoch(g.epoch - 1);
-    writer.write(traceLine(s.iteration(g.epoch, g.i), g.loss, g.loss_items, g.grad_norm));
-  }
-  writer.close();
-  const written = (await Deno.readTextFile(path)).trim().split("\n").map((l) => JSON.parse(l));
-  await Deno.remove(path);
-  assert.deepEqual(written, golden);
-  assert.deepEqual(Object.keys(written[0]), Object.keys(golden[0]));
-});
+referenceTest(
+  REFERENCE,
+  "traceLine + TraceWriter rebuild finetune-sgd/trace.jsonl from the Schedule and the losses",
+  async () => {
+    const scenario = JSON.parse(await Deno.readTextFile(new URL("scenario.json", DIR)));
+    const final = JSON.parse(await Deno.readTextFile(new URL("final.json", DIR)));
+    const golden: TraceLine[] = (await Deno.readTextFile(new URL("trace.jsonl", DIR))).trim().split("\n")
+      .map((l) => JSON.parse(l));
+    const s = new Schedule({
+      optimizer: scenario.optimizer,
+      hyp: scenario.hyp,
+      batchSize: scenario.batch_size,
+      nb: final.nb,
+      epochs: scenario.epochs,
+      cosLr: scenario.cos_lr,
+    });
+    const path = await Deno.makeTempFile({ suffix: ".jsonl" });
+    const writer = new TraceWriter(path);
+    for (const g of golden) {
+      if (g.i === 0 && g.epoch > 0) s.endEpoch(g.epoch - 1);
+      writer.write(traceLine(s.iteration(g.epoch, g.i), g.loss, g.loss_items, g.grad_norm));
+    }
+    writer.close();
+    const written = (await Deno.readTextFile(path)).trim().split("\n").map((l) => JSON.parse(l));
+    await Deno.remove(path);
+    assert.deepEqual(written, golden);
+    assert.deepEqual(Object.keys(written[0]), Object.keys(golden[0]));
+  },
+);
 
 Deno.test("traceLine refuses a grad_norm that disagrees with stepped", () => {
   const plan = new Schedule({

@@ -6,14 +6,16 @@ import { FsStore } from "../../src/registry/fs_store.ts";
 import { Registry, sha256 } from "../../src/registry/registry.ts";
 import { type ChildServer, startChild } from "./_child_server.ts";
 
-const SHARED = new URL("../../../shared/", import.meta.url);
+/** The embedded default model, and a fixture image it finds a shape on. */
+const MODEL = new URL("../../models/default.onnx", import.meta.url);
+const IMAGE = new URL("../fixtures/shapes/images/shapes_0001.png", import.meta.url);
 // Kill points as fractions of the operation's measured duration, so each lands in a different phase
 // (reading the body, verifying/building the session, writing files, switching, writing the pointer).
 const KILL_AT = [0.2, 0.5, 0.8, 0.95];
 
-/** yolov5n with one head bias nudged: a different file (and sha256), same size and graph. */
+/** The model with one head bias nudged: a different file (and sha256), same size and graph. */
 async function variant(delta: number): Promise<Uint8Array<ArrayBuffer>> {
-  const model = OnnxModel.parse(await Deno.readFile(new URL("models/yolov5n.onnx", SHARED)));
+  const model = OnnxModel.parse(await Deno.readFile(MODEL));
   const bias = model.getInitializer("model.24.m.2.bias");
   bias.data[4] += delta;
   model.setInitializer("model.24.m.2.bias", bias.data);
@@ -29,10 +31,10 @@ async function assertConsistent(
   sent: Set<string>,
 ): Promise<{ versions: number[]; active: number }> {
   const registry = await Registry.open(new FsStore(dataDir), { maxBytes: 1 << 30 });
-  const model = registry.model("yolov5n");
+  const model = registry.model("shapes");
   const shas = new Set<string>();
   for (const meta of model.versions) {
-    const bytes = await registry.read("yolov5n", meta.version);
+    const bytes = await registry.read("shapes", meta.version);
     inspectYolo(OnnxModel.parse(bytes));
     assert.ok(sent.has(meta.sha256), `version ${meta.version} holds a file that was never sent`);
     assert.ok(!shas.has(meta.sha256), `the file of version ${meta.version} is stored twice`);
@@ -40,7 +42,7 @@ async function assertConsistent(
   }
   assert.ok(model.active !== null && model.versions.some((v) => v.version === model.active));
   const entries = [];
-  for await (const e of Deno.readDir(join(dataDir, "models/yolov5n"))) entries.push(e.name);
+  for await (const e of Deno.readDir(join(dataDir, "models/shapes"))) entries.push(e.name);
   assert.deepEqual(
     entries.filter((e) => !/^(versions|\.staging|active\.json|last_version\.json)$/.test(e)),
     [],
@@ -50,19 +52,19 @@ async function assertConsistent(
 
 /** The restarted server serves the active version, and its listing matches the disk. */
 async function assertServes(server: ChildServer, state: { versions: number[]; active: number }) {
-  const listing = await (await fetch(`${server.base}/v1/models/yolov5n/versions`)).json();
+  const listing = await (await fetch(`${server.base}/v1/models/shapes/versions`)).json();
   assert.deepEqual([listing.active, listing.versions.map((v: { version: number }) => v.version)], [
     state.active,
     state.versions,
   ]);
-  const res = await fetch(`${server.base}/v1/models/yolov5n/detect`, {
+  const res = await fetch(`${server.base}/v1/models/shapes/detect`, {
     method: "POST",
-    headers: { "content-type": "image/jpeg" },
-    body: await Deno.readFile(new URL("images/zidane.jpg", SHARED)),
+    headers: { "content-type": "image/png" },
+    body: await Deno.readFile(IMAGE),
   });
   const body = await res.json();
   assert.equal(res.status, 200, JSON.stringify(body));
-  assert.deepEqual(body.model, { name: "yolov5n", version: state.active });
+  assert.deepEqual(body.model, { name: "shapes", version: state.active });
   assert.ok(body.detections.length > 0);
 }
 
@@ -76,8 +78,8 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "kestrel-crash-" });
     const dataDir = join(dir, "data");
-    const modelPath = join(dir, "yolov5n.onnx");
-    const original = await Deno.readFile(new URL("models/yolov5n.onnx", SHARED));
+    const modelPath = join(dir, "shapes.onnx");
+    const original = await Deno.readFile(MODEL);
     await Deno.writeFile(modelPath, original);
     const sent = new Set([await sha256(original)]);
     const args = ["--model", modelPath];
@@ -87,12 +89,12 @@ Deno.test({
       let t = performance.now();
       const v2 = await variant(0.01);
       sent.add(await sha256(v2));
-      assert.equal((await post(server, "/v1/models/yolov5n?activate=true", v2)).status, 201);
+      assert.equal((await post(server, "/v1/models/shapes?activate=true", v2)).status, 201);
       const uploadMs = performance.now() - t;
       t = performance.now();
       const back = await post(
         server,
-        "/v1/models/yolov5n/activate",
+        "/v1/models/shapes/activate",
         JSON.stringify({ version: 1 }),
         "application/json",
       );
@@ -108,12 +110,12 @@ Deno.test({
           if (op === "upload") {
             const bytes = await variant(0.02 * (i + 2));
             sent.add(await sha256(bytes));
-            request = post(server, "/v1/models/yolov5n?activate=true", bytes);
+            request = post(server, "/v1/models/shapes?activate=true", bytes);
           } else {
             const target = state.versions.find((v) => v !== state.active)!;
             request = post(
               server,
-              "/v1/models/yolov5n/activate",
+              "/v1/models/shapes/activate",
               JSON.stringify({ version: target }),
               "application/json",
             );

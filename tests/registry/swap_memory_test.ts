@@ -2,8 +2,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { OnnxModel } from "../../src/onnx/model.ts";
 import { rssBytes, startChild } from "./_child_server.ts";
+import { referenceData, referenceName } from "../_helpers/reference.ts";
 
-const YOLO = new URL("../../../shared/models/yolov5n.onnx", import.meta.url);
+const REFERENCE = referenceData(import.meta.url, "models/yolov5n.onnx");
+const YOLO = REFERENCE.url("models/yolov5n.onnx");
 const SWAPS = 50;
 const WARMUP_SWAPS = 10; // arenas and caches fill during the first swaps
 
@@ -17,7 +19,11 @@ async function variant(delta: number): Promise<Uint8Array<ArrayBuffer>> {
 }
 
 Deno.test({
-  name: "50 hot swaps of yolov5n keep the server's RSS bounded (old sessions are released)",
+  name: referenceName(
+    "50 hot swaps of yolov5n keep the server's RSS bounded (old sessions are released)",
+    REFERENCE,
+  ),
+  ignore: REFERENCE.missing,
   sanitizeResources: false,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "kestrel-swap-rss-" });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { decodeImage } from "../../src/image/decode.ts";
+import { decodeImage, type RgbImage } from "../../src/image/decode.ts";
 import { letterbox } from "../../src/image/letterbox.ts";
 import type { Backend } from "../../src/serving/backend.ts";
 import { nativeBackend } from "../../src/serving/backends/native.ts";
@@ -7,60 +7,105 @@ import { wasmBackend, webgpuBackend } from "../../src/serving/backends/web.ts";
 import { DEFAULT_DETECT_OPTIONS, type Detection, postprocess } from "../../src/serving/postprocess.ts";
 import { selectBackend } from "../../src/serving/select.ts";
 import { gpuTest } from "../_helpers/gpu.ts";
+import { referenceData, referenceTest } from "../_helpers/reference.ts";
 
-const SHARED = new URL("../../../shared/", import.meta.url);
-const MODEL = await Deno.readFile(new URL("models/yolov5n.onnx", SHARED));
-const BUS = await decodeImage(await Deno.readFile(new URL("images/bus.jpg", SHARED)));
-const { tensor, box } = letterbox(BUS, 640);
+const REFERENCE = referenceData(import.meta.url, "models/yolov5n.onnx", "images/bus.jpg");
+
+/** A model, an image letterboxed for it and its class count: what each backend runs. */
+interface Case {
+  name: string;
+  model: Uint8Array;
+  image: RgbImage;
+  imgsz: number;
+  nc: number;
+}
+
+async function loadCase(name: string, model: URL, image: URL, imgsz: number, nc: number): Promise<Case> {
+  return {
+    name,
+    model: await Deno.readFile(model),
+    image: await decodeImage(await Deno.readFile(image)),
+    imgsz,
+    nc,
+  };
+}
+
+/** The embedded default model (3 classes at 128) on a fixture image: always there. */
+const DEFAULT_CASE = await loadCase(
+  "default model, shapes_0000.png",
+  new URL("../../models/default.onnx", import.meta.url),
+  new URL("../fixtures/shapes/images/shapes_0000.png", import.meta.url),
+  128,
+  3,
+);
+/** yolov5n (80 classes at 640) on bus.jpg: only where the reference data is there. */
+const YOLOV5N_CASE = REFERENCE.missing ? null : await loadCase(
+  "yolov5n, bus.jpg",
+  REFERENCE.url("models/yolov5n.onnx"),
+  REFERENCE.url("images/bus.jpg"),
+  640,
+  80,
+);
+const CASES = YOLOV5N_CASE ? [DEFAULT_CASE, YOLOV5N_CASE] : [DEFAULT_CASE];
+
 /**
- * Engines differ only in float32 summation order. Measured on bus.jpg against native: any probability moves by at
- * most 2.8e-6 (wasm) and 4.3e-6 (WebGPU on lavapipe), box coordinates by 2e-3 px; bound at ~25x that.
+ * Engines differ only in float32 summation order. Measured against native: on bus.jpg (yolov5n) any probability
+ * moves by at most 2.8e-6 (wasm) and 4.3e-6 (WebGPU on lavapipe), box coordinates by 2e-3 px; on the default
+ * model's fixture by 1.6e-6 and 9e-7, boxes by 6e-4 px. Bound at ~25x the largest.
  */
 const MAX_CONF_DIFF = 1e-4;
 /** Boxes are rounded to whole pixels, so a sub-pixel difference can flip one rounding. */
 const MAX_BOX_DIFF = 1;
+/** Strides of a P5 YOLOv5 model: the output has 3 anchors per cell of each level's grid. */
+const STRIDES = [8, 16, 32];
 
-async function detections(backend: Backend): Promise<Detection[]> {
-  const session = await backend.createSession(MODEL, "images", "output0");
+async function detections(backend: Backend, c: Case): Promise<Detection[]> {
+  const { tensor, box } = letterbox(c.image, c.imgsz);
+  const session = await backend.createSession(c.model, "images", "output0");
   try {
-    const out = await session.run({ data: tensor, dims: [1, 3, 640, 640] });
-    assert.deepEqual(out.dims, [1, 25200, 85]);
-    return postprocess(out.data, 80, DEFAULT_DETECT_OPTIONS, box, BUS.width, BUS.height);
+    const out = await session.run({ data: tensor, dims: [1, 3, c.imgsz, c.imgsz] });
+    const rows = STRIDES.reduce((n, s) => n + 3 * (c.imgsz / s) ** 2, 0);
+    assert.deepEqual(out.dims, [1, rows, 5 + c.nc]);
+    return postprocess(out.data, c.nc, DEFAULT_DETECT_OPTIONS, box, c.image.width, c.image.height);
   } finally {
     await session.release();
   }
 }
 
-function assertSameDetections(got: Detection[], want: Detection[]): void {
-  assert.deepEqual(got.map((d) => d.classId), want.map((d) => d.classId));
+function assertSameDetections(got: Detection[], want: Detection[], what: string): void {
+  assert.ok(want.length > 0, `${what}: the native backend finds something`);
+  assert.deepEqual(got.map((d) => d.classId), want.map((d) => d.classId), what);
   for (const [i, d] of got.entries()) {
-    assert.ok(Math.abs(d.confidence - want[i].confidence) <= MAX_CONF_DIFF, `confidence ${i}`);
+    assert.ok(Math.abs(d.confidence - want[i].confidence) <= MAX_CONF_DIFF, `${what}: confidence ${i}`);
     for (const k of ["x1", "y1", "x2", "y2"] as const) {
       assert.ok(
         Math.abs(d.box[k] - want[i].box[k]) <= MAX_BOX_DIFF,
-        `box ${i}.${k}: ${d.box[k]} vs ${want[i].box[k]}`,
+        `${what}: box ${i}.${k}: ${d.box[k]} vs ${want[i].box[k]}`,
       );
     }
   }
 }
 
-const native = await detections(nativeBackend);
+const native = new Map<Case, Detection[]>();
+for (const c of CASES) native.set(c, await detections(nativeBackend, c));
 
-Deno.test("native backend finds bus.jpg's reference classes", () => {
-  assert.deepEqual(native.map((d) => d.classId), [0, 0, 0, 5]);
+referenceTest(REFERENCE, "native backend finds bus.jpg's reference classes", () => {
+  assert.deepEqual(native.get(YOLOV5N_CASE!)!.map((d) => d.classId), [0, 0, 0, 5]);
 });
 
 Deno.test({
   name: "wasm backend (onnxruntime-web) agrees with the native backend",
   sanitizeResources: false,
   sanitizeOps: false,
-  fn: async () => assertSameDetections(await detections(wasmBackend), native),
+  fn: async () => {
+    for (const c of CASES) assertSameDetections(await detections(wasmBackend, c), native.get(c)!, c.name);
+  },
 });
 
 gpuTest(
   "webgpu backend (onnxruntime-web WebGPU EP on navigator.gpu) agrees with the native backend",
   async () => {
-    assertSameDetections(await detections(webgpuBackend), native);
+    for (const c of CASES) assertSameDetections(await detections(webgpuBackend, c), native.get(c)!, c.name);
   },
 );
 

@@ -2,11 +2,12 @@ import assert from "node:assert/strict";
 import { OnnxModel } from "../../src/onnx/model.ts";
 import { readModelSpec } from "../../src/serving/model_spec.ts";
 
-const YOLOV5N = await Deno.readFile(new URL("../../../shared/models/yolov5n.onnx", import.meta.url));
+/** The embedded default model: 3 shape classes, 128x128 input (models/README.md). */
+const DEFAULT = await Deno.readFile(new URL("../../models/default.onnx", import.meta.url));
 
-/** yolov5n with its input's H and W replaced (a string makes the axis dynamic, as export.py --dynamic does). */
+/** The default model with its input's H and W replaced (a string makes the axis dynamic, as export.py --dynamic does). */
 function withInputSize(h: number | string, w: number | string): Uint8Array {
-  const model = OnnxModel.parse(YOLOV5N);
+  const model = OnnxModel.parse(DEFAULT);
   const dims = model.graph.input[0].type!.tensorType!.shape!.dim;
   for (const [i, v] of [[2, h], [3, w]] as const) {
     dims[i] = typeof v === "number" ? { dimValue: v } as typeof dims[0] : { dimParam: v } as typeof dims[0];
@@ -15,13 +16,13 @@ function withInputSize(h: number | string, w: number | string): Uint8Array {
 }
 
 Deno.test("readModelSpec() reads names, classes, stride and the fixed input size of an export", () => {
-  const spec = readModelSpec(YOLOV5N, "yolov5n.onnx");
+  const spec = readModelSpec(DEFAULT, "default.onnx");
   assert.deepEqual(
     [spec.inputName, spec.outputName, spec.imgsz, spec.nc, spec.stride],
-    ["images", "output0", 640, 80, 32],
+    ["images", "output0", 128, 3, 32],
   );
-  assert.deepEqual([spec.names[0], spec.names[79]], ["person", "toothbrush"]);
-  assert.throws(() => readModelSpec(YOLOV5N, "yolov5n.onnx", 320), /fixed at 640x640.*--imgsz 320/);
+  assert.deepEqual(spec.names, ["circle", "square", "triangle"]);
+  assert.throws(() => readModelSpec(DEFAULT, "default.onnx", 320), /fixed at 128x128.*--imgsz 320/);
 });
 
 Deno.test("readModelSpec() takes --imgsz (default 640) for dynamic axes and checks the stride", () => {

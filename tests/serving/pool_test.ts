@@ -3,9 +3,12 @@ import type { Backend, Session, Tensor } from "../../src/serving/backend.ts";
 import { ModelPool } from "../../src/serving/pool.ts";
 import { tinyYolo } from "../onnx/_tiny_yolo.ts";
 
-const YOLOV5N = await Deno.readFile(new URL("../../../shared/models/yolov5n.onnx", import.meta.url));
+/** Any YOLO export will do (the backend is fake): the embedded default model. */
+const MODEL = await Deno.readFile(new URL("../../models/default.onnx", import.meta.url));
+/** Outputs per row of that model: xywh, objectness and its 3 class scores. */
+const NO = 5 + 3;
 
-/** A backend whose sessions record their life and answer a (1, 1, 85) output after an optional gate. */
+/** A backend whose sessions record their life and answer a (1, 1, NO) output after an optional gate. */
 class FakeBackend implements Backend {
   readonly name = "native" as const;
   readonly sessions: { released: boolean; runs: number }[] = [];
@@ -29,7 +32,7 @@ class FakeBackend implements Backend {
         await this.gate;
         this.running--;
         state.runs++;
-        return { data: new Float32Array(85), dims: [1, 1, 85] };
+        return { data: new Float32Array(NO), dims: [1, 1, NO] };
       },
       release: () => {
         state.released = true;
@@ -42,10 +45,10 @@ class FakeBackend implements Backend {
 Deno.test("ModelPool.swap() activates a warmed-up version and releases the old one after its requests", async () => {
   const backend = new FakeBackend();
   const pool = new ModelPool(backend);
-  assert.deepEqual(await pool.swap("yolo", 1, YOLOV5N), { name: "yolo", version: 1 });
+  assert.deepEqual(await pool.swap("yolo", 1, MODEL), { name: "yolo", version: 1 });
   assert.equal(backend.sessions[0].runs, 1, "one warm-up inference before serving");
   const lease = pool.lease("yolo")!;
-  await pool.swap("yolo", 2, YOLOV5N);
+  await pool.swap("yolo", 2, MODEL);
   assert.equal(pool.get("yolo")!.ref.version, 2);
   assert.equal(backend.sessions[0].released, false, "v1 is still held by a request");
   await lease.model.infer(new Float32Array(3 * 640 * 640));
@@ -59,13 +62,13 @@ Deno.test("ModelPool.swap() activates a warmed-up version and releases the old o
 Deno.test("ModelPool.swap() rejects a model that fails warm-up or is not YOLO and keeps the old one", async () => {
   const backend = new FakeBackend();
   const pool = new ModelPool(backend);
-  await pool.swap("yolo", 1, YOLOV5N);
+  await pool.swap("yolo", 1, MODEL);
   backend.failWarmup = true;
   const logged: unknown[][] = [];
   const original = console.error;
   console.error = (...args: unknown[]) => logged.push(args);
   try {
-    await assert.rejects(pool.swap("yolo", 2, YOLOV5N), (err: Error) => {
+    await assert.rejects(pool.swap("yolo", 2, MODEL), (err: Error) => {
       assert.equal(err.message, "yolo v2: the model failed its warm-up run on the native engine");
       return true;
     });
@@ -87,7 +90,7 @@ Deno.test("ModelPool.swap() rejects a model that fails warm-up or is not YOLO an
 Deno.test("ModelPool runs one inference at a time per model and reports the queue depth", async () => {
   const backend = new FakeBackend();
   const pool = new ModelPool(backend);
-  await pool.swap("yolo", 1, YOLOV5N);
+  await pool.swap("yolo", 1, MODEL);
   let open!: () => void;
   backend.gate = new Promise((resolve) => open = resolve);
   const model = pool.get("yolo")!;
@@ -104,7 +107,7 @@ Deno.test("ModelPool runs one inference at a time per model and reports the queu
 Deno.test("ModelPool.remove() stops serving a name and frees its session", async () => {
   const backend = new FakeBackend();
   const pool = new ModelPool(backend);
-  await pool.swap("yolo", 1, YOLOV5N);
+  await pool.swap("yolo", 1, MODEL);
   assert.equal(await pool.remove("yolo"), true);
   assert.equal(pool.lease("yolo"), undefined);
   assert.equal(backend.sessions[0].released, true);

@@ -1,12 +1,15 @@
 /**
- * Readers for ../shared/golden/finetune-sgd: the iteration-0 batch (first two images in sorted order), its labels
+ * Readers for the reference data's golden/finetune-sgd (tests/_helpers/reference.ts): the iteration-0 batch (first two images in sorted order), its labels
  * as collate rows, the raw head outputs, the loss items and the parameter gradients PyTorch produced.
  */
 import type { LossLayer } from "../../src/train/targets.ts";
 import type { LossHyp } from "../../src/train/loss_settings.ts";
+import { referenceUrl } from "../../src/config/reference_dir.ts";
 
-export const GOLDEN = new URL("../../../shared/golden/finetune-sgd/", import.meta.url);
-export const YOLOV5N = new URL("../../../shared/models/yolov5n.onnx", import.meta.url);
+/** What the golden tests read: pass to referenceData() so they skip where it is absent. */
+export const GOLDEN_FILES = ["golden/finetune-sgd/", "models/yolov5n.onnx"];
+export const GOLDEN = referenceUrl("golden/finetune-sgd/");
+export const YOLOV5N = referenceUrl("models/yolov5n.onnx");
 
 export interface Scenario {
   imgsz: number;
@@ -61,7 +64,7 @@ export function goldenTargets(bs: number): Float32Array {
   return new Float32Array(rows);
 }
 
-/** Loss layers from debug0.json's grid sizes and the anchors of the yolov5n export (pixels, shared/README.md). */
+/** Loss layers from debug0.json's grid sizes and the anchors of the yolov5n export (pixels, the reference data's README). */
 export function goldenLayers(anchorsPx: number[][][], strides: number[]): LossLayer[] {
   return debug0().head_shapes.map((shape, i) => ({
     ny: shape[2],
@@ -70,7 +73,7 @@ export function goldenLayers(anchorsPx: number[][][], strides: number[]): LossLa
   }));
 }
 
-/** yolov5n's anchors as listed in shared/README.md; the graph tests recover the same values from the ONNX. */
+/** yolov5n's anchors as listed in the reference data's README; the graph tests recover the same values from the ONNX. */
 export const YOLOV5N_ANCHORS_PX = [
   [[10, 13], [16, 30], [33, 23]],
   [[30, 61], [62, 45], [59, 119]],

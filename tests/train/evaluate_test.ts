@@ -7,9 +7,11 @@ import { decodeHeads, type HeadLayer, type HeadSpec } from "../../src/train/eval
 import { nonMaxSuppression, VAL_NMS } from "../../src/train/evaluate_nms.ts";
 import type { Detection } from "../../src/train/metrics.ts";
 import { ortHeads } from "./_ort_heads.ts";
+import { referenceData, referenceTest } from "../_helpers/reference.ts";
 
-const GOLDEN = new URL("../../../shared/golden/val-yolov5n-320/", import.meta.url);
-const MODEL = new URL("../../../shared/models/yolov5n.onnx", import.meta.url);
+const REFERENCE = referenceData(import.meta.url, "golden/val-yolov5n-320/", "models/yolov5n.onnx");
+const GOLDEN = REFERENCE.url("golden/val-yolov5n-320/");
+const MODEL = REFERENCE.url("models/yolov5n.onnx");
 const YOLOV5N: HeadSpec = {
   nc: 80,
   strides: [8, 16, 32],
@@ -21,7 +23,7 @@ const BOX_TOL_PX = 2e-3;
 const CONF_TOL = 1e-5;
 /** decode arithmetic is float32: σ(ln 3) = 0.75 and its products carry float32 rounding of values up to 45. */
 const EXACT = 1e-6;
-/** shared/README.md: the whole evaluation (forward at 320, decode, NMS, metrics) agrees with metrics.json to ~1e-3. */
+/** The reference data's README: the whole evaluation (forward at 320, decode, NMS, metrics) agrees with metrics.json to ~1e-3. */
 const PIPELINE_TOL = 1e-3;
 
 /** A layer of raw logits (1, 1, ny, nx, no) set to `fill`, with `set` overriding [y, x, k] entries. */
@@ -100,56 +102,64 @@ Deno.test("nonMaxSuppression: max_det truncates in confidence order; single-labe
   assert.deepEqual(single.map((d) => d[5]), [1]);
 });
 
-Deno.test("decode + val NMS of yolov5n's raw heads at 320 (onnxruntime) reproduce golden predictions.json", async () => {
-  const predictions: Record<string, Detection[]> = JSON.parse(
-    await Deno.readTextFile(new URL("predictions.json", GOLDEN)),
-  );
-  const heads = await ortHeads(MODEL.pathname, 320);
-  for (const name of Object.keys(predictions).sort()) {
-    const { data, info } = await sharp(new URL(`images/${name}`, GOLDEN).pathname).removeAlpha().raw()
-      .toBuffer({ resolveWithObject: true });
-    const n = info.width * info.height;
-    const image = new Float32Array(3 * n);
-    for (let p = 0; p < n; p++) for (let c = 0; c < 3; c++) image[c * n + p] = data[p * 3 + c] / 255;
-    const [decoded] = decodeHeads(await heads.run(image), YOLOV5N, 1);
-    const dets = nonMaxSuppression(decoded, YOLOV5N.nc);
-    const want = predictions[name];
-    assert.equal(dets.length, want.length, name);
-    dets.forEach((d, i) => {
-      assert.equal(d[5], want[i][5], `${name} det ${i} class`);
-      assert.ok(Math.abs(d[4] - want[i][4]) < CONF_TOL, `${name} det ${i} conf ${d[4]} vs ${want[i][4]}`);
-      for (let k = 0; k < 4; k++) {
-        assert.ok(Math.abs(d[k] - want[i][k]) < BOX_TOL_PX, `${name} det ${i} box ${d} vs ${want[i]}`);
-      }
-    });
-  }
-});
+referenceTest(
+  REFERENCE,
+  "decode + val NMS of yolov5n's raw heads at 320 (onnxruntime) reproduce golden predictions.json",
+  async () => {
+    const predictions: Record<string, Detection[]> = JSON.parse(
+      await Deno.readTextFile(new URL("predictions.json", GOLDEN)),
+    );
+    const heads = await ortHeads(MODEL.pathname, 320);
+    for (const name of Object.keys(predictions).sort()) {
+      const { data, info } = await sharp(new URL(`images/${name}`, GOLDEN).pathname).removeAlpha().raw()
+        .toBuffer({ resolveWithObject: true });
+      const n = info.width * info.height;
+      const image = new Float32Array(3 * n);
+      for (let p = 0; p < n; p++) for (let c = 0; c < 3; c++) image[c * n + p] = data[p * 3 + c] / 255;
+      const [decoded] = decodeHeads(await heads.run(image), YOLOV5N, 1);
+      const dets = nonMaxSuppression(decoded, YOLOV5N.nc);
+      const want = predictions[name];
+      assert.equal(dets.length, want.length, name);
+      dets.forEach((d, i) => {
+        assert.equal(d[5], want[i][5], `${name} det ${i} class`);
+        assert.ok(Math.abs(d[4] - want[i][4]) < CONF_TOL, `${name} det ${i} conf ${d[4]} vs ${want[i][4]}`);
+        for (let k = 0; k < 4; k++) {
+          assert.ok(Math.abs(d[k] - want[i][k]) < BOX_TOL_PX, `${name} det ${i} box ${d} vs ${want[i]}`);
+        }
+      });
+    }
+  },
+);
 
-Deno.test("evaluate: golden val-yolov5n-320 dataset through loader, onnxruntime heads, NMS and metrics", async () => {
-  const expected = JSON.parse(await Deno.readTextFile(new URL("metrics.json", GOLDEN)));
-  const ds = await loadDataset(GOLDEN.pathname, { nc: 80 });
-  const heads = await ortHeads(MODEL.pathname, 320);
-  const plane = 3 * 320 * 320;
-  const forward = async (images: Float32Array, size: number) => {
-    const perImage: HeadLayer[][] = [];
-    for (let i = 0; i < size; i++) perImage.push(await heads.run(images.slice(i * plane, (i + 1) * plane)));
-    const layers: HeadLayer[] = perImage[0].map((l, li) => {
-      const data = new Float32Array(l.data.length * size);
-      perImage.forEach((p, i) => data.set(p[li].data, i * l.data.length));
-      return { data, ny: l.ny, nx: l.nx };
-    });
-    return { heads: layers };
-  };
-  const loader = new BatchLoader(ds.train, { imgsz: 320, batchSize: 4, shuffle: false, augment: false });
-  const m = await evaluate(forward, loader.epoch(), YOLOV5N);
-  assert.deepEqual([m.images, m.labels], [expected.images, expected.labels]);
-  for (const key of ["P", "R", "map50", "map"] as const) {
-    assert.ok(Math.abs(m[key] - expected[key]) < PIPELINE_TOL, `${key}: ${m[key]} vs ${expected[key]}`);
-  }
-  for (const [c, want] of Object.entries(expected.per_class) as [string, { ap50: number; ap: number }][]) {
-    assert.ok(Math.abs(m.perClass[Number(c)].ap - want.ap) < PIPELINE_TOL, `class ${c}`);
-  }
-});
+referenceTest(
+  REFERENCE,
+  "evaluate: golden val-yolov5n-320 dataset through loader, onnxruntime heads, NMS and metrics",
+  async () => {
+    const expected = JSON.parse(await Deno.readTextFile(new URL("metrics.json", GOLDEN)));
+    const ds = await loadDataset(GOLDEN.pathname, { nc: 80 });
+    const heads = await ortHeads(MODEL.pathname, 320);
+    const plane = 3 * 320 * 320;
+    const forward = async (images: Float32Array, size: number) => {
+      const perImage: HeadLayer[][] = [];
+      for (let i = 0; i < size; i++) perImage.push(await heads.run(images.slice(i * plane, (i + 1) * plane)));
+      const layers: HeadLayer[] = perImage[0].map((l, li) => {
+        const data = new Float32Array(l.data.length * size);
+        perImage.forEach((p, i) => data.set(p[li].data, i * l.data.length));
+        return { data, ny: l.ny, nx: l.nx };
+      });
+      return { heads: layers };
+    };
+    const loader = new BatchLoader(ds.train, { imgsz: 320, batchSize: 4, shuffle: false, augment: false });
+    const m = await evaluate(forward, loader.epoch(), YOLOV5N);
+    assert.deepEqual([m.images, m.labels], [expected.images, expected.labels]);
+    for (const key of ["P", "R", "map50", "map"] as const) {
+      assert.ok(Math.abs(m[key] - expected[key]) < PIPELINE_TOL, `${key}: ${m[key]} vs ${expected[key]}`);
+    }
+    for (const [c, want] of Object.entries(expected.per_class) as [string, { ap50: number; ap: number }][]) {
+      assert.ok(Math.abs(m.perClass[Number(c)].ap - want.ap) < PIPELINE_TOL, `class ${c}`);
+    }
+  },
+);
 
 Deno.test("scaleBoxes undoes the letterbox (float pad, gain) and clips to the native image", () => {
   // 200x100 image letterboxed to 64: gain 0.32, resized 64x32, pad (0, 16)

@@ -7,9 +7,15 @@ import { gpuTest } from "../_helpers/gpu.ts";
 import { run } from "../../src/cli/finetune.ts";
 import { OnnxModel } from "../../src/onnx/model.ts";
 import type { TraceLine } from "../../src/optim/trace.ts";
-import { GOLDEN, readF32File, relL2, YOLOV5N } from "./_golden.ts";
+import { GOLDEN, GOLDEN_FILES, readF32File, relL2, YOLOV5N } from "./_golden.ts";
+import { referenceData } from "../_helpers/reference.ts";
 
-/** Issue 6's acceptance bounds; shared/README.md: PyTorch's own thread-count noise moves deltas by ~1%. */
+const REFERENCE = referenceData(import.meta.url, ...GOLDEN_FILES);
+
+/**
+ * Issue 6's acceptance bounds; the reference data's README: PyTorch's own thread-count noise moves deltas by
+ * ~1%.
+ */
 const LOSS_RTOL = 1e-2;
 const DELTA_RTOL = 5e-2;
 const EMA_OFFSET_RTOL = 1e-1;
@@ -85,4 +91,5 @@ gpuTest(
       await Deno.remove(out, { recursive: true });
     }
   },
+  REFERENCE,
 );

@@ -1,5 +1,5 @@
 // Acceptance check of the whole training program against PyTorch (issue 4): the yolov5n export at 320, batch 2
-// (the first two images of shared/golden/finetune-sgd in sorted order), one forward + loss + backward.
+// (the first two images of the reference data's golden/finetune-sgd in sorted order), one forward + loss + backward.
 import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
 import { readF32 } from "../../src/gpu/buffers.ts";
@@ -10,6 +10,7 @@ import type { LossItems } from "../../src/train/loss.ts";
 import {
   debug0,
   GOLDEN,
+  GOLDEN_FILES,
   goldenHeads,
   goldenParams,
   goldenTargets,
@@ -19,6 +20,9 @@ import {
   YOLOV5N,
 } from "./_golden.ts";
 import { toConvLayout } from "./_cases.ts";
+import { referenceData } from "../_helpers/reference.ts";
+
+const REFERENCE = referenceData(import.meta.url, ...GOLDEN_FILES);
 
 /** Acceptance bounds from issue 4. */
 const HEAD_RTOL = 1e-4;
@@ -77,6 +81,7 @@ gpuTest(
     // End-to-end gradients sit on the knife edge described below: logged here, asserted in the next test.
     worstGradient(await readF32(device, program.grads!, program.layout.size), program);
   },
+  REFERENCE,
 );
 
 // The bus label at P5 (anchor 0, cell 5,8) was made by this same model, so its predicted box's bottom edge lies
@@ -110,7 +115,7 @@ gpuTest("with the loss at PyTorch's heads, every parameter gradient matches grad
   });
   const worst = worstGradient(await readF32(device, program.grads!, program.layout.size), program);
   assert.ok(worst.err < GRAD_RTOL, `worst gradient ${worst.name}: relative L2 ${worst.err}`);
-});
+}, REFERENCE);
 
 function worstGradient(grads: Float32Array, program: TrainProgram): { name: string; err: number } {
   const want = readF32File("grads0.f32");

@@ -4,6 +4,7 @@ import { lossSettings } from "../../src/train/loss_settings.ts";
 import type { LossLayer } from "../../src/train/targets.ts";
 import {
   debug0,
+  GOLDEN_FILES,
   goldenHeads,
   goldenLayers,
   goldenTargets,
@@ -12,6 +13,7 @@ import {
   YOLOV5N_ANCHORS_PX,
   YOLOV5N_STRIDES,
 } from "./_golden.ts";
+import { referenceData, referenceTest } from "../_helpers/reference.ts";
 import { randomCase, toConvLayout } from "./_cases.ts";
 import type { LossCase } from "./_cases.ts";
 import { gpuTest } from "../_helpers/gpu.ts";
@@ -21,22 +23,28 @@ import { createOpContext, submitDispatches } from "../../src/ops/context.ts";
 import { planLoss, readLossItems } from "../../src/train/loss.ts";
 
 /** Acceptance bound for loss items vs PyTorch (issue 4); the float64 reference is expected near 1e-6. */
+
+const REFERENCE = referenceData(import.meta.url, ...GOLDEN_FILES);
 const GOLDEN_ITEMS_RTOL = 1e-3;
 /** Central differences with h = 1e-4 in float64 on smooth pieces: truncation error ~h^2 * f''' is far below. */
 const FD_STEP = 1e-4;
 const FD_RTOL = 1e-5;
 
-Deno.test("referenceLoss reproduces PyTorch's iteration-0 loss items from the golden raw heads", () => {
-  const sc = scenario(), dbg = debug0();
-  const settings = lossSettings(sc.hyp, 3, 80, sc.imgsz);
-  const layers = goldenLayers(YOLOV5N_ANCHORS_PX, YOLOV5N_STRIDES);
-  const r = referenceLoss(goldenHeads(), sc.batch_size, layers, goldenTargets(sc.batch_size), settings);
-  for (let i = 0; i < 3; i++) {
-    const rel = Math.abs(r.items[i] - dbg.loss_items[i]) / dbg.loss_items[i];
-    assert.ok(rel < GOLDEN_ITEMS_RTOL, `item ${i}: ${r.items[i]} vs ${dbg.loss_items[i]} (rel ${rel})`);
-  }
-  assert.ok(Math.abs(r.loss - dbg.loss) / dbg.loss < GOLDEN_ITEMS_RTOL, `loss ${r.loss} vs ${dbg.loss}`);
-});
+referenceTest(
+  REFERENCE,
+  "referenceLoss reproduces PyTorch's iteration-0 loss items from the golden raw heads",
+  () => {
+    const sc = scenario(), dbg = debug0();
+    const settings = lossSettings(sc.hyp, 3, 80, sc.imgsz);
+    const layers = goldenLayers(YOLOV5N_ANCHORS_PX, YOLOV5N_STRIDES);
+    const r = referenceLoss(goldenHeads(), sc.batch_size, layers, goldenTargets(sc.batch_size), settings);
+    for (let i = 0; i < 3; i++) {
+      const rel = Math.abs(r.items[i] - dbg.loss_items[i]) / dbg.loss_items[i];
+      assert.ok(rel < GOLDEN_ITEMS_RTOL, `item ${i}: ${r.items[i]} vs ${dbg.loss_items[i]} (rel ${rel})`);
+    }
+    assert.ok(Math.abs(r.loss - dbg.loss) / dbg.loss < GOLDEN_ITEMS_RTOL, `loss ${r.loss} vs ${dbg.loss}`);
+  },
+);
 
 function fdCheck(gamma: number, smoothing: number, seed: number) {
   const c = randomCase(seed, { nc: 3, bs: 2, grids: [4, 2], nt: 5 });
@@ -184,4 +192,4 @@ gpuTest("GPU loss reproduces the golden iteration-0 items and the reference grad
   for (let i = 0; i < 3; i++) {
     assert.ok(Math.abs(got[i] - dbg.loss_items[i]) / dbg.loss_items[i] < GOLDEN_ITEMS_RTOL);
   }
-});
+}, REFERENCE);

@@ -8,9 +8,11 @@ import {
   type LabelBox,
   processBatch,
 } from "../../src/train/metrics.ts";
+import { referenceData, referenceTest } from "../_helpers/reference.ts";
 
-const GOLDEN = new URL("../../../shared/golden/val-yolov5n-320/", import.meta.url);
-/** metrics.json is plain float64 arithmetic on the same inputs (shared/README.md says ~1e-9). */
+const REFERENCE = referenceData(import.meta.url, "golden/val-yolov5n-320/");
+const GOLDEN = REFERENCE.url("golden/val-yolov5n-320/");
+/** metrics.json is plain float64 arithmetic on the same inputs (the reference data's README says ~1e-9). */
 const GOLDEN_TOL = 1e-9;
 /** AP arithmetic on exact small fractions: only float64 rounding separates us from the closed forms. */
 const EXACT_TOL = 1e-12;
@@ -28,7 +30,7 @@ function labelBoxes(text: string): LabelBox[] {
   });
 }
 
-Deno.test("apPerClass reproduces golden val-yolov5n-320 metrics.json", async () => {
+referenceTest(REFERENCE, "apPerClass reproduces golden val-yolov5n-320 metrics.json", async () => {
   const predictions: Record<string, Detection[]> = JSON.parse(
     await Deno.readTextFile(new URL("predictions.json", GOLDEN)),
   );
@@ -58,7 +60,8 @@ Deno.test("perfect detector scores the 0.995 ceiling at every IoU threshold", ()
   const labels: LabelBox[] = [[0, 10, 10, 50, 50], [1, 60, 60, 100, 120]];
   const dets: Detection[] = [[10, 10, 50, 50, 0.9, 0], [60, 60, 100, 120, 0.8, 1]];
   const m = apPerClass([imageStats(dets, labels)]);
-  // spec §7.7: mrec ends with the sentinel 1.0 and mpre with 0.0, so the last 1% of recall is a ramp to 0
+  // docs/training.md §7.7: mrec ends with the sentinel 1.0 and mpre with 0.0, so the last 1% of recall is
+  // a ramp to 0
   assert.ok(Math.abs(m.map50 - 0.995) < EXACT_TOL, String(m.map50));
   assert.ok(Math.abs(m.map - 0.995) < EXACT_TOL, String(m.map));
   assert.ok(Math.abs(m.P - 1) < EXACT_TOL && Math.abs(m.R - 1) < EXACT_TOL, `${m.P} ${m.R}`);
@@ -72,7 +75,7 @@ Deno.test("one TP at recall 0.5 with precision 1 scores 0.75; recall 0.9 scores 
   assert.ok(Math.abs(m.perClass[3].ap50 - 0.75) < EXACT_TOL, String(m.perClass[3].ap50));
 });
 
-Deno.test("processBatch gives a label to the lowest det index, not the highest IoU (spec §7.6)", () => {
+Deno.test("processBatch gives a label to the lowest det index, not the highest IoU (docs/training.md §7.6)", () => {
   // label [0,0,100,100]; det0 IoU 0.6 (conf 0.9), det1 IoU 0.9 (conf 0.8)
   const labels: LabelBox[] = [[0, 0, 0, 100, 100]];
   const dets: Detection[] = [[0, 0, 100, 60, 0.9, 0], [0, 0, 100, 90, 0.8, 0]];

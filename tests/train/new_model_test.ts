@@ -7,15 +7,19 @@ import { BN_EPS, SeededRandom } from "../../src/train/new_model/init.ts";
 import { run } from "../../src/cli/new_model.ts";
 import { parsePythonNames } from "../../src/onnx/names.ts";
 import { inspectYolo } from "../../src/onnx/yolo.ts";
+import { referenceData, referenceTest } from "../_helpers/reference.ts";
 
-const EXPORT = "../shared/models/yolov5n.onnx";
+const REFERENCE = referenceData(import.meta.url, "models/yolov5n.onnx");
+const EXPORT = REFERENCE.url("models/yolov5n.onnx");
 const YOLOV5N = { depth: 0.33, width: 0.25 };
-const reference = OnnxModel.parse(await Deno.readFile(EXPORT));
-
+// Read only where the reference data is there: the tests that compare with the export are skipped otherwise.
+let reference!: OnnxModel;
 /** The export's class names, read back from its Python dict literal (COCO names hold no quotes or commas). */
-const referenceNames = [...(reference.metadata.get("names") ?? "").matchAll(/\d+: '([^']*)'/g)].map((m) =>
-  m[1]
-);
+let referenceNames!: string[];
+if (!REFERENCE.missing) {
+  reference = OnnxModel.parse(await Deno.readFile(EXPORT));
+  referenceNames = [...(reference.metadata.get("names") ?? "").matchAll(/\d+: '([^']*)'/g)].map((m) => m[1]);
+}
 
 function opCounts(model: OnnxModel): Record<string, number> {
   const counts: Record<string, number> = {};
@@ -52,54 +56,67 @@ async function infer(bytes: Uint8Array, imgsz: number, input: Float32Array): Pro
   }
 }
 
-Deno.test("newModel() at yolov5n multiples has the export's initializers: names, order and shapes", () => {
-  const model = newModel({ nc: 80, ...YOLOV5N, imgsz: 640 });
-  const shapes = (m: OnnxModel) => m.graph.initializer.map((t) => `${t.name} [${tensorDims(t)}]`);
-  assert.deepEqual(shapes(model), shapes(reference));
-});
+referenceTest(
+  REFERENCE,
+  "newModel() at yolov5n multiples has the export's initializers: names, order and shapes",
+  () => {
+    const model = newModel({ nc: 80, ...YOLOV5N, imgsz: 640 });
+    const shapes = (m: OnnxModel) => m.graph.initializer.map((t) => `${t.name} [${tensorDims(t)}]`);
+    assert.deepEqual(shapes(model), shapes(reference));
+  },
+);
 
-Deno.test("newModel() at yolov5n multiples is the export's graph node for node, Detect constants included", () => {
-  const model = newModel({ nc: 80, names: referenceNames, ...YOLOV5N, imgsz: 640 });
-  // Spec §9.2's census of the export; Constant nodes hold Detect's grid, anchor_grid, strides and shapes.
-  assert.deepEqual(opCounts(reference), {
-    Conv: 60,
-    Sigmoid: 60,
-    Mul: 69,
-    Constant: 28,
-    Concat: 17,
-    Add: 10,
-    MaxPool: 3,
-    Resize: 2,
-    Reshape: 6,
-    Transpose: 3,
-    Split: 3,
-    Pow: 3,
-  });
-  assert.deepEqual(opCounts(model), opCounts(reference));
-  assert.deepEqual(model.graph.node.map(nodeForm), reference.graph.node.map(nodeForm));
-  assert.equal(JSON.stringify(model.graph.input), JSON.stringify(reference.graph.input));
-  assert.equal(JSON.stringify(model.graph.output), JSON.stringify(reference.graph.output));
-  assert.deepEqual(model.metadata, reference.metadata);
-  assert.deepEqual(model.proto.opsetImport.map((o) => [o.domain, int64(o.version)]), [["", 12]]);
-});
+referenceTest(
+  REFERENCE,
+  "newModel() at yolov5n multiples is the export's graph node for node, Detect constants included",
+  () => {
+    const model = newModel({ nc: 80, names: referenceNames, ...YOLOV5N, imgsz: 640 });
+    // docs/training.md §9.2's census of the export; Constant nodes hold Detect's grid, anchor_grid, strides
+    // and shapes.
+    assert.deepEqual(opCounts(reference), {
+      Conv: 60,
+      Sigmoid: 60,
+      Mul: 69,
+      Constant: 28,
+      Concat: 17,
+      Add: 10,
+      MaxPool: 3,
+      Resize: 2,
+      Reshape: 6,
+      Transpose: 3,
+      Split: 3,
+      Pow: 3,
+    });
+    assert.deepEqual(opCounts(model), opCounts(reference));
+    assert.deepEqual(model.graph.node.map(nodeForm), reference.graph.node.map(nodeForm));
+    assert.equal(JSON.stringify(model.graph.input), JSON.stringify(reference.graph.input));
+    assert.equal(JSON.stringify(model.graph.output), JSON.stringify(reference.graph.output));
+    assert.deepEqual(model.metadata, reference.metadata);
+    assert.deepEqual(model.proto.opsetImport.map((o) => [o.domain, int64(o.version)]), [["", 12]]);
+  },
+);
 
-Deno.test("newModel() with the yolov5n weights copied in computes the export's output (onnxruntime-node)", async () => {
-  const model = newModel({ nc: 80, ...YOLOV5N, imgsz: 640 });
-  for (const name of reference.initializerNames()) {
-    model.setInitializer(name, reference.getInitializer(name).data);
-  }
-  const input = randomImage(640, 1);
-  const expected = await infer(await Deno.readFile(EXPORT), 640, input);
-  const actual = await infer(model.toBytes(), 640, input);
-  assert.deepEqual(actual.dims, [1, 25200, 85]);
-  // Same graph, same weights, same runtime: only kernel-order noise could differ (pixel outputs up to ~640).
-  const TOLERANCE = 1e-4;
-  const e = expected.data as Float32Array;
-  const a = actual.data as Float32Array;
-  let maxDiff = 0;
-  for (let i = 0; i < e.length; i++) maxDiff = Math.max(maxDiff, Math.abs(e[i] - a[i]));
-  assert.ok(maxDiff <= TOLERANCE, `max abs diff ${maxDiff} > ${TOLERANCE}`);
-});
+referenceTest(
+  REFERENCE,
+  "newModel() with the yolov5n weights copied in computes the export's output (onnxruntime-node)",
+  async () => {
+    const model = newModel({ nc: 80, ...YOLOV5N, imgsz: 640 });
+    for (const name of reference.initializerNames()) {
+      model.setInitializer(name, reference.getInitializer(name).data);
+    }
+    const input = randomImage(640, 1);
+    const expected = await infer(await Deno.readFile(EXPORT), 640, input);
+    const actual = await infer(model.toBytes(), 640, input);
+    assert.deepEqual(actual.dims, [1, 25200, 85]);
+    // Same graph, same weights, same runtime: only kernel-order noise could differ (pixel outputs up to ~640).
+    const TOLERANCE = 1e-4;
+    const e = expected.data as Float32Array;
+    const a = actual.data as Float32Array;
+    let maxDiff = 0;
+    for (let i = 0; i < e.length; i++) maxDiff = Math.max(maxDiff, Math.abs(e[i] - a[i]));
+    assert.ok(maxDiff <= TOLERANCE, `max abs diff ${maxDiff} > ${TOLERANCE}`);
+  },
+);
 
 Deno.test("newModel() at 320 with 3 classes runs in onnxruntime-node and decodes boxes in range", async () => {
   const nc = 3;
@@ -119,7 +136,8 @@ Deno.test("newModel() at 320 with 3 classes runs in onnxruntime-node and decodes
       for (let gy = 0; gy < n; gy++) {
         for (let gx = 0; gx < n; gx++, row++) {
           const [cx, cy, w, h, ...probs] = y.subarray(row * 8, row * 8 + 8);
-          // Rows are (level, anchor, y, x); xy = (2σ - 0.5 + cell)·stride, wh = (2σ)²·anchor (spec §7.1).
+          // Rows are (level, anchor, y, x); xy = (2σ - 0.5 + cell)·stride, wh = (2σ)²·anchor
+          // (docs/training.md §7.1).
           assert.ok(cx >= (gx - 0.5) * stride && cx <= (gx + 1.5) * stride, `row ${row} cx ${cx}`);
           assert.ok(cy >= (gy - 0.5) * stride && cy <= (gy + 1.5) * stride, `row ${row} cy ${cy}`);
           assert.ok(w >= 0 && w <= 4 * anchors[level][2 * a], `row ${row} w ${w}`);
@@ -129,8 +147,9 @@ Deno.test("newModel() at 320 with 3 classes runs in onnxruntime-node and decodes
         }
       }
     }
-    // §6.8 puts objectness logits at log(8 / (640/s)^2) (-6.68, -5.30, -3.91); the head's default init and its
-    // inputs move them by about 0.1 (measured), and a head without the prior would sit near 0.
+    // docs/training.md §6.8 puts objectness logits at log(8 / (640/s)^2) (-6.68, -5.30, -3.91); the head's
+    // default init and its inputs move them by about 0.1 (measured), and a head without the prior would sit
+    // near 0.
     const MEDIAN_SHIFT_TOLERANCE = 0.5;
     const median = objLogits.sort((p, q) => p - q)[objLogits.length >> 1];
     const prior = Math.log(8 / (640 / stride) ** 2);
@@ -139,7 +158,7 @@ Deno.test("newModel() at 320 with 3 classes runs in onnxruntime-node and decodes
   assert.equal(row, 6300);
 });
 
-Deno.test("newModel() init: fused convs U(±1/√fan_in)/√(1+eps) with zero bias; Detect biases carry the §6.8 priors", () => {
+Deno.test("newModel() init: fused convs U(±1/√fan_in)/√(1+eps) with zero bias; Detect biases carry the docs/training.md §6.8 priors", () => {
   const nc = 3;
   const model = newModel({ nc, ...YOLOV5N, imgsz: 320, seed: 7 });
   for (const name of model.initializerNames()) {
@@ -192,17 +211,21 @@ Deno.test("pythonNamesRepr() writes str(dict) the way Python prints it", () => {
   assert.deepEqual(parsePythonNames(pythonNamesRepr(names)), names);
 });
 
-Deno.test("inspectYolo() reads a fresh 320 model's head: nc, names, strides, pixel anchors", () => {
-  const info = inspectYolo(newModel({ nc: 3, names: ["a", "b", "c"], ...YOLOV5N, imgsz: 320 }));
-  const expected = inspectYolo(reference);
-  assert.equal(info.nc, 3);
-  assert.deepEqual(info.names, ["a", "b", "c"]);
-  assert.equal(info.inputHeight, 320);
-  assert.ok(info.anchorsFromGraph);
-  assert.deepEqual(info.strides, expected.strides);
-  assert.deepEqual(info.anchors, expected.anchors);
-  assert.deepEqual(info.layers.map((l) => l.weight), expected.layers.map((l) => l.weight));
-});
+referenceTest(
+  REFERENCE,
+  "inspectYolo() reads a fresh 320 model's head: nc, names, strides, pixel anchors",
+  () => {
+    const info = inspectYolo(newModel({ nc: 3, names: ["a", "b", "c"], ...YOLOV5N, imgsz: 320 }));
+    const expected = inspectYolo(reference);
+    assert.equal(info.nc, 3);
+    assert.deepEqual(info.names, ["a", "b", "c"]);
+    assert.equal(info.inputHeight, 320);
+    assert.ok(info.anchorsFromGraph);
+    assert.deepEqual(info.strides, expected.strides);
+    assert.deepEqual(info.anchors, expected.anchors);
+    assert.deepEqual(info.layers.map((l) => l.weight), expected.layers.map((l) => l.weight));
+  },
+);
 
 Deno.test("new-model CLI writes a loadable model and rejects bad flags", async () => {
   const dir = await Deno.makeTempDir();

@@ -13,6 +13,17 @@ const ARGS = [
   "--disable-sync",
 ];
 
+/** Why the dashboard test cannot run here (no Chromium at CHROMIUM), or null. */
+export function browserMissing(): string | null {
+  try {
+    Deno.statSync(CHROMIUM);
+    return null;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    return `no Chromium at ${CHROMIUM} (install Debian's chromium package to run it)`;
+  }
+}
+
 export interface Browser {
   context: BrowserContext;
   /** Every request the pages tried to send anywhere but the server under test. */

@@ -4,8 +4,6 @@ import { zipSync } from "fflate";
 import { join, relative } from "node:path";
 import { writeSynthDataset } from "../../src/train/synth.ts";
 
-const SHARED = new URL("../../../shared/", import.meta.url);
-
 /** Every file under `dir`, keyed by its path relative to `dir`. */
 async function readTree(dir: string, root = dir, files: Record<string, Uint8Array> = {}) {
   for await (const entry of Deno.readDir(dir)) {
@@ -34,8 +32,10 @@ export async function writeBadDatasetZip(path: string): Promise<void> {
   await Deno.writeFile(
     path,
     zipSync({
-      "images/bus.jpg": await Deno.readFile(new URL("images/bus.jpg", SHARED)),
-      "labels/bus.txt": enc.encode("999 0.5 0.5 0.2 0.2\n0 1.5 0.5 0.2 0.2\n"),
+      "images/shapes.png": await Deno.readFile(
+        new URL("../fixtures/shapes/images/shapes_0000.png", import.meta.url),
+      ),
+      "labels/shapes.txt": enc.encode("999 0.5 0.5 0.2 0.2\n0 1.5 0.5 0.2 0.2\n"),
       "images/broken.jpg": enc.encode("not a jpeg"),
       "labels/broken.txt": enc.encode("0 0.5 0.5 0.2 0.2\n"),
     }, { level: 0 }),

@@ -54,8 +54,16 @@ export async function startServer(args: string[], logPath: string): Promise<Runn
     log.close();
     await Deno.remove(dataDir, { recursive: true });
   };
+  // A server that exits (a missing model file, a taken port) fails the test at once, not after the timeout.
+  const exit: { status?: Deno.CommandStatus } = {};
+  child.status.then((status) => exit.status = status);
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
+    if (exit.status) {
+      const { code } = exit.status;
+      await close();
+      throw new Error(`Server exited with code ${code} before it was ready; see ${logPath}`);
+    }
     try {
       const res = await fetch(`${base}/readyz`);
       await res.body?.cancel();

@@ -1,5 +1,6 @@
-// YOLOv5 v7.0 ComputeLoss forward and its gradient wrt the raw head logits (spec §6), one detection layer per
-// dispatch of `obj_all` / `entries`, then `finish` once. Heads are the head convs' NCHW outputs: channel a*no + f.
+// YOLOv5 v7.0 ComputeLoss forward and its gradient wrt the raw head logits (docs/training.md §6), one detection
+// layer per dispatch of `obj_all` / `entries`, then `finish` once. Heads are the head convs' NCHW outputs:
+// channel a*no + f.
 // Gradients are written (not accumulated) into a same-layout buffer; `finish` writes [lbox, lobj, lcls, loss].
 override WG: u32 = 64u;
 const EPS: f32 = 1e-7;

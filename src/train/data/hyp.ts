@@ -17,7 +17,7 @@ export interface AugmentHyp {
   mixup: number;
 }
 
-/** hyp.scratch-low.yaml (spec §8.2), the train.py default. */
+/** hyp.scratch-low.yaml (docs/training.md §8.2), the train.py default. */
 export const SCRATCH_LOW_AUGMENT: AugmentHyp = {
   hsv_h: 0.015,
   hsv_s: 0.7,

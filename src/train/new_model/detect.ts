@@ -1,9 +1,9 @@
 /**
- * YOLOv5's Detect head in export form (spec §7.1, §9.2): per level a 1x1 conv with bias, then the decode
- * subgraph torch.onnx traces with export=True — Reshape (1, na, no, ny, nx), Transpose(0,1,3,4,2), Sigmoid,
- * Split [2, 2, nc+1] on axis 4; xy = (2·y + grid) · stride, wh = (2·y)^2 · anchor_grid; Concat; Reshape
- * (1, na·ny·nx, no) — and the levels concatenated on axis 1 into `output0`. Grid, anchor_grid, stride and shapes
- * are Constant nodes, as the export folds them.
+ * YOLOv5's Detect head in export form (docs/training.md §7.1, §9.2): per level a 1x1 conv with bias, then the
+ * decode subgraph torch.onnx traces with export=True — Reshape (1, na, no, ny, nx), Transpose(0,1,3,4,2),
+ * Sigmoid, Split [2, 2, nc+1] on axis 4; xy = (2·y + grid) · stride, wh = (2·y)^2 · anchor_grid; Concat;
+ * Reshape (1, na·ny·nx, no) — and the levels concatenated on axis 1 into `output0`. Grid, anchor_grid, stride
+ * and shapes are Constant nodes, as the export folds them.
  * @module
  */
 import { floatTensor, int64Tensor } from "./graph_builder.ts";

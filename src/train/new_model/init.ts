@@ -5,7 +5,7 @@
  * bound for a bias. YOLOv5's `Conv` has no conv bias but a BatchNorm2d (gamma 1, beta 0, running mean 0, var 1,
  * eps 1e-3 from `initialize_weights`); export fuses it into W·gamma/sqrt(var+eps) and a bias
  * beta - gamma·mean/sqrt(var+eps) = 0; an unfused model keeps the conv weight and the fresh BN as they are.
- * Detect convs keep their bias and get `_initialize_biases` (spec §6.8).
+ * Detect convs keep their bias and get `_initialize_biases` (docs/training.md §6.8).
  * PyTorch's own RNG stream cannot be reproduced, so values come from a seeded generator of our own.
  * @module
  */

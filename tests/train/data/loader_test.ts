@@ -3,8 +3,10 @@ import sharp from "sharp";
 import { loadDataset } from "../../../src/train/data/dataset.ts";
 import { SCRATCH_LOW_AUGMENT } from "../../../src/train/data/hyp.ts";
 import { type Batch, BatchLoader } from "../../../src/train/data/loader.ts";
+import { referenceData, referenceTest } from "../../_helpers/reference.ts";
 
-const GOLDEN = new URL("../../../../shared/golden/finetune-sgd/", import.meta.url).pathname;
+const REFERENCE = referenceData(import.meta.url, "golden/finetune-sgd/");
+const GOLDEN = REFERENCE.path("golden/finetune-sgd/");
 const SHAPES = new URL("../../fixtures/shapes/", import.meta.url).pathname;
 /** xywhn2xy then xyxy2xywhn in float32 on an image that needs no resize: a few float32 ulps of 1. */
 const LABEL_ROUNDTRIP_TOL = 1e-6;
@@ -15,39 +17,43 @@ async function collect(loader: BatchLoader, epoch = 0): Promise<Batch[]> {
   return out;
 }
 
-Deno.test("BatchLoader without augment/shuffle yields golden finetune-sgd batches in sorted order, pixels /255", async () => {
-  const scenario = JSON.parse(await Deno.readTextFile(`${GOLDEN}scenario.json`));
-  const ds = await loadDataset(GOLDEN, { nc: 80 });
-  const loader = new BatchLoader(ds.train, { imgsz: 320, batchSize: 2, shuffle: false, augment: false });
-  const batches = await collect(loader);
-  assert.equal(loader.batchesPerEpoch, 2);
-  assert.deepEqual(batches.flatMap((b) => b.samples.map((s) => s.name)), scenario.images_in_order);
-  const plane = 320 * 320;
-  for (const batch of batches) {
-    assert.equal(batch.images.length, batch.size * 3 * plane);
-    for (let i = 0; i < batch.size; i++) {
-      const { data } = await sharp(batch.samples[i].imagePath).removeAlpha().raw().toBuffer({
-        resolveWithObject: true,
-      });
-      for (let p = 0; p < plane; p += 997) {
-        for (let c = 0; c < 3; c++) {
-          assert.equal(batch.images[i * 3 * plane + c * plane + p], Math.fround(data[p * 3 + c] / 255));
+referenceTest(
+  REFERENCE,
+  "BatchLoader without augment/shuffle yields golden finetune-sgd batches in sorted order, pixels /255",
+  async () => {
+    const scenario = JSON.parse(await Deno.readTextFile(`${GOLDEN}scenario.json`));
+    const ds = await loadDataset(GOLDEN, { nc: 80 });
+    const loader = new BatchLoader(ds.train, { imgsz: 320, batchSize: 2, shuffle: false, augment: false });
+    const batches = await collect(loader);
+    assert.equal(loader.batchesPerEpoch, 2);
+    assert.deepEqual(batches.flatMap((b) => b.samples.map((s) => s.name)), scenario.images_in_order);
+    const plane = 320 * 320;
+    for (const batch of batches) {
+      assert.equal(batch.images.length, batch.size * 3 * plane);
+      for (let i = 0; i < batch.size; i++) {
+        const { data } = await sharp(batch.samples[i].imagePath).removeAlpha().raw().toBuffer({
+          resolveWithObject: true,
+        });
+        for (let p = 0; p < plane; p += 997) {
+          for (let c = 0; c < 3; c++) {
+            assert.equal(batch.images[i * 3 * plane + c * plane + p], Math.fround(data[p * 3 + c] / 255));
+          }
         }
+        const want = batch.samples[i].labels;
+        const rows = [];
+        for (let o = 0; o < batch.targets.length; o += 6) {
+          if (batch.targets[o] === i) rows.push(batch.targets.subarray(o + 1, o + 6));
+        }
+        assert.equal(rows.length * 5, want.length);
+        rows.forEach((row, r) =>
+          row.forEach((v, k) =>
+            assert.ok(Math.abs(v - want[r * 5 + k]) < LABEL_ROUNDTRIP_TOL, `${v} vs ${want[r * 5 + k]}`)
+          )
+        );
       }
-      const want = batch.samples[i].labels;
-      const rows = [];
-      for (let o = 0; o < batch.targets.length; o += 6) {
-        if (batch.targets[o] === i) rows.push(batch.targets.subarray(o + 1, o + 6));
-      }
-      assert.equal(rows.length * 5, want.length);
-      rows.forEach((row, r) =>
-        row.forEach((v, k) =>
-          assert.ok(Math.abs(v - want[r * 5 + k]) < LABEL_ROUNDTRIP_TOL, `${v} vs ${want[r * 5 + k]}`)
-        )
-      );
     }
-  }
-});
+  },
+);
 
 Deno.test("BatchLoader letterboxes to imgsz with labels following the image, last batch short", async () => {
   const ds = await loadDataset(SHAPES, { nc: 3 });

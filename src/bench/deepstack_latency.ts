@@ -4,11 +4,12 @@
  * a request `api_timeout` = 100 ms by default. Reports p50/p99 of that round trip and the share of requests
  * inside 100 ms, beside p50/p99 of a raw onnxruntime-node `session.run` of the same model on the same frames
  * (blocks interleaved, so both see the same machine load). Runs the embedded default model, and yolov5n from
- * ../shared when it is there (a static 640 export: the server letterboxes the 320 frames up to 640).
+ * the reference data when it is there (src/config/reference_dir.ts) (a static 640 export: the server letterboxes the 320 frames up to 640).
  */
 import * as ort from "onnxruntime-node";
 import sharp from "sharp";
 import { startServer } from "../api/server.ts";
+import { missingReferenceFiles, referencePath } from "../config/reference_dir.ts";
 import { DEFAULT_MODEL_PATH, ServerConfigSchema } from "../config/server.ts";
 import { decodeImage } from "../image/decode.ts";
 import { letterbox } from "../image/letterbox.ts";
@@ -16,8 +17,7 @@ import { readModelSpec } from "../serving/model_spec.ts";
 import { Rng } from "../train/data/rng.ts";
 import { synthImage } from "../train/synth.ts";
 
-const ROOT = new URL("../../", import.meta.url);
-const YOLOV5N = new URL("../shared/models/yolov5n.onnx", ROOT).pathname;
+const YOLOV5N = referencePath("models/yolov5n.onnx");
 const FRAME = 320;
 /** PIL's default JPEG quality, which Frigate's `image.save(format="JPEG")` uses. */
 const JPEG_QUALITY = 75;
@@ -108,7 +108,7 @@ async function measure(modelPath: string, jpegs: Uint8Array<ArrayBuffer>[]) {
 export async function bench(): Promise<Record<string, unknown>> {
   const jpegs = await frames();
   const models: Record<string, string> = { default: DEFAULT_MODEL_PATH };
-  if (await Deno.stat(YOLOV5N).then(() => true, () => false)) models.yolov5n = YOLOV5N;
+  if (missingReferenceFiles(["models/yolov5n.onnx"]).length === 0) models.yolov5n = YOLOV5N;
   const results: Record<string, unknown> = {};
   for (const [name, path] of Object.entries(models)) results[name] = await measure(path, jpegs);
   return {

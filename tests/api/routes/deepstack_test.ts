@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { referenceData } from "../../_helpers/reference.ts";
 import sharp from "sharp";
 import { createApp } from "../../../src/api/app.ts";
 import { nativeBackend } from "../../../src/serving/backends/native.ts";
@@ -31,8 +32,7 @@ const BOX_TOLERANCE_PX = 1;
  */
 const TEST_TIMEOUT_S = 30;
 const DEFAULT_MODEL = new URL("../../../models/default.onnx", import.meta.url);
-const SHARED = new URL("../../../../shared/", import.meta.url);
-const HAS_YOLOV5N = await Deno.stat(new URL("models/yolov5n.onnx", SHARED)).then(() => true, () => false);
+const REFERENCE = referenceData(import.meta.url, "models/yolov5n.onnx", "images/bus.jpg");
 
 const frame = (seed: number) => {
   const { rgb } = synthImage(FRAME, new Rng(seed));
@@ -316,10 +316,10 @@ test(
   "yolov5n on bus.jpg: Frigate's request through /v1/vision/detection equals the native route",
   async () => {
     const { server, close } = await startLoopbackServer({
-      models: [new URL("models/yolov5n.onnx", SHARED).pathname],
+      models: [REFERENCE.path("models/yolov5n.onnx")],
     });
     try {
-      const bus = await Deno.readFile(new URL("images/bus.jpg", SHARED));
+      const bus = await Deno.readFile(REFERENCE.url("images/bus.jpg"));
       const raw = await (await requestsPost(
         `${server.url}/v1/vision/custom/yolov5n`,
         [["api_key", ""]],
@@ -333,7 +333,7 @@ test(
       await close();
     }
   },
-  !HAS_YOLOV5N,
+  REFERENCE.missing,
 );
 
 test("--detect-needs-key without a key refuses to start", async () => {

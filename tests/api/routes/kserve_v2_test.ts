@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { referenceData, referenceName } from "../../_helpers/reference.ts";
 import * as ort from "onnxruntime-node";
 import sharp from "sharp";
 import { z } from "zod";
@@ -399,17 +400,19 @@ test("v2 follows the active version: after a swap the new version answers and th
   }
 });
 
-const SHARED = new URL("../../../../shared/", import.meta.url);
-const HAS_YOLOV5N = await Deno.stat(new URL("models/yolov5n.onnx", SHARED)).then(() => true, () => false);
+const REFERENCE = referenceData(import.meta.url, "models/yolov5n.onnx", "images/bus.jpg");
 
 Deno.test({
-  name: "v2 on yolov5n: bus.jpg as a binary BYTES input gives onnxruntime's output on the letterboxed image",
-  ignore: !HAS_YOLOV5N,
+  name: referenceName(
+    "v2 on yolov5n: bus.jpg as a binary BYTES input gives onnxruntime's output on the letterboxed image",
+    REFERENCE,
+  ),
+  ignore: REFERENCE.missing,
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const onnx = await Deno.readFile(new URL("models/yolov5n.onnx", SHARED));
-    const bus = await Deno.readFile(new URL("images/bus.jpg", SHARED));
+    const onnx = await Deno.readFile(REFERENCE.url("models/yolov5n.onnx"));
+    const bus = await Deno.readFile(REFERENCE.url("images/bus.jpg"));
     const yolo = new ModelPool(nativeBackend);
     await yolo.swap("yolov5n", 1, onnx);
     const session = await ort.InferenceSession.create(onnx, { graphOptimizationLevel: "all" });

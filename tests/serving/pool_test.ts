@@ -117,7 +117,7 @@ Deno.test("ModelPool.remove() stops serving a name and frees its session", async
 Deno.test("ModelPool hands the engine only the fields the model checks decoded", async () => {
   const backend = new FakeBackend();
   const pool = new ModelPool(backend);
-  const model = tinyYolo({ seed: 3, nc: 80 }); // 85 outputs, as FakeBackend answers
+  const model = tinyYolo({ seed: 3, nc: NO - 5 }); // as many outputs as FakeBackend answers
   // ModelProto field 99 (varint 1): unknown to ONNX 1.10's schema, so nothing inspected it.
   const withUnknownField = new Uint8Array([...model, 0x98, 0x06, 0x01]);
   await pool.swap("tiny", 1, withUnknownField);

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { DEFAULT_MAX_PIXELS } from "../image/decode.ts";
+import { DEFAULT_JOB_LIMITS } from "../jobs/limits.ts";
 import { BACKEND_CHOICES } from "../serving/backend.ts";
 
 /** The embedded default model, served when no --model is given. */
@@ -21,13 +22,20 @@ export const ServerConfigSchema = z.object({
   maxModelBytes: z.coerce.number().int().positive().default(256 * 1024 * 1024),
   /** Largest fine-tune upload (archive or JSON body), also the cap on the archive unpacked: 1 GiB. */
   maxDatasetBytes: z.coerce.number().int().positive().default(1024 * 1024 * 1024),
+  /** Fine-tune uploads received and unpacked at once; more answer 429 (each holds memory and disk). */
+  maxConcurrentUploads: z.coerce.number().int().positive().default(DEFAULT_JOB_LIMITS.maxConcurrentUploads),
+  /** Fine-tune jobs waiting to run; more answer 429. */
+  maxQueuedJobs: z.coerce.number().int().positive().default(DEFAULT_JOB_LIMITS.maxQueuedJobs),
+  /** Free bytes the data dir's filesystem must keep for a new fine-tune job; below it, 507. */
+  minFreeBytes: z.coerce.number().int().min(0).default(DEFAULT_JOB_LIMITS.minFreeBytes),
 });
 
 export type ServerConfig = z.infer<typeof ServerConfigSchema>;
 
 export const SERVE_USAGE = "Usage: deno task start [--host 127.0.0.1] [--port 8000] [--model PATH]... " +
   "[--data-dir ./data] [--backend auto|webgpu|wasm|native] [--imgsz N] [--max-body-bytes 20971520] " +
-  "[--max-pixels 40000000] [--api-key KEY] [--max-model-bytes 268435456] [--max-dataset-bytes 1073741824]";
+  "[--max-pixels 40000000] [--api-key KEY] [--max-model-bytes 268435456] [--max-dataset-bytes 1073741824] " +
+  "[--max-concurrent-uploads 2] [--max-queued-jobs 16] [--min-free-bytes 1073741824]";
 
 /** Parses `deno task start` flags once, at the edge; throws an Error listing every bad flag. */
 export function parseServerArgs(args: string[]): ServerConfig {
@@ -45,6 +53,9 @@ export function parseServerArgs(args: string[]): ServerConfig {
       "api-key": { type: "string" },
       "max-model-bytes": { type: "string" },
       "max-dataset-bytes": { type: "string" },
+      "max-concurrent-uploads": { type: "string" },
+      "max-queued-jobs": { type: "string" },
+      "min-free-bytes": { type: "string" },
     },
   });
   const parsed = ServerConfigSchema.safeParse({
@@ -59,6 +70,9 @@ export function parseServerArgs(args: string[]): ServerConfig {
     apiKey: values["api-key"],
     maxModelBytes: values["max-model-bytes"],
     maxDatasetBytes: values["max-dataset-bytes"],
+    maxConcurrentUploads: values["max-concurrent-uploads"],
+    maxQueuedJobs: values["max-queued-jobs"],
+    minFreeBytes: values["min-free-bytes"],
   });
   if (!parsed.success) throw new Error(`${z.prettifyError(parsed.error)}\n${SERVE_USAGE}`);
   return parsed.data;

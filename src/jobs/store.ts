@@ -1,6 +1,7 @@
 /**
  * Jobs on disk, under `<dataDir>/jobs/<id>/`: `job.json` (the record, replaced atomically), `dataset/` (the
- * upload, YOLO layout), `checkpoint/` and `work/` (the trainer's). A submission is staged in
+ * upload, YOLO layout), `checkpoint/` and `work/` (the trainer's). Once a job has ended only `job.json` stays
+ * (see {@link JobStore.removeFiles}). A submission is staged in
  * `.staging-<id>/` and published by one directory rename once the dataset and record are durable, so after a
  * crash a job either exists completely or was never acknowledged to the user.
  * @module
@@ -93,6 +94,18 @@ export class JobStore {
     } catch (err) {
       await Deno.remove(staging, { recursive: true }).catch(() => {});
       throw err;
+    }
+  }
+
+  /**
+   * Delete a job's dataset, checkpoint and work files, keeping its record: an ended job needs none of them
+   * (its result is a registry version), and kept they would fill the disk job by job. Idempotent.
+   */
+  async removeFiles(id: string): Promise<void> {
+    for (const dir of [this.datasetDir(id), this.checkpointDir(id), this.workDir(id)]) {
+      await Deno.remove(dir, { recursive: true }).catch((err) => {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      });
     }
   }
 

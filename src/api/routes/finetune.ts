@@ -2,12 +2,17 @@
  * `POST /v1/models/{name}/finetune`: accept a fine-tune job with its dataset, either multipart (`config` JSON +
  * `dataset`, a .zip or .tar.gz in YOLO layout) or JSON (`config` + `images` with base64 data and label rows).
  * The dataset is unpacked into the job's staging directory and validated against the base model's classes
- * before the job exists, so a bad upload gets one 400 listing every offending file and nothing is queued.
+ * before the job exists, so a bad upload gets one 400 listing every offending file and nothing is queued. An
+ * upload takes one of the job service's upload slots before its body is read; with none free, the queue full
+ * or the disk nearly full it is refused at once (429 with Retry-After, 507).
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { createMiddleware } from "hono/factory";
 import { type FinetuneConfig, parseFinetuneConfig } from "../../config/finetune.ts";
+import { JobRequestError } from "../../jobs/errors.ts";
+import type { JobService } from "../../jobs/service.ts";
 import type { DatasetWriter } from "../../jobs/store.ts";
 import { RegistryError } from "../../registry/errors.ts";
 import type { Registry } from "../../registry/registry.ts";
@@ -89,6 +94,31 @@ async function configText(field: string | File | undefined): Promise<unknown> {
   }
 }
 
+/** Job service refusals as API errors (jobsMapped); a `busy` one also tells the client when to retry. */
+async function admitted<T>(c: Context, work: () => Promise<T>): Promise<T> {
+  return await jobsMapped(async () => {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof JobRequestError && err.retryAfterSeconds !== undefined) {
+        c.header("retry-after", String(err.retryAfterSeconds));
+      }
+      throw err;
+    }
+  });
+}
+
+/** Holds an upload slot for the whole request, taken before the body is read. */
+const uploadSlot = (jobs: JobService) =>
+  createMiddleware(async (c, next) => {
+    const slot = await admitted(c, () => jobs.reserveUpload());
+    try {
+      await next();
+    } finally {
+      slot.release();
+    }
+  });
+
 /** The config and a writer that unpacks the upload and validates it, for whichever body form was sent. */
 async function upload(
   c: Context,
@@ -138,7 +168,7 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
       "does not decode, a malformed label line, a class id >= nc, coordinates outside 0..1 or an empty " +
       "dataset answer 400 with every offending file in `error.problems`. The job trains the base version " +
       "(`base_version`, default the active one); its EMA weights become the model's next version.",
-    middleware: [requireMutationAuth({ apiKey: ctx.apiKey }), limit] as const,
+    middleware: [requireMutationAuth({ apiKey: ctx.apiKey }), uploadSlot(jobs), limit] as const,
     security: [{ bearerAuth: [] }],
     request: {
       params: ModelNameParamSchema,
@@ -165,7 +195,12 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
       413: error("Upload over --max-dataset-bytes"),
       415: error("Neither multipart/form-data nor application/json"),
       422: error("Missing or mistyped body fields"),
+      429: error(
+        "Every upload slot is taken (--max-concurrent-uploads) or the queue is full (--max-queued-jobs); " +
+          "retry after the Retry-After header's seconds",
+      ),
       503: error("Models still loading (`not_ready`) or the server is shutting down (`unavailable`)"),
+      507: error("The data dir has less free space than --min-free-bytes"),
     },
   });
 
@@ -179,8 +214,9 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
       await loadDataset(dir, { nc: base.nc, valFraction: parsed.val_fraction });
     };
     try {
-      const job = await jobsMapped(() =>
-        jobs.submit({ model: name, baseVersion: base.version, config: parsed, dataset })
+      const job = await admitted(
+        c,
+        () => jobs.submit({ model: name, baseVersion: base.version, config: parsed, dataset }),
       );
       return c.json(job, 202, { location: `/v1/jobs/${job.id}` });
     } catch (err) {

@@ -345,12 +345,15 @@ export class JobService {
     }
   }
 
-  /** Record, persist (awaited) and announce a change; a job that ended also loses its files. */
+  /**
+   * Record, persist (awaited) and announce a change. A job that ended loses its files once its record says so
+   * (a crash in between is cleaned up by open()), before the end is announced.
+   */
   private async commit(job: Job, type: JobEvent["type"] = "status"): Promise<Job> {
     this.jobs.set(job.id, job);
     await this.persist(job.id);
-    this.hub.publish({ type, job });
     if (TERMINAL_STATUSES.has(job.status)) await this.removeFiles(job.id);
+    this.hub.publish({ type, job });
     return job;
   }
 

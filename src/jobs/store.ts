@@ -116,7 +116,8 @@ export class JobStore {
 
   /**
    * Every stored job (in no particular order), the directories that could not be read, and the number of
-   * staged submissions a crash interrupted before they were acknowledged (those are removed).
+   * staged submissions a crash interrupted before they were acknowledged (those are removed, as are the temp
+   * files of interrupted record writes).
    */
   async loadAll(): Promise<{ jobs: Job[]; unreadable: UnreadableJob[]; discardedStaging: number }> {
     const jobs: Job[] = [];
@@ -148,9 +149,18 @@ export class JobStore {
         jobs.push(parsed.data);
       } catch (err) {
         unreadable.push({ dir, reason: `${join(dir, RECORD)}: ${(err as Error).message}` });
+        continue;
       }
+      await removeTempFiles(dir);
     }
     return { jobs, unreadable, discardedStaging };
+  }
+}
+
+/** Drop the temp file of a record replacement a crash interrupted (the record itself is the old or new one). */
+async function removeTempFiles(dir: string): Promise<void> {
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.isFile && entry.name.startsWith(`${RECORD}.tmp-`)) await Deno.remove(join(dir, entry.name));
   }
 }
 

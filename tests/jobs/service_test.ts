@@ -408,3 +408,37 @@ Deno.test("JobService: a cancel while the trainer publishes loses; the job ends 
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+Deno.test("JobService.submit() counts submissions still being stored against maxQueuedJobs", async () => {
+  const dataDir = await Deno.makeTempDir();
+  const trainer = new TestTrainer();
+  const service = await JobService.open({ dataDir, trainer, log: () => {}, limits: { maxQueuedJobs: 1 } });
+  try {
+    const gate = trainer.holdAt(0);
+    await service.submit(request()); // runs, so it does not wait in the queue
+    await gate.reached;
+    const unpacking = Promise.withResolvers<void>();
+    const stored = Promise.withResolvers<void>();
+    const slow = service.submit(request({
+      dataset: async (dir) => {
+        unpacking.resolve();
+        await stored.promise;
+        await Deno.mkdir(join(dir, "images"));
+        await Deno.writeFile(join(dir, "images", "a.png"), DATASET[0].data);
+      },
+    }));
+    await unpacking.promise;
+    await assert.rejects(
+      service.submit(request()),
+      (e) => e instanceof JobRequestError && e.code === "busy" && e.retryAfterSeconds !== undefined,
+    );
+    stored.resolve();
+    assert.equal((await slow).status, "queued");
+    await assert.rejects(service.submit(request()), (e) => e instanceof JobRequestError && e.code === "busy");
+    gate.release();
+    await service.idle();
+  } finally {
+    await service.close();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});

@@ -47,6 +47,8 @@ async function withApp(
     dataDir: string;
     trainer: TestTrainer;
     jobs: JobService;
+    /** the multipart body `upload` sends by default (its boundary is in the content type upload sets) */
+    body: Uint8Array<ArrayBuffer>;
     upload: (body?: BodyInit) => Promise<Response>;
   }) => Promise<void>,
 ) {
@@ -66,7 +68,7 @@ async function withApp(
       headers: { "content-type": type },
     }, LOOPBACK));
   try {
-    await fn({ dataDir, trainer, jobs, upload });
+    await fn({ dataDir, trainer, jobs, body, upload });
   } finally {
     await jobs.close();
     await pool.close();
@@ -83,9 +85,25 @@ async function assertRefused(res: Response, status: number, code: string, retryA
 }
 
 Deno.test("POST finetune past --max-concurrent-uploads answers 429 with Retry-After before reading the body", async () => {
-  await withApp({ maxConcurrentUploads: 1 }, async ({ upload, jobs }) => {
-    const { body } = await multipartBody();
-    const slot = await jobs.reserveUpload(); // an upload being received
+  await withApp({ maxConcurrentUploads: 1 }, async ({ upload, body, jobs }) => {
+    const reading = Promise.withResolvers<void>();
+    const rest = Promise.withResolvers<void>();
+    let chunks = 0;
+    // An upload that is slow to arrive: half its body, then the rest once the test says so.
+    const slow = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (chunks++ === 0) {
+          reading.resolve();
+          controller.enqueue(body.slice(0, body.length >> 1));
+          return;
+        }
+        await rest.promise;
+        controller.enqueue(body.slice(body.length >> 1));
+        controller.close();
+      },
+    }, { highWaterMark: 0 }); // pulled only when read
+    const first = upload(slow);
+    await reading.promise;
     let pulled = false;
     const refused = new ReadableStream<Uint8Array>({
       pull(controller) {
@@ -93,15 +111,15 @@ Deno.test("POST finetune past --max-concurrent-uploads answers 429 with Retry-Af
         controller.enqueue(body);
         controller.close();
       },
-    }, { highWaterMark: 0 }); // pulled only when read
+    }, { highWaterMark: 0 });
     await assertRefused(await upload(refused), 429, "too_many_requests", UPLOAD_RETRY_AFTER_SECONDS);
     assert.equal(pulled, false, "the refused upload's body was not read");
-    slot.release();
-    for (let i = 0; i < 2; i++) {
-      const res = await upload();
-      assert.equal(res.status, 202, "each accepted upload gives its slot back");
-      await res.body?.cancel();
-    }
+    rest.resolve();
+    const accepted = await first;
+    assert.equal(accepted.status, 202, await accepted.text());
+    const next = await upload();
+    assert.equal(next.status, 202, "an accepted upload gives its slot back");
+    await next.body?.cancel();
     assert.equal(jobs.list().length, 2);
   });
 });

@@ -171,6 +171,7 @@ test("POST finetune (multipart zip) answers 202 with the queued job; GET /v1/job
 
 test("POST finetune takes a .tar.gz and a JSON body of base64 images alike", async () => {
   await withSetup(async (s) => {
+    const hold = s.trainer.holdAt(0); // the jobs keep their datasets (deleted when they end) until released
     const entries = await files(2);
     const tar = makeTar(Object.entries(entries).map(([name, data]) => ({ name: `set/${name}`, data })));
     const r1 = await s.multipart(gzipSync(tar) as Uint8Array<ArrayBuffer>);
@@ -188,6 +189,7 @@ test("POST finetune takes a .tar.gz and a JSON body of base64 images alike", asy
     assert.deepEqual([job.config.epochs, job.dataset.files], [1, 6]);
     const label = join(s.dataDir, "jobs", job.id, "dataset", "labels", "im0.txt");
     assert.equal(await Deno.readTextFile(label), "1 0.5 0.5 0.2 0.3\n0 0.25 0.25 0.1 0.1\n");
+    hold.release();
   });
 });
 

@@ -3,7 +3,8 @@
  * publishes its EMA model back into it (which hot-swaps serving when the result is activated), and the job
  * service lives in the server's data directory, so interrupted jobs resume (or fail with the reason) at start.
  */
-import { publishResult } from "../jobs/publish.ts";
+import type { JobLimits } from "../jobs/limits.ts";
+import { publishResult, skipPublished } from "../jobs/publish.ts";
 import { JobService } from "../jobs/service.ts";
 import type { Trainer } from "../jobs/types.ts";
 import type { Registry } from "../registry/registry.ts";
@@ -22,16 +23,26 @@ export function registryTrainer(registry: Registry, log: (message: string) => vo
   });
 }
 
+export interface OpenJobsOptions {
+  dataDir: string;
+  trainer: Trainer;
+  /** the registry the trainer publishes into */
+  registry: Registry;
+  /** resolves once serving loaded the persisted active versions */
+  ready: Promise<void>;
+  limits: JobLimits;
+  log: (message: string) => void;
+}
+
 /**
- * Open the job service under `dataDir` with a trainer that starts no job before `ready` resolves: a job resumed at
- * startup must not publish (and swap serving) while the startup still loads the persisted active versions.
+ * Open the job service under `dataDir` with a trainer that starts no job before `ready` resolves (a job resumed at
+ * startup must not publish, and swap serving, while the startup still loads the persisted active versions) and
+ * that does not train again a job whose result is already in the registry (a crash came between the publish and
+ * the job record's update).
  */
-export function openJobs(
-  dataDir: string,
-  trainer: Trainer,
-  ready: Promise<void>,
-  log: (message: string) => void,
-): Promise<JobService> {
+export function openJobs(options: OpenJobsOptions): Promise<JobService> {
+  const { dataDir, ready, limits, log } = options;
+  const trainer = skipPublished(options.registry, options.trainer);
   const gated: Trainer = {
     async run(job, ctx) {
       ctx.signal.throwIfAborted();
@@ -43,5 +54,5 @@ export function openJobs(
       return await trainer.run(job, ctx);
     },
   };
-  return JobService.open({ dataDir, trainer: gated, log });
+  return JobService.open({ dataDir, trainer: gated, log, limits });
 }

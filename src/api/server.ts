@@ -55,7 +55,18 @@ async function listen(
   // Resolved only when every model loaded: after a failed start, resumed jobs stay `running` for the next one.
   const loaded = Promise.withResolvers<void>();
   const trainer = (options.trainer ?? ((r) => registryTrainer(r, log)))(registry);
-  const jobs = await openJobs(config.dataDir, trainer, loaded.promise, log);
+  const jobs = await openJobs({
+    dataDir: config.dataDir,
+    trainer,
+    registry,
+    ready: loaded.promise,
+    limits: {
+      maxConcurrentUploads: config.maxConcurrentUploads,
+      maxQueuedJobs: config.maxQueuedJobs,
+      minFreeBytes: config.minFreeBytes,
+    },
+    log,
+  });
   const stopping = new AbortController();
   const apiKey = resolveApiKey(config.apiKey);
   if (config.detectNeedsKey && apiKey === null) {

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { DEFAULT_MAX_PIXELS } from "../image/decode.ts";
+import { DEFAULT_JOB_LIMITS } from "../jobs/limits.ts";
 import { BACKEND_CHOICES } from "../serving/backend.ts";
 
 /** The embedded default model, served when no --model is given. */
@@ -36,6 +37,12 @@ export const ServerConfigSchema = z.object({
   deepstackModel: z.string().min(1).optional(),
   /** Detection needs the API key as well (Bearer, or DeepStack's form field `api_key`). */
   detectNeedsKey: z.boolean().default(false),
+  /** Fine-tune uploads received and unpacked at once; more answer 429 (each holds memory and disk). */
+  maxConcurrentUploads: z.coerce.number().int().positive().default(DEFAULT_JOB_LIMITS.maxConcurrentUploads),
+  /** Fine-tune jobs waiting to run; more answer 429. */
+  maxQueuedJobs: z.coerce.number().int().positive().default(DEFAULT_JOB_LIMITS.maxQueuedJobs),
+  /** Free bytes the data dir's filesystem must keep for a new fine-tune job; below it, 507. */
+  minFreeBytes: z.coerce.number().int().min(0).default(DEFAULT_JOB_LIMITS.minFreeBytes),
 });
 
 export type ServerConfig = z.infer<typeof ServerConfigSchema>;
@@ -44,7 +51,8 @@ export const SERVE_USAGE = "Usage: deno task start [--host 127.0.0.1] [--port 80
   "[--data-dir ./data] [--backend auto|webgpu|wasm|native] [--imgsz N] [--max-body-bytes 20971520] " +
   "[--max-pixels 40000000] [--api-key KEY | --api-key-file PATH] [--allowed-hosts NAME,...] " +
   "[--max-model-bytes 268435456] [--max-dataset-bytes 1073741824] [--max-inflight-detect 32] " +
-  "[--max-event-streams 64] [--max-train-memory BYTES] [--deepstack-model NAME] [--detect-needs-key]";
+  "[--max-event-streams 64] [--max-train-memory BYTES] [--deepstack-model NAME] [--detect-needs-key] " +
+  "[--max-concurrent-uploads 2] [--max-queued-jobs 16] [--min-free-bytes 1073741824]";
 
 /** Parses `deno task start` flags once, at the edge; throws an Error listing every bad flag. */
 export function parseServerArgs(args: string[]): ServerConfig {
@@ -69,6 +77,9 @@ export function parseServerArgs(args: string[]): ServerConfig {
       "max-train-memory": { type: "string" },
       "deepstack-model": { type: "string" },
       "detect-needs-key": { type: "boolean" },
+      "max-concurrent-uploads": { type: "string" },
+      "max-queued-jobs": { type: "string" },
+      "min-free-bytes": { type: "string" },
     },
   });
   if (values["api-key"] !== undefined && values["api-key-file"] !== undefined) {
@@ -93,6 +104,9 @@ export function parseServerArgs(args: string[]): ServerConfig {
     maxTrainMemoryBytes: values["max-train-memory"],
     deepstackModel: values["deepstack-model"],
     detectNeedsKey: values["detect-needs-key"],
+    maxConcurrentUploads: values["max-concurrent-uploads"],
+    maxQueuedJobs: values["max-queued-jobs"],
+    minFreeBytes: values["min-free-bytes"],
   });
   if (!parsed.success) throw new Error(`${z.prettifyError(parsed.error)}\n${SERVE_USAGE}`);
   return parsed.data;

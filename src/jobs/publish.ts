@@ -2,10 +2,14 @@
  * The end of a fine-tune: the EMA weights become a new registry version (parent = the base version, the
  * evaluation in its meta, source = this job) and are activated per the job's `activate` setting — `if_better`
  * only when mAP@0.5:0.95 on the held-out images does not drop below the base model's, `always`, or `never`.
+ * Publishing is idempotent per job: the version's meta names the job (`source.job_id`), and a job resumed
+ * after a crash that came between the publish and the job record's update completes that publish instead of
+ * training and publishing again.
  * @module
  */
 import type { Registry } from "../registry/registry.ts";
-import type { Job, TrainerResult } from "./types.ts";
+import type { VersionMeta } from "../registry/store.ts";
+import type { Job, Trainer, TrainerResult } from "./types.ts";
 
 /** val.py's headline numbers for one model on the held-out images. */
 export interface EvalMetrics {
@@ -50,4 +54,52 @@ export async function publishResult(
     activate,
   });
   return { resultVersion: meta.version, activated: activate, metrics };
+}
+
+/** The version an earlier attempt of `job` published, found by the job id in its meta; null if none. */
+export function publishedVersion(registry: Registry, job: Readonly<Job>): VersionMeta | null {
+  const model = registry.models().find((m) => m.name === job.model);
+  return model?.versions.find((v) => v.source.type === "finetune" && v.source.job_id === job.id) ?? null;
+}
+
+/** The evaluation as it was stored in a version's meta by {@link resultMetrics}, or null where it is absent. */
+function storedEval(metrics: Record<string, number>, prefix: "" | "base_"): EvalMetrics | null {
+  const map50 = metrics[`${prefix}map50`], map50_95 = metrics[`${prefix}map50_95`];
+  return map50 === undefined || map50_95 === undefined ? null : { map50, map50_95 };
+}
+
+/**
+ * Finish the publish of a version an earlier attempt added: activate it when the job's policy (applied to the
+ * evaluation stored in its meta) says so, which a crash between adding and activating left undone. If
+ * activation fails the version is removed again and this throws, as {@link publishResult} does.
+ */
+export async function completePublish(
+  registry: Registry,
+  job: Readonly<Job>,
+  meta: VersionMeta,
+): Promise<TrainerResult> {
+  const metrics = meta.metrics ?? {};
+  const activate = shouldActivate(job.config.activate, storedEval(metrics, "base_"), storedEval(metrics, ""));
+  if (activate) {
+    try {
+      await registry.activate(meta.name, meta.version);
+    } catch (err) {
+      await registry.remove(meta.name, meta.version);
+      throw err;
+    }
+  }
+  return { resultVersion: meta.version, activated: activate, metrics };
+}
+
+/**
+ * `trainer`, except that a job whose result an earlier attempt already published is not trained again: its
+ * publish is completed ({@link completePublish}) and the job ends with that version.
+ */
+export function skipPublished(registry: Registry, trainer: Trainer): Trainer {
+  return {
+    async run(job, ctx) {
+      const earlier = publishedVersion(registry, job);
+      return earlier ? await completePublish(registry, job, earlier) : await trainer.run(job, ctx);
+    },
+  };
 }

@@ -2,6 +2,7 @@
  * The fine-tune job service the API and CLI call: submit, list, get, cancel and follow jobs. Jobs run one at a
  * time per GPU adapter, the rest wait in submission order; each runs through a {@link Trainer}, reports
  * progress, checkpoints through the service, and every state change is persisted before it is announced.
+ * Uploads and the queue are bounded (limits.ts), and a job that ended keeps only its record.
  *
  * @example
  * ```ts
@@ -17,11 +18,18 @@ import { MODEL_NAME } from "../registry/registry.ts";
 import { FsCheckpoints } from "./checkpoint.ts";
 import { JobRequestError } from "./errors.ts";
 import { type JobEvent, JobEventHub, type JobEventListener, streamEvents } from "./events.ts";
+import {
+  DEFAULT_JOB_LIMITS,
+  freeBytes,
+  type JobLimits,
+  QUEUE_RETRY_AFTER_SECONDS,
+  UPLOAD_RETRY_AFTER_SECONDS,
+} from "./limits.ts";
 import { DEFAULT_MAX_ATTEMPTS, recoverJob } from "./recover.ts";
 import { transition } from "./state.ts";
 import { type DatasetFile, type DatasetWriter, JobStore } from "./store.ts";
 import { runAttempt } from "./run.ts";
-import type { Job, Trainer } from "./types.ts";
+import { type Job, TERMINAL_STATUSES, type Trainer } from "./types.ts";
 
 export interface JobServiceOptions {
   /** the server's data directory; jobs live in `<dataDir>/jobs` */
@@ -35,6 +43,14 @@ export interface JobServiceOptions {
   maxAttempts?: number;
   /** where recovery notes go (unreadable job directories, discarded partial uploads) */
   log?: (message: string) => void;
+  /** admission limits; each one left out takes its {@link DEFAULT_JOB_LIMITS} value */
+  limits?: Partial<JobLimits>;
+}
+
+/** One of the upload slots {@link JobService.reserveUpload} hands out. */
+export interface UploadSlot {
+  /** Give the slot back (once the upload was submitted or refused); later calls do nothing. */
+  release(): void;
 }
 
 export interface SubmitRequest {
@@ -61,12 +77,20 @@ export class JobService {
   private readonly lastPersist = new Map<string, number>();
   private nextSeq = 0;
   private closing = false;
+  private uploads = 0;
+  /** submissions admitted but not yet stored: they count against the queue limit */
+  private submitting = 0;
+  private readonly limits: JobLimits;
 
-  private constructor(private readonly options: JobServiceOptions, private readonly store: JobStore) {}
+  private constructor(private readonly options: JobServiceOptions, private readonly store: JobStore) {
+    this.limits = { ...DEFAULT_JOB_LIMITS, ...options.limits };
+  }
 
   /** Load the stored jobs, resume or fail the interrupted ones (see recover.ts), and start the queue. */
   static async open(options: JobServiceOptions): Promise<JobService> {
     const service = new JobService(options, new JobStore(join(options.dataDir, "jobs")));
+    // Exists from the start: the free-space check reads its filesystem.
+    await Deno.mkdir(service.store.root, { recursive: true });
     const { jobs, unreadable, discardedStaging } = await service.store.loadAll();
     for (const u of unreadable) {
       service.log(`jobs: left unreadable job directory '${u.dir}' untouched: ${u.reason}`);
@@ -82,6 +106,8 @@ export class JobService {
         options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
       );
       if (job !== stored) await service.store.save(job);
+      // Also completes a cleanup that a crash cut short after the terminal record was written.
+      if (TERMINAL_STATUSES.has(job.status)) await service.removeFiles(job.id);
       service.jobs.set(job.id, job);
       service.nextSeq = Math.max(service.nextSeq, job.seq + 1);
     }
@@ -90,18 +116,38 @@ export class JobService {
   }
 
   /**
-   * Store the dataset and a queued job; resolves once both are durable. Throws an `invalid` JobRequestError
-   * for a bad model name, config or dataset path or an empty dataset, and an `unavailable` one once
-   * {@link close} began; errors of a dataset writer (such as a dataset validation error listing the offending
-   * files) pass through unchanged.
+   * Take an upload slot before reading an upload's body, so at most `maxConcurrentUploads` uploads are held
+   * and unpacked at once; the caller releases it once the upload was submitted or refused. Throws what
+   * {@link submit} throws for a closing service, a full queue or a nearly full disk, and `busy` when every
+   * slot is taken.
    */
-  async submit(request: SubmitRequest): Promise<Job> {
-    if (this.closing) {
+  async reserveUpload(): Promise<UploadSlot> {
+    await this.checkAdmission();
+    if (this.uploads >= this.limits.maxConcurrentUploads) {
       throw new JobRequestError(
-        "unavailable",
-        "The job service is shutting down; submit the job again later",
+        "busy",
+        `${this.uploads} dataset uploads are already being received (the limit); retry shortly`,
+        UPLOAD_RETRY_AFTER_SECONDS,
       );
     }
+    this.uploads++;
+    let held = true;
+    return {
+      release: () => {
+        if (held) this.uploads--;
+        held = false;
+      },
+    };
+  }
+
+  /**
+   * Store the dataset and a queued job; resolves once both are durable. Throws an `invalid` JobRequestError
+   * for a bad model name, config or dataset path or an empty dataset, `unavailable` once {@link close} began,
+   * `busy` when `maxQueuedJobs` jobs already wait and `insufficient_storage` when the data dir's filesystem
+   * has less than `minFreeBytes` free; errors of a dataset writer (such as a dataset validation error listing
+   * the offending files) pass through unchanged.
+   */
+  async submit(request: SubmitRequest): Promise<Job> {
     if (!MODEL_NAME.test(request.model)) {
       throw new JobRequestError("invalid", `Model name '${request.model}' must match ${MODEL_NAME}`);
     }
@@ -111,6 +157,16 @@ export class JobService {
     } catch (err) {
       throw new JobRequestError("invalid", (err as Error).message);
     }
+    await this.checkAdmission();
+    this.submitting++;
+    try {
+      return await this.create(request, config);
+    } finally {
+      this.submitting--;
+    }
+  }
+
+  private async create(request: SubmitRequest, config: Job["config"]): Promise<Job> {
     const job: Job = {
       id: crypto.randomUUID(),
       seq: this.nextSeq++,
@@ -171,7 +227,9 @@ export class JobService {
 
   /**
    * Cancel a job: a queued one at once, a running one by aborting its trainer (it ends `cancelled` when the
-   * trainer stops, between iterations). Throws `conflict` for a job that already finished.
+   * trainer stops, between iterations). A cancel that comes while the trainer publishes its result loses: the
+   * publish completes and the job ends `succeeded` with its version, so a version is never left behind by a
+   * job that says it was cancelled. Throws `conflict` for a job that already finished.
    */
   async cancel(id: string): Promise<Job> {
     const job = this.get(id);
@@ -255,22 +313,60 @@ export class JobService {
       await this.commit(next);
       return;
     }
+    // The trainer finished despite a cancel only by completing its publish (see cancel()): the job succeeded.
     const { resultVersion, activated, metrics } = outcome.result;
     // A non-finite metric would not survive JSON and would make the record unreadable after a restart.
     const finite = metrics &&
       Object.fromEntries(Object.entries(metrics).filter(([, v]) => Number.isFinite(v)));
     const progress = { ...current.progress, metrics: finite ?? current.progress.metrics };
-    await this.commit(
-      transition(current, cancelled ? "cancelled" : "succeeded", at, { resultVersion, activated, progress }),
-    );
+    await this.commit(transition(current, "succeeded", at, { resultVersion, activated, progress }));
   }
 
-  /** Record, persist (awaited) and announce a change. */
+  /**
+   * Refuse a new job when the service is closing, the queue is full (jobs waiting plus submissions being
+   * stored) or the data dir's filesystem is below its free-space floor.
+   */
+  private async checkAdmission(): Promise<void> {
+    if (this.closing) {
+      throw new JobRequestError(
+        "unavailable",
+        "The job service is shutting down; submit the job again later",
+      );
+    }
+    const waiting = this.list().filter((j) => j.status === "queued").length + this.submitting;
+    if (waiting >= this.limits.maxQueuedJobs) {
+      throw new JobRequestError(
+        "busy",
+        `${waiting} jobs are already waiting (the limit is ${this.limits.maxQueuedJobs}); retry later`,
+        QUEUE_RETRY_AFTER_SECONDS,
+      );
+    }
+    const free = await freeBytes(this.store.root);
+    if (free < this.limits.minFreeBytes) {
+      throw new JobRequestError(
+        "insufficient_storage",
+        `The data dir has ${free} bytes free, under the ${this.limits.minFreeBytes} a new job needs`,
+      );
+    }
+  }
+
+  /**
+   * Record, persist (awaited) and announce a change. A job that ended loses its files once its record says so
+   * (a crash in between is cleaned up by open()), before the end is announced.
+   */
   private async commit(job: Job, type: JobEvent["type"] = "status"): Promise<Job> {
     this.jobs.set(job.id, job);
     await this.persist(job.id);
+    if (TERMINAL_STATUSES.has(job.status)) await this.removeFiles(job.id);
     this.hub.publish({ type, job });
     return job;
+  }
+
+  /** The ended job's dataset, checkpoint and work files; a failure is logged, the record already says it all. */
+  private async removeFiles(id: string): Promise<void> {
+    await this.store.removeFiles(id).catch((err) =>
+      this.log(`jobs: job ${id}: cannot delete its files: ${err}`)
+    );
   }
 
   /** Record and announce progress at once; persist it at most every `progressPersistMs`. */

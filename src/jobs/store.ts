@@ -1,6 +1,7 @@
 /**
  * Jobs on disk, under `<dataDir>/jobs/<id>/`: `job.json` (the record, replaced atomically), `dataset/` (the
- * upload, YOLO layout), `checkpoint/` and `work/` (the trainer's). A submission is staged in
+ * upload, YOLO layout), `checkpoint/` and `work/` (the trainer's). Once a job has ended only `job.json` stays
+ * (see {@link JobStore.removeFiles}). A submission is staged in
  * `.staging-<id>/` and published by one directory rename once the dataset and record are durable, so after a
  * crash a job either exists completely or was never acknowledged to the user.
  * @module
@@ -106,6 +107,18 @@ export class JobStore {
     return dir;
   }
 
+  /**
+   * Delete a job's dataset, checkpoint and work files, keeping its record: an ended job needs none of them
+   * (its result is a registry version), and kept they would fill the disk job by job. Idempotent.
+   */
+  async removeFiles(id: string): Promise<void> {
+    for (const dir of [this.datasetDir(id), this.checkpointDir(id), this.workDir(id)]) {
+      await Deno.remove(dir, { recursive: true }).catch((err) => {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      });
+    }
+  }
+
   /** Replace a job's record atomically. */
   async save(job: Job): Promise<void> {
     await writeJsonAtomic(join(this.jobDir(job.id), RECORD), job);
@@ -113,7 +126,8 @@ export class JobStore {
 
   /**
    * Every stored job (in no particular order), the directories that could not be read, and the number of
-   * staged submissions a crash interrupted before they were acknowledged (those are removed).
+   * staged submissions a crash interrupted before they were acknowledged (those are removed, as are the temp
+   * files of interrupted record writes).
    */
   async loadAll(): Promise<{ jobs: Job[]; unreadable: UnreadableJob[]; discardedStaging: number }> {
     const jobs: Job[] = [];
@@ -145,9 +159,18 @@ export class JobStore {
         jobs.push(parsed.data);
       } catch (err) {
         unreadable.push({ dir, reason: `${join(dir, RECORD)}: ${(err as Error).message}` });
+        continue;
       }
+      await removeTempFiles(dir);
     }
     return { jobs, unreadable, discardedStaging };
+  }
+}
+
+/** Drop the temp file of a record replacement a crash interrupted (the record itself is the old or new one). */
+async function removeTempFiles(dir: string): Promise<void> {
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.isFile && entry.name.startsWith(`${RECORD}.tmp-`)) await Deno.remove(join(dir, entry.name));
   }
 }
 

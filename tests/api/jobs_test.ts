@@ -138,9 +138,14 @@ async function expectDatasetProblems(s: Setup, res: Response | Promise<Response>
 
 test("POST finetune (multipart zip) answers 202 with the queued job; GET /v1/jobs and /v1/jobs/{id} follow it to success", async () => {
   await withSetup(async (s) => {
+    const hold = s.trainer.holdAt(0);
     const res = await s.multipart(zip(await files(3)), { epochs: 2, batch_size: 2 });
     const job = await res.json();
     assert.equal(res.status, 202, JSON.stringify(job));
+    await hold.reached;
+    const stored = await Array.fromAsync(Deno.readDir(join(s.dataDir, "jobs", job.id, "dataset", "labels")));
+    assert.equal(stored.length, 3, "the unpacked labels are stored with the job");
+    hold.release();
     assert.equal(res.headers.get("location"), `/v1/jobs/${job.id}`);
     assert.equal(job.model, "tiny");
     assert.equal(job.baseVersion, 1);
@@ -161,13 +166,12 @@ test("POST finetune (multipart zip) answers 202 with the queued job; GET /v1/job
     assert.equal(p.imagesPerSecond, 10);
     assert.deepEqual(p.metrics, { map50_95: 0.06 });
     assert.deepEqual([done.resultVersion, done.activated, done.error], [2, true, null]);
-    const stored = await Array.fromAsync(Deno.readDir(join(s.dataDir, "jobs", job.id, "dataset", "labels")));
-    assert.equal(stored.length, 3, "the unpacked labels are stored with the job");
   });
 });
 
 test("POST finetune takes a .tar.gz and a JSON body of base64 images alike", async () => {
   await withSetup(async (s) => {
+    const hold = s.trainer.holdAt(0); // the jobs keep their datasets (deleted when they end) until released
     const entries = await files(2);
     const tar = makeTar(Object.entries(entries).map(([name, data]) => ({ name: `set/${name}`, data })));
     const r1 = await s.multipart(gzipSync(tar) as Uint8Array<ArrayBuffer>);
@@ -185,6 +189,7 @@ test("POST finetune takes a .tar.gz and a JSON body of base64 images alike", asy
     assert.deepEqual([job.config.epochs, job.dataset.files], [1, 6]);
     const label = join(s.dataDir, "jobs", job.id, "dataset", "labels", "im0.txt");
     assert.equal(await Deno.readTextFile(label), "1 0.5 0.5 0.2 0.3\n0 0.25 0.25 0.1 0.1\n");
+    hold.release();
   });
 });
 

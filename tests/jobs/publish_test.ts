@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { parseFinetuneConfig } from "../../src/config/finetune.ts";
-import { publishResult, shouldActivate } from "../../src/jobs/publish.ts";
-import type { Job } from "../../src/jobs/types.ts";
+import { publishResult, resultMetrics, shouldActivate, skipPublished } from "../../src/jobs/publish.ts";
+import type { Job, TrainerContext } from "../../src/jobs/types.ts";
 import { MemoryStore } from "../../src/registry/memory_store.ts";
 import { Registry } from "../../src/registry/registry.ts";
 import { newModelBytes } from "../../src/train/new_model.ts";
@@ -46,4 +46,56 @@ Deno.test("publishResult() adds the version with parent, source and metrics, act
   const r2 = await publishResult(registry, job("never"), bytes(2), { base, result: better });
   assert.deepEqual([r2.resultVersion, r2.activated], [3, false]);
   assert.equal(registry.model("shapes").active, 2);
+});
+
+Deno.test("skipPublished(): a job whose version an earlier attempt added is not trained or published again", async () => {
+  const registry = await Registry.open(new MemoryStore(), { maxBytes: 64 << 20 });
+  const bytes = (seed: number) => newModelBytes({ nc: 2, depth: 0.33, width: 0.25, imgsz: 128, seed });
+  await registry.add("shapes", bytes(0), { source: { type: "upload" }, activate: true });
+  const job = (id: string, activate: "if_better" | "never") =>
+    ({ id, model: "shapes", baseVersion: 1, config: parseFinetuneConfig({ activate }) }) as Job;
+  const trained: string[] = [];
+  const trainer = skipPublished(registry, {
+    run: (j) => {
+      trained.push(j.id);
+      return publishResult(registry, j, bytes(trained.length), {
+        base,
+        result: { map50: 0.6, map50_95: 0.35 },
+      });
+    },
+  });
+  const ctx = {} as TrainerContext; // neither trainer reads it
+
+  // A crash between adding the version and activating it: the version exists, the pointer did not move.
+  const metrics = resultMetrics(base, { map50: 0.6, map50_95: 0.35 });
+  const crashed = await registry.add("shapes", bytes(9), {
+    source: { type: "finetune", job_id: "crashed" },
+    parent: 1,
+    metrics,
+  });
+  assert.equal(registry.model("shapes").active, 1);
+  const resumed = await trainer.run(job("crashed", "if_better"), ctx);
+  assert.deepEqual(resumed, { resultVersion: crashed.version, activated: true, metrics });
+  assert.equal(registry.model("shapes").active, crashed.version, "the interrupted activation is completed");
+
+  // Published and its record not updated, policy `never`: returned as it is.
+  const kept = await registry.add("shapes", bytes(10), {
+    source: { type: "finetune", job_id: "kept" },
+    parent: 1,
+    metrics,
+  });
+  assert.deepEqual(await trainer.run(job("kept", "never"), ctx), {
+    resultVersion: kept.version,
+    activated: false,
+    metrics,
+  });
+  assert.equal(registry.model("shapes").active, crashed.version);
+
+  assert.deepEqual(trained, [], "no job was trained again");
+  const fresh = await trainer.run(job("fresh", "if_better"), ctx);
+  assert.deepEqual(trained, ["fresh"]);
+  assert.equal(fresh.resultVersion, kept.version + 1);
+  const fromJob = (id: string) =>
+    registry.model("shapes").versions.filter((v) => v.source.type === "finetune" && v.source.job_id === id);
+  assert.deepEqual(["crashed", "kept", "fresh"].map((id) => fromJob(id).length), [1, 1, 1]);
 });

@@ -7,7 +7,7 @@ import { DatasetError } from "../../src/train/data/problems.ts";
 import type { JobEvent } from "../../src/jobs/events.ts";
 import { JobService, type SubmitRequest } from "../../src/jobs/service.ts";
 import type { DatasetFile } from "../../src/jobs/store.ts";
-import type { Job } from "../../src/jobs/types.ts";
+import type { Job, TrainerResult } from "../../src/jobs/types.ts";
 import { ITERATIONS_PER_EPOCH, TestTrainer } from "./_test_trainer.ts";
 
 const DATASET: DatasetFile[] = [
@@ -51,11 +51,17 @@ async function readRecord(dataDir: string, id: string): Promise<unknown> {
 }
 
 Deno.test("JobService runs a submitted job to succeeded, streaming progress and persisting record and dataset", async () => {
-  await withService(async ({ dataDir, service }) => {
+  await withService(async ({ dataDir, trainer, service }) => {
     const events: JobEvent[] = [];
     const unsubscribe = service.subscribe((e) => events.push(e));
+    const hold = trainer.holdAt(0);
     const job = await service.submit(request());
     assert.equal(job.status, "queued");
+    await hold.reached;
+    for (const file of DATASET) {
+      assert.deepEqual(await Deno.readFile(join(dataDir, "jobs", job.id, "dataset", file.path)), file.data);
+    }
+    hold.release();
     const streamed = await collect(service.events(job.id));
     unsubscribe();
     assert.equal(streamed[streamed.length - 1].job.status, "succeeded");
@@ -81,9 +87,6 @@ Deno.test("JobService runs a submitted job to succeeded, streaming progress and 
     assert.deepEqual([done.attempts, done.error], [1, null]);
     await service.idle();
     assert.deepEqual(await readRecord(dataDir, job.id), done);
-    for (const file of DATASET) {
-      assert.deepEqual(await Deno.readFile(join(dataDir, "jobs", job.id, "dataset", file.path)), file.data);
-    }
   });
 });
 
@@ -321,6 +324,126 @@ Deno.test("JobService.open() keeps queued jobs queued and drops uploads that wer
     await assert.rejects(Deno.stat(join(dataDir, "jobs", ".staging-partial")), Deno.errors.NotFound);
     await service.close();
   } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+/** The entries left in a job's directory. */
+async function jobDirEntries(dataDir: string, id: string): Promise<string[]> {
+  return (await Array.fromAsync(Deno.readDir(join(dataDir, "jobs", id)))).map((e) => e.name).sort();
+}
+
+Deno.test("JobService deletes an ended job's dataset, checkpoint and work files and keeps its record", async () => {
+  await withService(async ({ dataDir, trainer, service }) => {
+    const gate = trainer.holdAt(ITERATIONS_PER_EPOCH + 1); // after epoch 0's checkpoint
+    const cancelledRunning = await service.submit(request());
+    const cancelledQueued = await service.submit(request());
+    const succeeded = await service.submit(request());
+    await gate.reached;
+    assert.deepEqual(await jobDirEntries(dataDir, cancelledRunning.id), [
+      "checkpoint",
+      "dataset",
+      "job.json",
+      "work",
+    ]);
+    assert.deepEqual(await jobDirEntries(dataDir, cancelledQueued.id), ["dataset", "job.json"]);
+    await service.cancel(cancelledQueued.id);
+    await service.cancel(cancelledRunning.id);
+    await service.idle();
+    trainer.failAt = { iteration: 1, message: "diverged" };
+    const failed = await service.submit(request());
+    await service.idle();
+
+    const ended = [cancelledRunning, cancelledQueued, succeeded, failed].map((j) => service.get(j.id));
+    assert.deepEqual(ended.map((j) => j.status), ["cancelled", "cancelled", "succeeded", "failed"]);
+    for (const job of ended) {
+      assert.deepEqual(
+        await jobDirEntries(dataDir, job.id),
+        ["job.json"],
+        `${job.status} job keeps only its record`,
+      );
+      assert.deepEqual(await readRecord(dataDir, job.id), job);
+    }
+  });
+});
+
+Deno.test("JobService.open() deletes the files an ended job still has (a crash came before their removal)", async () => {
+  const dataDir = await Deno.makeTempDir();
+  try {
+    let service = await JobService.open({ dataDir, trainer: new TestTrainer(), log: () => {} });
+    const job = await service.submit(request());
+    await service.idle();
+    await service.close();
+    for (const dir of ["dataset/images", "checkpoint", "work"]) {
+      await Deno.mkdir(join(dataDir, "jobs", job.id, dir), { recursive: true });
+    }
+    service = await JobService.open({ dataDir, trainer: new TestTrainer(), log: () => {} });
+    assert.equal(service.get(job.id).status, "succeeded");
+    assert.deepEqual(await jobDirEntries(dataDir, job.id), ["job.json"]);
+    await service.close();
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test("JobService: a cancel while the trainer publishes loses; the job ends succeeded with its version", async () => {
+  const publishing = Promise.withResolvers<void>();
+  const published = Promise.withResolvers<void>();
+  // Like WorkerTrainer: once the publish began it is let finish, whatever the signal says.
+  const trainer = {
+    async run(): Promise<TrainerResult> {
+      publishing.resolve();
+      await published.promise;
+      return { resultVersion: 7, activated: true, metrics: { map50_95: 0.5 } };
+    },
+  };
+  const dataDir = await Deno.makeTempDir();
+  try {
+    const service = await JobService.open({ dataDir, trainer, log: () => {} });
+    const job = await service.submit(request());
+    await publishing.promise;
+    assert.equal((await service.cancel(job.id)).status, "running", "the cancel is asked for, not done");
+    published.resolve();
+    await service.idle();
+    const done = service.get(job.id);
+    assert.deepEqual([done.status, done.resultVersion, done.activated], ["succeeded", 7, true]);
+    assert.deepEqual(await readRecord(dataDir, job.id), done);
+    await service.close();
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test("JobService.submit() counts submissions still being stored against maxQueuedJobs", async () => {
+  const dataDir = await Deno.makeTempDir();
+  const trainer = new TestTrainer();
+  const service = await JobService.open({ dataDir, trainer, log: () => {}, limits: { maxQueuedJobs: 1 } });
+  try {
+    const gate = trainer.holdAt(0);
+    await service.submit(request()); // runs, so it does not wait in the queue
+    await gate.reached;
+    const unpacking = Promise.withResolvers<void>();
+    const stored = Promise.withResolvers<void>();
+    const slow = service.submit(request({
+      dataset: async (dir) => {
+        unpacking.resolve();
+        await stored.promise;
+        await Deno.mkdir(join(dir, "images"));
+        await Deno.writeFile(join(dir, "images", "a.png"), DATASET[0].data);
+      },
+    }));
+    await unpacking.promise;
+    await assert.rejects(
+      service.submit(request()),
+      (e) => e instanceof JobRequestError && e.code === "busy" && e.retryAfterSeconds !== undefined,
+    );
+    stored.resolve();
+    assert.equal((await slow).status, "queued");
+    await assert.rejects(service.submit(request()), (e) => e instanceof JobRequestError && e.code === "busy");
+    gate.release();
+    await service.idle();
+  } finally {
+    await service.close();
     await Deno.remove(dataDir, { recursive: true });
   }
 });

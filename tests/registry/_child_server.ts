@@ -13,14 +13,24 @@ export interface ChildServer {
   stop(): Promise<void>;
 }
 
+export interface ChildOptions {
+  /** The script and its first arguments (default `main.ts serve`); it must log `listening on URL` as serve does. */
+  entry?: string[];
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+}
+
 /** Starts the server on a free port with `args` and resolves once /readyz answers 200. */
-export async function startChild(dataDir: string, args: string[]): Promise<ChildServer> {
+export async function startChild(
+  dataDir: string,
+  args: string[],
+  options: ChildOptions = {},
+): Promise<ChildServer> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
-      "main.ts",
-      "serve",
+      ...(options.entry ?? ["main.ts", "serve"]),
       "--port",
       "0",
       "--data-dir",
@@ -30,6 +40,7 @@ export async function startChild(dataDir: string, args: string[]): Promise<Child
       ...args,
     ],
     cwd: ROOT,
+    env: options.env,
     stdin: "null",
     stdout: "null",
     stderr: "piped",

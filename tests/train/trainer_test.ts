@@ -47,10 +47,19 @@ gpuTest(
       const registry = await Registry.open(new MemoryStore(), { maxBytes: 64 << 20 });
       const base = await Deno.readFile(DEFAULT_MODEL_PATH);
       await registry.add("default", base, { source: { type: "upload" }, activate: true });
+      // The job's work files are deleted once it ends: they are looked at while it publishes.
+      let outputs: { files: string[]; ema: Uint8Array } | null = null;
       const trainer: Trainer = new WgslTrainer<Job>({
         gpu: () => Promise.resolve(testGpu(device)),
         readModel: (job) => registry.read(job.model, job.baseVersion ?? registry.model(job.model).active!),
-        publish: (job, bytes, evals) => publishResult(registry, job, bytes, evals),
+        publish: async (job, bytes, evals) => {
+          const workDir = join(dataDir, "jobs", job.id, "work");
+          outputs = {
+            files: [...Deno.readDirSync(workDir)].map((e) => e.name).sort(),
+            ema: await Deno.readFile(join(workDir, "ema.onnx")),
+          };
+          return await publishResult(registry, job, bytes, evals);
+        },
       });
       const service = await JobService.open({ dataDir, trainer, log: () => {} });
       const progress: number[] = [];
@@ -94,13 +103,10 @@ gpuTest(
       // if_better (the default policy) serves the result only when mAP@0.5:0.95 did not drop.
       const better = m.map50_95 >= m.base_map50_95;
       assert.equal(registry.model("default").active, better ? done.resultVersion : 1);
-      const workDir = join(dataDir, "jobs", job.id, "work");
-      const files = [...Deno.readDirSync(workDir)].map((e) => e.name).sort();
-      assert.deepEqual(files, ["ema.onnx", "last.onnx", "trace.jsonl"]);
-      assert.deepEqual(
-        await registry.read("default", done.resultVersion!),
-        await Deno.readFile(join(workDir, "ema.onnx")),
-      );
+      const published = outputs as { files: string[]; ema: Uint8Array } | null;
+      assert.deepEqual(published?.files, ["ema.onnx", "last.onnx", "trace.jsonl"]);
+      assert.deepEqual(await registry.read("default", done.resultVersion!), published?.ema);
+      assert.deepEqual([...Deno.readDirSync(join(dataDir, "jobs", job.id))].map((e) => e.name), ["job.json"]);
       await service.close();
     } finally {
       await Deno.remove(dataDir, { recursive: true });

@@ -5,12 +5,16 @@
  * before the job exists, so a bad upload gets one 400 listing every offending file and nothing is queued.
  * A multipart archive is streamed to a staging file in the data dir and unpacked from there by a worker, so
  * neither the upload nor what it unpacks to is ever held in memory.
+ * An upload takes one of the job service's upload slots before its body is read; with none free, the queue full
+ * or the disk nearly full it is refused at once (429 with Retry-After, 507).
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { createMiddleware } from "hono/factory";
 import { type FinetuneConfig, FinetuneConfigSchema, parseFinetuneConfig } from "../../config/finetune.ts";
 import { DEFAULT_MAX_PIXELS } from "../../image/decode.ts";
+import { JobRequestError } from "../../jobs/errors.ts";
 import type { JobService } from "../../jobs/service.ts";
 import type { DatasetWriter } from "../../jobs/store.ts";
 import { RegistryError } from "../../registry/errors.ts";
@@ -148,6 +152,31 @@ interface Upload {
   cleanup: () => Promise<void>;
 }
 
+/** Job service refusals as API errors (jobsMapped); a `busy` one also tells the client when to retry. */
+async function admitted<T>(c: Context, work: () => Promise<T>): Promise<T> {
+  return await jobsMapped(async () => {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof JobRequestError && err.retryAfterSeconds !== undefined) {
+        c.header("retry-after", String(err.retryAfterSeconds));
+      }
+      throw err;
+    }
+  });
+}
+
+/** Holds an upload slot for the whole request, taken before the body is read. */
+const uploadSlot = (jobs: JobService) =>
+  createMiddleware(async (c, next) => {
+    const slot = await admitted(c, () => jobs.reserveUpload());
+    try {
+      await next();
+    } finally {
+      slot.release();
+    }
+  });
+
 /** The config and a writer that unpacks the upload, for whichever body form was sent. */
 async function upload(c: Context, jobs: JobService, maxBytes: number): Promise<Upload> {
   const type = mediaType(c);
@@ -212,7 +241,7 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
       "does not decode, a malformed label line, a class id >= nc, coordinates outside 0..1 or an empty " +
       "dataset answer 400 with every offending file in `error.problems`. The job trains the base version " +
       "(`base_version`, default the active one); its EMA weights become the model's next version.",
-    middleware: [requireMutationAuth({ apiKey: ctx.apiKey }), limit] as const,
+    middleware: [requireMutationAuth({ apiKey: ctx.apiKey }), uploadSlot(jobs), limit] as const,
     security: [{ bearerAuth: [] }],
     request: {
       params: ModelNameParamSchema,
@@ -239,7 +268,12 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
       413: error("Upload over --max-dataset-bytes"),
       415: error("Neither multipart/form-data nor application/json"),
       422: error("Missing or mistyped body fields"),
+      429: error(
+        "Every upload slot is taken (--max-concurrent-uploads) or the queue is full (--max-queued-jobs); " +
+          "retry after the Retry-After header's seconds",
+      ),
       503: error("Models still loading (`not_ready`) or the server is shutting down (`unavailable`)"),
+      507: error("The data dir has less free space than --min-free-bytes"),
     },
   });
 
@@ -257,8 +291,9 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
         const maxPixels = Math.min(ctx.maxPixels, DEFAULT_MAX_PIXELS);
         await loadDataset(dir, { nc: base.nc, valFraction: parsed.val_fraction, maxPixels });
       };
-      const job = await jobsMapped(() =>
-        jobs.submit({ model: name, baseVersion: base.version, config: parsed, dataset })
+      const job = await admitted(
+        c,
+        () => jobs.submit({ model: name, baseVersion: base.version, config: parsed, dataset }),
       );
       return c.json(job, 202, { location: `/v1/jobs/${job.id}` });
     } catch (err) {

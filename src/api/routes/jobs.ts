@@ -23,6 +23,8 @@ const JOB_STATUS: Record<JobRequestErrorCode, [ContentfulStatusCode, string]> = 
   conflict: [409, "conflict"],
   invalid: [400, "invalid_request"],
   unavailable: [503, "unavailable"],
+  busy: [429, "too_many_requests"],
+  insufficient_storage: [507, "insufficient_storage"],
 };
 
 /** Job service refusals become API errors with their status; anything else stays a 500. */

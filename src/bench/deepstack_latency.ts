@@ -6,7 +6,7 @@
  * (blocks interleaved, so both see the same machine load). Runs the embedded default model, and yolov5n from
  * the reference data when it is there (src/config/reference_dir.ts) (a static 640 export: the server letterboxes the 320 frames up to 640).
  */
-import * as ort from "onnxruntime-node";
+import * as ort from "../serving/backends/ort_native.ts";
 import sharp from "sharp";
 import { startServer } from "../api/server.ts";
 import { missingReferenceFiles, referencePath } from "../config/reference_dir.ts";

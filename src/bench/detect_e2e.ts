@@ -4,7 +4,7 @@
  * (interleaved, so both see the same machine load). Goal: ratio <= 1.3. Needs the reference data
  * (src/config/reference_dir.ts); reports `skipped` without it.
  */
-import * as ort from "onnxruntime-node";
+import * as ort from "../serving/backends/ort_native.ts";
 import { startServer } from "../api/server.ts";
 import { ServerConfigSchema } from "../config/server.ts";
 import { decodeImage } from "../image/decode.ts";

@@ -19,7 +19,7 @@ async function gpuAdapter(): Promise<GPUAdapter | null> {
 }
 
 function nativeLoads(): Promise<boolean> {
-  return import("onnxruntime-node").then(() => true, () => false);
+  return import("./backends/ort_native.ts").then(() => true, () => false);
 }
 
 /**

@@ -3,7 +3,7 @@
 // onnxruntime-node, then the store), on a MemoryStore. Odd seeds mutate the bytes (the
 // protobuf framing); even seeds set decoded numeric fields (dims, data types, shapes, attribute values) to edge
 // values and re-encode, which keeps the file well-formed and reaches the YOLO inspection behind the parser.
-import * as ort from "onnxruntime-node";
+import * as ort from "../../src/serving/backends/ort_native.ts";
 import { isEngineError } from "../_helpers/engine_error.ts";
 import { mulberry32, mutate } from "../_helpers/fuzz.ts";
 import { openServingRegistry } from "../../src/api/registry_wiring.ts";

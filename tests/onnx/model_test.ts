@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import * as ort from "onnxruntime-node";
+import * as ort from "../../src/serving/backends/ort_native.ts";
 import { int64, OnnxModel, tensorToFloat32, valueShape } from "../../src/onnx/model.ts";
 import type * as onnxProtoModule from "onnx-proto";
 import { addModel, encodeModel, floatTensor, node, onnx, valueInfo } from "./_models.ts";

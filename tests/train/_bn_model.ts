@@ -3,7 +3,7 @@
  * statistics drawn at random so that train mode, eval mode and every BN gradient are far from the fresh-init
  * special case (gamma 1, beta 0, mean 0, var 1); plus onnxruntime-node cut at the head convs for it.
  */
-import * as ort from "onnxruntime-node";
+import * as ort from "../../src/serving/backends/ort_native.ts";
 import { OnnxModel } from "../../src/onnx/model.ts";
 import { onnx } from "../../src/train/new_model/graph_builder.ts";
 import { mulberry32 } from "./_cases.ts";

@@ -4,7 +4,7 @@
  * produce the raw logits at 320. The result is laid out (bs, na, ny, nx, no) like the training program's heads.
  */
 import * as onnxProtoModule from "onnx-proto";
-import * as ort from "onnxruntime-node";
+import * as ort from "../../src/serving/backends/ort_native.ts";
 import { OnnxModel } from "../../src/onnx/model.ts";
 import type { HeadLayer } from "../../src/train/evaluate_decode.ts";
 

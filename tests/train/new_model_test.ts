@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import * as ort from "onnxruntime-node";
+import * as ort from "../../src/serving/backends/ort_native.ts";
 import { int64, type NodeProto, OnnxModel, tensorDims } from "../../src/onnx/model.ts";
 import { newModel, newModelBytes, pythonNamesRepr } from "../../src/train/new_model.ts";
 import { makeDivisible, roundHalfEven, scaledDepth } from "../../src/train/new_model/architecture.ts";

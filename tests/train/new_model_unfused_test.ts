@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import * as ort from "onnxruntime-node";
+import * as ort from "../../src/serving/backends/ort_native.ts";
 import { run } from "../../src/cli/new_model.ts";
 import { buildTrainGraph } from "../../src/onnx/graph.ts";
 import { OnnxModel } from "../../src/onnx/model.ts";

@@ -7,7 +7,7 @@ import type { Backend, Session, Tensor } from "../backend.ts";
 export const nativeBackend: Backend = {
   name: "native",
   async createSession(onnx, inputName, outputName): Promise<Session> {
-    const ort = await import("onnxruntime-node");
+    const ort = await import("./ort_native.ts");
     const session = await ort.InferenceSession.create(onnx, { graphOptimizationLevel: "all" });
     return {
       async run(input: Tensor): Promise<Tensor> {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { referenceData, referenceName } from "../../_helpers/reference.ts";
-import * as ort from "onnxruntime-node";
+import * as ort from "../../../src/serving/backends/ort_native.ts";
 import sharp from "sharp";
 import { z } from "zod";
 import { createApp } from "../../../src/api/app.ts";

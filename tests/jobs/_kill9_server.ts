@@ -3,7 +3,7 @@
  * trainer, for tests/jobs/kill9_test.ts. With `KILL9_PHASE` set, the process freezes (its whole event loop
  * blocks) the first time it reaches that phase of a fine-tune job, after writing the phase to `KILL9_MARK`, so
  * the test's SIGKILL lands exactly there:
- * - `unpack`: the upload is being stored (first file of the staged dataset opened), not yet acknowledged;
+ * - `unpack`: the upload is being received into its staging file, not yet acknowledged;
  * - `training`: in the last epoch, after the previous epoch's checkpoint;
  * - `checkpoint`: the checkpoint's state file is durable, its pointer not yet replaced;
  * - `publish`: the new version's files are staged and durable, the rename that makes them a version not done;
@@ -38,7 +38,8 @@ function reach(phase: string): void {
 const fs = Deno as unknown as { open: typeof Deno.open; rename: typeof Deno.rename };
 const { open, rename } = { open: Deno.open, rename: Deno.rename };
 fs.open = (path, options) => {
-  if (/\/jobs\/\.staging-[^/]+\/dataset\//.test(String(path))) reach("unpack");
+  // The upload streamed to its staging file (`.staging-upload-<id>/dataset`) or a file of the staged dataset.
+  if (/\/jobs\/\.staging-[^/]+\/dataset(\/|$)/.test(String(path))) reach("unpack");
   return open(path, options);
 };
 fs.rename = (from, to) => {

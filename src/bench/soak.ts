@@ -100,6 +100,8 @@ function zipDataset(files: Record<string, Uint8Array>): Uint8Array<ArrayBuffer> 
 interface Server {
   url: string;
   child: Deno.ChildProcess;
+  /** The server's log lines that report a failure, for the report when anything answered 5xx. */
+  failures: string[];
 }
 
 async function startServer(dir: string, modelPath: string): Promise<Server> {
@@ -128,14 +130,21 @@ async function startServer(dir: string, modelPath: string): Promise<Server> {
     stderr: "piped",
   }).spawn();
   const listening = Promise.withResolvers<string>();
+  const failures: string[] = [];
   (async () => {
     let pending = "";
+    let failure = 0; // lines still to keep of a failure's stack
     for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
       const lines = (pending + chunk).split("\n");
       pending = lines.pop()!;
       for (const line of lines) {
         const url = /listening on (http:\/\/\S+)/.exec(line)?.[1];
         if (url) listening.resolve(url);
+        if (/ failed:|error/i.test(line)) failure = 6;
+        if (failure > 0 && failures.length < 60) {
+          failures.push(line);
+          failure--;
+        }
       }
     }
     listening.reject(new Error("server exited before listening"));
@@ -147,7 +156,7 @@ async function startServer(dir: string, modelPath: string): Promise<Server> {
       if (i > 600) throw new Error("server not ready after 60 s");
       await sleep(100);
     }
-    return { url, child };
+    return { url, child, failures };
   } finally {
     clearTimeout(timer);
   }
@@ -383,5 +392,6 @@ export async function bench(): Promise<Record<string, unknown>> {
     rss_growth_after_warmup: afterWarmup ? round(end.rss_mb / afterWarmup.rss_mb - 1) : null,
     fds: { start: start.fds, after_warmup: afterWarmup?.fds, end: end.fds },
     clean_exit_on_sigterm: exited,
+    ...(fiveHundreds > 0 ? { server_failure_log: server.failures } : {}),
   };
 }

@@ -7,11 +7,15 @@
  * statistics updated by every forward) and in eval mode in a forward-only one (running statistics normalise);
  * the running statistics live in the flat `buffers` buffer (param_layout.ts buildBufferLayout).
  *
+ * With a frozen prefix and augmentation off the program can run in cached mode (createCached, frozen_cache.ts):
+ * the frozen layers' outputs are computed once per training image, and a step starts from them.
+ *
  * @example
  * ```ts
  * const program = TrainProgram.create(device, model, { batch: 8, imgsz: 320, hyp, freeze: 0 });
  * const items = await program.step(images, targets); // images: batch*3*320*320 RGB/255, targets: [b,c,x,y,w,h]*
- * // or: program.setBatch(images, targets); program.encodeStep(enc); optimizer.encode(enc); submit; readItems()
+ * // or, per iteration: program.load(batch); optimizerLoop.begin(enc, ...); program.encodeStep(enc);
+ * // optimizerLoop.finish(enc, plan); submit; await program.readItems()
  * ```
  * @module
  */
@@ -23,6 +27,9 @@ import { inferShapes } from "../onnx/graph_shapes.ts";
 import { createOpContext, recordDispatches } from "../ops/context.ts";
 import type { EmaSource } from "../optim/ema.ts";
 import type { Dispatch, OpContext, TensorView } from "../ops/types.ts";
+import type { Batch } from "./data/loader.ts";
+import { BatchLoader } from "./data/loader.ts";
+import { cacheBoundaries, type FrozenCacheOptions, FrozenFeatureCache } from "./frozen_cache.ts";
 import { type LossItems, type LossPlan, planLoss } from "./loss.ts";
 import { type LossHyp, lossSettings } from "./loss_settings.ts";
 import {
@@ -72,7 +79,11 @@ export class TrainProgram {
   readonly input: TensorView;
   /** Raw head conv outputs (batch, na*no, ny, nx), P3 first. */
   readonly heads: TensorView[];
+  /** Forward of every node, in graph order. */
   readonly forwardDispatches: Dispatch[] = [];
+  /** The part of forwardDispatches that computes no gradient-carrying tensor (a frozen prefix): the whole
+   * forward minus these is what a cached-mode step runs. */
+  readonly prefixDispatches: Dispatch[] = [];
   readonly lossDispatches: Dispatch[] = [];
   /** In recording order (reverse graph order). */
   readonly backwardDispatches: Dispatch[] = [];
@@ -82,6 +93,9 @@ export class TrainProgram {
   /** Bytes of op scratch: per-op buffers plus the transient slots shared by all ops (OpContext.transient). */
   readonly scratchBytes: number;
   readonly #clears: GPUBuffer[];
+  /** The forward a step runs: all of it, or in cached mode the nodes after the frozen prefix. */
+  readonly #stepForward: Dispatch[] = [];
+  readonly #cache?: FrozenFeatureCache;
   readonly #staging?: GPUBuffer;
   readonly #zeros: Float32Array<ArrayBuffer>;
   /** BatchNorm statistics must cover only the real images of a short batch. */
@@ -95,6 +109,7 @@ export class TrainProgram {
     readonly options: ProgramOptions,
     ctx: OpContext & { scratchBytes(): number },
     model: OnnxModel,
+    cache?: FrozenCacheOptions,
   ) {
     const { batch, imgsz } = options;
     this.#count = batch;
@@ -104,6 +119,17 @@ export class TrainProgram {
       throw new Error(`TrainProgram: imgsz ${imgsz} is not a multiple of ${maxStride}`);
     }
     const shapes = inferShapes(model, graph, batch, imgsz, imgsz);
+    const trainable = new Set(layout.entries.filter((e) => !e.frozen).map((e) => e.name));
+    // The loss always writes the head gradients, even when everything below is frozen.
+    const needsGrad = training
+      ? new Set([...gradientTensors(graph, trainable), ...graph.heads])
+      : new Set<string>();
+    const inTail = (i: number) => needsGrad.has(graph.nodes[i].y);
+    if (cache && !training) {
+      throw new Error("TrainProgram: the frozen-feature cache is for training programs");
+    }
+    // Checked against the budget before anything is allocated.
+    const boundaries = cache && cacheBoundaries(device, graph, shapes, inTail, cache);
     this.params = createStorage(device, layout.size * 4, "params");
     device.queue.writeBuffer(this.params, 0, packParams(model, layout));
     this.bufferLayout = buildBufferLayout(model, graph);
@@ -111,12 +137,7 @@ export class TrainProgram {
       this.buffers = createStorage(device, this.bufferLayout.size * 4, "buffers");
       device.queue.writeBuffer(this.buffers, 0, packParams(model, this.bufferLayout));
     }
-    const trainable = new Set(layout.entries.filter((e) => !e.frozen).map((e) => e.name));
-    // The loss always writes the head gradients, even when everything below is frozen.
-    const needsGrad = training
-      ? new Set([...gradientTensors(graph, trainable), ...graph.heads])
-      : new Set<string>();
-    const order = graph.nodes.map((_, i) => i).reverse().filter((i) => needsGrad.has(graph.nodes[i].y));
+    const order = graph.nodes.map((_, i) => i).reverse().filter(inTail);
     const memory: Memory = planMemory(device, graph, shapes, needsGrad, order, graph.heads);
     this.memoryBytes = memory.bytes;
     this.#clears = memory.clearEachStep;
@@ -167,11 +188,16 @@ export class TrainProgram {
         ) => (this.grads && trainable.has(name) ? this.#paramView(this.grads, name) : undefined),
       });
       this.forwardDispatches.push(...plan.forward);
+      if (!inTail(i)) this.prefixDispatches.push(...plan.forward);
+      if (!boundaries || inTail(i)) this.#stepForward.push(...plan.forward);
       backward[i] = plan.backward;
       if (plan.setCount) this.#setCounts.push(plan.setCount);
     });
     for (const i of order) this.backwardDispatches.push(...backward[i]);
     this.scratchBytes = ctx.scratchBytes();
+    if (boundaries) {
+      this.#cache = new FrozenFeatureCache(device, boundaries, (t) => memory.values.get(t)!, cache!.samples);
+    }
   }
 
   /** Builds the IR, layout and plans for `model`; `device` must be the device every buffer lives on. */
@@ -180,6 +206,61 @@ export class TrainProgram {
     const layout = buildParamLayout(model, graph, frozenParams(graph, options.freeze ?? 0));
     const ctx = createOpContext(device, options.programs ?? new ProgramCache(device));
     return new TrainProgram(device, graph, layout, options, ctx, model);
+  }
+
+  /**
+   * A training program in cached mode: plans it, then runs the frozen forward over every sample once
+   * (letterboxed, in order) to fill the feature cache. Throws CacheUnavailableError where the cache cannot
+   * serve (features over the budget, or a graph with BatchNormalization).
+   */
+  static async createCached(
+    device: GPUDevice,
+    model: OnnxModel,
+    options: ProgramOptions,
+    cache: FrozenCacheOptions,
+  ): Promise<TrainProgram> {
+    const graph = buildTrainGraph(model);
+    const layout = buildParamLayout(model, graph, frozenParams(graph, options.freeze ?? 0));
+    const ctx = createOpContext(device, options.programs ?? new ProgramCache(device));
+    const program = new TrainProgram(device, graph, layout, options, ctx, model, cache);
+    await program.#fillCache(program.#cache!);
+    return program;
+  }
+
+  async #fillCache(cache: FrozenFeatureCache): Promise<void> {
+    const t0 = performance.now();
+    const loader = new BatchLoader(cache.samples, {
+      imgsz: this.options.imgsz,
+      batchSize: this.options.batch,
+      shuffle: false,
+      augment: false,
+    });
+    for await (const batch of loader.epoch()) {
+      this.setImages(batch.images, batch.size);
+      const encoder = this.device.createCommandEncoder({ label: "frozen cache fill" });
+      const pass = encoder.beginComputePass({ label: "frozen prefix" });
+      recordDispatches(pass, this.prefixDispatches);
+      pass.end();
+      cache.encodeStore(encoder, batch);
+      this.device.queue.submit([encoder.finish()]);
+      await this.device.queue.onSubmittedWorkDone();
+    }
+    cache.seconds = (performance.now() - t0) / 1000;
+  }
+
+  /** True in cached mode (createCached). */
+  get cached(): boolean {
+    return this.#cache !== undefined;
+  }
+
+  /** The feature cache of cached mode: its bytes and fill time. */
+  get cache(): FrozenFeatureCache | undefined {
+    return this.#cache;
+  }
+
+  /** What one step records into its compute pass, in order: the step's forward, the loss, the backward. */
+  get stepDispatches(): Dispatch[] {
+    return [...this.#stepForward, ...this.lossDispatches, ...this.backwardDispatches];
   }
 
   #paramView(buffer: GPUBuffer, name: string): TensorView {
@@ -221,16 +302,40 @@ export class TrainProgram {
   /** Images and label rows [b, cls, x, y, w, h] (normalised) of one batch. */
   setBatch(images: Float32Array, targets: TargetRows, count = this.options.batch): void {
     if (!this.loss) throw new Error("TrainProgram: setBatch on a forward-only program");
+    if (this.#cache) {
+      throw new Error("TrainProgram: a cached-mode step takes load(batch), which names its samples");
+    }
     this.setImages(images, count);
     this.loss.setTargets(targets, count);
   }
 
-  /** Records forward + loss + backward (+ the loss items copy for readItems) into `encoder`, one compute pass. */
+  /**
+   * Queues a loader batch for the next step: its labels, and its images (in cached mode only where the trainable
+   * part reads them; its cached features are selected instead).
+   */
+  load(batch: Batch): void {
+    const cache = this.#cache;
+    if (!cache) return this.setBatch(batch.images, batch.targets, batch.size);
+    if (batch.size > this.options.batch) {
+      throw new Error(`TrainProgram: batch of ${batch.size} images, planned for ${this.options.batch}`);
+    }
+    cache.select(batch);
+    if (cache.needsImage) this.setImages(batch.images, batch.size);
+    this.loss!.setTargets(batch.targets, batch.size);
+  }
+
+  /**
+   * Records forward + loss + backward (+ the loss items copy for readItems) into `encoder`, one compute pass; in
+   * cached mode the selected images' features are copied in first and the frozen forward is skipped.
+   */
   encodeStep(encoder: GPUCommandEncoder): void {
     const staging = this.#requireLoss();
+    this.#cache?.encodeRestore(encoder);
     for (const b of this.#clears) encoder.clearBuffer(b);
-    const pass = encoder.beginComputePass({ label: "train step" });
-    recordDispatches(pass, this.forwardDispatches);
+    const pass = encoder.beginComputePass({
+      label: this.#cache ? "train step (cached frozen prefix)" : "train step",
+    });
+    recordDispatches(pass, this.#stepForward);
     recordDispatches(pass, this.lossDispatches);
     recordDispatches(pass, this.backwardDispatches);
     pass.end();
@@ -320,20 +425,6 @@ export class TrainProgram {
     });
   }
 
-  /** Uploads flat parameter values and, for BatchNorm models, running statistics (e.g. EMA weights). */
-  writeParams(flat: Float32Array, buffers?: Float32Array): void {
-    this.device.queue.writeBuffer(this.params, 0, flat as Float32Array<ArrayBuffer>, 0, this.layout.size);
-    if (buffers && this.buffers) {
-      this.device.queue.writeBuffer(
-        this.buffers,
-        0,
-        buffers as Float32Array<ArrayBuffer>,
-        0,
-        this.bufferLayout.size,
-      );
-    }
-  }
-
   async readParams(buffer: GPUBuffer = this.params): Promise<Float32Array> {
     return await readF32(this.device, buffer, this.layout.size);
   }
@@ -347,6 +438,11 @@ export class TrainProgram {
     if (buffers) {
       writeBackParams(model, this.bufferLayout, await readF32(this.device, buffers, this.bufferLayout.size));
     }
+  }
+
+  /** Frees the feature cache of cached mode, the bulk of such a program's memory. */
+  destroyCache(): void {
+    this.#cache?.destroy();
   }
 }
 

@@ -291,7 +291,10 @@ gpuTest(
       training: false,
       programs,
     });
-    evalOriginal.writeParams(await readF32(device, loop.ema.buffers[0], p.layout.size), emaBuffers);
+    const load = device.createCommandEncoder();
+    load.copyBufferToBuffer(loop.ema.buffers[0], 0, evalOriginal.params, 0, p.layout.size * 4);
+    load.copyBufferToBuffer(loop.ema.buffers[1], 0, evalOriginal.buffers!, 0, p.bufferLayout.size * 4);
+    device.queue.submit([load.finish()]);
     const fromEma = TrainProgram.create(device, ema, { batch: 1, imgsz: IMGSZ, training: false, programs });
     const [a, b] = [await evalOriginal.forward(image), await fromEma.forward(image)];
     a.forEach((h, i) => assert.deepEqual(h, b[i]));

@@ -21,7 +21,7 @@ export async function readF32(
   count: number,
   offset = 0,
 ): Promise<Float32Array> {
-  const bytes = Math.ceil((count * 4) / 4) * 4;
+  const bytes = count * 4;
   const staging = device.createBuffer({
     size: bytes,
     usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,

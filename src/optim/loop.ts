@@ -8,7 +8,6 @@ import { Ema, type EmaSource } from "./ema.ts";
 import { describeGroups, type LayoutEntry, layoutLength } from "./groups.ts";
 import { Optimizer } from "./optimizer.ts";
 import { type IterationPlan, Schedule, type ScheduleOptions } from "./schedule.ts";
-import { type TraceLine, traceLine } from "./trace.ts";
 
 /** The schedule's options (hyp before train.py's nominal-batch scaling: the Schedule scales weight_decay) plus the
  * step's own settings. */
@@ -80,12 +79,6 @@ export class OptimizerLoop {
     if (!plan.stepped) return;
     this.optimizer.step(encoder, plan, { readGradNorm: true });
     this.ema.update(encoder);
-  }
-
-  /** After the iteration's submit: its trace line (reads the grad norm back on stepping iterations). */
-  async trace(plan: IterationPlan, loss: number, lossItems: readonly number[]): Promise<TraceLine> {
-    const norm = plan.stepped ? await this.optimizer.gradNorm() : null;
-    return traceLine(plan, loss, lossItems, norm);
   }
 
   /**

@@ -5,7 +5,7 @@
  * [lbox, lobj, lcls, loss] into `items`, the step's only readback.
  * @module
  */
-import { createStorage, readF32 } from "../gpu/buffers.ts";
+import { createStorage } from "../gpu/buffers.ts";
 import { batchStride, groups } from "../ops/context.ts";
 import type { Dispatch, OpContext, TensorView } from "../ops/types.ts";
 import type { LossSettings } from "./loss_settings.ts";
@@ -208,10 +208,4 @@ export function planLoss(
       return tables;
     },
   };
-}
-
-/** Reads the 4 loss floats (one submit + map: call once per step, after submitting it). */
-export async function readLossItems(device: GPUDevice, items: GPUBuffer): Promise<LossItems> {
-  const [box, obj, cls, loss] = await readF32(device, items, 4);
-  return { box, obj, cls, loss };
 }

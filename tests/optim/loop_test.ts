@@ -45,7 +45,7 @@ gpuTest(
         const plan = ran.begin(encoder, epoch, i);
         ran.finish(encoder, plan);
         device.queue.submit([encoder.finish()]);
-        await ran.trace(plan, 0, [0, 0, 0]);
+        if (plan.stepped) await ran.optimizer.gradNorm();
       }
       ran.endEpoch(epoch);
     }

@@ -36,11 +36,22 @@ export async function readF32(
   return out;
 }
 
-/** Binds `buffers` to bindings 0..n-1 of group 0 of `pipeline`. */
-export function bindAll(device: GPUDevice, pipeline: GPUComputePipeline, buffers: GPUBuffer[]): GPUBindGroup {
+/**
+ * Binds buffers to group 0 of `pipeline`: a list binds 0..n-1; a record names the binding numbers (the entry
+ * points of one shader use different, sparse bindings). Undefined entries are left out.
+ */
+export function bindBuffers(
+  device: GPUDevice,
+  pipeline: GPUComputePipeline,
+  buffers: readonly GPUBuffer[] | Record<number, GPUBuffer | undefined>,
+  label?: string,
+): GPUBindGroup {
   return device.createBindGroup({
+    label,
     layout: pipeline.getBindGroupLayout(0),
-    entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    entries: Object.entries(buffers)
+      .filter((e): e is [string, GPUBuffer] => e[1] !== undefined)
+      .map(([binding, buffer]) => ({ binding: Number(binding), resource: { buffer } })),
   });
 }
 

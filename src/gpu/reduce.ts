@@ -1,4 +1,4 @@
-import { bindAll, createStorage, createUniform } from "./buffers.ts";
+import { bindBuffers, createStorage, createUniform } from "./buffers.ts";
 import type { ProgramCache } from "./programs.ts";
 import { streamPlan } from "./runs.ts";
 
@@ -35,15 +35,8 @@ export class SumOfSquares {
     );
     this.#partial = programs.get("util/sum_squares.wgsl", "partial", { CHUNK: plan.chunk });
     this.#finish = programs.get("util/sum_squares.wgsl", "finish");
-    this.#partialGroup = bindAll(device, this.#partial, [src, partials, uniform]);
-    this.#finishGroup = device.createBindGroup({
-      layout: this.#finish.getBindGroupLayout(0),
-      entries: [
-        { binding: 1, resource: { buffer: partials } },
-        { binding: 2, resource: { buffer: uniform } },
-        { binding: 3, resource: { buffer: out } },
-      ],
-    });
+    this.#partialGroup = bindBuffers(device, this.#partial, [src, partials, uniform]);
+    this.#finishGroup = bindBuffers(device, this.#finish, { 1: partials, 2: uniform, 3: out });
   }
 
   encode(pass: GPUComputePassEncoder): void {

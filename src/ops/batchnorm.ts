@@ -1,4 +1,6 @@
-import { batchStride, bindSparse, expectShape } from "./context.ts";
+import { bindBuffers } from "../gpu/buffers.ts";
+import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
+import { batchStride, expectShape } from "./context.ts";
 import { WG } from "./unary.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
@@ -8,7 +10,6 @@ export interface BatchNormPlan extends OpPlan {
 }
 
 const FILE = "ops/batchnorm.wgsl";
-const MAX_GROUPS = 65535;
 
 export interface BatchNormArgs {
   /** input [N, C, H, W] */
@@ -58,7 +59,9 @@ export function planBatchNorm(ctx: OpContext, a: BatchNormArgs): BatchNormPlan {
     throw new Error("planBatchNorm: evaluation mode needs the running statistics and has no backward");
   }
   const plane = h * w;
-  if (n * c > MAX_GROUPS) throw new Error(`planBatchNorm: ${n * c} planes, at most ${MAX_GROUPS}`);
+  if (n * c > MAX_WORKGROUPS_PER_DIMENSION) {
+    throw new Error(`planBatchNorm: ${n * c} planes, at most ${MAX_WORKGROUPS_PER_DIMENSION}`);
+  }
   const label = `batchnorm [${a.x.shape}]`;
   const stats = ctx.scratch(16 * c, `${label} stats`);
   // Bound where the kernel's flags say the real buffer is not used (running stats, parameter grads absent).
@@ -85,7 +88,7 @@ export function planBatchNorm(ctx: OpContext, a: BatchNormArgs): BatchNormPlan {
     return {
       label: `${label} ${entry}`,
       pipeline,
-      bindGroup: bindSparse(ctx.device, pipeline, {
+      bindGroup: bindBuffers(ctx.device, pipeline, {
         ...buffers,
         3: stats,
         4: uniform,

@@ -1,4 +1,5 @@
-import { batchStride, bindSparse, elementCount, expectShape } from "./context.ts";
+import { bindBuffers } from "../gpu/buffers.ts";
+import { batchStride, elementCount, expectShape } from "./context.ts";
 import { grid2d, WG } from "./unary.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
@@ -54,7 +55,7 @@ function planBinary(ctx: OpContext, name: string, a: BinaryArgs, op: 0 | 1): OpP
   const forward: Dispatch[] = [{
     label: `${label} forward`,
     pipeline: fwd,
-    bindGroup: bindSparse(ctx.device, fwd, {
+    bindGroup: bindBuffers(ctx.device, fwd, {
       0: a.a.buffer,
       1: a.b.buffer,
       2: a.c.buffer,
@@ -99,7 +100,7 @@ function planBinary(ctx: OpContext, name: string, a: BinaryArgs, op: 0 | 1): OpP
     backward.push({
       label: l,
       pipeline: bwd,
-      bindGroup: bindSparse(ctx.device, bwd, bindings, l),
+      bindGroup: bindBuffers(ctx.device, bwd, bindings, l),
       workgroups,
       bytes: 4 * (usesOther ? 4 : 3) * count,
       opClass: "elementwise",

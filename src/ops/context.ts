@@ -1,4 +1,5 @@
 import { createStorage, createUniform } from "../gpu/buffers.ts";
+import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
 import type { ProgramCache } from "../gpu/programs.ts";
 import type { Dispatch, OpContext, TensorView } from "./types.ts";
 
@@ -72,21 +73,17 @@ export function groups(n: number, per: number): number {
   return Math.max(1, Math.ceil(n / per));
 }
 
-/** Binds buffers to the given binding numbers of group 0 (entry points use sparse bindings of one shader);
- * undefined entries are left out. */
-export function bindSparse(
-  device: GPUDevice,
-  pipeline: GPUComputePipeline,
-  entries: Record<number, GPUBuffer | undefined>,
-  label: string,
-): GPUBindGroup {
-  return device.createBindGroup({
-    label,
-    layout: pipeline.getBindGroupLayout(0),
-    entries: Object.entries(entries)
-      .filter((e): e is [string, GPUBuffer] => e[1] !== undefined)
-      .map(([binding, buffer]) => ({ binding: Number(binding), resource: { buffer } })),
-  });
+/**
+ * A 1-D grid over `count` invocations of `perGroup`-invocation workgroups, folded into y where it exceeds the
+ * per-dimension limit; kernels index by `y * pitch + x`.
+ */
+export function grid1d(
+  count: number,
+  perGroup: number,
+): { workgroups: [number, number, number]; pitch: number } {
+  const total = groups(count, perGroup);
+  const x = Math.min(total, MAX_WORKGROUPS_PER_DIMENSION);
+  return { workgroups: [x, Math.ceil(total / x), 1], pitch: x * perGroup };
 }
 
 /** A plan-time uniform buffer holding `values` as u32 (padded to a multiple of 4 words). */

@@ -1,3 +1,4 @@
+import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
 import { batchStride, expectShape } from "./context.ts";
 import {
   aligned,
@@ -18,8 +19,6 @@ import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
  * 55 ms; with 64+ channels on 20x20 maps or smaller the GEMM was faster (128->128 k3 at 10 px 41 -> 71 ms). */
 const DIRECT_MIN_PIXELS = 1600;
 const DIRECT_MAX_COUT = 32;
-/** Workgroups per grid dimension (WebGPU's default maxComputeWorkgroupsPerDimension). */
-const MAX_GRID_Z = 65535;
 
 export interface ConvArgs {
   /** input [N, Cin, H, W] */
@@ -92,7 +91,10 @@ export function planConv(ctx: OpContext, a: ConvArgs): OpPlan {
   // Per image: im2col (or padded dy) bytes, and grid rows (im2col rows and col2im planes ride workgroup z).
   const perItem = 4 * Math.max(g.K, cout) * g.ppad;
   const limit = a.maxScratchBytes ?? ctx.device.limits.maxStorageBufferBindingSize;
-  const slice = Math.min(Math.floor(limit / perItem), Math.floor(MAX_GRID_Z / Math.max(g.K, cout, cin)));
+  const slice = Math.min(
+    Math.floor(limit / perItem),
+    Math.floor(MAX_WORKGROUPS_PER_DIMENSION / Math.max(g.K, cout, cin)),
+  );
   if (slice < 1) {
     throw new Error(`planConv: ${label} needs ${perItem} bytes of im2col per image, limit ${limit}`);
   }

@@ -1,5 +1,6 @@
-import { batchStride, bindSparse, expectShape, uniformU32 } from "./context.ts";
-import { grid1d, WG } from "./unary.ts";
+import { bindBuffers } from "../gpu/buffers.ts";
+import { batchStride, expectShape, grid1d, uniformU32 } from "./context.ts";
+import { WG } from "./unary.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
 const FILE = "ops/maxpool.wgsl";
@@ -49,12 +50,12 @@ export function planMaxPool(ctx: OpContext, a: MaxPoolArgs): OpPlan {
     batchStride(a.y),
   ];
   const outCount = n * c * ho * wo;
-  const fg = grid1d(outCount);
+  const fg = grid1d(outCount, WG);
   const fwd = ctx.programs.get(FILE, "forward", { WG });
   const forward: Dispatch[] = [{
     label: `${label} forward`,
     pipeline: fwd,
-    bindGroup: bindSparse(ctx.device, fwd, {
+    bindGroup: bindBuffers(ctx.device, fwd, {
       0: a.x.buffer,
       1: a.y.buffer,
       2: arg,
@@ -71,13 +72,13 @@ export function planMaxPool(ctx: OpContext, a: MaxPoolArgs): OpPlan {
     expectShape("planMaxPool", "dy", a.dy, [n, c, ho, wo]);
     expectShape("planMaxPool", "dx", a.dx, [n, c, h, w]);
     const inCount = n * c * h * w;
-    const bg = grid1d(inCount);
+    const bg = grid1d(inCount, WG);
     const grads = [a.dy.offset, batchStride(a.dy), a.dx.offset, batchStride(a.dx)];
     const bwd = ctx.programs.get(FILE, "backward", { WG });
     backward.push({
       label: `${label} backward`,
       pipeline: bwd,
-      bindGroup: bindSparse(ctx.device, bwd, {
+      bindGroup: bindBuffers(ctx.device, bwd, {
         3: a.dy.buffer,
         4: a.dx.buffer,
         5: uniformU32(

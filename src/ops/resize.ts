@@ -1,5 +1,6 @@
-import { batchStride, bindSparse, expectShape, uniformU32 } from "./context.ts";
-import { grid1d, WG } from "./unary.ts";
+import { bindBuffers } from "../gpu/buffers.ts";
+import { batchStride, expectShape, grid1d, uniformU32 } from "./context.ts";
+import { WG } from "./unary.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
 const FILE = "ops/resize.wgsl";
@@ -29,12 +30,12 @@ export function planResizeNearest(ctx: OpContext, a: ResizeArgs): OpPlan {
   const label = `resize x${sy},${sx} [${a.x.shape}]`;
   const geometry = [c, h, w, sy, sx, a.x.offset, batchStride(a.x), a.y.offset, batchStride(a.y)];
   const outCount = n * c * h * sy * w * sx;
-  const fg = grid1d(outCount);
+  const fg = grid1d(outCount, WG);
   const fwd = ctx.programs.get(FILE, "forward", { WG });
   const forward: Dispatch[] = [{
     label: `${label} forward`,
     pipeline: fwd,
-    bindGroup: bindSparse(ctx.device, fwd, {
+    bindGroup: bindBuffers(ctx.device, fwd, {
       0: a.x.buffer,
       1: a.y.buffer,
       4: uniformU32(ctx, [outCount, fg.pitch, 0, ...geometry, 0, 0, 0, 0], `${label} forward`),
@@ -49,13 +50,13 @@ export function planResizeNearest(ctx: OpContext, a: ResizeArgs): OpPlan {
     expectShape("planResizeNearest", "dy", a.dy, a.y.shape);
     expectShape("planResizeNearest", "dx", a.dx, a.x.shape);
     const inCount = n * c * h * w;
-    const bg = grid1d(inCount);
+    const bg = grid1d(inCount, WG);
     const grads = [a.dy.offset, batchStride(a.dy), a.dx.offset, batchStride(a.dx)];
     const bwd = ctx.programs.get(FILE, "backward", { WG });
     backward.push({
       label: `${label} backward`,
       pipeline: bwd,
-      bindGroup: bindSparse(ctx.device, bwd, {
+      bindGroup: bindBuffers(ctx.device, bwd, {
         2: a.dy.buffer,
         3: a.dx.buffer,
         4: uniformU32(

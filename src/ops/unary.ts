@@ -1,9 +1,10 @@
-import { batchStride, bindSparse, elementCount, expectShape, groups } from "./context.ts";
+import { bindBuffers } from "../gpu/buffers.ts";
+import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
+import { batchStride, elementCount, expectShape, groups } from "./context.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
 /** Invocations per workgroup of the elementwise kernels. */
 export const WG = 64;
-const MAX_GROUPS = 65535;
 
 export interface UnaryArgs {
   x: TensorView;
@@ -26,17 +27,10 @@ export interface UnaryOptions {
   vec4?: boolean;
 }
 
-/** A 1-D grid over `count` invocations, folded into y where it exceeds the per-dimension workgroup limit. */
-export function grid1d(count: number): { workgroups: [number, number, number]; pitch: number } {
-  const total = groups(count, WG);
-  const x = Math.min(total, MAX_GROUPS);
-  return { workgroups: [x, Math.ceil(total / x), 1], pitch: x * WG };
-}
-
 /** Workgroups over `per` elements (x) of each of `n` batch items (y): the kernels then need no division. */
 export function grid2d(per: number, n: number, name: string): [number, number, number] {
   const x = groups(per, WG);
-  if (x > MAX_GROUPS || n > MAX_GROUPS) {
+  if (x > MAX_WORKGROUPS_PER_DIMENSION || n > MAX_WORKGROUPS_PER_DIMENSION) {
     throw new Error(`${name}: ${n} x ${per} elements exceed one dispatch`);
   }
   return [x, n, 1];
@@ -78,7 +72,7 @@ export function planUnary(
   const forward: Dispatch[] = [{
     label: `${label} forward`,
     pipeline: fwd,
-    bindGroup: bindSparse(ctx.device, fwd, {
+    bindGroup: bindBuffers(ctx.device, fwd, {
       [fwd4 ? 5 : 0]: a.x.buffer,
       [fwd4 ? 6 : 1]: a.y.buffer,
       4: ctx.uniform(words.slice().buffer, `${label} forward`),
@@ -99,7 +93,7 @@ export function planUnary(
     backward.push({
       label: `${label} backward`,
       pipeline: bwd,
-      bindGroup: bindSparse(ctx.device, bwd, {
+      bindGroup: bindBuffers(ctx.device, bwd, {
         [bwd4 ? 5 : 0]: readsX ? a.x.buffer : undefined,
         [bwd4 ? 7 : 2]: a.dy.buffer,
         [bwd4 ? 8 : 3]: a.dx.buffer,

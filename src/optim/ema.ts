@@ -2,7 +2,7 @@
  * ModelEMA (spec §5) over flat GPU buffers: the parameters and, where the model has them, normalisation running
  * stats. d_k = decay * (1 - exp(-k / tau)) with k incremented before use; ema = d*ema + (1-d)*model.
  */
-import { bindAll, createStorage } from "../gpu/buffers.ts";
+import { bindBuffers, createStorage } from "../gpu/buffers.ts";
 import type { ProgramCache } from "../gpu/programs.ts";
 import { streamPlan } from "../gpu/runs.ts";
 
@@ -67,7 +67,7 @@ export class Ema {
       });
       const plan = streamPlan(n4, wg, options.chunk ?? 256);
       const pipeline = programs.get("optim/ema.wgsl", "main", { WG: wg, CHUNK: plan.chunk });
-      const group = bindAll(device, pipeline, [ema, s.buffer, uniform]);
+      const group = bindBuffers(device, pipeline, [ema, s.buffer, uniform]);
       return { pipeline, uniform, group, n4, workgroups: plan.workgroups };
     });
     device.queue.submit([encoder.finish()]);

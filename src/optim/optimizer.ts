@@ -4,7 +4,7 @@
  * group that also zeroes the consumed gradients. Pipelines, state buffers, uniforms and bind groups are made once;
  * a step only writes its uniforms and records four dispatches into the caller's encoder.
  */
-import { bindAll, createStorage } from "../gpu/buffers.ts";
+import { bindBuffers, createStorage } from "../gpu/buffers.ts";
 import type { ProgramCache } from "../gpu/programs.ts";
 import { SumOfSquares } from "../gpu/reduce.ts";
 import { streamPlan } from "../gpu/runs.ts";
@@ -108,14 +108,14 @@ export class Optimizer {
     });
     device.queue.writeBuffer(clipUniform, 0, new Float32Array([options.maxGradNorm ?? 10, 0, 0, 0]));
     this.#clip = programs.get("optim/clip.wgsl", "main");
-    this.#clipGroup = bindAll(device, this.#clip, [this.clipState, clipUniform]);
+    this.#clipGroup = bindBuffers(device, this.#clip, [this.clipState, clipUniform]);
 
     const file = adam ? "optim/adam.wgsl" : "optim/sgd.wgsl";
     const constants: Record<string, number> = { WG: wg, CHUNK: plan.chunk };
     if (adam) constants.DECOUPLED = options.kind === "AdamW" ? 1 : 0;
     this.#update = programs.get(file, "main", constants);
     this.#owned = [...this.state, tagBuffer, this.clipState, this.#staging, this.#uniform, clipUniform];
-    this.#updateGroup = bindAll(device, this.#update, [
+    this.#updateGroup = bindBuffers(device, this.#update, [
       buffers.params,
       buffers.grads,
       ...this.state,

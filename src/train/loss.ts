@@ -5,7 +5,7 @@
  * [lbox, lobj, lcls, loss] into `items`, the step's only readback.
  * @module
  */
-import { createStorage } from "../gpu/buffers.ts";
+import { bindBuffers, createStorage } from "../gpu/buffers.ts";
 import { batchStride, groups } from "../ops/context.ts";
 import type { Dispatch, OpContext, TensorView } from "../ops/types.ts";
 import type { LossSettings } from "./loss_settings.ts";
@@ -44,23 +44,6 @@ export interface LossPlan {
    */
   setTargets(targets: TargetRows, images?: number): LayerTargets[];
   maxTargets: number;
-}
-
-/** Binds buffers to the listed binding numbers: the loss entry points use different bindings of one file. */
-function bind(
-  device: GPUDevice,
-  pipeline: GPUComputePipeline,
-  entries: Record<number, GPUBuffer>,
-  label: string,
-) {
-  return device.createBindGroup({
-    label,
-    layout: pipeline.getBindGroupLayout(0),
-    entries: Object.entries(entries).map(([binding, buffer]) => ({
-      binding: Number(binding),
-      resource: { buffer },
-    })),
-  });
 }
 
 export function planLoss(
@@ -134,14 +117,14 @@ export function planLoss(
     dispatches.push({
       label: `loss obj ${i}`,
       pipeline: objPipe,
-      bindGroup: bind(device, objPipe, { ...common, 3: countsBuffer, 4: partials }, `loss obj ${i}`),
+      bindGroup: bindBuffers(device, objPipe, { ...common, 3: countsBuffer, 4: partials }, `loss obj ${i}`),
       workgroups: [objGroups[i], 1, 1],
       opClass: "loss",
     });
     dispatches.push({
       label: `loss entries ${i}`,
       pipeline: entryPipe,
-      bindGroup: bind(
+      bindGroup: bindBuffers(
         device,
         entryPipe,
         { ...common, 2: entries, 3: countsBuffer, 4: partials, 6: scratch },
@@ -158,7 +141,7 @@ export function planLoss(
   dispatches.push({
     label: "loss finish",
     pipeline: finPipe,
-    bindGroup: bind(
+    bindGroup: bindBuffers(
       device,
       finPipe,
       { 7: partials, 8: countsBuffer, 9: items, 10: ctx.uniform(totals.buffer, "loss totals") },

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
 import { ProgramCache } from "../../src/gpu/programs.ts";
-import { bindAll, createUniform, readF32, uploadF32 } from "../../src/gpu/buffers.ts";
+import { bindBuffers, createUniform, readF32, uploadF32 } from "../../src/gpu/buffers.ts";
 
 gpuTest("ProgramCache.get() compiles a pipeline once per file, entry point and constants", async (device) => {
   const cache = new ProgramCache(device);
@@ -18,7 +18,7 @@ gpuTest("ProgramCache.get() compiles a pipeline once per file, entry point and c
   const enc = device.createCommandEncoder();
   const pass = enc.beginComputePass();
   pass.setPipeline(a);
-  pass.setBindGroup(0, bindAll(device, a, [ema, model, createUniform(device, params.buffer, "params")]));
+  pass.setBindGroup(0, bindBuffers(device, a, [ema, model, createUniform(device, params.buffer, "params")]));
   pass.dispatchWorkgroups(1);
   pass.end();
   device.queue.submit([enc.finish()]);

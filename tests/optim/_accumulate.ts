@@ -1,7 +1,7 @@
 // The golden optimizer test feeds each iteration's gradients as a backward would: ADDED into the flat grads
 // buffer inside the iteration's encoder, so accumulation and the optimizer's zero_grad interact as in training.
 // The kernel lives here because only that test needs it.
-import { bindAll, createUniform } from "../../src/gpu/buffers.ts";
+import { bindBuffers, createUniform } from "../../src/gpu/buffers.ts";
 
 const WG = 64;
 const CODE = `
@@ -31,7 +31,7 @@ export function vec4Accumulator(
       entryPoint: "main",
     },
   });
-  const group = bindAll(device, pipeline, [
+  const group = bindBuffers(device, pipeline, [
     y,
     x,
     createUniform(device, new Uint32Array([n4, 0, 0, 0]).buffer, "n4"),

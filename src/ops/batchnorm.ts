@@ -1,6 +1,6 @@
 import { bindBuffers } from "../gpu/buffers.ts";
 import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
-import { batchStride, expectShape } from "./context.ts";
+import { accumulateFlag, batchStride, expectShape } from "./context.ts";
 import { WG } from "./unary.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
@@ -69,7 +69,7 @@ export function planBatchNorm(ctx: OpContext, a: BatchNormArgs): BatchNormPlan {
   const orUnused = (b: GPUBuffer | undefined) => b ?? (unused ??= ctx.scratch(16, `${label} unused`));
   const words = new Uint32Array(20);
   const floats = new Float32Array(words.buffer);
-  const flags = (a.accumulate ? 2 : 0) | (training && a.runningMean ? 4 : 0) | (a.dgamma ? 8 : 0);
+  const flags = accumulateFlag(a.accumulate) | (training && a.runningMean ? 4 : 0) | (a.dgamma ? 8 : 0);
   words.set([n, c, plane, flags, a.x.offset, batchStride(a.x), a.y.offset, batchStride(a.y)]);
   words.set([a.gamma.offset, a.beta.offset, a.runningMean?.offset ?? 0, a.runningVar?.offset ?? 0], 12);
   floats[18] = a.eps;

@@ -1,5 +1,5 @@
 import { bindBuffers } from "../gpu/buffers.ts";
-import { batchStride, elementCount, expectShape } from "./context.ts";
+import { accumulateFlag, batchStride, elementCount, expectShape } from "./context.ts";
 import { grid2d, WG } from "./unary.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
@@ -78,7 +78,7 @@ function planBinary(ctx: OpContext, name: string, a: BinaryArgs, op: 0 | 1): OpP
     const bwd = ctx.programs.get(FILE, usesOther ? "backwardProduct" : "backward", { WG });
     const w = [
       ...head,
-      accumulate ? 2 : 0,
+      accumulateFlag(accumulate),
       0,
       0,
       0,

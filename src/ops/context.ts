@@ -68,6 +68,15 @@ export function expectShape(op: string, role: string, v: TensorView, shape: numb
   }
 }
 
+/** Bit of the op kernels' `flags` uniform word: add into the destination instead of overwriting it (a tensor
+ * that fans out to several consumers gets its gradient summed). */
+const ACCUMULATE_FLAG = 2;
+
+/** The `flags` bit of a kernel that overwrites its destination, or adds into it when `accumulate`. */
+export function accumulateFlag(accumulate: boolean | undefined): number {
+  return accumulate ? ACCUMULATE_FLAG : 0;
+}
+
 /** Workgroup count covering `n` items at `per` items per workgroup. */
 export function groups(n: number, per: number): number {
   return Math.max(1, Math.ceil(n / per));

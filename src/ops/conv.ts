@@ -1,5 +1,5 @@
 import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
-import { batchStride, expectShape } from "./context.ts";
+import { accumulateFlag, batchStride, expectShape } from "./context.ts";
 import {
   aligned,
   biasGrad,
@@ -99,9 +99,10 @@ export function planConv(ctx: OpContext, a: ConvArgs): OpPlan {
     throw new Error(`planConv: ${label} needs ${perItem} bytes of im2col per image, limit ${limit}`);
   }
   if (slice < n) return planInBatchSlices(ctx, a, slice);
-  const direct = kh === 1 && kw === 1 && stride === 1 && pad === 0 && aligned(a.x, P);
+  // A 1x1 stride-1 conv's input already is its im2col matrix.
+  const xIsColumns = kh === 1 && kw === 1 && stride === 1 && pad === 0 && aligned(a.x, P);
   const colBytes = 4 * n * g.K * g.ppad;
-  const col = direct
+  const col = xIsColumns
     ? undefined
     : a.recomputeColumns
     ? ctx.transient("conv columns", colBytes, `${label} im2col`)
@@ -145,7 +146,7 @@ export function planConv(ctx: OpContext, a: ConvArgs): OpPlan {
   let dy4: Vec4Operand = { buffer: dy.buffer, off4: dy.offset / 4, batch4: batchStride(dy) / 4 };
   if (!aligned(dy, P)) {
     const copy = ctx.transient("conv dy padded", 4 * n * cout * g.ppad, `${label} dy padded`);
-    const rows = { ...common, cin: cout, h: ho, w: wo, kh: 1, kw: 1, stride: 1, pad: 0, rows: cout };
+    const rows = { ...common, h: ho, w: wo, kh: 1, kw: 1, stride: 1, pad: 0, rows: cout };
     backward.push(im2col(ctx, `${label} dy padded`, rows, dy, copy));
     dy4 = { buffer: copy, off4: 0, batch4: (cout * g.ppad) / 4 };
   }
@@ -160,10 +161,12 @@ export function planConv(ctx: OpContext, a: ConvArgs): OpPlan {
   }
   if (a.dx && col && stride === 1 && kh === kw && P >= DIRECT_MIN_PIXELS && cout <= DIRECT_MAX_COUT) {
     expectShape("planConv", "dx", a.dx, [n, cin, h, w]);
-    backward.push(directBackwardData(ctx, `${label} backward_data`, g, a.accumulate ? 2 : 0, a.w, dy, a.dx));
+    backward.push(
+      directBackwardData(ctx, `${label} backward_data`, g, accumulateFlag(a.accumulate), a.w, dy, a.dx),
+    );
   } else if (a.dx) {
     expectShape("planConv", "dx", a.dx, [n, cin, h, w]);
-    const flags = a.accumulate ? 2 : 0;
+    const flags = accumulateFlag(a.accumulate);
     const gemm = { ...common, M: g.K, K: cout, aOff: a.w.offset, am: 1, ak: g.K, flags };
     const into = col
       ? { ...gemm, flags: 0, cOff: 0, ldc: g.ppad, cBatch: g.K * g.ppad }

@@ -135,7 +135,7 @@ export function directBackwardData(
   });
   const u = uniform(ctx, {
     flags,
-    cin: g.cout,
+    srcC: g.cout,
     h: g.ho,
     w: g.wo,
     ho: g.h,
@@ -317,5 +317,5 @@ const FIELD_ORDER = [
   ...["batch", "cin", "h", "w", "cout", "ho", "wo", "kh", "kw", "stride", "pad", "flags"],
   ...["srcOff", "srcBS", "dstOff", "dstBS", "rows", "ppad", "count", "pitch", "M", "N", "N4", "K"],
   ...["aOff", "am", "ak", "aBatch", "bOff4", "ldb4", "bBatch4", "biasOff", "cOff", "ldc", "cBatch", "splits"],
-  ...["chunk4", "nsplit", "_pad0", "_pad1"],
+  ...["chunk4", "nsplit", "srcC", "_pad0"],
 ] as const;

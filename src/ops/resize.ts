@@ -1,5 +1,5 @@
 import { bindBuffers } from "../gpu/buffers.ts";
-import { batchStride, expectShape, grid1d, uniformU32 } from "./context.ts";
+import { accumulateFlag, batchStride, expectShape, grid1d, uniformU32 } from "./context.ts";
 import { WG } from "./unary.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
@@ -61,7 +61,7 @@ export function planResizeNearest(ctx: OpContext, a: ResizeArgs): OpPlan {
         3: a.dx.buffer,
         4: uniformU32(
           ctx,
-          [inCount, bg.pitch, a.accumulate ? 2 : 0, ...geometry, ...grads],
+          [inCount, bg.pitch, accumulateFlag(a.accumulate), ...geometry, ...grads],
           `${label} backward`,
         ),
       }, `${label} backward`),

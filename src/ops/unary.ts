@@ -1,6 +1,6 @@
 import { bindBuffers } from "../gpu/buffers.ts";
 import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
-import { batchStride, elementCount, expectShape, groups } from "./context.ts";
+import { accumulateFlag, batchStride, elementCount, expectShape, groups } from "./context.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
 /** Invocations per workgroup of the elementwise kernels. */
@@ -56,7 +56,7 @@ export function planUnary(
     count,
     per,
     0,
-    a.accumulate ? 2 : 0,
+    accumulateFlag(a.accumulate),
     a.x.offset,
     batchStride(a.x),
     a.y.offset,

@@ -17,7 +17,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { ProgramCache } from "../gpu/programs.ts";
 import { streamChunk } from "../gpu/runs.ts";
 import { OnnxModel } from "../onnx/model.ts";
-import { OptimizerLoop } from "../optim/loop.ts";
+import { OptimizerStepper } from "../optim/stepper.ts";
 import type { Sample } from "./data/dataset.ts";
 import { BatchLoader } from "./data/loader.ts";
 import { evaluate } from "./evaluate.ts";
@@ -54,7 +54,7 @@ export type WeightSet = "live" | "ema";
 export class FinetuneSession {
   readonly device: GPUDevice;
   readonly loader: BatchLoader;
-  readonly optimizer: OptimizerLoop;
+  readonly optimizer: OptimizerStepper;
   #evalProgram?: TrainProgram;
 
   private constructor(
@@ -72,7 +72,7 @@ export class FinetuneSession {
       seed: config.seed,
       hyp: config.hyp,
     });
-    this.optimizer = new OptimizerLoop(this.device, programs, program.layout.entries, {
+    this.optimizer = new OptimizerStepper(this.device, programs, program.layout.entries, {
       params: program.params,
       grads: program.grads!,
       emaExtra: program.emaExtra,

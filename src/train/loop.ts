@@ -15,7 +15,7 @@
  * ```
  * @module
  */
-import type { OptimizerLoop } from "../optim/loop.ts";
+import type { OptimizerStepper } from "../optim/stepper.ts";
 import { type TraceLine, traceLine } from "../optim/trace.ts";
 import type { Batch } from "./data/loader.ts";
 import type { LossItems } from "./loss.ts";
@@ -45,7 +45,7 @@ export interface IterationReport {
 
 export interface LoopOptions {
   step: StepProgram;
-  optimizer: OptimizerLoop;
+  optimizer: OptimizerStepper;
   /** The batches of an epoch, in train.py's order (BatchLoader.epoch). */
   batches(epoch: number): AsyncIterable<Batch>;
   epochs: number;

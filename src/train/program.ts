@@ -267,7 +267,7 @@ export class TrainProgram {
     return flatView(this.layout, buffer, name);
   }
 
-  /** What the EMA averages besides the parameters (OptimizerLoop's `emaExtra`): the running statistics. */
+  /** What the EMA averages besides the parameters (OptimizerStepper's `emaExtra`): the running statistics. */
   get emaExtra(): EmaSource[] {
     return this.buffers ? [{ buffer: this.buffers, size: this.bufferLayout.size, label: "buffers" }] : [];
   }

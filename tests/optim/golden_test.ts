@@ -1,5 +1,5 @@
 // The four shared/golden/optimizer cases (PyTorch 1.13 SGD/Adam/AdamW + LambdaLR + clip_grad_norm_ + ModelEMA)
-// replayed through OptimizerLoop (Schedule + WGSL Optimizer + Ema) the way a trainer drives it: each batch's
+// replayed through OptimizerStepper (Schedule + WGSL Optimizer + Ema) the way a trainer drives it: each batch's
 // gradients are added into the grad buffer on the GPU, one submit per iteration.
 import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
@@ -13,7 +13,7 @@ import {
   pyFloat,
 } from "../../src/optim/groups.ts";
 import type { Hyp } from "../../src/optim/schedule.ts";
-import { OptimizerLoop } from "../../src/optim/loop.ts";
+import { OptimizerStepper } from "../../src/optim/stepper.ts";
 import { vec4Accumulator } from "./_accumulate.ts";
 
 /** The golden files' own agreement target is ~1e-6 (float32 vs float32, different summation orders). */
@@ -91,7 +91,7 @@ for (const name of ["sgd_cosine_accumulate", "sgd_short_warmup_ema", "adam_linea
     const batch = createStorage(device, n * 4, "batch_grads");
     const accumulate = vec4Accumulator(device, grads, batch, n / 4);
 
-    const loop = new OptimizerLoop(device, programs, layout, { params, grads }, {
+    const loop = new OptimizerStepper(device, programs, layout, { params, grads }, {
       optimizer: golden.optimizer,
       hyp: golden.hyp,
       batchSize: golden.batch_size,

@@ -1,7 +1,7 @@
 /**
  * train.py's per-iteration optimizer bookkeeping in one place, for a trainer that records each training step into
  * one command encoder and submits once: zero_grad at epoch start, then (after the caller's forward/backward has
- * added this batch's gradients) clip + step + zero_grad + EMA on stepping iterations, and the trace line.
+ * added this batch's gradients) clip + step + zero_grad + EMA on stepping iterations.
  */
 import type { ProgramCache } from "../gpu/programs.ts";
 import { Ema, type EmaSource } from "./ema.ts";
@@ -11,21 +11,21 @@ import { type IterationPlan, Schedule, type ScheduleOptions } from "./schedule.t
 
 /** The schedule's options (hyp before train.py's nominal-batch scaling: the Schedule scales weight_decay) plus the
  * step's own settings. */
-export interface OptimizerLoopSettings extends ScheduleOptions {
+export interface StepperSettings extends ScheduleOptions {
   maxGradNorm?: number;
   ema?: { decay: number; tau: number };
   /** src/gpu/runs.ts streamChunk(gpu.isFallback). */
   chunk?: number;
 }
 
-export interface LoopBuffers {
+export interface StepperBuffers {
   params: GPUBuffer;
   grads: GPUBuffer;
   /** Further float state the EMA averages, e.g. BatchNorm running stats. */
   emaExtra?: EmaSource[];
 }
 
-export class OptimizerLoop {
+export class OptimizerStepper {
   readonly schedule: Schedule;
   readonly optimizer: Optimizer;
   readonly ema: Ema;
@@ -34,8 +34,8 @@ export class OptimizerLoop {
     device: GPUDevice,
     programs: ProgramCache,
     readonly layout: readonly LayoutEntry[],
-    buffers: LoopBuffers,
-    readonly settings: OptimizerLoopSettings,
+    buffers: StepperBuffers,
+    readonly settings: StepperSettings,
   ) {
     this.schedule = new Schedule(settings);
     this.optimizer = new Optimizer(

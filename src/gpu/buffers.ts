@@ -2,9 +2,15 @@
 
 export const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
-/** A storage buffer of `bytes` (rounded up to 16 so vec4 views never overrun), labelled for GPU debugging. */
+/** Bytes of a storage buffer holding `bytes`: rounded up to 16 so vec4 views never overrun. */
+export function storageSize(bytes: number): number {
+  return Math.max(16, Math.ceil(bytes / 16) * 16);
+}
+
+/** A storage buffer of `bytes` (storageSize), labelled for GPU debugging. A component's buffers come from its
+ * GpuMemory (memory.ts), which frees them when the component is done; this is for short-lived ones. */
 export function createStorage(device: GPUDevice, bytes: number, label: string): GPUBuffer {
-  return device.createBuffer({ label, size: Math.max(16, Math.ceil(bytes / 16) * 16), usage: STORAGE });
+  return device.createBuffer({ label, size: storageSize(bytes), usage: STORAGE });
 }
 
 /** A storage buffer initialised with `data`. */

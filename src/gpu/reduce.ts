@@ -1,4 +1,5 @@
-import { bindBuffers, createStorage, createUniform } from "./buffers.ts";
+import { bindBuffers } from "./buffers.ts";
+import type { GpuMemory } from "./memory.ts";
 import type { ProgramCache } from "./programs.ts";
 import { streamPlan } from "./runs.ts";
 
@@ -17,7 +18,7 @@ export class SumOfSquares {
   readonly #workgroups: number;
 
   constructor(
-    device: GPUDevice,
+    memory: GpuMemory,
     programs: ProgramCache,
     src: GPUBuffer,
     n4: number,
@@ -27,9 +28,9 @@ export class SumOfSquares {
   ) {
     const plan = streamPlan(n4, REDUCE_WG, chunk);
     this.#workgroups = plan.workgroups;
-    const partials = createStorage(device, this.#workgroups * 4, "sum_squares.partials");
-    const uniform = createUniform(
-      device,
+    const device = memory.device;
+    const partials = memory.storage(this.#workgroups * 4, "sum_squares.partials");
+    const uniform = memory.uniform(
       new Uint32Array([n4, this.#workgroups, outIndex, 0]).buffer,
       "sum_squares.params",
     );

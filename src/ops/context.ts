@@ -1,5 +1,5 @@
-import { createStorage, createUniform } from "../gpu/buffers.ts";
 import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
+import type { GpuMemory } from "../gpu/memory.ts";
 import type { ProgramCache } from "../gpu/programs.ts";
 import type { Dispatch, OpContext, TensorView } from "./types.ts";
 
@@ -8,19 +8,20 @@ import type { Dispatch, OpContext, TensorView } from "./types.ts";
  * that ask for their largest slot first (e.g. a YOLO stem's im2col) end up with one buffer per slot.
  * `scratchBytes` counts the scratch and transient storage allocated. */
 export function createOpContext(
-  device: GPUDevice,
+  memory: GpuMemory,
   programs: ProgramCache,
 ): OpContext & { scratchBytes(): number } {
   const slots = new Map<string, GPUBuffer>();
   let bytes = 0;
   const storage = (size: number, label: string) => {
     bytes += size;
-    return createStorage(device, size, label);
+    return memory.storage(size, label);
   };
   return {
-    device,
+    device: memory.device,
+    memory,
     programs,
-    uniform: (data: ArrayBuffer, label: string) => createUniform(device, data, label),
+    uniform: (data: ArrayBuffer, label: string) => memory.uniform(data, label),
     scratch: storage,
     transient(slot: string, size: number, label: string): GPUBuffer {
       const held = slots.get(slot);

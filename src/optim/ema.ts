@@ -2,7 +2,8 @@
  * ModelEMA (spec §5) over flat GPU buffers: the parameters and, where the model has them, normalisation running
  * stats. d_k = decay * (1 - exp(-k / tau)) with k incremented before use; ema = d*ema + (1-d)*model.
  */
-import { bindBuffers, createStorage } from "../gpu/buffers.ts";
+import { bindBuffers } from "../gpu/buffers.ts";
+import { GpuMemory } from "../gpu/memory.ts";
 import type { ProgramCache } from "../gpu/programs.ts";
 import { streamPlan } from "../gpu/runs.ts";
 
@@ -38,6 +39,8 @@ export class Ema {
   readonly tau: number;
   readonly #device: GPUDevice;
   readonly #targets: Target[];
+  /** Owns the EMA copies and uniforms. */
+  readonly #memory: GpuMemory;
   readonly #host = new ArrayBuffer(16);
   readonly #f32 = new Float32Array(this.#host);
   readonly #u32 = new Uint32Array(this.#host);
@@ -46,6 +49,7 @@ export class Ema {
   /** Copies the sources (deepcopy(model)) with one submit; later updates only record. */
   constructor(device: GPUDevice, programs: ProgramCache, sources: EmaSource[], options: EmaOptions = {}) {
     this.#device = device;
+    this.#memory = new GpuMemory(device);
     this.decay = options.decay ?? 0.9999;
     this.tau = options.tau ?? 2000;
     this.#updates = options.updates ?? 0;
@@ -57,14 +61,10 @@ export class Ema {
       if (s.buffer.size < n4 * 16) {
         throw new Error(`Ema: ${s.label} has ${s.buffer.size} bytes, needs ${n4 * 16}`);
       }
-      const ema = createStorage(device, n4 * 16, `ema.${s.label}`);
+      const ema = this.#memory.storage(n4 * 16, `ema.${s.label}`);
       encoder.copyBufferToBuffer(s.buffer, 0, ema, 0, n4 * 16);
       this.buffers.push(ema);
-      const uniform = device.createBuffer({
-        label: `ema.${s.label}.params`,
-        size: 16,
-        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-      });
+      const uniform = this.#memory.uniformBuffer(16, `ema.${s.label}.params`);
       const plan = streamPlan(n4, wg, options.chunk ?? 256);
       const pipeline = programs.get("optim/ema.wgsl", "main", { WG: wg, CHUNK: plan.chunk });
       const group = bindBuffers(device, pipeline, [ema, s.buffer, uniform]);
@@ -75,8 +75,7 @@ export class Ema {
 
   /** Frees the EMA copies and uniforms (not the sources). */
   destroy(): void {
-    for (const b of this.buffers) b.destroy();
-    for (const t of this.#targets) t.uniform.destroy();
+    this.#memory.destroy();
   }
 
   get updates(): number {

@@ -4,7 +4,8 @@
  * group that also zeroes the consumed gradients. Pipelines, state buffers, uniforms and bind groups are made once;
  * a step only writes its uniforms and records four dispatches into the caller's encoder.
  */
-import { bindBuffers, createStorage } from "../gpu/buffers.ts";
+import { bindBuffers } from "../gpu/buffers.ts";
+import { GpuMemory } from "../gpu/memory.ts";
 import type { ProgramCache } from "../gpu/programs.ts";
 import { SumOfSquares } from "../gpu/reduce.ts";
 import { streamPlan } from "../gpu/runs.ts";
@@ -58,7 +59,8 @@ export class Optimizer {
   readonly #u32 = new Uint32Array(this.#host);
   readonly #workgroups: number;
   readonly #staging: GPUBuffer;
-  readonly #owned: GPUBuffer[];
+  /** Owns the optimizer's own buffers (not params or grads). */
+  readonly #memory: GpuMemory;
   #steps = 0;
 
   constructor(
@@ -82,31 +84,18 @@ export class Optimizer {
     const plan = streamPlan(this.n4, wg, options.chunk ?? 256);
     this.#workgroups = plan.workgroups;
     const adam = options.kind !== "SGD";
-    this.state = (adam ? ["m", "v"] : ["momentum_buffer"]).map((s) =>
-      createStorage(device, bytes, `optim.${s}`)
-    );
-    const tags = groupTags(layout);
-    const tagBuffer = createStorage(device, tags.byteLength, "optim.tags");
-    device.queue.writeBuffer(tagBuffer, 0, tags);
-    this.clipState = createStorage(device, 8, "optim.clip");
-    this.#staging = device.createBuffer({
-      label: "optim.grad_norm.staging",
-      size: 8,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
-    this.#uniform = device.createBuffer({
-      label: "optim.params",
-      size: UNIFORM_BYTES,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-    });
+    const memory = this.#memory = new GpuMemory(device);
+    this.state = (adam ? ["m", "v"] : ["momentum_buffer"]).map((s) => memory.storage(bytes, `optim.${s}`));
+    const tagBuffer = memory.upload(groupTags(layout), "optim.tags");
+    this.clipState = memory.storage(8, "optim.clip");
+    this.#staging = memory.readback(8, "optim.grad_norm.staging");
+    this.#uniform = memory.uniformBuffer(UNIFORM_BYTES, "optim.params");
 
-    this.#norm = new SumOfSquares(device, programs, buffers.grads, this.n4, this.clipState, 0, options.chunk);
-    const clipUniform = device.createBuffer({
-      label: "optim.clip.params",
-      size: 16,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-    });
-    device.queue.writeBuffer(clipUniform, 0, new Float32Array([options.maxGradNorm ?? 10, 0, 0, 0]));
+    this.#norm = new SumOfSquares(memory, programs, buffers.grads, this.n4, this.clipState, 0, options.chunk);
+    const clipUniform = memory.uniform(
+      new Float32Array([options.maxGradNorm ?? 10, 0, 0, 0]).buffer,
+      "optim.clip.params",
+    );
     this.#clip = programs.get("optim/clip.wgsl", "main");
     this.#clipGroup = bindBuffers(device, this.#clip, [this.clipState, clipUniform]);
 
@@ -114,7 +103,6 @@ export class Optimizer {
     const constants: Record<string, number> = { WG: wg, CHUNK: plan.chunk };
     if (adam) constants.DECOUPLED = options.kind === "AdamW" ? 1 : 0;
     this.#update = programs.get(file, "main", constants);
-    this.#owned = [...this.state, tagBuffer, this.clipState, this.#staging, this.#uniform, clipUniform];
     this.#updateGroup = bindBuffers(device, this.#update, [
       buffers.params,
       buffers.grads,
@@ -166,7 +154,7 @@ export class Optimizer {
 
   /** Frees the optimizer's own buffers (not params or grads). */
   destroy(): void {
-    for (const b of this.#owned) b.destroy();
+    this.#memory.destroy();
   }
 
   /** The pre-clip gradient norm of the last step recorded with readGradNorm, once its submit has run. */

@@ -95,6 +95,12 @@ export class OptimizerStepper {
     this.ema.restoreUpdates(this.ema.updates + steps);
   }
 
+  /** Frees the optimizer state and the EMA copies (not the params or grads they update). */
+  destroy(): void {
+    this.optimizer.destroy();
+    this.ema.destroy();
+  }
+
   /** scheduler.step() after the epoch's last batch. */
   endEpoch(epoch: number): void {
     this.schedule.endEpoch(epoch);

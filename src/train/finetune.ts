@@ -104,6 +104,7 @@ export class FinetuneSession {
     const errors = [await device.popErrorScope(), await device.popErrorScope()].filter((e) => e !== null);
     if (thrown) throw thrown;
     if (errors.length) {
+      session!.destroy();
       throw new Error(`FinetuneSession: the GPU rejected the training program: ${errors[0].message}`);
     }
     return session!;
@@ -215,14 +216,11 @@ export class FinetuneSession {
     });
   }
 
-  /**
-   * Frees what this session owns outright: optimizer state, EMA copies and the feature cache. The programs'
-   * activations have no destroy of their own and go with the session's garbage collection.
-   */
+  /** Frees all the session's GPU memory: the training and evaluation programs, optimizer state, EMA copies. */
   destroy(): void {
-    this.optimizer.optimizer.destroy();
-    this.optimizer.ema.destroy();
-    this.program.destroyCache();
+    this.optimizer.destroy();
+    this.program.destroy();
+    this.#evalProgram?.destroy();
   }
 
   #stateBuffers(): StateBuffer[] {

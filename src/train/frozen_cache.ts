@@ -8,7 +8,7 @@
  * on its batch; graphs with BatchNormalization (unfused models) are refused.
  * @module
  */
-import { createStorage } from "../gpu/buffers.ts";
+import type { GpuMemory } from "../gpu/memory.ts";
 import type { TrainGraph } from "../onnx/graph.ts";
 import { batchStride } from "../ops/context.ts";
 import type { TensorView } from "../ops/types.ts";
@@ -91,7 +91,7 @@ export class FrozenFeatureCache {
   #pending: number[] = [];
 
   constructor(
-    device: GPUDevice,
+    memory: GpuMemory,
     plan: CacheBoundaries,
     value: (tensor: string) => TensorView,
     readonly samples: readonly Sample[],
@@ -100,7 +100,7 @@ export class FrozenFeatureCache {
     this.boundaries = plan.names.map((t, k) => ({
       view: value(t),
       size: plan.perImage[k],
-      cache: createStorage(device, plan.perImage[k] * samples.length * 4, `frozen cache ${t}`),
+      cache: memory.storage(plan.perImage[k] * samples.length * 4, `frozen cache ${t}`),
     }));
     this.bytes = this.boundaries.reduce((s, b) => s + b.cache.size, 0);
     this.#index = new Map(samples.map((s, i) => [s.imagePath, i]));
@@ -134,11 +134,6 @@ export class FrozenFeatureCache {
         encoder.copyBufferToBuffer(cache, index * size * 4, view.buffer, at(view, b), size * 4);
       }
     });
-  }
-
-  /** Frees the cached features, the bulk of a cached program's memory (one copy per training image). */
-  destroy(): void {
-    for (const b of this.boundaries) b.cache.destroy();
   }
 }
 

@@ -5,7 +5,7 @@
  * [lbox, lobj, lcls, loss] into `items`, the step's only readback.
  * @module
  */
-import { bindBuffers, createStorage } from "../gpu/buffers.ts";
+import { bindBuffers } from "../gpu/buffers.ts";
 import { batchStride, groups } from "../ops/context.ts";
 import type { Dispatch, OpContext, TensorView } from "../ops/types.ts";
 import type { LossSettings } from "./loss_settings.ts";
@@ -61,17 +61,17 @@ export function planLoss(
   const cells = heads.map((h) => bs * h.layer.anchors.length * h.layer.ny * h.layer.nx);
   const objGroups = cells.map((c) => groups(c, WG));
   const partialBase = objGroups.map((_, i) => objGroups.slice(0, i).reduce((a, g) => a + g + 3, 0));
-  const entries = createStorage(device, totalEntries * ENTRY_WORDS * 4, "loss entries");
-  const scratch = createStorage(device, totalEntries * 5 * 4, "loss entry scratch");
-  const partials = createStorage(device, (partialBase[nl - 1] + objGroups[nl - 1] + 3) * 4, "loss partials");
-  const items = createStorage(device, 16, "loss items");
+  const entries = ctx.memory.storage(totalEntries * ENTRY_WORDS * 4, "loss entries");
+  const scratch = ctx.memory.storage(totalEntries * 5 * 4, "loss entry scratch");
+  const partials = ctx.memory.storage((partialBase[nl - 1] + objGroups[nl - 1] + 3) * 4, "loss partials");
+  const items = ctx.memory.storage(16, "loss items");
   const counts = new Uint32Array(nl * 6 + 1);
   heads.forEach((_, i) => {
     counts.set([partialBase[i], objGroups[i], cells[i] / bs, settings.nc], nl + 4 * i);
     counts[5 * nl + i] = new Uint32Array(new Float32Array([settings.balance[i]]).buffer)[0];
   });
   counts[6 * nl] = bs;
-  const countsBuffer = createStorage(device, counts.byteLength, "loss counts");
+  const countsBuffer = ctx.memory.storage(counts.byteLength, "loss counts");
   device.queue.writeBuffer(countsBuffer, 0, counts);
 
   const objPipe = programs.get(FILE, "obj_all", { WG });

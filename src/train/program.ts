@@ -19,7 +19,8 @@
  * ```
  * @module
  */
-import { createStorage, readF32 } from "../gpu/buffers.ts";
+import { readF32 } from "../gpu/buffers.ts";
+import { GpuMemory } from "../gpu/memory.ts";
 import { ProgramCache } from "../gpu/programs.ts";
 import type { OnnxModel } from "../onnx/model.ts";
 import { buildTrainGraph, type TrainGraph } from "../onnx/graph.ts";
@@ -92,6 +93,8 @@ export class TrainProgram {
   readonly memoryBytes: number;
   /** Bytes of op scratch: per-op buffers plus the transient slots shared by all ops (OpContext.transient). */
   readonly scratchBytes: number;
+  /** Owns every buffer of this program: destroy() frees them. */
+  readonly #memory: GpuMemory;
   readonly #clears: GPUBuffer[];
   /** The forward a step runs: all of it, or in cached mode the nodes after the frozen prefix. */
   readonly #stepForward: Dispatch[] = [];
@@ -119,6 +122,7 @@ export class TrainProgram {
       throw new Error(`TrainProgram: imgsz ${imgsz} is not a multiple of ${maxStride}`);
     }
     const shapes = inferShapes(model, graph, batch, imgsz, imgsz);
+    const memory = this.#memory = ctx.memory;
     const trainable = new Set(layout.entries.filter((e) => !e.frozen).map((e) => e.name));
     // The loss always writes the head gradients, even when everything below is frozen.
     const needsGrad = training
@@ -130,28 +134,28 @@ export class TrainProgram {
     }
     // Checked against the budget before anything is allocated.
     const boundaries = cache && cacheBoundaries(device, graph, shapes, inTail, cache);
-    this.params = createStorage(device, layout.size * 4, "params");
+    this.params = memory.storage(layout.size * 4, "params");
     device.queue.writeBuffer(this.params, 0, packParams(model, layout));
     this.bufferLayout = buildBufferLayout(model, graph);
     if (this.bufferLayout.size > 0) {
-      this.buffers = createStorage(device, this.bufferLayout.size * 4, "buffers");
+      this.buffers = memory.storage(this.bufferLayout.size * 4, "buffers");
       device.queue.writeBuffer(this.buffers, 0, packParams(model, this.bufferLayout));
     }
     const order = graph.nodes.map((_, i) => i).reverse().filter(inTail);
-    const memory: Memory = planMemory(device, graph, shapes, needsGrad, order, graph.heads);
-    this.memoryBytes = memory.bytes;
-    this.#clears = memory.clearEachStep;
-    this.input = memory.values.get(graph.input)!;
-    this.heads = graph.heads.map((h) => memory.values.get(h)!);
+    const place: Memory = planMemory(memory, graph, shapes, needsGrad, order, graph.heads);
+    this.memoryBytes = place.bytes;
+    this.#clears = place.clearEachStep;
+    this.input = place.values.get(graph.input)!;
+    this.heads = graph.heads.map((h) => place.values.get(h)!);
     this.#zeros = new Float32Array(batch * 3 * imgsz * imgsz);
     if (training) {
-      this.grads = createStorage(device, layout.size * 4, "grads");
+      this.grads = memory.storage(layout.size * 4, "grads");
       const hyp = options.hyp;
       if (!hyp) throw new Error("TrainProgram: training needs options.hyp (the loss hyperparameters)");
       const settings = lossSettings(hyp, graph.heads.length, graph.yolo.nc, imgsz);
       const lossHeads = graph.yolo.layers.map((l, i) => ({
         logits: this.heads[i],
-        grad: memory.grads.get(graph.heads[i])!,
+        grad: place.grads.get(graph.heads[i])!,
         layer: {
           ny: this.heads[i].shape[2],
           nx: this.heads[i].shape[3],
@@ -166,23 +170,19 @@ export class TrainProgram {
         options.maxTargets ?? DEFAULT_TARGETS_PER_IMAGE * batch,
       );
       this.lossDispatches.push(...this.loss.dispatches);
-      this.#staging = device.createBuffer({
-        label: "loss items staging",
-        size: 16,
-        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-      });
+      this.#staging = memory.readback(16, "loss items staging");
     }
     const backward: Dispatch[][] = [];
     graph.nodes.forEach((n, i) => {
       const plan = planNode(ctx, n, {
-        value: (t) => memory.values.get(t)!,
-        grad: (t) => memory.grads.get(t),
-        accumulate: (t) => memory.accumulate.get(accKey(i, t)) ?? false,
+        value: (t) => place.values.get(t)!,
+        grad: (t) => place.grads.get(t),
+        accumulate: (t) => place.accumulate.get(accKey(i, t)) ?? false,
         param: (name) => this.#paramView(this.params, name),
         buffer: (name) => flatView(this.bufferLayout, this.buffers!, name),
         training,
         recomputeColumns: options.recomputeColumns ?? false,
-        copied: (t) => memory.copies.has(t),
+        copied: (t) => place.copies.has(t),
         paramGrad: (
           name,
         ) => (this.grads && trainable.has(name) ? this.#paramView(this.grads, name) : undefined),
@@ -196,7 +196,7 @@ export class TrainProgram {
     for (const i of order) this.backwardDispatches.push(...backward[i]);
     this.scratchBytes = ctx.scratchBytes();
     if (boundaries) {
-      this.#cache = new FrozenFeatureCache(device, boundaries, (t) => memory.values.get(t)!, cache!.samples);
+      this.#cache = new FrozenFeatureCache(memory, boundaries, (t) => place.values.get(t)!, cache!.samples);
     }
   }
 
@@ -204,7 +204,7 @@ export class TrainProgram {
   static create(device: GPUDevice, model: OnnxModel, options: ProgramOptions): TrainProgram {
     const graph = buildTrainGraph(model);
     const layout = buildParamLayout(model, graph, frozenParams(graph, options.freeze ?? 0));
-    const ctx = createOpContext(device, options.programs ?? new ProgramCache(device));
+    const ctx = createOpContext(new GpuMemory(device), options.programs ?? new ProgramCache(device));
     return new TrainProgram(device, graph, layout, options, ctx, model);
   }
 
@@ -221,9 +221,14 @@ export class TrainProgram {
   ): Promise<TrainProgram> {
     const graph = buildTrainGraph(model);
     const layout = buildParamLayout(model, graph, frozenParams(graph, options.freeze ?? 0));
-    const ctx = createOpContext(device, options.programs ?? new ProgramCache(device));
+    const ctx = createOpContext(new GpuMemory(device), options.programs ?? new ProgramCache(device));
     const program = new TrainProgram(device, graph, layout, options, ctx, model, cache);
-    await program.#fillCache(program.#cache!);
+    try {
+      await program.#fillCache(program.#cache!);
+    } catch (err) {
+      program.destroy();
+      throw err;
+    }
     return program;
   }
 
@@ -440,9 +445,14 @@ export class TrainProgram {
     }
   }
 
-  /** Frees the feature cache of cached mode, the bulk of such a program's memory. */
-  destroyCache(): void {
-    this.#cache?.destroy();
+  /** Bytes of GPU memory this program holds (values, gradients, parameters, scratch, cache). */
+  get gpuBytes(): number {
+    return this.#memory.bytes;
+  }
+
+  /** Destroys every GPU buffer of this program; it cannot run after this. */
+  destroy(): void {
+    this.#memory.destroy();
   }
 }
 

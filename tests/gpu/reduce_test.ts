@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
 import { ProgramCache } from "../../src/gpu/programs.ts";
+import { GpuMemory } from "../../src/gpu/memory.ts";
 import { createStorage, readF32, uploadF32 } from "../../src/gpu/buffers.ts";
 import { SumOfSquares } from "../../src/gpu/reduce.ts";
 import { streamChunk, streamPlan } from "../../src/gpu/runs.ts";
@@ -23,7 +24,7 @@ for (const [n4, chunk] of [[1, 256], [37, 256], [25_000, 1], [25_000, 16]]) {
       const x = Float32Array.from({ length: n4 * 4 }, (_, k) => Math.sin(k * 0.37) * (1 + (k % 7)));
       const src = uploadF32(device, x, "x");
       const out = createStorage(device, 16, "out");
-      const sum = new SumOfSquares(device, new ProgramCache(device), src, n4, out, 2, chunk);
+      const sum = new SumOfSquares(new GpuMemory(device), new ProgramCache(device), src, n4, out, 2, chunk);
       const encoder = device.createCommandEncoder();
       const pass = encoder.beginComputePass();
       sum.encode(pass);

@@ -16,6 +16,7 @@ import { randomCase, toConvLayout } from "./_cases.ts";
 import type { LossCase } from "./_cases.ts";
 import { gpuTest } from "../_helpers/gpu.ts";
 import { ProgramCache } from "../../src/gpu/programs.ts";
+import { GpuMemory } from "../../src/gpu/memory.ts";
 import { createStorage, readF32, uploadF32 } from "../../src/gpu/buffers.ts";
 import { createOpContext, submitDispatches } from "../../src/ops/context.ts";
 import { planLoss } from "../../src/train/loss.ts";
@@ -107,7 +108,7 @@ const GPU_RTOL = 1e-4;
 async function gpuVsReference(device: GPUDevice, c: LossCase, maxTargets: number, padding = 0) {
   device.pushErrorScope("validation");
   const programs = new ProgramCache(device);
-  const ctx = createOpContext(device, programs);
+  const ctx = createOpContext(new GpuMemory(device), programs);
   const na = 3;
   const planned = c.bs + padding;
   const heads = c.layers.map((l, i) => {

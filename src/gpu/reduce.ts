@@ -1,8 +1,14 @@
 import { bindBuffers } from "./buffers.ts";
 import type { GpuMemory } from "./memory.ts";
+import { u32Fields, uniformLayout } from "./uniform.ts";
 import type { ProgramCache } from "./programs.ts";
 import { streamPlan } from "./runs.ts";
 
+const SUM_SQUARES_PARAMS = uniformLayout(
+  "util/sum_squares.wgsl",
+  "Params",
+  u32Fields(["n4", "partials", "out_index", "_pad"]),
+);
 /** Invocations per workgroup of wgsl/util/sum_squares.wgsl (a const there: it sizes workgroup memory). */
 const REDUCE_WG = 64;
 
@@ -31,7 +37,7 @@ export class SumOfSquares {
     const device = memory.device;
     const partials = memory.storage(this.#workgroups * 4, "sum_squares.partials");
     const uniform = memory.uniform(
-      new Uint32Array([n4, this.#workgroups, outIndex, 0]).buffer,
+      SUM_SQUARES_PARAMS.pack({ n4, partials: this.#workgroups, out_index: outIndex }),
       "sum_squares.params",
     );
     this.#partial = programs.get("util/sum_squares.wgsl", "partial", { CHUNK: plan.chunk });

@@ -95,15 +95,3 @@ export function grid1d(
   const x = Math.min(total, MAX_WORKGROUPS_PER_DIMENSION);
   return { workgroups: [x, Math.ceil(total / x), 1], pitch: x * perGroup };
 }
-
-/** A plan-time uniform buffer holding `values` as u32 (padded to a multiple of 4 words). */
-export function uniformU32(ctx: OpContext, values: number[], label: string): GPUBuffer {
-  const words = new Uint32Array(Math.ceil(values.length / 4) * 4);
-  values.forEach((v, i) => {
-    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
-      throw new Error(`${label}: uniform word ${i} = ${v}, expected an unsigned 32-bit integer`);
-    }
-    words[i] = v;
-  });
-  return ctx.uniform(words.buffer, label);
-}

@@ -1,6 +1,7 @@
 import { bindBuffers } from "../gpu/buffers.ts";
 import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
-import { batchStride, grid1d, groups, uniformU32 } from "./context.ts";
+import { u32Fields, uniformLayout } from "../gpu/uniform.ts";
+import { batchStride, grid1d, groups } from "./context.ts";
 import type { Dispatch, OpContext, TensorView } from "./types.ts";
 
 // The dispatches planConv (conv.ts) assembles: one builder per wgsl/ops/conv.wgsl entry point.
@@ -54,7 +55,35 @@ export interface Vec4Operand {
 export const aligned = (v: TensorView, P: number) =>
   P % 4 === 0 && v.offset % 4 === 0 && batchStride(v) % 4 === 0;
 
-export type Fields = Partial<Record<(typeof FIELD_ORDER)[number], number>>;
+/** The `Params` uniform of wgsl/ops/conv.wgsl: each entry point reads its own subset of the fields. */
+const CONV_PARAMS = uniformLayout(
+  "ops/conv.wgsl",
+  "Params",
+  u32Fields(
+    [
+      ...["batch", "cin", "h", "w", "cout", "ho", "wo", "kh", "kw", "stride", "pad", "flags"],
+      ...["srcOff", "srcBS", "dstOff", "dstBS", "rows", "ppad", "count", "pitch", "M", "N", "N4", "K"],
+      ...[
+        "aOff",
+        "am",
+        "ak",
+        "aBatch",
+        "bOff4",
+        "ldb4",
+        "bBatch4",
+        "biasOff",
+        "cOff",
+        "ldc",
+        "cBatch",
+        "splits",
+      ],
+      ...["chunk4", "nsplit", "srcC", "_pad0"],
+    ] as const,
+  ),
+);
+type Field = (typeof CONV_PARAMS.fields)[number][0];
+
+export type Fields = Partial<Record<Field, number>>;
 
 /** Workgroup shape for a GEMM with `mBlocks` x `nBlocks` 8x8 tiles: up to 64 invocations, powers of two, rows
  * first (capped at 8) so narrow layers fill their workgroups. */
@@ -72,8 +101,10 @@ function aMode(f: Fields): number {
   return 0;
 }
 
+/** The Params uniform holding the fields of `f` (other properties, e.g. Geometry's n and P, are not fields). */
 function uniform(ctx: OpContext, f: Fields, label: string): GPUBuffer {
-  return uniformU32(ctx, FIELD_ORDER.map((k) => f[k] ?? 0), label);
+  const fields = Object.fromEntries(CONV_PARAMS.fields.map(([k]) => [k, f[k]])) as Fields;
+  return ctx.uniform(CONV_PARAMS.pack(fields, label), label);
 }
 
 export function gemmNN(
@@ -311,11 +342,3 @@ export function biasGrad(
     opClass: "conv_bwd_weight",
   };
 }
-
-/** Word order of the `Params` uniform struct in wgsl/ops/conv.wgsl. */
-const FIELD_ORDER = [
-  ...["batch", "cin", "h", "w", "cout", "ho", "wo", "kh", "kw", "stride", "pad", "flags"],
-  ...["srcOff", "srcBS", "dstOff", "dstBS", "rows", "ppad", "count", "pitch", "M", "N", "N4", "K"],
-  ...["aOff", "am", "ak", "aBatch", "bOff4", "ldb4", "bBatch4", "biasOff", "cOff", "ldc", "cBatch", "splits"],
-  ...["chunk4", "nsplit", "srcC", "_pad0"],
-] as const;

@@ -1,10 +1,30 @@
 import { bindBuffers } from "../gpu/buffers.ts";
 import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
+import { u32Fields, uniformLayout } from "../gpu/uniform.ts";
 import { accumulateFlag, batchStride, elementCount, expectShape, groups } from "./context.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
 /** Invocations per workgroup of the elementwise kernels. */
 export const WG = 64;
+/** The `Params` uniform the files planUnary runs share. */
+const UNARY_PARAMS = uniformLayout(["ops/activation.wgsl", "ops/copy.wgsl"], "Params", [
+  ...u32Fields([
+    "count",
+    "per",
+    "_pad",
+    "flags",
+    "xOff",
+    "xBS",
+    "yOff",
+    "yBS",
+    "dyOff",
+    "dyBS",
+    "dxOff",
+    "dxBS",
+  ]),
+  ["alpha", "f32"],
+  ...u32Fields(["_p0", "_p1", "_p2"]),
+]);
 
 export interface UnaryArgs {
   x: TensorView;
@@ -51,18 +71,16 @@ export function planUnary(
   const count = elementCount(a.x);
   const per = count / a.x.shape[0];
   const workgroups = grid2d(per, a.x.shape[0], name);
-  const words = new Uint32Array(16);
-  words.set([
+  const params = {
     count,
     per,
-    0,
-    accumulateFlag(a.accumulate),
-    a.x.offset,
-    batchStride(a.x),
-    a.y.offset,
-    batchStride(a.y),
-  ]);
-  new Float32Array(words.buffer, 48, 1)[0] = opts.alpha ?? 0;
+    flags: accumulateFlag(a.accumulate),
+    xOff: a.x.offset,
+    xBS: batchStride(a.x),
+    yOff: a.y.offset,
+    yBS: batchStride(a.y),
+    alpha: opts.alpha ?? 0,
+  };
   // vec4 entry points where the file has them and every view is 4-aligned.
   const v4 = (...views: TensorView[]) =>
     !!opts.vec4 && per % 4 === 0 && views.every((v) => v.offset % 4 === 0 && batchStride(v) % 4 === 0);
@@ -75,7 +93,7 @@ export function planUnary(
     bindGroup: bindBuffers(ctx.device, fwd, {
       [fwd4 ? 5 : 0]: a.x.buffer,
       [fwd4 ? 6 : 1]: a.y.buffer,
-      4: ctx.uniform(words.slice().buffer, `${label} forward`),
+      4: ctx.uniform(UNARY_PARAMS.pack(params, label), `${label} forward`),
     }, `${label} forward`),
     workgroups: fwd4 ? grid2d(per / 4, a.x.shape[0], name) : workgroups,
     bytes: 8 * count,
@@ -86,7 +104,12 @@ export function planUnary(
     if (!a.dy) throw new Error(`${name}: ${label} needs dy to plan its backward`);
     expectShape(name, "dy", a.dy, a.x.shape);
     expectShape(name, "dx", a.dx, a.x.shape);
-    words.set([a.dy.offset, batchStride(a.dy), a.dx.offset, batchStride(a.dx)], 8);
+    const grads = {
+      dyOff: a.dy.offset,
+      dyBS: batchStride(a.dy),
+      dxOff: a.dx.offset,
+      dxBS: batchStride(a.dx),
+    };
     const bwd4 = v4(a.x, a.dy, a.dx);
     const bwd = ctx.programs.get(file, bwd4 ? "backward4" : "backward", { WG, ...opts.constants });
     const readsX = opts.backwardReadsX ?? true;
@@ -97,7 +120,7 @@ export function planUnary(
         [bwd4 ? 5 : 0]: readsX ? a.x.buffer : undefined,
         [bwd4 ? 7 : 2]: a.dy.buffer,
         [bwd4 ? 8 : 3]: a.dx.buffer,
-        4: ctx.uniform(words.slice().buffer, `${label} backward`),
+        4: ctx.uniform(UNARY_PARAMS.pack({ ...params, ...grads }, label), `${label} backward`),
       }, `${label} backward`),
       workgroups: bwd4 ? grid2d(per / 4, a.x.shape[0], name) : workgroups,
       bytes: 4 * (a.accumulate ? 4 : 3) * count,

@@ -4,8 +4,17 @@
  */
 import { bindBuffers } from "../gpu/buffers.ts";
 import { GpuMemory } from "../gpu/memory.ts";
+import { uniformLayout } from "../gpu/uniform.ts";
 import type { ProgramCache } from "../gpu/programs.ts";
 import { streamPlan } from "../gpu/runs.ts";
+
+/** wgsl/optim/ema.wgsl's `Params`. */
+const EMA_PARAMS = uniformLayout("optim/ema.wgsl", "Params", [
+  ["d", "f32"],
+  ["one_minus_d", "f32"],
+  ["n4", "u32"],
+  ["_pad", "u32"],
+]);
 
 export interface EmaSource {
   buffer: GPUBuffer;
@@ -41,9 +50,6 @@ export class Ema {
   readonly #targets: Target[];
   /** Owns the EMA copies and uniforms. */
   readonly #memory: GpuMemory;
-  readonly #host = new ArrayBuffer(16);
-  readonly #f32 = new Float32Array(this.#host);
-  readonly #u32 = new Uint32Array(this.#host);
   #updates: number;
 
   /** Copies the sources (deepcopy(model)) with one submit; later updates only record. */
@@ -64,7 +70,7 @@ export class Ema {
       const ema = this.#memory.storage(n4 * 16, `ema.${s.label}`);
       encoder.copyBufferToBuffer(s.buffer, 0, ema, 0, n4 * 16);
       this.buffers.push(ema);
-      const uniform = this.#memory.uniformBuffer(16, `ema.${s.label}.params`);
+      const uniform = this.#memory.uniformBuffer(EMA_PARAMS.byteLength, `ema.${s.label}.params`);
       const plan = streamPlan(n4, wg, options.chunk ?? 256);
       const pipeline = programs.get("optim/ema.wgsl", "main", { WG: wg, CHUNK: plan.chunk });
       const group = bindBuffers(device, pipeline, [ema, s.buffer, uniform]);
@@ -101,12 +107,9 @@ export class Ema {
 
   encodeUpdate(pass: GPUComputePassEncoder): void {
     const d = this.decayAt(++this.#updates);
-    this.#f32[0] = d;
-    this.#f32[1] = 1 - d;
     for (const t of this.#targets) {
       pass.setPipeline(t.pipeline);
-      this.#u32[2] = t.n4;
-      this.#device.queue.writeBuffer(t.uniform, 0, this.#host);
+      this.#device.queue.writeBuffer(t.uniform, 0, EMA_PARAMS.pack({ d, one_minus_d: 1 - d, n4: t.n4 }));
       pass.setBindGroup(0, t.group);
       pass.dispatchWorkgroups(t.workgroups);
     }

@@ -6,6 +6,7 @@
  * @module
  */
 import { bindBuffers } from "../gpu/buffers.ts";
+import { u32Fields, uniformLayout } from "../gpu/uniform.ts";
 import { batchStride, groups } from "../ops/context.ts";
 import type { Dispatch, OpContext, TensorView } from "../ops/types.ts";
 import type { LossSettings } from "./loss_settings.ts";
@@ -15,6 +16,22 @@ import type { LayerTargets, LossLayer, TargetRows } from "./targets.ts";
 const FILE = "loss/yolo_loss.wgsl";
 const WG = 64;
 const ENTRY_WORDS = 16;
+/** The per-layer and the totals uniforms of wgsl/loss/yolo_loss.wgsl. */
+const LAYER_PARAMS = uniformLayout(FILE, "Layer", [
+  ...u32Fields(
+    [
+      ...["head_off", "head_bstride", "grad_off", "grad_bstride", "bs", "na", "no", "nc"],
+      ...["ny", "nx", "entry_base", "partial_base", "obj_groups", "layer", "nl", "_p1"],
+    ] as const,
+  ),
+  ...(["box_gain", "obj_gain", "cls_gain", "balance", "cls_pw", "obj_pw", "gamma", "smoothing"] as const).map(
+    (f) => [f, "f32"] as const,
+  ),
+]);
+const TOTALS_PARAMS = uniformLayout(FILE, "Totals", [
+  ...u32Fields(["nl", "_p0", "_p1", "_p2"]),
+  ...(["box_gain", "obj_gain", "cls_gain", "_p3"] as const).map((f) => [f, "f32"] as const),
+]);
 /** A label can claim its own cell plus both x and both y neighbours (integer gx/gy): 5 slots per anchor. */
 const MAX_SLOTS = 5;
 
@@ -82,37 +99,32 @@ export function planLoss(
     if (h.logits.shape[1] !== na * no) {
       throw new Error(`planLoss: head ${i} has ${h.logits.shape[1]} channels, expected na*no = ${na * no}`);
     }
-    const u = new DataView(new ArrayBuffer(96));
-    const words = [
-      h.logits.offset,
-      batchStride(h.logits),
-      h.grad.offset,
-      batchStride(h.grad),
+    const layer = LAYER_PARAMS.pack({
+      head_off: h.logits.offset,
+      head_bstride: batchStride(h.logits),
+      grad_off: h.grad.offset,
+      grad_bstride: batchStride(h.grad),
       bs,
       na,
       no,
-      settings.nc,
-      h.layer.ny,
-      h.layer.nx,
-      entryBase[i],
-      partialBase[i],
-      objGroups[i],
-      i,
+      nc: settings.nc,
+      ny: h.layer.ny,
+      nx: h.layer.nx,
+      entry_base: entryBase[i],
+      partial_base: partialBase[i],
+      obj_groups: objGroups[i],
+      layer: i,
       nl,
-    ];
-    words.forEach((w, k) => u.setUint32(4 * k, w, true));
-    const floats = [
-      settings.box,
-      settings.obj,
-      settings.cls,
-      settings.balance[i],
-      settings.clsPw,
-      settings.objPw,
-      settings.flGamma,
-      settings.labelSmoothing,
-    ];
-    floats.forEach((f, k) => u.setFloat32(64 + 4 * k, f, true));
-    const uniform = ctx.uniform(u.buffer, `loss layer ${i}`);
+      box_gain: settings.box,
+      obj_gain: settings.obj,
+      cls_gain: settings.cls,
+      balance: settings.balance[i],
+      cls_pw: settings.clsPw,
+      obj_pw: settings.objPw,
+      gamma: settings.flGamma,
+      smoothing: settings.labelSmoothing,
+    });
+    const uniform = ctx.uniform(layer, `loss layer ${i}`);
     const common = { 0: h.logits.buffer, 1: h.grad.buffer, 5: uniform };
     dispatches.push({
       label: `loss obj ${i}`,
@@ -135,16 +147,19 @@ export function planLoss(
     });
   });
   const finPipe = programs.get(FILE, "finish", {});
-  const totals = new DataView(new ArrayBuffer(32));
-  totals.setUint32(0, nl, true);
-  [settings.box, settings.obj, settings.cls].forEach((g, k) => totals.setFloat32(16 + 4 * k, g, true));
+  const totals = TOTALS_PARAMS.pack({
+    nl,
+    box_gain: settings.box,
+    obj_gain: settings.obj,
+    cls_gain: settings.cls,
+  });
   dispatches.push({
     label: "loss finish",
     pipeline: finPipe,
     bindGroup: bindBuffers(
       device,
       finPipe,
-      { 7: partials, 8: countsBuffer, 9: items, 10: ctx.uniform(totals.buffer, "loss totals") },
+      { 7: partials, 8: countsBuffer, 9: items, 10: ctx.uniform(totals, "loss totals") },
       "loss finish",
     ),
     workgroups: [1, 1, 1],

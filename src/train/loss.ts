@@ -63,34 +63,73 @@ export interface LossPlan {
   maxTargets: number;
 }
 
-export function planLoss(
+/** Where each layer's target entries and objectness partial sums sit in the loss buffers all layers share. */
+interface LossLayout {
+  nl: number;
+  /** target entries each layer may hold, and the index of its first */
+  capacity: number[];
+  entryBase: number[];
+  totalEntries: number;
+  /** objectness cells per layer, the workgroups covering them, and where its partial sums start */
+  cells: number[];
+  objGroups: number[];
+  partialBase: number[];
+}
+
+function lossLayout(heads: LossHead[], bs: number, maxTargets: number): LossLayout {
+  const capacity = heads.map((h) => maxTargets * h.layer.anchors.length * MAX_SLOTS);
+  const cells = heads.map((h) => bs * h.layer.anchors.length * h.layer.ny * h.layer.nx);
+  const objGroups = cells.map((c) => groups(c, WG));
+  return {
+    nl: heads.length,
+    capacity,
+    entryBase: capacity.map((_, i) => capacity.slice(0, i).reduce((a, b) => a + b, 0)),
+    totalEntries: capacity.reduce((a, b) => a + b, 0),
+    cells,
+    objGroups,
+    partialBase: objGroups.map((_, i) => objGroups.slice(0, i).reduce((a, g) => a + g + 3, 0)),
+  };
+}
+
+interface LossBuffers {
+  entries: GPUBuffer;
+  scratch: GPUBuffer;
+  partials: GPUBuffer;
+  items: GPUBuffer;
+  /** per-layer entry counts (rewritten per batch), then the fixed per-layer sizes and balances, then bs */
+  counts: GPUBuffer;
+}
+
+function lossBuffers(ctx: OpContext, settings: LossSettings, bs: number, l: LossLayout): LossBuffers {
+  const { nl, objGroups, partialBase } = l;
+  const buffers = {
+    entries: ctx.memory.storage(l.totalEntries * ENTRY_WORDS * 4, "loss entries"),
+    scratch: ctx.memory.storage(l.totalEntries * 5 * 4, "loss entry scratch"),
+    partials: ctx.memory.storage((partialBase[nl - 1] + objGroups[nl - 1] + 3) * 4, "loss partials"),
+    items: ctx.memory.storage(16, "loss items"),
+  };
+  const counts = new Uint32Array(nl * 6 + 1);
+  for (let i = 0; i < nl; i++) {
+    counts.set([partialBase[i], objGroups[i], l.cells[i] / bs, settings.nc], nl + 4 * i);
+    counts[5 * nl + i] = new Uint32Array(new Float32Array([settings.balance[i]]).buffer)[0];
+  }
+  counts[6 * nl] = bs;
+  const countsBuffer = ctx.memory.storage(counts.byteLength, "loss counts");
+  ctx.device.queue.writeBuffer(countsBuffer, 0, counts);
+  return { ...buffers, counts: countsBuffer };
+}
+
+/** Per layer: objectness over every cell, then the target entries; then one dispatch sums up the items. */
+function lossDispatches(
   ctx: OpContext,
   heads: LossHead[],
   settings: LossSettings,
   bs: number,
-  maxTargets: number,
-): LossPlan {
+  l: LossLayout,
+  b: LossBuffers,
+): Dispatch[] {
   const { device, programs } = ctx;
-  const nl = heads.length, no = settings.nc + 5;
-  const capacity = heads.map((h) => maxTargets * h.layer.anchors.length * MAX_SLOTS);
-  const entryBase = capacity.map((_, i) => capacity.slice(0, i).reduce((a, b) => a + b, 0));
-  const totalEntries = capacity.reduce((a, b) => a + b, 0);
-  const cells = heads.map((h) => bs * h.layer.anchors.length * h.layer.ny * h.layer.nx);
-  const objGroups = cells.map((c) => groups(c, WG));
-  const partialBase = objGroups.map((_, i) => objGroups.slice(0, i).reduce((a, g) => a + g + 3, 0));
-  const entries = ctx.memory.storage(totalEntries * ENTRY_WORDS * 4, "loss entries");
-  const scratch = ctx.memory.storage(totalEntries * 5 * 4, "loss entry scratch");
-  const partials = ctx.memory.storage((partialBase[nl - 1] + objGroups[nl - 1] + 3) * 4, "loss partials");
-  const items = ctx.memory.storage(16, "loss items");
-  const counts = new Uint32Array(nl * 6 + 1);
-  heads.forEach((_, i) => {
-    counts.set([partialBase[i], objGroups[i], cells[i] / bs, settings.nc], nl + 4 * i);
-    counts[5 * nl + i] = new Uint32Array(new Float32Array([settings.balance[i]]).buffer)[0];
-  });
-  counts[6 * nl] = bs;
-  const countsBuffer = ctx.memory.storage(counts.byteLength, "loss counts");
-  device.queue.writeBuffer(countsBuffer, 0, counts);
-
+  const no = settings.nc + 5;
   const objPipe = programs.get(FILE, "obj_all", { WG });
   const entryPipe = programs.get(FILE, "entries_main", { WG });
   const dispatches: Dispatch[] = [];
@@ -110,11 +149,11 @@ export function planLoss(
       nc: settings.nc,
       ny: h.layer.ny,
       nx: h.layer.nx,
-      entry_base: entryBase[i],
-      partial_base: partialBase[i],
-      obj_groups: objGroups[i],
+      entry_base: l.entryBase[i],
+      partial_base: l.partialBase[i],
+      obj_groups: l.objGroups[i],
       layer: i,
-      nl,
+      nl: l.nl,
       box_gain: settings.box,
       obj_gain: settings.obj,
       cls_gain: settings.cls,
@@ -129,8 +168,8 @@ export function planLoss(
     dispatches.push({
       label: `loss obj ${i}`,
       pipeline: objPipe,
-      bindGroup: bindBuffers(device, objPipe, { ...common, 3: countsBuffer, 4: partials }, `loss obj ${i}`),
-      workgroups: [objGroups[i], 1, 1],
+      bindGroup: bindBuffers(device, objPipe, { ...common, 3: b.counts, 4: b.partials }, `loss obj ${i}`),
+      workgroups: [l.objGroups[i], 1, 1],
       opClass: "loss",
     });
     dispatches.push({
@@ -139,7 +178,7 @@ export function planLoss(
       bindGroup: bindBuffers(
         device,
         entryPipe,
-        { ...common, 2: entries, 3: countsBuffer, 4: partials, 6: scratch },
+        { ...common, 2: b.entries, 3: b.counts, 4: b.partials, 6: b.scratch },
         `loss entries ${i}`,
       ),
       workgroups: [1, 1, 1],
@@ -148,7 +187,7 @@ export function planLoss(
   });
   const finPipe = programs.get(FILE, "finish", {});
   const totals = TOTALS_PARAMS.pack({
-    nl,
+    nl: l.nl,
     box_gain: settings.box,
     obj_gain: settings.obj,
     cls_gain: settings.cls,
@@ -159,51 +198,75 @@ export function planLoss(
     bindGroup: bindBuffers(
       device,
       finPipe,
-      { 7: partials, 8: countsBuffer, 9: items, 10: ctx.uniform(totals, "loss totals") },
+      { 7: b.partials, 8: b.counts, 9: b.items, 10: ctx.uniform(totals, "loss totals") },
       "loss finish",
     ),
     workgroups: [1, 1, 1],
     opClass: "loss",
   });
+  return dispatches;
+}
 
-  const packed = new Uint32Array(totalEntries * ENTRY_WORDS);
+/** LossPlan.setTargets: builds a batch's target tables on the host and queues their upload. */
+function targetUploader(
+  device: GPUDevice,
+  heads: LossHead[],
+  settings: LossSettings,
+  bs: number,
+  l: LossLayout,
+  b: LossBuffers,
+): LossPlan["setTargets"] {
+  const { nl, capacity, entryBase } = l;
+  const packed = new Uint32Array(l.totalEntries * ENTRY_WORDS);
   const packedF = new Float32Array(packed.buffer);
+  return (targets: TargetRows, images = bs): LayerTargets[] => {
+    if (!Number.isInteger(images) || images < 1 || images > bs) {
+      throw new Error(`loss: batch of ${images} images, planned for 1..${bs}`);
+    }
+    for (let r = 0; r < targets.length; r += TARGET_COLUMNS) {
+      if (!(targets[r] >= 0 && targets[r] < images)) {
+        throw new Error(
+          `loss: target row ${r / TARGET_COLUMNS} is for image ${targets[r]}, batch has ${images}`,
+        );
+      }
+    }
+    const tables = buildTargets(targets, heads.map((h) => h.layer), settings.anchorT);
+    const n = new Uint32Array(nl);
+    tables.forEach((t, i) => {
+      if (t.n > capacity[i]) {
+        throw new Error(
+          `loss: layer ${i} has ${t.n} target entries, planned for ${capacity[i]} (maxTargets)`,
+        );
+      }
+      n[i] = t.n;
+      for (let k = 0; k < t.n; k++) {
+        const o = (entryBase[i] + k) * ENTRY_WORDS;
+        packed.set([t.b[k], t.a[k], t.gj[k], t.gi[k], t.tcls[k], t.objWinner[k]], o);
+        packedF.set(t.tbox.subarray(4 * k, 4 * k + 4), o + 8);
+        packedF.set(t.anchor.subarray(2 * k, 2 * k + 2), o + 12);
+      }
+      const used = packed.subarray(entryBase[i] * ENTRY_WORDS, (entryBase[i] + t.n) * ENTRY_WORDS);
+      device.queue.writeBuffer(b.entries, entryBase[i] * ENTRY_WORDS * 4, used);
+    });
+    device.queue.writeBuffer(b.counts, 0, n);
+    device.queue.writeBuffer(b.counts, 6 * nl * 4, new Uint32Array([images]));
+    return tables;
+  };
+}
+
+export function planLoss(
+  ctx: OpContext,
+  heads: LossHead[],
+  settings: LossSettings,
+  bs: number,
+  maxTargets: number,
+): LossPlan {
+  const layout = lossLayout(heads, bs, maxTargets);
+  const buffers = lossBuffers(ctx, settings, bs, layout);
   return {
-    dispatches,
-    items,
+    dispatches: lossDispatches(ctx, heads, settings, bs, layout, buffers),
+    items: buffers.items,
     maxTargets,
-    setTargets(targets: TargetRows, images = bs): LayerTargets[] {
-      if (!Number.isInteger(images) || images < 1 || images > bs) {
-        throw new Error(`loss: batch of ${images} images, planned for 1..${bs}`);
-      }
-      for (let r = 0; r < targets.length; r += TARGET_COLUMNS) {
-        if (!(targets[r] >= 0 && targets[r] < images)) {
-          throw new Error(
-            `loss: target row ${r / TARGET_COLUMNS} is for image ${targets[r]}, batch has ${images}`,
-          );
-        }
-      }
-      const tables = buildTargets(targets, heads.map((h) => h.layer), settings.anchorT);
-      const n = new Uint32Array(nl);
-      tables.forEach((t, i) => {
-        if (t.n > capacity[i]) {
-          throw new Error(
-            `loss: layer ${i} has ${t.n} target entries, planned for ${capacity[i]} (maxTargets)`,
-          );
-        }
-        n[i] = t.n;
-        for (let k = 0; k < t.n; k++) {
-          const o = (entryBase[i] + k) * ENTRY_WORDS;
-          packed.set([t.b[k], t.a[k], t.gj[k], t.gi[k], t.tcls[k], t.objWinner[k]], o);
-          packedF.set(t.tbox.subarray(4 * k, 4 * k + 4), o + 8);
-          packedF.set(t.anchor.subarray(2 * k, 2 * k + 2), o + 12);
-        }
-        const used = packed.subarray(entryBase[i] * ENTRY_WORDS, (entryBase[i] + t.n) * ENTRY_WORDS);
-        device.queue.writeBuffer(entries, entryBase[i] * ENTRY_WORDS * 4, used);
-      });
-      device.queue.writeBuffer(countsBuffer, 0, n);
-      device.queue.writeBuffer(countsBuffer, 6 * nl * 4, new Uint32Array([images]));
-      return tables;
-    },
+    setTargets: targetUploader(ctx.device, heads, settings, bs, layout, buffers),
   };
 }

@@ -202,10 +202,7 @@ export class TrainProgram {
 
   /** Builds the IR, layout and plans for `model`; `device` must be the device every buffer lives on. */
   static create(device: GPUDevice, model: OnnxModel, options: ProgramOptions): TrainProgram {
-    const graph = buildTrainGraph(model);
-    const layout = buildParamLayout(model, graph, frozenParams(graph, options.freeze ?? 0));
-    const ctx = createOpContext(new GpuMemory(device), options.programs ?? new ProgramCache(device));
-    return new TrainProgram(device, graph, layout, options, ctx, model);
+    return TrainProgram.#plan(device, model, options);
   }
 
   /**
@@ -219,10 +216,7 @@ export class TrainProgram {
     options: ProgramOptions,
     cache: FrozenCacheOptions,
   ): Promise<TrainProgram> {
-    const graph = buildTrainGraph(model);
-    const layout = buildParamLayout(model, graph, frozenParams(graph, options.freeze ?? 0));
-    const ctx = createOpContext(new GpuMemory(device), options.programs ?? new ProgramCache(device));
-    const program = new TrainProgram(device, graph, layout, options, ctx, model, cache);
+    const program = TrainProgram.#plan(device, model, options, cache);
     try {
       await program.#fillCache(program.#cache!);
     } catch (err) {
@@ -230,6 +224,25 @@ export class TrainProgram {
       throw err;
     }
     return program;
+  }
+
+  /** Plans the program; what it allocated is destroyed again when planning fails part-way. */
+  static #plan(
+    device: GPUDevice,
+    model: OnnxModel,
+    options: ProgramOptions,
+    cache?: FrozenCacheOptions,
+  ): TrainProgram {
+    const graph = buildTrainGraph(model);
+    const layout = buildParamLayout(model, graph, frozenParams(graph, options.freeze ?? 0));
+    const memory = new GpuMemory(device);
+    try {
+      const ctx = createOpContext(memory, options.programs ?? new ProgramCache(device));
+      return new TrainProgram(device, graph, layout, options, ctx, model, cache);
+    } catch (err) {
+      memory.destroy();
+      throw err;
+    }
   }
 
   async #fillCache(cache: FrozenFeatureCache): Promise<void> {

@@ -3,6 +3,9 @@
 import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
 import { liveGpuBytes } from "../../src/gpu/memory.ts";
+import { loadDataset } from "../../src/train/data/dataset.ts";
+import { FinetuneSession } from "../../src/train/finetune.ts";
+import { CacheUnavailableError } from "../../src/train/frozen_cache.ts";
 import { runFinetune } from "../../src/train/finetune_run.ts";
 import { synthDir, testGpu, tinyConfig } from "./_finetune.ts";
 import { tinyModel } from "./_tiny_model.ts";
@@ -50,4 +53,19 @@ gpuTest(`${JOBS} fine-tune jobs in a row give all their GPU memory back`, async 
   } finally {
     await Deno.remove(out, { recursive: true });
   }
+});
+
+gpuTest("a training session that cannot be created leaves no GPU memory behind", async (device) => {
+  const baseline = liveGpuBytes();
+  const { train } = await loadDataset(data, { nc: 3 });
+  const session = FinetuneSession.create({
+    gpu: testGpu(device),
+    model: tinyModel(3, IMGSZ),
+    config: tinyConfig({ imgsz: IMGSZ, freeze: 2 }),
+    train,
+    frozenCache: true,
+    cacheBudgetBytes: 16,
+  });
+  await assert.rejects(session, CacheUnavailableError);
+  assert.equal(liveGpuBytes(), baseline);
 });

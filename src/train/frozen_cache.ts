@@ -10,10 +10,10 @@
  */
 import type { GpuMemory } from "../gpu/memory.ts";
 import type { TrainGraph } from "../onnx/graph.ts";
-import { batchStride } from "../ops/context.ts";
-import type { TensorView } from "../ops/types.ts";
+import { batchStride, recordDispatches } from "../ops/context.ts";
+import type { Dispatch, TensorView } from "../ops/types.ts";
 import type { Sample } from "./data/dataset.ts";
-import type { Batch } from "./data/loader.ts";
+import { type Batch, BatchLoader } from "./data/loader.ts";
 import { dataInputs } from "./program_memory.ts";
 
 /** GPU memory the cache may take by default (lavapipe's "GPU memory" is the host's RAM). */
@@ -37,6 +37,14 @@ export interface CacheBoundaries {
   perImage: number[];
   /** The trainable part also reads the image itself: the program uploads it every step. */
   needsImage: boolean;
+}
+
+/** What filling the cache runs: the program's image upload and its frozen prefix (TrainProgram). */
+export interface FrozenPrefix {
+  readonly device: GPUDevice;
+  readonly options: { imgsz: number; batch: number };
+  readonly prefixDispatches: Dispatch[];
+  setImages(images: Float32Array, count: number): void;
 }
 
 interface Boundary {
@@ -106,14 +114,32 @@ export class FrozenFeatureCache {
     this.#index = new Map(samples.map((s, i) => [s.imagePath, i]));
   }
 
-  /** After the frozen forward of `batch` is recorded into `encoder`: copies its boundary outputs to the cache. */
-  encodeStore(encoder: GPUCommandEncoder, batch: Batch): void {
-    batch.samples.forEach((s, b) => {
-      const index = this.#index.get(s.imagePath)!;
-      for (const { view, size, cache } of this.boundaries) {
-        encoder.copyBufferToBuffer(view.buffer, at(view, b), cache, index * size * 4, size * 4);
-      }
+  /** Runs the frozen forward over every sample once (letterboxed, in order) and stores its boundary outputs. */
+  async fill(prefix: FrozenPrefix): Promise<void> {
+    const { device, options } = prefix;
+    const t0 = performance.now();
+    const loader = new BatchLoader(this.samples, {
+      imgsz: options.imgsz,
+      batchSize: options.batch,
+      shuffle: false,
+      augment: false,
     });
+    for await (const batch of loader.epoch()) {
+      prefix.setImages(batch.images, batch.size);
+      const encoder = device.createCommandEncoder({ label: "frozen cache fill" });
+      const pass = encoder.beginComputePass({ label: "frozen prefix" });
+      recordDispatches(pass, prefix.prefixDispatches);
+      pass.end();
+      batch.samples.forEach((s, b) => {
+        const index = this.#index.get(s.imagePath)!;
+        for (const { view, size, cache } of this.boundaries) {
+          encoder.copyBufferToBuffer(view.buffer, at(view, b), cache, index * size * 4, size * 4);
+        }
+      });
+      device.queue.submit([encoder.finish()]);
+      await device.queue.onSubmittedWorkDone();
+    }
+    this.seconds = (performance.now() - t0) / 1000;
   }
 
   /** Selects the cached images the next step reads (the batch's samples, in batch order). */

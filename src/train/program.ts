@@ -29,7 +29,6 @@ import { createOpContext, recordDispatches } from "../ops/context.ts";
 import type { EmaSource } from "../optim/ema.ts";
 import type { Dispatch, OpContext, TensorView } from "../ops/types.ts";
 import type { Batch } from "./data/loader.ts";
-import { BatchLoader } from "./data/loader.ts";
 import { cacheBoundaries, type FrozenCacheOptions, FrozenFeatureCache } from "./frozen_cache.ts";
 import { type LossItems, type LossPlan, planLoss } from "./loss.ts";
 import { type LossHyp, lossSettings } from "./loss_settings.ts";
@@ -45,7 +44,7 @@ import {
 import { accKey, gradientTensors, type Memory, planMemory } from "./program_memory.ts";
 import { planNode } from "./program_ops.ts";
 import type { TargetRows } from "./targets.ts";
-import type { HeadLayer } from "./evaluate_decode.ts";
+import { type HeadLayer, headLayer } from "./evaluate_decode.ts";
 
 export interface ProgramOptions {
   batch: number;
@@ -218,7 +217,7 @@ export class TrainProgram {
   ): Promise<TrainProgram> {
     const program = TrainProgram.#plan(device, model, options, cache);
     try {
-      await program.#fillCache(program.#cache!);
+      await program.#cache!.fill(program);
     } catch (err) {
       program.destroy();
       throw err;
@@ -243,27 +242,6 @@ export class TrainProgram {
       memory.destroy();
       throw err;
     }
-  }
-
-  async #fillCache(cache: FrozenFeatureCache): Promise<void> {
-    const t0 = performance.now();
-    const loader = new BatchLoader(cache.samples, {
-      imgsz: this.options.imgsz,
-      batchSize: this.options.batch,
-      shuffle: false,
-      augment: false,
-    });
-    for await (const batch of loader.epoch()) {
-      this.setImages(batch.images, batch.size);
-      const encoder = this.device.createCommandEncoder({ label: "frozen cache fill" });
-      const pass = encoder.beginComputePass({ label: "frozen prefix" });
-      recordDispatches(pass, this.prefixDispatches);
-      pass.end();
-      cache.encodeStore(encoder, batch);
-      this.device.queue.submit([encoder.finish()]);
-      await this.device.queue.onSubmittedWorkDone();
-    }
-    cache.seconds = (performance.now() - t0) / 1000;
   }
 
   /** True in cached mode (createCached). */
@@ -426,21 +404,7 @@ export class TrainProgram {
    */
   async forwardLayers(images: Float32Array, count = this.options.batch): Promise<HeadLayer[]> {
     const raw = await this.forward(images, count);
-    const na = this.graph.yolo.na;
-    return raw.map((h, i) => {
-      const [, c, ny, nx] = this.heads[i].shape;
-      const no = c / na, hw = ny * nx;
-      const data = new Float32Array(count * na * hw * no);
-      for (let b = 0; b < count; b++) {
-        for (let a = 0; a < na; a++) {
-          for (let f = 0; f < no; f++) {
-            const src = ((b * na + a) * no + f) * hw, dst = (b * na + a) * hw * no + f;
-            for (let s = 0; s < hw; s++) data[dst + s * no] = h[src + s];
-          }
-        }
-      }
-      return { data, ny, nx };
-    });
+    return raw.map((h, i) => headLayer(h, count, this.graph.yolo.na, this.heads[i].shape));
   }
 
   async readParams(buffer: GPUBuffer = this.params): Promise<Float32Array> {

@@ -14,8 +14,9 @@
  * ```ts
  * const program = TrainProgram.create(device, model, { batch: 8, imgsz: 320, hyp, freeze: 0 });
  * const items = await program.step(images, targets); // images: batch*3*320*320 RGB/255, targets: [b,c,x,y,w,h]*
- * // or, per iteration: program.load(batch); optimizerLoop.begin(enc, ...); program.encodeStep(enc);
- * // optimizerLoop.finish(enc, plan); submit; await program.readItems()
+ * // or, per iteration: program.load(batch); stepper.begin(enc, ...); program.encodeStep(enc);
+ * // stepper.finish(enc, plan); submit; await program.readItems()   (stepper: optim/stepper.ts)
+ * program.destroy(); // frees every GPU buffer the program made
  * ```
  * @module
  */

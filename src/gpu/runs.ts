@@ -1,7 +1,8 @@
 /**
- * Sizing for streaming kernels whose invocations each walk a run of `chunk` consecutive vec4s (wgsl/util/sum_squares.wgsl,
- * the optimizer and EMA kernels). CPU adapters stream fastest with long runs (lavapipe, 10M floats:
- * ~3x faster than a grid-stride loop); GPUs coalesce best with one vec4 per invocation.
+ * Sizing for streaming kernels whose invocations each walk a run of `chunk` consecutive vec4s
+ * (wgsl/util/sum_squares.wgsl, the optimizer and EMA kernels). CPU adapters stream fastest with long runs
+ * (lavapipe, 10M floats: ~3x faster than a grid-stride loop); GPUs coalesce best with one vec4 per invocation.
+ * @module
  */
 import { MAX_WORKGROUPS_PER_DIMENSION } from "./device.ts";
 

@@ -13,13 +13,6 @@ export function createStorage(device: GPUDevice, bytes: number, label: string): 
   return device.createBuffer({ label, size: storageSize(bytes), usage: STORAGE });
 }
 
-/** A storage buffer initialised with `data`. */
-export function uploadF32(device: GPUDevice, data: Float32Array, label: string): GPUBuffer {
-  const buffer = createStorage(device, data.byteLength, label);
-  device.queue.writeBuffer(buffer, 0, data as Float32Array<ArrayBuffer>);
-  return buffer;
-}
-
 /** Copies `count` floats starting at float `offset` of `buffer` back to the host (one submit + map). */
 export async function readF32(
   device: GPUDevice,
@@ -59,15 +52,4 @@ export function bindBuffers(
       .filter((e): e is [string, GPUBuffer] => e[1] !== undefined)
       .map(([binding, buffer]) => ({ binding: Number(binding), resource: { buffer } })),
   });
-}
-
-/** A uniform buffer holding `data`, written once. */
-export function createUniform(device: GPUDevice, data: ArrayBuffer, label: string): GPUBuffer {
-  const buffer = device.createBuffer({
-    label,
-    size: Math.ceil(data.byteLength / 16) * 16,
-    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-  });
-  device.queue.writeBuffer(buffer, 0, data);
-  return buffer;
 }

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
 import { ProgramCache } from "../../src/gpu/programs.ts";
-import { bindBuffers, createUniform, readF32, uploadF32 } from "../../src/gpu/buffers.ts";
+import { bindBuffers, readF32 } from "../../src/gpu/buffers.ts";
+import { createUniform, uploadF32 } from "../_helpers/buffers.ts";
 
 gpuTest("ProgramCache.get() compiles a pipeline once per file, entry point and constants", async (device) => {
   const cache = new ProgramCache(device);

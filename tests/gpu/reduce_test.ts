@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
 import { ProgramCache } from "../../src/gpu/programs.ts";
 import { GpuMemory } from "../../src/gpu/memory.ts";
-import { createStorage, readF32, uploadF32 } from "../../src/gpu/buffers.ts";
+import { createStorage, readF32 } from "../../src/gpu/buffers.ts";
+import { uploadF32 } from "../_helpers/buffers.ts";
 import { SumOfSquares } from "../../src/gpu/reduce.ts";
 import { streamChunk, streamPlan } from "../../src/gpu/runs.ts";
 

@@ -1,6 +1,7 @@
 // Shared scaffolding for op tests: seeded random data, buffers laid out with offsets, running plans, comparing.
 import assert from "node:assert/strict";
-import { readF32, uploadF32 } from "../../src/gpu/buffers.ts";
+import { readF32 } from "../../src/gpu/buffers.ts";
+import { uploadF32 } from "../_helpers/buffers.ts";
 import { ProgramCache } from "../../src/gpu/programs.ts";
 import { GpuMemory } from "../../src/gpu/memory.ts";
 import { createOpContext, submitDispatches } from "../../src/ops/context.ts";

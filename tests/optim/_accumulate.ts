@@ -1,7 +1,8 @@
 // The golden optimizer test feeds each iteration's gradients as a backward would: ADDED into the flat grads
 // buffer inside the iteration's encoder, so accumulation and the optimizer's zero_grad interact as in training.
 // The kernel lives here because only that test needs it.
-import { bindBuffers, createUniform } from "../../src/gpu/buffers.ts";
+import { bindBuffers } from "../../src/gpu/buffers.ts";
+import { createUniform } from "../_helpers/buffers.ts";
 
 const WG = 64;
 const CODE = `

@@ -17,7 +17,8 @@ import type { LossCase } from "./_cases.ts";
 import { gpuTest } from "../_helpers/gpu.ts";
 import { ProgramCache } from "../../src/gpu/programs.ts";
 import { GpuMemory } from "../../src/gpu/memory.ts";
-import { createStorage, readF32, uploadF32 } from "../../src/gpu/buffers.ts";
+import { createStorage, readF32 } from "../../src/gpu/buffers.ts";
+import { uploadF32 } from "../_helpers/buffers.ts";
 import { createOpContext, submitDispatches } from "../../src/ops/context.ts";
 import { planLoss } from "../../src/train/loss.ts";
 

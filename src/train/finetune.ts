@@ -132,14 +132,24 @@ export class FinetuneSession {
           samples: options.train,
           budgetBytes: options.cacheBudgetBytes,
         });
-        return new FinetuneSession(options, cached, programs);
+        return FinetuneSession.#around(options, cached, programs);
       } catch (err) {
         // Chosen automatically, the cache gives way to the whole forward when it cannot serve this run.
         if (!(err instanceof CacheUnavailableError && options.frozenCache === undefined)) throw err;
       }
     }
     const program = TrainProgram.create(gpu.device, model, programOptions);
-    return new FinetuneSession(options, program, programs);
+    return FinetuneSession.#around(options, program, programs);
+  }
+
+  /** The session around `program`; the program is destroyed if the rest of the session cannot be made. */
+  static #around(options: SessionOptions, program: TrainProgram, programs: ProgramCache): FinetuneSession {
+    try {
+      return new FinetuneSession(options, program, programs);
+    } catch (err) {
+      program.destroy();
+      throw err;
+    }
   }
 
   get layout(): ParamLayout {

@@ -8,6 +8,7 @@
 import { getGpu } from "../gpu/device.ts";
 import { createStorage } from "../gpu/buffers.ts";
 import { ProgramCache } from "../gpu/programs.ts";
+import { GpuMemory } from "../gpu/memory.ts";
 import { createOpContext, submitDispatches } from "../ops/context.ts";
 import { planConv } from "../ops/conv.ts";
 import type { Dispatch } from "../ops/types.ts";
@@ -79,7 +80,7 @@ async function time(device: GPUDevice, dispatches: Dispatch[]): Promise<{ wall: 
 export async function bench(): Promise<Record<string, unknown>> {
   const gpu = await getGpu();
   const device = gpu.device;
-  const ctx = createOpContext(device, new ProgramCache(device));
+  const ctx = createOpContext(new GpuMemory(device), new ProgramCache(device));
   const shapes = [];
   const totals = { fwd: [0, 0, 0], bwd_data: [0, 0, 0], bwd_weight: [0, 0, 0] };
   for (const [cin, cout, k, s, size, count] of YOLOV5N_320_CONVS) {

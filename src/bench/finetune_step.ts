@@ -3,9 +3,10 @@
  * backward and the SGD optimizer step in one submit per step, as the training loop runs it. Also GFLOP/s per op
  * class (each class's dispatches replayed alone, timed per submit) and the adapter's matmul roofline measured by
  * the reference data's tools/wgsl_roofline.ts in a subprocess before and after each round of timed steps
- * (roofline_fraction = images/s over the mean of the two readings / 3.4, the median over rounds), and (with
- * timestamp queries) the slowest dispatches of one step timed each on its own (src/ops/dispatch_profile.ts).
- * Needs the reference data (src/config/reference_dir.ts); reports `skipped` without it.
+ * (roofline_fraction = images/s over the mean of the two readings / the step's own GFLOP per image (the sum of its
+ * dispatches' FLOPs), the median over rounds), and (with timestamp queries) the slowest dispatches of one step
+ * timed each on its own (src/ops/dispatch_profile.ts). Needs the reference data (src/config/reference_dir.ts);
+ * reports `skipped` without it.
  */
 import { getGpu } from "../gpu/device.ts";
 import { ProgramCache } from "../gpu/programs.ts";
@@ -24,8 +25,6 @@ const IMGSZ = 320;
 const TIMED_STEPS = 2;
 /** Rounds of (roofline, TIMED_STEPS steps); the reported fraction is their median. */
 const ROUNDS = 3;
-/** Forward + backward GFLOP per image of YOLOv5n at 320, the price the reference data's README gives the roofline. */
-const GFLOP_PER_IMAGE = 3.4;
 /** Slowest dispatches listed from the timestamped replay. */
 const TOP_DISPATCHES = 12;
 const SHARED = referenceDir();
@@ -95,6 +94,9 @@ export async function bench(): Promise<Record<string, unknown>> {
   const hyper = { lr: [0.01, 0.01, 0.01], momentum: [0.937, 0.937, 0.937] };
   const { images, targets } = await batchData();
   const step = () => program.step(images, targets, BATCH, (enc) => optimizer.step(enc, hyper));
+  const all = program.stepDispatches;
+  const totalFlops = all.reduce((s, d) => s + (d.flops ?? 0), 0);
+  const gflopPerImage = totalFlops / BATCH / 1e9;
   const first = await step();
   // This host's speed changes by up to 2x from one few-second phase to the next (the same kernel measured
   // 6.3 then 12 GFLOP/s a second later), so the roofline is timed between rounds of steps and each round's
@@ -112,13 +114,12 @@ export async function bench(): Promise<Record<string, unknown>> {
     rounds.push({
       images_per_s: +imagesPerS.toFixed(3),
       matmul_gflops: [before, after],
-      roofline_fraction: +(imagesPerS / ((before + after) / 2 / GFLOP_PER_IMAGE)).toFixed(3),
+      roofline_fraction: +(imagesPerS / ((before + after) / 2 / gflopPerImage)).toFixed(3),
     });
   }
   const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
   const stepSeconds = BATCH / median(rounds.map((r) => r.images_per_s));
 
-  const all = [...program.forwardDispatches, ...program.lossDispatches, ...program.backwardDispatches];
   const classes = new Map<string, Dispatch[]>();
   for (const d of all) classes.set(d.opClass ?? "other", [...(classes.get(d.opClass ?? "other") ?? []), d]);
   const opClasses: Record<string, { ms: number; gflops: number; dispatches: number }> = {};
@@ -131,7 +132,6 @@ export async function bench(): Promise<Record<string, unknown>> {
       dispatches: list.length,
     };
   }
-  const totalFlops = all.reduce((s, d) => s + (d.flops ?? 0), 0);
   const profile = gpu.hasTimestamps ? await profileDispatches(device, all) : undefined;
   return {
     adapter: gpu.adapterName,
@@ -145,6 +145,7 @@ export async function bench(): Promise<Record<string, unknown>> {
     rounds,
     step_ms: +(stepSeconds * 1e3).toFixed(1),
     step_gflop: +(totalFlops / 1e9).toFixed(2),
+    step_gflop_per_image: +gflopPerImage.toFixed(3),
     achieved_gflops: +(totalFlops / stepSeconds / 1e9).toFixed(2),
     first_loss: first.loss,
     dispatches: all.length,

@@ -33,14 +33,19 @@ export async function bench(): Promise<Record<string, unknown>> {
       });
       const session = await FinetuneSession.create({ gpu, model, config, train, frozenCache });
       let images = 0, seconds = 0;
-      await session.train({
-        onIteration: (r) => {
-          if (r.line.epoch === 0) return;
-          images += r.images;
-          seconds += r.seconds;
-        },
-      });
-      return { imagesPerSecond: images / seconds, cacheSeconds: session.cacheSeconds };
+      try {
+        await session.train({
+          onIteration: (r) => {
+            if (r.line.epoch === 0) return;
+            images += r.images;
+            seconds += r.seconds;
+          },
+        });
+        return { imagesPerSecond: images / seconds, cacheSeconds: session.cacheSeconds };
+      } finally {
+        // The next configuration measures without this one's buffers (and cache) still held.
+        session.destroy();
+      }
     };
     const all = await measure(0, false);
     const frozen = await measure(10, false);

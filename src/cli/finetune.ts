@@ -82,8 +82,8 @@ export async function run(args: string[]): Promise<number> {
       images_per_second: result.imagesPerSecond,
       step_images_per_second: result.stepImagesPerSecond,
       cache_seconds: result.cacheSeconds,
-      base: result.base && { map50: result.base.map50, map50_95: result.base.map },
-      ema: result.ema && { map50: result.ema.map50, map50_95: result.ema.map },
+      base: result.base && { map50: result.base.map50, map50_95: result.base.map50_95 },
+      ema: result.ema && { map50: result.ema.map50, map50_95: result.ema.map50_95 },
     }));
     return 0;
   } catch (err) {

@@ -2,16 +2,15 @@
 
 export const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
-/** A storage buffer of `bytes` (rounded up to 16 so vec4 views never overrun), labelled for GPU debugging. */
-export function createStorage(device: GPUDevice, bytes: number, label: string): GPUBuffer {
-  return device.createBuffer({ label, size: Math.max(16, Math.ceil(bytes / 16) * 16), usage: STORAGE });
+/** Bytes of a storage buffer holding `bytes`: rounded up to 16 so vec4 views never overrun. */
+export function storageSize(bytes: number): number {
+  return Math.max(16, Math.ceil(bytes / 16) * 16);
 }
 
-/** A storage buffer initialised with `data`. */
-export function uploadF32(device: GPUDevice, data: Float32Array, label: string): GPUBuffer {
-  const buffer = createStorage(device, data.byteLength, label);
-  device.queue.writeBuffer(buffer, 0, data as Float32Array<ArrayBuffer>);
-  return buffer;
+/** A storage buffer of `bytes` (storageSize), labelled for GPU debugging. A component's buffers come from its
+ * GpuMemory (memory.ts), which frees them when the component is done; this is for short-lived ones. */
+export function createStorage(device: GPUDevice, bytes: number, label: string): GPUBuffer {
+  return device.createBuffer({ label, size: storageSize(bytes), usage: STORAGE });
 }
 
 /** Copies `count` floats starting at float `offset` of `buffer` back to the host (one submit + map). */
@@ -21,7 +20,7 @@ export async function readF32(
   count: number,
   offset = 0,
 ): Promise<Float32Array> {
-  const bytes = Math.ceil((count * 4) / 4) * 4;
+  const bytes = count * 4;
   const staging = device.createBuffer({
     size: bytes,
     usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
@@ -36,21 +35,21 @@ export async function readF32(
   return out;
 }
 
-/** Binds `buffers` to bindings 0..n-1 of group 0 of `pipeline`. */
-export function bindAll(device: GPUDevice, pipeline: GPUComputePipeline, buffers: GPUBuffer[]): GPUBindGroup {
+/**
+ * Binds buffers to group 0 of `pipeline`: a list binds 0..n-1; a record names the binding numbers (the entry
+ * points of one shader use different, sparse bindings). Undefined entries are left out.
+ */
+export function bindBuffers(
+  device: GPUDevice,
+  pipeline: GPUComputePipeline,
+  buffers: readonly GPUBuffer[] | Record<number, GPUBuffer | undefined>,
+  label?: string,
+): GPUBindGroup {
   return device.createBindGroup({
-    layout: pipeline.getBindGroupLayout(0),
-    entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
-  });
-}
-
-/** A uniform buffer holding `data`, written once. */
-export function createUniform(device: GPUDevice, data: ArrayBuffer, label: string): GPUBuffer {
-  const buffer = device.createBuffer({
     label,
-    size: Math.ceil(data.byteLength / 16) * 16,
-    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    layout: pipeline.getBindGroupLayout(0),
+    entries: Object.entries(buffers)
+      .filter((e): e is [string, GPUBuffer] => e[1] !== undefined)
+      .map(([binding, buffer]) => ({ binding: Number(binding), resource: { buffer } })),
   });
-  device.queue.writeBuffer(buffer, 0, data);
-  return buffer;
 }

@@ -11,6 +11,12 @@ export interface Gpu {
   hasTimestamps: boolean;
 }
 
+/**
+ * Workgroups per dimension of one dispatch that every WebGPU device allows (the default of
+ * maxComputeWorkgroupsPerDimension): kernels plan their grids against it, whatever the adapter offers above.
+ */
+export const MAX_WORKGROUPS_PER_DIMENSION = 65535;
+
 let shared: Promise<Gpu> | undefined;
 
 /** Returns the process-wide device, created on first use with the adapter's largest buffer limits. */

@@ -1,7 +1,14 @@
-import { bindAll, createStorage, createUniform } from "./buffers.ts";
+import { bindBuffers } from "./buffers.ts";
+import type { GpuMemory } from "./memory.ts";
+import { u32Fields, uniformLayout } from "./uniform.ts";
 import type { ProgramCache } from "./programs.ts";
 import { streamPlan } from "./runs.ts";
 
+const SUM_SQUARES_PARAMS = uniformLayout(
+  "util/sum_squares.wgsl",
+  "Params",
+  u32Fields(["n4", "partials", "out_index", "_pad"]),
+);
 /** Invocations per workgroup of wgsl/util/sum_squares.wgsl (a const there: it sizes workgroup memory). */
 const REDUCE_WG = 64;
 
@@ -17,7 +24,7 @@ export class SumOfSquares {
   readonly #workgroups: number;
 
   constructor(
-    device: GPUDevice,
+    memory: GpuMemory,
     programs: ProgramCache,
     src: GPUBuffer,
     n4: number,
@@ -27,23 +34,16 @@ export class SumOfSquares {
   ) {
     const plan = streamPlan(n4, REDUCE_WG, chunk);
     this.#workgroups = plan.workgroups;
-    const partials = createStorage(device, this.#workgroups * 4, "sum_squares.partials");
-    const uniform = createUniform(
-      device,
-      new Uint32Array([n4, this.#workgroups, outIndex, 0]).buffer,
+    const device = memory.device;
+    const partials = memory.storage(this.#workgroups * 4, "sum_squares.partials");
+    const uniform = memory.uniform(
+      SUM_SQUARES_PARAMS.pack({ n4, partials: this.#workgroups, out_index: outIndex }),
       "sum_squares.params",
     );
     this.#partial = programs.get("util/sum_squares.wgsl", "partial", { CHUNK: plan.chunk });
     this.#finish = programs.get("util/sum_squares.wgsl", "finish");
-    this.#partialGroup = bindAll(device, this.#partial, [src, partials, uniform]);
-    this.#finishGroup = device.createBindGroup({
-      layout: this.#finish.getBindGroupLayout(0),
-      entries: [
-        { binding: 1, resource: { buffer: partials } },
-        { binding: 2, resource: { buffer: uniform } },
-        { binding: 3, resource: { buffer: out } },
-      ],
-    });
+    this.#partialGroup = bindBuffers(device, this.#partial, [src, partials, uniform]);
+    this.#finishGroup = bindBuffers(device, this.#finish, { 1: partials, 2: uniform, 3: out });
   }
 
   encode(pass: GPUComputePassEncoder): void {

@@ -119,7 +119,26 @@ export function buildTrainGraph(model: OnnxModel): TrainGraph {
   });
   const heads = headConvs.map((c) => c.output[0]);
 
-  // Everything the head convs depend on; the decode after them is not part of training.
+  const needed = headDependencies(headConvs, producers);
+  const constant = (v: string): Float32Array | null => {
+    if (isInit(v)) return model.getInitializer(v).data;
+    const p = producers.get(v);
+    const t = p?.opType === "Constant" ? attr(p, "value")?.t : null;
+    return t ? tensorToFloat32(t, `constant '${v}'`) : null;
+  };
+
+  const nodes: IrNode[] = [];
+  const fused = new Set<NodeProto>();
+  for (const n of model.graph.node) {
+    if (needed.has(n) && !fused.has(n)) nodes.push(...irNodes(n, { needed, fused, consumers, constant }));
+  }
+  const { params, buffers } = paramUses(model, nodes);
+  const inputs = model.graph.input.filter((i) => !isInit(i.name));
+  return { input: inputs[0].name, nodes, heads, yolo, params, buffers };
+}
+
+/** Everything the head convs depend on; the decode after them is not part of training. */
+function headDependencies(headConvs: NodeProto[], producers: Map<string, NodeProto>): Set<NodeProto> {
   const needed = new Set<NodeProto>();
   const stack = [...headConvs];
   while (stack.length) {
@@ -131,122 +150,109 @@ export function buildTrainGraph(model: OnnxModel): TrainGraph {
       if (p && p.opType !== "Constant") stack.push(p);
     }
   }
-  const constant = (v: string): Float32Array | null => {
-    if (isInit(v)) return model.getInitializer(v).data;
-    const p = producers.get(v);
-    const t = p?.opType === "Constant" ? attr(p, "value")?.t : null;
-    return t ? tensorToFloat32(t, `constant '${v}'`) : null;
-  };
+  return needed;
+}
 
-  const nodes: IrNode[] = [];
-  const fused = new Set<NodeProto>();
-  for (const n of model.graph.node) {
-    if (!needed.has(n) || fused.has(n)) continue;
-    const name = label(n), y = n.output[0];
-    switch (n.opType) {
-      case "Conv": {
-        nodes.push({
-          op: "conv",
-          name,
-          y,
-          x: n.input[0],
-          weight: n.input[1],
-          bias: n.input[2] || null,
-          stride: square(n, "strides", 1),
-          pad: symmetricPad(n),
-          dilation: square(n, "dilations", 1),
-          groups: int64(attr(n, "group")?.i ?? 1) || 1,
-        });
-        break;
-      }
-      case "Sigmoid": {
-        const users = consumers.get(y) ?? [];
-        const mul = users.length === 1 && users[0].opType === "Mul" ? users[0] : null;
-        if (mul && mul.input.includes(n.input[0]) && needed.has(mul)) {
-          fused.add(mul);
-          nodes.push({ op: "silu", name: label(mul), y: mul.output[0], x: n.input[0] });
-        } else {
-          nodes.push({ op: "sigmoid", name, y, x: n.input[0] });
-        }
-        break;
-      }
-      case "Mul":
-      case "Add": {
-        if (n.input.some((i) => constant(i) !== null)) {
-          throw new Error(`buildTrainGraph: ${name} (${n.opType}) with a constant operand is not supported`);
-        }
-        nodes.push({ op: n.opType === "Mul" ? "mul" : "add", name, y, a: n.input[0], b: n.input[1] });
-        break;
-      }
-      case "Concat": {
-        const axis = int64(attr(n, "axis")?.i ?? 0);
-        if (axis !== 1) throw new Error(`buildTrainGraph: ${name} concatenates axis ${axis}, expected 1`);
-        nodes.push({ op: "concat", name, y, xs: [...n.input] });
-        break;
-      }
-      case "Split":
-        nodes.push(...splitToSlices(n, constant));
-        break;
-      case "Slice":
-        nodes.push(channelSlice(n, constant));
-        break;
-      case "MaxPool": {
-        if (int64(attr(n, "ceil_mode")?.i ?? 0) !== 0) {
-          throw new Error(`buildTrainGraph: ${name} uses ceil_mode`);
-        }
-        const kernel = square(n, "kernel_shape", 1);
-        nodes.push({
-          op: "maxpool",
-          name,
-          y,
-          x: n.input[0],
-          kernel,
-          stride: square(n, "strides", 1),
-          pad: symmetricPad(n),
-        });
-        break;
-      }
-      case "Resize":
-      case "Upsample": {
-        const mode = text(n, "mode") ?? "nearest";
-        // Upsample and opset-10 Resize take (X, scales); opset 11+ Resize takes (X, roi, scales, sizes).
-        const scales = constant(n.input.length === 2 ? n.input[1] : n.input[2] ?? "");
-        if (mode !== "nearest" || !scales || [...scales].join() !== "1,1,2,2") {
-          throw new Error(`buildTrainGraph: ${name} is ${mode} with scales [${scales}], expected nearest x2`);
-        }
-        nodes.push({ op: "resize2x", name, y, x: n.input[0] });
-        break;
-      }
-      case "BatchNormalization": {
-        const momentum = attr(n, "momentum")?.f ?? ONNX_BN_DEFAULT_MOMENTUM;
-        nodes.push({
-          op: "batchnorm",
-          name,
-          y,
-          x: n.input[0],
-          scale: n.input[1],
-          bias: n.input[2],
-          mean: n.input[3],
-          variance: n.input[4],
-          eps: attr(n, "epsilon")?.f ?? 1e-5,
-          // ONNX keeps `momentum` of the old statistic; PyTorch's momentum is the weight of the new batch.
-          momentum: Math.fround(1 - momentum),
-        });
-        break;
-      }
-      case "Relu":
-        nodes.push({ op: "relu", name, y, x: n.input[0] });
-        break;
-      case "LeakyRelu":
-        nodes.push({ op: "leakyrelu", name, y, x: n.input[0], alpha: attr(n, "alpha")?.f ?? 0.01 });
-        break;
-      default:
-        throw new Error(`buildTrainGraph: ${name} is a ${n.opType}, which training does not support`);
+/** What irNodes reads of the graph around a node; `fused` collects the Muls folded into a SiLU. */
+interface NodeContext {
+  needed: Set<NodeProto>;
+  fused: Set<NodeProto>;
+  consumers: Map<string, NodeProto[]>;
+  constant(v: string): Float32Array | null;
+}
+
+/** The IR node(s) one ONNX node becomes (a Sigmoid whose only user multiplies it by its input: one SiLU). */
+function irNodes(n: NodeProto, g: NodeContext): IrNode[] {
+  const { needed, fused, consumers, constant } = g;
+  const name = label(n), y = n.output[0];
+  switch (n.opType) {
+    case "Conv": {
+      return [{
+        op: "conv",
+        name,
+        y,
+        x: n.input[0],
+        weight: n.input[1],
+        bias: n.input[2] || null,
+        stride: square(n, "strides", 1),
+        pad: symmetricPad(n),
+        dilation: square(n, "dilations", 1),
+        groups: int64(attr(n, "group")?.i ?? 1) || 1,
+      }];
     }
+    case "Sigmoid": {
+      const users = consumers.get(y) ?? [];
+      const mul = users.length === 1 && users[0].opType === "Mul" ? users[0] : null;
+      if (mul && mul.input.includes(n.input[0]) && needed.has(mul)) {
+        fused.add(mul);
+        return [{ op: "silu", name: label(mul), y: mul.output[0], x: n.input[0] }];
+      }
+      return [{ op: "sigmoid", name, y, x: n.input[0] }];
+    }
+    case "Mul":
+    case "Add": {
+      if (n.input.some((i) => constant(i) !== null)) {
+        throw new Error(`buildTrainGraph: ${name} (${n.opType}) with a constant operand is not supported`);
+      }
+      return [{ op: n.opType === "Mul" ? "mul" : "add", name, y, a: n.input[0], b: n.input[1] }];
+    }
+    case "Concat": {
+      const axis = int64(attr(n, "axis")?.i ?? 0);
+      if (axis !== 1) throw new Error(`buildTrainGraph: ${name} concatenates axis ${axis}, expected 1`);
+      return [{ op: "concat", name, y, xs: [...n.input] }];
+    }
+    case "Split":
+      return splitToSlices(n, constant);
+    case "Slice":
+      return [channelSlice(n, constant)];
+    case "MaxPool": {
+      if (int64(attr(n, "ceil_mode")?.i ?? 0) !== 0) {
+        throw new Error(`buildTrainGraph: ${name} uses ceil_mode`);
+      }
+      const kernel = square(n, "kernel_shape", 1);
+      return [{
+        op: "maxpool",
+        name,
+        y,
+        x: n.input[0],
+        kernel,
+        stride: square(n, "strides", 1),
+        pad: symmetricPad(n),
+      }];
+    }
+    case "Resize":
+    case "Upsample": {
+      const mode = text(n, "mode") ?? "nearest";
+      // Upsample and opset-10 Resize take (X, scales); opset 11+ Resize takes (X, roi, scales, sizes).
+      const scales = constant(n.input.length === 2 ? n.input[1] : n.input[2] ?? "");
+      if (mode !== "nearest" || !scales || [...scales].join() !== "1,1,2,2") {
+        throw new Error(`buildTrainGraph: ${name} is ${mode} with scales [${scales}], expected nearest x2`);
+      }
+      return [{ op: "resize2x", name, y, x: n.input[0] }];
+    }
+    case "BatchNormalization": {
+      const momentum = attr(n, "momentum")?.f ?? ONNX_BN_DEFAULT_MOMENTUM;
+      return [{
+        op: "batchnorm",
+        name,
+        y,
+        x: n.input[0],
+        scale: n.input[1],
+        bias: n.input[2],
+        mean: n.input[3],
+        variance: n.input[4],
+        eps: attr(n, "epsilon")?.f ?? 1e-5,
+        // ONNX keeps `momentum` of the old statistic; PyTorch's momentum is the weight of the new batch.
+        momentum: Math.fround(1 - momentum),
+      }];
+    }
+    case "Relu":
+      return [{ op: "relu", name, y, x: n.input[0] }];
+    case "LeakyRelu":
+      return [{ op: "leakyrelu", name, y, x: n.input[0], alpha: attr(n, "alpha")?.f ?? 0.01 }];
+    default:
+      throw new Error(`buildTrainGraph: ${name} is a ${n.opType}, which training does not support`);
   }
-  const { params, buffers } = paramUses(model, nodes);
-  const inputs = model.graph.input.filter((i) => !isInit(i.name));
-  return { input: inputs[0].name, nodes, heads, yolo, params, buffers };
 }
 
 function splitToSlices(n: NodeProto, constant: (v: string) => Float32Array | null): IrNode[] {

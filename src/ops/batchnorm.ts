@@ -1,4 +1,7 @@
-import { batchStride, bindSparse, expectShape } from "./context.ts";
+import { bindBuffers } from "../gpu/buffers.ts";
+import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
+import { u32Fields, uniformLayout } from "../gpu/uniform.ts";
+import { accumulateFlag, batchStride, expectShape } from "./context.ts";
 import { WG } from "./unary.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
@@ -8,7 +11,16 @@ export interface BatchNormPlan extends OpPlan {
 }
 
 const FILE = "ops/batchnorm.wgsl";
-const MAX_GROUPS = 65535;
+const BN_PARAMS = uniformLayout(FILE, "Params", [
+  ...u32Fields(
+    [
+      ...["n", "c", "plane", "flags", "xOff", "xBS", "yOff", "yBS", "dyOff", "dyBS", "dxOff", "dxBS"],
+      ...["gammaOff", "betaOff", "meanOff", "varOff", "dgammaOff", "dbetaOff"],
+    ] as const,
+  ),
+  ["eps", "f32"],
+  ["momentum", "f32"],
+]);
 
 export interface BatchNormArgs {
   /** input [N, C, H, W] */
@@ -58,19 +70,32 @@ export function planBatchNorm(ctx: OpContext, a: BatchNormArgs): BatchNormPlan {
     throw new Error("planBatchNorm: evaluation mode needs the running statistics and has no backward");
   }
   const plane = h * w;
-  if (n * c > MAX_GROUPS) throw new Error(`planBatchNorm: ${n * c} planes, at most ${MAX_GROUPS}`);
+  if (n * c > MAX_WORKGROUPS_PER_DIMENSION) {
+    throw new Error(`planBatchNorm: ${n * c} planes, at most ${MAX_WORKGROUPS_PER_DIMENSION}`);
+  }
   const label = `batchnorm [${a.x.shape}]`;
   const stats = ctx.scratch(16 * c, `${label} stats`);
   // Bound where the kernel's flags say the real buffer is not used (running stats, parameter grads absent).
   let unused: GPUBuffer | undefined;
   const orUnused = (b: GPUBuffer | undefined) => b ?? (unused ??= ctx.scratch(16, `${label} unused`));
-  const words = new Uint32Array(20);
-  const floats = new Float32Array(words.buffer);
-  const flags = (a.accumulate ? 2 : 0) | (training && a.runningMean ? 4 : 0) | (a.dgamma ? 8 : 0);
-  words.set([n, c, plane, flags, a.x.offset, batchStride(a.x), a.y.offset, batchStride(a.y)]);
-  words.set([a.gamma.offset, a.beta.offset, a.runningMean?.offset ?? 0, a.runningVar?.offset ?? 0], 12);
-  floats[18] = a.eps;
-  floats[19] = a.momentum;
+  const flags = accumulateFlag(a.accumulate) | (training && a.runningMean ? 4 : 0) | (a.dgamma ? 8 : 0);
+  // The forward's fields; the backward's dispatches add the gradient views.
+  const params: Parameters<typeof BN_PARAMS.pack>[0] = {
+    n,
+    c,
+    plane,
+    flags,
+    xOff: a.x.offset,
+    xBS: batchStride(a.x),
+    yOff: a.y.offset,
+    yBS: batchStride(a.y),
+    gammaOff: a.gamma.offset,
+    betaOff: a.beta.offset,
+    meanOff: a.runningMean?.offset ?? 0,
+    varOff: a.runningVar?.offset ?? 0,
+    eps: a.eps,
+    momentum: a.momentum,
+  };
   const elements = n * c * plane;
   const uniforms: GPUBuffer[] = [];
   const dispatch = (
@@ -80,12 +105,12 @@ export function planBatchNorm(ctx: OpContext, a: BatchNormArgs): BatchNormPlan {
     workgroups: [number, number, number] = perPixel ? [Math.ceil(plane / WG), n * c, 1] : [c, 1, 1],
   ): Dispatch => {
     const pipeline = ctx.programs.get(FILE, entry, { WG });
-    const uniform = ctx.uniform(words.slice().buffer, `${label} ${entry}`);
+    const uniform = ctx.uniform(BN_PARAMS.pack(params, label), `${label} ${entry}`);
     uniforms.push(uniform);
     return {
       label: `${label} ${entry}`,
       pipeline,
-      bindGroup: bindSparse(ctx.device, pipeline, {
+      bindGroup: bindBuffers(ctx.device, pipeline, {
         ...buffers,
         3: stats,
         4: uniform,
@@ -109,8 +134,14 @@ export function planBatchNorm(ctx: OpContext, a: BatchNormArgs): BatchNormPlan {
     if (!!a.dgamma !== !!a.dbeta || (a.dgamma && a.dgamma.buffer !== a.dbeta!.buffer)) {
       throw new Error("planBatchNorm: dgamma and dbeta must both be given, as views of one buffer");
     }
-    words.set([a.dy.offset, batchStride(a.dy), a.dx?.offset ?? 0, a.dx ? batchStride(a.dx) : 0], 8);
-    words.set([a.dgamma?.offset ?? 0, a.dbeta?.offset ?? 0], 16);
+    Object.assign(params, {
+      dyOff: a.dy.offset,
+      dyBS: batchStride(a.dy),
+      dxOff: a.dx?.offset ?? 0,
+      dxBS: a.dx ? batchStride(a.dx) : 0,
+      dgammaOff: a.dgamma?.offset ?? 0,
+      dbetaOff: a.dbeta?.offset ?? 0,
+    });
     backward.push(
       dispatch("backward_stats", { 0: a.x.buffer, 6: a.dy.buffer, 8: orUnused(a.dgamma?.buffer) }, false),
     );
@@ -125,6 +156,7 @@ export function planBatchNorm(ctx: OpContext, a: BatchNormArgs): BatchNormPlan {
     if (!Number.isInteger(count) || count < 1 || count > n) {
       throw new Error(`planBatchNorm: ${label} covers 1..${n} batch items, got ${count}`);
     }
+    // Field n comes first in the struct: rewrite just that word.
     for (const u of uniforms) ctx.device.queue.writeBuffer(u, 0, new Uint32Array([count]));
   };
   return { forward, backward, setCount };

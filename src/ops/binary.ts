@@ -1,4 +1,6 @@
-import { batchStride, bindSparse, elementCount, expectShape } from "./context.ts";
+import { bindBuffers } from "../gpu/buffers.ts";
+import { u32Fields, uniformLayout } from "../gpu/uniform.ts";
+import { accumulateFlag, batchStride, elementCount, expectShape } from "./context.ts";
 import { grid2d, WG } from "./unary.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
@@ -17,6 +19,17 @@ export interface BinaryArgs {
 }
 
 const FILE = "ops/binary.wgsl";
+/** wgsl/ops/binary.wgsl's `Params`: o is the other operand a product's backward reads. */
+const BINARY_PARAMS = uniformLayout(
+  FILE,
+  "Params",
+  u32Fields(
+    [
+      ...["count", "per", "_pad", "flags", "aOff", "aBS", "bOff", "bBS"],
+      ...["cOff", "cBS", "dcOff", "dcBS", "dxOff", "dxBS", "oOff", "oBS"],
+    ] as const,
+  ),
+);
 
 /** c = a + b (same shapes); backward da, db (=|+=) dc. */
 export function planAdd(ctx: OpContext, args: BinaryArgs): OpPlan {
@@ -39,26 +52,25 @@ function planBinary(ctx: OpContext, name: string, a: BinaryArgs, op: 0 | 1): OpP
   const count = elementCount(a.a);
   const workgroups = grid2d(count / a.a.shape[0], a.a.shape[0], name);
   const label = `${name} [${a.a.shape}]`;
-  const head = [count, count / a.a.shape[0], 0];
+  const head = { count, per: count / a.a.shape[0] };
   const fwd = ctx.programs.get(FILE, "forward", { WG, OP: op });
-  const fwdWords = [
+  const fwdParams = {
     ...head,
-    0,
-    a.a.offset,
-    batchStride(a.a),
-    a.b.offset,
-    batchStride(a.b),
-    a.c.offset,
-    batchStride(a.c),
-  ];
+    aOff: a.a.offset,
+    aBS: batchStride(a.a),
+    bOff: a.b.offset,
+    bBS: batchStride(a.b),
+    cOff: a.c.offset,
+    cBS: batchStride(a.c),
+  };
   const forward: Dispatch[] = [{
     label: `${label} forward`,
     pipeline: fwd,
-    bindGroup: bindSparse(ctx.device, fwd, {
+    bindGroup: bindBuffers(ctx.device, fwd, {
       0: a.a.buffer,
       1: a.b.buffer,
       2: a.c.buffer,
-      5: ctx.uniform(words(fwdWords), `${label} forward`),
+      5: ctx.uniform(BINARY_PARAMS.pack(fwdParams, label), `${label} forward`),
     }, `${label} forward`),
     workgroups,
     bytes: 12 * count,
@@ -75,41 +87,31 @@ function planBinary(ctx: OpContext, name: string, a: BinaryArgs, op: 0 | 1): OpP
     expectShape(name, "dc", a.dc, a.a.shape);
     expectShape(name, "gradient", dx, a.a.shape);
     const bwd = ctx.programs.get(FILE, usesOther ? "backwardProduct" : "backward", { WG });
-    const w = [
-      ...head,
-      accumulate ? 2 : 0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      a.dc.offset,
-      batchStride(a.dc),
-      dx.offset,
-      batchStride(dx),
-    ];
     const l = `${label} backward ${dx === a.da ? "a" : "b"}`;
+    const params = {
+      ...head,
+      flags: accumulateFlag(accumulate),
+      dcOff: a.dc.offset,
+      dcBS: batchStride(a.dc),
+      dxOff: dx.offset,
+      dxBS: batchStride(dx),
+      oOff: other.offset,
+      oBS: batchStride(other),
+    };
     const bindings = {
       3: a.dc.buffer,
       4: dx.buffer,
-      5: ctx.uniform(words([...w, other.offset, batchStride(other)]), l),
+      5: ctx.uniform(BINARY_PARAMS.pack(params, l), l),
       6: usesOther ? other.buffer : undefined,
     };
     backward.push({
       label: l,
       pipeline: bwd,
-      bindGroup: bindSparse(ctx.device, bwd, bindings, l),
+      bindGroup: bindBuffers(ctx.device, bwd, bindings, l),
       workgroups,
       bytes: 4 * (usesOther ? 4 : 3) * count,
       opClass: "elementwise",
     });
   }
   return { forward, backward };
-}
-
-function words(values: number[]): ArrayBuffer {
-  const out = new Uint32Array(16);
-  out.set(values);
-  return out.buffer;
 }

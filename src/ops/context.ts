@@ -1,4 +1,5 @@
-import { createStorage, createUniform } from "../gpu/buffers.ts";
+import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
+import type { GpuMemory } from "../gpu/memory.ts";
 import type { ProgramCache } from "../gpu/programs.ts";
 import type { Dispatch, OpContext, TensorView } from "./types.ts";
 
@@ -7,19 +8,20 @@ import type { Dispatch, OpContext, TensorView } from "./types.ts";
  * that ask for their largest slot first (e.g. a YOLO stem's im2col) end up with one buffer per slot.
  * `scratchBytes` counts the scratch and transient storage allocated. */
 export function createOpContext(
-  device: GPUDevice,
+  memory: GpuMemory,
   programs: ProgramCache,
 ): OpContext & { scratchBytes(): number } {
   const slots = new Map<string, GPUBuffer>();
   let bytes = 0;
   const storage = (size: number, label: string) => {
     bytes += size;
-    return createStorage(device, size, label);
+    return memory.storage(size, label);
   };
   return {
-    device,
+    device: memory.device,
+    memory,
     programs,
-    uniform: (data: ArrayBuffer, label: string) => createUniform(device, data, label),
+    uniform: (data: ArrayBuffer, label: string) => memory.uniform(data, label),
     scratch: storage,
     transient(slot: string, size: number, label: string): GPUBuffer {
       const held = slots.get(slot);
@@ -67,36 +69,29 @@ export function expectShape(op: string, role: string, v: TensorView, shape: numb
   }
 }
 
+/** Bit of the op kernels' `flags` uniform word: add into the destination instead of overwriting it (a tensor
+ * that fans out to several consumers gets its gradient summed). */
+const ACCUMULATE_FLAG = 2;
+
+/** The `flags` bit of a kernel that overwrites its destination, or adds into it when `accumulate`. */
+export function accumulateFlag(accumulate: boolean | undefined): number {
+  return accumulate ? ACCUMULATE_FLAG : 0;
+}
+
 /** Workgroup count covering `n` items at `per` items per workgroup. */
 export function groups(n: number, per: number): number {
   return Math.max(1, Math.ceil(n / per));
 }
 
-/** Binds buffers to the given binding numbers of group 0 (entry points use sparse bindings of one shader);
- * undefined entries are left out. */
-export function bindSparse(
-  device: GPUDevice,
-  pipeline: GPUComputePipeline,
-  entries: Record<number, GPUBuffer | undefined>,
-  label: string,
-): GPUBindGroup {
-  return device.createBindGroup({
-    label,
-    layout: pipeline.getBindGroupLayout(0),
-    entries: Object.entries(entries)
-      .filter((e): e is [string, GPUBuffer] => e[1] !== undefined)
-      .map(([binding, buffer]) => ({ binding: Number(binding), resource: { buffer } })),
-  });
-}
-
-/** A plan-time uniform buffer holding `values` as u32 (padded to a multiple of 4 words). */
-export function uniformU32(ctx: OpContext, values: number[], label: string): GPUBuffer {
-  const words = new Uint32Array(Math.ceil(values.length / 4) * 4);
-  values.forEach((v, i) => {
-    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
-      throw new Error(`${label}: uniform word ${i} = ${v}, expected an unsigned 32-bit integer`);
-    }
-    words[i] = v;
-  });
-  return ctx.uniform(words.buffer, label);
+/**
+ * A 1-D grid over `count` invocations of `perGroup`-invocation workgroups, folded into y where it exceeds the
+ * per-dimension limit; kernels index by `y * pitch + x`.
+ */
+export function grid1d(
+  count: number,
+  perGroup: number,
+): { workgroups: [number, number, number]; pitch: number } {
+  const total = groups(count, perGroup);
+  const x = Math.min(total, MAX_WORKGROUPS_PER_DIMENSION);
+  return { workgroups: [x, Math.ceil(total / x), 1], pitch: x * perGroup };
 }

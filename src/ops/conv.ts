@@ -1,9 +1,11 @@
-import { batchStride, expectShape } from "./context.ts";
+import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
+import { accumulateFlag, batchStride, expectShape } from "./context.ts";
 import {
   aligned,
   biasGrad,
   col2im,
   directBackwardData,
+  type Fields,
   gemmNN,
   type Geometry,
   im2col,
@@ -18,8 +20,6 @@ import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
  * 55 ms; with 64+ channels on 20x20 maps or smaller the GEMM was faster (128->128 k3 at 10 px 41 -> 71 ms). */
 const DIRECT_MIN_PIXELS = 1600;
 const DIRECT_MAX_COUT = 32;
-/** Workgroups per grid dimension (WebGPU's default maxComputeWorkgroupsPerDimension). */
-const MAX_GRID_Z = 65535;
 
 export interface ConvArgs {
   /** input [N, Cin, H, W] */
@@ -60,6 +60,50 @@ export interface ConvArgs {
  * lavapipe step). The weight-gradient partial sums and a padded dy copy are always transient.
  */
 export function planConv(ctx: OpContext, a: ConvArgs): OpPlan {
+  const g = convGeometry(a);
+  const label = `conv ${g.cin}->${g.cout} k${g.kh}x${g.kw} s${g.stride} ${g.h}x${g.w}`;
+  // Per image: im2col (or padded dy) bytes, and grid rows (im2col rows and col2im planes ride workgroup z).
+  const perItem = 4 * Math.max(g.K, g.cout) * g.ppad;
+  const limit = a.maxScratchBytes ?? ctx.device.limits.maxStorageBufferBindingSize;
+  const slice = Math.min(
+    Math.floor(limit / perItem),
+    Math.floor(MAX_WORKGROUPS_PER_DIMENSION / Math.max(g.K, g.cout, g.cin)),
+  );
+  if (slice < 1) {
+    throw new Error(`planConv: ${label} needs ${perItem} bytes of im2col per image, limit ${limit}`);
+  }
+  if (slice < g.n) return planInBatchSlices(ctx, a, slice);
+  const cols = planColumns(ctx, a, g, label);
+  const forward: Dispatch[] = [];
+  if (cols.col) forward.push(cols.im2col());
+  forward.push(gemmNN(
+    ctx,
+    `${label} forward`,
+    {
+      ...cols.common,
+      flags: a.b ? 1 : 0,
+      M: g.cout,
+      K: g.K,
+      aOff: a.w.offset,
+      am: g.K,
+      ak: 1,
+      biasOff: a.b?.offset ?? 0,
+      cOff: a.y.offset,
+      ldc: g.P,
+      cBatch: batchStride(a.y),
+    },
+    a.w.buffer,
+    cols.xcol,
+    a.y.buffer,
+    (a.b ?? a.w).buffer,
+    "conv_fwd",
+  ));
+  if (!a.dx && !a.dw && !a.db) return { forward, backward: [] };
+  return { forward, backward: planBackward(ctx, a, g, label, cols) };
+}
+
+/** The conv's shapes, checked against x, w, y and b. */
+function convGeometry(a: ConvArgs): Geometry {
   if ((a.dilation ?? 1) !== 1 || (a.groups ?? 1) !== 1) {
     throw new Error(`planConv: dilation ${a.dilation} groups ${a.groups}, expected 1 and 1 (YOLOv5 convs)`);
   }
@@ -72,115 +116,104 @@ export function planConv(ctx: OpContext, a: ConvArgs): OpPlan {
   expectShape("planConv", "y", a.y, [n, cout, ho, wo]);
   if (a.b) expectShape("planConv", "b", a.b, [cout]);
   const P = ho * wo;
-  const g: Geometry = {
-    n,
-    cin,
-    h,
-    w,
-    cout,
-    kh,
-    kw,
-    ho,
-    wo,
-    stride,
-    pad,
-    P,
-    ppad: Math.ceil(P / 4) * 4,
-    K: cin * kh * kw,
-  };
-  const label = `conv ${cin}->${cout} k${kh}x${kw} s${stride} ${h}x${w}`;
-  // Per image: im2col (or padded dy) bytes, and grid rows (im2col rows and col2im planes ride workgroup z).
-  const perItem = 4 * Math.max(g.K, cout) * g.ppad;
-  const limit = a.maxScratchBytes ?? ctx.device.limits.maxStorageBufferBindingSize;
-  const slice = Math.min(Math.floor(limit / perItem), Math.floor(MAX_GRID_Z / Math.max(g.K, cout, cin)));
-  if (slice < 1) {
-    throw new Error(`planConv: ${label} needs ${perItem} bytes of im2col per image, limit ${limit}`);
-  }
-  if (slice < n) return planInBatchSlices(ctx, a, slice);
-  const direct = kh === 1 && kw === 1 && stride === 1 && pad === 0 && aligned(a.x, P);
-  const colBytes = 4 * n * g.K * g.ppad;
-  const col = direct
+  return { n, cin, h, w, cout, kh, kw, ho, wo, stride, pad, P, ppad: Math.ceil(P / 4) * 4, K: cin * kh * kw };
+}
+
+/** The im2col columns a conv's GEMMs read: its own or a shared transient buffer, or x itself. */
+interface Columns {
+  /** undefined where x already is the column matrix */
+  col?: GPUBuffer;
+  xcol: Vec4Operand;
+  /** the Params fields every conv dispatch shares */
+  common: Fields & Geometry;
+  /** the im2col dispatch that (re)builds col */
+  im2col(): Dispatch;
+}
+
+function planColumns(ctx: OpContext, a: ConvArgs, g: Geometry, label: string): Columns {
+  // A 1x1 stride-1 conv's input already is its im2col matrix.
+  const xIsColumns = g.kh === 1 && g.kw === 1 && g.stride === 1 && g.pad === 0 && aligned(a.x, g.P);
+  const colBytes = 4 * g.n * g.K * g.ppad;
+  const col = xIsColumns
     ? undefined
     : a.recomputeColumns
     ? ctx.transient("conv columns", colBytes, `${label} im2col`)
     : ctx.scratch(colBytes, `${label} im2col`);
-  const xcol: Vec4Operand = col
-    ? { buffer: col, off4: 0, batch4: (g.K * g.ppad) / 4 }
-    : { buffer: a.x.buffer, off4: a.x.offset / 4, batch4: batchStride(a.x) / 4 };
-  const common = { ...g, batch: n, flags: 0 };
+  const common = { ...g, batch: g.n, flags: 0 };
+  return {
+    col,
+    xcol: col
+      ? { buffer: col, off4: 0, batch4: (g.K * g.ppad) / 4 }
+      : { buffer: a.x.buffer, off4: a.x.offset / 4, batch4: batchStride(a.x) / 4 },
+    common,
+    im2col: () => im2col(ctx, `${label} im2col`, { ...common, rows: g.K }, a.x, col!),
+  };
+}
 
-  const columns = () => im2col(ctx, `${label} im2col`, { ...common, rows: g.K }, a.x, col!);
-  const forward: Dispatch[] = [];
-  if (col) forward.push(columns());
-  forward.push(gemmNN(
-    ctx,
-    `${label} forward`,
-    {
-      ...common,
-      flags: a.b ? 1 : 0,
-      M: cout,
-      K: g.K,
-      aOff: a.w.offset,
-      am: g.K,
-      ak: 1,
-      biasOff: a.b?.offset ?? 0,
-      cOff: a.y.offset,
-      ldc: P,
-      cBatch: batchStride(a.y),
-    },
-    a.w.buffer,
-    xcol,
-    a.y.buffer,
-    (a.b ?? a.w).buffer,
-    "conv_fwd",
-  ));
-
-  const backward: Dispatch[] = [];
-  if (!a.dx && !a.dw && !a.db) return { forward, backward };
+/** In order: db += bias_grad(dy); dW += dY . col^T; dx (=|+=) backward-data. */
+function planBackward(ctx: OpContext, a: ConvArgs, g: Geometry, label: string, cols: Columns): Dispatch[] {
   if (!a.dy) throw new Error(`planConv: ${label} needs dy to plan its backward`);
+  const { n, cin, h, w, cout, kh, kw, ho, wo } = g;
   const dy = a.dy;
   expectShape("planConv", "dy", dy, [n, cout, ho, wo]);
+  const backward: Dispatch[] = [];
   let dy4: Vec4Operand = { buffer: dy.buffer, off4: dy.offset / 4, batch4: batchStride(dy) / 4 };
-  if (!aligned(dy, P)) {
+  if (!aligned(dy, g.P)) {
     const copy = ctx.transient("conv dy padded", 4 * n * cout * g.ppad, `${label} dy padded`);
-    const rows = { ...common, cin: cout, h: ho, w: wo, kh: 1, kw: 1, stride: 1, pad: 0, rows: cout };
+    const rows = { ...cols.common, h: ho, w: wo, kh: 1, kw: 1, stride: 1, pad: 0, rows: cout };
     backward.push(im2col(ctx, `${label} dy padded`, rows, dy, copy));
     dy4 = { buffer: copy, off4: 0, batch4: (cout * g.ppad) / 4 };
   }
   if (a.db) {
     expectShape("planConv", "db", a.db, [cout]);
-    backward.push(biasGrad(ctx, label, common, dy, a.db));
+    backward.push(biasGrad(ctx, label, cols.common, dy, a.db));
   }
   if (a.dw) {
     expectShape("planConv", "dw", a.dw, [cout, cin, kh, kw]);
-    if (col && a.recomputeColumns) backward.push(columns());
-    backward.push(...weightGrad(ctx, label, g, dy4, xcol, a.dw));
+    if (cols.col && a.recomputeColumns) backward.push(cols.im2col());
+    backward.push(...weightGrad(ctx, label, g, dy4, cols.xcol, a.dw));
   }
-  if (a.dx && col && stride === 1 && kh === kw && P >= DIRECT_MIN_PIXELS && cout <= DIRECT_MAX_COUT) {
+  if (a.dx) {
     expectShape("planConv", "dx", a.dx, [n, cin, h, w]);
-    backward.push(directBackwardData(ctx, `${label} backward_data`, g, a.accumulate ? 2 : 0, a.w, dy, a.dx));
-  } else if (a.dx) {
-    expectShape("planConv", "dx", a.dx, [n, cin, h, w]);
-    const flags = a.accumulate ? 2 : 0;
-    const gemm = { ...common, M: g.K, K: cout, aOff: a.w.offset, am: 1, ak: g.K, flags };
-    const into = col
-      ? { ...gemm, flags: 0, cOff: 0, ldc: g.ppad, cBatch: g.K * g.ppad }
-      : { ...gemm, cOff: a.dx.offset, ldc: P, cBatch: batchStride(a.dx) };
-    backward.push(
-      gemmNN(
-        ctx,
-        `${label} backward_data`,
-        into,
-        a.w.buffer,
-        dy4,
-        col ?? a.dx.buffer,
-        a.w.buffer,
-        "conv_bwd_data",
-      ),
-    );
-    if (col) backward.push(col2im(ctx, label, { ...common, flags, rows: g.K }, col, a.dx));
+    backward.push(...backwardData(ctx, a, g, label, cols, dy, dy4, a.dx));
   }
-  return { forward, backward };
+  return backward;
+}
+
+/**
+ * dx (=|+=) the conv's backward-data: a direct conv of dY on large stride-1 maps with few channels; otherwise
+ * W^T . dY into the columns and col2im (or, where x is its own column matrix, straight into dx).
+ */
+function backwardData(
+  ctx: OpContext,
+  a: ConvArgs,
+  g: Geometry,
+  label: string,
+  cols: Columns,
+  dy: TensorView,
+  dy4: Vec4Operand,
+  dx: TensorView,
+): Dispatch[] {
+  const flags = accumulateFlag(a.accumulate);
+  const { col } = cols;
+  if (col && g.stride === 1 && g.kh === g.kw && g.P >= DIRECT_MIN_PIXELS && g.cout <= DIRECT_MAX_COUT) {
+    return [directBackwardData(ctx, `${label} backward_data`, g, flags, a.w, dy, dx)];
+  }
+  const gemm = { ...cols.common, M: g.K, K: g.cout, aOff: a.w.offset, am: 1, ak: g.K, flags };
+  const into = col
+    ? { ...gemm, flags: 0, cOff: 0, ldc: g.ppad, cBatch: g.K * g.ppad }
+    : { ...gemm, cOff: dx.offset, ldc: g.P, cBatch: batchStride(dx) };
+  const data = gemmNN(
+    ctx,
+    `${label} backward_data`,
+    into,
+    a.w.buffer,
+    dy4,
+    col ?? dx.buffer,
+    a.w.buffer,
+    "conv_bwd_data",
+  );
+  return col ? [data, col2im(ctx, label, { ...cols.common, flags, rows: g.K }, col, dx)] : [data];
 }
 
 /** Items [i0, i0 + count) of a batch-first view. */

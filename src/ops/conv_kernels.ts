@@ -1,4 +1,7 @@
-import { batchStride, bindSparse, groups, uniformU32 } from "./context.ts";
+import { bindBuffers } from "../gpu/buffers.ts";
+import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
+import { u32Fields, uniformLayout } from "../gpu/uniform.ts";
+import { batchStride, grid1d, groups } from "./context.ts";
 import type { Dispatch, OpContext, TensorView } from "./types.ts";
 
 // The dispatches planConv (conv.ts) assembles: one builder per wgsl/ops/conv.wgsl entry point.
@@ -7,7 +10,6 @@ const FILE = "ops/conv.wgsl";
 const WG = 64;
 /** Rows and columns of C each GEMM invocation owns (the 8x8 Tile in wgsl/ops/conv.wgsl). */
 const TILE = 8;
-const MAX_GROUPS = 65535;
 /** vec4s of columns each im2col invocation writes (wgsl/ops/conv.wgsl IM2COL_V). */
 const IM2COL_V = 4;
 /** col2im runs over (x, y) pixel tiles of this shape. */
@@ -53,7 +55,35 @@ export interface Vec4Operand {
 export const aligned = (v: TensorView, P: number) =>
   P % 4 === 0 && v.offset % 4 === 0 && batchStride(v) % 4 === 0;
 
-export type Fields = Partial<Record<(typeof FIELD_ORDER)[number], number>>;
+/** The `Params` uniform of wgsl/ops/conv.wgsl: each entry point reads its own subset of the fields. */
+const CONV_PARAMS = uniformLayout(
+  "ops/conv.wgsl",
+  "Params",
+  u32Fields(
+    [
+      ...["batch", "cin", "h", "w", "cout", "ho", "wo", "kh", "kw", "stride", "pad", "flags"],
+      ...["srcOff", "srcBS", "dstOff", "dstBS", "rows", "ppad", "count", "pitch", "M", "N", "N4", "K"],
+      ...[
+        "aOff",
+        "am",
+        "ak",
+        "aBatch",
+        "bOff4",
+        "ldb4",
+        "bBatch4",
+        "biasOff",
+        "cOff",
+        "ldc",
+        "cBatch",
+        "splits",
+      ],
+      ...["chunk4", "nsplit", "srcC", "_pad0"],
+    ] as const,
+  ),
+);
+type Field = (typeof CONV_PARAMS.fields)[number][0];
+
+export type Fields = Partial<Record<Field, number>>;
 
 /** Workgroup shape for a GEMM with `mBlocks` x `nBlocks` 8x8 tiles: up to 64 invocations, powers of two, rows
  * first (capped at 8) so narrow layers fill their workgroups. */
@@ -71,15 +101,10 @@ function aMode(f: Fields): number {
   return 0;
 }
 
+/** The Params uniform holding the fields of `f` (other properties, e.g. Geometry's n and P, are not fields). */
 function uniform(ctx: OpContext, f: Fields, label: string): GPUBuffer {
-  return uniformU32(ctx, FIELD_ORDER.map((k) => f[k] ?? 0), label);
-}
-
-/** A 1-D grid over `count` invocations, folded into y where it exceeds the per-dimension workgroup limit. */
-function grid(count: number): { workgroups: [number, number, number]; pitch: number } {
-  const total = groups(count, WG);
-  const x = Math.min(total, MAX_GROUPS);
-  return { workgroups: [x, Math.ceil(total / x), 1], pitch: x * WG };
+  const fields = Object.fromEntries(CONV_PARAMS.fields.map(([k]) => [k, f[k]])) as Fields;
+  return ctx.uniform(CONV_PARAMS.pack(fields, label), label);
 }
 
 export function gemmNN(
@@ -101,7 +126,7 @@ export function gemmNN(
   return {
     label,
     pipeline,
-    bindGroup: bindSparse(ctx.device, pipeline, {
+    bindGroup: bindBuffers(ctx.device, pipeline, {
       2: aBuf,
       3: b.buffer,
       4: aBuf,
@@ -141,7 +166,7 @@ export function directBackwardData(
   });
   const u = uniform(ctx, {
     flags,
-    cin: g.cout,
+    srcC: g.cout,
     h: g.ho,
     w: g.wo,
     ho: g.h,
@@ -162,7 +187,7 @@ export function directBackwardData(
   return {
     label,
     pipeline,
-    bindGroup: bindSparse(ctx.device, pipeline, {
+    bindGroup: bindBuffers(ctx.device, pipeline, {
       0: dy.buffer,
       2: w.buffer,
       [vec4 ? 9 : 5]: dx.buffer,
@@ -210,12 +235,12 @@ export function weightGrad(
     chunk4,
   }, `${label} backward_weight`);
   const red = ctx.programs.get(FILE, "reduce", { WG });
-  const { workgroups, pitch } = grid(count);
+  const { workgroups, pitch } = grid1d(count, WG);
   const redU = uniform(ctx, { count, pitch, nsplit, dstOff: dw.offset }, `${label} reduce dw`);
   return [{
     label: `${label} backward_weight`,
     pipeline: nt,
-    bindGroup: bindSparse(
+    bindGroup: bindBuffers(
       ctx.device,
       nt,
       { 3: xcol.buffer, 4: dy4.buffer, 5: part, 7: ntU },
@@ -230,7 +255,7 @@ export function weightGrad(
   }, {
     label: `${label} reduce dw`,
     pipeline: red,
-    bindGroup: bindSparse(ctx.device, red, { 0: part, 1: dw.buffer, 7: redU }, `${label} reduce dw`),
+    bindGroup: bindBuffers(ctx.device, red, { 0: part, 1: dw.buffer, 7: redU }, `${label} reduce dw`),
     workgroups,
     flops: nsplit * count,
     bytes: 4 * (nsplit + 2) * count,
@@ -251,13 +276,15 @@ export function im2col(
   // Rows per workgroup so that each does about WG lanes' worth of row pieces.
   const IM2COL_ROWS = Math.max(1, Math.floor(WG / WG_X));
   const zGroups = Math.ceil(rows / IM2COL_ROWS);
-  if (zGroups > MAX_GROUPS) throw new Error(`planConv: ${label} has ${rows} im2col rows, too many`);
+  if (zGroups > MAX_WORKGROUPS_PER_DIMENSION) {
+    throw new Error(`planConv: ${label} has ${rows} im2col rows, too many`);
+  }
   const pipeline = ctx.programs.get(FILE, "im2col", { WG_X, IM2COL_V, IM2COL_ROWS });
   const u = uniform(ctx, { ...f, count: rows, srcOff: src.offset, srcBS: batchStride(src) }, label);
   return {
     label,
     pipeline,
-    bindGroup: bindSparse(ctx.device, pipeline, { 0: src.buffer, 7: u, 8: dst }, label),
+    bindGroup: bindBuffers(ctx.device, pipeline, { 0: src.buffer, 7: u, 8: dst }, label),
     workgroups: [groups(chunks, WG_X), 1, zGroups],
     bytes: 8 * rows * f.ppad,
     opClass: "conv_im2col",
@@ -278,14 +305,14 @@ export function col2im(
     STRIDE: f.stride,
   });
   const planes = f.n * f.cin;
-  if (planes > MAX_GROUPS) {
-    throw new Error(`planConv: ${label} has ${planes} input planes, at most ${MAX_GROUPS}`);
+  if (planes > MAX_WORKGROUPS_PER_DIMENSION) {
+    throw new Error(`planConv: ${label} has ${planes} input planes, at most ${MAX_WORKGROUPS_PER_DIMENSION}`);
   }
   const u = uniform(ctx, { ...f, dstOff: dx.offset, dstBS: batchStride(dx) }, `${label} col2im`);
   return {
     label: `${label} col2im`,
     pipeline,
-    bindGroup: bindSparse(ctx.device, pipeline, { 0: col, 1: dx.buffer, 7: u }, `${label} col2im`),
+    bindGroup: bindBuffers(ctx.device, pipeline, { 0: col, 1: dx.buffer, 7: u }, `${label} col2im`),
     workgroups: [groups(f.w, COL2IM_SHAPE.WG_X), groups(f.h, COL2IM_SHAPE.WG_Y), planes],
     bytes: 4 * (2 * planes * f.h * f.w + f.n * f.K * f.P),
     opClass: "conv_col2im",
@@ -308,18 +335,10 @@ export function biasGrad(
   return {
     label: `${label} bias_grad`,
     pipeline,
-    bindGroup: bindSparse(ctx.device, pipeline, { 0: dy.buffer, 1: db.buffer, 7: u }, `${label} bias_grad`),
+    bindGroup: bindBuffers(ctx.device, pipeline, { 0: dy.buffer, 1: db.buffer, 7: u }, `${label} bias_grad`),
     workgroups: [f.cout, 1, 1],
     flops: f.n * f.cout * f.P,
     bytes: 4 * f.n * f.cout * f.P,
     opClass: "conv_bwd_weight",
   };
 }
-
-/** Word order of the `Params` uniform struct in wgsl/ops/conv.wgsl. */
-const FIELD_ORDER = [
-  ...["batch", "cin", "h", "w", "cout", "ho", "wo", "kh", "kw", "stride", "pad", "flags"],
-  ...["srcOff", "srcBS", "dstOff", "dstBS", "rows", "ppad", "count", "pitch", "M", "N", "N4", "K"],
-  ...["aOff", "am", "ak", "aBatch", "bOff4", "ldb4", "bBatch4", "biasOff", "cOff", "ldc", "cBatch", "splits"],
-  ...["chunk4", "nsplit", "_pad0", "_pad1"],
-] as const;

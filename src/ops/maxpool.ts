@@ -1,8 +1,20 @@
-import { batchStride, bindSparse, expectShape, uniformU32 } from "./context.ts";
-import { grid1d, WG } from "./unary.ts";
+import { bindBuffers } from "../gpu/buffers.ts";
+import { u32Fields, uniformLayout } from "../gpu/uniform.ts";
+import { accumulateFlag, batchStride, expectShape, grid1d } from "./context.ts";
+import { WG } from "./unary.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
 const FILE = "ops/maxpool.wgsl";
+const MAXPOOL_PARAMS = uniformLayout(
+  FILE,
+  "Params",
+  u32Fields(
+    [
+      ...["count", "pitch", "flags", "c", "h", "w", "ho", "wo", "kh", "kw"],
+      ...["stride", "pad", "xOff", "xBS", "yOff", "yBS", "dyOff", "dyBS", "dxOff", "dxBS"],
+    ] as const,
+  ),
+);
 
 export interface MaxPoolArgs {
   /** input [N, C, H, W] */
@@ -33,32 +45,35 @@ export function planMaxPool(ctx: OpContext, a: MaxPoolArgs): OpPlan {
   expectShape("planMaxPool", "y", a.y, [n, c, ho, wo]);
   const label = `maxpool k${k} s${s} p${pad} [${a.x.shape}]`;
   const arg = ctx.scratch(4 * n * c * ho * wo, `${label} argmax`);
-  const geometry = [
+  const geometry = {
     c,
     h,
     w,
     ho,
     wo,
-    k,
-    k,
-    s,
+    kh: k,
+    kw: k,
+    stride: s,
     pad,
-    a.x.offset,
-    batchStride(a.x),
-    a.y.offset,
-    batchStride(a.y),
-  ];
+    xOff: a.x.offset,
+    xBS: batchStride(a.x),
+    yOff: a.y.offset,
+    yBS: batchStride(a.y),
+  };
   const outCount = n * c * ho * wo;
-  const fg = grid1d(outCount);
+  const fg = grid1d(outCount, WG);
   const fwd = ctx.programs.get(FILE, "forward", { WG });
   const forward: Dispatch[] = [{
     label: `${label} forward`,
     pipeline: fwd,
-    bindGroup: bindSparse(ctx.device, fwd, {
+    bindGroup: bindBuffers(ctx.device, fwd, {
       0: a.x.buffer,
       1: a.y.buffer,
       2: arg,
-      5: uniformU32(ctx, [outCount, fg.pitch, 0, ...geometry, 0, 0, 0, 0], `${label} forward`),
+      5: ctx.uniform(
+        MAXPOOL_PARAMS.pack({ count: outCount, pitch: fg.pitch, ...geometry }, label),
+        `${label} forward`,
+      ),
     }, `${label} forward`),
     workgroups: fg.workgroups,
     flops: outCount * k * k,
@@ -71,18 +86,25 @@ export function planMaxPool(ctx: OpContext, a: MaxPoolArgs): OpPlan {
     expectShape("planMaxPool", "dy", a.dy, [n, c, ho, wo]);
     expectShape("planMaxPool", "dx", a.dx, [n, c, h, w]);
     const inCount = n * c * h * w;
-    const bg = grid1d(inCount);
-    const grads = [a.dy.offset, batchStride(a.dy), a.dx.offset, batchStride(a.dx)];
+    const bg = grid1d(inCount, WG);
+    const grads = {
+      dyOff: a.dy.offset,
+      dyBS: batchStride(a.dy),
+      dxOff: a.dx.offset,
+      dxBS: batchStride(a.dx),
+    };
     const bwd = ctx.programs.get(FILE, "backward", { WG });
     backward.push({
       label: `${label} backward`,
       pipeline: bwd,
-      bindGroup: bindSparse(ctx.device, bwd, {
+      bindGroup: bindBuffers(ctx.device, bwd, {
         3: a.dy.buffer,
         4: a.dx.buffer,
-        5: uniformU32(
-          ctx,
-          [inCount, bg.pitch, a.accumulate ? 2 : 0, ...geometry, ...grads],
+        5: ctx.uniform(
+          MAXPOOL_PARAMS.pack(
+            { count: inCount, pitch: bg.pitch, flags: accumulateFlag(a.accumulate), ...geometry, ...grads },
+            label,
+          ),
           `${label} backward`,
         ),
         6: arg,

@@ -1,8 +1,20 @@
-import { batchStride, bindSparse, expectShape, uniformU32 } from "./context.ts";
-import { grid1d, WG } from "./unary.ts";
+import { bindBuffers } from "../gpu/buffers.ts";
+import { u32Fields, uniformLayout } from "../gpu/uniform.ts";
+import { accumulateFlag, batchStride, expectShape, grid1d } from "./context.ts";
+import { WG } from "./unary.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
 const FILE = "ops/resize.wgsl";
+const RESIZE_PARAMS = uniformLayout(
+  FILE,
+  "Params",
+  u32Fields(
+    [
+      ...["count", "pitch", "flags", "c", "h", "w", "sy", "sx"],
+      ...["xOff", "xBS", "yOff", "yBS", "dyOff", "dyBS", "dxOff", "dxBS"],
+    ] as const,
+  ),
+);
 
 export interface ResizeArgs {
   /** input [N, C, H, W] */
@@ -27,17 +39,30 @@ export function planResizeNearest(ctx: OpContext, a: ResizeArgs): OpPlan {
   }
   expectShape("planResizeNearest", "y", a.y, [n, c, h * sy, w * sx]);
   const label = `resize x${sy},${sx} [${a.x.shape}]`;
-  const geometry = [c, h, w, sy, sx, a.x.offset, batchStride(a.x), a.y.offset, batchStride(a.y)];
+  const geometry = {
+    c,
+    h,
+    w,
+    sy,
+    sx,
+    xOff: a.x.offset,
+    xBS: batchStride(a.x),
+    yOff: a.y.offset,
+    yBS: batchStride(a.y),
+  };
   const outCount = n * c * h * sy * w * sx;
-  const fg = grid1d(outCount);
+  const fg = grid1d(outCount, WG);
   const fwd = ctx.programs.get(FILE, "forward", { WG });
   const forward: Dispatch[] = [{
     label: `${label} forward`,
     pipeline: fwd,
-    bindGroup: bindSparse(ctx.device, fwd, {
+    bindGroup: bindBuffers(ctx.device, fwd, {
       0: a.x.buffer,
       1: a.y.buffer,
-      4: uniformU32(ctx, [outCount, fg.pitch, 0, ...geometry, 0, 0, 0, 0], `${label} forward`),
+      4: ctx.uniform(
+        RESIZE_PARAMS.pack({ count: outCount, pitch: fg.pitch, ...geometry }, label),
+        `${label} forward`,
+      ),
     }, `${label} forward`),
     workgroups: fg.workgroups,
     bytes: 8 * outCount,
@@ -49,18 +74,25 @@ export function planResizeNearest(ctx: OpContext, a: ResizeArgs): OpPlan {
     expectShape("planResizeNearest", "dy", a.dy, a.y.shape);
     expectShape("planResizeNearest", "dx", a.dx, a.x.shape);
     const inCount = n * c * h * w;
-    const bg = grid1d(inCount);
-    const grads = [a.dy.offset, batchStride(a.dy), a.dx.offset, batchStride(a.dx)];
+    const bg = grid1d(inCount, WG);
+    const grads = {
+      dyOff: a.dy.offset,
+      dyBS: batchStride(a.dy),
+      dxOff: a.dx.offset,
+      dxBS: batchStride(a.dx),
+    };
     const bwd = ctx.programs.get(FILE, "backward", { WG });
     backward.push({
       label: `${label} backward`,
       pipeline: bwd,
-      bindGroup: bindSparse(ctx.device, bwd, {
+      bindGroup: bindBuffers(ctx.device, bwd, {
         2: a.dy.buffer,
         3: a.dx.buffer,
-        4: uniformU32(
-          ctx,
-          [inCount, bg.pitch, a.accumulate ? 2 : 0, ...geometry, ...grads],
+        4: ctx.uniform(
+          RESIZE_PARAMS.pack(
+            { count: inCount, pitch: bg.pitch, flags: accumulateFlag(a.accumulate), ...geometry, ...grads },
+            label,
+          ),
           `${label} backward`,
         ),
       }, `${label} backward`),

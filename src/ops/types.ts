@@ -1,3 +1,4 @@
+import type { GpuMemory } from "../gpu/memory.ts";
 import type { ProgramCache } from "../gpu/programs.ts";
 
 /** A float32 NCHW tensor living somewhere inside a GPU buffer. */
@@ -23,6 +24,8 @@ export interface Dispatch {
 
 export interface OpContext {
   device: GPUDevice;
+  /** the owner of every buffer the plan makes (freed with it) */
+  memory: GpuMemory;
   programs: ProgramCache;
   /** a uniform buffer created at plan time (never per step) */
   uniform(data: ArrayBuffer, label: string): GPUBuffer;

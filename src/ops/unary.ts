@@ -1,9 +1,30 @@
-import { batchStride, bindSparse, elementCount, expectShape, groups } from "./context.ts";
+import { bindBuffers } from "../gpu/buffers.ts";
+import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
+import { u32Fields, uniformLayout } from "../gpu/uniform.ts";
+import { accumulateFlag, batchStride, elementCount, expectShape, groups } from "./context.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
 /** Invocations per workgroup of the elementwise kernels. */
 export const WG = 64;
-const MAX_GROUPS = 65535;
+/** The `Params` uniform the files planUnary runs share. */
+const UNARY_PARAMS = uniformLayout(["ops/activation.wgsl", "ops/copy.wgsl"], "Params", [
+  ...u32Fields([
+    "count",
+    "per",
+    "_pad",
+    "flags",
+    "xOff",
+    "xBS",
+    "yOff",
+    "yBS",
+    "dyOff",
+    "dyBS",
+    "dxOff",
+    "dxBS",
+  ]),
+  ["alpha", "f32"],
+  ...u32Fields(["_p0", "_p1", "_p2"]),
+]);
 
 export interface UnaryArgs {
   x: TensorView;
@@ -26,17 +47,10 @@ export interface UnaryOptions {
   vec4?: boolean;
 }
 
-/** A 1-D grid over `count` invocations, folded into y where it exceeds the per-dimension workgroup limit. */
-export function grid1d(count: number): { workgroups: [number, number, number]; pitch: number } {
-  const total = groups(count, WG);
-  const x = Math.min(total, MAX_GROUPS);
-  return { workgroups: [x, Math.ceil(total / x), 1], pitch: x * WG };
-}
-
 /** Workgroups over `per` elements (x) of each of `n` batch items (y): the kernels then need no division. */
 export function grid2d(per: number, n: number, name: string): [number, number, number] {
   const x = groups(per, WG);
-  if (x > MAX_GROUPS || n > MAX_GROUPS) {
+  if (x > MAX_WORKGROUPS_PER_DIMENSION || n > MAX_WORKGROUPS_PER_DIMENSION) {
     throw new Error(`${name}: ${n} x ${per} elements exceed one dispatch`);
   }
   return [x, n, 1];
@@ -57,18 +71,16 @@ export function planUnary(
   const count = elementCount(a.x);
   const per = count / a.x.shape[0];
   const workgroups = grid2d(per, a.x.shape[0], name);
-  const words = new Uint32Array(16);
-  words.set([
+  const params = {
     count,
     per,
-    0,
-    a.accumulate ? 2 : 0,
-    a.x.offset,
-    batchStride(a.x),
-    a.y.offset,
-    batchStride(a.y),
-  ]);
-  new Float32Array(words.buffer, 48, 1)[0] = opts.alpha ?? 0;
+    flags: accumulateFlag(a.accumulate),
+    xOff: a.x.offset,
+    xBS: batchStride(a.x),
+    yOff: a.y.offset,
+    yBS: batchStride(a.y),
+    alpha: opts.alpha ?? 0,
+  };
   // vec4 entry points where the file has them and every view is 4-aligned.
   const v4 = (...views: TensorView[]) =>
     !!opts.vec4 && per % 4 === 0 && views.every((v) => v.offset % 4 === 0 && batchStride(v) % 4 === 0);
@@ -78,10 +90,10 @@ export function planUnary(
   const forward: Dispatch[] = [{
     label: `${label} forward`,
     pipeline: fwd,
-    bindGroup: bindSparse(ctx.device, fwd, {
+    bindGroup: bindBuffers(ctx.device, fwd, {
       [fwd4 ? 5 : 0]: a.x.buffer,
       [fwd4 ? 6 : 1]: a.y.buffer,
-      4: ctx.uniform(words.slice().buffer, `${label} forward`),
+      4: ctx.uniform(UNARY_PARAMS.pack(params, label), `${label} forward`),
     }, `${label} forward`),
     workgroups: fwd4 ? grid2d(per / 4, a.x.shape[0], name) : workgroups,
     bytes: 8 * count,
@@ -92,18 +104,23 @@ export function planUnary(
     if (!a.dy) throw new Error(`${name}: ${label} needs dy to plan its backward`);
     expectShape(name, "dy", a.dy, a.x.shape);
     expectShape(name, "dx", a.dx, a.x.shape);
-    words.set([a.dy.offset, batchStride(a.dy), a.dx.offset, batchStride(a.dx)], 8);
+    const grads = {
+      dyOff: a.dy.offset,
+      dyBS: batchStride(a.dy),
+      dxOff: a.dx.offset,
+      dxBS: batchStride(a.dx),
+    };
     const bwd4 = v4(a.x, a.dy, a.dx);
     const bwd = ctx.programs.get(file, bwd4 ? "backward4" : "backward", { WG, ...opts.constants });
     const readsX = opts.backwardReadsX ?? true;
     backward.push({
       label: `${label} backward`,
       pipeline: bwd,
-      bindGroup: bindSparse(ctx.device, bwd, {
+      bindGroup: bindBuffers(ctx.device, bwd, {
         [bwd4 ? 5 : 0]: readsX ? a.x.buffer : undefined,
         [bwd4 ? 7 : 2]: a.dy.buffer,
         [bwd4 ? 8 : 3]: a.dx.buffer,
-        4: ctx.uniform(words.slice().buffer, `${label} backward`),
+        4: ctx.uniform(UNARY_PARAMS.pack({ ...params, ...grads }, label), `${label} backward`),
       }, `${label} backward`),
       workgroups: bwd4 ? grid2d(per / 4, a.x.shape[0], name) : workgroups,
       bytes: 4 * (a.accumulate ? 4 : 3) * count,

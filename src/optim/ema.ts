@@ -3,9 +3,19 @@
  * normalisation running stats. d_k = decay * (1 - exp(-k / tau)) with k incremented before use; ema = d*ema +
  * (1-d)*model.
  */
-import { bindAll, createStorage } from "../gpu/buffers.ts";
+import { bindBuffers } from "../gpu/buffers.ts";
+import { GpuMemory } from "../gpu/memory.ts";
+import { uniformLayout } from "../gpu/uniform.ts";
 import type { ProgramCache } from "../gpu/programs.ts";
 import { streamPlan } from "../gpu/runs.ts";
+
+/** wgsl/optim/ema.wgsl's `Params`. */
+const EMA_PARAMS = uniformLayout("optim/ema.wgsl", "Params", [
+  ["d", "f32"],
+  ["one_minus_d", "f32"],
+  ["n4", "u32"],
+  ["_pad", "u32"],
+]);
 
 export interface EmaSource {
   buffer: GPUBuffer;
@@ -39,14 +49,14 @@ export class Ema {
   readonly tau: number;
   readonly #device: GPUDevice;
   readonly #targets: Target[];
-  readonly #host = new ArrayBuffer(16);
-  readonly #f32 = new Float32Array(this.#host);
-  readonly #u32 = new Uint32Array(this.#host);
+  /** Owns the EMA copies and uniforms. */
+  readonly #memory: GpuMemory;
   #updates: number;
 
   /** Copies the sources (deepcopy(model)) with one submit; later updates only record. */
   constructor(device: GPUDevice, programs: ProgramCache, sources: EmaSource[], options: EmaOptions = {}) {
     this.#device = device;
+    this.#memory = new GpuMemory(device);
     this.decay = options.decay ?? 0.9999;
     this.tau = options.tau ?? 2000;
     this.#updates = options.updates ?? 0;
@@ -58,17 +68,13 @@ export class Ema {
       if (s.buffer.size < n4 * 16) {
         throw new Error(`Ema: ${s.label} has ${s.buffer.size} bytes, needs ${n4 * 16}`);
       }
-      const ema = createStorage(device, n4 * 16, `ema.${s.label}`);
+      const ema = this.#memory.storage(n4 * 16, `ema.${s.label}`);
       encoder.copyBufferToBuffer(s.buffer, 0, ema, 0, n4 * 16);
       this.buffers.push(ema);
-      const uniform = device.createBuffer({
-        label: `ema.${s.label}.params`,
-        size: 16,
-        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-      });
+      const uniform = this.#memory.uniformBuffer(EMA_PARAMS.byteLength, `ema.${s.label}.params`);
       const plan = streamPlan(n4, wg, options.chunk ?? 256);
       const pipeline = programs.get("optim/ema.wgsl", "main", { WG: wg, CHUNK: plan.chunk });
-      const group = bindAll(device, pipeline, [ema, s.buffer, uniform]);
+      const group = bindBuffers(device, pipeline, [ema, s.buffer, uniform]);
       return { pipeline, uniform, group, n4, workgroups: plan.workgroups };
     });
     device.queue.submit([encoder.finish()]);
@@ -76,8 +82,7 @@ export class Ema {
 
   /** Frees the EMA copies and uniforms (not the sources). */
   destroy(): void {
-    for (const b of this.buffers) b.destroy();
-    for (const t of this.#targets) t.uniform.destroy();
+    this.#memory.destroy();
   }
 
   get updates(): number {
@@ -103,12 +108,9 @@ export class Ema {
 
   encodeUpdate(pass: GPUComputePassEncoder): void {
     const d = this.decayAt(++this.#updates);
-    this.#f32[0] = d;
-    this.#f32[1] = 1 - d;
     for (const t of this.#targets) {
       pass.setPipeline(t.pipeline);
-      this.#u32[2] = t.n4;
-      this.#device.queue.writeBuffer(t.uniform, 0, this.#host);
+      this.#device.queue.writeBuffer(t.uniform, 0, EMA_PARAMS.pack({ d, one_minus_d: 1 - d, n4: t.n4 }));
       pass.setBindGroup(0, t.group);
       pass.dispatchWorkgroups(t.workgroups);
     }

@@ -4,7 +4,9 @@
  * group that also zeroes the consumed gradients. Pipelines, state buffers, uniforms and bind groups are made once;
  * a step only writes its uniforms and records four dispatches into the caller's encoder.
  */
-import { bindAll, createStorage } from "../gpu/buffers.ts";
+import { bindBuffers } from "../gpu/buffers.ts";
+import { GpuMemory } from "../gpu/memory.ts";
+import { uniformLayout } from "../gpu/uniform.ts";
 import type { ProgramCache } from "../gpu/programs.ts";
 import { SumOfSquares } from "../gpu/reduce.ts";
 import { streamPlan } from "../gpu/runs.ts";
@@ -37,7 +39,23 @@ export interface FlatBuffers {
   grads: GPUBuffer;
 }
 
-const UNIFORM_BYTES = 128;
+/** The `Params` uniform of wgsl/optim/sgd.wgsl and adam.wgsl: per optimizer group, then the shared fields. */
+const GROUP_FIELDS = ["lr", "momentum", "wd", "step_size", "decay", "_p0", "_p1", "_p2"] as const;
+const OPTIM_PARAMS = uniformLayout(["optim/sgd.wgsl", "optim/adam.wgsl"], "Params", [
+  ...[0, 1, 2].flatMap((j) => GROUP_FIELDS.map((f) => [`groups[${j}].${f}`, "f32"] as const)),
+  ["n4", "u32"],
+  ["first_step", "u32"],
+  ...(["beta2", "one_minus_beta1", "one_minus_beta2", "bc2_sqrt", "eps", "_pad"] as const).map(
+    (f) => [f, "f32"] as const,
+  ),
+]);
+/** wgsl/optim/clip.wgsl's `Params`. */
+const CLIP_PARAMS = uniformLayout("optim/clip.wgsl", "Params", [
+  ["max_norm", "f32"],
+  ["_p0", "f32"],
+  ["_p1", "f32"],
+  ["_p2", "f32"],
+]);
 
 export class Optimizer {
   readonly n4: number;
@@ -53,12 +71,10 @@ export class Optimizer {
   readonly #update: GPUComputePipeline;
   readonly #updateGroup: GPUBindGroup;
   readonly #uniform: GPUBuffer;
-  readonly #host = new ArrayBuffer(UNIFORM_BYTES);
-  readonly #f32 = new Float32Array(this.#host);
-  readonly #u32 = new Uint32Array(this.#host);
   readonly #workgroups: number;
   readonly #staging: GPUBuffer;
-  readonly #owned: GPUBuffer[];
+  /** Owns the optimizer's own buffers (not params or grads). */
+  readonly #memory: GpuMemory;
   #steps = 0;
 
   constructor(
@@ -82,40 +98,26 @@ export class Optimizer {
     const plan = streamPlan(this.n4, wg, options.chunk ?? 256);
     this.#workgroups = plan.workgroups;
     const adam = options.kind !== "SGD";
-    this.state = (adam ? ["m", "v"] : ["momentum_buffer"]).map((s) =>
-      createStorage(device, bytes, `optim.${s}`)
-    );
-    const tags = groupTags(layout);
-    const tagBuffer = createStorage(device, tags.byteLength, "optim.tags");
-    device.queue.writeBuffer(tagBuffer, 0, tags);
-    this.clipState = createStorage(device, 8, "optim.clip");
-    this.#staging = device.createBuffer({
-      label: "optim.grad_norm.staging",
-      size: 8,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
-    this.#uniform = device.createBuffer({
-      label: "optim.params",
-      size: UNIFORM_BYTES,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-    });
+    const memory = this.#memory = new GpuMemory(device);
+    this.state = (adam ? ["m", "v"] : ["momentum_buffer"]).map((s) => memory.storage(bytes, `optim.${s}`));
+    const tagBuffer = memory.upload(groupTags(layout), "optim.tags");
+    this.clipState = memory.storage(8, "optim.clip");
+    this.#staging = memory.readback(8, "optim.grad_norm.staging");
+    this.#uniform = memory.uniformBuffer(OPTIM_PARAMS.byteLength, "optim.params");
 
-    this.#norm = new SumOfSquares(device, programs, buffers.grads, this.n4, this.clipState, 0, options.chunk);
-    const clipUniform = device.createBuffer({
-      label: "optim.clip.params",
-      size: 16,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-    });
-    device.queue.writeBuffer(clipUniform, 0, new Float32Array([options.maxGradNorm ?? 10, 0, 0, 0]));
+    this.#norm = new SumOfSquares(memory, programs, buffers.grads, this.n4, this.clipState, 0, options.chunk);
+    const clipUniform = memory.uniform(
+      CLIP_PARAMS.pack({ max_norm: options.maxGradNorm ?? 10 }),
+      "optim.clip.params",
+    );
     this.#clip = programs.get("optim/clip.wgsl", "main");
-    this.#clipGroup = bindAll(device, this.#clip, [this.clipState, clipUniform]);
+    this.#clipGroup = bindBuffers(device, this.#clip, [this.clipState, clipUniform]);
 
     const file = adam ? "optim/adam.wgsl" : "optim/sgd.wgsl";
     const constants: Record<string, number> = { WG: wg, CHUNK: plan.chunk };
     if (adam) constants.DECOUPLED = options.kind === "AdamW" ? 1 : 0;
     this.#update = programs.get(file, "main", constants);
-    this.#owned = [...this.state, tagBuffer, this.clipState, this.#staging, this.#uniform, clipUniform];
-    this.#updateGroup = bindAll(device, this.#update, [
+    this.#updateGroup = bindBuffers(device, this.#update, [
       buffers.params,
       buffers.grads,
       ...this.state,
@@ -166,7 +168,7 @@ export class Optimizer {
 
   /** Frees the optimizer's own buffers (not params or grads). */
   destroy(): void {
-    for (const b of this.#owned) b.destroy();
+    this.#memory.destroy();
   }
 
   /** The pre-clip gradient norm of the last step recorded with readGradNorm, once its submit has run. */
@@ -181,26 +183,26 @@ export class Optimizer {
     const { weightDecay } = this.options;
     const beta2 = this.options.beta2 ?? 0.999;
     const t = this.#steps;
-    const f = this.#f32;
+    const values: Record<string, number> = {
+      n4: this.n4,
+      first_step: t === 1 ? 1 : 0,
+      beta2,
+      // Adam's beta1 is hyp.momentum in every group (warmup never touches it).
+      one_minus_beta1: 1 - hyper.momentum[0],
+      one_minus_beta2: 1 - beta2,
+      bc2_sqrt: Math.sqrt(1 - beta2 ** t),
+      eps: this.options.eps ?? 1e-8,
+    };
     for (let j = 0; j < 3; j++) {
       const lr = hyper.lr[j];
       const beta1 = hyper.momentum[j];
       const wd = j === 1 ? weightDecay : 0;
-      const o = j * 8;
-      f[o] = lr;
-      f[o + 1] = beta1;
-      f[o + 2] = wd;
-      f[o + 3] = lr / (1 - beta1 ** t);
-      f[o + 4] = 1 - lr * wd;
+      values[`groups[${j}].lr`] = lr;
+      values[`groups[${j}].momentum`] = beta1;
+      values[`groups[${j}].wd`] = wd;
+      values[`groups[${j}].step_size`] = lr / (1 - beta1 ** t);
+      values[`groups[${j}].decay`] = 1 - lr * wd;
     }
-    this.#u32[24] = this.n4;
-    this.#u32[25] = t === 1 ? 1 : 0;
-    f[26] = beta2;
-    // Adam's beta1 is hyp.momentum in every group (warmup never touches it).
-    f[27] = 1 - hyper.momentum[0];
-    f[28] = 1 - beta2;
-    f[29] = Math.sqrt(1 - beta2 ** t);
-    f[30] = this.options.eps ?? 1e-8;
-    this.#device.queue.writeBuffer(this.#uniform, 0, this.#host);
+    this.#device.queue.writeBuffer(this.#uniform, 0, OPTIM_PARAMS.pack(values, "optim.params"));
   }
 }

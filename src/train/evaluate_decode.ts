@@ -21,6 +21,27 @@ export interface HeadLayer {
   nx: number;
 }
 
+/** One head conv's output (count, na*no, ny, nx), of a batch planned for shape[0], as a HeadLayer. */
+export function headLayer(
+  conv: Float32Array,
+  count: number,
+  na: number,
+  shape: readonly number[],
+): HeadLayer {
+  const [, c, ny, nx] = shape;
+  const no = c / na, hw = ny * nx;
+  const data = new Float32Array(count * na * hw * no);
+  for (let b = 0; b < count; b++) {
+    for (let a = 0; a < na; a++) {
+      for (let k = 0; k < no; k++) {
+        const src = ((b * na + a) * no + k) * hw, dst = (b * na + a) * hw * no + k;
+        for (let s = 0; s < hw; s++) data[dst + s * no] = conv[src + s];
+      }
+    }
+  }
+  return { data, ny, nx };
+}
+
 const f = Math.fround;
 const sigmoid = (x: number) => f(1 / (1 + Math.exp(-x)));
 

@@ -1,6 +1,6 @@
 /**
  * One fine-tune of an ONNX YOLOv5 model on the GPU, shared by `deno task finetune` and the jobs trainer: the
- * training step (a TrainProgram, or the frozen-feature cache when a frozen prefix and no augmentation allow it),
+ * training step (a TrainProgram, in cached mode when a frozen prefix and no augmentation allow it),
  * train.py's optimizer/schedule/EMA over the flat parameters, the batch loader, evaluation of any weights on
  * held-out samples, checkpoint state, and write-back of the final and EMA weights into copies of the model.
  *
@@ -13,19 +13,18 @@
  * @module
  */
 import type { FinetuneConfig } from "../config/finetune.ts";
-import { readF32 } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { ProgramCache } from "../gpu/programs.ts";
 import { streamChunk } from "../gpu/runs.ts";
 import { OnnxModel } from "../onnx/model.ts";
-import { OptimizerLoop } from "../optim/loop.ts";
+import { OptimizerStepper } from "../optim/stepper.ts";
 import type { Sample } from "./data/dataset.ts";
 import { BatchLoader } from "./data/loader.ts";
 import { evaluate } from "./evaluate.ts";
-import { CacheUnavailableError, FrozenCacheProgram } from "./frozen_cache.ts";
-import { type IterationReport, type LoopResult, programStep, type StepProgram, trainLoop } from "./loop.ts";
+import { CacheUnavailableError } from "./frozen_cache.ts";
+import { type IterationReport, type LoopResult, trainLoop } from "./loop.ts";
 import type { ValMetrics } from "./metrics.ts";
-import { type FlatLayout, type ParamLayout, writeBackParams } from "./param_layout.ts";
+import type { ParamLayout } from "./param_layout.ts";
 import { TrainProgram } from "./program.ts";
 import { captureState, restoreState, type StateBuffer } from "./train_state.ts";
 
@@ -49,32 +48,19 @@ export interface TrainOptions {
   onEpochEnd?(epoch: number): Promise<void>;
 }
 
-/** The parts of a training program the session needs besides the step. */
-interface Weights {
-  layout: ParamLayout;
-  params: GPUBuffer;
-  grads: GPUBuffer;
-  /** BatchNorm running statistics of unfused models (the EMA averages them too) */
-  buffers?: GPUBuffer;
-  bufferLayout?: FlatLayout;
-}
-
 /** Which weights to evaluate or export: the live ones, or their EMA. */
 export type WeightSet = "live" | "ema";
 
 export class FinetuneSession {
   readonly device: GPUDevice;
   readonly loader: BatchLoader;
-  readonly optimizer: OptimizerLoop;
+  readonly optimizer: OptimizerStepper;
   #evalProgram?: TrainProgram;
 
   private constructor(
     readonly options: SessionOptions,
-    readonly step: StepProgram,
-    readonly weights: Weights,
+    readonly program: TrainProgram,
     readonly programs: ProgramCache,
-    /** true when training starts from cached frozen features */
-    readonly cached: boolean,
   ) {
     const { config, gpu } = options;
     this.device = gpu.device;
@@ -86,13 +72,10 @@ export class FinetuneSession {
       seed: config.seed,
       hyp: config.hyp,
     });
-    const emaExtra = weights.buffers && weights.bufferLayout
-      ? [{ buffer: weights.buffers, size: weights.bufferLayout.size, label: "buffers" }]
-      : [];
-    this.optimizer = new OptimizerLoop(this.device, programs, weights.layout.entries, {
-      params: weights.params,
-      grads: weights.grads,
-      emaExtra,
+    this.optimizer = new OptimizerStepper(this.device, programs, program.layout.entries, {
+      params: program.params,
+      grads: program.grads!,
+      emaExtra: program.emaExtra,
     }, {
       optimizer: config.optimizer,
       hyp: config.hyp,
@@ -121,6 +104,7 @@ export class FinetuneSession {
     const errors = [await device.popErrorScope(), await device.popErrorScope()].filter((e) => e !== null);
     if (thrown) throw thrown;
     if (errors.length) {
+      session!.destroy();
       throw new Error(`FinetuneSession: the GPU rejected the training program: ${errors[0].message}`);
     }
     return session!;
@@ -144,39 +128,47 @@ export class FinetuneSession {
     }
     if (wantCache) {
       try {
-        const cached = await FrozenCacheProgram.create(gpu.device, model, options.train, {
-          ...programOptions,
-          cacheBudgetBytes: options.cacheBudgetBytes,
+        const cached = await TrainProgram.createCached(gpu.device, model, programOptions, {
+          samples: options.train,
+          budgetBytes: options.cacheBudgetBytes,
         });
-        return new FinetuneSession(options, cached, cached, programs, true);
+        return FinetuneSession.#around(options, cached, programs);
       } catch (err) {
         // Chosen automatically, the cache gives way to the whole forward when it cannot serve this run.
         if (!(err instanceof CacheUnavailableError && options.frozenCache === undefined)) throw err;
       }
     }
     const program = TrainProgram.create(gpu.device, model, programOptions);
-    const weights = {
-      layout: program.layout,
-      params: program.params,
-      grads: program.grads!,
-      buffers: program.buffers,
-      bufferLayout: program.bufferLayout,
-    };
-    return new FinetuneSession(options, programStep(program), weights, programs, false);
+    return FinetuneSession.#around(options, program, programs);
+  }
+
+  /** The session around `program`; the program is destroyed if the rest of the session cannot be made. */
+  static #around(options: SessionOptions, program: TrainProgram, programs: ProgramCache): FinetuneSession {
+    try {
+      return new FinetuneSession(options, program, programs);
+    } catch (err) {
+      program.destroy();
+      throw err;
+    }
   }
 
   get layout(): ParamLayout {
-    return this.weights.layout;
+    return this.program.layout;
   }
 
   /** The live parameters (flat layout). */
   get params(): GPUBuffer {
-    return this.weights.params;
+    return this.program.params;
+  }
+
+  /** true when training starts from cached frozen features */
+  get cached(): boolean {
+    return this.program.cached;
   }
 
   /** Seconds the frozen-feature cache took to fill, or null when training runs the whole forward. */
   get cacheSeconds(): number | null {
-    return this.step instanceof FrozenCacheProgram ? this.step.cacheSeconds : null;
+    return this.program.cache?.seconds ?? null;
   }
 
   /** The EMA of the parameters (flat layout). */
@@ -186,7 +178,7 @@ export class FinetuneSession {
 
   train(options: TrainOptions = {}): Promise<LoopResult> {
     return trainLoop({
-      step: this.step,
+      step: this.program,
       optimizer: this.optimizer,
       batches: (epoch) => this.loader.epoch(epoch),
       epochs: this.options.config.epochs,
@@ -196,7 +188,7 @@ export class FinetuneSession {
 
   /** The flat buffers of a weight set: parameters, and running statistics where the model has BatchNorm. */
   #buffersOf(which: WeightSet): { params: GPUBuffer; buffers?: GPUBuffer } {
-    if (which === "live") return { params: this.weights.params, buffers: this.weights.buffers };
+    if (which === "live") return { params: this.program.params, buffers: this.program.buffers };
     const [params, buffers] = this.optimizer.ema.buffers;
     return { params, buffers };
   }
@@ -234,29 +226,26 @@ export class FinetuneSession {
     });
   }
 
-  /**
-   * Frees what this session owns outright: optimizer state, EMA copies and the feature cache. The programs'
-   * activations have no destroy of their own and go with the session's garbage collection.
-   */
+  /** Frees all the session's GPU memory: the training and evaluation programs, optimizer state, EMA copies. */
   destroy(): void {
-    this.optimizer.optimizer.destroy();
-    this.optimizer.ema.destroy();
-    if (this.step instanceof FrozenCacheProgram) this.step.destroyCache();
+    this.optimizer.destroy();
+    this.program.destroy();
+    this.#evalProgram?.destroy();
   }
 
   #stateBuffers(): StateBuffer[] {
     const floats = this.layout.size;
     return [
-      { name: "params", buffer: this.weights.params, floats },
+      { name: "params", buffer: this.program.params, floats },
       ...this.optimizer.optimizer.state.map((buffer, i) => ({ name: `optimizer${i}`, buffer, floats })),
       { name: "ema", buffer: this.emaParams, floats },
-      ...(this.weights.buffers && this.weights.bufferLayout
+      ...(this.program.buffers
         ? [
-          { name: "buffers", buffer: this.weights.buffers, floats: this.weights.bufferLayout.size },
+          { name: "buffers", buffer: this.program.buffers, floats: this.program.bufferLayout.size },
           {
             name: "ema_buffers",
             buffer: this.optimizer.ema.buffers[1],
-            floats: this.weights.bufferLayout.size,
+            floats: this.program.bufferLayout.size,
           },
         ]
         : []),
@@ -279,11 +268,7 @@ export class FinetuneSession {
     const last = OnnxModel.parse(bytes), ema = OnnxModel.parse(bytes);
     for (const [model, which] of [[last, "live"], [ema, "ema"]] as const) {
       const source = this.#buffersOf(which);
-      writeBackParams(model, this.layout, await readF32(this.device, source.params, this.layout.size));
-      const bufferLayout = this.weights.bufferLayout;
-      if (source.buffers && bufferLayout) {
-        writeBackParams(model, bufferLayout, await readF32(this.device, source.buffers, bufferLayout.size));
-      }
+      await this.program.writeBack(model, source.params, source.buffers);
     }
     return { last, ema };
   }

@@ -103,7 +103,7 @@ async function runSession(
 ): Promise<RunResult> {
   const { config } = o;
   const base = dataset.val.length ? await session.evaluate("live", dataset.val) : null;
-  if (base) log(`base model: mAP@0.5 ${base.map50.toFixed(4)}, mAP@0.5:0.95 ${base.map.toFixed(4)}`);
+  if (base) log(`base model: mAP@0.5 ${base.map50.toFixed(4)}, mAP@0.5:0.95 ${base.map50_95.toFixed(4)}`);
   const saved = await o.checkpoint?.load();
   const startEpoch = saved ? session.restore(saved.state) : 0;
   if (startEpoch) log(`resuming after epoch ${startEpoch - 1}`);
@@ -142,7 +142,7 @@ async function runSession(
   await Deno.writeFile(join(o.outDir, "ema.onnx"), emaBytes);
   const emaMetrics = dataset.val.length ? await session.evaluate("ema", dataset.val) : null;
   if (emaMetrics) {
-    log(`EMA model: mAP@0.5 ${emaMetrics.map50.toFixed(4)}, mAP@0.5:0.95 ${emaMetrics.map.toFixed(4)}`);
+    log(`EMA model: mAP@0.5 ${emaMetrics.map50.toFixed(4)}, mAP@0.5:0.95 ${emaMetrics.map50_95.toFixed(4)}`);
   }
   return {
     dataset,

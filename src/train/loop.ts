@@ -9,19 +9,18 @@
  * @example
  * ```ts
  * const result = await trainLoop({
- *   step: programStep(program), optimizer, epochs: 5, batches: (e) => loader.epoch(e),
+ *   step: program, optimizer, epochs: 5, batches: (e) => loader.epoch(e),
  *   onIteration: ({ line }) => trace.write(line),
  * });
  * ```
  * @module
  */
-import type { OptimizerLoop } from "../optim/loop.ts";
+import type { OptimizerStepper } from "../optim/stepper.ts";
 import { type TraceLine, traceLine } from "../optim/trace.ts";
 import type { Batch } from "./data/loader.ts";
 import type { LossItems } from "./loss.ts";
-import type { TrainProgram } from "./program.ts";
 
-/** What the loop drives: a TrainProgram, or a step that starts from cached frozen features (frozen_cache.ts). */
+/** What the loop drives (TrainProgram, in either mode). */
 export interface StepProgram {
   readonly device: GPUDevice;
   /** Queues this batch's uploads ahead of the next submit. */
@@ -30,15 +29,6 @@ export interface StepProgram {
   encodeStep(encoder: GPUCommandEncoder): void;
   /** The loss items of the last submitted step. */
   readItems(): Promise<LossItems>;
-}
-
-export function programStep(program: TrainProgram): StepProgram {
-  return {
-    device: program.device,
-    load: (batch) => program.setBatch(batch.images, batch.targets, batch.size),
-    encodeStep: (encoder) => program.encodeStep(encoder),
-    readItems: () => program.readItems(),
-  };
 }
 
 export interface IterationReport {
@@ -55,7 +45,7 @@ export interface IterationReport {
 
 export interface LoopOptions {
   step: StepProgram;
-  optimizer: OptimizerLoop;
+  optimizer: OptimizerStepper;
   /** The batches of an epoch, in train.py's order (BatchLoader.epoch). */
   batches(epoch: number): AsyncIterable<Batch>;
   epochs: number;

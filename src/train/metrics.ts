@@ -88,7 +88,8 @@ export interface ValMetrics {
   P: number;
   R: number;
   map50: number;
-  map: number;
+  /** mAP@0.5:0.95: the mean over classes of AP averaged over IoU 0.5, 0.55, ..., 0.95 */
+  map50_95: number;
   /** keyed by class id: every class that has labels */
   perClass: Record<number, ClassAp>;
 }
@@ -116,7 +117,7 @@ export function apPerClass(stats: readonly ImageStats[]): ValMetrics {
     P: 0,
     R: 0,
     map50: 0,
-    map: 0,
+    map50_95: 0,
     perClass: {},
   };
   if (!correct.some((row) => row.some(Boolean))) {
@@ -153,7 +154,7 @@ export function apPerClass(stats: readonly ImageStats[]): ValMetrics {
   result.P = mean(p.map((row) => row[best]));
   result.R = mean(r.map((row) => row[best]));
   result.map50 = mean(ap.map((row) => row[0]));
-  result.map = mean(apMean);
+  result.map50_95 = mean(apMean);
   classes.forEach((c, ci) => (result.perClass[c] = { ap50: ap[ci][0], ap: apMean[ci] }));
   return result;
 }

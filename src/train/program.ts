@@ -7,15 +7,21 @@
  * statistics updated by every forward) and in eval mode in a forward-only one (running statistics normalise);
  * the running statistics live in the flat `buffers` buffer (param_layout.ts buildBufferLayout).
  *
+ * With a frozen prefix and augmentation off the program can run in cached mode (createCached, frozen_cache.ts):
+ * the frozen layers' outputs are computed once per training image, and a step starts from them.
+ *
  * @example
  * ```ts
  * const program = TrainProgram.create(device, model, { batch: 8, imgsz: 320, hyp, freeze: 0 });
  * const items = await program.step(images, targets); // images: batch*3*320*320 RGB/255, targets: [b,c,x,y,w,h]*
- * // or: program.setBatch(images, targets); program.encodeStep(enc); optimizer.encode(enc); submit; readItems()
+ * // or, per iteration: program.load(batch); stepper.begin(enc, ...); program.encodeStep(enc);
+ * // stepper.finish(enc, plan); submit; await program.readItems()   (stepper: optim/stepper.ts)
+ * program.destroy(); // frees every GPU buffer the program made
  * ```
  * @module
  */
-import { createStorage, readF32 } from "../gpu/buffers.ts";
+import { readF32 } from "../gpu/buffers.ts";
+import { GpuMemory } from "../gpu/memory.ts";
 import { ProgramCache } from "../gpu/programs.ts";
 import type { OnnxModel } from "../onnx/model.ts";
 import { buildTrainGraph, type TrainGraph } from "../onnx/graph.ts";
@@ -23,6 +29,8 @@ import { inferShapes } from "../onnx/graph_shapes.ts";
 import { createOpContext, recordDispatches } from "../ops/context.ts";
 import type { EmaSource } from "../optim/ema.ts";
 import type { Dispatch, OpContext, TensorView } from "../ops/types.ts";
+import type { Batch } from "./data/loader.ts";
+import { cacheBoundaries, type FrozenCacheOptions, FrozenFeatureCache } from "./frozen_cache.ts";
 import { type LossItems, type LossPlan, planLoss } from "./loss.ts";
 import { type LossHyp, lossSettings } from "./loss_settings.ts";
 import {
@@ -37,7 +45,7 @@ import {
 import { accKey, gradientTensors, type Memory, planMemory } from "./program_memory.ts";
 import { planNode } from "./program_ops.ts";
 import type { TargetRows } from "./targets.ts";
-import type { HeadLayer } from "./evaluate_decode.ts";
+import { type HeadLayer, headLayer } from "./evaluate_decode.ts";
 
 export interface ProgramOptions {
   batch: number;
@@ -72,7 +80,11 @@ export class TrainProgram {
   readonly input: TensorView;
   /** Raw head conv outputs (batch, na*no, ny, nx), P3 first. */
   readonly heads: TensorView[];
+  /** Forward of every node, in graph order. */
   readonly forwardDispatches: Dispatch[] = [];
+  /** The part of forwardDispatches that computes no gradient-carrying tensor (a frozen prefix): the whole
+   * forward minus these is what a cached-mode step runs. */
+  readonly prefixDispatches: Dispatch[] = [];
   readonly lossDispatches: Dispatch[] = [];
   /** In recording order (reverse graph order). */
   readonly backwardDispatches: Dispatch[] = [];
@@ -81,7 +93,12 @@ export class TrainProgram {
   readonly memoryBytes: number;
   /** Bytes of op scratch: per-op buffers plus the transient slots shared by all ops (OpContext.transient). */
   readonly scratchBytes: number;
+  /** Owns every buffer of this program: destroy() frees them. */
+  readonly #memory: GpuMemory;
   readonly #clears: GPUBuffer[];
+  /** The forward a step runs: all of it, or in cached mode the nodes after the frozen prefix. */
+  readonly #stepForward: Dispatch[] = [];
+  readonly #cache?: FrozenFeatureCache;
   readonly #staging?: GPUBuffer;
   readonly #zeros: Float32Array<ArrayBuffer>;
   /** BatchNorm statistics must cover only the real images of a short batch. */
@@ -95,6 +112,7 @@ export class TrainProgram {
     readonly options: ProgramOptions,
     ctx: OpContext & { scratchBytes(): number },
     model: OnnxModel,
+    cache?: FrozenCacheOptions,
   ) {
     const { batch, imgsz } = options;
     this.#count = batch;
@@ -104,33 +122,40 @@ export class TrainProgram {
       throw new Error(`TrainProgram: imgsz ${imgsz} is not a multiple of ${maxStride}`);
     }
     const shapes = inferShapes(model, graph, batch, imgsz, imgsz);
-    this.params = createStorage(device, layout.size * 4, "params");
-    device.queue.writeBuffer(this.params, 0, packParams(model, layout));
-    this.bufferLayout = buildBufferLayout(model, graph);
-    if (this.bufferLayout.size > 0) {
-      this.buffers = createStorage(device, this.bufferLayout.size * 4, "buffers");
-      device.queue.writeBuffer(this.buffers, 0, packParams(model, this.bufferLayout));
-    }
+    const memory = this.#memory = ctx.memory;
     const trainable = new Set(layout.entries.filter((e) => !e.frozen).map((e) => e.name));
     // The loss always writes the head gradients, even when everything below is frozen.
     const needsGrad = training
       ? new Set([...gradientTensors(graph, trainable), ...graph.heads])
       : new Set<string>();
-    const order = graph.nodes.map((_, i) => i).reverse().filter((i) => needsGrad.has(graph.nodes[i].y));
-    const memory: Memory = planMemory(device, graph, shapes, needsGrad, order, graph.heads);
-    this.memoryBytes = memory.bytes;
-    this.#clears = memory.clearEachStep;
-    this.input = memory.values.get(graph.input)!;
-    this.heads = graph.heads.map((h) => memory.values.get(h)!);
+    const inTail = (i: number) => needsGrad.has(graph.nodes[i].y);
+    if (cache && !training) {
+      throw new Error("TrainProgram: the frozen-feature cache is for training programs");
+    }
+    // Checked against the budget before anything is allocated.
+    const boundaries = cache && cacheBoundaries(device, graph, shapes, inTail, cache);
+    this.params = memory.storage(layout.size * 4, "params");
+    device.queue.writeBuffer(this.params, 0, packParams(model, layout));
+    this.bufferLayout = buildBufferLayout(model, graph);
+    if (this.bufferLayout.size > 0) {
+      this.buffers = memory.storage(this.bufferLayout.size * 4, "buffers");
+      device.queue.writeBuffer(this.buffers, 0, packParams(model, this.bufferLayout));
+    }
+    const order = graph.nodes.map((_, i) => i).reverse().filter(inTail);
+    const place: Memory = planMemory(memory, graph, shapes, needsGrad, order, graph.heads);
+    this.memoryBytes = place.bytes;
+    this.#clears = place.clearEachStep;
+    this.input = place.values.get(graph.input)!;
+    this.heads = graph.heads.map((h) => place.values.get(h)!);
     this.#zeros = new Float32Array(batch * 3 * imgsz * imgsz);
     if (training) {
-      this.grads = createStorage(device, layout.size * 4, "grads");
+      this.grads = memory.storage(layout.size * 4, "grads");
       const hyp = options.hyp;
       if (!hyp) throw new Error("TrainProgram: training needs options.hyp (the loss hyperparameters)");
       const settings = lossSettings(hyp, graph.heads.length, graph.yolo.nc, imgsz);
       const lossHeads = graph.yolo.layers.map((l, i) => ({
         logits: this.heads[i],
-        grad: memory.grads.get(graph.heads[i])!,
+        grad: place.grads.get(graph.heads[i])!,
         layer: {
           ny: this.heads[i].shape[2],
           nx: this.heads[i].shape[3],
@@ -145,48 +170,101 @@ export class TrainProgram {
         options.maxTargets ?? DEFAULT_TARGETS_PER_IMAGE * batch,
       );
       this.lossDispatches.push(...this.loss.dispatches);
-      this.#staging = device.createBuffer({
-        label: "loss items staging",
-        size: 16,
-        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-      });
+      this.#staging = memory.readback(16, "loss items staging");
     }
     const backward: Dispatch[][] = [];
     graph.nodes.forEach((n, i) => {
       const plan = planNode(ctx, n, {
-        value: (t) => memory.values.get(t)!,
-        grad: (t) => memory.grads.get(t),
-        accumulate: (t) => memory.accumulate.get(accKey(i, t)) ?? false,
+        value: (t) => place.values.get(t)!,
+        grad: (t) => place.grads.get(t),
+        accumulate: (t) => place.accumulate.get(accKey(i, t)) ?? false,
         param: (name) => this.#paramView(this.params, name),
         buffer: (name) => flatView(this.bufferLayout, this.buffers!, name),
         training,
         recomputeColumns: options.recomputeColumns ?? false,
-        copied: (t) => memory.copies.has(t),
+        copied: (t) => place.copies.has(t),
         paramGrad: (
           name,
         ) => (this.grads && trainable.has(name) ? this.#paramView(this.grads, name) : undefined),
       });
       this.forwardDispatches.push(...plan.forward);
+      if (!inTail(i)) this.prefixDispatches.push(...plan.forward);
+      if (!boundaries || inTail(i)) this.#stepForward.push(...plan.forward);
       backward[i] = plan.backward;
       if (plan.setCount) this.#setCounts.push(plan.setCount);
     });
     for (const i of order) this.backwardDispatches.push(...backward[i]);
     this.scratchBytes = ctx.scratchBytes();
+    if (boundaries) {
+      this.#cache = new FrozenFeatureCache(memory, boundaries, (t) => place.values.get(t)!, cache!.samples);
+    }
   }
 
   /** Builds the IR, layout and plans for `model`; `device` must be the device every buffer lives on. */
   static create(device: GPUDevice, model: OnnxModel, options: ProgramOptions): TrainProgram {
+    return TrainProgram.#plan(device, model, options);
+  }
+
+  /**
+   * A training program in cached mode: plans it, then runs the frozen forward over every sample once
+   * (letterboxed, in order) to fill the feature cache. Throws CacheUnavailableError where the cache cannot
+   * serve (features over the budget, or a graph with BatchNormalization).
+   */
+  static async createCached(
+    device: GPUDevice,
+    model: OnnxModel,
+    options: ProgramOptions,
+    cache: FrozenCacheOptions,
+  ): Promise<TrainProgram> {
+    const program = TrainProgram.#plan(device, model, options, cache);
+    try {
+      await program.#cache!.fill(program);
+    } catch (err) {
+      program.destroy();
+      throw err;
+    }
+    return program;
+  }
+
+  /** Plans the program; what it allocated is destroyed again when planning fails part-way. */
+  static #plan(
+    device: GPUDevice,
+    model: OnnxModel,
+    options: ProgramOptions,
+    cache?: FrozenCacheOptions,
+  ): TrainProgram {
     const graph = buildTrainGraph(model);
     const layout = buildParamLayout(model, graph, frozenParams(graph, options.freeze ?? 0));
-    const ctx = createOpContext(device, options.programs ?? new ProgramCache(device));
-    return new TrainProgram(device, graph, layout, options, ctx, model);
+    const memory = new GpuMemory(device);
+    try {
+      const ctx = createOpContext(memory, options.programs ?? new ProgramCache(device));
+      return new TrainProgram(device, graph, layout, options, ctx, model, cache);
+    } catch (err) {
+      memory.destroy();
+      throw err;
+    }
+  }
+
+  /** True in cached mode (createCached). */
+  get cached(): boolean {
+    return this.#cache !== undefined;
+  }
+
+  /** The feature cache of cached mode: its bytes and fill time. */
+  get cache(): FrozenFeatureCache | undefined {
+    return this.#cache;
+  }
+
+  /** What one step records into its compute pass, in order: the step's forward, the loss, the backward. */
+  get stepDispatches(): Dispatch[] {
+    return [...this.#stepForward, ...this.lossDispatches, ...this.backwardDispatches];
   }
 
   #paramView(buffer: GPUBuffer, name: string): TensorView {
     return flatView(this.layout, buffer, name);
   }
 
-  /** What the EMA averages besides the parameters (OptimizerLoop's `emaExtra`): the running statistics. */
+  /** What the EMA averages besides the parameters (OptimizerStepper's `emaExtra`): the running statistics. */
   get emaExtra(): EmaSource[] {
     return this.buffers ? [{ buffer: this.buffers, size: this.bufferLayout.size, label: "buffers" }] : [];
   }
@@ -221,16 +299,40 @@ export class TrainProgram {
   /** Images and label rows [b, cls, x, y, w, h] (normalised) of one batch. */
   setBatch(images: Float32Array, targets: TargetRows, count = this.options.batch): void {
     if (!this.loss) throw new Error("TrainProgram: setBatch on a forward-only program");
+    if (this.#cache) {
+      throw new Error("TrainProgram: a cached-mode step takes load(batch), which names its samples");
+    }
     this.setImages(images, count);
     this.loss.setTargets(targets, count);
   }
 
-  /** Records forward + loss + backward (+ the loss items copy for readItems) into `encoder`, one compute pass. */
+  /**
+   * Queues a loader batch for the next step: its labels, and its images (in cached mode only where the trainable
+   * part reads them; its cached features are selected instead).
+   */
+  load(batch: Batch): void {
+    const cache = this.#cache;
+    if (!cache) return this.setBatch(batch.images, batch.targets, batch.size);
+    if (batch.size > this.options.batch) {
+      throw new Error(`TrainProgram: batch of ${batch.size} images, planned for ${this.options.batch}`);
+    }
+    cache.select(batch);
+    if (cache.needsImage) this.setImages(batch.images, batch.size);
+    this.loss!.setTargets(batch.targets, batch.size);
+  }
+
+  /**
+   * Records forward + loss + backward (+ the loss items copy for readItems) into `encoder`, one compute pass; in
+   * cached mode the selected images' features are copied in first and the frozen forward is skipped.
+   */
   encodeStep(encoder: GPUCommandEncoder): void {
     const staging = this.#requireLoss();
+    this.#cache?.encodeRestore(encoder);
     for (const b of this.#clears) encoder.clearBuffer(b);
-    const pass = encoder.beginComputePass({ label: "train step" });
-    recordDispatches(pass, this.forwardDispatches);
+    const pass = encoder.beginComputePass({
+      label: this.#cache ? "train step (cached frozen prefix)" : "train step",
+    });
+    recordDispatches(pass, this.#stepForward);
     recordDispatches(pass, this.lossDispatches);
     recordDispatches(pass, this.backwardDispatches);
     pass.end();
@@ -303,35 +405,7 @@ export class TrainProgram {
    */
   async forwardLayers(images: Float32Array, count = this.options.batch): Promise<HeadLayer[]> {
     const raw = await this.forward(images, count);
-    const na = this.graph.yolo.na;
-    return raw.map((h, i) => {
-      const [, c, ny, nx] = this.heads[i].shape;
-      const no = c / na, hw = ny * nx;
-      const data = new Float32Array(count * na * hw * no);
-      for (let b = 0; b < count; b++) {
-        for (let a = 0; a < na; a++) {
-          for (let f = 0; f < no; f++) {
-            const src = ((b * na + a) * no + f) * hw, dst = (b * na + a) * hw * no + f;
-            for (let s = 0; s < hw; s++) data[dst + s * no] = h[src + s];
-          }
-        }
-      }
-      return { data, ny, nx };
-    });
-  }
-
-  /** Uploads flat parameter values and, for BatchNorm models, running statistics (e.g. EMA weights). */
-  writeParams(flat: Float32Array, buffers?: Float32Array): void {
-    this.device.queue.writeBuffer(this.params, 0, flat as Float32Array<ArrayBuffer>, 0, this.layout.size);
-    if (buffers && this.buffers) {
-      this.device.queue.writeBuffer(
-        this.buffers,
-        0,
-        buffers as Float32Array<ArrayBuffer>,
-        0,
-        this.bufferLayout.size,
-      );
-    }
+    return raw.map((h, i) => headLayer(h, count, this.graph.yolo.na, this.heads[i].shape));
   }
 
   async readParams(buffer: GPUBuffer = this.params): Promise<Float32Array> {
@@ -347,6 +421,16 @@ export class TrainProgram {
     if (buffers) {
       writeBackParams(model, this.bufferLayout, await readF32(this.device, buffers, this.bufferLayout.size));
     }
+  }
+
+  /** Bytes of GPU memory this program holds (values, gradients, parameters, scratch, cache). */
+  get gpuBytes(): number {
+    return this.#memory.bytes;
+  }
+
+  /** Destroys every GPU buffer of this program; it cannot run after this. */
+  destroy(): void {
+    this.#memory.destroy();
   }
 }
 

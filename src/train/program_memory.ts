@@ -5,7 +5,7 @@
  * one, and the backward order decides which gradient writes overwrite and which accumulate.
  * @module
  */
-import { createStorage } from "../gpu/buffers.ts";
+import type { GpuMemory } from "../gpu/memory.ts";
 import type { IrNode, TrainGraph } from "../onnx/graph.ts";
 import type { TensorView } from "../ops/types.ts";
 
@@ -115,7 +115,7 @@ const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
  * the order their backward runs; `initialised` are gradients fully written before backward (the loss's heads).
  */
 export function planMemory(
-  device: GPUDevice,
+  memory: GpuMemory,
   g: TrainGraph,
   shapes: Map<string, number[]>,
   needsGrad: Set<string>,
@@ -123,20 +123,21 @@ export function planMemory(
   initialised: string[],
 ): Memory {
   const { slots, copies } = placeSlots(g, shapes);
+  const limit = memory.device.limits.maxStorageBufferBindingSize;
   let bytes = 0;
   const view = (roots: Map<string, GPUBuffer>, t: string, what: string): TensorView => {
     const s = slots.get(t)!;
     let buffer = roots.get(s.root);
     if (!buffer) {
       const need = size(shapes.get(s.root)!) * 4;
-      if (need > device.limits.maxStorageBufferBindingSize) {
+      if (need > limit) {
         throw new Error(
           `program: ${what} '${s.root}' [${shapes.get(s.root)}] needs ${need} bytes, over this adapter's ` +
-            `${device.limits.maxStorageBufferBindingSize}-byte storage binding limit: use a smaller batch or imgsz`,
+            `${limit}-byte storage binding limit: use a smaller batch or imgsz`,
         );
       }
       bytes += need;
-      buffer = createStorage(device, need, `${what} ${s.root}`);
+      buffer = memory.storage(need, `${what} ${s.root}`);
       roots.set(s.root, buffer);
     }
     const rootShape = shapes.get(s.root)!;

@@ -118,5 +118,5 @@ export class WgslTrainer<J extends FinetuneJob = FinetuneJob> {
 }
 
 function headline(m: ValMetrics | null): EvalMetrics | null {
-  return m && { map50: m.map50, map50_95: m.map };
+  return m && { map50: m.map50, map50_95: m.map50_95 };
 }

@@ -1,27 +1,11 @@
-// One shared WebGPU device for tests. Tests that need a GPU call `gpuTest`, which skips them with a clear reason
-// (ignore: true) where no adapter exists, instead of failing or silently passing.
+// One shared WebGPU device for tests: the device the server and trainer compute on (src/gpu/device.ts getGpu),
+// requested with the same features and limits. Tests that need a GPU call `gpuTest`, which skips them with a
+// clear reason (ignore: true) where no adapter exists, instead of failing or silently passing.
+import { getGpu } from "../../src/gpu/device.ts";
 import { ensureRuntimeDir } from "../../src/gpu/runtime_dir.ts";
 import { type ReferenceData, referenceName } from "./reference.ts";
 
 ensureRuntimeDir();
-
-let devicePromise: Promise<GPUDevice | null> | undefined;
-
-export function testDevice(): Promise<GPUDevice | null> {
-  devicePromise ??= (async () => {
-    const adapter = await navigator.gpu?.requestAdapter();
-    if (!adapter) return null;
-    return await adapter.requestDevice({
-      requiredLimits: {
-        maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
-        maxBufferSize: adapter.limits.maxBufferSize,
-        maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
-        maxStorageBuffersPerShaderStage: adapter.limits.maxStorageBuffersPerShaderStage,
-      },
-    });
-  })();
-  return devicePromise;
-}
 
 const hasAdapter = await (async () => (await navigator.gpu?.requestAdapter()) != null)();
 
@@ -41,9 +25,7 @@ export function gpuTest(
     sanitizeResources: false,
     sanitizeOps: false,
     fn: async () => {
-      const device = await testDevice();
-      if (!device) throw new Error("WebGPU adapter disappeared");
-      await fn(device);
+      await fn((await getGpu()).device);
     },
   });
 }

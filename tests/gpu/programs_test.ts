@@ -1,24 +1,27 @@
 import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
 import { ProgramCache } from "../../src/gpu/programs.ts";
-import { bindAll, readF32, uploadF32 } from "../../src/gpu/buffers.ts";
+import { bindBuffers, readF32 } from "../../src/gpu/buffers.ts";
+import { createUniform, uploadF32 } from "../_helpers/buffers.ts";
 
 gpuTest("ProgramCache.get() compiles a pipeline once per file, entry point and constants", async (device) => {
   const cache = new ProgramCache(device);
-  const a = cache.get("util/scale.wgsl", "main", { WG: 64 });
-  assert.equal(cache.get("util/scale.wgsl", "main", { WG: 64 }), a);
-  assert.notEqual(cache.get("util/scale.wgsl", "main", { WG: 32 }), a);
+  const a = cache.get("optim/ema.wgsl", "main", { WG: 64, CHUNK: 2 });
+  assert.equal(cache.get("optim/ema.wgsl", "main", { WG: 64, CHUNK: 2 }), a);
+  assert.notEqual(cache.get("optim/ema.wgsl", "main", { WG: 32, CHUNK: 2 }), a);
   assert.equal(cache.size, 2);
-  const x = uploadF32(device, new Float32Array([1, -2, 3, 0.5, 7]), "x");
-  const params = device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-  device.queue.writeBuffer(params, 0, new Float32Array([3, 0, 0, 0]));
-  device.queue.writeBuffer(params, 4, new Uint32Array([5]));
+  // ema = d*ema + (1-d)*model over n4 = 2 vec4s (d = 0.5: exact in float32); the 9th float is past n4.
+  const ema = uploadF32(device, Float32Array.from({ length: 9 }, (_, k) => k), "ema");
+  const model = uploadF32(device, Float32Array.from({ length: 9 }, (_, k) => 2 - k), "model");
+  const params = new DataView(new ArrayBuffer(16));
+  [0.5, 0.5].forEach((f, k) => params.setFloat32(4 * k, f, true));
+  params.setUint32(8, 2, true);
   const enc = device.createCommandEncoder();
   const pass = enc.beginComputePass();
   pass.setPipeline(a);
-  pass.setBindGroup(0, bindAll(device, a, [x, params]));
+  pass.setBindGroup(0, bindBuffers(device, a, [ema, model, createUniform(device, params.buffer, "params")]));
   pass.dispatchWorkgroups(1);
   pass.end();
   device.queue.submit([enc.finish()]);
-  assert.deepEqual([...(await readF32(device, x, 5))], [3, -6, 9, 1.5, 21]);
+  assert.deepEqual([...(await readF32(device, ema, 9))], [1, 1, 1, 1, 1, 1, 1, 1, 8]);
 });

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
 import { ProgramCache } from "../../src/gpu/programs.ts";
-import { bindAll, createStorage, readF32, uploadF32 } from "../../src/gpu/buffers.ts";
-import { createUniform } from "../../src/gpu/buffers.ts";
+import { GpuMemory } from "../../src/gpu/memory.ts";
+import { createStorage, readF32 } from "../../src/gpu/buffers.ts";
+import { uploadF32 } from "../_helpers/buffers.ts";
 import { SumOfSquares } from "../../src/gpu/reduce.ts";
 import { streamChunk, streamPlan } from "../../src/gpu/runs.ts";
 
@@ -24,7 +25,7 @@ for (const [n4, chunk] of [[1, 256], [37, 256], [25_000, 1], [25_000, 16]]) {
       const x = Float32Array.from({ length: n4 * 4 }, (_, k) => Math.sin(k * 0.37) * (1 + (k % 7)));
       const src = uploadF32(device, x, "x");
       const out = createStorage(device, 16, "out");
-      const sum = new SumOfSquares(device, new ProgramCache(device), src, n4, out, 2, chunk);
+      const sum = new SumOfSquares(new GpuMemory(device), new ProgramCache(device), src, n4, out, 2, chunk);
       const encoder = device.createCommandEncoder();
       const pass = encoder.beginComputePass();
       sum.encode(pass);
@@ -36,22 +37,3 @@ for (const [n4, chunk] of [[1, 256], [37, 256], [25_000, 1], [25_000, 16]]) {
     },
   );
 }
-
-gpuTest("util/add.wgsl adds x into y over n4 vec4s", async (device) => {
-  const y = uploadF32(device, Float32Array.from({ length: 12 }, (_, k) => k), "y");
-  const x = uploadF32(device, Float32Array.from({ length: 12 }, (_, k) => 0.5 * k - 1), "x");
-  const programs = new ProgramCache(device);
-  const add = programs.get("util/add.wgsl", "main");
-  const encoder = device.createCommandEncoder();
-  const pass = encoder.beginComputePass();
-  pass.setPipeline(add);
-  pass.setBindGroup(
-    0,
-    bindAll(device, add, [y, x, createUniform(device, new Uint32Array([2, 0, 0, 0]).buffer, "n")]),
-  );
-  pass.dispatchWorkgroups(1);
-  pass.end();
-  device.queue.submit([encoder.finish()]);
-  const expected = Array.from({ length: 12 }, (_, k) => (k < 8 ? 1.5 * k - 1 : k));
-  assert.deepEqual([...(await readF32(device, y, 12))], expected);
-});

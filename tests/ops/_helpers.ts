@@ -1,7 +1,9 @@
 // Shared scaffolding for op tests: seeded random data, buffers laid out with offsets, running plans, comparing.
 import assert from "node:assert/strict";
-import { readF32, uploadF32 } from "../../src/gpu/buffers.ts";
+import { readF32 } from "../../src/gpu/buffers.ts";
+import { uploadF32 } from "../_helpers/buffers.ts";
 import { ProgramCache } from "../../src/gpu/programs.ts";
+import { GpuMemory } from "../../src/gpu/memory.ts";
 import { createOpContext, submitDispatches } from "../../src/ops/context.ts";
 import type { Dispatch, OpContext, TensorView } from "../../src/ops/types.ts";
 
@@ -25,7 +27,7 @@ const contexts = new WeakMap<GPUDevice, OpContext>();
 export function opContext(device: GPUDevice): OpContext {
   let ctx = contexts.get(device);
   if (!ctx) {
-    ctx = createOpContext(device, new ProgramCache(device));
+    ctx = createOpContext(new GpuMemory(device), new ProgramCache(device));
     contexts.set(device, ctx);
   }
   return ctx;

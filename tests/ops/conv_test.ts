@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
 import { ProgramCache } from "../../src/gpu/programs.ts";
+import { GpuMemory } from "../../src/gpu/memory.ts";
 import { createOpContext } from "../../src/ops/context.ts";
 import { planConv } from "../../src/ops/conv.ts";
 import type { OpPlan } from "../../src/ops/types.ts";
@@ -182,7 +183,7 @@ gpuTest(
   async (device) => {
     // B's columns (45 rows x 20 pixels x 2) fit in A's (108 x 28 x 2), so B reuses A's buffer: A's weight
     // gradient is only right if A's backward rebuilds its columns after B overwrote them.
-    const ctx = createOpContext(device, new ProgramCache(device));
+    const ctx = createOpContext(new GpuMemory(device), new ProgramCache(device));
     const cases = [CASES[3], CASES[1]].map((s, i) => {
       const rand = rng(40 + i);
       const [ho, wo] = convOutSize(s);

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
 import { ProgramCache } from "../../src/gpu/programs.ts";
-import { readF32, uploadF32 } from "../../src/gpu/buffers.ts";
+import { readF32 } from "../../src/gpu/buffers.ts";
+import { uploadF32 } from "../_helpers/buffers.ts";
 import { Ema } from "../../src/optim/ema.ts";
 
 /** f32 update of values ~1 against a float64 reference: a few ulps. */

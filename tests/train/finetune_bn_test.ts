@@ -40,7 +40,7 @@ gpuTest(
   async (device) => {
     const base = runningStats(tinyBnModel(3, IMGSZ));
     const whole = await session(device);
-    const { buffers, bufferLayout } = whole.weights;
+    const { buffers, bufferLayout } = whole.program;
     assert.ok(buffers && bufferLayout, "an unfused model has running statistics");
     // ModelEMA replayed over the running statistics the GPU holds after each stepping iteration (test-only reads).
     const ema = new Map([...base].map(([name, b]) => [name, Float64Array.from(b)]));

@@ -6,7 +6,7 @@ import { readF32 } from "../../src/gpu/buffers.ts";
 import type { TraceLine } from "../../src/optim/trace.ts";
 import { loadDataset } from "../../src/train/data/dataset.ts";
 import { FinetuneSession } from "../../src/train/finetune.ts";
-import { CacheUnavailableError, FrozenCacheProgram } from "../../src/train/frozen_cache.ts";
+import { CacheUnavailableError } from "../../src/train/frozen_cache.ts";
 import { TrainProgram } from "../../src/train/program.ts";
 import { OnnxModel } from "../../src/onnx/model.ts";
 import { GOLDEN_FILES, relL2, YOLOV5N } from "./_golden.ts";
@@ -75,19 +75,17 @@ gpuTest(
 gpuTest(
   "the cache keeps only the boundary tensors, once per image, and steps skip the frozen forward",
   async (device) => {
-    const program = await FrozenCacheProgram.create(device, model, dataset.train, {
-      batch: 3,
-      imgsz: IMGSZ,
-      freeze: 10,
-      hyp: config.hyp,
-    });
+    const options = { batch: 3, imgsz: IMGSZ, freeze: 10, hyp: config.hyp };
+    const program = await TrainProgram.createCached(device, model, options, { samples: dataset.train });
+    const cache = program.cache!;
     // yolov5 P5 with layers 0-9 frozen: the neck reads layer 4 (P3), layer 6 (P4) and layer 9 (SPPF) outputs
-    assert.equal(program.boundaries.length, 3);
-    const perImage = program.boundaries.reduce((s, b) => s + b.size, 0);
-    assert.equal(program.cacheBytes, perImage * 4 * dataset.train.length);
-    const whole = TrainProgram.create(device, model, { batch: 3, imgsz: IMGSZ, freeze: 10, hyp: config.hyp });
+    assert.equal(cache.boundaries.length, 3);
+    const perImage = cache.boundaries.reduce((s, b) => s + b.size, 0);
+    assert.equal(cache.bytes, perImage * 4 * dataset.train.length);
+    const whole = TrainProgram.create(device, model, options);
     const wholeStep = whole.forwardDispatches.length + whole.lossDispatches.length +
       whole.backwardDispatches.length;
+    assert.equal(whole.stepDispatches.length, wholeStep);
     assert.ok(program.prefixDispatches.length > 0);
     assert.equal(program.stepDispatches.length, wholeStep - program.prefixDispatches.length);
   },

@@ -6,7 +6,7 @@ import { buildTrainGraph } from "../../src/onnx/graph.ts";
 import { inferShapes } from "../../src/onnx/graph_shapes.ts";
 import { OnnxModel } from "../../src/onnx/model.ts";
 import { describeGroups } from "../../src/optim/groups.ts";
-import { OptimizerLoop } from "../../src/optim/loop.ts";
+import { OptimizerStepper } from "../../src/optim/stepper.ts";
 import { referenceStep } from "../../src/reference/program.ts";
 import { lossSettings } from "../../src/train/loss_settings.ts";
 import { TrainProgram } from "../../src/train/program.ts";
@@ -217,7 +217,7 @@ gpuTest(
     const model = tinyBnModel(NC, IMGSZ);
     const programs = new ProgramCache(device);
     const p = TrainProgram.create(device, model, { batch: 2, imgsz: IMGSZ, hyp: HYP, programs });
-    const loop = new OptimizerLoop(device, programs, p.layout.entries, {
+    const loop = new OptimizerStepper(device, programs, p.layout.entries, {
       params: p.params,
       grads: p.grads!,
       emaExtra: p.emaExtra,
@@ -291,7 +291,10 @@ gpuTest(
       training: false,
       programs,
     });
-    evalOriginal.writeParams(await readF32(device, loop.ema.buffers[0], p.layout.size), emaBuffers);
+    const load = device.createCommandEncoder();
+    load.copyBufferToBuffer(loop.ema.buffers[0], 0, evalOriginal.params, 0, p.layout.size * 4);
+    load.copyBufferToBuffer(loop.ema.buffers[1], 0, evalOriginal.buffers!, 0, p.bufferLayout.size * 4);
+    device.queue.submit([load.finish()]);
     const fromEma = TrainProgram.create(device, ema, { batch: 1, imgsz: IMGSZ, training: false, programs });
     const [a, b] = [await evalOriginal.forward(image), await fromEma.forward(image)];
     a.forEach((h, i) => assert.deepEqual(h, b[i]));

@@ -33,7 +33,7 @@ struct Params {
   aOff: u32, am: u32, ak: u32, aBatch: u32,
   bOff4: u32, ldb4: u32, bBatch4: u32, biasOff: u32,
   cOff: u32, ldc: u32, cBatch: u32, splits: u32, // gemm_nt: splits of the pixel axis per batch item
-  chunk4: u32, nsplit: u32, _pad0: u32, _pad1: u32,
+  chunk4: u32, nsplit: u32, srcC: u32, _pad0: u32, // conv_direct: channels of Src (dY) it sums over
 }
 
 @group(0) @binding(0) var<storage, read> Src: array<f32>;
@@ -502,7 +502,7 @@ fn directTile(gi: vec3u) -> Tile {
       let tw = KH * KW - 1u - (ky * KW + kx);
       let q0 = r0 + tw;
       let q1 = r1 + tw;
-      for (var c = 0u; c < u.cin; c++) {
+      for (var c = 0u; c < u.srcC; c++) {
         let pc = c * plane;
         let ac = c * u.ak;
         let a0 = vec4f(A[q0.x + ac], A[q0.y + ac], A[q0.z + ac], A[q0.w + ac]);

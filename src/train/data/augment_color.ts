@@ -1,5 +1,5 @@
 /**
- * YOLOv5's augment_hsv and flips on 8-bit planar RGB. HSV follows OpenCV's 8-bit conversions (H in 0..179 via the
+ * YOLOv5's augment_hsv on 8-bit planar RGB. HSV follows OpenCV's 8-bit conversions (H in 0..179 via the
  * fixed-point division tables of cv::RGB2HSV_b, back through the float HSV2RGB): gains r = U(−1, 1)·[h, s, v] + 1
  * build the three LUTs hue (x·r mod 180), saturation and value (x·r clipped to 255), truncated to uint8 as
  * NumPy's astype does.
@@ -68,25 +68,4 @@ export function hsvToRgb(h8: number, s8: number, v8: number, out: Triple = [0, 0
   }
   out[0] = (r * 255 + 0.5) | 0, out[1] = (g * 255 + 0.5) | 0, out[2] = (b * 255 + 0.5) | 0;
   return out;
-}
-
-/** Mirrors the image left-right and its normalised [cls, cx, cy, w, h] rows (x -> 1 − x). */
-export function flipLr(img: PlanarImage, labels: Float32Array): void {
-  const { width: w, height: h, data } = img;
-  for (let row = 0; row < 3 * h; row++) data.subarray(row * w, row * w + w).reverse();
-  for (let o = 0; o < labels.length; o += 5) labels[o + 1] = Math.fround(1 - labels[o + 1]);
-}
-
-/** Mirrors the image top-bottom and its rows (y -> 1 − y). */
-export function flipUd(img: PlanarImage, labels: Float32Array): void {
-  const { width: w, height: h, data } = img;
-  for (let c = 0; c < 3; c++) {
-    for (let y = 0; y < h >> 1; y++) {
-      const a = (c * h + y) * w, b = (c * h + h - 1 - y) * w;
-      const top = data.slice(a, a + w);
-      data.copyWithin(a, b, b + w);
-      data.set(top, b);
-    }
-  }
-  for (let o = 0; o < labels.length; o += 5) labels[o + 2] = Math.fround(1 - labels[o + 2]);
 }

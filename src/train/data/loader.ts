@@ -6,7 +6,8 @@
  * (see rng.ts for why the draws cannot be Python's).
  */
 import type { Letterbox } from "../../image/letterbox.ts";
-import { augmentHsv, flipLr, flipUd } from "./augment_color.ts";
+import { augmentHsv } from "./augment_color.ts";
+import { flipLr, flipUd } from "./flip.ts";
 import { randomPerspective } from "./augment_geometry.ts";
 import type { Sample } from "./dataset.ts";
 import { type AugmentHyp, SCRATCH_LOW_AUGMENT } from "./hyp.ts";

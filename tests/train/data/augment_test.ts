@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { augmentHsv, flipLr, hsvToRgb, rgbToHsv } from "../../../src/train/data/augment_color.ts";
+import { augmentHsv, hsvToRgb, rgbToHsv } from "../../../src/train/data/augment_color.ts";
+import { flipLr } from "../../../src/train/data/flip.ts";
 import { boxCandidate, randomPerspective } from "../../../src/train/data/augment_geometry.ts";
 import { type AugmentHyp, SCRATCH_LOW_AUGMENT } from "../../../src/train/data/hyp.ts";
 import type { PlanarImage } from "../../../src/train/data/images.ts";

@@ -1,32 +1,31 @@
 /**
  * train.py's per-iteration optimizer bookkeeping in one place, for a trainer that records each training step into
  * one command encoder and submits once: zero_grad at epoch start, then (after the caller's forward/backward has
- * added this batch's gradients) clip + step + zero_grad + EMA on stepping iterations, and the trace line.
+ * added this batch's gradients) clip + step + zero_grad + EMA on stepping iterations.
  */
 import type { ProgramCache } from "../gpu/programs.ts";
 import { Ema, type EmaSource } from "./ema.ts";
 import { describeGroups, type LayoutEntry, layoutLength } from "./groups.ts";
 import { Optimizer } from "./optimizer.ts";
 import { type IterationPlan, Schedule, type ScheduleOptions } from "./schedule.ts";
-import { type TraceLine, traceLine } from "./trace.ts";
 
 /** The schedule's options (hyp before train.py's nominal-batch scaling: the Schedule scales weight_decay) plus the
  * step's own settings. */
-export interface OptimizerLoopSettings extends ScheduleOptions {
+export interface StepperSettings extends ScheduleOptions {
   maxGradNorm?: number;
   ema?: { decay: number; tau: number };
   /** src/gpu/runs.ts streamChunk(gpu.isFallback). */
   chunk?: number;
 }
 
-export interface LoopBuffers {
+export interface StepperBuffers {
   params: GPUBuffer;
   grads: GPUBuffer;
   /** Further float state the EMA averages, e.g. BatchNorm running stats. */
   emaExtra?: EmaSource[];
 }
 
-export class OptimizerLoop {
+export class OptimizerStepper {
   readonly schedule: Schedule;
   readonly optimizer: Optimizer;
   readonly ema: Ema;
@@ -35,8 +34,8 @@ export class OptimizerLoop {
     device: GPUDevice,
     programs: ProgramCache,
     readonly layout: readonly LayoutEntry[],
-    buffers: LoopBuffers,
-    readonly settings: OptimizerLoopSettings,
+    buffers: StepperBuffers,
+    readonly settings: StepperSettings,
   ) {
     this.schedule = new Schedule(settings);
     this.optimizer = new Optimizer(
@@ -82,12 +81,6 @@ export class OptimizerLoop {
     this.ema.update(encoder);
   }
 
-  /** After the iteration's submit: its trace line (reads the grad norm back on stepping iterations). */
-  async trace(plan: IterationPlan, loss: number, lossItems: readonly number[]): Promise<TraceLine> {
-    const norm = plan.stepped ? await this.optimizer.gradNorm() : null;
-    return traceLine(plan, loss, lossItems, norm);
-  }
-
   /**
    * Resume: brings the schedule, the optimizer's step count and the EMA's update count to the start of epoch
    * `epochs` by replaying the host schedule; no GPU work (the GPU state comes from the checkpoint).
@@ -100,6 +93,12 @@ export class OptimizerLoop {
     }
     this.optimizer.restoreSteps(this.optimizer.steps + steps);
     this.ema.restoreUpdates(this.ema.updates + steps);
+  }
+
+  /** Frees the optimizer state and the EMA copies (not the params or grads they update). */
+  destroy(): void {
+    this.optimizer.destroy();
+    this.ema.destroy();
   }
 
   /** scheduler.step() after the epoch's last batch. */

@@ -3,13 +3,13 @@ import { gpuTest } from "../_helpers/gpu.ts";
 import { ProgramCache } from "../../src/gpu/programs.ts";
 import { createStorage, readF32 } from "../../src/gpu/buffers.ts";
 import type { LayoutEntry } from "../../src/optim/groups.ts";
-import { OptimizerLoop, type OptimizerLoopSettings } from "../../src/optim/loop.ts";
+import { OptimizerStepper, type StepperSettings } from "../../src/optim/stepper.ts";
 
 const LAYOUT: LayoutEntry[] = [
   { name: "w", shape: [2, 3], offset: 0, size: 6, role: "weight", group: 1, frozen: false },
   { name: "b", shape: [2], offset: 8, size: 2, role: "bias", group: 0, frozen: false },
 ];
-const SETTINGS: OptimizerLoopSettings = {
+const SETTINGS: StepperSettings = {
   optimizer: "Adam",
   hyp: {
     lr0: 0.001,
@@ -30,13 +30,13 @@ function makeLoop(device: GPUDevice) {
   const params = createStorage(device, 64, "params");
   const grads = createStorage(device, 64, "grads");
   return {
-    loop: new OptimizerLoop(device, new ProgramCache(device), LAYOUT, { params, grads }, SETTINGS),
+    loop: new OptimizerStepper(device, new ProgramCache(device), LAYOUT, { params, grads }, SETTINGS),
     grads,
   };
 }
 
 gpuTest(
-  "OptimizerLoop.replay restores schedule, step and EMA counters as if the epochs had run",
+  "OptimizerStepper.replay restores schedule, step and EMA counters as if the epochs had run",
   async (device) => {
     const ran = makeLoop(device).loop;
     for (let epoch = 0; epoch < 4; epoch++) {
@@ -45,7 +45,7 @@ gpuTest(
         const plan = ran.begin(encoder, epoch, i);
         ran.finish(encoder, plan);
         device.queue.submit([encoder.finish()]);
-        await ran.trace(plan, 0, [0, 0, 0]);
+        if (plan.stepped) await ran.optimizer.gradNorm();
       }
       ran.endEpoch(epoch);
     }
@@ -58,7 +58,7 @@ gpuTest(
   },
 );
 
-gpuTest("OptimizerLoop.begin zeroes the gradients at each epoch start only", async (device) => {
+gpuTest("OptimizerStepper.begin zeroes the gradients at each epoch start only", async (device) => {
   const { loop, grads } = makeLoop(device);
   for (const [i, zeroed] of [[0, true], [1, false]] as const) {
     device.queue.writeBuffer(grads, 0, new Float32Array(12).fill(1));

@@ -118,7 +118,17 @@ export class Registry {
   /** The ONNX bytes of a version, checked against the sha256 recorded when it was added. */
   async read(name: string, version: number): Promise<Uint8Array> {
     const meta = this.version(name, version);
-    const bytes = await this.store.readModel(name, version);
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.store.readModel(name, version);
+    } catch (err) {
+      // A delete takes the file before the meta: a read caught between them finds a version that is going away.
+      const gone = !this.state.get(name)?.versions.some((v) => v.version === version);
+      if (gone || err instanceof Deno.errors.NotFound) {
+        throw new RegistryError("not_found", `Model '${name}' version ${version} was deleted`);
+      }
+      throw err;
+    }
     const sha = await sha256(bytes);
     if (sha !== meta.sha256) {
       throw new Error(

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { FsStore } from "../../src/registry/fs_store.ts";
+import { RegistryError } from "../../src/registry/errors.ts";
 import { MemoryStore } from "../../src/registry/memory_store.ts";
 import { Registry, type Registry as RegistryType, sha256 } from "../../src/registry/registry.ts";
 import type { Store } from "../../src/registry/store.ts";
@@ -185,5 +186,19 @@ Deno.test("FsStore.load() drops staging leftovers and temp files of an interrupt
       "/versions/1/meta.json",
       "/versions/1/model.onnx",
     ]);
+  });
+});
+
+Deno.test("Registry.read() of a version whose file a delete already took is a not_found RegistryError", async () => {
+  await withDataDir(async (dir, open) => {
+    const registry = await open();
+    const meta = await registry.add("m", tinyYolo({ seed: 1 }), { source: { type: "upload" } });
+    // What a read sees between a delete's two steps: the meta still listed, the file gone.
+    await Deno.remove(join(dir, "models", "m", "versions", String(meta.version)), { recursive: true });
+    await assert.rejects(registry.read("m", meta.version), (err: Error) => {
+      assert.ok(err instanceof RegistryError, String(err));
+      assert.equal(err.code, "not_found");
+      return true;
+    });
   });
 });

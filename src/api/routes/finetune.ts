@@ -106,6 +106,25 @@ function baseModel(registry: Registry, name: string, version: number | undefined
   }
 }
 
+/**
+ * The base version's bytes; 409 when it was deleted while the upload was being received (the request named or
+ * found it before the body, a client deleted it meanwhile).
+ */
+async function baseBytes(registry: Registry, base: VersionMeta): Promise<Uint8Array> {
+  try {
+    return await registry.read(base.name, base.version);
+  } catch (err) {
+    if (err instanceof RegistryError && err.code === "not_found") {
+      throw new ApiError(
+        409,
+        "conflict",
+        `Version ${base.version} of '${base.name}' was deleted while the upload was received; retry`,
+      );
+    }
+    throw err;
+  }
+}
+
 /** 400 `invalid_config` when the job's estimated memory is over the budget (see training_memory.ts). */
 async function refuseUnfit(
   registry: Registry,
@@ -113,7 +132,7 @@ async function refuseUnfit(
   config: FinetuneConfig,
   totalBytes: number,
 ) {
-  const model = OnnxModel.parse(await registry.read(base.name, base.version));
+  const model = OnnxModel.parse(await baseBytes(registry, base));
   const need = estimateTrainingMemory(model, config.batch_size, config.imgsz);
   if (need === null) return;
   try {
@@ -265,6 +284,7 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
       401: error("Missing or wrong API key"),
       403: error("No API key configured and the client is not on loopback"),
       404: error("Unknown model or version"),
+      409: error("The base version was deleted while the upload was received (`conflict`); retry"),
       413: error("Upload over --max-dataset-bytes"),
       415: error("Neither multipart/form-data nor application/json"),
       422: error("Missing or mistyped body fields"),

@@ -14,7 +14,7 @@ const ROOT = new URL("../../", import.meta.url);
 const MODEL = new URL("models/default.onnx", ROOT).pathname;
 const MIB = 1 << 20;
 /** The server's --max-dataset-bytes: the cap on the upload and on what it unpacks to. */
-const CAP = 160 * MIB;
+const CAP = 448 * MIB;
 /** How long any one request may take before the server counts as hung (they take seconds at most). */
 const DEADLINE_MS = 60_000;
 const READY_MS = 120_000;
@@ -104,10 +104,11 @@ Deno.test({
     const server = await startServer(dataDir);
     const { url } = server;
     try {
-      await t.step("a file of 128 MiB in a .tar.gz unpacks without holding it in memory", async () => {
-        const size = 128 * MIB;
-        // The same upload of 1 MiB first, so the peak it is compared with already holds the unpack worker's own
-        // footprint (a V8 isolate, ~100-160 MB here) and the growth measured is the file's alone.
+      await t.step("a file of 384 MiB in a .tar.gz unpacks without holding it in memory", async () => {
+        // The same upload of 1 MiB first, so the peak it is compared with already holds one unpack worker (a V8
+        // isolate, ~100-230 MB here). The file is large beside that (under load the last upload's worker may not
+        // be gone when the next starts), so only holding the file in memory grows the peak by its size.
+        const size = 384 * MIB;
         assert.equal((await upload(url, zerosTarGz("zeros.bin", 1))).status, 400);
         const before = await peakRss(server.child.pid);
         const { status, body } = await upload(url, zerosTarGz("zeros.bin", size / MIB));

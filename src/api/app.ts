@@ -38,6 +38,8 @@ export interface AppDeps {
   pool: ModelPool;
   /** False while models load: /readyz and /v1/* answer 503. Always ready when absent. */
   isReady?: () => boolean;
+  /** True once shutdown began: /v1/* answers 503 `shutting_down` while requests in flight finish. */
+  isDraining?: () => boolean;
   maxBodyBytes?: number;
   /** Largest image (width x height from its header) accepted, against decompression bombs. */
   maxPixels?: number;
@@ -107,6 +109,7 @@ export function createApp(deps: AppDeps): ApiApp {
   const ctx: RouteContext = {
     pool: deps.pool,
     isReady: deps.isReady ?? (() => true),
+    isDraining: deps.isDraining ?? (() => false),
     maxBodyBytes: deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     maxPixels: deps.maxPixels ?? DEFAULT_MAX_PIXELS,
     registry: deps.registry ?? null,
@@ -151,7 +154,7 @@ export function createApp(deps: AppDeps): ApiApp {
   app.use("*", securityHeaders());
   app.use("*", checkHost({ listenHost: ctx.listenHost, allowedHosts: ctx.allowedHosts }));
   app.use("*", refuseCrossSite());
-  app.use("/v1/*", readiness(ctx.isReady));
+  app.use("/v1/*", readiness(ctx.isReady, ctx.isDraining));
   app.onError((err, c) => handleError(err, c, ctx.log));
   app.notFound((c) => c.json(errorBody("not_found", `No route for ${c.req.method} ${c.req.path}`), 404));
   for (const register of ROUTES) register(app, ctx);

@@ -66,7 +66,7 @@ async function listen(
   const pool = new ModelPool(backend, config.imgsz);
   const registry = await openServingRegistry(config, pool);
   let ready = false;
-  // Set by shutdown: new requests get 503 not_ready (readiness) while those in flight finish.
+  // Set by shutdown: /readyz says 503 and new /v1 requests get 503 shutting_down while those in flight finish.
   let draining = false;
   // Resolved only when every model loaded: after a failed start, resumed jobs stay `running` for the next one.
   const loaded = Promise.withResolvers<void>();
@@ -81,6 +81,7 @@ async function listen(
   const app = createApp({
     pool,
     isReady: () => ready && !draining,
+    isDraining: () => draining,
     maxBodyBytes: config.maxBodyBytes,
     maxPixels: config.maxPixels,
     registry,
@@ -122,12 +123,14 @@ async function listen(
     ready: loading,
     backendReason: reason,
     async shutdown() {
-      // New requests get 503 at once; requests in flight finish, then the listener closes (new connections are
-      // refused). Event streams end and trainers stop between iterations: their jobs stay `running` and resume
-      // at the next start from their last checkpoint.
+      // New requests get 503 at once and event streams end; requests in flight finish, then the listener closes
+      // (new connections are refused) and trainers stop between iterations: their jobs stay `running` and
+      // resume at the next start from their last checkpoint.
       draining = true;
       stopping.abort();
-      const drained = Promise.all([requests.settled().then(() => server.shutdown()), jobs.close()]).then(() =>
+      // Jobs close after the requests: a fine-tune upload in flight is accepted (and resumes next start) rather
+      // than refused by a closed job service.
+      const drained = requests.settled().then(() => Promise.all([server.shutdown(), jobs.close()])).then(() =>
         true
       );
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -140,8 +143,10 @@ async function listen(
         log.warn(`drain: work still in flight after ${config.drainSeconds} s; stopping without it`, {
           requests: requests.inFlight,
         });
-        // Closes the listener and cuts the stragglers' uploads; a handler stuck for good must not hold the exit.
+        // Closes the listener (cutting the stragglers' uploads) and stops the trainers; neither is awaited, so a
+        // handler stuck for good cannot hold the exit.
         server.shutdown().catch(() => {});
+        jobs.close().catch(() => {});
       }
       await loading.catch(() => {});
       await pool.close();

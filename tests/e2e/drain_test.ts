@@ -119,7 +119,12 @@ Deno.test({
       // While the request in flight finishes, a new one is turned away at once, in the family's error shape.
       const late = await fetch(`http://127.0.0.1:${s.port}/v1/models`);
       assert.equal(late.status, 503);
-      assert.equal((await late.json()).error.code, "not_ready");
+      assert.equal((await late.json()).error.code, "shutting_down");
+      assert.equal(
+        (await fetch(`http://127.0.0.1:${s.port}/readyz`)).status,
+        503,
+        "load balancers stop sending",
+      );
       await conn.write(body.subarray(body.length >> 1));
       const answer = await new Response(conn.readable).text();
       assert.match(answer, /^HTTP\/1\.1 200 /, `${answer}\n${s.log.join("\n")}`);

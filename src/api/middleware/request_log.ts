@@ -31,7 +31,7 @@ export function requestIdOf(c: { get(key: "requestId"): unknown }): string | und
  * Gives every request an id, the client's `x-request-id` when it is a sane token, else a fresh UUID, echoed in
  * the response's `x-request-id` so a client can quote it; then logs one line per request with its id, method,
  * route pattern (not the raw path: a client cannot fill the log with made-up paths), model and version, status
- * and duration.
+ * and duration; at error level when the server failed.
  */
 export function requestLog(log: Logger): MiddlewareHandler[] {
   return [
@@ -41,7 +41,8 @@ export function requestLog(log: Logger): MiddlewareHandler[] {
       const note: RequestModel = {};
       await current.run(note, next);
       const status = c.res.status;
-      (status >= 500 ? log.error : log.info)("request", {
+      // A 503 is a deliberate refusal (loading, draining, overload), not a failure of the server.
+      (status >= 500 && status !== 503 ? log.error : log.info)("request", {
         request_id: requestIdOf(c),
         method: c.req.method,
         route: routeLabel(c),

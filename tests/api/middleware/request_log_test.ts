@@ -89,3 +89,17 @@ Deno.test("a request that fails with a 500 logs the error and an error-level req
     await t.close();
   }
 });
+
+Deno.test("a 503 refusal (models loading) is logged at info level: it is no failure of the server", async () => {
+  const lines: Record<string, unknown>[] = [];
+  const log = createLogger("json", { write: (l) => lines.push(JSON.parse(l)) });
+  const t = await openTestApp({ log, isReady: () => false });
+  try {
+    const res = await t.call("/v1/models");
+    assert.equal(res.status, 503);
+    await res.body?.cancel();
+    assert.deepEqual(lines.map((l) => [l.level, l.status]), [["info", 503]]);
+  } finally {
+    await t.close();
+  }
+});

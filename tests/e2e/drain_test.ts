@@ -1,83 +1,11 @@
-// SIGTERM on a real `main.ts serve` child: the listener closes at once, a request in flight still gets its
-// answer, and the process exits 0 within --drain-seconds (issue 15). Uses only the bundled default model.
+// SIGTERM on a real `main.ts serve` child: new requests get 503 at once, a request in flight still gets its
+// answer, then the listener closes and the process exits 0 within --drain-seconds (issue 15).
 import assert from "node:assert/strict";
 import sharp from "sharp";
+import { reap, serve } from "./_serve_child.ts";
 
-const ROOT = new URL("../../", import.meta.url);
-/** Startup (self-test, default model load) on a loaded 2-core box. */
-const READY_MS = 120_000;
 /** After the drain: closing the pool and the data-dir lock, and the process exit. */
 const EXIT_MARGIN_MS = 5_000;
-/** A server still running this long after the test's SIGTERM is SIGKILLed. */
-const KILL_GRACE_MS = 30_000;
-
-interface Child {
-  port: number;
-  child: Deno.ChildProcess;
-  log: string[];
-  /** Resolves when a log line matches. */
-  line(pattern: RegExp): Promise<string>;
-  dataDir: string;
-}
-
-async function serve(...args: string[]): Promise<Child> {
-  const dataDir = await Deno.makeTempDir({ prefix: "kestrel-drain-" });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "main.ts",
-      "serve",
-      "--port",
-      "0",
-      "--backend",
-      "native",
-      "--data-dir",
-      dataDir,
-      ...args,
-    ],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const log: string[] = [];
-  const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
-  (async () => {
-    let pending = "";
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-      const lines = (pending + chunk).split("\n");
-      pending = lines.pop()!;
-      for (const l of lines) {
-        log.push(l);
-        for (const w of waiters.filter((w) => w.pattern.test(l))) w.resolve(l);
-      }
-    }
-  })();
-  const line = (pattern: RegExp) => {
-    const seen = log.find((l) => pattern.test(l));
-    if (seen) return Promise.resolve(seen);
-    return new Promise<string>((resolve, reject) => {
-      waiters.push({ pattern, resolve });
-      setTimeout(() => reject(new Error(`no log line ${pattern} in time:\n${log.join("\n")}`)), READY_MS);
-    });
-  };
-  const url = (await line(/listening on http:\/\/\S+/)).match(/listening on (http:\/\/\S+)/)![1];
-  await line(/serving default v1/);
-  return { port: Number(new URL(url).port), child, log, line, dataDir };
-}
-
-/** SIGKILLs the child if it has not exited within the grace period, then removes its data dir. */
-async function reap(s: Child): Promise<void> {
-  const timer = setTimeout(() => {
-    try {
-      s.child.kill("SIGKILL");
-    } catch { /* already exited */ }
-  }, KILL_GRACE_MS);
-  await s.child.status;
-  clearTimeout(timer);
-  await Deno.remove(s.dataDir, { recursive: true });
-}
 
 /** Starts a detect over raw HTTP and sends only the first `sent` bytes of its body. */
 async function startUpload(port: number, body: Uint8Array, sent: number): Promise<Deno.TcpConn> {

@@ -39,7 +39,8 @@ export interface ServerOptions {
 }
 
 /**
- * Starts listening at once (so /healthz answers and /readyz says 503 while loading), then loads every model.
+ * Self-tests the inference backend (a GPU that fails is replaced by the CPU: see selftest/startup.ts), starts
+ * listening at once (so /healthz answers and /readyz says 503 while loading), then loads every model.
  * A model that fails to load stops the server: serving a subset silently would hide the mistake. Fine-tune jobs
  * in the data dir are loaded at once and train once the models are loaded; shutdown stops them so the next start
  * resumes them.

@@ -92,7 +92,9 @@ const SAME_SETTING: ServeOption[][] = [["api-key", "api-key-file"]];
 /**
  * Reads a TOML config file whose keys are the serve flags (`port = 8000`, `model = ["a.onnx"]`,
  * `detect-needs-key = true`); numbers may be written bare or quoted, `model` and `allowed-hosts` as an array or
- * one string. A file holding `api-key` must not be readable by every user, as with `--api-key-file`. Throws naming the file and every unknown key or value of the wrong type.
+ * one string (the flag's comma-separated form too). Paths are taken as the flags take them, from the working
+ * directory. A file holding `api-key` must not be readable by every user, as with `--api-key-file`. Throws
+ * naming the file and every unknown key and value of the wrong type.
  */
 export function readServerConfigFile(path: string): ServeValues {
   let table: Record<string, unknown>;

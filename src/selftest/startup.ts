@@ -56,7 +56,7 @@ export async function selfTestBackend(
     if (result.ok) {
       return {
         backend,
-        reason: `${selection.reason}; self-test FAILED on webgpu (${failed.join("; ")}); ` +
+        reason: `${selection.reason}; self-test FAILED (${failed.join("; ")}); ` +
           `fell back to ${backend.name}, self-test passed (${result.detail})`,
         passed: true,
       };

@@ -28,7 +28,7 @@ Deno.test({
       assert.equal(models.backend_reason, server.backendReason);
       assert.match(
         models.backend_reason,
-        /^auto: hardware adapter Test GPU; self-test FAILED on webgpu \(webgpu: found 0 of \d+ drawn shapes .*\); fell back to native, self-test passed/,
+        /^auto: hardware adapter Test GPU; self-test FAILED \(webgpu: found 0 of \d+ drawn shapes .*\); fell back to native, self-test passed/,
       );
       assert.deepEqual(models.models.map((m: { backend: string }) => m.backend), ["native"]);
       const startup = lines.find((l) => String(l.msg).startsWith("backend "));

@@ -5,10 +5,12 @@ import type { Registry } from "../registry/registry.ts";
 import type { ModelPool } from "../serving/pool.ts";
 import { defaultTrainingMemoryBytes } from "../train/training_memory.ts";
 import { errorBody, handleError } from "./errors.ts";
+import { type Logger, WARNINGS_TO_STDERR } from "./log.ts";
 import { checkHost } from "./middleware/host.ts";
 import { InflightLimit } from "./middleware/inflight.ts";
 import { createServerMetrics, metricsMiddleware, type ServerMetrics } from "./middleware/metrics.ts";
 import { readiness } from "./middleware/ready.ts";
+import { requestLog } from "./middleware/request_log.ts";
 import { refuseCrossSite } from "./middleware/same_origin.ts";
 import { securityHeaders } from "./middleware/security_headers.ts";
 import { DEEPSTACK_PREFIX, deepstackErrors, deepstackRoutes } from "./routes/deepstack.ts";
@@ -36,6 +38,8 @@ export interface AppDeps {
   pool: ModelPool;
   /** False while models load: /readyz and /v1/* answer 503. Always ready when absent. */
   isReady?: () => boolean;
+  /** True once shutdown began: /v1/* answers 503 `shutting_down` while requests in flight finish. */
+  isDraining?: () => boolean;
   maxBodyBytes?: number;
   /** Largest image (width x height from its header) accepted, against decompression bombs. */
   maxPixels?: number;
@@ -64,6 +68,10 @@ export interface AppDeps {
   deepstackModel?: string | null;
   /** Detection (every API family) needs the API key too; without it only mutating routes do. */
   detectNeedsKey?: boolean;
+  /** Where request lines and errors go; default: warnings and errors only, as text on stderr. */
+  log?: Logger;
+  /** Why the inference backend was chosen, with its startup self-test, for GET /v1/models. */
+  backendReason?: string;
 }
 
 /** What every route module receives: the app's dependencies with defaults filled in, and its metrics. */
@@ -101,6 +109,7 @@ export function createApp(deps: AppDeps): ApiApp {
   const ctx: RouteContext = {
     pool: deps.pool,
     isReady: deps.isReady ?? (() => true),
+    isDraining: deps.isDraining ?? (() => false),
     maxBodyBytes: deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     maxPixels: deps.maxPixels ?? DEFAULT_MAX_PIXELS,
     registry: deps.registry ?? null,
@@ -116,6 +125,8 @@ export function createApp(deps: AppDeps): ApiApp {
     maxEventStreams: deps.maxEventStreams ?? DEFAULT_MAX_EVENT_STREAMS,
     deepstackModel: deps.deepstackModel ?? null,
     detectNeedsKey: deps.detectNeedsKey ?? false,
+    log: deps.log ?? WARNINGS_TO_STDERR,
+    backendReason: deps.backendReason ?? "",
     metrics: createServerMetrics(deps.pool),
     detectInflight: new InflightLimit(
       deps.maxInflightDetect ?? DEFAULT_MAX_INFLIGHT_DETECT,
@@ -133,6 +144,8 @@ export function createApp(deps: AppDeps): ApiApp {
       return c.json(errorBody(where === "body" ? "invalid_body" : "invalid_request", message), status);
     },
   });
+  // First, so every response (errors included) carries its x-request-id and every request is logged.
+  app.use("*", ...requestLog(ctx.log));
   app.use("*", metricsMiddleware(ctx.metrics));
   // Ahead of every other middleware, so their errors (host, cross-site, readiness, limits) also leave in the
   // family's shape.
@@ -141,8 +154,8 @@ export function createApp(deps: AppDeps): ApiApp {
   app.use("*", securityHeaders());
   app.use("*", checkHost({ listenHost: ctx.listenHost, allowedHosts: ctx.allowedHosts }));
   app.use("*", refuseCrossSite());
-  app.use("/v1/*", readiness(ctx.isReady));
-  app.onError(handleError);
+  app.use("/v1/*", readiness(ctx.isReady, ctx.isDraining));
+  app.onError((err, c) => handleError(err, c, ctx.log));
   app.notFound((c) => c.json(errorBody("not_found", `No route for ${c.req.method} ${c.req.path}`), 404));
   for (const register of ROUTES) register(app, ctx);
   return app;

@@ -6,6 +6,7 @@
 import { detect, type DetectResult } from "../serving/detector.ts";
 import type { DetectOptions } from "../serving/postprocess.ts";
 import type { RouteContext } from "./app.ts";
+import { noteRequestModel } from "./middleware/request_log.ts";
 import { unknownModel } from "./routes/models.ts";
 
 /**
@@ -22,6 +23,7 @@ export async function detectOnModel(
   const image = await readImage();
   const lease = ctx.pool.lease(name);
   if (!lease) throw unknownModel(name);
+  noteRequestModel(name, lease.model.ref.version);
   try {
     const result = await detect(lease.model, image, opts, ctx.maxPixels);
     ctx.metrics.inference.observe(result.timings_ms.inference / 1000, { model: name });

@@ -2,6 +2,8 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ImageError, type ImageErrorKind } from "../image/errors.ts";
+import { type Logger, WARNINGS_TO_STDERR } from "./log.ts";
+import { requestIdOf } from "./middleware/request_log.ts";
 
 /** An error that reaches the client as `{"error": {"code", "message"}}` with `status`. */
 export class ApiError extends Error {
@@ -33,13 +35,16 @@ export function errorBody(code: string, message: string) {
 }
 
 /** The app's one onError: known errors keep their status and code; anything else is a logged 500. */
-export function handleError(err: Error, c: Context): Response {
+export function handleError(err: Error, c: Context, log: Logger = WARNINGS_TO_STDERR): Response {
   if (err instanceof ApiError) return c.json(errorBody(err.code, err.message), err.status);
   if (err instanceof ImageError) return c.json(errorBody(err.kind, err.message), IMAGE_STATUS[err.kind]);
   if (err instanceof HTTPException) {
     const status = err.status as ContentfulStatusCode;
     return c.json(errorBody(HTTP_CODES[status] ?? "http_error", err.message || `HTTP ${status}`), status);
   }
-  console.error(`${c.req.method} ${c.req.path} failed:`, err);
+  log.error(`${c.req.method} ${c.req.path} failed`, {
+    request_id: requestIdOf(c),
+    error: err.stack ?? String(err),
+  });
   return c.json(errorBody("internal_error", "Internal server error"), 500);
 }

@@ -48,6 +48,8 @@ export const ModelSchema = z.object({
 
 export const ModelListSchema = z.object({
   backend: z.string(),
+  /** Why the backend was chosen and how its startup self-test went ("" when the app was given none). */
+  backend_reason: z.string(),
   models: z.array(ModelSchema),
 }).openapi("ModelList");
 

@@ -1,14 +1,17 @@
 import { createApp } from "./app.ts";
 import { type DataDirLock, lockDataDir } from "./data_dir_lock.ts";
 import { openJobs, registryTrainer } from "./jobs_wiring.ts";
+import { createLogger, type Logger } from "./log.ts";
 import { resolveApiKey } from "./middleware/auth.ts";
 import { loadActiveModels, openServingRegistry } from "./registry_wiring.ts";
+import { RequestTracker } from "./request_tracker.ts";
 import { DEFAULT_MODEL_PATH, type ServerConfig } from "../config/server.ts";
 import type { JobService } from "../jobs/service.ts";
 import type { Trainer } from "../jobs/types.ts";
 import type { Registry } from "../registry/registry.ts";
 import { ModelPool } from "../serving/pool.ts";
-import { selectBackend } from "../serving/select.ts";
+import { type BackendSelection, selectBackend } from "../serving/select.ts";
+import { defaultModelCheck, selfTestBackend } from "../selftest/startup.ts";
 
 /** A running server: its address, and how to stop it (tests and the bench start one on a free port). */
 export interface RunningServer {
@@ -16,18 +19,28 @@ export interface RunningServer {
   pool: ModelPool;
   jobs: JobService;
   ready: Promise<void>;
-  shutdown(): Promise<void>;
+  /** Why the server serves on `pool.backend`: the selection and its startup self-test (also in /v1/models). */
+  backendReason: string;
+  /**
+   * Stops accepting connections, lets requests in flight finish and running fine-tunes stop at their next step
+   * (their jobs resume at the next start), for at most `config.drainSeconds`, then releases everything.
+   * Resolves true when everything finished in time.
+   */
+  shutdown(): Promise<boolean>;
 }
 
 export interface ServerOptions {
   /** The fine-tune trainer (default: the WGSL trainer on the server's registry); tests pass a double. */
   trainer?: (registry: Registry) => Trainer;
+  /** Where the server logs (default: stderr in `config.logFormat`). */
+  log?: Logger;
+  /** The inference backend instead of `selectBackend(config.backend)`; tests inject a failing one. */
+  backend?: BackendSelection;
 }
 
-const log = (message: string) => console.error(`kestrel: ${message}`);
-
 /**
- * Starts listening at once (so /healthz answers and /readyz says 503 while loading), then loads every model.
+ * Self-tests the inference backend (a GPU that fails is replaced by the CPU: see selftest/startup.ts), starts
+ * listening at once (so /healthz answers and /readyz says 503 while loading), then loads every model.
  * A model that fails to load stops the server: serving a subset silently would hide the mistake. Fine-tune jobs
  * in the data dir are loaded at once and train once the models are loaded; shutdown stops them so the next start
  * resumes them.
@@ -47,14 +60,19 @@ async function listen(
   options: ServerOptions,
   lock: DataDirLock,
 ): Promise<RunningServer> {
-  const { backend, reason } = await selectBackend(config.backend);
-  console.error(`kestrel: backend ${backend.name} (${reason})`);
+  const log = options.log ?? createLogger(config.logFormat);
+  const selection = options.backend ?? await selectBackend(config.backend);
+  const { backend, reason, passed } = await selfTestBackend(selection, await defaultModelCheck());
+  (passed ? log.info : log.error)(`backend ${backend.name} (${reason})`, { backend: backend.name });
   const pool = new ModelPool(backend, config.imgsz);
   const registry = await openServingRegistry(config, pool);
   let ready = false;
+  // Set by shutdown: /readyz says 503 and new /v1 requests get 503 shutting_down while those in flight finish.
+  let draining = false;
   // Resolved only when every model loaded: after a failed start, resumed jobs stay `running` for the next one.
   const loaded = Promise.withResolvers<void>();
-  const trainer = (options.trainer ?? ((r) => registryTrainer(r, log)))(registry);
+  const logLine = (message: string) => log.info(message);
+  const trainer = (options.trainer ?? ((r) => registryTrainer(r, logLine)))(registry);
   const jobs = await openJobs({
     dataDir: config.dataDir,
     trainer,
@@ -65,7 +83,7 @@ async function listen(
       maxQueuedJobs: config.maxQueuedJobs,
       minFreeBytes: config.minFreeBytes,
     },
-    log,
+    log: logLine,
   });
   const stopping = new AbortController();
   const apiKey = resolveApiKey(config.apiKey);
@@ -74,7 +92,8 @@ async function listen(
   }
   const app = createApp({
     pool,
-    isReady: () => ready,
+    isReady: () => ready && !draining,
+    isDraining: () => draining,
     maxBodyBytes: config.maxBodyBytes,
     maxPixels: config.maxPixels,
     registry,
@@ -89,13 +108,22 @@ async function listen(
     maxEventStreams: config.maxEventStreams,
     deepstackModel: config.deepstackModel ?? null,
     detectNeedsKey: config.detectNeedsKey,
+    log,
+    backendReason: reason,
   });
-  const server = Deno.serve({ hostname: config.host, port: config.port, onListen: () => {} }, app.fetch);
+  const requests = new RequestTracker();
+  const server = Deno.serve(
+    { hostname: config.host, port: config.port, onListen: () => {} },
+    requests.wrap(app.fetch),
+  );
   const { hostname, port } = server.addr;
   const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
   const loading = (async () => {
     for (const ref of await loadActiveModels(registry, pool, config.models, DEFAULT_MODEL_PATH)) {
-      console.error(`kestrel: serving ${ref.name} v${ref.version} from ${config.dataDir} on ${backend.name}`);
+      log.info(`serving ${ref.name} v${ref.version} from ${config.dataDir} on ${backend.name}`, {
+        model: ref.name,
+        version: ref.version,
+      });
     }
     ready = true;
     loaded.resolve();
@@ -105,14 +133,37 @@ async function listen(
     pool,
     jobs,
     ready: loading,
+    backendReason: reason,
     async shutdown() {
-      // Event streams end and trainers stop between iterations; their jobs stay `running` and resume next start.
+      // New requests get 503 at once and event streams end; requests in flight finish, then the listener closes
+      // (new connections are refused) and trainers stop between iterations: their jobs stay `running` and
+      // resume at the next start from their last checkpoint.
+      draining = true;
       stopping.abort();
-      await jobs.close();
-      await server.shutdown();
+      // Jobs close after the requests: a fine-tune upload in flight is accepted (and resumes next start) rather
+      // than refused by a closed job service.
+      const drained = requests.settled().then(() => Promise.all([server.shutdown(), jobs.close()])).then(() =>
+        true
+      );
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadline = new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), config.drainSeconds * 1000);
+      });
+      const finished = await Promise.race([drained, deadline]);
+      clearTimeout(timer);
+      if (!finished) {
+        log.warn(`drain: work still in flight after ${config.drainSeconds} s; stopping without it`, {
+          requests: requests.inFlight,
+        });
+        // Closes the listener (cutting the stragglers' uploads) and stops the trainers; neither is awaited, so a
+        // handler stuck for good cannot hold the exit.
+        server.shutdown().catch(() => {});
+        jobs.close().catch(() => {});
+      }
       await loading.catch(() => {});
       await pool.close();
       lock.release();
+      return finished;
     },
   };
 }

@@ -8,7 +8,7 @@ import { ensureRuntimeDir } from "../gpu/runtime_dir.ts";
 import { type Backend, BACKEND_CHOICES } from "../serving/backend.ts";
 import { readModelSpec } from "../serving/model_spec.ts";
 import { selectBackend } from "../serving/select.ts";
-import { type CheckResult, detectCheck, testImage, trainingCheck } from "./self_test.ts";
+import { type CheckResult, detectCheck, testImage, trainingCheck } from "../selftest/self_test.ts";
 
 const USAGE =
   "Usage: deno task doctor [--data-dir ./data] [--backend auto|webgpu|wasm|native] [--min-free-bytes N]";

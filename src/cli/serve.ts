@@ -1,8 +1,12 @@
 import { DataDirInUseError } from "../api/data_dir_lock.ts";
+import { createLogger } from "../api/log.ts";
 import { startServer } from "../api/server.ts";
 import { parseServerArgs, type ServerConfig } from "../config/server.ts";
 
-/** `deno task start`: serve until interrupted. */
+/**
+ * `deno task start`: serve until SIGTERM or SIGINT, then drain (see RunningServer.shutdown) and exit 0, also when
+ * the drain ran out of time: what was cut off is logged, and the jobs it stopped resume at the next start.
+ */
 export async function run(args: string[]): Promise<number> {
   let config: ServerConfig;
   try {
@@ -11,27 +15,30 @@ export async function run(args: string[]): Promise<number> {
     console.error((err as Error).message);
     return 2;
   }
+  const log = createLogger(config.logFormat);
+  // Listened for before the server starts, so a signal during startup (models loading) also drains cleanly.
+  const stop = Promise.withResolvers<Deno.Signal>();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => stop.resolve(signal));
+  }
   let server;
   try {
-    server = await startServer(config);
+    server = await startServer(config, { log });
   } catch (err) {
     if (!(err instanceof DataDirInUseError)) throw err;
-    console.error(`kestrel: ${err.message}`);
+    log.error(err.message);
     return 1;
   }
-  console.error(`kestrel: listening on ${server.url}`);
-  try {
-    await server.ready;
-  } catch (err) {
-    console.error(`kestrel: cannot load models: ${(err as Error).message}`);
+  log.info(`listening on ${server.url}`, { url: server.url });
+  const loaded = await Promise.race([server.ready.then(() => null, (err: Error) => err), stop.promise]);
+  if (loaded instanceof Error) {
+    log.error(`cannot load models: ${loaded.message}`);
     await server.shutdown();
     return 1;
   }
-  const stop = new Promise<void>((resolve) => {
-    for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => resolve());
-  });
-  await stop;
-  console.error("kestrel: shutting down");
-  await server.shutdown();
+  const signal = await stop.promise;
+  log.info(`${signal}: shutting down, draining for up to ${config.drainSeconds} s`);
+  const drained = await server.shutdown();
+  log.info(drained ? "stopped" : "stopped after the drain limit");
   return 0;
 }

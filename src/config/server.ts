@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { parse as parseToml } from "smol-toml";
 import { z } from "zod";
 import { DEFAULT_MAX_PIXELS } from "../image/decode.ts";
 import { DEFAULT_JOB_LIMITS } from "../jobs/limits.ts";
@@ -6,6 +7,10 @@ import { BACKEND_CHOICES } from "../serving/backend.ts";
 
 /** The embedded default model, served when no --model is given. */
 export const DEFAULT_MODEL_PATH = new URL("../../models/default.onnx", import.meta.url).pathname;
+
+/** `--log-format`: `kestrel: ...` lines for people, one JSON object per line for a log shipper. */
+export const LOG_FORMATS = ["text", "json"] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export const ServerConfigSchema = z.object({
   host: z.string().min(1).default("127.0.0.1"),
@@ -43,6 +48,9 @@ export const ServerConfigSchema = z.object({
   maxQueuedJobs: z.coerce.number().int().positive().default(DEFAULT_JOB_LIMITS.maxQueuedJobs),
   /** Free bytes the data dir's filesystem must keep for a new fine-tune job; below it, 507. */
   minFreeBytes: z.coerce.number().int().min(0).default(DEFAULT_JOB_LIMITS.minFreeBytes),
+  logFormat: z.enum(LOG_FORMATS).default("text"),
+  /** On SIGTERM/SIGINT, how long requests in flight (and a fine-tune's current step) get to finish. */
+  drainSeconds: z.coerce.number().nonnegative().default(10),
 });
 
 export type ServerConfig = z.infer<typeof ServerConfigSchema>;
@@ -52,36 +60,108 @@ export const SERVE_USAGE = "Usage: deno task start [--host 127.0.0.1] [--port 80
   "[--max-pixels 40000000] [--api-key KEY | --api-key-file PATH] [--allowed-hosts NAME,...] " +
   "[--max-model-bytes 268435456] [--max-dataset-bytes 1073741824] [--max-inflight-detect 32] " +
   "[--max-event-streams 64] [--max-train-memory BYTES] [--deepstack-model NAME] [--detect-needs-key] " +
-  "[--max-concurrent-uploads 2] [--max-queued-jobs 16] [--min-free-bytes 1073741824]";
+  "[--max-concurrent-uploads 2] [--max-queued-jobs 16] [--min-free-bytes 1073741824] " +
+  "[--log-format text|json] [--drain-seconds 10] [--config kestrel.toml]";
 
-/** Parses `deno task start` flags once, at the edge; throws an Error listing every bad flag. */
+/** The `kestrel serve` flags; a config file's keys are the same names, without the dashes in front. */
+export const SERVE_OPTIONS = {
+  host: { type: "string" },
+  port: { type: "string" },
+  model: { type: "string", multiple: true },
+  "data-dir": { type: "string" },
+  backend: { type: "string" },
+  imgsz: { type: "string" },
+  "max-body-bytes": { type: "string" },
+  "max-pixels": { type: "string" },
+  "api-key": { type: "string" },
+  "max-model-bytes": { type: "string" },
+  "max-dataset-bytes": { type: "string" },
+  "api-key-file": { type: "string" },
+  "allowed-hosts": { type: "string" },
+  "max-inflight-detect": { type: "string" },
+  "max-event-streams": { type: "string" },
+  "max-train-memory": { type: "string" },
+  "deepstack-model": { type: "string" },
+  "detect-needs-key": { type: "boolean" },
+  "max-concurrent-uploads": { type: "string" },
+  "max-queued-jobs": { type: "string" },
+  "min-free-bytes": { type: "string" },
+  "log-format": { type: "string" },
+  "drain-seconds": { type: "string" },
+} as const;
+
+type ServeOption = keyof typeof SERVE_OPTIONS;
+type ServeValues = {
+  [K in ServeOption]?: (typeof SERVE_OPTIONS)[K] extends { multiple: true } ? string[]
+    : (typeof SERVE_OPTIONS)[K] extends { type: "boolean" } ? boolean
+    : string;
+};
+
+/** Flags that name one setting two ways: one given on the command line replaces both in the file. */
+const SAME_SETTING: ServeOption[][] = [["api-key", "api-key-file"]];
+
+/**
+ * Reads a TOML config file whose keys are the serve flags (`port = 8000`, `model = ["a.onnx"]`,
+ * `detect-needs-key = true`); numbers may be written bare or quoted, `model` and `allowed-hosts` as an array or
+ * one string (the flag's comma-separated form too). Paths are taken as the flags take them, from the working
+ * directory. A file holding `api-key` must not be readable by every user, as with `--api-key-file`. Throws
+ * naming the file and every unknown key and value of the wrong type.
+ */
+export function readServerConfigFile(path: string): ServeValues {
+  let table: Record<string, unknown>;
+  try {
+    table = parseToml(Deno.readTextFileSync(path));
+  } catch (err) {
+    throw new Error(`--config ${path}: ${(err as Error).message}`);
+  }
+  const values: Record<string, string | string[] | boolean> = {};
+  const problems: string[] = [];
+  for (const [key, value] of Object.entries(table)) {
+    const option = (SERVE_OPTIONS as Record<string, { type: string; multiple?: boolean }>)[key];
+    if (!option) {
+      problems.push(
+        `unknown key '${key}' (keys are the serve flags: ${Object.keys(SERVE_OPTIONS).join(", ")})`,
+      );
+    } else if (option.type === "boolean") {
+      if (typeof value === "boolean") values[key] = value;
+      else problems.push(`'${key}' must be true or false`);
+    } else if ("multiple" in option && option.multiple) {
+      if (typeof value === "string") values[key] = [value];
+      else if (Array.isArray(value) && value.every((v) => typeof v === "string")) values[key] = value;
+      else problems.push(`'${key}' must be a string or an array of strings`);
+    } else if (typeof value === "string" || typeof value === "number") {
+      values[key] = String(value);
+    } else if (Array.isArray(value) && value.every((v) => typeof v === "string") && key === "allowed-hosts") {
+      values[key] = value.join(",");
+    } else {
+      problems.push(`'${key}' must be a string or a number`);
+    }
+  }
+  if (typeof table["api-key"] === "string" && (Deno.statSync(path).mode ?? 0) & 0o004) {
+    problems.push("holds 'api-key' but is readable by every user; chmod 600 it");
+  }
+  if (problems.length) throw new Error(`--config ${path}: ${problems.join("; ")}`);
+  return values as ServeValues;
+}
+
+/** The file's settings under the command line's: a flag given replaces the file's key (a list flag too). */
+function overlay(file: ServeValues, flags: ServeValues): ServeValues {
+  const merged: ServeValues = { ...file };
+  for (const group of SAME_SETTING) {
+    if (group.some((k) => flags[k] !== undefined)) { for (const k of group) delete merged[k]; }
+  }
+  for (const [k, v] of Object.entries(flags)) if (v !== undefined) Object.assign(merged, { [k]: v });
+  return merged;
+}
+
+/**
+ * Parses `deno task start` flags once, at the edge, over the settings of `--config FILE` when given; throws an
+ * Error listing every bad flag or key.
+ */
 export function parseServerArgs(args: string[]): ServerConfig {
-  const { values } = parseArgs({
-    args,
-    options: {
-      host: { type: "string" },
-      port: { type: "string" },
-      model: { type: "string", multiple: true },
-      "data-dir": { type: "string" },
-      backend: { type: "string" },
-      imgsz: { type: "string" },
-      "max-body-bytes": { type: "string" },
-      "max-pixels": { type: "string" },
-      "api-key": { type: "string" },
-      "max-model-bytes": { type: "string" },
-      "max-dataset-bytes": { type: "string" },
-      "api-key-file": { type: "string" },
-      "allowed-hosts": { type: "string" },
-      "max-inflight-detect": { type: "string" },
-      "max-event-streams": { type: "string" },
-      "max-train-memory": { type: "string" },
-      "deepstack-model": { type: "string" },
-      "detect-needs-key": { type: "boolean" },
-      "max-concurrent-uploads": { type: "string" },
-      "max-queued-jobs": { type: "string" },
-      "min-free-bytes": { type: "string" },
-    },
-  });
+  const { values: flags } = parseArgs({ args, options: { ...SERVE_OPTIONS, config: { type: "string" } } });
+  const { config, ...given } = flags;
+  const values = config === undefined ? given : overlay(readServerConfigFile(config), given);
   if (values["api-key"] !== undefined && values["api-key-file"] !== undefined) {
     throw new Error(`Give --api-key or --api-key-file, not both\n${SERVE_USAGE}`);
   }
@@ -107,6 +187,8 @@ export function parseServerArgs(args: string[]): ServerConfig {
     maxConcurrentUploads: values["max-concurrent-uploads"],
     maxQueuedJobs: values["max-queued-jobs"],
     minFreeBytes: values["min-free-bytes"],
+    logFormat: values["log-format"],
+    drainSeconds: values["drain-seconds"],
   });
   if (!parsed.success) throw new Error(`${z.prettifyError(parsed.error)}\n${SERVE_USAGE}`);
   return parsed.data;

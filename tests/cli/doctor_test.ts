@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DEFAULT_MODEL_PATH } from "../../src/config/server.ts";
-import { detectCheck, testImage } from "../../src/cli/self_test.ts";
+import { detectCheck, testImage } from "../../src/selftest/self_test.ts";
 import { nativeBackend } from "../../src/serving/backends/native.ts";
 import { readModelSpec } from "../../src/serving/model_spec.ts";
 import { ensureRuntimeDir } from "../../src/gpu/runtime_dir.ts";

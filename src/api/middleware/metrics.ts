@@ -50,7 +50,7 @@ const METHODS = new Set(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIO
  * matches (`app.use`, method ALL) do not count, so a request refused before its route (a cross-site write, a
  * bad Host) is still labelled with its route when it has one.
  */
-function routeLabel(c: Context): string {
+export function routeLabel(c: Context): string {
   return matchedRoutes(c).findLast((r) => r.method !== "ALL")?.path ?? "unmatched";
 }
 

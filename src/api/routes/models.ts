@@ -42,7 +42,12 @@ export function unknownModel(name: string): ApiError {
 export const modelRoutes: RouteModule = (app, ctx) => {
   app.openapi(
     list,
-    (c) => c.json({ backend: ctx.pool.backend.name, models: ctx.pool.list().map(describeModel) }, 200),
+    (c) =>
+      c.json({
+        backend: ctx.pool.backend.name,
+        backend_reason: ctx.backendReason,
+        models: ctx.pool.list().map(describeModel),
+      }, 200),
   );
   app.openapi(one, (c) => {
     const { name } = c.req.valid("param");

@@ -1,0 +1,79 @@
+// A `main.ts serve` child on a free loopback port with the bundled default model, its stderr collected line by
+// line; `reap` SIGKILLs it if it outlives the grace period.
+
+const ROOT = new URL("../../", import.meta.url);
+/** Startup (self-test, default model load) on a loaded 2-core box. */
+const READY_MS = 120_000;
+/** A server still running this long after the test's SIGTERM is SIGKILLed. */
+const KILL_GRACE_MS = 30_000;
+
+export interface Child {
+  port: number;
+  child: Deno.ChildProcess;
+  log: string[];
+  /** Resolves when a log line matches. */
+  line(pattern: RegExp): Promise<string>;
+  dataDir: string;
+}
+
+export async function serve(...args: string[]): Promise<Child> {
+  const dataDir = await Deno.makeTempDir({ prefix: "kestrel-serve-child-" });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "main.ts",
+      "serve",
+      "--port",
+      "0",
+      "--backend",
+      "native",
+      "--data-dir",
+      dataDir,
+      ...args,
+    ],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const log: string[] = [];
+  const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
+  (async () => {
+    let pending = "";
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      const lines = (pending + chunk).split("\n");
+      pending = lines.pop()!;
+      for (const l of lines) {
+        log.push(l);
+        for (const w of waiters.filter((w) => w.pattern.test(l))) w.resolve(l);
+      }
+    }
+  })();
+  const line = (pattern: RegExp) => {
+    const seen = log.find((l) => pattern.test(l));
+    if (seen) return Promise.resolve(seen);
+    const found = Promise.withResolvers<string>();
+    const timer = setTimeout(
+      () => found.reject(new Error(`no log line ${pattern} in time:\n${log.join("\n")}`)),
+      READY_MS,
+    );
+    waiters.push({ pattern, resolve: found.resolve });
+    return found.promise.finally(() => clearTimeout(timer));
+  };
+  const url = (await line(/listening on http:\/\/[^\s"]+/)).match(/listening on (http:\/\/[^\s"]+)/)![1];
+  await line(/serving default v1/);
+  return { port: Number(new URL(url).port), child, log, line, dataDir };
+}
+
+/** SIGKILLs the child if it has not exited within the grace period, then removes its data dir. */
+export async function reap(s: Child): Promise<void> {
+  const timer = setTimeout(() => {
+    try {
+      s.child.kill("SIGKILL");
+    } catch { /* already exited */ }
+  }, KILL_GRACE_MS);
+  await s.child.status;
+  clearTimeout(timer);
+  await Deno.remove(s.dataDir, { recursive: true });
+}

@@ -20,6 +20,7 @@ const FORBIDDEN: Record<string, string[]> = {
   optim: ["train", "jobs", "serving", "registry", "api"],
   train: ["jobs", "serving", "api"],
   image: ["train", "jobs", "serving", "api"],
+  capture: ["train", "jobs", "serving", "api", "optim", "ops", "gpu"],
 };
 /** A file past this many lines is usually two concepts (team brief). */
 const LONG_FILE_LINES = 400;

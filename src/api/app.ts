@@ -1,9 +1,11 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
+import type { CaptureService } from "../capture/service.ts";
 import { DEFAULT_MAX_PIXELS } from "../image/decode.ts";
 import type { JobService } from "../jobs/service.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { ModelPool } from "../serving/pool.ts";
 import { defaultTrainingMemoryBytes } from "../train/training_memory.ts";
+import { addCaptureMetrics } from "./capture_metrics.ts";
 import { errorBody, handleError } from "./errors.ts";
 import { checkHost } from "./middleware/host.ts";
 import { InflightLimit } from "./middleware/inflight.ts";
@@ -11,6 +13,7 @@ import { createServerMetrics, metricsMiddleware, type ServerMetrics } from "./mi
 import { readiness } from "./middleware/ready.ts";
 import { refuseCrossSite } from "./middleware/same_origin.ts";
 import { securityHeaders } from "./middleware/security_headers.ts";
+import { captureRoutes } from "./routes/captures.ts";
 import { DEEPSTACK_PREFIX, deepstackErrors, deepstackRoutes } from "./routes/deepstack.ts";
 import { detectRoutes } from "./routes/detect.ts";
 import { docsRoutes } from "./routes/docs.ts";
@@ -64,6 +67,8 @@ export interface AppDeps {
   deepstackModel?: string | null;
   /** Detection (every API family) needs the API key too; without it only mutating routes do. */
   detectNeedsKey?: boolean;
+  /** Frame capture (src/capture); the capture and captures routes are mounted only with one. */
+  capture?: CaptureService | null;
 }
 
 /** What every route module receives: the app's dependencies with defaults filled in, and its metrics. */
@@ -87,6 +92,7 @@ const ROUTES: RouteModule[] = [
   kserveV2Routes,
   finetuneRoutes,
   jobRoutes,
+  captureRoutes,
   uiRoutes,
   docsRoutes,
 ];
@@ -116,12 +122,14 @@ export function createApp(deps: AppDeps): ApiApp {
     maxEventStreams: deps.maxEventStreams ?? DEFAULT_MAX_EVENT_STREAMS,
     deepstackModel: deps.deepstackModel ?? null,
     detectNeedsKey: deps.detectNeedsKey ?? false,
+    capture: deps.capture ?? null,
     metrics: createServerMetrics(deps.pool),
     detectInflight: new InflightLimit(
       deps.maxInflightDetect ?? DEFAULT_MAX_INFLIGHT_DETECT,
       "detect requests",
     ),
   };
+  if (ctx.capture) addCaptureMetrics(ctx.metrics.registry, ctx.capture);
   const app = new OpenAPIHono({
     defaultHook: (result, c) => {
       if (result.success) return;

@@ -3,6 +3,7 @@ import { type DataDirLock, lockDataDir } from "./data_dir_lock.ts";
 import { openJobs, registryTrainer } from "./jobs_wiring.ts";
 import { resolveApiKey } from "./middleware/auth.ts";
 import { loadActiveModels, openServingRegistry } from "./registry_wiring.ts";
+import { CaptureService } from "../capture/service.ts";
 import { DEFAULT_MODEL_PATH, type ServerConfig } from "../config/server.ts";
 import type { JobService } from "../jobs/service.ts";
 import type { Trainer } from "../jobs/types.ts";
@@ -56,6 +57,7 @@ async function listen(
   const loaded = Promise.withResolvers<void>();
   const trainer = (options.trainer ?? ((r) => registryTrainer(r, log)))(registry);
   const jobs = await openJobs(config.dataDir, trainer, loaded.promise, log);
+  const capture = await CaptureService.open(config.dataDir, log);
   const stopping = new AbortController();
   const apiKey = resolveApiKey(config.apiKey);
   if (config.detectNeedsKey && apiKey === null) {
@@ -78,6 +80,7 @@ async function listen(
     maxEventStreams: config.maxEventStreams,
     deepstackModel: config.deepstackModel ?? null,
     detectNeedsKey: config.detectNeedsKey,
+    capture,
   });
   const server = Deno.serve({ hostname: config.host, port: config.port, onListen: () => {} }, app.fetch);
   const { hostname, port } = server.addr;
@@ -99,6 +102,8 @@ async function listen(
       stopping.abort();
       await jobs.close();
       await server.shutdown();
+      // Frames already answered and queued are written before the data dir is let go.
+      await capture.idle();
       await loading.catch(() => {});
       await pool.close();
       lock.release();

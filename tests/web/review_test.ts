@@ -136,6 +136,34 @@ Deno.test("review page: proposals drawn, boxes drawn / moved / resized / reclass
     await page.click("#review-form button[type=submit]");
     await page.waitForSelector(`#review[data-capture="${queue[0].id}"]`, { timeout: UI_TIMEOUT_MS });
     assert.deepEqual(await drawnBoxes(page), expected);
+    assert.equal(
+      await page.isDisabled("#rv-train"),
+      labelled.split !== "train",
+      "training needs a train frame",
+    );
+
+    // One more train frame through the API, then "Fine-tune from N labelled frames" with the form's settings.
+    const more = await fetch(`${server.base}/v1/captures/${queue[2].id}/labels`, {
+      method: "PUT",
+      body: JSON.stringify({ labels: [], split: "train" }),
+      headers: { "content-type": "application/json" },
+    });
+    assert.equal(more.status, 200);
+    await page.click("#review-form button[type=submit]");
+    await page.waitForSelector("#rv-train:not([disabled])", { timeout: UI_TIMEOUT_MS });
+    assert.equal(await page.textContent("#rv-train"), "Fine-tune from 2 labelled frames");
+    for (
+      const [name, value] of Object.entries({ epochs: "1", batch_size: "2", imgsz: "128", val_fraction: "0" })
+    ) {
+      await page.fill(`#finetune-form [name=${name}]`, value);
+    }
+    await page.click("#rv-train");
+    await page.waitForSelector("#job-view[data-job-id]", { timeout: UI_TIMEOUT_MS });
+    const jobId = await page.getAttribute("#job-view", "data-job-id");
+    const job = await (await fetch(`${server.base}/v1/jobs/${jobId}`)).json();
+    assert.deepEqual([job.model, job.config.epochs, job.config.imgsz], ["default", 1, 128]);
+    await (await fetch(`${server.base}/v1/jobs/${jobId}`, { method: "DELETE" })).body?.cancel();
+
     await page.setViewportSize(TABLET);
     await page.screenshot({ path: `${ARTIFACTS}review-tablet.png`, fullPage: true });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

@@ -4,6 +4,8 @@
 // key, so a queue goes by without the mouse.
 import { api, describeError } from "./api.js";
 import { BoxEditor } from "./box_editor.js";
+import { finetuneConfig, watchJob } from "./finetune.js";
+import { shortId } from "./job_state.js";
 
 const el = (id) => document.getElementById(id);
 const PAGE = 100;
@@ -40,6 +42,8 @@ async function refreshProgress() {
       `(train ${s.labelled.train}, val ${s.labelled.val}), ${s.rejected} rejected`;
     el("rv-progress").dataset.new = String(s.new);
     el("rv-progress").dataset.labelled = String(labelled);
+    el("rv-train").textContent = `Fine-tune from ${labelled} labelled frame${labelled === 1 ? "" : "s"}`;
+    el("rv-train").disabled = s.labelled.train === 0;
   } catch (err) {
     el("rv-progress").textContent = `Could not count captures: ${describeError(err)}`;
   }
@@ -143,6 +147,26 @@ function onKey(e) {
   e.preventDefault();
 }
 
+/** Starts a fine-tune of the model on its labelled captures and shows it in the fine-tune live view. */
+async function trainFromCaptures() {
+  const model = el("rv-model").value;
+  const status = el("rv-train-status");
+  el("rv-train").disabled = true;
+  try {
+    const job = await api(`/v1/models/${encodeURIComponent(model)}/finetune`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ config: finetuneConfig(), source: "captures" }),
+    });
+    status.textContent = `Job ${shortId(job.id)} accepted; follow it under Fine-tune.`;
+    watchJob(job);
+  } catch (err) {
+    status.textContent = `Could not start the fine-tune: ${describeError(err)}`;
+  } finally {
+    await refreshProgress();
+  }
+}
+
 export function initReview() {
   editor = new BoxEditor(el("rv-overlay"), () => {
     const box = editor.boxes[editor.selected];
@@ -158,5 +182,6 @@ export function initReview() {
   el("rv-reject").addEventListener("click", reject);
   el("rv-skip").addEventListener("click", skip);
   el("rv-delete").addEventListener("click", () => editor.deleteSelected());
+  el("rv-train").addEventListener("click", trainFromCaptures);
   document.addEventListener("keydown", onKey);
 }

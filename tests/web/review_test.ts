@@ -166,7 +166,7 @@ Deno.test("review page: proposals drawn, boxes drawn / moved / resized / reclass
 
     await page.setViewportSize(TABLET);
     await page.screenshot({ path: `${ARTIFACTS}review-tablet.png`, fullPage: true });
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - globalThis.innerWidth);
     assert.ok(overflow <= 0, `no sideways scrolling at tablet width (${overflow}px over)`);
     assert.deepEqual(errors, []);
     assert.deepEqual(browser.blocked, []);

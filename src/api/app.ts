@@ -22,6 +22,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { kserveV2Routes, V2_PREFIX, v2Errors } from "./routes/kserve_v2.ts";
 import { jobRoutes, SSE_KEEP_ALIVE_MS } from "./routes/jobs.ts";
 import { modelRoutes } from "./routes/models.ts";
+import { regressionSetRoutes } from "./routes/regression_set.ts";
 import { serverInfoRoutes } from "./routes/server_info.ts";
 import { uiRoutes } from "./routes/ui.ts";
 import { versionRoutes } from "./routes/versions.ts";
@@ -93,6 +94,7 @@ const ROUTES: RouteModule[] = [
   finetuneRoutes,
   jobRoutes,
   captureRoutes,
+  regressionSetRoutes,
   uiRoutes,
   docsRoutes,
 ];

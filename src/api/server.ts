@@ -1,5 +1,6 @@
 import { createApp } from "./app.ts";
 import { type DataDirLock, lockDataDir } from "./data_dir_lock.ts";
+import { guardedPublish } from "./forgetting_guard.ts";
 import { openJobs, registryTrainer } from "./jobs_wiring.ts";
 import { resolveApiKey } from "./middleware/auth.ts";
 import { loadActiveModels, openServingRegistry } from "./registry_wiring.ts";
@@ -55,9 +56,10 @@ async function listen(
   let ready = false;
   // Resolved only when every model loaded: after a failed start, resumed jobs stay `running` for the next one.
   const loaded = Promise.withResolvers<void>();
-  const trainer = (options.trainer ?? ((r) => registryTrainer(r, log)))(registry);
-  const jobs = await openJobs(config.dataDir, trainer, loaded.promise, log);
   const capture = await CaptureService.open(config.dataDir, log);
+  const publish = guardedPublish(registry, capture, backend, log);
+  const trainer = (options.trainer ?? ((r) => registryTrainer(r, log, publish)))(registry);
+  const jobs = await openJobs(config.dataDir, trainer, loaded.promise, log);
   const stopping = new AbortController();
   const apiKey = resolveApiKey(config.apiKey);
   if (config.detectNeedsKey && apiKey === null) {

@@ -7,7 +7,7 @@ import { Zip, ZipPassThrough } from "fflate";
 import { dirname, join } from "node:path";
 import { yoloLabelText } from "./labels.ts";
 import type { CaptureStore } from "./store.ts";
-import type { CaptureMeta } from "./types.ts";
+import type { CaptureMeta, CaptureSplit } from "./types.ts";
 
 const EXTENSION = { jpeg: "jpg", png: "png", webp: "webp" } as const;
 
@@ -17,9 +17,9 @@ interface DatasetEntry {
   data: () => Promise<Uint8Array>;
 }
 
-/** The labelled captures of `model`, oldest first. */
-export function labelledCaptures(store: CaptureStore, model: string): CaptureMeta[] {
-  return store.all({ model, status: "labelled" });
+/** The labelled captures of `model` (of one split, when given), oldest first. */
+export function labelledCaptures(store: CaptureStore, model: string, split?: CaptureSplit): CaptureMeta[] {
+  return store.all({ model, status: "labelled", split });
 }
 
 function entries(store: CaptureStore, captures: CaptureMeta[], names: readonly string[]): DatasetEntry[] {
@@ -40,14 +40,15 @@ function entries(store: CaptureStore, captures: CaptureMeta[], names: readonly s
   return files;
 }
 
-/** Writes the labelled captures of `model` under `dir`; returns how many per split. */
+/** Writes the labelled captures of `model` (of one split, when given) under `dir`; returns how many per split. */
 export async function writeCaptureDataset(
   store: CaptureStore,
   model: string,
   names: readonly string[],
   dir: string,
+  split?: CaptureSplit,
 ): Promise<{ train: number; val: number }> {
-  const captures = labelledCaptures(store, model);
+  const captures = labelledCaptures(store, model, split);
   for (const entry of entries(store, captures, names)) {
     const path = join(dir, entry.path);
     await Deno.mkdir(dirname(path), { recursive: true });

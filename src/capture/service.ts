@@ -8,6 +8,7 @@ import { readImageHeader } from "../image/header.ts";
 import { PolicyBook } from "./policies.ts";
 import { keeps } from "./policy.ts";
 import { BoundedQueue } from "./queue.ts";
+import { RegressionSets } from "./regression_set.ts";
 import { CaptureStore } from "./store.ts";
 import type { CapturePrediction, NewCapture } from "./types.ts";
 
@@ -37,6 +38,8 @@ export class CaptureService {
   private constructor(
     readonly policies: PolicyBook,
     readonly store: CaptureStore,
+    /** Each model's regression set, for the forgetting guard. */
+    readonly regression: RegressionSets,
     private readonly log: (message: string) => void,
     capacity: number,
   ) {
@@ -55,7 +58,8 @@ export class CaptureService {
     const root = join(dataDir, "captures");
     const policies = await PolicyBook.open(join(root, "policies"), log);
     const store = await CaptureStore.open(join(root, "frames"), log);
-    return new CaptureService(policies, store, log, capacity);
+    const regression = await RegressionSets.open(join(root, "regression"));
+    return new CaptureService(policies, store, regression, log, capacity);
   }
 
   get queueDepth(): number {

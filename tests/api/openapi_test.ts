@@ -69,6 +69,7 @@ Deno.test("/openapi.json is valid OpenAPI 3.1 and lists every API route with its
       "put /v1/models/{name}/capture",
       "put /v1/captures/{id}/labels",
       "get /v1/captures/export",
+      "put /v1/models/{name}/regression-set",
     ];
     for (const route of required) assert.ok(documented.has(route), `${route} is documented`);
 

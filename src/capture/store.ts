@@ -46,6 +46,8 @@ export class CaptureStore {
     await Deno.mkdir(dir, { recursive: true });
     const store = new CaptureStore(dir);
     const images = new Set<string>();
+    // Ids whose meta exists but does not parse: their images are kept for a person to look at.
+    const unreadable = new Set<string>();
     for await (const entry of Deno.readDir(dir)) {
       if (!entry.isFile) continue;
       const path = join(dir, entry.name);
@@ -58,12 +60,15 @@ export class CaptureStore {
           const meta = JSON.parse(await Deno.readTextFile(path)) as CaptureMeta;
           store.index(meta);
         } catch (err) {
+          unreadable.add(entry.name.slice(0, -5));
           log(`capture ${path} is unreadable, left as it is: ${(err as Error).message}`);
         }
       }
     }
     for (const id of images) {
-      if (!store.metas.has(id)) await Deno.remove(join(dir, `${id}.img`)).catch(() => {});
+      if (!store.metas.has(id) && !unreadable.has(id)) {
+        await Deno.remove(join(dir, `${id}.img`)).catch(() => {});
+      }
     }
     store.order.sort();
     return store;

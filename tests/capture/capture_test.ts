@@ -84,7 +84,15 @@ Deno.test("store: newest first with a cursor; survives reopen; a crash's leftove
     // An image whose meta never got written, and a temp file: what a crash mid-add leaves.
     await Deno.writeFile(join(dir, "zzzzzzzzz-000-abcdef.img"), new Uint8Array(3));
     await Deno.writeFile(join(dir, `${ids[0]}.json.tmp-1234`), new Uint8Array(3));
-    const reopened = await CaptureStore.open(dir, log);
+    // A meta that does not parse (a disk fault): reported, its image kept for a person to look at.
+    await Deno.writeTextFile(join(dir, "zzzzzzzzz-001-abcdef.json"), "{");
+    await Deno.writeFile(join(dir, "zzzzzzzzz-001-abcdef.img"), new Uint8Array(3));
+    const reported: string[] = [];
+    const reopened = await CaptureStore.open(dir, (m) => reported.push(m));
+    assert.equal(reported.length, 1);
+    assert.ok((await Deno.stat(join(dir, "zzzzzzzzz-001-abcdef.img"))).isFile, "its image is kept");
+    await Deno.remove(join(dir, "zzzzzzzzz-001-abcdef.json"));
+    await Deno.remove(join(dir, "zzzzzzzzz-001-abcdef.img"));
     assert.deepEqual(reopened.list({}, 10).captures.map((c) => c.id), [...ids].reverse());
     assert.equal(reopened.bytes("m"), 50);
     const files = [];

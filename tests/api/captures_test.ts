@@ -371,3 +371,35 @@ Deno.test("captures export: a zip of the labelled captures that the YOLO dataset
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("every capture write in the OpenAPI document refuses a remote client when the server has no key", async () => {
+  const s = await setup();
+  try {
+    await s.call("/v1/models/default/capture", put({ mode: "all" }));
+    const { path, init } = detect(await png(5));
+    await s.call(path, init);
+    const [c] = (await captures(s)).captures;
+    const doc = await (await s.call("/openapi.json")).json();
+    const writes = Object.entries(doc.paths as Record<string, Record<string, { tags?: string[] }>>).flatMap((
+      [p, ops],
+    ) =>
+      Object.entries(ops).filter(([m, op]) => m !== "get" && op.tags?.includes("captures")).map((
+        [m],
+      ) => [m, p])
+    );
+    assert.ok(writes.length >= 6, `capture writes found: ${writes.map((w) => w.join(" "))}`);
+    for (const [method, template] of writes) {
+      const url = template.replace("{name}", "default").replace("{id}", c.id);
+      const res = await s.call(url, { ...put({}), method: method.toUpperCase() }, REMOTE);
+      const body = await res.json();
+      assert.deepEqual(
+        [res.status, body.error.code],
+        [403, "forbidden"],
+        `${method.toUpperCase()} ${template}`,
+      );
+    }
+    assert.equal((await (await s.call(`/v1/captures/${c.id}`)).json()).status, "new", "nothing changed");
+  } finally {
+    await s.close();
+  }
+});

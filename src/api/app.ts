@@ -1,5 +1,6 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { CaptureService } from "../capture/service.ts";
+import { addServeBudgetMetrics, type ServeBudget } from "./serve_budget.ts";
 import { DEFAULT_MAX_PIXELS } from "../image/decode.ts";
 import type { JobService } from "../jobs/service.ts";
 import type { Registry } from "../registry/registry.ts";
@@ -70,6 +71,8 @@ export interface AppDeps {
   detectNeedsKey?: boolean;
   /** Frame capture (src/capture); the capture and captures routes are mounted only with one. */
   capture?: CaptureService | null;
+  /** `--serve-budget-ms`: detect latencies feed it; it pauses training while detect is slow. */
+  serveBudget?: ServeBudget | null;
 }
 
 /** What every route module receives: the app's dependencies with defaults filled in, and its metrics. */
@@ -125,6 +128,7 @@ export function createApp(deps: AppDeps): ApiApp {
     deepstackModel: deps.deepstackModel ?? null,
     detectNeedsKey: deps.detectNeedsKey ?? false,
     capture: deps.capture ?? null,
+    serveBudget: deps.serveBudget ?? null,
     metrics: createServerMetrics(deps.pool),
     detectInflight: new InflightLimit(
       deps.maxInflightDetect ?? DEFAULT_MAX_INFLIGHT_DETECT,
@@ -132,6 +136,7 @@ export function createApp(deps: AppDeps): ApiApp {
     ),
   };
   if (ctx.capture) addCaptureMetrics(ctx.metrics.registry, ctx.capture);
+  if (ctx.serveBudget) addServeBudgetMetrics(ctx.metrics.registry, ctx.serveBudget);
   const app = new OpenAPIHono({
     defaultHook: (result, c) => {
       if (result.success) return;

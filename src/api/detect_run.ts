@@ -24,11 +24,14 @@ export async function detectOnModel(
 ): Promise<DetectResult> {
   if (!ctx.pool.get(name)) throw unknownModel(name);
   const image = await readImage();
+  // From here on the time is the server's (session queue and work), not the client's upload.
+  const start = performance.now();
   const lease = ctx.pool.lease(name);
   if (!lease) throw unknownModel(name);
   try {
     const result = await detect(lease.model, image, opts, ctx.maxPixels);
     ctx.metrics.inference.observe(result.timings_ms.inference / 1000, { model: name });
+    ctx.serveBudget?.observe(performance.now() - start);
     offerCapture(ctx, {
       model: name,
       version: result.model.version,

@@ -11,12 +11,13 @@ import { WorkerTrainer, type WorkerTrainerDeps } from "./worker_trainer.ts";
 
 /**
  * The real trainer, off the serving thread, on the registry the server serves from; `publish` stores its result
- * (default: publishResult; the server passes the forgetting guard's).
+ * (default: publishResult; the server passes the forgetting guard's), `pause` is the serve budget's flag.
  */
 export function registryTrainer(
   registry: Registry,
   log: (message: string) => void,
   publish: WorkerTrainerDeps["publish"] = (job, bytes, evals) => publishResult(registry, job, bytes, evals),
+  pause?: Int32Array,
 ): Trainer {
   return new WorkerTrainer({
     readModel: async (job) => {
@@ -26,6 +27,7 @@ export function registryTrainer(
     },
     publish,
     log,
+    pause,
   });
 }
 

@@ -4,6 +4,7 @@ import { guardedPublish } from "./forgetting_guard.ts";
 import { openJobs, registryTrainer } from "./jobs_wiring.ts";
 import { resolveApiKey } from "./middleware/auth.ts";
 import { loadActiveModels, openServingRegistry } from "./registry_wiring.ts";
+import { ServeBudget } from "./serve_budget.ts";
 import { CaptureService } from "../capture/service.ts";
 import { DEFAULT_MODEL_PATH, type ServerConfig } from "../config/server.ts";
 import type { JobService } from "../jobs/service.ts";
@@ -58,7 +59,9 @@ async function listen(
   const loaded = Promise.withResolvers<void>();
   const capture = await CaptureService.open(config.dataDir, log);
   const publish = guardedPublish(registry, capture, backend, log);
-  const trainer = (options.trainer ?? ((r) => registryTrainer(r, log, publish)))(registry);
+  const serveBudget = config.serveBudgetMs > 0 ? new ServeBudget(config.serveBudgetMs) : null;
+  serveBudget?.start();
+  const trainer = (options.trainer ?? ((r) => registryTrainer(r, log, publish, serveBudget?.flag)))(registry);
   const jobs = await openJobs(config.dataDir, trainer, loaded.promise, log);
   const stopping = new AbortController();
   const apiKey = resolveApiKey(config.apiKey);
@@ -83,6 +86,7 @@ async function listen(
     deepstackModel: config.deepstackModel ?? null,
     detectNeedsKey: config.detectNeedsKey,
     capture,
+    serveBudget,
   });
   const server = Deno.serve({ hostname: config.host, port: config.port, onListen: () => {} }, app.fetch);
   const { hostname, port } = server.addr;
@@ -102,6 +106,7 @@ async function listen(
     async shutdown() {
       // Event streams end and trainers stop between iterations; their jobs stay `running` and resume next start.
       stopping.abort();
+      serveBudget?.stop();
       await jobs.close();
       await server.shutdown();
       // Frames already answered and queued are written before the data dir is let go.

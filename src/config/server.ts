@@ -36,6 +36,8 @@ export const ServerConfigSchema = z.object({
   deepstackModel: z.string().min(1).optional(),
   /** Detection needs the API key as well (Bearer, or DeepStack's form field `api_key`). */
   detectNeedsKey: z.boolean().default(false),
+  /** While a job trains and detect's recent p95 is over this, the trainer waits between steps; 0 turns it off. */
+  serveBudgetMs: z.coerce.number().min(0).default(100),
 });
 
 export type ServerConfig = z.infer<typeof ServerConfigSchema>;
@@ -44,7 +46,8 @@ export const SERVE_USAGE = "Usage: deno task start [--host 127.0.0.1] [--port 80
   "[--data-dir ./data] [--backend auto|webgpu|wasm|native] [--imgsz N] [--max-body-bytes 20971520] " +
   "[--max-pixels 40000000] [--api-key KEY | --api-key-file PATH] [--allowed-hosts NAME,...] " +
   "[--max-model-bytes 268435456] [--max-dataset-bytes 1073741824] [--max-inflight-detect 32] " +
-  "[--max-event-streams 64] [--max-train-memory BYTES] [--deepstack-model NAME] [--detect-needs-key]";
+  "[--max-event-streams 64] [--max-train-memory BYTES] [--deepstack-model NAME] [--detect-needs-key] " +
+  "[--serve-budget-ms 100]";
 
 /** Parses `deno task start` flags once, at the edge; throws an Error listing every bad flag. */
 export function parseServerArgs(args: string[]): ServerConfig {
@@ -69,6 +72,7 @@ export function parseServerArgs(args: string[]): ServerConfig {
       "max-train-memory": { type: "string" },
       "deepstack-model": { type: "string" },
       "detect-needs-key": { type: "boolean" },
+      "serve-budget-ms": { type: "string" },
     },
   });
   if (values["api-key"] !== undefined && values["api-key-file"] !== undefined) {
@@ -93,6 +97,7 @@ export function parseServerArgs(args: string[]): ServerConfig {
     maxTrainMemoryBytes: values["max-train-memory"],
     deepstackModel: values["deepstack-model"],
     detectNeedsKey: values["detect-needs-key"],
+    serveBudgetMs: values["serve-budget-ms"],
   });
   if (!parsed.success) throw new Error(`${z.prettifyError(parsed.error)}\n${SERVE_USAGE}`);
   return parsed.data;

@@ -53,5 +53,10 @@ export async function detectOnModel(
  * answer (src/capture). The one entry for every family, v2 infer with an encoded image included.
  */
 export function offerCapture(ctx: RouteContext, offer: CaptureOffer): void {
-  ctx.capture?.offer(offer);
+  try {
+    ctx.capture?.offer(offer);
+  } catch (err) {
+    // The frame was answered; losing its capture must not turn the answer into an error.
+    console.error(`capture of a ${offer.source.route} frame of ${offer.model} failed:`, err);
+  }
 }

@@ -403,3 +403,23 @@ Deno.test("every capture write in the OpenAPI document refuses a remote client w
     await s.close();
   }
 });
+
+Deno.test("a capture that fails never fails the detect answer", async () => {
+  const s = await setup();
+  const logged: unknown[][] = [];
+  const error = console.error;
+  try {
+    s.capture.offer = () => {
+      throw new Error("disk on fire");
+    };
+    console.error = (...args: unknown[]) => void logged.push(args);
+    const { path, init } = detect(await png(9));
+    const res = await s.call(path, init);
+    assert.equal(res.status, 200);
+    assert.ok((await res.json()).detections);
+    assert.match(String(logged[0]?.[0]), /capture of a native frame of default failed/);
+  } finally {
+    console.error = error;
+    await s.close();
+  }
+});

@@ -150,8 +150,12 @@ Deno.test("review page: proposals drawn, boxes drawn / moved / resized / reclass
     });
     assert.equal(more.status, 200);
     await page.click("#review-form button[type=submit]");
-    await page.waitForSelector("#rv-train:not([disabled])", { timeout: UI_TIMEOUT_MS });
-    assert.equal(await page.textContent("#rv-train"), "Fine-tune from 2 labelled frames");
+    await page.waitForFunction(
+      () => document.getElementById("rv-train")?.textContent === "Fine-tune from 2 labelled frames",
+      undefined,
+      { timeout: UI_TIMEOUT_MS },
+    );
+    assert.equal(await page.isDisabled("#rv-train"), false);
     for (
       const [name, value] of Object.entries({ epochs: "1", batch_size: "2", imgsz: "128", val_fraction: "0" })
     ) {

@@ -2,7 +2,8 @@
 // (3 shape classes, imgsz 128): synthetic frames through detect (native, DeepStack and v2) with capture `all`,
 // each frame labelled through the captures API with the shapes it really holds (what a person would draw), a
 // fine-tune from the captures trained on the train captures and scored on the val captures, the new version
-// activated and serving, and the export zip loading in the repo's YOLO-layout reader with the same labels.
+// activated and serving, the export zip loading in the repo's YOLO-layout reader with the same labels, and the
+// CLI fine-tune on the exported frames with the same config reaching the same metrics.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import sharp from "sharp";
@@ -15,6 +16,7 @@ import { synthImage } from "../../src/train/synth.ts";
 import { startChild } from "../registry/_child_server.ts";
 
 const MODEL = "default";
+const DEFAULT_MODEL = new URL("../../models/default.onnx", import.meta.url).pathname;
 const IMGSZ = 128; // models/default.onnx's fixed input
 const NC = 3;
 const FRAMES = 16;
@@ -90,7 +92,7 @@ async function followJob(base: string, id: string): Promise<Job> {
 
 Deno.test({
   name: "site loop over HTTP: capture all -> label via the API -> fine-tune from captures -> new version " +
-    "scored on val captures and active -> export zip loads" +
+    "scored on val captures and active -> export zip loads -> the CLI on it scores the same" +
     (HAS_ADAPTER ? "" : " (skipped: no WebGPU adapter)"),
   ignore: !HAS_ADAPTER,
   sanitizeResources: false,
@@ -200,6 +202,46 @@ Deno.test({
           );
         });
       }
+
+      // The CLI fine-tune on the exported frames, same config: the loop trains exactly what the CLI would.
+      const { activate: _activate, ...cliConfig } = CONFIG;
+      await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(cliConfig));
+      const cli = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          "main.ts",
+          "finetune",
+          "--config",
+          join(dir, "config.json"),
+          "--model",
+          DEFAULT_MODEL,
+          "--data",
+          join(dir, "export"),
+          "--out",
+          join(dir, "cli"),
+        ],
+        cwd: new URL("../../", import.meta.url),
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(cli.code, 0, new TextDecoder().decode(cli.stderr));
+      const line = JSON.parse(new TextDecoder().decode(cli.stdout).trim().split("\n").at(-1)!);
+      assert.deepEqual(
+        {
+          base_map50: line.base.map50,
+          base_map50_95: line.base.map50_95,
+          map50: line.ema.map50,
+          map50_95: line.ema.map50_95,
+        },
+        {
+          base_map50: metrics.base_map50,
+          base_map50_95: metrics.base_map50_95,
+          map50: metrics.map50,
+          map50_95: metrics.map50_95,
+        },
+        "the same gain as the CLI fine-tune on the same frames",
+      );
     } finally {
       await server.kill();
       await Deno.remove(dir, { recursive: true });

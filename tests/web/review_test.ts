@@ -89,7 +89,11 @@ Deno.test("review page: proposals drawn, boxes drawn / moved / resized / reclass
     await page.waitForSelector("body[data-ready=true]", { timeout: UI_TIMEOUT_MS });
     await page.click("#review-form button[type=submit]");
     await page.waitForSelector(`#review[data-capture="${queue[0].id}"]`, { timeout: UI_TIMEOUT_MS });
-    await page.waitForFunction(() => (document.getElementById("rv-img") as HTMLImageElement).complete);
+    // The frame is fetched with the key (an <img src> could not send it) and shown from a blob URL.
+    await page.waitForFunction(() => {
+      const img = document.getElementById("rv-img") as HTMLImageElement;
+      return img.src.startsWith("blob:") && img.complete && img.naturalWidth > 0;
+    });
 
     const proposals = queue[0].predictions.map(({ class_id, box }) => ({ class_id, box }));
     assert.ok(proposals.length > 0, "the model proposes boxes on the first frame");

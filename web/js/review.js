@@ -2,7 +2,7 @@
 // shown with the model's boxes as proposals (or its labels once labelled) for a person to correct, then accept
 // (PUT labels), reject or skip; progress is the model's labelled / new counts per split. Every action has a
 // key, so a queue goes by without the mouse.
-import { api, describeError } from "./api.js";
+import { api, apiKey, describeError } from "./api.js";
 import { BoxEditor } from "./box_editor.js";
 import { finetuneConfig, watchJob } from "./finetune.js";
 import { shortId } from "./job_state.js";
@@ -81,6 +81,25 @@ function renderQueue() {
   }));
 }
 
+/**
+ * Captured frames need the key like writes do, and an <img src> cannot send it: the image is fetched with the
+ * key and shown from a blob URL (the previous one freed).
+ */
+async function showImage(id) {
+  const img = el("rv-img");
+  const headers = apiKey() ? { Authorization: `Bearer ${apiKey()}` } : {};
+  try {
+    const res = await fetch(`/v1/captures/${id}/image`, { headers });
+    if (!res.ok) throw new Error(`${res.status} ${res.statusText}`);
+    const url = URL.createObjectURL(await res.blob());
+    if (queue[position]?.id !== id) return URL.revokeObjectURL(url); // moved on meanwhile
+    if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+    img.src = url;
+  } catch (err) {
+    el("rv-line").textContent = `Could not load the frame: ${err.message}`;
+  }
+}
+
 function show(index) {
   position = index;
   const capture = queue[index];
@@ -92,7 +111,7 @@ function show(index) {
     renderQueue();
     return;
   }
-  el("rv-img").src = `/v1/captures/${capture.id}/image`;
+  showImage(capture.id);
   const boxes = capture.labels ?? capture.predictions;
   editor.load(boxes, capture.width, capture.height, names());
   el("rv-line").textContent =

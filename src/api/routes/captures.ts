@@ -1,7 +1,8 @@
 /**
  * The site loop's capture API: a model's capture policy (`/v1/models/{name}/capture`) and the captured frames
  * (`/v1/captures`): list newest first, read, label, reject, delete, and export the labelled ones as a YOLO zip.
- * Mutations need the key as every other write does; cross-site writes are refused app-wide.
+ * Mutations need the key as every other write does, and so do reads of frames (list, one, image, summary,
+ * export): they are pictures of the site. Cross-site writes are refused app-wide.
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
@@ -93,7 +94,7 @@ const json = (schema: z.ZodType, description: string) => ({
   content: { "application/json": { schema } },
 });
 const error = (description: string) => json(ErrorSchema, description);
-const writeErrors = {
+const authErrors = {
   401: error("Missing or wrong API key"),
   403: error("No API key configured and the client is not on loopback"),
 };
@@ -124,6 +125,8 @@ function summary(service: CaptureService, model: string): z.infer<typeof Summary
 export const captureRoutes: RouteModule = (app, ctx) => {
   const service = ctx.capture;
   if (!service) return;
+  // Also on reads of frames: they are pictures of the site and their meta names clients, unlike the open model
+  // and job listings.
   const auth = requireMutationAuth({ apiKey: ctx.apiKey });
   const small: MiddlewareHandler = bodyLimit({
     maxSize: MAX_LABELS_BODY_BYTES,
@@ -168,7 +171,7 @@ export const captureRoutes: RouteModule = (app, ctx) => {
         200: json(PolicySchema, "The saved policy"),
         404: error("Unknown model"),
         422: error("Invalid policy"),
-        ...writeErrors,
+        ...authErrors,
       },
     }),
     async (c) => {
@@ -185,9 +188,14 @@ export const captureRoutes: RouteModule = (app, ctx) => {
       method: "get",
       path: "/v1/captures",
       tags: [TAG],
+      middleware: [auth] as const,
+      security: [{ bearerAuth: [] }],
       summary: "Captured frames, newest first, a page at a time",
       request: { query: ListQuerySchema },
-      responses: { 200: json(PageSchema, "A page; pass next_cursor as cursor for the next one") },
+      responses: {
+        ...authErrors,
+        200: json(PageSchema, "A page; pass next_cursor as cursor for the next one"),
+      },
     }),
     (c) => {
       const { limit, cursor, ...filter } = c.req.valid("query");
@@ -200,9 +208,11 @@ export const captureRoutes: RouteModule = (app, ctx) => {
       method: "get",
       path: "/v1/captures/summary",
       tags: [TAG],
+      middleware: [auth] as const,
+      security: [{ bearerAuth: [] }],
       summary: "How many of the model's captures are new, rejected, labelled (per split), and their bytes",
       request: { query: ModelQuerySchema },
-      responses: { 200: json(SummarySchema, "Counts") },
+      responses: { ...authErrors, 200: json(SummarySchema, "Counts") },
     }),
     (c) => c.json(summary(service, c.req.valid("query").model), 200),
   );
@@ -212,9 +222,12 @@ export const captureRoutes: RouteModule = (app, ctx) => {
       method: "get",
       path: "/v1/captures/export",
       tags: [TAG],
+      middleware: [auth] as const,
+      security: [{ bearerAuth: [] }],
       summary: "The model's labelled captures as a YOLO-layout zip (images/{train,val}, labels/{train,val})",
       request: { query: ModelQuerySchema },
       responses: {
+        ...authErrors,
         200: {
           description: "A zip with data.yaml, as ultralytics train.py reads it",
           content: { "application/zip": { schema: z.string().openapi({ format: "binary" }) } },
@@ -237,9 +250,11 @@ export const captureRoutes: RouteModule = (app, ctx) => {
       method: "get",
       path: "/v1/captures/{id}",
       tags: [TAG],
+      middleware: [auth] as const,
+      security: [{ bearerAuth: [] }],
       summary: "One capture: source, predictions, status, labels",
       request: { params: IdParamSchema },
-      responses: { 200: json(CaptureSchema, "The capture"), 404: error("Unknown capture") },
+      responses: { ...authErrors, 200: json(CaptureSchema, "The capture"), 404: error("Unknown capture") },
     }),
     (c) => c.json(capture(service, c.req.valid("param").id), 200),
   );
@@ -249,9 +264,12 @@ export const captureRoutes: RouteModule = (app, ctx) => {
       method: "get",
       path: "/v1/captures/{id}/image",
       tags: [TAG],
+      middleware: [auth] as const,
+      security: [{ bearerAuth: [] }],
       summary: "The captured image, the bytes as the detect request sent them",
       request: { params: IdParamSchema },
       responses: {
+        ...authErrors,
         200: {
           description: "The image",
           content: Object.fromEntries(
@@ -288,7 +306,7 @@ export const captureRoutes: RouteModule = (app, ctx) => {
         400: error("A class the model does not have, or a box outside the image or empty (`invalid_labels`)"),
         404: error("Unknown capture, or its model is no longer served"),
         422: error("Malformed body"),
-        ...writeErrors,
+        ...authErrors,
       },
     }),
     async (c) => {
@@ -323,7 +341,7 @@ export const captureRoutes: RouteModule = (app, ctx) => {
         200: json(CaptureSchema, "The rejected capture"),
         404: error("Unknown capture"),
         422: error("Malformed body"),
-        ...writeErrors,
+        ...authErrors,
       },
     }),
     async (c) => {
@@ -349,7 +367,7 @@ export const captureRoutes: RouteModule = (app, ctx) => {
       middleware: [auth] as const,
       security: [{ bearerAuth: [] }],
       request: { params: IdParamSchema },
-      responses: { 204: { description: "Deleted" }, 404: error("Unknown capture"), ...writeErrors },
+      responses: { 204: { description: "Deleted" }, 404: error("Unknown capture"), ...authErrors },
     }),
     async (c) => {
       const { id } = c.req.valid("param");

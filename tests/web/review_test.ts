@@ -176,6 +176,27 @@ Deno.test("review page: proposals drawn, boxes drawn / moved / resized / reclass
     await page.screenshot({ path: `${ARTIFACTS}review-tablet.png`, fullPage: true });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - globalThis.innerWidth);
     assert.ok(overflow <= 0, `no sideways scrolling at tablet width (${overflow}px over)`);
+
+    // A finger on a tablet: real touch events (Chromium turns them into touch pointer events) draw a box too,
+    // and the page does not scroll under the finger.
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Emulation.setTouchEmulationEnabled", { enabled: true, maxTouchPoints: 1 });
+    const scrolled = await page.evaluate(() => globalThis.scrollY);
+    const touch = async (type: "touchStart" | "touchMove" | "touchEnd", at: [number, number] | null) =>
+      await cdp.send("Input.dispatchTouchEvent", {
+        type,
+        touchPoints: at ? [{ x: at[0], y: at[1] }] : [],
+      });
+    const before = await drawnBoxes(page);
+    await touch("touchStart", await screen(page, 60, 10));
+    for (let i = 1; i <= 5; i++) await touch("touchMove", await screen(page, 60 + 6 * i, 10 + 6 * i));
+    await touch("touchEnd", null);
+    const classId = Number(await page.inputValue("#rv-class"));
+    assert.deepEqual(await drawnBoxes(page), [...before, {
+      class_id: classId,
+      box: { x1: 60, y1: 10, x2: 90, y2: 40 },
+    }]);
+    assert.equal(await page.evaluate(() => globalThis.scrollY), scrolled, "the page did not scroll");
     assert.deepEqual(errors, []);
     assert.deepEqual(browser.blocked, []);
   } finally {

@@ -22,6 +22,7 @@ const FORBIDDEN: Record<string, string[]> = {
   image: ["train", "jobs", "serving", "api"],
   // The doctor's and the server's self-test: cli and api both use it.
   selftest: ["jobs", "api", "cli"],
+  capture: ["train", "jobs", "serving", "api", "optim", "ops", "gpu"],
 };
 /** A file past this many lines is usually two concepts (team brief). */
 const LONG_FILE_LINES = 400;

@@ -1,9 +1,12 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
+import type { CaptureService } from "../capture/service.ts";
+import { addServeBudgetMetrics, type ServeBudget } from "./serve_budget.ts";
 import { DEFAULT_MAX_PIXELS } from "../image/decode.ts";
 import type { JobService } from "../jobs/service.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { ModelPool } from "../serving/pool.ts";
 import { defaultTrainingMemoryBytes } from "../train/training_memory.ts";
+import { addCaptureMetrics } from "./capture_metrics.ts";
 import { errorBody, handleError } from "./errors.ts";
 import { type Logger, WARNINGS_TO_STDERR } from "./log.ts";
 import { checkHost } from "./middleware/host.ts";
@@ -13,6 +16,7 @@ import { readiness } from "./middleware/ready.ts";
 import { requestLog } from "./middleware/request_log.ts";
 import { refuseCrossSite } from "./middleware/same_origin.ts";
 import { securityHeaders } from "./middleware/security_headers.ts";
+import { captureRoutes } from "./routes/captures.ts";
 import { DEEPSTACK_PREFIX, deepstackErrors, deepstackRoutes } from "./routes/deepstack.ts";
 import { detectRoutes } from "./routes/detect.ts";
 import { docsRoutes } from "./routes/docs.ts";
@@ -21,6 +25,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { kserveV2Routes, V2_PREFIX, v2Errors } from "./routes/kserve_v2.ts";
 import { jobRoutes, SSE_KEEP_ALIVE_MS } from "./routes/jobs.ts";
 import { modelRoutes } from "./routes/models.ts";
+import { regressionSetRoutes } from "./routes/regression_set.ts";
 import { serverInfoRoutes } from "./routes/server_info.ts";
 import { uiRoutes } from "./routes/ui.ts";
 import { versionRoutes } from "./routes/versions.ts";
@@ -72,6 +77,10 @@ export interface AppDeps {
   log?: Logger;
   /** Why the inference backend was chosen, with its startup self-test, for GET /v1/models. */
   backendReason?: string;
+  /** Frame capture (src/capture); the capture and captures routes are mounted only with one. */
+  capture?: CaptureService | null;
+  /** `--serve-budget-ms`: detect latencies feed it; it pauses training while detect is slow. */
+  serveBudget?: ServeBudget | null;
 }
 
 /** What every route module receives: the app's dependencies with defaults filled in, and its metrics. */
@@ -95,6 +104,8 @@ const ROUTES: RouteModule[] = [
   kserveV2Routes,
   finetuneRoutes,
   jobRoutes,
+  captureRoutes,
+  regressionSetRoutes,
   uiRoutes,
   docsRoutes,
 ];
@@ -127,12 +138,16 @@ export function createApp(deps: AppDeps): ApiApp {
     detectNeedsKey: deps.detectNeedsKey ?? false,
     log: deps.log ?? WARNINGS_TO_STDERR,
     backendReason: deps.backendReason ?? "",
+    capture: deps.capture ?? null,
+    serveBudget: deps.serveBudget ?? null,
     metrics: createServerMetrics(deps.pool),
     detectInflight: new InflightLimit(
       deps.maxInflightDetect ?? DEFAULT_MAX_INFLIGHT_DETECT,
       "detect requests",
     ),
   };
+  if (ctx.capture) addCaptureMetrics(ctx.metrics.registry, ctx.capture);
+  if (ctx.serveBudget) addServeBudgetMetrics(ctx.metrics.registry, ctx.serveBudget);
   const app = new OpenAPIHono({
     defaultHook: (result, c) => {
       if (result.success) return;

@@ -8,18 +8,27 @@ import { publishResult, skipPublished } from "../jobs/publish.ts";
 import { JobService } from "../jobs/service.ts";
 import type { Trainer } from "../jobs/types.ts";
 import type { Registry } from "../registry/registry.ts";
-import { WorkerTrainer } from "./worker_trainer.ts";
+import { WorkerTrainer, type WorkerTrainerDeps } from "./worker_trainer.ts";
 
-/** The real trainer, off the serving thread, on the registry the server serves from. */
-export function registryTrainer(registry: Registry, log: (message: string) => void): Trainer {
+/**
+ * The real trainer, off the serving thread, on the registry the server serves from; `publish` stores its result
+ * (default: publishResult; the server passes the forgetting guard's), `pause` is the serve budget's flag.
+ */
+export function registryTrainer(
+  registry: Registry,
+  log: (message: string) => void,
+  publish: WorkerTrainerDeps["publish"] = (job, bytes, evals) => publishResult(registry, job, bytes, evals),
+  pause?: Int32Array,
+): Trainer {
   return new WorkerTrainer({
     readModel: async (job) => {
       const version = job.baseVersion ?? registry.model(job.model).active;
       if (version === null) throw new Error(`Model '${job.model}' has no active version to fine-tune`);
       return await registry.read(job.model, version);
     },
-    publish: (job, bytes, evals) => publishResult(registry, job, bytes, evals),
+    publish,
     log,
+    pause,
   });
 }
 

@@ -78,6 +78,19 @@ export class Gauge implements Metric {
   }
 }
 
+/** A counter kept elsewhere (a subsystem's own tallies), read when scraped. */
+export class ReadCounter implements Metric {
+  constructor(readonly name: string, readonly help: string, readonly read: () => [Labels, number][]) {}
+
+  render(): string[] {
+    return [
+      `# HELP ${this.name} ${this.help}`,
+      `# TYPE ${this.name} counter`,
+      ...this.read().map(([labels, v]) => `${this.name}${labelText(labels)} ${v}`),
+    ];
+  }
+}
+
 export class Registry {
   private readonly metrics: Metric[] = [];
 

@@ -1,10 +1,13 @@
 import { createApp } from "./app.ts";
 import { type DataDirLock, lockDataDir } from "./data_dir_lock.ts";
+import { guardedPublish } from "./forgetting_guard.ts";
 import { openJobs, registryTrainer } from "./jobs_wiring.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { resolveApiKey } from "./middleware/auth.ts";
 import { loadActiveModels, openServingRegistry } from "./registry_wiring.ts";
 import { RequestTracker } from "./request_tracker.ts";
+import { ServeBudget } from "./serve_budget.ts";
+import { CaptureService } from "../capture/service.ts";
 import { DEFAULT_MODEL_PATH, type ServerConfig } from "../config/server.ts";
 import type { JobService } from "../jobs/service.ts";
 import type { Trainer } from "../jobs/types.ts";
@@ -72,7 +75,13 @@ async function listen(
   // Resolved only when every model loaded: after a failed start, resumed jobs stay `running` for the next one.
   const loaded = Promise.withResolvers<void>();
   const logLine = (message: string) => log.info(message);
-  const trainer = (options.trainer ?? ((r) => registryTrainer(r, logLine)))(registry);
+  const capture = await CaptureService.open(config.dataDir, logLine);
+  const publish = guardedPublish(registry, capture, backend, logLine);
+  const serveBudget = config.serveBudgetMs > 0 ? new ServeBudget(config.serveBudgetMs) : null;
+  serveBudget?.start();
+  const trainer = (options.trainer ?? ((r) => registryTrainer(r, logLine, publish, serveBudget?.flag)))(
+    registry,
+  );
   const jobs = await openJobs({
     dataDir: config.dataDir,
     trainer,
@@ -110,6 +119,8 @@ async function listen(
     detectNeedsKey: config.detectNeedsKey,
     log,
     backendReason: reason,
+    capture,
+    serveBudget,
   });
   const requests = new RequestTracker();
   const server = Deno.serve(
@@ -140,6 +151,7 @@ async function listen(
       // resume at the next start from their last checkpoint.
       draining = true;
       stopping.abort();
+      serveBudget?.stop();
       // Jobs close after the requests: a fine-tune upload in flight is accepted (and resumes next start) rather
       // than refused by a closed job service.
       const drained = requests.settled().then(() => Promise.all([server.shutdown(), jobs.close()])).then(() =>
@@ -160,6 +172,8 @@ async function listen(
         server.shutdown().catch(() => {});
         jobs.close().catch(() => {});
       }
+      // Frames already answered and queued are written before the data dir is let go.
+      await capture.idle();
       await loading.catch(() => {});
       await pool.close();
       lock.release();

@@ -25,6 +25,26 @@ function call<T>(request: WorkerCall): Promise<T> {
   return reply.promise as Promise<T>;
 }
 
+/** Longest single wait: the flag is re-read at least this often, whatever wakes (or fails to wake) it. */
+const PAUSE_POLL_MS = 500;
+/**
+ * Longest pause before one more step: detect can be slow for reasons training does not cause (other load on
+ * the machine), and a job must not starve forever; it then crawls at a step per this many ms.
+ */
+const MAX_PAUSE_MS = 10_000;
+
+/**
+ * Blocks this worker between training steps while the serve budget says detect is slow (serve_budget.ts), at
+ * most MAX_PAUSE_MS. The step's GPU work is done when progress is reported, so nothing is held but the next
+ * step. Cancelling terminates the worker, which ends a wait too.
+ */
+function waitWhilePaused(flag: Int32Array): void {
+  const deadline = performance.now() + MAX_PAUSE_MS;
+  while (Atomics.load(flag, 0) === 1 && performance.now() < deadline) {
+    Atomics.wait(flag, 0, 1, Math.min(PAUSE_POLL_MS, deadline - performance.now()));
+  }
+}
+
 async function run(msg: Extract<ToWorker, { type: "run" }>): Promise<void> {
   const trainer = new WgslTrainer({
     readModel: () => call<Uint8Array>({ method: "readModel" }),
@@ -34,7 +54,10 @@ async function run(msg: Extract<ToWorker, { type: "run" }>): Promise<void> {
   try {
     const result = await trainer.run(msg.job, {
       signal: new AbortController().signal,
-      onProgress: (progress) => port.postMessage({ type: "progress", progress }),
+      onProgress: (progress) => {
+        port.postMessage({ type: "progress", progress });
+        if (msg.pause) waitWhilePaused(msg.pause);
+      },
       checkpoint: {
         load: () => call<Checkpoint | null>({ method: "checkpointLoad" }),
         save: (checkpoint) => call<void>({ method: "checkpointSave", checkpoint }),

@@ -32,6 +32,8 @@ export interface WorkerTrainerDeps {
     evals: { base: EvalMetrics | null; result: EvalMetrics | null },
   ): Promise<TrainerResult>;
   log?(message: string): void;
+  /** While element 0 is 1, the worker waits between training steps (serve_budget.ts). */
+  pause?: Int32Array;
 }
 
 /** What the worker asks of the main thread; each call gets one `reply` with its id. */
@@ -51,7 +53,7 @@ export type FromWorker =
 
 /** Main thread -> worker. */
 export type ToWorker =
-  | { type: "run"; job: Job; datasetDir: string; workDir: string }
+  | { type: "run"; job: Job; datasetDir: string; workDir: string; pause?: Int32Array }
   | { type: "reply"; id: number; ok: true; value: unknown }
   | { type: "reply"; id: number; ok: false; message: string };
 
@@ -106,7 +108,13 @@ export class WorkerTrainer implements Trainer {
       if (!publishing) outcome.reject(ctx.signal.reason);
     };
     ctx.signal.addEventListener("abort", abort, { once: true });
-    send({ type: "run", job: structuredClone(job), datasetDir: ctx.datasetDir, workDir: ctx.workDir });
+    send({
+      type: "run",
+      job: structuredClone(job),
+      datasetDir: ctx.datasetDir,
+      workDir: ctx.workDir,
+      pause: this.deps.pause,
+    });
     return outcome.promise.finally(() => {
       ctx.signal.removeEventListener("abort", abort);
       worker.terminate();

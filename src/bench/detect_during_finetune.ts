@@ -3,6 +3,8 @@
  * server, against the same requests with the server idle, for the server's trainer (a Web Worker per job) and
  * for the same WGSL trainer on the serving thread (what the worker avoids: a lavapipe step blocks its thread).
  * One client sends one request at a time, so each number is one request's latency, not queueing behind others.
+ * The worker trainer runs with --serve-budget-ms off, at its default (100) and tight (20), with training's
+ * images/s and how many times it paused for detect.
  * The model is a fresh `new-model` (depth 0.33, width 0.125) at imgsz 128 on the synthetic shapes data.
  */
 import { join } from "node:path";
@@ -41,9 +43,16 @@ async function measure(
   zip: Uint8Array<ArrayBuffer>,
   image: Uint8Array,
   trainer?: typeof inThread,
+  serveBudgetMs = 0,
 ) {
   const dataDir = await Deno.makeTempDir({ dir, prefix: "data-" });
-  const config = ServerConfigSchema.parse({ port: 0, models: [modelPath], backend: "native", dataDir });
+  const config = ServerConfigSchema.parse({
+    port: 0,
+    models: [modelPath],
+    backend: "native",
+    dataDir,
+    serveBudgetMs,
+  });
   const server = await startServer(config, { trainer });
   try {
     await server.ready;
@@ -76,7 +85,11 @@ async function measure(
     }
     const done = server.jobs.get(job.id);
     if (done.status !== "succeeded") throw new Error(`job ${done.status}: ${done.error?.message}`);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const pauses = /^kestrel_trainer_pauses_total (\d+)$/m.exec(metrics)?.[1];
     return {
+      serve_budget_ms: serveBudgetMs,
+      trainer_pauses: pauses === undefined ? null : Number(pauses),
       job_seconds: round((performance.now() - started) / 1000),
       train_images_per_second: round(done.progress.imagesPerSecond ?? NaN),
       idle: stats(idle),
@@ -114,6 +127,8 @@ export async function bench(): Promise<Record<string, unknown>> {
       backend: "native",
       job: { ...CONFIG, images: IMAGES },
       worker_trainer: await measure(dir, modelPath, zip, image),
+      worker_trainer_budget_100ms: await measure(dir, modelPath, zip, image, undefined, 100),
+      worker_trainer_budget_20ms: await measure(dir, modelPath, zip, image, undefined, 20),
       in_thread_trainer: await measure(dir, modelPath, zip, image, inThread),
     };
   } finally {

@@ -51,6 +51,8 @@ export const ServerConfigSchema = z.object({
   logFormat: z.enum(LOG_FORMATS).default("text"),
   /** On SIGTERM/SIGINT, how long requests in flight (and a fine-tune's current step) get to finish. */
   drainSeconds: z.coerce.number().nonnegative().default(10),
+  /** While a job trains and detect's recent p95 is over this, the trainer waits between steps; 0 turns it off. */
+  serveBudgetMs: z.coerce.number().min(0).default(100),
 });
 
 export type ServerConfig = z.infer<typeof ServerConfigSchema>;
@@ -61,7 +63,7 @@ export const SERVE_USAGE = "Usage: deno task start [--host 127.0.0.1] [--port 80
   "[--max-model-bytes 268435456] [--max-dataset-bytes 1073741824] [--max-inflight-detect 32] " +
   "[--max-event-streams 64] [--max-train-memory BYTES] [--deepstack-model NAME] [--detect-needs-key] " +
   "[--max-concurrent-uploads 2] [--max-queued-jobs 16] [--min-free-bytes 1073741824] " +
-  "[--log-format text|json] [--drain-seconds 10] [--config kestrel.toml]";
+  "[--log-format text|json] [--drain-seconds 10] [--config kestrel.toml] [--serve-budget-ms 100]";
 
 /** The `kestrel serve` flags; a config file's keys are the same names, without the dashes in front. */
 export const SERVE_OPTIONS = {
@@ -86,6 +88,7 @@ export const SERVE_OPTIONS = {
   "max-concurrent-uploads": { type: "string" },
   "max-queued-jobs": { type: "string" },
   "min-free-bytes": { type: "string" },
+  "serve-budget-ms": { type: "string" },
   "log-format": { type: "string" },
   "drain-seconds": { type: "string" },
 } as const;
@@ -189,6 +192,7 @@ export function parseServerArgs(args: string[]): ServerConfig {
     minFreeBytes: values["min-free-bytes"],
     logFormat: values["log-format"],
     drainSeconds: values["drain-seconds"],
+    serveBudgetMs: values["serve-budget-ms"],
   });
   if (!parsed.success) throw new Error(`${z.prettifyError(parsed.error)}\n${SERVE_USAGE}`);
   return parsed.data;

@@ -37,16 +37,18 @@ export function resultMetrics(base: EvalMetrics | null, result: EvalMetrics | nu
 
 /**
  * Add `bytes` (the EMA model) as a version of the job's model and activate it per the policy. If activation
- * fails the registry removes the version again and this throws, so the job fails with the reason.
+ * fails the registry removes the version again and this throws, so the job fails with the reason. `extra`
+ * metrics (a caller's own checks, such as a regression set) are kept beside the evaluation.
  */
 export async function publishResult(
   registry: Registry,
   job: Readonly<Job>,
   bytes: Uint8Array,
   evals: { base: EvalMetrics | null; result: EvalMetrics | null },
+  extra: Record<string, number> = {},
 ): Promise<TrainerResult> {
   const activate = shouldActivate(job.config.activate, evals.base, evals.result);
-  const metrics = resultMetrics(evals.base, evals.result);
+  const metrics = { ...resultMetrics(evals.base, evals.result), ...extra };
   const meta = await registry.add(job.model, bytes, {
     source: { type: "finetune", job_id: job.id },
     parent: job.baseVersion,

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { createApp } from "../../src/api/app.ts";
+import { CaptureService } from "../../src/capture/service.ts";
 import { DOCS_PATH, OPENAPI_PATH } from "../../src/api/routes/docs.ts";
 import { UI_PREFIX } from "../../src/api/routes/ui.ts";
 import { JobService } from "../../src/jobs/service.ts";
@@ -27,12 +28,13 @@ async function fullApp() {
   const pool = new ModelPool(nativeBackend);
   const registry = await Registry.open(new MemoryStore(), { maxBytes: MAX_MODEL_BYTES });
   const jobs = await JobService.open({ dataDir, trainer: new TestTrainer(), log: () => {} });
+  const capture = await CaptureService.open(dataDir, () => {});
   const close = async () => {
     await jobs.close();
     await pool.close();
     await Deno.remove(dataDir, { recursive: true });
   };
-  return { app: createApp({ pool, registry, jobs }), close };
+  return { app: createApp({ pool, registry, jobs, capture }), close };
 }
 
 Deno.test("/openapi.json is valid OpenAPI 3.1 and lists every API route with its schemas", async () => {
@@ -64,6 +66,10 @@ Deno.test("/openapi.json is valid OpenAPI 3.1 and lists every API route with its
       "post /v1/models/{name}/finetune",
       "get /v1/jobs/{id}/events",
       "delete /v1/jobs/{id}",
+      "put /v1/models/{name}/capture",
+      "put /v1/captures/{id}/labels",
+      "get /v1/captures/export",
+      "put /v1/models/{name}/regression-set",
     ];
     for (const route of required) assert.ok(documented.has(route), `${route} is documented`);
 

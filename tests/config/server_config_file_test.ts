@@ -40,6 +40,7 @@ const EVERY_FLAG: Record<string, { flag: string[]; toml: string }> = {
   "max-concurrent-uploads": { flag: ["3"], toml: "3" },
   "max-queued-jobs": { flag: ["8"], toml: "8" },
   "min-free-bytes": { flag: ["9000"], toml: "9000" },
+  "serve-budget-ms": { flag: ["250"], toml: "250" },
   "log-format": { flag: ["json"], toml: '"json"' },
   "drain-seconds": { flag: ["2.5"], toml: "2.5" },
 };

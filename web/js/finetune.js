@@ -64,6 +64,11 @@ function showProblems(list, problems) {
   list.hidden = problems.length === 0;
 }
 
+/** The config in the fine-tune form, also used to fine-tune from captures on the review page. */
+export function finetuneConfig() {
+  return configFrom(document.getElementById("finetune-form"));
+}
+
 function configFrom(form) {
   return {
     epochs: Number(form.epochs.value),

@@ -5,6 +5,7 @@ import { initFinetune, onJobUpdate } from "./finetune.js";
 import { TERMINAL } from "./job_state.js";
 import { refreshJobs, updateJobRow } from "./jobs.js";
 import { onModels, refreshModels } from "./models.js";
+import { initReview, setReviewModels } from "./review.js";
 
 function fillPicker(select, models) {
   const previous = select.value;
@@ -20,6 +21,7 @@ document.getElementById("key-form").addEventListener("submit", (e) => e.preventD
 onModels((models) => {
   fillPicker(document.getElementById("detect-model"), models);
   fillPicker(document.getElementById("ft-model"), models);
+  setReviewModels(models);
 });
 onJobUpdate((job, statusChanged) => {
   if (!statusChanged) return updateJobRow(job);
@@ -34,5 +36,6 @@ async function showAuthNote() {
 
 initDetect();
 initFinetune();
+initReview();
 await Promise.all([refreshModels(), refreshJobs(), showAuthNote()]);
 document.body.dataset.ready = "true";

@@ -12,6 +12,7 @@ import type { DetectResult } from "../../serving/detector.ts";
 import { DEFAULT_DETECT_OPTIONS } from "../../serving/postprocess.ts";
 import type { RouteContext, RouteModule } from "../app.ts";
 import { bearerKey, checkDetectKey } from "../detect_key.ts";
+import { captureSource } from "../capture_source.ts";
 import { detectOnModel } from "../detect_run.ts";
 import { limitInflight } from "../middleware/inflight.ts";
 import { ApiError, errorBody } from "../errors.ts";
@@ -135,6 +136,7 @@ async function deepstackDetect(c: Context, ctx: RouteContext, name: string): Pro
     name,
     { ...DEFAULT_DETECT_OPTIONS, conf },
     async () => new Uint8Array(await form.image.arrayBuffer()),
+    captureSource(c, "deepstack"),
   );
   return deepstackAnswer(result);
 }

@@ -4,6 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import { DEFAULT_DETECT_OPTIONS, type DetectOptions } from "../../serving/postprocess.ts";
 import type { RouteModule } from "../app.ts";
 import { requireDetectKey } from "../detect_key.ts";
+import { captureSource } from "../capture_source.ts";
 import { detectOnModel } from "../detect_run.ts";
 import { ApiError, errorBody } from "../errors.ts";
 import { limitInflight } from "../middleware/inflight.ts";
@@ -103,7 +104,7 @@ export const detectRoutes: RouteModule = (app, ctx) => {
       const body = await imageBytes(c);
       file = body.file;
       return body.bytes;
-    });
+    }, captureSource(c, "native"));
     return c.json({ ...(file ? { file } : {}), ...result }, 200);
   });
 };

@@ -32,6 +32,7 @@ import { loadDataset } from "../../train/data/dataset.ts";
 import { type InlineImage, writeInlineDataset } from "../../train/data/inline.ts";
 import { DatasetError } from "../../train/data/problems.ts";
 import type { RouteModule } from "../app.ts";
+import { capturesWriter } from "../captures_dataset.ts";
 import { ApiError, errorBody } from "../errors.ts";
 import { streamMultipart } from "../multipart_stream.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
@@ -83,7 +84,11 @@ const InlineSchema = z.object({
     data: z.string().openapi({ description: "The image file, base64" }),
     // Rows are checked by the dataset validation, which lists every offending image in one 400.
     labels: z.array(z.array(z.number())).openapi({ description: "[[class, cx, cy, w, h], ...] normalised" }),
-  })),
+  })).optional().openapi({ description: "The dataset; required unless `source` is `captures`" }),
+  source: z.enum(["captures"]).optional().openapi({
+    description: "`captures`: train on the model's labelled train captures, evaluate on its labelled val " +
+      "captures (src/capture), instead of `images`",
+  }),
 }).openapi("FinetuneInline");
 
 const json = (schema: z.ZodType, description: string) => ({
@@ -197,7 +202,12 @@ const uploadSlot = (jobs: JobService) =>
   });
 
 /** The config and a writer that unpacks the upload, for whichever body form was sent. */
-async function upload(c: Context, jobs: JobService, maxBytes: number): Promise<Upload> {
+async function upload(
+  c: Context,
+  jobs: JobService,
+  maxBytes: number,
+  fromCaptures: ((dir: string) => Promise<void>) | null,
+): Promise<Upload> {
   const type = mediaType(c);
   if (type === "multipart/form-data") {
     const staging = await jobs.stageUpload();
@@ -225,9 +235,18 @@ async function upload(c: Context, jobs: JobService, maxBytes: number): Promise<U
   }
   if (type === "application/json") {
     const body = (c.req.valid as (t: "json") => z.infer<typeof InlineSchema>)("json");
+    const cleanup = () => Promise.resolve();
+    if (body.source === "captures") {
+      if (!fromCaptures) throw new ApiError(400, "invalid_body", "Capture is not enabled on this server");
+      if (body.images) throw new ApiError(422, "invalid_body", "body: send `images` or `source`, not both");
+      return { raw: body.config ?? {}, write: fromCaptures, cleanup };
+    }
+    if (!body.images) {
+      throw new ApiError(422, "invalid_body", "body.images: required (or `source: captures`)");
+    }
     const images = body.images as InlineImage[];
     const write = (dir: string) => writeInlineDataset(images, dir).then(() => {});
-    return { raw: body.config ?? {}, write, cleanup: () => Promise.resolve() };
+    return { raw: body.config ?? {}, write, cleanup };
   }
   throw new ApiError(
     415,
@@ -301,7 +320,7 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
   app.openapi(route, async (c) => {
     const { name } = c.req.valid("param");
     const base = baseModel(registry, name, c.req.valid("query").base_version);
-    const { raw, write, cleanup } = await upload(c, jobs, ctx.maxDatasetBytes);
+    const { raw, write, cleanup } = await upload(c, jobs, ctx.maxDatasetBytes, capturesWriter(ctx, base));
     try {
       const parsed = config(raw);
       await refuseUnfit(registry, base, parsed, ctx.maxTrainMemoryBytes);

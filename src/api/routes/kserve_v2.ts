@@ -10,10 +10,14 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { decodeImage } from "../../image/decode.ts";
-import { letterbox } from "../../image/letterbox.ts";
+import type { CaptureOffer } from "../../capture/service.ts";
+import { type Letterbox, letterbox } from "../../image/letterbox.ts";
 import type { Lease } from "../../serving/pool.ts";
+import { DEFAULT_DETECT_OPTIONS, postprocess } from "../../serving/postprocess.ts";
 import type { RouteContext, RouteModule } from "../app.ts";
+import { captureSource } from "../capture_source.ts";
 import { requireDetectKey } from "../detect_key.ts";
+import { offerCapture } from "../detect_run.ts";
 import { limitInflight } from "../middleware/inflight.ts";
 import { ApiError, errorBody } from "../errors.ts";
 import { reshapeErrors } from "../foreign_errors.ts";
@@ -203,7 +207,7 @@ async function inputTensor(
   lease: Lease,
   input: InferInput,
   binary: Uint8Array | undefined,
-): Promise<{ data: Float32Array; parameters?: Record<string, number> }> {
+): Promise<{ data: Float32Array; parameters?: Record<string, number>; frame?: EncodedFrame }> {
   const { imgsz } = lease.model.spec;
   if (input.datatype === "FP32") {
     const want = [1, 3, imgsz, imgsz];
@@ -214,10 +218,12 @@ async function inputTensor(
   }
   if (input.datatype === "BYTES") {
     if (input.shape.join() !== "1") throw bad(`BYTES input '${input.name}' must have shape [1]: one image`);
-    const image = await decodeImage(bytesValues(input, binary)[0], ctx.maxPixels);
+    const bytes = bytesValues(input, binary)[0];
+    const image = await decodeImage(bytes, ctx.maxPixels);
     const { tensor, box } = letterbox(image, imgsz);
     return {
       data: tensor,
+      frame: { bytes, width: image.width, height: image.height, box },
       parameters: {
         image_width: image.width,
         image_height: image.height,
@@ -231,6 +237,38 @@ async function inputTensor(
   throw bad(
     `Input '${input.name}' has datatype ${input.datatype}; send FP32 (the tensor) or BYTES (an image)`,
   );
+}
+
+/** A BYTES input: the image as sent, its size and where the letterbox put it. */
+interface EncodedFrame {
+  bytes: Uint8Array;
+  width: number;
+  height: number;
+  box: Letterbox;
+}
+
+/**
+ * The capture offer for a v2 infer on an encoded image. The answer is the raw tensor, so the predictions a
+ * capture records are the native route's defaults (conf, NMS), computed only when the model captures.
+ */
+function v2CaptureOffer(c: Context, lease: Lease, frame: EncodedFrame, output: Float32Array): CaptureOffer {
+  const { ref, spec } = lease.model;
+  return {
+    model: ref.name,
+    version: ref.version,
+    image: frame.bytes,
+    width: frame.width,
+    height: frame.height,
+    predictions: () =>
+      postprocess(output, spec.nc, DEFAULT_DETECT_OPTIONS, frame.box, frame.width, frame.height).map((d) => ({
+        class_id: d.classId,
+        class_name: spec.names[d.classId],
+        confidence: d.confidence,
+        box: d.box,
+      })),
+    source: captureSource(c, "v2"),
+    time: new Date(),
+  };
 }
 
 async function runInfer(c: Context, ctx: RouteContext, name: string, version?: string): Promise<Response> {
@@ -248,13 +286,15 @@ async function runInfer(c: Context, ctx: RouteContext, name: string, version?: s
       );
     }
     const input = request.inputs[0];
-    const { data, parameters } = await inputTensor(ctx, lease, input, binary.get(input.name));
+    const { data, parameters, frame } = await inputTensor(ctx, lease, input, binary.get(input.name));
     const wanted = request.outputs ?? [{ name: spec.outputName }];
     const unknown = wanted.filter((o) => o.name !== spec.outputName);
     if (unknown.length) throw bad(`No output '${unknown[0].name}'; this model has '${spec.outputName}'`);
     const start = performance.now();
     const output = await lease.model.infer(data);
     ctx.metrics.inference.observe((performance.now() - start) / 1000, { model: name });
+    ctx.serveBudget?.observe(performance.now() - start);
+    if (frame) offerCapture(ctx, v2CaptureOffer(c, lease, frame, output.data));
     const allBinary = request.parameters?.binary_data_output === true;
     const outputs: OutputTensor[] = wanted.map((o) => ({
       name: o.name,

@@ -1,0 +1,133 @@
+// `POST /v1/models/{name}/finetune` with `"source": "captures"`: the job's dataset is the model's labelled
+// captures in YOLO split layout (train captures to train on, val captures to evaluate on); nothing labelled,
+// both `images` and `source`, or a server without capture are clear errors and queue nothing.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import sharp from "sharp";
+import { createApp } from "../../src/api/app.ts";
+import { CaptureService } from "../../src/capture/service.ts";
+import { JobService } from "../../src/jobs/service.ts";
+import { MemoryStore } from "../../src/registry/memory_store.ts";
+import { Registry } from "../../src/registry/registry.ts";
+import { nativeBackend } from "../../src/serving/backends/native.ts";
+import { ModelPool } from "../../src/serving/pool.ts";
+import { loadDataset } from "../../src/train/data/dataset.ts";
+import { Rng } from "../../src/train/data/rng.ts";
+import { synthImage } from "../../src/train/synth.ts";
+import { TestTrainer } from "../jobs/_test_trainer.ts";
+import { expectError, LOOPBACK } from "./_app_setup.ts";
+
+const MODEL_BYTES = await Deno.readFile(new URL("../../models/default.onnx", import.meta.url));
+const IMGSZ = 128;
+const NC = 3;
+const CONFIG = { imgsz: IMGSZ, batch_size: 2, epochs: 1 };
+
+async function setup(withCapture = true) {
+  const dataDir = await Deno.makeTempDir({ prefix: "kestrel-ft-captures-" });
+  const pool = new ModelPool(nativeBackend);
+  const registry = await Registry.open(new MemoryStore(), { maxBytes: 2 * MODEL_BYTES.length });
+  registry.setActivator(async (meta, bytes) => {
+    await pool.swap(meta.name, meta.version, bytes);
+  });
+  await registry.add("default", MODEL_BYTES, { source: { type: "upload" }, activate: true });
+  const jobs = await JobService.open({ dataDir, trainer: new TestTrainer(), log: () => {} });
+  const capture = withCapture ? await CaptureService.open(dataDir, () => {}) : null;
+  const app = createApp({ pool, registry, jobs, capture });
+  const call = (path: string, init: RequestInit = {}) => Promise.resolve(app.request(path, init, LOOPBACK));
+  return {
+    dataDir,
+    call,
+    capture,
+    async close() {
+      await jobs.close();
+      await capture?.idle();
+      await pool.close();
+      await Deno.remove(dataDir, { recursive: true });
+    },
+  };
+}
+
+const json = (method: string, body: unknown) => ({
+  method,
+  body: JSON.stringify(body),
+  headers: { "content-type": "application/json" },
+});
+
+Deno.test("finetune from captures: the job's dataset is the labelled captures, train and val splits kept", async () => {
+  const s = await setup();
+  try {
+    await expectError(
+      s.call("/v1/models/default/finetune", json("POST", { config: CONFIG, source: "captures" })),
+      400,
+      "no_labelled_captures",
+    );
+    assert.deepEqual((await (await s.call("/v1/jobs")).json()).jobs, [], "nothing queued");
+    await s.call("/v1/models/default/capture", json("PUT", { mode: "all" }));
+    for (let seed = 0; seed < 5; seed++) {
+      const { rgb } = synthImage(IMGSZ, new Rng(seed));
+      const image = await sharp(rgb, { raw: { width: IMGSZ, height: IMGSZ, channels: 3 } }).png().toBuffer();
+      const res = await s.call("/v1/models/default/detect", {
+        method: "POST",
+        body: new Uint8Array(image),
+        headers: { "content-type": "image/png" },
+      });
+      assert.equal(res.status, 200);
+    }
+    await s.capture!.idle();
+    const { captures } = await (await s.call("/v1/captures?model=default")).json();
+    const box = { x1: 8, y1: 8, x2: 40, y2: 56 };
+    const splits = ["train", "train", "val", "train"]; // the fifth stays new: not in the dataset
+    for (const [i, split] of splits.entries()) {
+      const labels = [{ class_id: i % NC, box }];
+      assert.equal(
+        (await s.call(`/v1/captures/${captures[i].id}/labels`, json("PUT", { labels, split }))).status,
+        200,
+      );
+    }
+    await s.call(`/v1/captures/${captures[3].id}/reject`, { method: "POST" }); // rejected: not in it either
+
+    const res = await s.call(
+      "/v1/models/default/finetune",
+      json("POST", { config: CONFIG, source: "captures" }),
+    );
+    const job = await res.json();
+    assert.equal(res.status, 202, JSON.stringify(job));
+    const dataset = await loadDataset(join(s.dataDir, "jobs", job.id, "dataset"), { nc: NC });
+    const stems = (xs: { name: string }[]) => xs.map((x) => x.name.split("/").at(-1)!.split(".")[0]).sort();
+    assert.deepEqual(stems(dataset.train), [captures[0].id, captures[1].id].sort());
+    assert.deepEqual(stems(dataset.val), [captures[2].id]);
+    assert.deepEqual(Array.from(dataset.val[0].labels), [2, 24 / IMGSZ, 32 / IMGSZ, 32 / IMGSZ, 48 / IMGSZ]);
+
+    await expectError(
+      s.call("/v1/models/default/finetune", json("POST", { config: CONFIG, source: "captures", images: [] })),
+      422,
+      "invalid_body",
+    );
+    await expectError(
+      s.call("/v1/models/default/finetune", json("POST", { config: CONFIG })),
+      422,
+      "invalid_body",
+    );
+    await expectError(
+      s.call("/v1/models/default/finetune", json("POST", { config: CONFIG, source: "camera" })),
+      422,
+      "invalid_body",
+    );
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("finetune from captures on a server without capture: 400, nothing queued", async () => {
+  const s = await setup(false);
+  try {
+    await expectError(
+      s.call("/v1/models/default/finetune", json("POST", { config: CONFIG, source: "captures" })),
+      400,
+      "invalid_body",
+    );
+    assert.deepEqual((await (await s.call("/v1/jobs")).json()).jobs, []);
+  } finally {
+    await s.close();
+  }
+});

@@ -1,5 +1,5 @@
-import { decodeImage } from "../image/decode.ts";
-import { letterbox } from "../image/letterbox.ts";
+import { decodeImage, type RgbImage } from "../image/decode.ts";
+import { type Letterbox, letterbox } from "../image/letterbox.ts";
 import type { LoadedModel, ModelRef } from "./loaded_model.ts";
 import { type DetectOptions, postprocess } from "./postprocess.ts";
 
@@ -19,19 +19,31 @@ export interface DetectResult {
 
 const ms = (from: number, to: number) => Math.round((to - from) * 1000) / 1000;
 
-/** decode -> letterbox -> session -> NMS -> original pixels, for one image on one model version. */
+/**
+ * decode -> letterbox -> session -> NMS -> original pixels, for one image on one model version. The request
+ * takes its place in the model's queue first (ModelOverloadedError when it is full), so a shed request costs
+ * no decode, and its image is decoded while earlier requests run on the session.
+ */
 export async function detect(
   model: LoadedModel,
   bytes: Uint8Array,
   opts: DetectOptions,
   maxPixels?: number,
 ): Promise<DetectResult> {
+  const admission = model.admit();
   const t0 = performance.now();
-  const image = await decodeImage(bytes, maxPixels);
-  const t1 = performance.now();
-  const { tensor, box } = letterbox(image, model.spec.imgsz);
+  let image: RgbImage, t1: number, input: { tensor: Float32Array; box: Letterbox };
+  try {
+    image = await decodeImage(bytes, maxPixels);
+    t1 = performance.now();
+    input = letterbox(image, model.spec.imgsz);
+  } catch (err) {
+    admission.withdraw();
+    throw err;
+  }
+  const { tensor, box } = input;
   const t2 = performance.now();
-  const output = await model.infer(tensor);
+  const output = await model.inferAdmitted(admission, tensor);
   const t3 = performance.now();
   const found = postprocess(output.data, model.spec.nc, opts, box, image.width, image.height);
   const t4 = performance.now();

@@ -49,7 +49,7 @@ async function listen(
 ): Promise<RunningServer> {
   const { backend, reason } = await selectBackend(config.backend);
   console.error(`kestrel: backend ${backend.name} (${reason})`);
-  const pool = new ModelPool(backend, config.imgsz);
+  const pool = new ModelPool(backend, config.imgsz, undefined, config.maxQueue);
   const registry = await openServingRegistry(config, pool);
   let ready = false;
   // Resolved only when every model loaded: after a failed start, resumed jobs stay `running` for the next one.

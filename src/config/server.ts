@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { z } from "zod";
 import { DEFAULT_MAX_PIXELS } from "../image/decode.ts";
 import { BACKEND_CHOICES } from "../serving/backend.ts";
+import { DEFAULT_MAX_QUEUE } from "../serving/session_queue.ts";
 
 /** The embedded default model, served when no --model is given. */
 export const DEFAULT_MODEL_PATH = new URL("../../models/default.onnx", import.meta.url).pathname;
@@ -28,6 +29,12 @@ export const ServerConfigSchema = z.object({
   allowedHosts: z.array(z.string().min(1).transform((h) => h.toLowerCase())).default([]),
   /** Detect requests in flight (body upload included) before more get 429: bounds memory and queueing. */
   maxInflightDetect: z.coerce.number().int().positive().default(32),
+  /**
+   * Requests one model may hold queued (body in, waiting to be decoded or for its session) before more get 503
+   * at once; unlike maxInflightDetect (every detect request of every model, uploads included: 429), it bounds
+   * the wait behind one model's session, hence its p99.
+   */
+  maxQueue: z.coerce.number().int().positive().default(DEFAULT_MAX_QUEUE),
   /** Open job event streams (each holds a connection and a subscription) before more get 429. */
   maxEventStreams: z.coerce.number().int().positive().default(64),
   /** Most memory one fine-tune job may need (its estimate is checked before queueing); default: system memory. */
@@ -44,6 +51,7 @@ export const SERVE_USAGE = "Usage: deno task start [--host 127.0.0.1] [--port 80
   "[--data-dir ./data] [--backend auto|webgpu|wasm|native] [--imgsz N] [--max-body-bytes 20971520] " +
   "[--max-pixels 40000000] [--api-key KEY | --api-key-file PATH] [--allowed-hosts NAME,...] " +
   "[--max-model-bytes 268435456] [--max-dataset-bytes 1073741824] [--max-inflight-detect 32] " +
+  "[--max-queue 16] " +
   "[--max-event-streams 64] [--max-train-memory BYTES] [--deepstack-model NAME] [--detect-needs-key]";
 
 /** Parses `deno task start` flags once, at the edge; throws an Error listing every bad flag. */
@@ -65,6 +73,7 @@ export function parseServerArgs(args: string[]): ServerConfig {
       "api-key-file": { type: "string" },
       "allowed-hosts": { type: "string" },
       "max-inflight-detect": { type: "string" },
+      "max-queue": { type: "string" },
       "max-event-streams": { type: "string" },
       "max-train-memory": { type: "string" },
       "deepstack-model": { type: "string" },
@@ -89,6 +98,7 @@ export function parseServerArgs(args: string[]): ServerConfig {
     maxDatasetBytes: values["max-dataset-bytes"],
     allowedHosts: values["allowed-hosts"]?.split(",").map((h) => h.trim()).filter((h) => h !== ""),
     maxInflightDetect: values["max-inflight-detect"],
+    maxQueue: values["max-queue"],
     maxEventStreams: values["max-event-streams"],
     maxTrainMemoryBytes: values["max-train-memory"],
     deepstackModel: values["deepstack-model"],

@@ -3,7 +3,10 @@
  * at 640 on the native backend, with 1, 4 and 16 clients sending at once (each waits for its answer before the
  * next request). The clients run in a Worker, off the server's event loop. Goal: >= 35 req/s at 4+ clients on a
  * quiet 2-core box; p99 bounded by the queue limit (--max-queue, 16 by default, so 16 clients are never shed).
+ * Each run also reports the CPU time this process (server and clients) spent per request, and the rate that
+ * would allow with every core busy: a ceiling that other load on the box does not move, unlike req/s.
  */
+import process from "node:process";
 import { startServer } from "../api/server.ts";
 import { ServerConfigSchema } from "../config/server.ts";
 import type { LoadRequest, LoadResult } from "./load/http_clients.ts";
@@ -42,17 +45,22 @@ export async function bench(): Promise<Record<string, unknown>> {
     const runs: Record<string, unknown> = {};
     for (const clients of CLIENTS) {
       await runLoad(worker, { ...base, clients, requests: WARMUP_REQUESTS });
+      const cpuBefore = process.cpuUsage();
       const { latencies, statuses, elapsedMs } = await runLoad(worker, {
         ...base,
         clients,
         requests: REQUESTS,
       });
+      const cpu = process.cpuUsage(cpuBefore);
+      const cpuMsPerRequest = (cpu.user + cpu.system) / 1000 / REQUESTS;
       const sorted = latencies.sort((a, b) => a - b);
       runs[`clients_${clients}`] = {
         req_per_s: round(latencies.length / (elapsedMs / 1000)),
         p50_ms: round(percentile(sorted, 0.5)),
         p99_ms: round(percentile(sorted, 0.99)),
         statuses,
+        cpu_ms_per_request: round(cpuMsPerRequest),
+        cpu_bound_req_per_s: round(navigator.hardwareConcurrency * 1000 / cpuMsPerRequest),
       };
     }
     return {

@@ -1,5 +1,5 @@
-import { decodeImage, type RgbImage } from "../image/decode.ts";
-import { type Letterbox, letterbox } from "../image/letterbox.ts";
+import { decodeImage } from "../image/decode.ts";
+import { letterbox } from "../image/letterbox.ts";
 import type { LoadedModel, ModelRef } from "./loaded_model.ts";
 import { type DetectOptions, postprocess } from "./postprocess.ts";
 
@@ -31,37 +31,37 @@ export async function detect(
   maxPixels?: number,
 ): Promise<DetectResult> {
   const admission = model.admit();
-  const t0 = performance.now();
-  let image: RgbImage, t1: number, input: { tensor: Float32Array; box: Letterbox };
+  const tensor = model.takeInput();
   try {
-    image = await decodeImage(bytes, maxPixels);
-    t1 = performance.now();
-    input = letterbox(image, model.spec.imgsz);
-  } catch (err) {
+    const t0 = performance.now();
+    const image = await decodeImage(bytes, maxPixels);
+    const t1 = performance.now();
+    const { box } = letterbox(image, model.spec.imgsz, tensor);
+    const t2 = performance.now();
+    const output = await model.inferAdmitted(admission, tensor);
+    const t3 = performance.now();
+    const found = postprocess(output.data, model.spec.nc, opts, box, image.width, image.height);
+    const t4 = performance.now();
+    return {
+      model: model.ref,
+      image: { width: image.width, height: image.height },
+      detections: found.map((d) => ({
+        class_id: d.classId,
+        class_name: model.spec.names[d.classId],
+        confidence: d.confidence,
+        box: d.box,
+      })),
+      timings_ms: {
+        decode: ms(t0, t1),
+        preprocess: ms(t1, t2),
+        inference: ms(t2, t3),
+        postprocess: ms(t3, t4),
+        total: ms(t0, t4),
+      },
+    };
+  } finally {
+    // withdraw() gives back the place of a request that failed before its run (a no-op once it ran).
     admission.withdraw();
-    throw err;
+    model.giveBackInput(tensor);
   }
-  const { tensor, box } = input;
-  const t2 = performance.now();
-  const output = await model.inferAdmitted(admission, tensor);
-  const t3 = performance.now();
-  const found = postprocess(output.data, model.spec.nc, opts, box, image.width, image.height);
-  const t4 = performance.now();
-  return {
-    model: model.ref,
-    image: { width: image.width, height: image.height },
-    detections: found.map((d) => ({
-      class_id: d.classId,
-      class_name: model.spec.names[d.classId],
-      confidence: d.confidence,
-      box: d.box,
-    })),
-    timings_ms: {
-      decode: ms(t0, t1),
-      preprocess: ms(t1, t2),
-      inference: ms(t2, t3),
-      postprocess: ms(t3, t4),
-      total: ms(t0, t4),
-    },
-  };
 }

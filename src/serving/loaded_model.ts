@@ -38,6 +38,8 @@ export class LoadedModel {
   private refs = 0;
   private retired = false;
   private readonly queue: SessionQueue;
+  /** Input tensors of finished runs, reused: allocating (and zeroing) a fresh 4.9 MB one cost ~0.8 ms at 640. */
+  private readonly spareInputs: Float32Array[] = [];
 
   private constructor(
     readonly ref: ModelRef,
@@ -140,6 +142,16 @@ export class LoadedModel {
   /** Admits and runs one input that is already prepared. */
   infer(data: Float32Array): Promise<Tensor> {
     return this.inferAdmitted(this.admit(), data);
+  }
+
+  /** An input-sized tensor to letterbox into, with any contents (letterbox writes every element). */
+  takeInput(): Float32Array {
+    return this.spareInputs.pop() ?? new Float32Array(3 * this.spec.imgsz * this.spec.imgsz);
+  }
+
+  /** Gives back a tensor from {@link takeInput} once its run is over; as many are kept as runs can overlap. */
+  giveBackInput(tensor: Float32Array): void {
+    if (this.spareInputs.length < this.queue.slots) this.spareInputs.push(tensor);
   }
 
   private run(data: Float32Array): Promise<Tensor> {

@@ -79,6 +79,16 @@ Deno.test({
       assert.match(metrics, /^kestrel_inference_queue_depth 2$/m);
       held.forEach((h) => h.withdraw());
       assert.equal((await send.native()).status, 200, "a freed place is taken again");
+      for (let i = 0; i <= MAX_QUEUE; i++) {
+        const broken = image.slice(0, 200);
+        const res = call("/v1/models/tiny/detect", {
+          method: "POST",
+          body: broken,
+          headers: { "content-type": "image/jpeg" },
+        });
+        await expectError(res, 422, "undecodable_image");
+      }
+      assert.equal(pool.queueDepth(), 0, "a request whose image fails to decode gives its place back");
     } finally {
       await pool.close();
     }

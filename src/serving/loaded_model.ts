@@ -139,9 +139,9 @@ export class LoadedModel {
     return admission.run(() => this.run(data));
   }
 
-  /** Admits and runs one input that is already prepared. */
-  infer(data: Float32Array): Promise<Tensor> {
-    return this.inferAdmitted(this.admit(), data);
+  /** Admits and runs one input that is already prepared; a full queue rejects with ModelOverloadedError. */
+  async infer(data: Float32Array): Promise<Tensor> {
+    return await this.inferAdmitted(this.admit(), data);
   }
 
   /** An input-sized tensor to letterbox into, with any contents (letterbox writes every element). */

@@ -4,6 +4,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ImageError, type ImageErrorKind } from "../image/errors.ts";
 import { type Logger, WARNINGS_TO_STDERR } from "./log.ts";
 import { requestIdOf } from "./middleware/request_log.ts";
+import { ModelOverloadedError } from "../serving/session_queue.ts";
 
 /** An error that reaches the client as `{"error": {"code", "message"}}` with `status`. */
 export class ApiError extends Error {
@@ -30,6 +31,9 @@ const HTTP_CODES: Partial<Record<number, string>> = {
   503: "not_ready",
 };
 
+/** Seconds a shed detect request is told to wait: a full queue of 16 drains in about that on the native engine. */
+const SHED_RETRY_AFTER_S = 1;
+
 export function errorBody(code: string, message: string) {
   return { error: { code, message } };
 }
@@ -38,6 +42,9 @@ export function errorBody(code: string, message: string) {
 export function handleError(err: Error, c: Context, log: Logger = WARNINGS_TO_STDERR): Response {
   if (err instanceof ApiError) return c.json(errorBody(err.code, err.message), err.status);
   if (err instanceof ImageError) return c.json(errorBody(err.kind, err.message), IMAGE_STATUS[err.kind]);
+  if (err instanceof ModelOverloadedError) {
+    return c.json(errorBody("overloaded", err.message), 503, { "retry-after": String(SHED_RETRY_AFTER_S) });
+  }
   if (err instanceof HTTPException) {
     const status = err.status as ContentfulStatusCode;
     return c.json(errorBody(HTTP_CODES[status] ?? "http_error", err.message || `HTTP ${status}`), status);

@@ -67,7 +67,7 @@ async function listen(
   const selection = options.backend ?? await selectBackend(config.backend);
   const { backend, reason, passed } = await selfTestBackend(selection, await defaultModelCheck());
   (passed ? log.info : log.error)(`backend ${backend.name} (${reason})`, { backend: backend.name });
-  const pool = new ModelPool(backend, config.imgsz);
+  const pool = new ModelPool(backend, config.imgsz, undefined, config.maxQueue);
   const registry = await openServingRegistry(config, pool);
   let ready = false;
   // Set by shutdown: /readyz says 503 and new /v1 requests get 503 shutting_down while those in flight finish.

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { DEFAULT_MAX_PIXELS } from "../image/decode.ts";
 import { DEFAULT_JOB_LIMITS } from "../jobs/limits.ts";
 import { BACKEND_CHOICES } from "../serving/backend.ts";
+import { DEFAULT_MAX_QUEUE } from "../serving/session_queue.ts";
 
 /** The embedded default model, served when no --model is given. */
 export const DEFAULT_MODEL_PATH = new URL("../../models/default.onnx", import.meta.url).pathname;
@@ -34,6 +35,12 @@ export const ServerConfigSchema = z.object({
   allowedHosts: z.array(z.string().min(1).transform((h) => h.toLowerCase())).default([]),
   /** Detect requests in flight (body upload included) before more get 429: bounds memory and queueing. */
   maxInflightDetect: z.coerce.number().int().positive().default(32),
+  /**
+   * Requests one model may hold queued (body in, waiting to be decoded or for its session) before more get 503
+   * at once; unlike maxInflightDetect (every detect request of every model, uploads included: 429), it bounds
+   * the wait behind one model's session, hence its p99.
+   */
+  maxQueue: z.coerce.number().int().positive().default(DEFAULT_MAX_QUEUE),
   /** Open job event streams (each holds a connection and a subscription) before more get 429. */
   maxEventStreams: z.coerce.number().int().positive().default(64),
   /** Most memory one fine-tune job may need (its estimate is checked before queueing); default: system memory. */
@@ -63,7 +70,8 @@ export const SERVE_USAGE = "Usage: deno task start [--host 127.0.0.1] [--port 80
   "[--max-model-bytes 268435456] [--max-dataset-bytes 1073741824] [--max-inflight-detect 32] " +
   "[--max-event-streams 64] [--max-train-memory BYTES] [--deepstack-model NAME] [--detect-needs-key] " +
   "[--max-concurrent-uploads 2] [--max-queued-jobs 16] [--min-free-bytes 1073741824] " +
-  "[--log-format text|json] [--drain-seconds 10] [--config kestrel.toml] [--serve-budget-ms 100]";
+  "[--log-format text|json] [--drain-seconds 10] [--config kestrel.toml] [--serve-budget-ms 100] " +
+  "[--max-queue 16]";
 
 /** The `kestrel serve` flags; a config file's keys are the same names, without the dashes in front. */
 export const SERVE_OPTIONS = {
@@ -81,6 +89,7 @@ export const SERVE_OPTIONS = {
   "api-key-file": { type: "string" },
   "allowed-hosts": { type: "string" },
   "max-inflight-detect": { type: "string" },
+  "max-queue": { type: "string" },
   "max-event-streams": { type: "string" },
   "max-train-memory": { type: "string" },
   "deepstack-model": { type: "string" },
@@ -183,6 +192,7 @@ export function parseServerArgs(args: string[]): ServerConfig {
     maxDatasetBytes: values["max-dataset-bytes"],
     allowedHosts: values["allowed-hosts"]?.split(",").map((h) => h.trim()).filter((h) => h !== ""),
     maxInflightDetect: values["max-inflight-detect"],
+    maxQueue: values["max-queue"],
     maxEventStreams: values["max-event-streams"],
     maxTrainMemoryBytes: values["max-train-memory"],
     deepstackModel: values["deepstack-model"],

@@ -10,10 +10,11 @@ export interface Tensor {
 }
 
 /**
- * One loaded model on one engine. Created once per model version and reused for every request; `run` calls
- * are serialised by the caller (onnxruntime-web rejects overlapping runs on one session).
+ * One loaded model on one engine. Created once per model version and reused for every request; the caller
+ * keeps at most `parallelRuns` `run` calls going at once (default 1: onnxruntime-web rejects overlapping runs).
  */
 export interface Session {
+  parallelRuns?: number;
   run(input: Tensor): Promise<Tensor>;
   release(): Promise<void>;
 }

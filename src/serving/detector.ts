@@ -19,37 +19,49 @@ export interface DetectResult {
 
 const ms = (from: number, to: number) => Math.round((to - from) * 1000) / 1000;
 
-/** decode -> letterbox -> session -> NMS -> original pixels, for one image on one model version. */
+/**
+ * decode -> letterbox -> session -> NMS -> original pixels, for one image on one model version. The request
+ * takes its place in the model's queue first (ModelOverloadedError when it is full), so a shed request costs
+ * no decode, and its image is decoded while earlier requests run on the session.
+ */
 export async function detect(
   model: LoadedModel,
   bytes: Uint8Array,
   opts: DetectOptions,
   maxPixels?: number,
 ): Promise<DetectResult> {
-  const t0 = performance.now();
-  const image = await decodeImage(bytes, maxPixels);
-  const t1 = performance.now();
-  const { tensor, box } = letterbox(image, model.spec.imgsz);
-  const t2 = performance.now();
-  const output = await model.infer(tensor);
-  const t3 = performance.now();
-  const found = postprocess(output.data, model.spec.nc, opts, box, image.width, image.height);
-  const t4 = performance.now();
-  return {
-    model: model.ref,
-    image: { width: image.width, height: image.height },
-    detections: found.map((d) => ({
-      class_id: d.classId,
-      class_name: model.spec.names[d.classId],
-      confidence: d.confidence,
-      box: d.box,
-    })),
-    timings_ms: {
-      decode: ms(t0, t1),
-      preprocess: ms(t1, t2),
-      inference: ms(t2, t3),
-      postprocess: ms(t3, t4),
-      total: ms(t0, t4),
-    },
-  };
+  const admission = model.admit();
+  const tensor = model.takeInput();
+  try {
+    const t0 = performance.now();
+    const image = await decodeImage(bytes, maxPixels);
+    const t1 = performance.now();
+    const { box } = letterbox(image, model.spec.imgsz, tensor);
+    const t2 = performance.now();
+    const output = await model.inferAdmitted(admission, tensor);
+    const t3 = performance.now();
+    const found = postprocess(output.data, model.spec.nc, opts, box, image.width, image.height);
+    const t4 = performance.now();
+    return {
+      model: model.ref,
+      image: { width: image.width, height: image.height },
+      detections: found.map((d) => ({
+        class_id: d.classId,
+        class_name: model.spec.names[d.classId],
+        confidence: d.confidence,
+        box: d.box,
+      })),
+      timings_ms: {
+        decode: ms(t0, t1),
+        preprocess: ms(t1, t2),
+        inference: ms(t2, t3),
+        postprocess: ms(t3, t4),
+        total: ms(t0, t4),
+      },
+    };
+  } finally {
+    // withdraw() gives back the place of a request that failed before its run (a no-op once it ran).
+    admission.withdraw();
+    model.giveBackInput(tensor);
+  }
 }

@@ -1,6 +1,7 @@
 import type { Backend } from "./backend.ts";
 import { DEFAULT_LOAD_TIMEOUT_MS, LoadedModel, type ModelRef } from "./loaded_model.ts";
 import { readModelSpec } from "./model_spec.ts";
+import { DEFAULT_MAX_QUEUE } from "./session_queue.ts";
 
 /** A model version lent to one request; `release()` must be called when the request is done with it. */
 export interface Lease {
@@ -27,6 +28,8 @@ export class ModelPool {
     private readonly imgsz?: number,
     /** Most milliseconds a version may take to load and warm up (LoadedModel.create). */
     readonly loadTimeoutMs = DEFAULT_LOAD_TIMEOUT_MS,
+    /** Requests each model may hold queued before more are shed (`--max-queue`, see SessionQueue). */
+    readonly maxQueue = DEFAULT_MAX_QUEUE,
   ) {}
 
   /** Loads `onnx` as `name` version `version` and makes it active; on any error the old version stays. */
@@ -54,7 +57,7 @@ export class ModelPool {
   private async load(name: string, version: number, onnx: Uint8Array): Promise<PreparedSwap> {
     const ref = { name, version };
     const spec = readModelSpec(onnx, `model '${name}' v${version}`, this.imgsz);
-    const next = await LoadedModel.create(ref, spec, this.backend, onnx, this.loadTimeoutMs);
+    const next = await LoadedModel.create(ref, spec, this.backend, onnx, this.loadTimeoutMs, this.maxQueue);
     return {
       commit: async () => {
         const previous = this.active.get(name);
@@ -98,7 +101,7 @@ export class ModelPool {
     return [...this.active.values()].sort((a, b) => a.ref.name.localeCompare(b.ref.name));
   }
 
-  /** Requests waiting for a session, over all models (the /metrics queue depth). */
+  /** Requests queued for a session (admitted, not yet running), over all models (the /metrics queue depth). */
   queueDepth(): number {
     return this.list().reduce((n, m) => n + m.queued, 0);
   }

@@ -33,6 +33,7 @@ const EVERY_FLAG: Record<string, { flag: string[]; toml: string }> = {
   "max-dataset-bytes": { flag: ["4000"], toml: "4000" },
   "allowed-hosts": { flag: ["kestrel.lan,box.example"], toml: '["kestrel.lan", "box.example"]' },
   "max-inflight-detect": { flag: ["5"], toml: "5" },
+  "max-queue": { flag: ["4"], toml: "4" },
   "max-event-streams": { flag: ["6"], toml: "6" },
   "max-train-memory": { flag: ["7000"], toml: "7000" },
   "deepstack-model": { flag: ["yolov5n"], toml: '"yolov5n"' },

@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parseServerArgs } from "../../src/config/server.ts";
+import { DEFAULT_MAX_QUEUE } from "../../src/serving/session_queue.ts";
 
 Deno.test("parseServerArgs() reads the hardening flags and their defaults", () => {
   const defaults = parseServerArgs([]);
   assert.deepEqual(
-    [defaults.allowedHosts, defaults.maxInflightDetect, defaults.maxEventStreams],
-    [[], 32, 64],
+    [defaults.allowedHosts, defaults.maxInflightDetect, defaults.maxEventStreams, defaults.maxQueue],
+    [[], 32, 64, DEFAULT_MAX_QUEUE],
   );
   const set = parseServerArgs([
     "--allowed-hosts",
@@ -15,13 +16,17 @@ Deno.test("parseServerArgs() reads the hardening flags and their defaults", () =
     "4",
     "--max-event-streams",
     "2",
+    "--max-queue",
+    "3",
   ]);
-  assert.deepEqual([set.allowedHosts, set.maxInflightDetect, set.maxEventStreams], [
+  assert.deepEqual([set.allowedHosts, set.maxInflightDetect, set.maxEventStreams, set.maxQueue], [
     ["kestrel.lan", "box.example"],
     4,
     2,
+    3,
   ]);
   assert.throws(() => parseServerArgs(["--max-inflight-detect", "0"]), /maxInflightDetect/);
+  assert.throws(() => parseServerArgs(["--max-queue", "0"]), /maxQueue/);
 });
 
 Deno.test("--api-key-file reads the key trimmed, and refuses a world-readable or empty file", async () => {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { Backend, Session, Tensor } from "../../src/serving/backend.ts";
 import { ModelPool } from "../../src/serving/pool.ts";
+import { ModelOverloadedError } from "../../src/serving/session_queue.ts";
 import { tinyYolo } from "../onnx/_tiny_yolo.ts";
 
 /** Any YOLO export will do (the backend is fake): the embedded default model. */
@@ -16,6 +17,7 @@ class FakeBackend implements Backend {
   maxRunning = 0;
   failWarmup = false;
   gate?: Promise<void>;
+  parallelRuns?: number;
   readonly received: Uint8Array[] = [];
 
   createSession(onnx: Uint8Array): Promise<Session> {
@@ -24,6 +26,7 @@ class FakeBackend implements Backend {
     this.sessions.push(state);
     const failing = this.failWarmup;
     return Promise.resolve({
+      parallelRuns: this.parallelRuns,
       run: async (): Promise<Tensor> => {
         if (state.released) throw new Error("run on a released session");
         if (failing) throw new Error("kernel not implemented");
@@ -101,6 +104,28 @@ Deno.test("ModelPool runs one inference at a time per model and reports the queu
   await Promise.all(runs);
   assert.equal(backend.maxRunning, 1);
   assert.equal(pool.queueDepth(), 0);
+  await pool.close();
+});
+
+Deno.test("ModelPool runs as many inferences at once as the session takes, and sheds beyond --max-queue", async () => {
+  const backend = new FakeBackend();
+  backend.parallelRuns = 2;
+  const pool = new ModelPool(backend, undefined, undefined, 1);
+  await pool.swap("yolo", 1, MODEL);
+  let open!: () => void;
+  backend.gate = new Promise((resolve) => open = resolve);
+  const model = pool.get("yolo")!;
+  const runs = [];
+  for (let i = 0; i < 3; i++) {
+    runs.push(model.infer(new Float32Array(3 * 640 * 640)));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.equal(backend.running, 2);
+  assert.equal(pool.queueDepth(), 1);
+  assert.throws(() => model.admit(), ModelOverloadedError);
+  open();
+  await Promise.all(runs);
+  assert.equal(backend.maxRunning, 2);
   await pool.close();
 });
 

@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
 import type { ModelPool } from "../../serving/pool.ts";
+import { ModelOverloadedError } from "../../serving/session_queue.ts";
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS, Registry } from "../metrics.ts";
 
 /** The server's Prometheus metrics; the pool's gauges are read at scrape time. */
@@ -21,10 +22,17 @@ export function createServerMetrics(pool: ModelPool) {
     inference: registry.add(
       new Histogram("kestrel_inference_seconds", "Model session run time by model", LATENCY_BUCKETS),
     ),
+    shed: registry.add(
+      new Counter("kestrel_detect_shed_total", "Requests refused 503 because their model's queue was full"),
+    ),
     queue: registry.add(
-      new Gauge("kestrel_inference_queue_depth", "Requests waiting for a model session", () => [
-        [{}, pool.queueDepth()],
-      ]),
+      new Gauge(
+        "kestrel_inference_queue_depth",
+        "Requests queued for a model session (--max-queue each)",
+        () => [
+          [{}, pool.queueDepth()],
+        ],
+      ),
     ),
     active: registry.add(
       new Gauge(
@@ -65,6 +73,7 @@ export function metricsMiddleware(metrics: ServerMetrics): MiddlewareHandler {
     const route = routeLabel(c);
     const method = METHODS.has(c.req.method) ? c.req.method : "other";
     metrics.requests.inc({ method, route, status: String(c.res.status) });
+    if (c.error instanceof ModelOverloadedError) metrics.shed.inc({ model: c.error.model });
     metrics.latency.observe((performance.now() - start) / 1000, { route });
   };
 }

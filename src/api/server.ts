@@ -4,8 +4,10 @@ import { openJobs, registryTrainer } from "./jobs_wiring.ts";
 import { resolveApiKey } from "./middleware/auth.ts";
 import { loadActiveModels, openServingRegistry } from "./registry_wiring.ts";
 import { DEFAULT_MODEL_PATH, type ServerConfig } from "../config/server.ts";
+import { Fleet } from "../fleet/fleet.ts";
 import type { JobService } from "../jobs/service.ts";
 import type { Trainer } from "../jobs/types.ts";
+import { FsStore } from "../registry/fs_store.ts";
 import type { Registry } from "../registry/registry.ts";
 import { ModelPool } from "../serving/pool.ts";
 import { selectBackend } from "../serving/select.ts";
@@ -15,6 +17,8 @@ export interface RunningServer {
   url: string;
   pool: ModelPool;
   jobs: JobService;
+  /** The fleet membership with --nats, else null. */
+  fleet: Fleet | null;
   ready: Promise<void>;
   shutdown(): Promise<void>;
 }
@@ -50,7 +54,8 @@ async function listen(
   const { backend, reason } = await selectBackend(config.backend);
   console.error(`kestrel: backend ${backend.name} (${reason})`);
   const pool = new ModelPool(backend, config.imgsz);
-  const registry = await openServingRegistry(config, pool);
+  const fleet = config.nats ? joinFleet(config) : null;
+  const registry = await openServingRegistry(config, pool, fleet?.wrapStore(new FsStore(config.dataDir)));
   let ready = false;
   // Resolved only when every model loaded: after a failed start, resumed jobs stay `running` for the next one.
   const loaded = Promise.withResolvers<void>();
@@ -86,6 +91,7 @@ async function listen(
     for (const ref of await loadActiveModels(registry, pool, config.models, DEFAULT_MODEL_PATH)) {
       console.error(`kestrel: serving ${ref.name} v${ref.version} from ${config.dataDir} on ${backend.name}`);
     }
+    fleet?.start(registry);
     ready = true;
     loaded.resolve();
   })();
@@ -93,15 +99,28 @@ async function listen(
     url,
     pool,
     jobs,
+    fleet,
     ready: loading,
     async shutdown() {
       // Event streams end and trainers stop between iterations; their jobs stay `running` and resume next start.
       stopping.abort();
       await jobs.close();
+      await fleet?.close();
       await server.shutdown();
       await loading.catch(() => {});
       await pool.close();
       lock.release();
     },
   };
+}
+
+/** --nats: this node's fleet membership (connecting happens later, in the background). */
+function joinFleet(config: ServerConfig): Fleet {
+  const options = {
+    servers: config.nats!,
+    credsFile: config.natsCreds,
+    fleet: config.fleet,
+    node: config.node ?? Deno.hostname(),
+  };
+  return new Fleet(options, log);
 }

@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { FLEET_NAME } from "../fleet/keys.ts";
 import { DEFAULT_MAX_PIXELS } from "../image/decode.ts";
 import { BACKEND_CHOICES } from "../serving/backend.ts";
 
@@ -36,6 +37,14 @@ export const ServerConfigSchema = z.object({
   deepstackModel: z.string().min(1).optional(),
   /** Detection needs the API key as well (Bearer, or DeepStack's form field `api_key`). */
   detectNeedsKey: z.boolean().default(false),
+  /** Join a fleet through this NATS server (`nats://host:4222`); absent: the box runs alone. */
+  nats: z.string().regex(/^(nats|tls):\/\/[^\s]+$/, "nats://host:port or tls://host:port").optional(),
+  /** A NATS `.creds` file for --nats. */
+  natsCreds: z.string().min(1).optional(),
+  /** This node's name in the fleet (default: the host name). */
+  node: z.string().regex(FLEET_NAME, `must match ${FLEET_NAME}`).optional(),
+  /** The fleet's name, the prefix of its NATS buckets, so fleets can share one NATS server. */
+  fleet: z.string().regex(FLEET_NAME, `must match ${FLEET_NAME}`).default("kestrel"),
 });
 
 export type ServerConfig = z.infer<typeof ServerConfigSchema>;
@@ -44,7 +53,8 @@ export const SERVE_USAGE = "Usage: deno task start [--host 127.0.0.1] [--port 80
   "[--data-dir ./data] [--backend auto|webgpu|wasm|native] [--imgsz N] [--max-body-bytes 20971520] " +
   "[--max-pixels 40000000] [--api-key KEY | --api-key-file PATH] [--allowed-hosts NAME,...] " +
   "[--max-model-bytes 268435456] [--max-dataset-bytes 1073741824] [--max-inflight-detect 32] " +
-  "[--max-event-streams 64] [--max-train-memory BYTES] [--deepstack-model NAME] [--detect-needs-key]";
+  "[--max-event-streams 64] [--max-train-memory BYTES] [--deepstack-model NAME] [--detect-needs-key] " +
+  "[--nats nats://host:4222 [--nats-creds FILE] [--node NAME] [--fleet kestrel]]";
 
 /** Parses `deno task start` flags once, at the edge; throws an Error listing every bad flag. */
 export function parseServerArgs(args: string[]): ServerConfig {
@@ -69,6 +79,10 @@ export function parseServerArgs(args: string[]): ServerConfig {
       "max-train-memory": { type: "string" },
       "deepstack-model": { type: "string" },
       "detect-needs-key": { type: "boolean" },
+      nats: { type: "string" },
+      "nats-creds": { type: "string" },
+      node: { type: "string" },
+      fleet: { type: "string" },
     },
   });
   if (values["api-key"] !== undefined && values["api-key-file"] !== undefined) {
@@ -93,6 +107,10 @@ export function parseServerArgs(args: string[]): ServerConfig {
     maxTrainMemoryBytes: values["max-train-memory"],
     deepstackModel: values["deepstack-model"],
     detectNeedsKey: values["detect-needs-key"],
+    nats: values.nats,
+    natsCreds: values["nats-creds"],
+    node: values.node,
+    fleet: values.fleet,
   });
   if (!parsed.success) throw new Error(`${z.prettifyError(parsed.error)}\n${SERVE_USAGE}`);
   return parsed.data;

@@ -21,6 +21,7 @@ const REGISTRY_STATUS: Record<RegistryErrorCode, ContentfulStatusCode> = {
   invalid_model: 422,
   too_large: 413,
   invalid_name: 400,
+  unavailable: 503,
 };
 
 /** Registry refusals become API errors with their status; anything else stays a 500. */

@@ -5,6 +5,7 @@ import { resolveApiKey } from "./middleware/auth.ts";
 import { loadActiveModels, openServingRegistry } from "./registry_wiring.ts";
 import { DEFAULT_MODEL_PATH, type ServerConfig } from "../config/server.ts";
 import { Fleet } from "../fleet/fleet.ts";
+import { hasHardwareGpu } from "../fleet/gpu_probe.ts";
 import type { JobService } from "../jobs/service.ts";
 import type { Trainer } from "../jobs/types.ts";
 import { FsStore } from "../registry/fs_store.ts";
@@ -54,14 +55,15 @@ async function listen(
   const { backend, reason } = await selectBackend(config.backend);
   console.error(`kestrel: backend ${backend.name} (${reason})`);
   const pool = new ModelPool(backend, config.imgsz);
-  const fleet = config.nats ? joinFleet(config) : null;
+  const stopping = new AbortController();
+  const fleet = config.nats ? await joinFleet(config, stopping.signal) : null;
   const registry = await openServingRegistry(config, pool, fleet?.wrapStore(new FsStore(config.dataDir)));
   let ready = false;
   // Resolved only when every model loaded: after a failed start, resumed jobs stay `running` for the next one.
   const loaded = Promise.withResolvers<void>();
-  const trainer = (options.trainer ?? ((r) => registryTrainer(r, log)))(registry);
+  const localTrainer = (options.trainer ?? ((r) => registryTrainer(r, log)))(registry);
+  const trainer = fleet ? fleet.jobTrainer(localTrainer) : localTrainer;
   const jobs = await openJobs(config.dataDir, trainer, loaded.promise, log);
-  const stopping = new AbortController();
   const apiKey = resolveApiKey(config.apiKey);
   if (config.detectNeedsKey && apiKey === null) {
     throw new Error("--detect-needs-key needs a key: --api-key or KESTREL_API_KEY");
@@ -115,12 +117,15 @@ async function listen(
 }
 
 /** --nats: this node's fleet membership (connecting happens later, in the background). */
-function joinFleet(config: ServerConfig): Fleet {
+async function joinFleet(config: ServerConfig, shutdown: AbortSignal): Promise<Fleet> {
   const options = {
     servers: config.nats!,
     credsFile: config.natsCreds,
     fleet: config.fleet,
     node: config.node ?? Deno.hostname(),
+    jobs: config.jobs === "on" || (config.jobs === "auto" && await hasHardwareGpu()),
+    dataDir: config.dataDir,
+    shutdown,
   };
   return new Fleet(options, log);
 }

@@ -43,6 +43,8 @@ export const ServerConfigSchema = z.object({
   natsCreds: z.string().min(1).optional(),
   /** This node's name in the fleet (default: the host name). */
   node: z.string().regex(FLEET_NAME, `must match ${FLEET_NAME}`).optional(),
+  /** Whether this node takes fine-tune jobs from the fleet (`auto`: when it has a hardware GPU adapter). */
+  jobs: z.enum(["on", "off", "auto"]).default("auto"),
   /** The fleet's name, the prefix of its NATS buckets, so fleets can share one NATS server. */
   fleet: z.string().regex(FLEET_NAME, `must match ${FLEET_NAME}`).default("kestrel"),
 });
@@ -54,7 +56,7 @@ export const SERVE_USAGE = "Usage: deno task start [--host 127.0.0.1] [--port 80
   "[--max-pixels 40000000] [--api-key KEY | --api-key-file PATH] [--allowed-hosts NAME,...] " +
   "[--max-model-bytes 268435456] [--max-dataset-bytes 1073741824] [--max-inflight-detect 32] " +
   "[--max-event-streams 64] [--max-train-memory BYTES] [--deepstack-model NAME] [--detect-needs-key] " +
-  "[--nats nats://host:4222 [--nats-creds FILE] [--node NAME] [--fleet kestrel]]";
+  "[--nats nats://host:4222 [--nats-creds FILE] [--node NAME] [--fleet kestrel] [--jobs on|off|auto]]";
 
 /** Parses `deno task start` flags once, at the edge; throws an Error listing every bad flag. */
 export function parseServerArgs(args: string[]): ServerConfig {
@@ -83,6 +85,7 @@ export function parseServerArgs(args: string[]): ServerConfig {
       "nats-creds": { type: "string" },
       node: { type: "string" },
       fleet: { type: "string" },
+      jobs: { type: "string" },
     },
   });
   if (values["api-key"] !== undefined && values["api-key-file"] !== undefined) {
@@ -111,6 +114,7 @@ export function parseServerArgs(args: string[]): ServerConfig {
     natsCreds: values["nats-creds"],
     node: values.node,
     fleet: values.fleet,
+    jobs: values.jobs,
   });
   if (!parsed.success) throw new Error(`${z.prettifyError(parsed.error)}\n${SERVE_USAGE}`);
   return parsed.data;

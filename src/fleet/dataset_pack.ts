@@ -1,0 +1,31 @@
+/**
+ * A job's dataset directory as one uncompressed zip (images are compressed already) for the fleet's object store,
+ * and back. Unpacking checks every path the way an upload's are checked, so a bad archive cannot write outside
+ * the directory.
+ * @module
+ */
+import { join, relative } from "node:path";
+import { unzipSync, zipSync } from "fflate";
+import { checkDatasetPath } from "../jobs/store.ts";
+
+export async function packDataset(dir: string): Promise<Uint8Array> {
+  const files: Record<string, Uint8Array> = {};
+  const walk = async (at: string) => {
+    for await (const entry of Deno.readDir(at)) {
+      const path = join(at, entry.name);
+      if (entry.isDirectory) await walk(path);
+      else if (entry.isFile) files[relative(dir, path)] = await Deno.readFile(path);
+    }
+  };
+  await walk(dir);
+  return zipSync(files, { level: 0 });
+}
+
+export async function unpackDataset(zip: Uint8Array, dir: string): Promise<void> {
+  for (const [path, data] of Object.entries(unzipSync(zip))) {
+    if (path.endsWith("/")) continue;
+    const target = join(dir, checkDatasetPath(path));
+    await Deno.mkdir(join(target, ".."), { recursive: true });
+    await Deno.writeFile(target, data);
+  }
+}

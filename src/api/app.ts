@@ -1,4 +1,5 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Fleet } from "../fleet/fleet.ts";
 import { DEFAULT_MAX_PIXELS } from "../image/decode.ts";
 import type { JobService } from "../jobs/service.ts";
 import type { Registry } from "../registry/registry.ts";
@@ -15,6 +16,7 @@ import { DEEPSTACK_PREFIX, deepstackErrors, deepstackRoutes } from "./routes/dee
 import { detectRoutes } from "./routes/detect.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { finetuneRoutes } from "./routes/finetune.ts";
+import { fleetRoutes } from "./routes/fleet.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { kserveV2Routes, V2_PREFIX, v2Errors } from "./routes/kserve_v2.ts";
 import { jobRoutes, SSE_KEEP_ALIVE_MS } from "./routes/jobs.ts";
@@ -64,6 +66,8 @@ export interface AppDeps {
   deepstackModel?: string | null;
   /** Detection (every API family) needs the API key too; without it only mutating routes do. */
   detectNeedsKey?: boolean;
+  /** The fleet membership (`--nats`); `GET /v1/fleet` and the fleet gauges are mounted only with one. */
+  fleet?: Fleet | null;
 }
 
 /** What every route module receives: the app's dependencies with defaults filled in, and its metrics. */
@@ -87,6 +91,7 @@ const ROUTES: RouteModule[] = [
   kserveV2Routes,
   finetuneRoutes,
   jobRoutes,
+  fleetRoutes,
   uiRoutes,
   docsRoutes,
 ];
@@ -116,6 +121,7 @@ export function createApp(deps: AppDeps): ApiApp {
     maxEventStreams: deps.maxEventStreams ?? DEFAULT_MAX_EVENT_STREAMS,
     deepstackModel: deps.deepstackModel ?? null,
     detectNeedsKey: deps.detectNeedsKey ?? false,
+    fleet: deps.fleet ?? null,
     metrics: createServerMetrics(deps.pool),
     detectInflight: new InflightLimit(
       deps.maxInflightDetect ?? DEFAULT_MAX_INFLIGHT_DETECT,

@@ -5,7 +5,7 @@ import { resolveApiKey } from "./middleware/auth.ts";
 import { loadActiveModels, openServingRegistry } from "./registry_wiring.ts";
 import { DEFAULT_MODEL_PATH, type ServerConfig } from "../config/server.ts";
 import { Fleet } from "../fleet/fleet.ts";
-import { hasHardwareGpu } from "../fleet/gpu_probe.ts";
+import { probeGpu } from "../fleet/gpu_probe.ts";
 import type { JobService } from "../jobs/service.ts";
 import type { Trainer } from "../jobs/types.ts";
 import { FsStore } from "../registry/fs_store.ts";
@@ -56,7 +56,7 @@ async function listen(
   console.error(`kestrel: backend ${backend.name} (${reason})`);
   const pool = new ModelPool(backend, config.imgsz);
   const stopping = new AbortController();
-  const fleet = config.nats ? await joinFleet(config, stopping.signal) : null;
+  const fleet = config.nats ? await joinFleet(config, backend.name, stopping.signal) : null;
   const registry = await openServingRegistry(config, pool, fleet?.wrapStore(new FsStore(config.dataDir)));
   let ready = false;
   // Resolved only when every model loaded: after a failed start, resumed jobs stay `running` for the next one.
@@ -85,6 +85,7 @@ async function listen(
     maxEventStreams: config.maxEventStreams,
     deepstackModel: config.deepstackModel ?? null,
     detectNeedsKey: config.detectNeedsKey,
+    fleet,
   });
   const server = Deno.serve({ hostname: config.host, port: config.port, onListen: () => {} }, app.fetch);
   const { hostname, port } = server.addr;
@@ -117,15 +118,18 @@ async function listen(
 }
 
 /** --nats: this node's fleet membership (connecting happens later, in the background). */
-async function joinFleet(config: ServerConfig, shutdown: AbortSignal): Promise<Fleet> {
+async function joinFleet(config: ServerConfig, backend: string, shutdown: AbortSignal): Promise<Fleet> {
+  const gpu = await probeGpu();
   const options = {
     servers: config.nats!,
     credsFile: config.natsCreds,
     fleet: config.fleet,
     node: config.node ?? Deno.hostname(),
-    jobs: config.jobs === "on" || (config.jobs === "auto" && await hasHardwareGpu()),
+    jobs: config.jobs === "on" || (config.jobs === "auto" && gpu?.hardware === true),
     dataDir: config.dataDir,
     shutdown,
+    backend,
+    adapter: gpu?.name ?? null,
   };
   return new Fleet(options, log);
 }

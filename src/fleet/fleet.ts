@@ -14,12 +14,14 @@
  */
 import { join } from "node:path";
 import type { Trainer } from "../jobs/types.ts";
+import type { KV } from "@nats-io/kv";
 import type { Registry } from "../registry/registry.ts";
 import type { Store } from "../registry/store.ts";
 import { FleetStore } from "./fleet_store.ts";
 import { FleetDispatchTrainer } from "./job_dispatch.ts";
 import { runJobWorker } from "./job_worker.ts";
 import { connectFleet, type FleetLink, type FleetLinkOptions } from "./link.ts";
+import { type NodeInfo, openPresence, PRESENCE_EVERY_MS, readPresence } from "./presence.ts";
 import { RegistrySync } from "./registry_sync.ts";
 import { RegistryView } from "./registry_view.ts";
 
@@ -33,6 +35,19 @@ export interface FleetOptions extends FleetLinkOptions {
   dataDir: string;
   /** Aborted when the server shuts down (a job followed from here then stays the fleet's). */
   shutdown: AbortSignal;
+  /** This node's inference backend and GPU adapter (null without one), for its presence record. */
+  backend: string;
+  adapter: string | null;
+}
+
+/** What `GET /v1/fleet` reports. */
+export interface FleetReport {
+  fleet: string;
+  node: string;
+  connected: boolean;
+  kv_lag: number;
+  /** Every node's presence record (only this node's own while NATS is unreachable). */
+  nodes: NodeInfo[];
 }
 
 export class Fleet {
@@ -45,6 +60,9 @@ export class Fleet {
   private worker: Promise<void> = Promise.resolve();
   private readonly linked = Promise.withResolvers<FleetLink>();
   private localTrainer: Trainer | null = null;
+  private registry: Registry | null = null;
+  private presence: KV | null = null;
+  private presenceTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(readonly options: FleetOptions, private readonly log: (message: string) => void) {}
 
@@ -70,6 +88,7 @@ export class Fleet {
       throw new Error("Fleet.start before wrapStore: the registry must be opened on the fleet's store");
     }
     store.start();
+    this.registry = registry;
     this.sync = new RegistrySync(registry, store, this.view, this.log);
     this.running = this.follow(store, this.sync);
   }
@@ -87,7 +106,39 @@ export class Fleet {
     return this.sync?.settled() ?? Promise.resolve();
   }
 
+  /** This node's presence record as of now. */
+  self(): NodeInfo {
+    return {
+      name: this.options.node,
+      last_seen: new Date().toISOString(),
+      backend: this.options.backend,
+      adapter: this.options.adapter,
+      jobs: this.options.jobs,
+      active: Object.fromEntries(
+        (this.registry?.models() ?? []).filter((m) => m.active !== null).map((m) => [m.name, m.active!]),
+      ),
+      kv_lag: this.lag,
+    };
+  }
+
+  /** `GET /v1/fleet`: every node's record from the presence bucket, or this node's alone while disconnected. */
+  async report(): Promise<FleetReport> {
+    const head = {
+      fleet: this.options.fleet,
+      node: this.options.node,
+      connected: this.connected,
+      kv_lag: this.lag,
+    };
+    let nodes = [this.self()];
+    if (this.connected && this.presence) {
+      const read = await readPresence(this.presence).catch(() => null);
+      if (read) nodes = [...read.filter((n) => n.name !== this.options.node), this.self()];
+    }
+    return { ...head, nodes: nodes.sort((a, b) => a.name.localeCompare(b.name)) };
+  }
+
   async close(): Promise<void> {
+    clearInterval(this.presenceTimer);
     this.stopping.abort();
     await this.worker; // a running job is handed back to the queue first
     await this.link?.nc.close();
@@ -131,6 +182,14 @@ export class Fleet {
     this.linked.resolve(this.link);
     this.connected = true;
     if (this.options.jobs && this.localTrainer) this.worker = this.work(this.link, this.localTrainer);
+    this.presence = await openPresence(this.link, this.options.fleet).catch((err) => {
+      this.log(`fleet: no presence bucket: ${(err as Error).message}`);
+      return null;
+    });
+    const announce = () =>
+      void this.presence?.put(this.options.node, JSON.stringify(this.self())).catch(() => {});
+    announce();
+    this.presenceTimer = setInterval(announce, PRESENCE_EVERY_MS);
     void this.watchStatus(this.link);
     this.log(
       `fleet: node ${this.options.node} joined fleet ${this.options.fleet} at ${this.options.servers}`,

@@ -9,7 +9,7 @@ import { connectFleet } from "../../src/fleet/link.ts";
 import { RegistryView } from "../../src/fleet/registry_view.ts";
 import { RegistryError } from "../../src/registry/errors.ts";
 import { MemoryStore } from "../../src/registry/memory_store.ts";
-import { NatsServer, NO_NATS } from "./_nats.ts";
+import { NatsServer, NO_NATS } from "../../src/fleet/local_nats.ts";
 
 const META = {
   sha256: "0".repeat(64),

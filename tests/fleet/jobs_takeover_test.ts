@@ -10,7 +10,7 @@ import sharp from "sharp";
 import { connectFleet } from "../../src/fleet/link.ts";
 import { FleetJobSchema } from "../../src/fleet/job_state.ts";
 import { tinyYolo } from "../onnx/_tiny_yolo.ts";
-import { NatsServer, NO_NATS } from "./_nats.ts";
+import { NatsServer, NO_NATS } from "../../src/fleet/local_nats.ts";
 
 /** Bound on each wait: node start, takeover (ack wait 10 s) and replication, on a loaded 2-core machine. */
 const WAIT_MS = 60_000;

@@ -1,7 +1,8 @@
 /**
  * Registry replication over NATS JetStream: three nodes (in-process servers on port 0) on one nats-server.
- * An upload on one is served by the others with the same bytes, ids never collide, an outage leaves every node
- * serving (and refusing changes), and after nats-server restarts every node follows the KV again.
+ * An upload on one is served by the others with the same bytes, ids never collide, `GET /v1/fleet` lists every
+ * node, an outage leaves every node serving (and refusing changes), and after nats-server restarts every node
+ * follows the KV again.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -10,7 +11,7 @@ import { type RunningServer, startServer } from "../../src/api/server.ts";
 import { ServerConfigSchema } from "../../src/config/server.ts";
 import { sha256 } from "../../src/registry/registry.ts";
 import { tinyYolo } from "../onnx/_tiny_yolo.ts";
-import { NatsServer, NO_NATS } from "./_nats.ts";
+import { NatsServer, NO_NATS } from "../../src/fleet/local_nats.ts";
 
 /** Bound on a change reaching every node (loopback; generous for a loaded 2-core CI machine). */
 const PROPAGATION_TIMEOUT_MS = 30_000;
@@ -115,7 +116,21 @@ Deno.test({
         });
       }
 
+      // GET /v1/fleet on any node lists every node with what it serves; /metrics says it is connected.
+      await until("every node in b's /v1/fleet serving v2", async () => {
+        const report = await (await fetch(`${b.url}/v1/fleet`)).json();
+        const names = report.nodes.map((n: { name: string }) => n.name);
+        const serving = report.nodes.every((n: { active: Record<string, number> }) => n.active.tiny === 2);
+        return report.connected && names.join() === "a,b,c" && serving ? report : null;
+      });
+      assert.match(await (await fetch(`${a.url}/metrics`)).text(), /^kestrel_fleet_connected\{[^}]*\} 1$/m);
+
       await nats.stop();
+      await until("a to notice the outage", async () => {
+        const report = await (await fetch(`${a.url}/v1/fleet`)).json();
+        return !report.connected && report.nodes.length === 1 ? true : null;
+      });
+      assert.match(await (await fetch(`${a.url}/metrics`)).text(), /^kestrel_fleet_connected\{[^}]*\} 0$/m);
       for (const node of nodes) {
         assert.equal(await servedVersion(node), 2, "serving goes on while NATS is down");
       }

@@ -1,6 +1,8 @@
 /**
- * Debian's nats-server with JetStream on a loopback port, for the fleet tests and bench: started as a child
- * process, stopped with SIGTERM (then SIGKILL after a grace period), restartable on the same port and store.
+ * Debian's nats-server with JetStream on a loopback port, for the fleet tests and the fleet_propagation bench:
+ * started as a child process, stopped with SIGTERM (then SIGKILL after a grace period), restartable on the same
+ * port and store. Serving never starts one: a fleet's NATS server is run by the site.
+ * @module
  */
 import { join } from "node:path";
 

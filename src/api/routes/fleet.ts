@@ -1,0 +1,44 @@
+/**
+ * `GET /v1/fleet` (mounted with `--nats` only): the fleet's nodes as their presence records say (name, last
+ * seen, backend, adapter, jobs on/off, served versions, lag behind the registry KV), and the fleet gauges on
+ * /metrics: `kestrel_fleet_connected` and `kestrel_fleet_kv_lag`.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { NodeInfoSchema } from "../../fleet/presence.ts";
+import { Gauge } from "../metrics.ts";
+import type { RouteModule } from "../app.ts";
+
+const FleetReportSchema = z.object({
+  fleet: z.string(),
+  node: z.string().openapi({ description: "The node answering" }),
+  connected: z.boolean().openapi({ description: "Whether this node reaches NATS now" }),
+  kv_lag: z.number().int().openapi({ description: "Registry KV revisions this node has not applied yet" }),
+  nodes: z.array(NodeInfoSchema.openapi("FleetNode")).openapi({
+    description: "Every node's latest record (this node's own only while NATS is unreachable)",
+  }),
+}).openapi("Fleet");
+
+const route = createRoute({
+  method: "get",
+  path: "/v1/fleet",
+  summary: "The fleet's nodes: last seen, backend, adapter, jobs on/off, served versions, KV lag",
+  responses: {
+    200: { description: "The fleet", content: { "application/json": { schema: FleetReportSchema } } },
+  },
+});
+
+export const fleetRoutes: RouteModule = (app, ctx) => {
+  const fleet = ctx.fleet;
+  if (!fleet) return;
+  ctx.metrics.registry.add(
+    new Gauge("kestrel_fleet_connected", "1 while this node reaches the fleet's NATS server", () => [
+      [{ fleet: fleet.options.fleet, node: fleet.options.node }, fleet.connected ? 1 : 0],
+    ]),
+  );
+  ctx.metrics.registry.add(
+    new Gauge("kestrel_fleet_kv_lag", "Registry KV revisions this node has not applied yet", () => [
+      [{ fleet: fleet.options.fleet, node: fleet.options.node }, fleet.lag],
+    ]),
+  );
+  app.openapi(route, async (c) => c.json(await fleet.report(), 200));
+};

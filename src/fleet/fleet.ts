@@ -29,8 +29,13 @@ import { RegistryView } from "./registry_view.ts";
 const REWATCH_DELAY_MS = 1000;
 
 export interface FleetOptions extends FleetLinkOptions {
-  /** Whether this node takes fine-tune jobs from the fleet's queue. */
-  jobs: boolean;
+  /**
+   * Whether this node takes fine-tune jobs from the fleet's queue; `auto` decides when it joins: on with a
+   * hardware GPU adapter, or when no other node in the fleet takes jobs on one.
+   */
+  jobs: "on" | "off" | "auto";
+  /** Whether this box has a hardware GPU adapter. */
+  hardwareGpu: boolean;
   /** The node's data dir: fleet jobs unpack their datasets under `<dataDir>/fleet-jobs`. */
   dataDir: string;
   /** Aborted when the server shuts down (a job followed from here then stays the fleet's). */
@@ -60,11 +65,15 @@ export class Fleet {
   private worker: Promise<void> = Promise.resolve();
   private readonly linked = Promise.withResolvers<FleetLink>();
   private localTrainer: Trainer | null = null;
+  /** Whether this node takes jobs (`--jobs auto` is settled when the node joins). */
+  private jobsOn: boolean;
   private registry: Registry | null = null;
   private presence: KV | null = null;
   private presenceTimer: ReturnType<typeof setInterval> | undefined;
 
-  constructor(readonly options: FleetOptions, private readonly log: (message: string) => void) {}
+  constructor(readonly options: FleetOptions, private readonly log: (message: string) => void) {
+    this.jobsOn = options.jobs === "on" || (options.jobs === "auto" && options.hardwareGpu);
+  }
 
   /**
    * The trainer the job service runs jobs through on a fleet node: it hands each job to the fleet's queue and
@@ -113,7 +122,8 @@ export class Fleet {
       last_seen: new Date().toISOString(),
       backend: this.options.backend,
       adapter: this.options.adapter,
-      jobs: this.options.jobs,
+      hardware_gpu: this.options.hardwareGpu,
+      jobs: this.jobsOn,
       active: Object.fromEntries(
         (this.registry?.models() ?? []).filter((m) => m.active !== null).map((m) => [m.name, m.active!]),
       ),
@@ -181,18 +191,23 @@ export class Fleet {
     store.connected(this.link);
     this.linked.resolve(this.link);
     this.connected = true;
-    if (this.options.jobs && this.localTrainer) this.worker = this.work(this.link, this.localTrainer);
     this.presence = await openPresence(this.link, this.options.fleet).catch((err) => {
       this.log(`fleet: no presence bucket: ${(err as Error).message}`);
       return null;
     });
+    if (this.options.jobs === "auto" && !this.jobsOn && this.presence) {
+      const others = await readPresence(this.presence).catch(() => []);
+      this.jobsOn = !others.some((n) => n.name !== this.options.node && n.hardware_gpu && n.jobs);
+    }
+    if (this.jobsOn && this.localTrainer) this.worker = this.work(this.link, this.localTrainer);
     const announce = () =>
       void this.presence?.put(this.options.node, JSON.stringify(this.self())).catch(() => {});
     announce();
     this.presenceTimer = setInterval(announce, PRESENCE_EVERY_MS);
     void this.watchStatus(this.link);
     this.log(
-      `fleet: node ${this.options.node} joined fleet ${this.options.fleet} at ${this.options.servers}`,
+      `fleet: node ${this.options.node} joined fleet ${this.options.fleet} at ${this.options.servers}` +
+        ` (jobs ${this.jobsOn ? "on" : "off"})`,
     );
     while (!stop.aborted && !this.link.nc.isClosed()) {
       try {

@@ -21,6 +21,8 @@ export const NodeInfoSchema = z.object({
   backend: z.string(),
   /** The GPU adapter it trains on, or null without one. */
   adapter: z.string().nullable(),
+  /** Whether that adapter is a hardware GPU (not a software one such as lavapipe). */
+  hardware_gpu: z.boolean(),
   jobs: z.boolean(),
   /** Model name -> the version this node serves. */
   active: z.record(z.string(), z.number().int()),

@@ -41,8 +41,9 @@ class Node {
     const { promise, resolve } = Promise.withResolvers<string>();
     (async () => {
       let rest = "";
-      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-        const lines = (rest + chunk).split("\n");
+      const decoder = new TextDecoder();
+      for await (const bytes of stream) {
+        const lines = (rest + decoder.decode(bytes, { stream: true })).split("\n");
         rest = lines.pop()!;
         for (const line of lines) {
           this.log.push(line);

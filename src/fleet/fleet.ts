@@ -15,7 +15,9 @@
 import { join } from "node:path";
 import type { Trainer } from "../jobs/types.ts";
 import type { KV } from "@nats-io/kv";
+import { RegistryError } from "../registry/errors.ts";
 import type { Registry } from "../registry/registry.ts";
+import type { VersionMeta } from "../registry/store.ts";
 import type { Store } from "../registry/store.ts";
 import { FleetStore } from "./fleet_store.ts";
 import { FleetDispatchTrainer } from "./job_dispatch.ts";
@@ -86,7 +88,7 @@ export class Fleet {
 
   /** The registry's store on this node: `local` keeps the copy it serves from. */
   wrapStore(local: Store): Store {
-    this.store = new FleetStore(local, this.view);
+    this.store = new FleetStore(local, this.view, this.options.node);
     return this.store;
   }
 
@@ -98,7 +100,7 @@ export class Fleet {
     }
     store.start();
     this.registry = registry;
-    this.sync = new RegistrySync(registry, store, this.view, this.log);
+    this.sync = new RegistrySync(registry, store, this.view, this.options.node, this.log);
     this.running = this.follow(store, this.sync);
   }
 
@@ -113,6 +115,25 @@ export class Fleet {
   /** Resolves once every change seen so far is applied (tests). */
   settled(): Promise<unknown> {
     return this.sync?.settled() ?? Promise.resolve();
+  }
+
+  /**
+   * `POST /v1/models/{name}/activate` on a fleet node. With `nodes`, a canary: only those nodes serve `version`
+   * (the fleet's active version stays). Without, the fleet's active version moves to `version` and any canary
+   * ends, so every node serves it (a promotion when it was the canary's version).
+   */
+  async activate(name: string, version: number, nodes: string[] | null): Promise<VersionMeta> {
+    const store = this.store;
+    const registry = this.registry;
+    if (!store || !registry) throw new RegistryError("unavailable", "The fleet has not started yet");
+    const meta = registry.version(name, version);
+    if (nodes !== null) {
+      await store.setCanary(name, { version, nodes });
+      return meta;
+    }
+    await store.publishActive(store.requireLink(), name, version);
+    await store.setCanary(name, null);
+    return await registry.activate(name, version);
   }
 
   /** This node's presence record as of now. */

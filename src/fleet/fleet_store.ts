@@ -10,9 +10,9 @@
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { RegistryError } from "../registry/errors.ts";
 import type { NewVersion, Store, VersionMeta } from "../registry/store.ts";
-import { activeKey, metaKey, nextKey, objectName } from "./keys.ts";
+import { activeKey, canaryKey, metaKey, nextKey, objectName } from "./keys.ts";
 import type { FleetLink } from "./link.ts";
-import type { RegistryView } from "./registry_view.ts";
+import type { Canary, RegistryView } from "./registry_view.ts";
 
 /** JetStream's "wrong last sequence": the entry moved since the revision a compare-and-set expected. */
 const WRONG_LAST_SEQUENCE = 10071;
@@ -41,7 +41,12 @@ export class FleetStore implements Store {
   /** The open link; null until connected. */
   private link: FleetLink | null = null;
 
-  constructor(private readonly local: Store, private readonly view: RegistryView) {}
+  /** `node`: this node's name, to tell the canary activations that name it. */
+  constructor(
+    private readonly local: Store,
+    private readonly view: RegistryView,
+    private readonly node: string,
+  ) {}
 
   /** From now on changes go through the fleet (refused while `link` is null). */
   start(): void {
@@ -81,29 +86,70 @@ export class FleetStore implements Store {
   async setActive(name: string, version: number): Promise<void> {
     if (!this.started) return this.local.setActive(name, version);
     const link = this.requireLink();
+    const canary = this.view.get(name)?.canary?.value;
+    // This node following a canary activation that names it: local only, the fleet's active pointer stays.
+    if (!(canary?.version === version && canary.nodes.includes(this.node))) {
+      await this.publishActive(link, name, version);
+    }
+    await this.local.setActive(name, version);
+  }
+
+  /** Point the fleet's active version of `name` at `version` by compare-and-set (nothing when it already does). */
+  async publishActive(link: FleetLink, name: string, version: number): Promise<void> {
     const known = this.view.get(name)?.active ?? null;
     if (known?.value === version) {
       // The fleet already says so (this node is following it): confirm nothing moved since.
       const current = await fleetCall("read the active version", () => link.registry.get(activeKey(name)));
       if (current && current.revision !== known.revision) throw activeMoved(name);
-    } else {
-      const value = json({ version });
-      let revision: number;
-      try {
-        revision = await fleetCall(
-          "activate",
-          () =>
-            known
-              ? link.registry.update(activeKey(name), value, known.revision)
-              : link.registry.create(activeKey(name), value),
-        );
-      } catch (err) {
-        if (isCasConflict(err)) throw activeMoved(name);
-        throw err;
-      }
-      this.view.setActive(name, version, revision);
+      return;
     }
-    await this.local.setActive(name, version);
+    const value = json({ version });
+    let revision: number;
+    try {
+      revision = await fleetCall(
+        "activate",
+        () =>
+          known
+            ? link.registry.update(activeKey(name), value, known.revision)
+            : link.registry.create(activeKey(name), value),
+      );
+    } catch (err) {
+      if (isCasConflict(err)) throw activeMoved(name);
+      throw err;
+    }
+    this.view.setActive(name, version, revision);
+  }
+
+  /** Start (`canary`) or end (null) a canary activation of `name`, by compare-and-set on the canary entry. */
+  async setCanary(name: string, canary: Canary | null): Promise<void> {
+    const link = this.requireLink();
+    const known = this.view.get(name)?.canary ?? null;
+    if (canary === null && known === null) return;
+    try {
+      await fleetCall<unknown>("set the canary", () => {
+        if (canary === null) return link.registry.delete(canaryKey(name), { previousSeq: known!.revision });
+        const value = json(canary);
+        return known
+          ? link.registry.update(canaryKey(name), value, known.revision)
+          : link.registry.create(canaryKey(name), value);
+      });
+    } catch (err) {
+      if (isCasConflict(err)) {
+        throw new RegistryError(
+          "conflict",
+          `The canary of '${name}' was changed on another node meanwhile; retry`,
+        );
+      }
+      throw err;
+    }
+  }
+
+  /** The open link, or `unavailable` while NATS is not connected. */
+  requireLink(): FleetLink {
+    if (this.link === null || this.link.nc.isClosed()) {
+      throw new RegistryError("unavailable", "The fleet (NATS) is not connected; nothing was changed");
+    }
+    return this.link;
   }
 
   async deleteVersion(name: string, version: number): Promise<void> {
@@ -112,10 +158,10 @@ export class FleetStore implements Store {
     const known = fleet?.versions.get(version);
     if (known) {
       const link = this.requireLink();
-      if (fleet?.active?.value === version) {
+      if (fleet?.active?.value === version || fleet?.canary?.value.version === version) {
         throw new RegistryError(
           "conflict",
-          `Version ${version} of '${name}' is active in the fleet; activate another one first`,
+          `Version ${version} of '${name}' is active (or a canary) in the fleet; activate another one first`,
         );
       }
       try {
@@ -158,13 +204,6 @@ export class FleetStore implements Store {
       }
     }
     throw new RegistryError("unavailable", `Could not take a version id for '${name}': too much contention`);
-  }
-
-  private requireLink(): FleetLink {
-    if (this.link === null || this.link.nc.isClosed()) {
-      throw new RegistryError("unavailable", "The fleet (NATS) is not connected; nothing was changed");
-    }
-    return this.link;
   }
 }
 

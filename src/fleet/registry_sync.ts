@@ -27,6 +27,7 @@ export class RegistrySync {
     private readonly registry: Registry,
     private readonly store: FleetStore,
     private readonly view: RegistryView,
+    private readonly node: string,
     private readonly log: (message: string) => void,
   ) {}
 
@@ -122,10 +123,10 @@ export class RegistrySync {
           this.log(`fleet: copied ${name} v${meta.version}`);
         }
       }
-      const active = fleet.active?.value;
-      if (active !== undefined && local()?.active !== active) {
-        await this.registry.activate(name, active);
-        this.log(`fleet: serving ${name} v${active}`);
+      const target = this.view.target(name, this.node);
+      if (target !== null && local()?.active !== target) {
+        await this.registry.activate(name, target);
+        this.log(`fleet: serving ${name} v${target}`);
       }
       for (const version of fleet.deleted.keys()) {
         const here = local();

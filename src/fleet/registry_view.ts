@@ -4,6 +4,7 @@
  * @module
  */
 import type { KvEntry } from "@nats-io/kv";
+import { z } from "zod";
 import { type VersionMeta, VersionMetaSchema } from "../registry/store.ts";
 import { parseRegistryKey } from "./keys.ts";
 
@@ -12,8 +13,13 @@ export interface Revised<T> {
   revision: number;
 }
 
+/** A canary activation: the listed nodes serve `version` instead of the active one. */
+export const CanarySchema = z.object({ version: z.number().int().positive(), nodes: z.array(z.string()) });
+export type Canary = z.infer<typeof CanarySchema>;
+
 export interface FleetModel {
   active: Revised<number> | null;
+  canary: Revised<Canary> | null;
   versions: Map<number, Revised<VersionMeta>>;
   /** Versions deleted fleet-wide (their delete markers), so a node that was away deletes them too. */
   deleted: Map<number, number>;
@@ -33,7 +39,10 @@ export class RegistryView {
     if (!key || key.kind === "next") return null;
     const model = this.model(key.name);
     const put = entry.operation === "PUT";
-    if (key.kind === "active") {
+    if (key.kind === "canary") {
+      if (model.canary && model.canary.revision > entry.revision) return key.name;
+      model.canary = put ? { value: CanarySchema.parse(entry.json()), revision: entry.revision } : null;
+    } else if (key.kind === "active") {
       if (model.active && model.active.revision > entry.revision) return key.name;
       model.active = put
         ? { value: ActiveSchema.parse(entry.json()).version, revision: entry.revision }
@@ -61,6 +70,13 @@ export class RegistryView {
     if (!model.active || model.active.revision < revision) model.active = { value: version, revision };
   }
 
+  /** The version `node` should serve for `name`: its canary version, else the fleet's active one. */
+  target(name: string, node: string): number | null {
+    const model = this.models.get(name);
+    const canary = model?.canary?.value;
+    return canary?.nodes.includes(node) ? canary.version : model?.active?.value ?? null;
+  }
+
   get(name: string): FleetModel | null {
     return this.models.get(name) ?? null;
   }
@@ -78,7 +94,7 @@ export class RegistryView {
   private model(name: string): FleetModel {
     let model = this.models.get(name);
     if (!model) {
-      model = { active: null, versions: new Map(), deleted: new Map() };
+      model = { active: null, canary: null, versions: new Map(), deleted: new Map() };
       this.models.set(name, model);
     }
     return model;

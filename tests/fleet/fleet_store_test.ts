@@ -36,7 +36,7 @@ Deno.test({
     try {
       const view = new RegistryView();
       const local = new MemoryStore();
-      const store = new FleetStore(local, view);
+      const store = new FleetStore(local, view, "t");
       store.start();
       store.connected(link);
       const [one, two] = [

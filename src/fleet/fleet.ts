@@ -53,6 +53,8 @@ export interface FleetReport {
   node: string;
   connected: boolean;
   kv_lag: number;
+  /** Models this node cannot follow, with the reason (e.g. a version that does not load on its backend). */
+  problems: Record<string, string>;
   /** Every node's presence record (only this node's own while NATS is unreachable). */
   nodes: NodeInfo[];
 }
@@ -159,6 +161,7 @@ export class Fleet {
       node: this.options.node,
       connected: this.connected,
       kv_lag: this.lag,
+      problems: Object.fromEntries(this.sync?.problems ?? []),
     };
     let nodes = [this.self()];
     if (this.connected && this.presence) {

@@ -7,8 +7,7 @@
  * instead of handing it out twice.
  * @module
  */
-import type { Trainer, TrainerContext, TrainerResult } from "../jobs/types.ts";
-import type { Job } from "../jobs/types.ts";
+import type { Job, Trainer, TrainerContext, TrainerResult } from "../jobs/types.ts";
 import { packDataset } from "./dataset_pack.ts";
 import { datasetObject, type FleetJob, FleetJobSchema } from "./job_state.ts";
 import type { FleetLink } from "./link.ts";
@@ -21,7 +20,8 @@ export class FleetDispatchTrainer implements Trainer {
   constructor(private readonly link: () => Promise<FleetLink>, private readonly shuttingDown: AbortSignal) {}
 
   async run(job: Readonly<Job>, ctx: TrainerContext): Promise<TrainerResult> {
-    const link = await this.link();
+    // Until the node first reaches NATS the job waits here; a shutdown or cancel meanwhile ends the wait.
+    const link = await Promise.race([this.link(), rejectOnAbort(ctx.signal)]);
     const watch = await link.jobs.watch({ key: job.id });
     const stop = () => watch.stop();
     ctx.signal.addEventListener("abort", stop, { once: true });
@@ -46,6 +46,13 @@ export class FleetDispatchTrainer implements Trainer {
       watch.stop();
     }
   }
+}
+
+function rejectOnAbort(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+  });
 }
 
 /** The dataset first, so the node taking the work item finds it; then the state; then the work item. */

@@ -117,12 +117,13 @@ Deno.test({
       }
 
       // GET /v1/fleet on any node lists every node with what it serves; /metrics says it is connected.
-      await until("every node in b's /v1/fleet serving v2", async () => {
+      const fleetReport = await until("every node in b's /v1/fleet serving v2", async () => {
         const report = await (await fetch(`${b.url}/v1/fleet`)).json();
         const names = report.nodes.map((n: { name: string }) => n.name);
         const serving = report.nodes.every((n: { active: Record<string, number> }) => n.active.tiny === 2);
         return report.connected && names.join() === "a,b,c" && serving ? report : null;
       });
+      assert.deepEqual(fleetReport.problems, {}, "every node follows every model");
       assert.match(await (await fetch(`${a.url}/metrics`)).text(), /^kestrel_fleet_connected\{[^}]*\} 1$/m);
 
       await nats.stop();

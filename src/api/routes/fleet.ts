@@ -13,6 +13,9 @@ const FleetReportSchema = z.object({
   node: z.string().openapi({ description: "The node answering" }),
   connected: z.boolean().openapi({ description: "Whether this node reaches NATS now" }),
   kv_lag: z.number().int().openapi({ description: "Registry KV revisions this node has not applied yet" }),
+  problems: z.record(z.string(), z.string()).openapi({
+    description: "Models this node cannot follow, with the reason (it keeps serving what it has)",
+  }),
   nodes: z.array(NodeInfoSchema.openapi("FleetNode")).openapi({
     description: "Every node's latest record (this node's own only while NATS is unreachable)",
   }),

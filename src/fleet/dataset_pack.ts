@@ -1,7 +1,7 @@
 /**
  * A job's dataset directory as one uncompressed zip (images are compressed already) for the fleet's object store,
- * and back. Unpacking checks every path the way an upload's are checked, so a bad archive cannot write outside
- * the directory.
+ * and back. Unpacking checks every path the way an upload's are checked, before writing any, so a bad archive
+ * writes nothing.
  * @module
  */
 import { join, relative } from "node:path";
@@ -22,9 +22,10 @@ export async function packDataset(dir: string): Promise<Uint8Array> {
 }
 
 export async function unpackDataset(zip: Uint8Array, dir: string): Promise<void> {
-  for (const [path, data] of Object.entries(unzipSync(zip))) {
-    if (path.endsWith("/")) continue;
-    const target = join(dir, checkDatasetPath(path));
+  // Every path is checked before the first file is written.
+  const entries = Object.entries(unzipSync(zip)).filter(([path]) => !path.endsWith("/"))
+    .map(([path, data]) => [join(dir, checkDatasetPath(path)), data] as const);
+  for (const [target, data] of entries) {
     await Deno.mkdir(join(target, ".."), { recursive: true });
     await Deno.writeFile(target, data);
   }

@@ -21,6 +21,7 @@ import type { VersionMeta } from "../registry/store.ts";
 import type { Store } from "../registry/store.ts";
 import { FleetStore } from "./fleet_store.ts";
 import { FleetDispatchTrainer } from "./job_dispatch.ts";
+import { type FleetJob, FleetJobSchema } from "./job_state.ts";
 import { runJobWorker } from "./job_worker.ts";
 import { connectFleet, type FleetLink, type FleetLinkOptions } from "./link.ts";
 import { type NodeInfo, openPresence, PRESENCE_EVERY_MS, readPresence } from "./presence.ts";
@@ -136,6 +137,21 @@ export class Fleet {
     await store.publishActive(store.requireLink(), name, version);
     await store.setCanary(name, null);
     return await registry.activate(name, version);
+  }
+
+  /**
+   * `GET /v1/fleet/jobs`: every fleet job's shared state (where it runs or ran, attempts, progress), oldest
+   * first; null while NATS is not connected.
+   */
+  async jobs(): Promise<FleetJob[] | null> {
+    if (!this.link || !this.connected) return null;
+    const kv = this.link.jobs;
+    const jobs: FleetJob[] = [];
+    for await (const key of await kv.keys()) {
+      const entry = await kv.get(key);
+      if (entry?.operation === "PUT") jobs.push(FleetJobSchema.parse(entry.json()));
+    }
+    return jobs.sort((a, b) => a.job.createdAt.localeCompare(b.job.createdAt));
   }
 
   /** This node's presence record as of now. */

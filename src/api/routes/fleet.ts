@@ -1,10 +1,14 @@
 /**
  * `GET /v1/fleet` (mounted with `--nats` only): the fleet's nodes as their presence records say (name, last
- * seen, backend, adapter, jobs on/off, served versions, lag behind the registry KV), and the fleet gauges on
- * /metrics: `kestrel_fleet_connected` and `kestrel_fleet_kv_lag`.
+ * seen, backend, adapter, jobs on/off, served versions, lag behind the registry KV); `GET /v1/fleet/jobs`: every
+ * fleet job's shared state, from any node; and the fleet gauges on /metrics: `kestrel_fleet_connected` and
+ * `kestrel_fleet_kv_lag`.
  */
 import { createRoute, z } from "@hono/zod-openapi";
+import { FleetJobSchema } from "../../fleet/job_state.ts";
 import { NodeInfoSchema } from "../../fleet/presence.ts";
+import { ApiError } from "../errors.ts";
+import { ErrorSchema } from "../schemas.ts";
 import { Gauge } from "../metrics.ts";
 import type { RouteModule } from "../app.ts";
 
@@ -30,6 +34,22 @@ const route = createRoute({
   },
 });
 
+const jobsRoute = createRoute({
+  method: "get",
+  path: "/v1/fleet/jobs",
+  summary:
+    "Every fleet job's shared state: the node it runs or ran on, attempts, progress, checkpoint, result",
+  responses: {
+    200: {
+      description: "Fleet jobs, oldest first",
+      content: {
+        "application/json": { schema: z.object({ jobs: z.array(FleetJobSchema.openapi("FleetJob")) }) },
+      },
+    },
+    503: { description: "NATS is unreachable", content: { "application/json": { schema: ErrorSchema } } },
+  },
+});
+
 export const fleetRoutes: RouteModule = (app, ctx) => {
   const fleet = ctx.fleet;
   if (!fleet) return;
@@ -44,4 +64,15 @@ export const fleetRoutes: RouteModule = (app, ctx) => {
     ]),
   );
   app.openapi(route, async (c) => c.json(await fleet.report(), 200));
+  app.openapi(jobsRoute, async (c) => {
+    const jobs = await fleet.jobs().catch((err) => {
+      throw new ApiError(
+        503,
+        "unavailable",
+        `The fleet's job state cannot be read: ${(err as Error).message}`,
+      );
+    });
+    if (jobs === null) throw new ApiError(503, "unavailable", "The fleet (NATS) is not connected");
+    return c.json({ jobs }, 200);
+  });
 };

@@ -1,8 +1,8 @@
 /**
  * Registry replication over NATS JetStream: three nodes (in-process servers on port 0) on one nats-server.
  * An upload on one is served by the others with the same bytes, ids never collide, `GET /v1/fleet` lists every
- * node, an outage leaves every node serving (and refusing changes), and after nats-server restarts every node
- * follows the KV again.
+ * node, an outage leaves every node serving (and refusing changes, and a node restarted meanwhile serves its
+ * data-dir copy), and after nats-server restarts every node follows the KV again.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -70,8 +70,8 @@ Deno.test({
     await Deno.writeFile(modelPath, tinyYolo({ seed: 1 }));
     const nodes: RunningServer[] = [];
     try {
-      for (const name of ["a", "b", "c"]) {
-        const node = await startServer(ServerConfigSchema.parse({
+      const config = (name: string) =>
+        ServerConfigSchema.parse({
           port: 0,
           dataDir: join(dir, name),
           models: [modelPath],
@@ -79,7 +79,9 @@ Deno.test({
           nats: nats.url,
           node: name,
           fleet: "test",
-        }));
+        });
+      for (const name of ["a", "b", "c"]) {
+        const node = await startServer(config(name));
         nodes.push(node);
         await node.ready;
         // One node at a time joins, as a fleet grows: each finds the first one's tiny v1 (same bytes).
@@ -146,6 +148,11 @@ Deno.test({
       for (const node of nodes) {
         assert.equal(await servedVersion(node), 2, "a refused change changes nothing");
       }
+      // A restart while NATS is down serves the data dir's copy.
+      await nodes[2].shutdown();
+      nodes[2] = await startServer(config("c"));
+      await nodes[2].ready;
+      assert.equal(await servedVersion(nodes[2]), 2, "a node restarted during the outage serves its copy");
 
       await nats.restart();
       await until(
@@ -167,7 +174,7 @@ Deno.test({
       }
 
       // A delete on one node reaches the others' data dirs.
-      const deleted = await fetch(`${c.url}/v1/models/tiny/versions/4`, { method: "DELETE" });
+      const deleted = await fetch(`${nodes[2].url}/v1/models/tiny/versions/4`, { method: "DELETE" });
       assert.equal(deleted.status, 204, await deleted.text());
       for (const node of nodes) {
         await until("v4 deleted everywhere", async () => {

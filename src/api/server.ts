@@ -123,6 +123,7 @@ async function joinFleet(config: ServerConfig, backend: string, shutdown: AbortS
   const options = {
     servers: config.nats!,
     credsFile: config.natsCreds,
+    caFile: config.natsCa,
     fleet: config.fleet,
     node: config.node ?? Deno.hostname(),
     jobs: config.jobs,

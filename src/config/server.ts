@@ -38,9 +38,11 @@ export const ServerConfigSchema = z.object({
   /** Detection needs the API key as well (Bearer, or DeepStack's form field `api_key`). */
   detectNeedsKey: z.boolean().default(false),
   /** Join a fleet through this NATS server (`nats://host:4222`); absent: the box runs alone. */
-  nats: z.string().regex(/^(nats|tls):\/\/[^\s]+$/, "nats://host:port or tls://host:port").optional(),
+  nats: z.string().regex(/^nats:\/\/[^\s]+$/, "nats://host:port[,nats://host:port...]").optional(),
   /** A NATS `.creds` file for --nats. */
   natsCreds: z.string().min(1).optional(),
+  /** The CA (PEM) of the NATS server's TLS certificate, when the system does not trust it. */
+  natsCa: z.string().min(1).optional(),
   /** This node's name in the fleet (default: the host name). */
   node: z.string().regex(FLEET_NAME, `must match ${FLEET_NAME}`).optional(),
   /** Whether this node takes fine-tune jobs from the fleet (`auto`: when it has a hardware GPU adapter). */
@@ -56,7 +58,7 @@ export const SERVE_USAGE = "Usage: deno task start [--host 127.0.0.1] [--port 80
   "[--max-pixels 40000000] [--api-key KEY | --api-key-file PATH] [--allowed-hosts NAME,...] " +
   "[--max-model-bytes 268435456] [--max-dataset-bytes 1073741824] [--max-inflight-detect 32] " +
   "[--max-event-streams 64] [--max-train-memory BYTES] [--deepstack-model NAME] [--detect-needs-key] " +
-  "[--nats nats://host:4222 [--nats-creds FILE] [--node NAME] [--fleet kestrel] [--jobs on|off|auto]]";
+  "[--nats nats://host:4222 [--nats-creds FILE] [--nats-ca FILE] [--node NAME] [--fleet kestrel] [--jobs on|off|auto]]";
 
 /** Parses `deno task start` flags once, at the edge; throws an Error listing every bad flag. */
 export function parseServerArgs(args: string[]): ServerConfig {
@@ -83,6 +85,7 @@ export function parseServerArgs(args: string[]): ServerConfig {
       "detect-needs-key": { type: "boolean" },
       nats: { type: "string" },
       "nats-creds": { type: "string" },
+      "nats-ca": { type: "string" },
       node: { type: "string" },
       fleet: { type: "string" },
       jobs: { type: "string" },
@@ -112,6 +115,7 @@ export function parseServerArgs(args: string[]): ServerConfig {
     detectNeedsKey: values["detect-needs-key"],
     nats: values.nats,
     natsCreds: values["nats-creds"],
+    natsCa: values["nats-ca"],
     node: values.node,
     fleet: values.fleet,
     jobs: values.jobs,

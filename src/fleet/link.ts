@@ -21,10 +21,12 @@ import { type KV, Kvm } from "@nats-io/kv";
 import { type ObjectStore, Objm } from "@nats-io/obj";
 
 export interface FleetLinkOptions {
-  /** `nats://host:port` (comma-separated for a cluster); `tls://` for TLS. */
+  /** `nats://host:port` (comma-separated for a cluster); TLS is used when the server requires it. */
   servers: string;
   /** A NATS `.creds` file (user JWT and nkey seed). */
   credsFile?: string;
+  /** The CA (PEM file) of the server's TLS certificate, when not one the system trusts. */
+  caFile?: string;
   /** Prefix of every bucket. */
   fleet: string;
   /** This node's name, also its NATS connection name. */
@@ -59,6 +61,7 @@ export async function connectFleet(options: FleetLinkOptions): Promise<FleetLink
     servers: options.servers.split(",").map((s) => s.trim()),
     name: `kestrel-${options.node}`,
     authenticator: options.credsFile ? credsAuthenticator(await Deno.readFile(options.credsFile)) : undefined,
+    tls: options.caFile ? { caFile: options.caFile } : undefined,
     waitOnFirstConnect: true,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,

@@ -8,12 +8,12 @@ Deno.test("fleet flags: parsed with their defaults; none means no fleet", () => 
   assert.equal(alone.fleet, "kestrel");
   assert.equal(alone.jobs, "auto");
   const node = parseServerArgs([
-    ...["--nats", "nats://10.0.0.5:4222", "--nats-creds", "box.creds"],
+    ...["--nats", "nats://10.0.0.5:4222", "--nats-creds", "box.creds", "--nats-ca", "ca.pem"],
     ...["--node", "box-1", "--fleet", "shop-7", "--jobs", "off"],
   ]);
   assert.deepEqual(
-    [node.nats, node.natsCreds, node.node, node.fleet, node.jobs],
-    ["nats://10.0.0.5:4222", "box.creds", "box-1", "shop-7", "off"],
+    [node.nats, node.natsCreds, node.natsCa, node.node, node.fleet, node.jobs],
+    ["nats://10.0.0.5:4222", "box.creds", "ca.pem", "box-1", "shop-7", "off"],
   );
 });
 

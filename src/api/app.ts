@@ -1,6 +1,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { CaptureService } from "../capture/service.ts";
 import { addServeBudgetMetrics, type ServeBudget } from "./serve_budget.ts";
+import type { Fleet } from "../fleet/fleet.ts";
 import { DEFAULT_MAX_PIXELS } from "../image/decode.ts";
 import type { JobService } from "../jobs/service.ts";
 import type { Registry } from "../registry/registry.ts";
@@ -21,6 +22,7 @@ import { DEEPSTACK_PREFIX, deepstackErrors, deepstackRoutes } from "./routes/dee
 import { detectRoutes } from "./routes/detect.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { finetuneRoutes } from "./routes/finetune.ts";
+import { fleetRoutes } from "./routes/fleet.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { kserveV2Routes, V2_PREFIX, v2Errors } from "./routes/kserve_v2.ts";
 import { jobRoutes, SSE_KEEP_ALIVE_MS } from "./routes/jobs.ts";
@@ -81,6 +83,8 @@ export interface AppDeps {
   capture?: CaptureService | null;
   /** `--serve-budget-ms`: detect latencies feed it; it pauses training while detect is slow. */
   serveBudget?: ServeBudget | null;
+  /** The fleet membership (`--nats`); `GET /v1/fleet` and the fleet gauges are mounted only with one. */
+  fleet?: Fleet | null;
 }
 
 /** What every route module receives: the app's dependencies with defaults filled in, and its metrics. */
@@ -106,6 +110,7 @@ const ROUTES: RouteModule[] = [
   jobRoutes,
   captureRoutes,
   regressionSetRoutes,
+  fleetRoutes,
   uiRoutes,
   docsRoutes,
 ];
@@ -140,6 +145,7 @@ export function createApp(deps: AppDeps): ApiApp {
     backendReason: deps.backendReason ?? "",
     capture: deps.capture ?? null,
     serveBudget: deps.serveBudget ?? null,
+    fleet: deps.fleet ?? null,
     metrics: createServerMetrics(deps.pool),
     detectInflight: new InflightLimit(
       deps.maxInflightDetect ?? DEFAULT_MAX_INFLIGHT_DETECT,

@@ -9,8 +9,11 @@ import { RequestTracker } from "./request_tracker.ts";
 import { ServeBudget } from "./serve_budget.ts";
 import { CaptureService } from "../capture/service.ts";
 import { DEFAULT_MODEL_PATH, type ServerConfig } from "../config/server.ts";
+import { Fleet } from "../fleet/fleet.ts";
+import { probeGpu } from "../fleet/gpu_probe.ts";
 import type { JobService } from "../jobs/service.ts";
 import type { Trainer } from "../jobs/types.ts";
+import { FsStore } from "../registry/fs_store.ts";
 import type { Registry } from "../registry/registry.ts";
 import { ModelPool } from "../serving/pool.ts";
 import { type BackendSelection, selectBackend } from "../serving/select.ts";
@@ -21,6 +24,8 @@ export interface RunningServer {
   url: string;
   pool: ModelPool;
   jobs: JobService;
+  /** The fleet membership with --nats, else null. */
+  fleet: Fleet | null;
   ready: Promise<void>;
   /** Why the server serves on `pool.backend`: the selection and its startup self-test (also in /v1/models). */
   backendReason: string;
@@ -68,7 +73,11 @@ async function listen(
   const { backend, reason, passed } = await selfTestBackend(selection, await defaultModelCheck());
   (passed ? log.info : log.error)(`backend ${backend.name} (${reason})`, { backend: backend.name });
   const pool = new ModelPool(backend, config.imgsz, undefined, config.maxQueue);
-  const registry = await openServingRegistry(config, pool);
+  const stopping = new AbortController();
+  const fleet = config.nats
+    ? await joinFleet(config, backend.name, stopping.signal, (message) => log.info(message))
+    : null;
+  const registry = await openServingRegistry(config, pool, fleet?.wrapStore(new FsStore(config.dataDir)));
   let ready = false;
   // Set by shutdown: /readyz says 503 and new /v1 requests get 503 shutting_down while those in flight finish.
   let draining = false;
@@ -79,9 +88,10 @@ async function listen(
   const publish = guardedPublish(registry, capture, backend, logLine);
   const serveBudget = config.serveBudgetMs > 0 ? new ServeBudget(config.serveBudgetMs) : null;
   serveBudget?.start();
-  const trainer = (options.trainer ?? ((r) => registryTrainer(r, logLine, publish, serveBudget?.flag)))(
+  const localTrainer = (options.trainer ?? ((r) => registryTrainer(r, logLine, publish, serveBudget?.flag)))(
     registry,
   );
+  const trainer = fleet ? fleet.jobTrainer(localTrainer) : localTrainer;
   const jobs = await openJobs({
     dataDir: config.dataDir,
     trainer,
@@ -94,7 +104,6 @@ async function listen(
     },
     log: logLine,
   });
-  const stopping = new AbortController();
   const apiKey = resolveApiKey(config.apiKey);
   if (config.detectNeedsKey && apiKey === null) {
     throw new Error("--detect-needs-key needs a key: --api-key or KESTREL_API_KEY");
@@ -121,6 +130,7 @@ async function listen(
     backendReason: reason,
     capture,
     serveBudget,
+    fleet,
   });
   const requests = new RequestTracker();
   const server = Deno.serve(
@@ -136,6 +146,7 @@ async function listen(
         version: ref.version,
       });
     }
+    fleet?.start(registry);
     ready = true;
     loaded.resolve();
   })();
@@ -143,6 +154,7 @@ async function listen(
     url,
     pool,
     jobs,
+    fleet,
     ready: loading,
     backendReason: reason,
     async shutdown() {
@@ -174,10 +186,35 @@ async function listen(
       }
       // Frames already answered and queued are written before the data dir is let go.
       await capture.idle();
+      await fleet?.close();
       await loading.catch(() => {});
       await pool.close();
       lock.release();
       return finished;
     },
   };
+}
+
+/** --nats: this node's fleet membership (connecting happens later, in the background). */
+async function joinFleet(
+  config: ServerConfig,
+  backend: string,
+  shutdown: AbortSignal,
+  log: (message: string) => void,
+): Promise<Fleet> {
+  const gpu = await probeGpu();
+  const options = {
+    servers: config.nats!,
+    credsFile: config.natsCreds,
+    caFile: config.natsCa,
+    fleet: config.fleet,
+    node: config.node ?? Deno.hostname(),
+    jobs: config.jobs,
+    hardwareGpu: gpu?.hardware === true,
+    dataDir: config.dataDir,
+    shutdown,
+    backend,
+    adapter: gpu?.name ?? null,
+  };
+  return new Fleet(options, log);
 }

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { parse as parseToml } from "smol-toml";
 import { z } from "zod";
+import { FLEET_NAME } from "../fleet/keys.ts";
 import { DEFAULT_MAX_PIXELS } from "../image/decode.ts";
 import { DEFAULT_JOB_LIMITS } from "../jobs/limits.ts";
 import { BACKEND_CHOICES } from "../serving/backend.ts";
@@ -60,6 +61,18 @@ export const ServerConfigSchema = z.object({
   drainSeconds: z.coerce.number().nonnegative().default(10),
   /** While a job trains and detect's recent p95 is over this, the trainer waits between steps; 0 turns it off. */
   serveBudgetMs: z.coerce.number().min(0).default(100),
+  /** Join a fleet through this NATS server (`nats://host:4222`); absent: the box runs alone. */
+  nats: z.string().regex(/^nats:\/\/[^\s]+$/, "nats://host:port[,nats://host:port...]").optional(),
+  /** A NATS `.creds` file for --nats. */
+  natsCreds: z.string().min(1).optional(),
+  /** The CA (PEM) of the NATS server's TLS certificate, when the system does not trust it. */
+  natsCa: z.string().min(1).optional(),
+  /** This node's name in the fleet (default: the host name). */
+  node: z.string().regex(FLEET_NAME, `must match ${FLEET_NAME}`).optional(),
+  /** Whether this node takes fine-tune jobs from the fleet (`auto`: when it has a hardware GPU adapter). */
+  jobs: z.enum(["on", "off", "auto"]).default("auto"),
+  /** The fleet's name, the prefix of its NATS buckets, so fleets can share one NATS server. */
+  fleet: z.string().regex(FLEET_NAME, `must match ${FLEET_NAME}`).default("kestrel"),
 });
 
 export type ServerConfig = z.infer<typeof ServerConfigSchema>;
@@ -71,7 +84,9 @@ export const SERVE_USAGE = "Usage: deno task start [--host 127.0.0.1] [--port 80
   "[--max-event-streams 64] [--max-train-memory BYTES] [--deepstack-model NAME] [--detect-needs-key] " +
   "[--max-concurrent-uploads 2] [--max-queued-jobs 16] [--min-free-bytes 1073741824] " +
   "[--log-format text|json] [--drain-seconds 10] [--config kestrel.toml] [--serve-budget-ms 100] " +
-  "[--max-queue 16]";
+  "[--max-queue 16] " +
+  "[--nats nats://host:4222 [--nats-creds FILE] [--nats-ca FILE] [--node NAME] [--fleet kestrel] " +
+  "[--jobs on|off|auto]]";
 
 /** The `kestrel serve` flags; a config file's keys are the same names, without the dashes in front. */
 export const SERVE_OPTIONS = {
@@ -100,6 +115,12 @@ export const SERVE_OPTIONS = {
   "serve-budget-ms": { type: "string" },
   "log-format": { type: "string" },
   "drain-seconds": { type: "string" },
+  nats: { type: "string" },
+  "nats-creds": { type: "string" },
+  "nats-ca": { type: "string" },
+  node: { type: "string" },
+  fleet: { type: "string" },
+  jobs: { type: "string" },
 } as const;
 
 type ServeOption = keyof typeof SERVE_OPTIONS;
@@ -203,6 +224,12 @@ export function parseServerArgs(args: string[]): ServerConfig {
     logFormat: values["log-format"],
     drainSeconds: values["drain-seconds"],
     serveBudgetMs: values["serve-budget-ms"],
+    nats: values.nats,
+    natsCreds: values["nats-creds"],
+    natsCa: values["nats-ca"],
+    node: values.node,
+    fleet: values.fleet,
+    jobs: values.jobs,
   });
   if (!parsed.success) throw new Error(`${z.prettifyError(parsed.error)}\n${SERVE_USAGE}`);
   return parsed.data;

@@ -52,17 +52,29 @@ export class FsStore implements Store {
     await mkdirSynced(join(dir, "versions"));
     const existing = await this.readVersions(name);
     const last = (await readJson(join(dir, "last_version.json"), PointerSchema))?.version ?? 0;
-    const version = Math.max(last, ...existing.map((v) => v.version)) + 1;
+    const full: VersionMeta = {
+      name,
+      version: Math.max(last, ...existing.map((v) => v.version)) + 1,
+      ...meta,
+    };
+    await this.putVersion(full, bytes);
+    return full;
+  }
+
+  async putVersion(meta: VersionMeta, bytes: Uint8Array): Promise<void> {
+    const { name, version } = meta;
+    const dir = this.dir(name);
+    await mkdirSynced(join(dir, "versions"));
+    const last = (await readJson(join(dir, "last_version.json"), PointerSchema))?.version ?? 0;
     // The high-water mark goes first: a crash after it only leaves a gap in the ids.
-    await writeJsonAtomic(join(dir, "last_version.json"), { version });
-    const full: VersionMeta = { name, version, ...meta };
+    if (version > last) await writeJsonAtomic(join(dir, "last_version.json"), { version });
     const staging = join(dir, ".staging", crypto.randomUUID());
     await Deno.mkdir(staging, { recursive: true });
     try {
       await writeSynced(join(staging, "model.onnx"), bytes);
       await writeSynced(
         join(staging, "meta.json"),
-        new TextEncoder().encode(JSON.stringify(full, null, 2) + "\n"),
+        new TextEncoder().encode(JSON.stringify(meta, null, 2) + "\n"),
       );
       await syncDir(staging);
       await Deno.rename(staging, this.versionDir(name, version));
@@ -71,7 +83,6 @@ export class FsStore implements Store {
       throw err;
     }
     await syncDir(join(dir, "versions"));
-    return full;
   }
 
   readModel(name: string, version: number): Promise<Uint8Array> {

@@ -26,6 +26,14 @@ export class MemoryStore implements Store {
     return Promise.resolve(full);
   }
 
+  putVersion(meta: VersionMeta, bytes: Uint8Array): Promise<void> {
+    const entry = this.models.get(meta.name) ?? { versions: new Map(), active: null, last: 0 };
+    this.models.set(meta.name, entry);
+    entry.last = Math.max(entry.last, meta.version);
+    entry.versions.set(meta.version, { meta, bytes: bytes.slice() });
+    return Promise.resolve();
+  }
+
   readModel(name: string, version: number): Promise<Uint8Array> {
     const v = this.models.get(name)?.versions.get(version);
     return v

@@ -201,7 +201,40 @@ export class Registry {
     });
   }
 
-  private async addLocked(name: string, bytes: Uint8Array, options: AddOptions): Promise<VersionMeta> {
+  /**
+   * Take in a version another fleet node added, under its id and meta as they are (no activation): checked like
+   * an upload (it must load here and match its recorded sha256). The same version already here is a no-op
+   * (`added` false); the same id with other bytes is a conflict.
+   */
+  adopt(meta: VersionMeta, bytes: Uint8Array): Promise<{ meta: VersionMeta; added: boolean }> {
+    return this.serial(async () => {
+      const known = this.state.get(meta.name)?.versions.find((v) => v.version === meta.version);
+      if (known) {
+        if (known.sha256 === meta.sha256) return { meta: known, added: false };
+        throw new RegistryError(
+          "conflict",
+          `Model '${meta.name}' version ${meta.version} here has sha256 ${known.sha256}, not ${meta.sha256}`,
+        );
+      }
+      await this.validate(meta.name, bytes);
+      const sha = await sha256(bytes);
+      if (sha !== meta.sha256) {
+        throw new RegistryError(
+          "invalid_model",
+          `Model '${meta.name}' version ${meta.version}: sha256 ${sha}, meta says ${meta.sha256}`,
+        );
+      }
+      await this.store.putVersion(meta, bytes);
+      const model = this.state.get(meta.name) ?? { name: meta.name, active: null, versions: [] };
+      model.versions = [...model.versions, meta].sort((a, b) => a.version - b.version);
+      this.state.set(meta.name, model);
+      this.emit({ type: "added", meta });
+      return { meta, added: true };
+    });
+  }
+
+  /** Name, size and graph checks of a candidate, then the `verify` hook; returns what inspectYolo found. */
+  private async validate(name: string, bytes: Uint8Array): Promise<YoloInfo> {
     if (!MODEL_NAME.test(name)) {
       throw new RegistryError("invalid_name", `Model name '${name}' must match ${MODEL_NAME}`);
     }
@@ -211,13 +244,17 @@ export class Registry {
         `Model is ${bytes.length} bytes; the limit is ${this.options.maxBytes}`,
       );
     }
-    let info: YoloInfo;
     try {
-      info = inspectYolo(OnnxModel.parse(bytes));
+      const info = inspectYolo(OnnxModel.parse(bytes));
       await this.options.verify?.(bytes, info);
+      return info;
     } catch (err) {
       throw new RegistryError("invalid_model", (err as Error).message);
     }
+  }
+
+  private async addLocked(name: string, bytes: Uint8Array, options: AddOptions): Promise<VersionMeta> {
+    const info = await this.validate(name, bytes);
     if (options.parent != null) this.version(name, options.parent);
     const meta = await this.store.addVersion(name, bytes, {
       sha256: await sha256(bytes),

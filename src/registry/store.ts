@@ -47,6 +47,11 @@ export interface Store {
    * version appears.
    */
   addVersion(name: string, bytes: Uint8Array, meta: NewVersion): Promise<VersionMeta>;
+  /**
+   * Persist a version whose id was allocated elsewhere (a fleet replica copying another node's version); later
+   * {@link addVersion} ids stay above it. Durable or absent, like addVersion.
+   */
+  putVersion(meta: VersionMeta, bytes: Uint8Array): Promise<void>;
   /** The ONNX bytes of a version. */
   readModel(name: string, version: number): Promise<Uint8Array>;
   /** The ONNX bytes of a version as a stream (downloads), so a request holds one chunk, not the file. */

@@ -44,6 +44,12 @@ const EVERY_FLAG: Record<string, { flag: string[]; toml: string }> = {
   "serve-budget-ms": { flag: ["250"], toml: "250" },
   "log-format": { flag: ["json"], toml: '"json"' },
   "drain-seconds": { flag: ["2.5"], toml: "2.5" },
+  nats: { flag: ["nats://127.0.0.1:4333"], toml: '"nats://127.0.0.1:4333"' },
+  "nats-creds": { flag: ["/etc/kestrel/fleet.creds"], toml: '"/etc/kestrel/fleet.creds"' },
+  "nats-ca": { flag: ["/etc/kestrel/ca.pem"], toml: '"/etc/kestrel/ca.pem"' },
+  node: { flag: ["box-1"], toml: '"box-1"' },
+  fleet: { flag: ["site-a"], toml: '"site-a"' },
+  jobs: { flag: ["off"], toml: '"off"' },
 };
 
 Deno.test("a config file sets everything the serve flags set, to the same values", async () => {

@@ -2,6 +2,7 @@
 import { api, apiKey, setApiKey } from "./api.js";
 import { initDetect } from "./detect.js";
 import { initFinetune, onJobUpdate } from "./finetune.js";
+import { initFleet } from "./fleet.js";
 import { TERMINAL } from "./job_state.js";
 import { refreshJobs, updateJobRow } from "./jobs.js";
 import { onModels, refreshModels } from "./models.js";
@@ -37,5 +38,5 @@ async function showAuthNote() {
 initDetect();
 initFinetune();
 initReview();
-await Promise.all([refreshModels(), refreshJobs(), showAuthNote()]);
+await Promise.all([refreshModels(), refreshJobs(), showAuthNote(), initFleet()]);
 document.body.dataset.ready = "true";

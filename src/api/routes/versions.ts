@@ -21,6 +21,7 @@ const REGISTRY_STATUS: Record<RegistryErrorCode, ContentfulStatusCode> = {
   invalid_model: 422,
   too_large: 413,
   invalid_name: 400,
+  unavailable: 503,
 };
 
 /** Registry refusals become API errors with their status; anything else stays a 500. */
@@ -136,16 +137,29 @@ export const versionRoutes: RouteModule = (app, ctx) => {
       params: ModelNameParamSchema,
       body: {
         required: true,
-        content: { "application/json": { schema: z.object({ version: z.number().int().positive() }) } },
+        content: {
+          "application/json": {
+            schema: z.object({
+              version: z.number().int().positive(),
+              nodes: z.array(z.string().min(1)).min(1).optional().openapi({
+                description:
+                  "Fleet (--nats) only: a canary, served by these nodes only until the next activation",
+              }),
+            }),
+          },
+        },
       },
     },
     responses: {
       200: json(VersionMetaResponse, "Now active"),
       401: error("Missing or wrong API key"),
       403: error("No API key configured and the client is not on loopback"),
+      400: error("`nodes` without a fleet"),
       404: error("Unknown model or version"),
+      409: error("In a fleet: the active version or canary was changed on another node meanwhile"),
       415: error("Content-Type other than application/json"),
       422: error("The version failed to load; the previous one keeps serving"),
+      503: error("In a fleet: NATS is unreachable; nothing changed"),
     },
   });
 
@@ -194,8 +208,15 @@ export const versionRoutes: RouteModule = (app, ctx) => {
 
   app.openapi(activateRoute, async (c) => {
     const { name } = c.req.valid("param");
-    const { version } = c.req.valid("json");
-    return c.json(publicMeta(await mapped(() => registry.activate(name, version))), 200);
+    const { version, nodes } = c.req.valid("json");
+    const fleet = ctx.fleet;
+    if (!fleet && nodes) {
+      throw new ApiError(400, "invalid_request", "`nodes` (a canary) needs a fleet: --nats");
+    }
+    const activated = fleet
+      ? mapped(() => fleet.activate(name, version, nodes ?? null))
+      : mapped(() => registry.activate(name, version));
+    return c.json(publicMeta(await activated), 200);
   });
 
   app.openapi(deleteRoute, async (c) => {

@@ -1,0 +1,36 @@
+/**
+ * A fleet job's shared state, one KV entry per job in `<fleet>-jobs` (key: the job id): the submitted record,
+ * where and how often it ran, its progress and last checkpoint, and its outcome. The node that submitted it
+ * creates it; the node running it updates it; a cancel is written by the submitter and seen by the runner.
+ * Datasets and checkpoints live in `<fleet>-jobdata` under `<id>/dataset.zip` and `<id>/checkpoint-<epoch>`
+ * (one object per epoch, the state's `checkpoint.epoch` naming the durable one, so a crash between writing the
+ * object and the state leaves the previous pair whole).
+ * @module
+ */
+import { z } from "zod";
+import { JobProgressSchema, JobSchema } from "../jobs/types.ts";
+
+export const FleetJobSchema = z.object({
+  /** The record as submitted (model, base version, config). */
+  job: JobSchema,
+  status: z.enum(["queued", "running", "succeeded", "failed", "cancelled"]),
+  /** The node running it, or that ran it last; null while queued. */
+  node: z.string().nullable(),
+  /** Deliveries of its work item so far (1 on the first node, 2 after a takeover, ...). */
+  attempts: z.number().int().min(0),
+  progress: JobProgressSchema,
+  /** Epochs completed by the last checkpoint in the object store. */
+  checkpoint: z.object({ epoch: z.number().int().min(0), savedAt: z.string() }).nullable(),
+  result: z.object({
+    resultVersion: z.number().int().positive().nullable(),
+    activated: z.boolean().nullable(),
+    metrics: z.record(z.string(), z.number()).nullable(),
+  }).nullable(),
+  error: z.string().nullable(),
+  /** When the running node last said it is alive. */
+  heartbeat: z.string().nullable(),
+});
+export type FleetJob = z.infer<typeof FleetJobSchema>;
+
+export const datasetObject = (id: string) => `${id}/dataset.zip`;
+export const checkpointObject = (id: string, epoch: number) => `${id}/checkpoint-${epoch}`;

@@ -1,0 +1,177 @@
+/**
+ * Fleet jobs across processes: a fine-tune posted to a node with jobs off runs on a node with jobs on; kill -9 of
+ * that node mid-job makes the other jobs-on node take it over from its checkpoint and publish the result, which
+ * every node then serves. The shared state records where it ran and how often.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { zipSync } from "fflate";
+import sharp from "sharp";
+import { FleetJobSchema } from "../../src/fleet/job_state.ts";
+import { tinyYolo } from "../onnx/_tiny_yolo.ts";
+import { NatsServer, NO_NATS } from "../../src/fleet/local_nats.ts";
+
+/** Bound on each wait: node start, takeover (ack wait 10 s) and replication, on a loaded 2-core machine. */
+const WAIT_MS = 60_000;
+/** Grace period between SIGTERM and SIGKILL when the test stops a node. */
+const STOP_GRACE_MS = 5_000;
+const NODE_SCRIPT = new URL("./_node.ts", import.meta.url).pathname;
+
+class Node {
+  readonly log: string[] = [];
+  url = "";
+  private constructor(readonly name: string, readonly child: Deno.ChildProcess) {}
+
+  static async start(name: string, args: string[]): Promise<Node> {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", NODE_SCRIPT, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const node = new Node(name, child);
+    void node.collect(child.stderr);
+    const url = await node.collect(child.stdout);
+    node.url = url;
+    return node;
+  }
+
+  /** Collect lines into the log; resolves with the URL of the `listening` line (stdout). */
+  private collect(stream: ReadableStream<Uint8Array>): Promise<string> {
+    const { promise, resolve } = Promise.withResolvers<string>();
+    (async () => {
+      let rest = "";
+      const decoder = new TextDecoder();
+      for await (const bytes of stream) {
+        const lines = (rest + decoder.decode(bytes, { stream: true })).split("\n");
+        rest = lines.pop()!;
+        for (const line of lines) {
+          this.log.push(line);
+          const match = line.match(/^listening (\S+)/);
+          if (match) resolve(match[1]);
+        }
+      }
+    })();
+    return promise;
+  }
+
+  async waitFor(pattern: RegExp): Promise<RegExpMatchArray> {
+    return await until(`${this.name} to log ${pattern}`, () => {
+      for (const line of this.log) {
+        const match = line.match(pattern);
+        if (match) return match;
+      }
+      return null;
+    });
+  }
+
+  async stop(): Promise<void> {
+    try {
+      this.child.kill("SIGTERM");
+    } catch {
+      return; // already gone
+    }
+    const killer = setTimeout(() => this.child.kill("SIGKILL"), STOP_GRACE_MS);
+    await this.child.status;
+    clearTimeout(killer);
+  }
+}
+
+async function until<T>(what: string, probe: () => Promise<T | null> | T | null): Promise<T> {
+  const deadline = Date.now() + WAIT_MS;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== null) return value;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out after ${WAIT_MS} ms waiting for ${what}`);
+}
+
+const png = async () =>
+  new Uint8Array(
+    await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: 20, g: 120, b: 200 } } })
+      .png().toBuffer(),
+  );
+
+Deno.test({
+  name:
+    "fleet jobs: a job posted to a jobs-off node runs elsewhere; kill -9 mid-job, another node resumes it",
+  ignore: NO_NATS !== null,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kestrel-fleet-jobs-" });
+    const nats = await NatsServer.start(dir);
+    const modelPath = join(dir, "tiny.onnx");
+    await Deno.writeFile(modelPath, tinyYolo({ seed: 1 }));
+    const nodes: Node[] = [];
+    const start = async (name: string, jobs: string) => {
+      const node = await Node.start(name, [
+        ...["--port", "0", "--backend", "native", "--data-dir", join(dir, name), "--model", modelPath],
+        ...["--nats", nats.url, "--node", name, "--fleet", "jobs", "--jobs", jobs],
+      ]);
+      nodes.push(node);
+      await node.waitFor(/fleet: node \S+ joined/);
+      return node;
+    };
+    try {
+      const submitter = await start("a", "off");
+      const workers = [await start("b", "on"), await start("c", "on")];
+
+      const form = new FormData();
+      form.append("config", JSON.stringify({ epochs: 4 }));
+      const label = new TextEncoder().encode("0 0.5 0.5 0.3 0.3\n");
+      form.append(
+        "dataset",
+        new File([zipSync({ "images/a.png": await png(), "labels/a.txt": label })], "d.zip"),
+      );
+      const res = await fetch(`${submitter.url}/v1/models/tiny/finetune`, { method: "POST", body: form });
+      const job = await res.json();
+      assert.equal(res.status, 202, JSON.stringify(job));
+
+      const first = await until(
+        "a node to take the job",
+        () => workers.find((w) => w.log.some((l) => l.includes(`job ${job.id} checkpoint 1`))) ?? null,
+      );
+      assert.ok(
+        !submitter.log.some((l) => l.includes(`job ${job.id} starts`)),
+        "the jobs-off node never trains",
+      );
+      first.child.kill("SIGKILL");
+      await first.child.status;
+      const other = workers.find((w) => w !== first)!;
+      const [, resumedAt] = await other.waitFor(new RegExp(`job ${job.id} starts at epoch (\\d+)`));
+      assert.ok(Number(resumedAt) >= 1, `resumed from the checkpoint, not from scratch (epoch ${resumedAt})`);
+
+      const done = await until("the job to succeed on the submitting node", async () => {
+        const body = await (await fetch(`${submitter.url}/v1/jobs/${job.id}`)).json();
+        assert.ok(body.status !== "failed" && body.status !== "cancelled", JSON.stringify(body));
+        return body.status === "succeeded" ? body : null;
+      });
+      // Any node shows the fleet job: where it ran last and how often it started.
+      const listed = await (await fetch(`${other.url}/v1/fleet/jobs`)).json();
+      const state = FleetJobSchema.array().parse(listed.jobs).find((j) => j.job.id === job.id);
+      assert.equal(state?.status, "succeeded");
+      assert.equal(state?.node, other.name);
+      assert.equal(state?.attempts, 2);
+      assert.equal(state?.result?.resultVersion, done.resultVersion);
+      // The result is published fleet-wide: the submitter serves it.
+      await until("the submitter to serve the result", async () => {
+        const r = await fetch(`${submitter.url}/v1/models/tiny/detect`, {
+          method: "POST",
+          headers: { "content-type": "image/png" },
+          body: await png(),
+        });
+        const body = await r.json();
+        assert.equal(r.status, 200, JSON.stringify(body));
+        return body.model.version === done.resultVersion ? true : null;
+      });
+    } catch (err) {
+      for (const node of nodes) console.error(`--- ${node.name}\n${node.log.join("\n")}`);
+      throw err;
+    } finally {
+      for (const node of nodes) await node.stop();
+      await nats.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -1,6 +1,6 @@
 /**
- * The server's Trainer: each job trains in its own Web Worker (trainer_worker.ts, running the WGSL trainer), so
- * the serving event loop never waits for a training step. On lavapipe a step's GPU work blocks the calling
+ * The server's Trainer: each job trains in its own Web Worker (whose entry module, training_worker_entry.ts, runs
+ * the WGSL trainer), so the serving event loop never waits for a training step. On lavapipe a step's GPU work blocks the calling
  * thread for its whole length (seconds at batch 8), which on the main thread would stall every detect request
  * that long. The registry and the job's checkpoint store stay on the main thread; the worker reaches them by
  * request/reply messages. A worker per job means its GPU device, buffers and pipelines go when the job ends.
@@ -55,7 +55,7 @@ export type ToWorker =
   | { type: "reply"; id: number; ok: true; value: unknown }
   | { type: "reply"; id: number; ok: false; message: string };
 
-const WORKER_URL = new URL("./trainer_worker.ts", import.meta.url);
+const WORKER_URL = new URL("./training_worker_entry.ts", import.meta.url);
 
 export class WorkerTrainer implements Trainer {
   constructor(private readonly deps: WorkerTrainerDeps) {}

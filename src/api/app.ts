@@ -1,4 +1,10 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_DATASET_BYTES,
+  DEFAULT_MAX_EVENT_STREAMS,
+  DEFAULT_MAX_INFLIGHT_DETECT,
+} from "../config/server.ts";
 import { DEFAULT_MAX_PIXELS } from "../image/decode.ts";
 import type { JobService } from "../jobs/service.ts";
 import type { Registry } from "../registry/registry.ts";
@@ -22,15 +28,6 @@ import { modelRoutes } from "./routes/models.ts";
 import { serverInfoRoutes } from "./routes/server_info.ts";
 import { uiRoutes } from "./routes/ui.ts";
 import { versionRoutes } from "./routes/versions.ts";
-
-/** Default request body limit: 20 MiB. */
-export const DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024;
-/** Default fine-tune upload limit (archive or JSON body, and the archive unpacked): 1 GiB. */
-export const DEFAULT_MAX_DATASET_BYTES = 1024 * 1024 * 1024;
-/** Default ceiling on detect requests in flight: a few per CPU core of queueing, a bounded amount of memory. */
-export const DEFAULT_MAX_INFLIGHT_DETECT = 32;
-/** Default ceiling on open job event streams: one per dashboard tab, with room. */
-export const DEFAULT_MAX_EVENT_STREAMS = 64;
 
 export interface AppDeps {
   pool: ModelPool;

@@ -17,6 +17,7 @@ import { createServerMetrics, metricsMiddleware, type ServerMetrics } from "./mi
 import { readiness } from "./middleware/ready.ts";
 import { refuseCrossSite } from "./middleware/same_origin.ts";
 import { securityHeaders } from "./middleware/security_headers.ts";
+import { registerBearerScheme } from "./openapi_responses.ts";
 import { DEEPSTACK_PREFIX, deepstackErrors, deepstackRoutes } from "./routes/deepstack.ts";
 import { detectRoutes } from "./routes/detect.ts";
 import { docsRoutes } from "./routes/docs.ts";
@@ -141,6 +142,7 @@ export function createApp(deps: AppDeps): ApiApp {
   app.use("/v1/*", readiness(ctx.isReady));
   app.onError(handleError);
   app.notFound((c) => c.json(errorBody("not_found", `No route for ${c.req.method} ${c.req.path}`), 404));
+  registerBearerScheme(app);
   for (const register of ROUTES) register(app, ctx);
   return app;
 }

@@ -16,6 +16,7 @@ import { detectOnModel } from "../detect_run.ts";
 import { limitInflight } from "../middleware/inflight.ts";
 import { ApiError, errorBody } from "../errors.ts";
 import { reshapeErrors } from "../foreign_errors.ts";
+import { json } from "../openapi_responses.ts";
 import { ModelNameParamSchema } from "../schemas.ts";
 
 export const DEEPSTACK_PREFIX = "/v1/vision";
@@ -61,10 +62,7 @@ const FormSchema = z.object({
 
 const ListFormSchema = z.object({ api_key: z.string().optional() });
 
-const error = (description: string) => ({
-  description,
-  content: { "application/json": { schema: DeepStackErrorSchema } },
-});
+const error = (description: string) => json(DeepStackErrorSchema, description);
 const detectionResponses = {
   200: { description: "Detections", content: { "application/json": { schema: DeepStackDetectionSchema } } },
   401: error("With --detect-needs-key: no or a wrong key"),

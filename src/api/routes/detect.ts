@@ -8,21 +8,17 @@ import { detectOnModel } from "../detect_run.ts";
 import { ApiError, errorBody } from "../errors.ts";
 import { limitInflight } from "../middleware/inflight.ts";
 import { acceptMediaTypes, mediaType } from "../middleware/media_type.ts";
+import { error } from "../openapi_responses.ts";
 import {
   Base64ImageSchema,
   DetectQuerySchema,
   DetectResultSchema,
-  ErrorSchema,
   ModelNameParamSchema,
 } from "../schemas.ts";
 
 const RAW_TYPES = ["image/jpeg", "image/png", "image/webp", "application/octet-stream"];
 const BODY_TYPES = [...RAW_TYPES, "multipart/form-data", "application/json"];
 const binary = { schema: z.string().openapi({ format: "binary" }) };
-const error = (description: string) => ({
-  description,
-  content: { "application/json": { schema: ErrorSchema } },
-});
 
 const route = createRoute({
   method: "post",

@@ -35,6 +35,7 @@ import type { RouteModule } from "../app.ts";
 import { ApiError, errorBody } from "../errors.ts";
 import { streamMultipart } from "../multipart_stream.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
+import { BEARER_SECURITY, error, json } from "../openapi_responses.ts";
 import { ErrorSchema, ModelNameParamSchema } from "../schemas.ts";
 import { JobResponseSchema, jobsMapped } from "./jobs.ts";
 
@@ -85,12 +86,6 @@ const InlineSchema = z.object({
     labels: z.array(z.array(z.number())).openapi({ description: "[[class, cx, cy, w, h], ...] normalised" }),
   })),
 }).openapi("FinetuneInline");
-
-const json = (schema: z.ZodType, description: string) => ({
-  description,
-  content: { "application/json": { schema } },
-});
-const error = (description: string) => json(ErrorSchema, description);
 
 /** The base version (the given one, else the active one) and its class count; 404 when there is none. */
 function baseModel(registry: Registry, name: string, version: number | undefined) {
@@ -242,7 +237,7 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
       "dataset answer 400 with every offending file in `error.problems`. The job trains the base version " +
       "(`base_version`, default the active one); its EMA weights become the model's next version.",
     middleware: [requireMutationAuth({ apiKey: ctx.apiKey }), uploadSlot(jobs), limit] as const,
-    security: [{ bearerAuth: [] }],
+    security: BEARER_SECURITY,
     request: {
       params: ModelNameParamSchema,
       query: z.object({

@@ -12,7 +12,7 @@ import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
 import { InflightLimit } from "../middleware/inflight.ts";
-import { ErrorSchema } from "../schemas.ts";
+import { BEARER_SECURITY, error, json } from "../openapi_responses.ts";
 
 export const JobResponseSchema = JobSchema.openapi("Job");
 /** Interval of the keep-alive comment on event streams: under the 30-60 s idle timeouts of common proxies. */
@@ -40,11 +40,6 @@ export async function jobsMapped<T>(work: () => T | Promise<T>): Promise<T> {
   }
 }
 
-const json = (schema: z.ZodType, description: string) => ({
-  description,
-  content: { "application/json": { schema } },
-});
-const error = (description: string) => json(ErrorSchema, description);
 const JobParamsSchema = z.object({
   id: z.string().min(1).openapi({ param: { name: "id", in: "path" }, example: "0b6c1c5e-..." }),
 });
@@ -95,14 +90,13 @@ export const jobRoutes: RouteModule = (app, ctx) => {
   const guard = requireMutationAuth({ apiKey: ctx.apiKey });
   // Each stream holds a connection, a subscription and a timer for as long as its job runs (hours).
   const streams = new InflightLimit(ctx.maxEventStreams, "open event streams");
-  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer" });
 
   const cancelRoute = createRoute({
     method: "delete",
     path: "/v1/jobs/{id}",
     summary: "Cancel a job: a queued one at once, a running one between two iterations",
     middleware: [guard] as const,
-    security: [{ bearerAuth: [] }],
+    security: BEARER_SECURITY,
     request: { params: JobParamsSchema },
     responses: {
       200: json(JobResponseSchema, "Cancelled"),

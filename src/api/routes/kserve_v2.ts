@@ -17,6 +17,7 @@ import { requireDetectKey } from "../detect_key.ts";
 import { limitInflight } from "../middleware/inflight.ts";
 import { ApiError, errorBody } from "../errors.ts";
 import { reshapeErrors } from "../foreign_errors.ts";
+import { json } from "../openapi_responses.ts";
 import {
   BINARY_HEADER,
   bytesValues,
@@ -61,10 +62,7 @@ const VersionParamSchema = ModelNameParamSchema.extend({
   version: z.string().openapi({ param: { name: "version", in: "path" }, example: "1" }),
 });
 
-const error = (description: string) => ({
-  description,
-  content: { "application/json": { schema: V2ErrorSchema } },
-});
+const error = (description: string) => json(V2ErrorSchema, description);
 const ok = (description: string) => ({ 200: { description } });
 
 const modelPath = (suffix: string, versioned: boolean) =>

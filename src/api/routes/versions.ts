@@ -13,7 +13,8 @@ import type { RouteModule } from "../app.ts";
 import { ApiError, errorBody } from "../errors.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
 import { acceptMediaTypes } from "../middleware/media_type.ts";
-import { ErrorSchema, ModelNameParamSchema } from "../schemas.ts";
+import { BEARER_SECURITY, error, json } from "../openapi_responses.ts";
+import { ModelNameParamSchema } from "../schemas.ts";
 
 const REGISTRY_STATUS: Record<RegistryErrorCode, ContentfulStatusCode> = {
   not_found: 404,
@@ -57,12 +58,6 @@ const FileParamsSchema = ModelNameParamSchema.extend({
     example: "2.onnx",
   }),
 });
-const json = (schema: z.ZodType, description: string) => ({
-  description,
-  content: { "application/json": { schema } },
-});
-const error = (description: string) => json(ErrorSchema, description);
-const security = [{ bearerAuth: [] }];
 
 const listRoute = createRoute({
   method: "get",
@@ -95,14 +90,13 @@ export const versionRoutes: RouteModule = (app, ctx) => {
     onError: (c) =>
       c.json(errorBody("too_large", `Model upload is over the limit of ${registry.maxBytes} bytes`), 413),
   });
-  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer" });
 
   const uploadRoute = createRoute({
     method: "post",
     path: "/v1/models/{name}",
     summary: "Upload an ONNX YOLOv5 export as the model's next version",
     middleware: [guard, acceptMediaTypes(["application/octet-stream"], { orNone: true }), limit] as const,
-    security,
+    security: BEARER_SECURITY,
     request: {
       params: ModelNameParamSchema,
       query: z.object({
@@ -131,7 +125,7 @@ export const versionRoutes: RouteModule = (app, ctx) => {
     path: "/v1/models/{name}/activate",
     summary: "Serve another version (swap or roll back) without dropping requests",
     middleware: [guard, acceptMediaTypes(["application/json"])] as const,
-    security,
+    security: BEARER_SECURITY,
     request: {
       params: ModelNameParamSchema,
       body: {
@@ -154,7 +148,7 @@ export const versionRoutes: RouteModule = (app, ctx) => {
     path: "/v1/models/{name}/versions/{version}",
     summary: "Delete a version that is not active",
     middleware: [guard] as const,
-    security,
+    security: BEARER_SECURITY,
     request: { params: VersionParamsSchema },
     responses: {
       204: { description: "Deleted" },

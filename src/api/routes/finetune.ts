@@ -14,7 +14,6 @@ import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import { type FinetuneConfig, FinetuneConfigSchema, parseFinetuneConfig } from "../../config/finetune.ts";
 import { DEFAULT_MAX_PIXELS } from "../../image/decode.ts";
-import { JobRequestError } from "../../jobs/errors.ts";
 import type { JobService } from "../../jobs/service.ts";
 import type { DatasetWriter } from "../../jobs/store.ts";
 import { RegistryError } from "../../registry/errors.ts";
@@ -37,7 +36,7 @@ import { streamMultipart } from "../multipart_stream.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
 import { BEARER_SECURITY, error, json } from "../openapi_responses.ts";
 import { ErrorSchema, ModelNameParamSchema } from "../schemas.ts";
-import { JobResponseSchema, jobsMapped } from "./jobs.ts";
+import { JobResponseSchema } from "./jobs.ts";
 
 const DatasetErrorSchema = z.object({
   error: z.object({
@@ -147,24 +146,10 @@ interface Upload {
   cleanup: () => Promise<void>;
 }
 
-/** Job service refusals as API errors (jobsMapped); a `busy` one also tells the client when to retry. */
-async function admitted<T>(c: Context, work: () => Promise<T>): Promise<T> {
-  return await jobsMapped(async () => {
-    try {
-      return await work();
-    } catch (err) {
-      if (err instanceof JobRequestError && err.retryAfterSeconds !== undefined) {
-        c.header("retry-after", String(err.retryAfterSeconds));
-      }
-      throw err;
-    }
-  });
-}
-
 /** Holds an upload slot for the whole request, taken before the body is read. */
 const uploadSlot = (jobs: JobService) =>
-  createMiddleware(async (c, next) => {
-    const slot = await admitted(c, () => jobs.reserveUpload());
+  createMiddleware(async (_c, next) => {
+    const slot = await jobs.reserveUpload();
     try {
       await next();
     } finally {
@@ -286,10 +271,7 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
         const maxPixels = Math.min(ctx.maxPixels, DEFAULT_MAX_PIXELS);
         await loadDataset(dir, { nc: base.nc, valFraction: parsed.val_fraction, maxPixels });
       };
-      const job = await admitted(
-        c,
-        () => jobs.submit({ model: name, baseVersion: base.version, config: parsed, dataset }),
-      );
+      const job = await jobs.submit({ model: name, baseVersion: base.version, config: parsed, dataset });
       return c.json(job, 202, { location: `/v1/jobs/${job.id}` });
     } catch (err) {
       if (!(err instanceof DatasetError)) throw err;

@@ -5,11 +5,8 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { JobRequestError, type JobRequestErrorCode } from "../../jobs/errors.ts";
 import { JobSchema, JobStatusSchema } from "../../jobs/types.ts";
 import type { RouteModule } from "../app.ts";
-import { ApiError } from "../errors.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
 import { InflightLimit } from "../middleware/inflight.ts";
 import { BEARER_SECURITY, error, json } from "../openapi_responses.ts";
@@ -17,28 +14,6 @@ import { BEARER_SECURITY, error, json } from "../openapi_responses.ts";
 export const JobResponseSchema = JobSchema.openapi("Job");
 /** Interval of the keep-alive comment on event streams: under the 30-60 s idle timeouts of common proxies. */
 export const SSE_KEEP_ALIVE_MS = 15_000;
-
-const JOB_STATUS: Record<JobRequestErrorCode, [ContentfulStatusCode, string]> = {
-  not_found: [404, "job_not_found"],
-  conflict: [409, "conflict"],
-  invalid: [400, "invalid_request"],
-  unavailable: [503, "unavailable"],
-  busy: [429, "too_many_requests"],
-  insufficient_storage: [507, "insufficient_storage"],
-};
-
-/** Job service refusals become API errors with their status; anything else stays a 500. */
-export async function jobsMapped<T>(work: () => T | Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    if (err instanceof JobRequestError) {
-      const [status, code] = JOB_STATUS[err.code];
-      throw new ApiError(status, code, err.message);
-    }
-    throw err;
-  }
-}
 
 const JobParamsSchema = z.object({
   id: z.string().min(1).openapi({ param: { name: "id", in: "path" }, example: "0b6c1c5e-..." }),
@@ -116,16 +91,16 @@ export const jobRoutes: RouteModule = (app, ctx) => {
     return c.json({ jobs: listed }, 200);
   });
 
-  app.openapi(getRoute, async (c) => c.json(await jobsMapped(() => jobs.get(c.req.valid("param").id)), 200));
+  app.openapi(getRoute, (c) => c.json(jobs.get(c.req.valid("param").id), 200));
 
   app.openapi(cancelRoute, async (c) => {
-    const job = await jobsMapped(() => jobs.cancel(c.req.valid("param").id));
+    const job = await jobs.cancel(c.req.valid("param").id);
     return job.status === "cancelled" ? c.json(job, 200) : c.json(job, 202);
   });
 
-  app.openapi(eventsRoute, async (c) => {
+  app.openapi(eventsRoute, (c) => {
     const { id } = c.req.valid("param");
-    await jobsMapped(() => jobs.get(id));
+    jobs.get(id); // an unknown job answers 404 before the stream opens
     const release = streams.tryAcquire();
     if (!release) return streams.refusal();
     // Ends the stream when the client goes away or the server shuts down (which waits for open responses).

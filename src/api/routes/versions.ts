@@ -5,34 +5,14 @@
 import { basename } from "node:path";
 import { createRoute, z } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { RegistryError, type RegistryErrorCode } from "../../registry/errors.ts";
 import type { Registry } from "../../registry/registry.ts";
 import { type VersionMeta, VersionMetaSchema } from "../../registry/store.ts";
 import type { RouteModule } from "../app.ts";
-import { ApiError, errorBody } from "../errors.ts";
+import { errorBody } from "../errors.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
 import { acceptMediaTypes } from "../middleware/media_type.ts";
 import { BEARER_SECURITY, error, json } from "../openapi_responses.ts";
 import { ModelNameParamSchema } from "../schemas.ts";
-
-const REGISTRY_STATUS: Record<RegistryErrorCode, ContentfulStatusCode> = {
-  not_found: 404,
-  conflict: 409,
-  invalid_model: 422,
-  too_large: 413,
-  invalid_name: 400,
-};
-
-/** Registry refusals become API errors with their status; anything else stays a 500. */
-async function mapped<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    if (err instanceof RegistryError) throw new ApiError(REGISTRY_STATUS[err.code], err.code, err.message);
-    throw err;
-  }
-}
 
 /**
  * A version's meta as clients see it: a startup version's source names the `--model` file, not its absolute
@@ -161,16 +141,15 @@ export const versionRoutes: RouteModule = (app, ctx) => {
 
   app.openapi(listRoute, (c) => {
     const { name } = c.req.valid("param");
-    return mapped(() => Promise.resolve(registry.model(name))).then((m) =>
-      c.json({ name: m.name, active: m.active, versions: m.versions.map(publicMeta) }, 200)
-    );
+    const m = registry.model(name);
+    return c.json({ name: m.name, active: m.active, versions: m.versions.map(publicMeta) }, 200);
   });
 
   app.openapi(downloadRoute, async (c) => {
     const { name, file } = c.req.valid("param");
     const version = parseInt(file, 10);
     // Streamed, with the sha256 recorded at write time: a download holds a chunk of memory and hashes nothing.
-    const { meta, body } = await mapped(() => registry.stream(name, version));
+    const { meta, body } = await registry.stream(name, version);
     return c.body(body, 200, {
       "content-type": "application/octet-stream",
       "content-disposition": `attachment; filename="${name}-v${version}.onnx"`,
@@ -182,19 +161,19 @@ export const versionRoutes: RouteModule = (app, ctx) => {
     const { name } = c.req.valid("param");
     const activate = c.req.valid("query").activate === "true";
     const bytes = new Uint8Array(await c.req.arrayBuffer());
-    const meta = await mapped(() => registry.add(name, bytes, { source: { type: "upload" }, activate }));
+    const meta = await registry.add(name, bytes, { source: { type: "upload" }, activate });
     return c.json({ ...publicMeta(meta), active: activate }, 201);
   });
 
   app.openapi(activateRoute, async (c) => {
     const { name } = c.req.valid("param");
     const { version } = c.req.valid("json");
-    return c.json(publicMeta(await mapped(() => registry.activate(name, version))), 200);
+    return c.json(publicMeta(await registry.activate(name, version)), 200);
   });
 
   app.openapi(deleteRoute, async (c) => {
     const { name, version } = c.req.valid("param");
-    await mapped(() => registry.remove(name, version));
+    await registry.remove(name, version);
     return c.body(null, 204);
   });
 };

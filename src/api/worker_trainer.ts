@@ -12,15 +12,8 @@
  * ```
  * @module
  */
-import type { EvalMetrics } from "../jobs/publish.ts";
-import type {
-  Checkpoint,
-  Job,
-  Trainer,
-  TrainerContext,
-  TrainerProgress,
-  TrainerResult,
-} from "../jobs/types.ts";
+import type { Checkpoint, Job, Trainer, TrainerContext, TrainerResult } from "../jobs/types.ts";
+import type { Evaluations, TrainingProgress } from "../train/trainer.ts";
 
 export interface WorkerTrainerDeps {
   /** The ONNX bytes the job starts from. */
@@ -29,7 +22,7 @@ export interface WorkerTrainerDeps {
   publish(
     job: Readonly<Job>,
     bytes: Uint8Array,
-    evals: { base: EvalMetrics | null; result: EvalMetrics | null },
+    evals: Evaluations,
   ): Promise<TrainerResult>;
   log?(message: string): void;
 }
@@ -37,14 +30,14 @@ export interface WorkerTrainerDeps {
 /** What the worker asks of the main thread; each call gets one `reply` with its id. */
 export type WorkerCall =
   | { method: "readModel" }
-  | { method: "publish"; bytes: Uint8Array; evals: { base: EvalMetrics | null; result: EvalMetrics | null } }
+  | { method: "publish"; bytes: Uint8Array; evals: Evaluations }
   | { method: "checkpointLoad" }
   | { method: "checkpointSave"; checkpoint: Checkpoint };
 
 /** Worker -> main thread. */
 export type FromWorker =
   | { type: "call"; id: number; call: WorkerCall }
-  | { type: "progress"; progress: TrainerProgress }
+  | { type: "progress"; progress: TrainingProgress }
   | { type: "log"; message: string }
   | { type: "done"; result: TrainerResult }
   | { type: "failed"; message: string };

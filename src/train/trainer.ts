@@ -12,11 +12,12 @@
  *
  * @example
  * ```ts
- * const trainer = new WgslTrainer<Job>({
- *   readModel: (job) => registry.read(job.model, job.baseVersion ?? registry.model(job.model).active!),
- *   publish: (job, bytes, evals) => publishResult(registry, job, bytes, evals),
+ * // In the job's worker (api/training_worker_entry.ts), the registry is a request to the main thread away:
+ * const trainer = new WgslTrainer({
+ *   readModel: () => call({ method: "readModel" }),
+ *   publish: (_job, bytes, evals) => call({ method: "publish", bytes, evals }),
  * });
- * const jobs = await JobService.open({ dataDir, trainer });
+ * const result = await trainer.run(job, { signal, onProgress, checkpoint, datasetDir, workDir });
  * ```
  * @module
  */

@@ -4,14 +4,15 @@
  */
 import { basename } from "node:path";
 import { createRoute, z } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Registry } from "../../registry/registry.ts";
 import { type VersionMeta, VersionMetaSchema } from "../../registry/store.ts";
-import type { RouteModule } from "../app.ts";
+import type { ApiApp, RouteModule } from "../app.ts";
 import { errorBody } from "../errors.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
 import { acceptMediaTypes } from "../middleware/media_type.ts";
-import { BEARER_SECURITY, error, json } from "../openapi_responses.ts";
+import { BEARER_SECURITY, error, json, MUTATION_AUTH_ERRORS } from "../openapi_responses.ts";
 import { ModelNameParamSchema } from "../schemas.ts";
 
 /**
@@ -65,13 +66,40 @@ export const versionRoutes: RouteModule = (app, ctx) => {
   const registry: Registry | null = ctx.registry;
   if (!registry) return;
   const guard = requireMutationAuth({ apiKey: ctx.apiKey });
+  readRoutes(app, registry);
+  uploadRoute(app, registry, guard);
+  activateRoute(app, registry, guard);
+  deleteRoute(app, registry, guard);
+};
+
+/** List a model's versions and download one: open to every client, like the models they serve. */
+function readRoutes(app: ApiApp, registry: Registry): void {
+  app.openapi(listRoute, (c) => {
+    const { name } = c.req.valid("param");
+    const m = registry.model(name);
+    return c.json({ name: m.name, active: m.active, versions: m.versions.map(publicMeta) }, 200);
+  });
+
+  app.openapi(downloadRoute, async (c) => {
+    const { name, file } = c.req.valid("param");
+    const version = parseInt(file, 10);
+    // Streamed, with the sha256 recorded at write time: a download holds a chunk of memory and hashes nothing.
+    const { meta, body } = await registry.stream(name, version);
+    return c.body(body, 200, {
+      "content-type": "application/octet-stream",
+      "content-disposition": `attachment; filename="${name}-v${version}.onnx"`,
+      "x-model-sha256": meta.sha256,
+    });
+  });
+}
+
+function uploadRoute(app: ApiApp, registry: Registry, guard: MiddlewareHandler): void {
   const limit = bodyLimit({
     maxSize: registry.maxBytes,
     onError: (c) =>
       c.json(errorBody("too_large", `Model upload is over the limit of ${registry.maxBytes} bytes`), 413),
   });
-
-  const uploadRoute = createRoute({
+  const route = createRoute({
     method: "post",
     path: "/v1/models/{name}",
     summary: "Upload an ONNX YOLOv5 export as the model's next version",
@@ -92,15 +120,23 @@ export const versionRoutes: RouteModule = (app, ctx) => {
     responses: {
       201: json(VersionMetaResponse.extend({ active: z.boolean() }), "The stored version"),
       400: error("Bad model name"),
-      401: error("Missing or wrong API key"),
-      403: error("No API key configured and the client is not on loopback"),
+      ...MUTATION_AUTH_ERRORS,
       413: error("Upload over the size limit"),
       415: error("Content-Type other than application/octet-stream (none is taken as octet-stream)"),
       422: error("Not an ONNX file, or not a YOLOv5 detector, or it failed to load"),
     },
   });
+  app.openapi(route, async (c) => {
+    const { name } = c.req.valid("param");
+    const activate = c.req.valid("query").activate === "true";
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    const meta = await registry.add(name, bytes, { source: { type: "upload" }, activate });
+    return c.json({ ...publicMeta(meta), active: activate }, 201);
+  });
+}
 
-  const activateRoute = createRoute({
+function activateRoute(app: ApiApp, registry: Registry, guard: MiddlewareHandler): void {
+  const route = createRoute({
     method: "post",
     path: "/v1/models/{name}/activate",
     summary: "Serve another version (swap or roll back) without dropping requests",
@@ -115,15 +151,21 @@ export const versionRoutes: RouteModule = (app, ctx) => {
     },
     responses: {
       200: json(VersionMetaResponse, "Now active"),
-      401: error("Missing or wrong API key"),
-      403: error("No API key configured and the client is not on loopback"),
+      ...MUTATION_AUTH_ERRORS,
       404: error("Unknown model or version"),
       415: error("Content-Type other than application/json"),
       422: error("The version failed to load; the previous one keeps serving"),
     },
   });
+  app.openapi(route, async (c) => {
+    const { name } = c.req.valid("param");
+    const { version } = c.req.valid("json");
+    return c.json(publicMeta(await registry.activate(name, version)), 200);
+  });
+}
 
-  const deleteRoute = createRoute({
+function deleteRoute(app: ApiApp, registry: Registry, guard: MiddlewareHandler): void {
+  const route = createRoute({
     method: "delete",
     path: "/v1/models/{name}/versions/{version}",
     summary: "Delete a version that is not active",
@@ -132,48 +174,14 @@ export const versionRoutes: RouteModule = (app, ctx) => {
     request: { params: VersionParamsSchema },
     responses: {
       204: { description: "Deleted" },
-      401: error("Missing or wrong API key"),
-      403: error("No API key configured and the client is not on loopback"),
+      ...MUTATION_AUTH_ERRORS,
       404: error("Unknown model or version"),
       409: error("The version is active"),
     },
   });
-
-  app.openapi(listRoute, (c) => {
-    const { name } = c.req.valid("param");
-    const m = registry.model(name);
-    return c.json({ name: m.name, active: m.active, versions: m.versions.map(publicMeta) }, 200);
-  });
-
-  app.openapi(downloadRoute, async (c) => {
-    const { name, file } = c.req.valid("param");
-    const version = parseInt(file, 10);
-    // Streamed, with the sha256 recorded at write time: a download holds a chunk of memory and hashes nothing.
-    const { meta, body } = await registry.stream(name, version);
-    return c.body(body, 200, {
-      "content-type": "application/octet-stream",
-      "content-disposition": `attachment; filename="${name}-v${version}.onnx"`,
-      "x-model-sha256": meta.sha256,
-    });
-  });
-
-  app.openapi(uploadRoute, async (c) => {
-    const { name } = c.req.valid("param");
-    const activate = c.req.valid("query").activate === "true";
-    const bytes = new Uint8Array(await c.req.arrayBuffer());
-    const meta = await registry.add(name, bytes, { source: { type: "upload" }, activate });
-    return c.json({ ...publicMeta(meta), active: activate }, 201);
-  });
-
-  app.openapi(activateRoute, async (c) => {
-    const { name } = c.req.valid("param");
-    const { version } = c.req.valid("json");
-    return c.json(publicMeta(await registry.activate(name, version)), 200);
-  });
-
-  app.openapi(deleteRoute, async (c) => {
+  app.openapi(route, async (c) => {
     const { name, version } = c.req.valid("param");
     await registry.remove(name, version);
     return c.body(null, 204);
   });
-};
+}

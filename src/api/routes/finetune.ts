@@ -34,7 +34,7 @@ import type { RouteModule } from "../app.ts";
 import { ApiError, errorBody } from "../errors.ts";
 import { streamMultipart } from "../multipart_stream.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
-import { BEARER_SECURITY, error, json } from "../openapi_responses.ts";
+import { BEARER_SECURITY, error, json, MUTATION_AUTH_ERRORS } from "../openapi_responses.ts";
 import { ErrorSchema, ModelNameParamSchema } from "../schemas.ts";
 import { JobResponseSchema } from "./jobs.ts";
 
@@ -242,8 +242,7 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
     responses: {
       202: json(JobResponseSchema, "Accepted and queued; follow it at /v1/jobs/{id}"),
       400: json(z.union([DatasetErrorSchema, ErrorSchema]), "Invalid dataset (listing the files) or config"),
-      401: error("Missing or wrong API key"),
-      403: error("No API key configured and the client is not on loopback"),
+      ...MUTATION_AUTH_ERRORS,
       404: error("Unknown model or version"),
       413: error("Upload over --max-dataset-bytes"),
       415: error("Neither multipart/form-data nor application/json"),

@@ -9,7 +9,7 @@ import { JobSchema, JobStatusSchema } from "../../jobs/types.ts";
 import type { RouteModule } from "../app.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
 import { InflightLimit } from "../middleware/inflight.ts";
-import { BEARER_SECURITY, error, json } from "../openapi_responses.ts";
+import { BEARER_SECURITY, error, json, MUTATION_AUTH_ERRORS } from "../openapi_responses.ts";
 
 export const JobResponseSchema = JobSchema.openapi("Job");
 /** Interval of the keep-alive comment on event streams: under the 30-60 s idle timeouts of common proxies. */
@@ -76,8 +76,7 @@ export const jobRoutes: RouteModule = (app, ctx) => {
     responses: {
       200: json(JobResponseSchema, "Cancelled"),
       202: json(JobResponseSchema, "Running: it stops after the current iteration (follow its events)"),
-      401: error("Missing or wrong API key"),
-      403: error("No API key configured and the client is not on loopback"),
+      ...MUTATION_AUTH_ERRORS,
       404: error("Unknown job"),
       409: error("The job already finished"),
     },

@@ -7,14 +7,14 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import type { DetectResult } from "../../serving/detector.ts";
 import { DEFAULT_DETECT_OPTIONS } from "../../serving/postprocess.ts";
 import type { RouteContext, RouteModule } from "../app.ts";
 import { bearerKey, checkDetectKey } from "../detect_key.ts";
 import { detectOnModel } from "../detect_run.ts";
+import { limitBody } from "../middleware/body_limit.ts";
 import { limitInflight } from "../middleware/inflight.ts";
-import { ApiError, errorBody } from "../errors.ts";
+import { ApiError } from "../errors.ts";
 import { reshapeErrors } from "../foreign_errors.ts";
 import { json } from "../openapi_responses.ts";
 import { ModelNameParamSchema } from "../schemas.ts";
@@ -170,17 +170,7 @@ export const deepstackRoutes: RouteModule = (app, ctx) => {
     [`${DEEPSTACK_PREFIX}/detection`, `${DEEPSTACK_PREFIX}/custom/:name`],
     limitInflight(ctx.detectInflight),
   );
-  app.use(
-    `${DEEPSTACK_PREFIX}/*`,
-    bodyLimit({
-      maxSize: ctx.maxBodyBytes,
-      onError: (c) =>
-        c.json(
-          errorBody("payload_too_large", `Request body is over the limit of ${ctx.maxBodyBytes} bytes`),
-          413,
-        ),
-    }),
-  );
+  app.use(`${DEEPSTACK_PREFIX}/*`, limitBody(ctx.maxBodyBytes));
   app.openapi(detection, async (c) => {
     const name = ctx.deepstackModel ?? ctx.pool.list()[0]?.ref.name;
     if (!name) throw new ApiError(404, "model_not_found", "No model is served");

@@ -10,7 +10,6 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import { type FinetuneConfig, FinetuneConfigSchema, parseFinetuneConfig } from "../../config/finetune.ts";
 import { DEFAULT_MAX_PIXELS } from "../../image/decode.ts";
@@ -34,6 +33,8 @@ import type { RouteModule } from "../app.ts";
 import { ApiError, errorBody } from "../errors.ts";
 import { streamMultipart } from "../multipart_stream.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
+import { limitBody } from "../middleware/body_limit.ts";
+import { mediaType } from "../middleware/media_type.ts";
 import { BEARER_SECURITY, error, json, MUTATION_AUTH_ERRORS } from "../openapi_responses.ts";
 import { ErrorSchema, ModelNameParamSchema } from "../schemas.ts";
 import { JobResponseSchema } from "./jobs.ts";
@@ -135,7 +136,6 @@ function configText(text: string | undefined): unknown {
   }
 }
 
-const mediaType = (c: Context) => (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
 const tooLargeMessage = (maxBytes: number) => `Fine-tune upload is over the limit of ${maxBytes} bytes`;
 
 interface Upload {
@@ -203,7 +203,7 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
   if (!jobs || !registry) return;
   const tooLarge = (c: Context) =>
     c.json(errorBody("payload_too_large", tooLargeMessage(ctx.maxDatasetBytes)), 413);
-  const buffered = bodyLimit({ maxSize: ctx.maxDatasetBytes, onError: tooLarge });
+  const buffered = limitBody(ctx.maxDatasetBytes, { message: tooLargeMessage(ctx.maxDatasetBytes) });
   /** Multipart bodies are counted as they stream to disk; only a JSON body is buffered (and capped) whole. */
   const limit: MiddlewareHandler = (c, next) => {
     if (mediaType(c) !== "multipart/form-data") return buffered(c, next);

@@ -8,14 +8,14 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { decodeImage } from "../../image/decode.ts";
 import { letterbox } from "../../image/letterbox.ts";
 import type { Lease } from "../../serving/pool.ts";
 import type { RouteContext, RouteModule } from "../app.ts";
 import { requireDetectKey } from "../detect_key.ts";
+import { limitBody } from "../middleware/body_limit.ts";
 import { limitInflight } from "../middleware/inflight.ts";
-import { ApiError, errorBody } from "../errors.ts";
+import { ApiError } from "../errors.ts";
 import { reshapeErrors } from "../foreign_errors.ts";
 import { json } from "../openapi_responses.ts";
 import {
@@ -285,14 +285,11 @@ export const kserveV2Routes: RouteModule = (app, ctx) => {
   for (const path of [false, true].map((versioned) => honoPath(modelPath("/infer", versioned)))) {
     app.on("POST", path, limitInflight(ctx.detectInflight));
     app.use(path, requireDetectKey(ctx));
-    app.use(path, (c, next) => {
-      const maxSize = Math.max(ctx.maxBodyBytes, JSON_BYTES_PER_VALUE * largestInput());
-      return bodyLimit({
-        maxSize,
-        onError: (c) =>
-          c.json(errorBody("payload_too_large", `Request body is over the limit of ${maxSize} bytes`), 413),
-      })(c, next);
-    });
+    // Per request: the largest served model's input changes as models are swapped.
+    app.use(
+      path,
+      (c, next) => limitBody(Math.max(ctx.maxBodyBytes, JSON_BYTES_PER_VALUE * largestInput()))(c, next),
+    );
   }
   for (const path of [V2_PREFIX, `${V2_PREFIX}/`]) {
     app.openapi(

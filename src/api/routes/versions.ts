@@ -5,12 +5,11 @@
 import { basename } from "node:path";
 import { createRoute, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import type { Registry } from "../../registry/registry.ts";
 import { type VersionMeta, VersionMetaSchema } from "../../registry/store.ts";
 import type { ApiApp, RouteModule } from "../app.ts";
-import { errorBody } from "../errors.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
+import { limitBody } from "../middleware/body_limit.ts";
 import { acceptMediaTypes } from "../middleware/media_type.ts";
 import { BEARER_SECURITY, error, json, MUTATION_AUTH_ERRORS } from "../openapi_responses.ts";
 import { ModelNameParamSchema } from "../schemas.ts";
@@ -94,10 +93,9 @@ function readRoutes(app: ApiApp, registry: Registry): void {
 }
 
 function uploadRoute(app: ApiApp, registry: Registry, guard: MiddlewareHandler): void {
-  const limit = bodyLimit({
-    maxSize: registry.maxBytes,
-    onError: (c) =>
-      c.json(errorBody("too_large", `Model upload is over the limit of ${registry.maxBytes} bytes`), 413),
+  const limit = limitBody(registry.maxBytes, {
+    code: "too_large",
+    message: `Model upload is over the limit of ${registry.maxBytes} bytes`,
   });
   const route = createRoute({
     method: "post",

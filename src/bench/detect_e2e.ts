@@ -5,11 +5,11 @@
  * (src/config/reference_dir.ts); reports `skipped` without it.
  */
 import * as ort from "../serving/backends/ort_native.ts";
-import { startServer } from "../api/server.ts";
-import { ServerConfigSchema } from "../config/server.ts";
 import { decodeImage } from "../image/decode.ts";
 import { letterbox } from "../image/letterbox.ts";
 import { missingReferenceFiles, missingReferenceMessage, referencePath } from "../config/reference_dir.ts";
+import { alternateBlocks, withServerAndSession } from "./support/server_vs_session.ts";
+import { median, round2 } from "./support/stats.ts";
 
 const REFERENCE_FILES = ["models/yolov5n.onnx", "images/bus.jpg"];
 const MODEL = referencePath("models/yolov5n.onnx");
@@ -20,29 +20,14 @@ const ITERATIONS = 40;
 const BLOCK = 5;
 export const GOAL_RATIO = 1.3;
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const round = (v: number) => Math.round(v * 100) / 100;
-
 export async function bench(): Promise<Record<string, unknown>> {
   const missing = missingReferenceFiles(REFERENCE_FILES);
   if (missing.length) return { skipped: missingReferenceMessage(missing) };
   const image = await Deno.readFile(IMAGE);
-  const dataDir = await Deno.makeTempDir({ prefix: "kestrel-bench-" });
-  const server = await startServer(
-    ServerConfigSchema.parse({ port: 0, models: [MODEL], backend: "native", dataDir }),
-  );
-  const raw = await ort.InferenceSession.create(MODEL, { graphOptimizationLevel: "all" });
-  try {
-    await server.ready;
+  return await withServerAndSession(MODEL, async (server, raw) => {
     const url = `${server.url}/v1/models/yolov5n/detect`;
     const { tensor } = letterbox(await decodeImage(image), IMGSZ);
     const feeds = { images: new ort.Tensor("float32", tensor, [1, 3, IMGSZ, IMGSZ]) };
-    const e2e: number[] = [];
-    const rawRuns: number[] = [];
-    const stages: Record<string, number[]> = {};
     const request = async () => {
       const t = performance.now();
       const res = await fetch(url, {
@@ -61,39 +46,26 @@ export async function bench(): Promise<Record<string, unknown>> {
       return performance.now() - t;
     };
     for (let i = 0; i < WARMUP; i++) await request(), await runRaw();
-    // Alternate blocks rather than single calls: onnxruntime's pool threads spin for a while after a run, and
-    // that spin would otherwise land on the other measurement. The first call of each block is not counted.
-    for (let round = 0; e2e.length < ITERATIONS; round++) {
-      for (let i = 0; i <= BLOCK; i++) {
-        const { elapsed, timings } = await request();
-        if (i === 0) continue;
-        e2e.push(elapsed);
-        for (const [k, v] of Object.entries(timings)) (stages[k] ??= []).push(v);
-      }
-      for (let i = 0; i <= BLOCK; i++) {
-        const elapsed = await runRaw();
-        if (i > 0) rawRuns.push(elapsed);
-      }
+    const runs = await alternateBlocks(request, runRaw, { iterations: ITERATIONS, block: BLOCK });
+    const stages: Record<string, number[]> = {};
+    for (const { timings } of runs.first) {
+      for (const [k, v] of Object.entries(timings)) (stages[k] ??= []).push(v);
     }
-    const e2eMedian = median(e2e);
-    const rawMedian = median(rawRuns);
+    const e2eMedian = median(runs.first.map((r) => r.elapsed));
+    const rawMedian = median(runs.second);
     return {
       model: "yolov5n",
       image: "bus.jpg",
       imgsz: IMGSZ,
       backend: "native",
       iterations: ITERATIONS,
-      e2e_median_ms: round(e2eMedian),
-      raw_session_run_median_ms: round(rawMedian),
-      ratio: round(e2eMedian / rawMedian),
+      e2e_median_ms: round2(e2eMedian),
+      raw_session_run_median_ms: round2(rawMedian),
+      ratio: round2(e2eMedian / rawMedian),
       goal_ratio: GOAL_RATIO,
       server_stage_median_ms: Object.fromEntries(
-        Object.entries(stages).map(([k, v]) => [k, round(median(v))]),
+        Object.entries(stages).map(([k, v]) => [k, round2(median(v))]),
       ),
     };
-  } finally {
-    await raw.release();
-    await server.shutdown();
-    await Deno.remove(dataDir, { recursive: true });
-  }
+  });
 }

@@ -2,6 +2,12 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import type { CaptureService } from "../capture/service.ts";
 import { addServeBudgetMetrics, type ServeBudget } from "./serve_budget.ts";
 import type { Fleet } from "../fleet/fleet.ts";
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_DATASET_BYTES,
+  DEFAULT_MAX_EVENT_STREAMS,
+  DEFAULT_MAX_INFLIGHT_DETECT,
+} from "../config/server.ts";
 import { DEFAULT_MAX_PIXELS } from "../image/decode.ts";
 import type { JobService } from "../jobs/service.ts";
 import type { Registry } from "../registry/registry.ts";
@@ -18,6 +24,7 @@ import { requestLog } from "./middleware/request_log.ts";
 import { refuseCrossSite } from "./middleware/same_origin.ts";
 import { securityHeaders } from "./middleware/security_headers.ts";
 import { captureRoutes } from "./routes/captures.ts";
+import { registerBearerScheme } from "./openapi_responses.ts";
 import { DEEPSTACK_PREFIX, deepstackErrors, deepstackRoutes } from "./routes/deepstack.ts";
 import { detectRoutes } from "./routes/detect.ts";
 import { docsRoutes } from "./routes/docs.ts";
@@ -31,15 +38,6 @@ import { regressionSetRoutes } from "./routes/regression_set.ts";
 import { serverInfoRoutes } from "./routes/server_info.ts";
 import { uiRoutes } from "./routes/ui.ts";
 import { versionRoutes } from "./routes/versions.ts";
-
-/** Default request body limit: 20 MiB. */
-export const DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024;
-/** Default fine-tune upload limit (archive or JSON body, and the archive unpacked): 1 GiB. */
-export const DEFAULT_MAX_DATASET_BYTES = 1024 * 1024 * 1024;
-/** Default ceiling on detect requests in flight: a few per CPU core of queueing, a bounded amount of memory. */
-export const DEFAULT_MAX_INFLIGHT_DETECT = 32;
-/** Default ceiling on open job event streams: one per dashboard tab, with room. */
-export const DEFAULT_MAX_EVENT_STREAMS = 64;
 
 export interface AppDeps {
   pool: ModelPool;
@@ -178,6 +176,7 @@ export function createApp(deps: AppDeps): ApiApp {
   app.use("/v1/*", readiness(ctx.isReady, ctx.isDraining));
   app.onError((err, c) => handleError(err, c, ctx.log));
   app.notFound((c) => c.json(errorBody("not_found", `No route for ${c.req.method} ${c.req.path}`), 404));
+  registerBearerScheme(app);
   for (const register of ROUTES) register(app, ctx);
   return app;
 }

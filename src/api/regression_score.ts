@@ -6,7 +6,7 @@
  */
 import { decodeImage } from "../image/decode.ts";
 import { letterbox } from "../image/letterbox.ts";
-import type { EvalMetrics } from "../jobs/publish.ts";
+import type { EvalMetrics } from "../train/trainer.ts";
 import type { Backend } from "../serving/backend.ts";
 import { LoadedModel } from "../serving/loaded_model.ts";
 import { readModelSpec } from "../serving/model_spec.ts";

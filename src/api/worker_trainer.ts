@@ -1,6 +1,6 @@
 /**
- * The server's Trainer: each job trains in its own Web Worker (trainer_worker.ts, running the WGSL trainer), so
- * the serving event loop never waits for a training step. On lavapipe a step's GPU work blocks the calling
+ * The server's Trainer: each job trains in its own Web Worker (whose entry module, training_worker_entry.ts, runs
+ * the WGSL trainer), so the serving event loop never waits for a training step. On lavapipe a step's GPU work blocks the calling
  * thread for its whole length (seconds at batch 8), which on the main thread would stall every detect request
  * that long. The registry and the job's checkpoint store stay on the main thread; the worker reaches them by
  * request/reply messages. A worker per job means its GPU device, buffers and pipelines go when the job ends.
@@ -12,15 +12,8 @@
  * ```
  * @module
  */
-import type { EvalMetrics } from "../jobs/publish.ts";
-import type {
-  Checkpoint,
-  Job,
-  Trainer,
-  TrainerContext,
-  TrainerProgress,
-  TrainerResult,
-} from "../jobs/types.ts";
+import type { Checkpoint, Job, Trainer, TrainerContext, TrainerResult } from "../jobs/types.ts";
+import type { Evaluations, TrainingProgress } from "../train/trainer.ts";
 
 export interface WorkerTrainerDeps {
   /** The ONNX bytes the job starts from. */
@@ -29,7 +22,7 @@ export interface WorkerTrainerDeps {
   publish(
     job: Readonly<Job>,
     bytes: Uint8Array,
-    evals: { base: EvalMetrics | null; result: EvalMetrics | null },
+    evals: Evaluations,
   ): Promise<TrainerResult>;
   log?(message: string): void;
   /** While element 0 is 1, the worker waits between training steps (serve_budget.ts). */
@@ -39,14 +32,14 @@ export interface WorkerTrainerDeps {
 /** What the worker asks of the main thread; each call gets one `reply` with its id. */
 export type WorkerCall =
   | { method: "readModel" }
-  | { method: "publish"; bytes: Uint8Array; evals: { base: EvalMetrics | null; result: EvalMetrics | null } }
+  | { method: "publish"; bytes: Uint8Array; evals: Evaluations }
   | { method: "checkpointLoad" }
   | { method: "checkpointSave"; checkpoint: Checkpoint };
 
 /** Worker -> main thread. */
 export type FromWorker =
   | { type: "call"; id: number; call: WorkerCall }
-  | { type: "progress"; progress: TrainerProgress }
+  | { type: "progress"; progress: TrainingProgress }
   | { type: "log"; message: string }
   | { type: "done"; result: TrainerResult }
   | { type: "failed"; message: string };
@@ -57,7 +50,7 @@ export type ToWorker =
   | { type: "reply"; id: number; ok: true; value: unknown }
   | { type: "reply"; id: number; ok: false; message: string };
 
-const WORKER_URL = new URL("./trainer_worker.ts", import.meta.url);
+const WORKER_URL = new URL("./training_worker_entry.ts", import.meta.url);
 
 export class WorkerTrainer implements Trainer {
   constructor(private readonly deps: WorkerTrainerDeps) {}

@@ -8,14 +8,15 @@
  */
 import * as ort from "../serving/backends/ort_native.ts";
 import sharp from "sharp";
-import { startServer } from "../api/server.ts";
 import { missingReferenceFiles, referencePath } from "../config/reference_dir.ts";
-import { DEFAULT_MODEL_PATH, ServerConfigSchema } from "../config/server.ts";
+import { DEFAULT_MODEL_PATH } from "../config/server.ts";
 import { decodeImage } from "../image/decode.ts";
 import { letterbox } from "../image/letterbox.ts";
 import { readModelSpec } from "../serving/model_spec.ts";
 import { Rng } from "../train/data/rng.ts";
 import { synthImage } from "../train/synth.ts";
+import { alternateBlocks, withServerAndSession } from "./support/server_vs_session.ts";
+import { quantile, round2 } from "./support/stats.ts";
 
 const YOLOV5N = referencePath("models/yolov5n.onnx");
 const FRAME = 320;
@@ -28,12 +29,6 @@ const BLOCK = 10;
 /** Frigate's DeepstackDetectorConfig.api_timeout default. */
 export const FRIGATE_TIMEOUT_MS = 100;
 
-const percentile = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
-};
-const round = (v: number) => Math.round(v * 100) / 100;
-
 async function frames(): Promise<Uint8Array<ArrayBuffer>[]> {
   return await Promise.all(Array.from({ length: FRAMES }, async (_, i) => {
     const { rgb } = synthImage(FRAME, new Rng(100 + i));
@@ -43,15 +38,8 @@ async function frames(): Promise<Uint8Array<ArrayBuffer>[]> {
 }
 
 async function measure(modelPath: string, jpegs: Uint8Array<ArrayBuffer>[]) {
-  const onnx = await Deno.readFile(modelPath);
-  const { imgsz, inputName } = readModelSpec(onnx, modelPath);
-  const dataDir = await Deno.makeTempDir({ prefix: "kestrel-bench-" });
-  const server = await startServer(
-    ServerConfigSchema.parse({ port: 0, models: [modelPath], backend: "native", dataDir }),
-  );
-  const raw = await ort.InferenceSession.create(onnx, { graphOptimizationLevel: "all" });
-  try {
-    await server.ready;
+  const { imgsz, inputName } = readModelSpec(await Deno.readFile(modelPath), modelPath);
+  return await withServerAndSession(modelPath, async (server, raw) => {
     const url = `${server.url}/v1/vision/detection`;
     const tensors = await Promise.all(jpegs.map(async (j) => letterbox(await decodeImage(j), imgsz).tensor));
     let next = 0;
@@ -76,33 +64,19 @@ async function measure(modelPath: string, jpegs: Uint8Array<ArrayBuffer>[]) {
       return performance.now() - t;
     };
     for (let i = 0; i < WARMUP; i++) await request(), await runRaw();
-    const http: number[] = [];
-    const session: number[] = [];
-    // Blocks, not single calls: onnxruntime's pool threads spin for a while after a run, and that spin would
-    // otherwise land on the other measurement. The first call of each block is not counted.
-    while (http.length < ITERATIONS) {
-      for (let i = 0; i <= BLOCK; i++) {
-        const ms = await request();
-        if (i > 0) http.push(ms);
-      }
-      for (let i = 0; i <= BLOCK; i++) {
-        const ms = await runRaw();
-        if (i > 0) session.push(ms);
-      }
-    }
+    const { first: http, second: session } = await alternateBlocks(request, runRaw, {
+      iterations: ITERATIONS,
+      block: BLOCK,
+    });
     return {
       imgsz,
-      detection_p50_ms: round(percentile(http, 50)),
-      detection_p99_ms: round(percentile(http, 99)),
-      within_frigate_timeout: round(http.filter((ms) => ms <= FRIGATE_TIMEOUT_MS).length / http.length),
-      session_run_p50_ms: round(percentile(session, 50)),
-      session_run_p99_ms: round(percentile(session, 99)),
+      detection_p50_ms: round2(quantile(http, 0.5)),
+      detection_p99_ms: round2(quantile(http, 0.99)),
+      within_frigate_timeout: round2(http.filter((ms) => ms <= FRIGATE_TIMEOUT_MS).length / http.length),
+      session_run_p50_ms: round2(quantile(session, 0.5)),
+      session_run_p99_ms: round2(quantile(session, 0.99)),
     };
-  } finally {
-    await raw.release();
-    await server.shutdown();
-    await Deno.remove(dataDir, { recursive: true });
-  }
+  });
 }
 
 export async function bench(): Promise<Record<string, unknown>> {
@@ -118,7 +92,7 @@ export async function bench(): Promise<Record<string, unknown>> {
     iterations: ITERATIONS,
     frigate_timeout_ms: FRIGATE_TIMEOUT_MS,
     // the machine is shared: the figures mean little without the load they were taken under
-    load_average_1m: round(Deno.loadavg()[0]),
+    load_average_1m: round2(Deno.loadavg()[0]),
     ...results,
   };
 }

@@ -17,17 +17,16 @@ import type { Registry } from "../registry/registry.ts";
 import { newModelBytes } from "../train/new_model.ts";
 import { SYNTH_CLASSES, writeSynthDataset } from "../train/synth.ts";
 import { WgslTrainer } from "../train/trainer.ts";
+import { quantile, round2 } from "./support/stats.ts";
 
 const IMGSZ = 128;
 const IMAGES = 32;
 const IDLE_REQUESTS = 100;
 const CONFIG = { imgsz: IMGSZ, batch_size: 8, epochs: 3, val_fraction: 0.25, activate: "never" };
 
-const round = (v: number) => Math.round(v * 100) / 100;
 function stats(xs: number[]) {
-  const s = [...xs].sort((a, b) => a - b);
-  const at = (p: number) => round(s[Math.floor((s.length - 1) * p)]);
-  return { n: s.length, p50_ms: at(0.5), p95_ms: at(0.95), p99_ms: at(0.99), max_ms: round(s[s.length - 1]) };
+  const at = (p: number) => round2(quantile(xs, p));
+  return { n: xs.length, p50_ms: at(0.5), p95_ms: at(0.95), p99_ms: at(0.99), max_ms: at(1) };
 }
 
 /** The WGSL trainer called directly on the serving thread. */
@@ -90,8 +89,8 @@ async function measure(
     return {
       serve_budget_ms: serveBudgetMs,
       trainer_pauses: pauses === undefined ? null : Number(pauses),
-      job_seconds: round((performance.now() - started) / 1000),
-      train_images_per_second: round(done.progress.imagesPerSecond ?? NaN),
+      job_seconds: round2((performance.now() - started) / 1000),
+      train_images_per_second: round2(done.progress.imagesPerSecond ?? NaN),
       idle: stats(idle),
       during_training: stats(training),
     };

@@ -6,12 +6,11 @@
  * (src/config/reference_dir.ts); reports `skipped` without it.
  */
 import * as ort from "../serving/backends/ort_native.ts";
-import { startServer } from "../api/server.ts";
-import { ServerConfigSchema } from "../config/server.ts";
 import { decodeImage } from "../image/decode.ts";
 import { letterbox } from "../image/letterbox.ts";
 import { missingReferenceFiles, missingReferenceMessage, referencePath } from "../config/reference_dir.ts";
 import { nativeSessionOptions } from "../serving/backends/native.ts";
+import { median, round2 } from "./support/stats.ts";
 
 const REFERENCE_FILES = ["models/yolov5n.onnx", "images/bus.jpg"];
 const MODEL = referencePath("models/yolov5n.onnx");
@@ -39,12 +38,6 @@ const RAW_SETTINGS: Record<string, ort.InferenceSession.SessionOptions> = {
     extra: spinning(false),
   },
 };
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const round = (v: number) => Math.round(v * 100) / 100;
 
 export async function bench(): Promise<Record<string, unknown>> {
   const missing = missingReferenceFiles(REFERENCE_FILES);
@@ -104,7 +97,7 @@ export async function bench(): Promise<Record<string, unknown>> {
       }
     }
     const e2eMedian = median(e2e);
-    const rawMedians = Object.fromEntries(Object.entries(rawRuns).map(([k, v]) => [k, round(median(v))]));
+    const rawMedians = Object.fromEntries(Object.entries(rawRuns).map(([k, v]) => [k, round2(median(v))]));
     const [bestRaw, rawMedian] = Object.entries(rawMedians).sort((a, b) => a[1] - b[1])[0];
     return {
       model: "yolov5n",
@@ -112,13 +105,13 @@ export async function bench(): Promise<Record<string, unknown>> {
       imgsz: IMGSZ,
       backend: "native",
       iterations: ITERATIONS,
-      e2e_median_ms: round(e2eMedian),
+      e2e_median_ms: round2(e2eMedian),
       raw_session_run_median_ms: rawMedians,
       best_raw: bestRaw,
-      ratio: round(e2eMedian / rawMedian),
+      ratio: round2(e2eMedian / rawMedian),
       goal_ratio: GOAL_RATIO,
       server_stage_median_ms: Object.fromEntries(
-        Object.entries(stages).map(([k, v]) => [k, round(median(v))]),
+        Object.entries(stages).map(([k, v]) => [k, round2(median(v))]),
       ),
     };
   } finally {

@@ -19,6 +19,7 @@ import { streamChunk } from "../gpu/runs.ts";
 import { TrainProgram } from "../train/program.ts";
 import { profileDispatches } from "../ops/dispatch_profile.ts";
 import { missingReferenceFiles, missingReferenceMessage, referenceDir } from "../config/reference_dir.ts";
+import { median } from "./support/stats.ts";
 
 const BATCH = 8;
 const IMGSZ = 320;
@@ -117,7 +118,6 @@ export async function bench(): Promise<Record<string, unknown>> {
       roofline_fraction: +(imagesPerS / ((before + after) / 2 / gflopPerImage)).toFixed(3),
     });
   }
-  const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
   const stepSeconds = BATCH / median(rounds.map((r) => r.images_per_s));
 
   const classes = new Map<string, Dispatch[]>();

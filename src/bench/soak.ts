@@ -11,6 +11,7 @@ import { zipSync } from "fflate";
 import { OnnxModel } from "../onnx/model.ts";
 import { newModelBytes } from "../train/new_model.ts";
 import { SYNTH_CLASSES, writeSynthDataset } from "../train/synth.ts";
+import { quantile, round2 } from "./support/stats.ts";
 
 const IMGSZ = 128;
 const MODEL = "shapes";
@@ -22,7 +23,6 @@ const JOB_LIMIT_MS = 240_000;
 /** Longest any one request may take: past it the server counts as stalled for that request. */
 const REQUEST_LIMIT_MS = 30_000;
 
-const round = (v: number) => Math.round(v * 100) / 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function modelBytes(seed: number): Uint8Array<ArrayBuffer> {
@@ -168,7 +168,7 @@ async function processFootprint(pid: number): Promise<{ rss_mb: number; fds: num
   const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
   let fds = 0;
   for await (const _ of Deno.readDir(`/proc/${pid}/fd`)) fds++;
-  return { rss_mb: round(rssKb / 1024), fds };
+  return { rss_mb: round2(rssKb / 1024), fds };
 }
 
 class Tally {
@@ -373,14 +373,14 @@ export async function bench(): Promise<Record<string, unknown>> {
   const escaped = await Deno.stat(join(dir, "..", "..", "soak-escape.txt")).then(() => true, () => false);
   await Deno.remove(dir, { recursive: true });
 
-  const sorted = latencies.slice(warmupDetects).sort((a, b) => a - b);
-  const at = (p: number) => round(sorted[Math.floor((sorted.length - 1) * p)] ?? NaN);
+  const servedAfterWarmup = latencies.slice(warmupDetects);
+  const at = (p: number) => round2(quantile(servedAfterWarmup, p));
   return {
-    seconds: round(elapsed),
+    seconds: round2(elapsed),
     detect_clients: clients,
     requests: Object.values(statuses.counts).reduce((a, b) => a + b, 0),
     detect_served: latencies.length,
-    detect_after_warmup_ms: { n: sorted.length, p50: at(0.5), p99: at(0.99), max: at(1) },
+    detect_after_warmup_ms: { n: servedAfterWarmup.length, p50: at(0.5), p99: at(0.99), max: at(1) },
     server_5xx: fiveHundreds,
     failed_legitimate: failedLegit.counts,
     hostile_accepted: hostileAccepted.counts,
@@ -389,7 +389,7 @@ export async function bench(): Promise<Record<string, unknown>> {
     jobs,
     answers: statuses.counts,
     rss_mb: { start: start.rss_mb, after_warmup: afterWarmup?.rss_mb, end: end.rss_mb },
-    rss_growth_after_warmup: afterWarmup ? round(end.rss_mb / afterWarmup.rss_mb - 1) : null,
+    rss_growth_after_warmup: afterWarmup ? round2(end.rss_mb / afterWarmup.rss_mb - 1) : null,
     fds: { start: start.fds, after_warmup: afterWarmup?.fds, end: end.fds },
     clean_exit_on_sigterm: exited,
     ...(fiveHundreds > 0 ? { server_failure_log: server.failures } : {}),

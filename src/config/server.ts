@@ -13,6 +13,14 @@ export const DEFAULT_MODEL_PATH = new URL("../../models/default.onnx", import.me
 /** `--log-format`: `kestrel: ...` lines for people, one JSON object per line for a log shipper. */
 export const LOG_FORMATS = ["text", "json"] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
+/** Default request body limit: 20 MiB. */
+export const DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024;
+/** Default fine-tune upload limit (archive or JSON body, and the archive unpacked): 1 GiB. */
+export const DEFAULT_MAX_DATASET_BYTES = 1024 * 1024 * 1024;
+/** Default ceiling on detect requests in flight: a few per CPU core of queueing, a bounded amount of memory. */
+export const DEFAULT_MAX_INFLIGHT_DETECT = 32;
+/** Default ceiling on open job event streams: one per dashboard tab, with room. */
+export const DEFAULT_MAX_EVENT_STREAMS = 64;
 
 export const ServerConfigSchema = z.object({
   host: z.string().min(1).default("127.0.0.1"),
@@ -21,21 +29,21 @@ export const ServerConfigSchema = z.object({
   dataDir: z.string().min(1).default("./data"),
   backend: z.enum(BACKEND_CHOICES).default("auto"),
   imgsz: z.coerce.number().int().positive().optional(),
-  maxBodyBytes: z.coerce.number().int().positive().default(20 * 1024 * 1024),
+  maxBodyBytes: z.coerce.number().int().positive().default(DEFAULT_MAX_BODY_BYTES),
   maxPixels: z.coerce.number().int().positive().default(DEFAULT_MAX_PIXELS),
   /** Bearer key for mutating routes; KESTREL_API_KEY when absent (see resolveApiKey). */
   apiKey: z.string().min(1).optional(),
   /** Largest ONNX upload to the registry: 256 MiB fits every YOLOv5 size up to l in float32. */
   maxModelBytes: z.coerce.number().int().positive().default(256 * 1024 * 1024),
-  /** Largest fine-tune upload (archive or JSON body), also the cap on the archive unpacked: 1 GiB. */
-  maxDatasetBytes: z.coerce.number().int().positive().default(1024 * 1024 * 1024),
+  /** Largest fine-tune upload (archive or JSON body), also the cap on the archive unpacked. */
+  maxDatasetBytes: z.coerce.number().int().positive().default(DEFAULT_MAX_DATASET_BYTES),
   /**
    * Host names (the Host header, port ignored) answered besides the listen address, against DNS rebinding;
    * `*` answers any. Names behind a reverse proxy or on the LAN (`kestrel.lan`) go here.
    */
   allowedHosts: z.array(z.string().min(1).transform((h) => h.toLowerCase())).default([]),
   /** Detect requests in flight (body upload included) before more get 429: bounds memory and queueing. */
-  maxInflightDetect: z.coerce.number().int().positive().default(32),
+  maxInflightDetect: z.coerce.number().int().positive().default(DEFAULT_MAX_INFLIGHT_DETECT),
   /**
    * Requests one model may hold queued (body in, waiting to be decoded or for its session) before more get 503
    * at once; unlike maxInflightDetect (every detect request of every model, uploads included: 429), it bounds
@@ -43,7 +51,7 @@ export const ServerConfigSchema = z.object({
    */
   maxQueue: z.coerce.number().int().positive().default(DEFAULT_MAX_QUEUE),
   /** Open job event streams (each holds a connection and a subscription) before more get 429. */
-  maxEventStreams: z.coerce.number().int().positive().default(64),
+  maxEventStreams: z.coerce.number().int().positive().default(DEFAULT_MAX_EVENT_STREAMS),
   /** Most memory one fine-tune job may need (its estimate is checked before queueing); default: system memory. */
   maxTrainMemoryBytes: z.coerce.number().int().positive().optional(),
   /** The model DeepStack's /v1/vision/detection runs; the first served model by name when absent. */

@@ -7,7 +7,14 @@
  * instead of handing it out twice.
  * @module
  */
-import type { Job, Trainer, TrainerContext, TrainerResult } from "../jobs/types.ts";
+import type {
+  Job,
+  JobProgress,
+  Trainer,
+  TrainerContext,
+  TrainerProgress,
+  TrainerResult,
+} from "../jobs/types.ts";
 import { packDataset } from "./dataset_pack.ts";
 import { datasetObject, type FleetJob, FleetJobSchema } from "./job_state.ts";
 import type { FleetLink } from "./link.ts";
@@ -31,7 +38,7 @@ export class FleetDispatchTrainer implements Trainer {
         if (entry.operation !== "PUT") continue;
         const state = FleetJobSchema.parse(entry.json());
         if (ctx.signal.aborted) break;
-        ctx.onProgress(state.progress);
+        ctx.onProgress(asReport(state.progress));
         if (state.status === "succeeded" && state.result) return state.result;
         if (state.status === "failed") throw new Error(`on node ${state.node}: ${state.error}`);
         if (state.status === "cancelled") throw new Error("cancelled in the fleet");
@@ -82,4 +89,22 @@ async function cancel(link: FleetLink, id: string): Promise<void> {
     await link.jobs.update(id, JSON.stringify({ ...state, status: "cancelled" }), entry.revision)
       .catch(() => {}); // it moved on meanwhile (ended, or the runner recorded something): its outcome stands
   }
+}
+
+/**
+ * The shared job state's progress as the running node's trainer reported it: what it has not reported yet
+ * (null), and the job record's own derived fields (ETA, metrics), left out.
+ */
+function asReport(progress: JobProgress): TrainerProgress {
+  const { epoch, epochs, iteration, iterations, lossItems, lr, imagesPerSecond } = progress;
+  const known = (xs: (number | null)[] | null) => xs !== null && xs.every((x) => x !== null);
+  return {
+    epoch,
+    epochs,
+    iteration,
+    iterations,
+    ...(known(lossItems) ? { lossItems: lossItems as [number, number, number] } : {}),
+    ...(known(lr) ? { lr: lr as [number, number, number] } : {}),
+    ...(imagesPerSecond !== null ? { imagesPerSecond } : {}),
+  };
 }

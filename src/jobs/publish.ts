@@ -9,13 +9,8 @@
  */
 import type { Registry } from "../registry/registry.ts";
 import type { VersionMeta } from "../registry/store.ts";
+import type { EvalMetrics, Evaluations } from "../train/trainer.ts";
 import type { Job, Trainer, TrainerResult } from "./types.ts";
-
-/** val.py's headline numbers for one model on the held-out images. */
-export interface EvalMetrics {
-  map50: number;
-  map50_95: number;
-}
 
 /** Whether the result should serve. `if_better` without both evaluations (no held-out images) says no. */
 export function shouldActivate(
@@ -44,7 +39,7 @@ export async function publishResult(
   registry: Registry,
   job: Readonly<Job>,
   bytes: Uint8Array,
-  evals: { base: EvalMetrics | null; result: EvalMetrics | null },
+  evals: Evaluations,
   extra: Record<string, number> = {},
 ): Promise<TrainerResult> {
   const activate = shouldActivate(job.config.activate, evals.base, evals.result);

@@ -6,6 +6,8 @@
  */
 import { z } from "zod";
 import { FinetuneConfigSchema } from "../config/finetune.ts";
+import type { Checkpoint, CheckpointStore } from "../train/finetune_run.ts";
+import type { PublishedResult, TrainingContext, TrainingProgress } from "../train/trainer.ts";
 
 export const JobStatusSchema = z.enum(["queued", "running", "succeeded", "failed", "cancelled"]);
 export type JobStatus = z.infer<typeof JobStatusSchema>;
@@ -17,7 +19,10 @@ export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(["succeeded", "
 const finiteOrNull = z.number().nullable();
 const triple = z.tuple([finiteOrNull, finiteOrNull, finiteOrNull]);
 
-/** Where training stands. Counts are of completed work; everything unknown is null. */
+/**
+ * Where training stands: the trainer's {@link TrainingProgress} as the record keeps it, plus the ETA and the
+ * evaluation results. Counts are of completed work; everything unknown is null.
+ */
 export const JobProgressSchema = z.object({
   /** epoch being trained (0-based, as train.py counts) */
   epoch: z.number().int().min(0),
@@ -76,41 +81,18 @@ export const JobSchema = z.object({
 });
 export type Job = z.infer<typeof JobSchema>;
 
-/** A trainer's state at the end of an epoch, opaque to the queue. */
-export interface Checkpoint {
-  /** epochs completed; training resumes at this epoch index */
-  epoch: number;
-  /** the trainer's serialised state (weights, EMA, optimizer moments, RNG, ...) */
-  state: Uint8Array;
-}
-
+// The Trainer contract is training's own run types (train/trainer.ts, one layer down), named for the queue.
+export type { Checkpoint };
 /** Durable checkpoint storage of one job. */
-export interface CheckpointHooks {
-  /** The checkpoint of an earlier attempt, or null to start from scratch. Throws if it exists but is damaged. */
-  load(): Promise<Checkpoint | null>;
-  /** Persist a checkpoint; when this resolves, a restart resumes from it. */
-  save(checkpoint: Checkpoint): Promise<void>;
-}
-
+export type CheckpointHooks = CheckpointStore;
 /** What a trainer reports; fields left out keep their previous value. */
-export type TrainerProgress = Partial<Omit<JobProgress, "etaSeconds">>;
-
-export interface TrainerContext {
-  /** Aborted on cancel or shutdown; the trainer stops between iterations and rejects with `signal.reason`. */
-  signal: AbortSignal;
+export type TrainerProgress = Partial<TrainingProgress>;
+/** What the queue gives one run; a trainer may report progress partially. */
+export interface TrainerContext extends Omit<TrainingContext, "onProgress"> {
   onProgress(progress: TrainerProgress): void;
-  checkpoint: CheckpointHooks;
-  /** the uploaded dataset (YOLO layout: images/, labels/, optionally val/) */
-  datasetDir: string;
-  /** an existing directory of this job's own for outputs (last.onnx, ema.onnx, trace.jsonl) */
-  workDir: string;
 }
-
-export interface TrainerResult {
-  resultVersion: number | null;
-  activated: boolean | null;
-  metrics: Record<string, number> | null;
-}
+/** The published result: the registry version holding the EMA model, whether it serves, and its metrics. */
+export type TrainerResult = PublishedResult;
 
 /** Runs one fine-tune (training loop, evaluation, publishing the result) for the queue. */
 export interface Trainer {

@@ -17,10 +17,20 @@ import { FinetuneSession } from "./finetune.ts";
 import type { IterationReport } from "./loop.ts";
 import type { ValMetrics } from "./metrics.ts";
 
-/** Durable checkpoint storage (the jobs subsystem's CheckpointHooks fit): state bytes after `epoch` epochs. */
+/** A run's state at the end of an epoch (opaque to the job queue, which stores it). */
+export interface Checkpoint {
+  /** epochs completed; training resumes at this epoch index */
+  epoch: number;
+  /** the serialised state (weights, EMA, optimizer moments, RNG, ...) */
+  state: Uint8Array;
+}
+
+/** Durable checkpoint storage of one run (a job's: jobs/checkpoint.ts). */
 export interface CheckpointStore {
-  load(): Promise<{ epoch: number; state: Uint8Array } | null>;
-  save(checkpoint: { epoch: number; state: Uint8Array }): Promise<void>;
+  /** The checkpoint of an earlier attempt, or null to start from scratch. Throws if it exists but is damaged. */
+  load(): Promise<Checkpoint | null>;
+  /** Persist a checkpoint; when this resolves, a restart resumes from it. */
+  save(checkpoint: Checkpoint): Promise<void>;
 }
 
 export interface RunOptions {

@@ -1,20 +1,23 @@
 /**
- * The jobs subsystem's real Trainer (src/jobs/types.ts): a queued fine-tune job runs through the WGSL trainer in this process
- * (train.py's loop, yielding between iterations so serving continues), evaluates the base and the EMA model on
- * the held-out images, writes last.onnx / ema.onnx / trace.jsonl into the job's work directory, and hands the EMA
- * model to `publish` (jobs/publish.ts publishResult: a new registry version, activated per the job's policy).
+ * The WGSL trainer of one fine-tune job: trains it (runFinetune: train.py's loop, checkpointing after every
+ * epoch), evaluates the base and the EMA model on the held-out images, writes last.onnx / ema.onnx /
+ * trace.jsonl into the job's work directory, and hands the EMA model to `publish` (jobs/publish.ts
+ * publishResult: a new registry version, activated per the job's policy). The server runs it inside a Web
+ * Worker of its own per job (api/worker_trainer.ts), so a step's GPU work never blocks serving; the worker
+ * reaches the registry and the job's checkpoints through messages to the main thread.
  *
- * Training sits below jobs and registry (docs/architecture.md), so the job, its context and the result are
- * declared here structurally (the jobs types fit them) and the registry is reached through the two functions
- * the wiring passes in.
+ * Training sits below jobs and registry (docs/architecture.md), so the progress, context and result types
+ * of a run are declared here and the jobs subsystem's Trainer contract (src/jobs/types.ts) is built from
+ * them; the registry is reached through the two functions the wiring passes in.
  *
  * @example
  * ```ts
- * const trainer = new WgslTrainer<Job>({
- *   readModel: (job) => registry.read(job.model, job.baseVersion ?? registry.model(job.model).active!),
- *   publish: (job, bytes, evals) => publishResult(registry, job, bytes, evals),
+ * // In the job's worker (api/training_worker_entry.ts), the registry is a request to the main thread away:
+ * const trainer = new WgslTrainer({
+ *   readModel: () => call({ method: "readModel" }),
+ *   publish: (_job, bytes, evals) => call({ method: "publish", bytes, evals }),
  * });
- * const jobs = await JobService.open({ dataDir, trainer });
+ * const result = await trainer.run(job, { signal, onProgress, checkpoint, datasetDir, workDir });
  * ```
  * @module
  */
@@ -32,23 +35,35 @@ export interface FinetuneJob {
   config: FinetuneConfig;
 }
 
-/** The progress fields the trainer reports (a partial job progress record). */
-export interface ProgressReport {
-  epoch?: number;
-  epochs?: number;
-  iteration?: number;
-  iterations?: number;
-  lossItems?: [number, number, number];
-  lr?: [number, number, number];
-  imagesPerSecond?: number;
+/**
+ * Where a run stands after an iteration, in the job record's names (jobs' JobProgress): the one progress type
+ * from here through the worker's messages and the job queue to the record and its event stream. Built once,
+ * in {@link WgslTrainer.run}, from the loop's trace line, which keeps train.py's names (`ni`, `loss_items`)
+ * because trace.jsonl is compared with train.py's.
+ */
+export interface TrainingProgress {
+  /** epoch being trained (0-based, as train.py counts) */
+  epoch: number;
+  epochs: number;
+  /** iterations (batches) completed over the whole job */
+  iteration: number;
+  iterations: number;
+  /** box, objectness and class loss as train.py logs them */
+  lossItems: [number, number, number];
+  /** learning rate per parameter group (biases, weights, norm weights) */
+  lr: [number, number, number];
+  imagesPerSecond: number;
 }
 
 /** What the job queue gives one run: cancellation, progress, checkpoints and the job's directories. */
 export interface TrainingContext {
+  /** Aborted on cancel or shutdown; the run stops between iterations and rejects with `signal.reason`. */
   signal: AbortSignal;
-  onProgress(progress: ProgressReport): void;
+  onProgress(progress: TrainingProgress): void;
   checkpoint: CheckpointStore;
+  /** the uploaded dataset (YOLO layout: images/, labels/, optionally val/) */
   datasetDir: string;
+  /** an existing directory of this job's own for outputs (last.onnx, ema.onnx, trace.jsonl) */
   workDir: string;
 }
 
@@ -56,6 +71,12 @@ export interface TrainingContext {
 export interface EvalMetrics {
   map50: number;
   map50_95: number;
+}
+
+/** The base model's and the result's (EMA) evaluation; null without held-out images. */
+export interface Evaluations {
+  base: EvalMetrics | null;
+  result: EvalMetrics | null;
 }
 
 /** The published result: the registry version holding the EMA model, whether it serves, and its metrics. */
@@ -72,7 +93,7 @@ export interface TrainerDeps<J extends FinetuneJob> {
   publish(
     job: Readonly<J>,
     emaBytes: Uint8Array,
-    evals: { base: EvalMetrics | null; result: EvalMetrics | null },
+    evals: Evaluations,
   ): Promise<PublishedResult>;
   /** The device to train on (default: the process-wide one). */
   gpu?: () => Promise<Gpu>;
@@ -112,7 +133,7 @@ export class WgslTrainer<J extends FinetuneJob = FinetuneJob> {
       },
     });
     ctx.signal.throwIfAborted();
-    const evals = { base: headline(result.base), result: headline(result.ema) };
+    const evals: Evaluations = { base: headline(result.base), result: headline(result.ema) };
     return await this.deps.publish(job, result.emaBytes, evals);
   }
 }

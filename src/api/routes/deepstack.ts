@@ -7,16 +7,17 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import type { DetectResult } from "../../serving/detector.ts";
 import { DEFAULT_DETECT_OPTIONS } from "../../serving/postprocess.ts";
 import type { RouteContext, RouteModule } from "../app.ts";
 import { bearerKey, checkDetectKey } from "../detect_key.ts";
 import { captureSource } from "../capture_source.ts";
 import { detectOnModel } from "../detect_run.ts";
+import { limitBody } from "../middleware/body_limit.ts";
 import { limitInflight } from "../middleware/inflight.ts";
-import { ApiError, errorBody } from "../errors.ts";
+import { ApiError } from "../errors.ts";
 import { reshapeErrors } from "../foreign_errors.ts";
+import { json } from "../openapi_responses.ts";
 import { ModelNameParamSchema } from "../schemas.ts";
 
 export const DEEPSTACK_PREFIX = "/v1/vision";
@@ -62,10 +63,7 @@ const FormSchema = z.object({
 
 const ListFormSchema = z.object({ api_key: z.string().optional() });
 
-const error = (description: string) => ({
-  description,
-  content: { "application/json": { schema: DeepStackErrorSchema } },
-});
+const error = (description: string) => json(DeepStackErrorSchema, description);
 const detectionResponses = {
   200: { description: "Detections", content: { "application/json": { schema: DeepStackDetectionSchema } } },
   401: error("With --detect-needs-key: no or a wrong key"),
@@ -174,17 +172,7 @@ export const deepstackRoutes: RouteModule = (app, ctx) => {
     [`${DEEPSTACK_PREFIX}/detection`, `${DEEPSTACK_PREFIX}/custom/:name`],
     limitInflight(ctx.detectInflight),
   );
-  app.use(
-    `${DEEPSTACK_PREFIX}/*`,
-    bodyLimit({
-      maxSize: ctx.maxBodyBytes,
-      onError: (c) =>
-        c.json(
-          errorBody("payload_too_large", `Request body is over the limit of ${ctx.maxBodyBytes} bytes`),
-          413,
-        ),
-    }),
-  );
+  app.use(`${DEEPSTACK_PREFIX}/*`, limitBody(ctx.maxBodyBytes));
   app.openapi(detection, async (c) => {
     const name = ctx.deepstackModel ?? ctx.pool.list()[0]?.ref.name;
     if (!name) throw new ApiError(404, "model_not_found", "No model is served");

@@ -1,29 +1,25 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { DEFAULT_DETECT_OPTIONS, type DetectOptions } from "../../serving/postprocess.ts";
 import type { RouteModule } from "../app.ts";
 import { requireDetectKey } from "../detect_key.ts";
 import { captureSource } from "../capture_source.ts";
 import { detectOnModel } from "../detect_run.ts";
-import { ApiError, errorBody } from "../errors.ts";
+import { ApiError } from "../errors.ts";
+import { limitBody } from "../middleware/body_limit.ts";
 import { limitInflight } from "../middleware/inflight.ts";
 import { acceptMediaTypes, mediaType } from "../middleware/media_type.ts";
+import { error } from "../openapi_responses.ts";
 import {
   Base64ImageSchema,
   DetectQuerySchema,
   DetectResultSchema,
-  ErrorSchema,
   ModelNameParamSchema,
 } from "../schemas.ts";
 
 const RAW_TYPES = ["image/jpeg", "image/png", "image/webp", "application/octet-stream"];
 const BODY_TYPES = [...RAW_TYPES, "multipart/form-data", "application/json"];
 const binary = { schema: z.string().openapi({ format: "binary" }) };
-const error = (description: string) => ({
-  description,
-  content: { "application/json": { schema: ErrorSchema } },
-});
 
 const route = createRoute({
   method: "post",
@@ -79,17 +75,7 @@ async function imageBytes(c: Context): Promise<{ bytes: Uint8Array; file?: strin
 export const detectRoutes: RouteModule = (app, ctx) => {
   app.on("POST", "/v1/models/:name/detect", limitInflight(ctx.detectInflight), acceptMediaTypes(BODY_TYPES));
   app.use("/v1/models/:name/detect", requireDetectKey(ctx));
-  app.use(
-    "/v1/models/:name/detect",
-    bodyLimit({
-      maxSize: ctx.maxBodyBytes,
-      onError: (c) =>
-        c.json(
-          errorBody("payload_too_large", `Request body is over the limit of ${ctx.maxBodyBytes} bytes`),
-          413,
-        ),
-    }),
-  );
+  app.use("/v1/models/:name/detect", limitBody(ctx.maxBodyBytes));
   app.openapi(route, async (c) => {
     const { name } = c.req.valid("param");
     const query = c.req.valid("query");

@@ -10,11 +10,9 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import { type FinetuneConfig, FinetuneConfigSchema, parseFinetuneConfig } from "../../config/finetune.ts";
 import { DEFAULT_MAX_PIXELS } from "../../image/decode.ts";
-import { JobRequestError } from "../../jobs/errors.ts";
 import type { JobService } from "../../jobs/service.ts";
 import type { DatasetWriter } from "../../jobs/store.ts";
 import { RegistryError } from "../../registry/errors.ts";
@@ -36,8 +34,11 @@ import { capturesWriter } from "../captures_dataset.ts";
 import { ApiError, errorBody } from "../errors.ts";
 import { streamMultipart } from "../multipart_stream.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
+import { limitBody } from "../middleware/body_limit.ts";
+import { mediaType } from "../middleware/media_type.ts";
+import { BEARER_SECURITY, error, json, MUTATION_AUTH_ERRORS } from "../openapi_responses.ts";
 import { ErrorSchema, ModelNameParamSchema } from "../schemas.ts";
-import { JobResponseSchema, jobsMapped } from "./jobs.ts";
+import { JobResponseSchema } from "./jobs.ts";
 
 const DatasetErrorSchema = z.object({
   error: z.object({
@@ -90,12 +91,6 @@ const InlineSchema = z.object({
       "captures (src/capture), instead of `images`",
   }),
 }).openapi("FinetuneInline");
-
-const json = (schema: z.ZodType, description: string) => ({
-  description,
-  content: { "application/json": { schema } },
-});
-const error = (description: string) => json(ErrorSchema, description);
 
 /** The base version (the given one, else the active one) and its class count; 404 when there is none. */
 function baseModel(registry: Registry, name: string, version: number | undefined) {
@@ -165,7 +160,6 @@ function configText(text: string | undefined): unknown {
   }
 }
 
-const mediaType = (c: Context) => (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
 const tooLargeMessage = (maxBytes: number) => `Fine-tune upload is over the limit of ${maxBytes} bytes`;
 
 interface Upload {
@@ -176,24 +170,10 @@ interface Upload {
   cleanup: () => Promise<void>;
 }
 
-/** Job service refusals as API errors (jobsMapped); a `busy` one also tells the client when to retry. */
-async function admitted<T>(c: Context, work: () => Promise<T>): Promise<T> {
-  return await jobsMapped(async () => {
-    try {
-      return await work();
-    } catch (err) {
-      if (err instanceof JobRequestError && err.retryAfterSeconds !== undefined) {
-        c.header("retry-after", String(err.retryAfterSeconds));
-      }
-      throw err;
-    }
-  });
-}
-
 /** Holds an upload slot for the whole request, taken before the body is read. */
 const uploadSlot = (jobs: JobService) =>
-  createMiddleware(async (c, next) => {
-    const slot = await admitted(c, () => jobs.reserveUpload());
+  createMiddleware(async (_c, next) => {
+    const slot = await jobs.reserveUpload();
     try {
       await next();
     } finally {
@@ -261,7 +241,7 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
   if (!jobs || !registry) return;
   const tooLarge = (c: Context) =>
     c.json(errorBody("payload_too_large", tooLargeMessage(ctx.maxDatasetBytes)), 413);
-  const buffered = bodyLimit({ maxSize: ctx.maxDatasetBytes, onError: tooLarge });
+  const buffered = limitBody(ctx.maxDatasetBytes, { message: tooLargeMessage(ctx.maxDatasetBytes) });
   /** Multipart bodies are counted as they stream to disk; only a JSON body is buffered (and capped) whole. */
   const limit: MiddlewareHandler = (c, next) => {
     if (mediaType(c) !== "multipart/form-data") return buffered(c, next);
@@ -280,7 +260,7 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
       "dataset answer 400 with every offending file in `error.problems`. The job trains the base version " +
       "(`base_version`, default the active one); its EMA weights become the model's next version.",
     middleware: [requireMutationAuth({ apiKey: ctx.apiKey }), uploadSlot(jobs), limit] as const,
-    security: [{ bearerAuth: [] }],
+    security: BEARER_SECURITY,
     request: {
       params: ModelNameParamSchema,
       query: z.object({
@@ -300,8 +280,7 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
     responses: {
       202: json(JobResponseSchema, "Accepted and queued; follow it at /v1/jobs/{id}"),
       400: json(z.union([DatasetErrorSchema, ErrorSchema]), "Invalid dataset (listing the files) or config"),
-      401: error("Missing or wrong API key"),
-      403: error("No API key configured and the client is not on loopback"),
+      ...MUTATION_AUTH_ERRORS,
       404: error("Unknown model or version"),
       409: error("The base version was deleted while the upload was received (`conflict`); retry"),
       413: error("Upload over --max-dataset-bytes"),
@@ -330,10 +309,7 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
         const maxPixels = Math.min(ctx.maxPixels, DEFAULT_MAX_PIXELS);
         await loadDataset(dir, { nc: base.nc, valFraction: parsed.val_fraction, maxPixels });
       };
-      const job = await admitted(
-        c,
-        () => jobs.submit({ model: name, baseVersion: base.version, config: parsed, dataset }),
-      );
+      const job = await jobs.submit({ model: name, baseVersion: base.version, config: parsed, dataset });
       return c.json(job, 202, { location: `/v1/jobs/${job.id}` });
     } catch (err) {
       if (!(err instanceof DatasetError)) throw err;

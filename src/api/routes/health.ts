@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { RouteModule } from "../app.ts";
-import { ErrorSchema } from "../schemas.ts";
+import { error, json } from "../openapi_responses.ts";
 
 const StatusSchema = z.object({ status: z.string() }).openapi("Status");
 
@@ -8,7 +8,7 @@ const healthz = createRoute({
   method: "get",
   path: "/healthz",
   summary: "Liveness: the process answers",
-  responses: { 200: { description: "Alive", content: { "application/json": { schema: StatusSchema } } } },
+  responses: { 200: json(StatusSchema, "Alive") },
 });
 
 const readyz = createRoute({
@@ -16,8 +16,8 @@ const readyz = createRoute({
   path: "/readyz",
   summary: "Readiness: every configured model is loaded",
   responses: {
-    200: { description: "Ready", content: { "application/json": { schema: StatusSchema } } },
-    503: { description: "Still loading", content: { "application/json": { schema: ErrorSchema } } },
+    200: json(StatusSchema, "Ready"),
+    503: error("Still loading"),
   },
 });
 

@@ -5,46 +5,16 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { JobRequestError, type JobRequestErrorCode } from "../../jobs/errors.ts";
 import { JobSchema, JobStatusSchema } from "../../jobs/types.ts";
 import type { RouteModule } from "../app.ts";
-import { ApiError } from "../errors.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
 import { InflightLimit } from "../middleware/inflight.ts";
-import { ErrorSchema } from "../schemas.ts";
+import { BEARER_SECURITY, error, json, MUTATION_AUTH_ERRORS } from "../openapi_responses.ts";
 
 export const JobResponseSchema = JobSchema.openapi("Job");
 /** Interval of the keep-alive comment on event streams: under the 30-60 s idle timeouts of common proxies. */
 export const SSE_KEEP_ALIVE_MS = 15_000;
 
-const JOB_STATUS: Record<JobRequestErrorCode, [ContentfulStatusCode, string]> = {
-  not_found: [404, "job_not_found"],
-  conflict: [409, "conflict"],
-  invalid: [400, "invalid_request"],
-  unavailable: [503, "unavailable"],
-  busy: [429, "too_many_requests"],
-  insufficient_storage: [507, "insufficient_storage"],
-};
-
-/** Job service refusals become API errors with their status; anything else stays a 500. */
-export async function jobsMapped<T>(work: () => T | Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    if (err instanceof JobRequestError) {
-      const [status, code] = JOB_STATUS[err.code];
-      throw new ApiError(status, code, err.message);
-    }
-    throw err;
-  }
-}
-
-const json = (schema: z.ZodType, description: string) => ({
-  description,
-  content: { "application/json": { schema } },
-});
-const error = (description: string) => json(ErrorSchema, description);
 const JobParamsSchema = z.object({
   id: z.string().min(1).openapi({ param: { name: "id", in: "path" }, example: "0b6c1c5e-..." }),
 });
@@ -95,20 +65,18 @@ export const jobRoutes: RouteModule = (app, ctx) => {
   const guard = requireMutationAuth({ apiKey: ctx.apiKey });
   // Each stream holds a connection, a subscription and a timer for as long as its job runs (hours).
   const streams = new InflightLimit(ctx.maxEventStreams, "open event streams");
-  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer" });
 
   const cancelRoute = createRoute({
     method: "delete",
     path: "/v1/jobs/{id}",
     summary: "Cancel a job: a queued one at once, a running one between two iterations",
     middleware: [guard] as const,
-    security: [{ bearerAuth: [] }],
+    security: BEARER_SECURITY,
     request: { params: JobParamsSchema },
     responses: {
       200: json(JobResponseSchema, "Cancelled"),
       202: json(JobResponseSchema, "Running: it stops after the current iteration (follow its events)"),
-      401: error("Missing or wrong API key"),
-      403: error("No API key configured and the client is not on loopback"),
+      ...MUTATION_AUTH_ERRORS,
       404: error("Unknown job"),
       409: error("The job already finished"),
     },
@@ -122,16 +90,16 @@ export const jobRoutes: RouteModule = (app, ctx) => {
     return c.json({ jobs: listed }, 200);
   });
 
-  app.openapi(getRoute, async (c) => c.json(await jobsMapped(() => jobs.get(c.req.valid("param").id)), 200));
+  app.openapi(getRoute, (c) => c.json(jobs.get(c.req.valid("param").id), 200));
 
   app.openapi(cancelRoute, async (c) => {
-    const job = await jobsMapped(() => jobs.cancel(c.req.valid("param").id));
+    const job = await jobs.cancel(c.req.valid("param").id);
     return job.status === "cancelled" ? c.json(job, 200) : c.json(job, 202);
   });
 
-  app.openapi(eventsRoute, async (c) => {
+  app.openapi(eventsRoute, (c) => {
     const { id } = c.req.valid("param");
-    await jobsMapped(() => jobs.get(id));
+    jobs.get(id); // an unknown job answers 404 before the stream opens
     const release = streams.tryAcquire();
     if (!release) return streams.refusal();
     // Ends the stream when the client goes away or the server shuts down (which waits for open responses).

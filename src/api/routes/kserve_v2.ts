@@ -8,7 +8,6 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { decodeImage } from "../../image/decode.ts";
 import type { CaptureOffer } from "../../capture/service.ts";
 import { type Letterbox, letterbox } from "../../image/letterbox.ts";
@@ -18,9 +17,11 @@ import type { RouteContext, RouteModule } from "../app.ts";
 import { captureSource } from "../capture_source.ts";
 import { requireDetectKey } from "../detect_key.ts";
 import { offerCapture } from "../detect_run.ts";
+import { limitBody } from "../middleware/body_limit.ts";
 import { limitInflight } from "../middleware/inflight.ts";
-import { ApiError, errorBody } from "../errors.ts";
+import { ApiError } from "../errors.ts";
 import { reshapeErrors } from "../foreign_errors.ts";
+import { json } from "../openapi_responses.ts";
 import {
   BINARY_HEADER,
   bytesValues,
@@ -65,10 +66,7 @@ const VersionParamSchema = ModelNameParamSchema.extend({
   version: z.string().openapi({ param: { name: "version", in: "path" }, example: "1" }),
 });
 
-const error = (description: string) => ({
-  description,
-  content: { "application/json": { schema: V2ErrorSchema } },
-});
+const error = (description: string) => json(V2ErrorSchema, description);
 const ok = (description: string) => ({ 200: { description } });
 
 const modelPath = (suffix: string, versioned: boolean) =>
@@ -327,14 +325,11 @@ export const kserveV2Routes: RouteModule = (app, ctx) => {
   for (const path of [false, true].map((versioned) => honoPath(modelPath("/infer", versioned)))) {
     app.on("POST", path, limitInflight(ctx.detectInflight));
     app.use(path, requireDetectKey(ctx));
-    app.use(path, (c, next) => {
-      const maxSize = Math.max(ctx.maxBodyBytes, JSON_BYTES_PER_VALUE * largestInput());
-      return bodyLimit({
-        maxSize,
-        onError: (c) =>
-          c.json(errorBody("payload_too_large", `Request body is over the limit of ${maxSize} bytes`), 413),
-      })(c, next);
-    });
+    // Per request: the largest served model's input changes as models are swapped.
+    app.use(
+      path,
+      (c, next) => limitBody(Math.max(ctx.maxBodyBytes, JSON_BYTES_PER_VALUE * largestInput()))(c, next),
+    );
   }
   for (const path of [V2_PREFIX, `${V2_PREFIX}/`]) {
     app.openapi(

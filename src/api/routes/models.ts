@@ -3,14 +3,15 @@ import { VersionMetaSchema } from "../../registry/store.ts";
 import type { LoadedModel } from "../../serving/loaded_model.ts";
 import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
-import { ErrorSchema, ModelListSchema, ModelNameParamSchema, ModelSchema } from "../schemas.ts";
+import { error, json } from "../openapi_responses.ts";
+import { ModelListSchema, ModelNameParamSchema, ModelSchema } from "../schemas.ts";
 import { publicMeta } from "./versions.ts";
 
 const list = createRoute({
   method: "get",
   path: "/v1/models",
   summary: "Served models, their active versions and the inference backend",
-  responses: { 200: { description: "Models", content: { "application/json": { schema: ModelListSchema } } } },
+  responses: { 200: json(ModelListSchema, "Models") },
 });
 
 const one = createRoute({
@@ -19,13 +20,11 @@ const one = createRoute({
   summary: "One served model",
   request: { params: ModelNameParamSchema },
   responses: {
-    200: {
-      description: "The model, with its registry versions and their meta",
-      content: {
-        "application/json": { schema: ModelSchema.extend({ versions: z.array(VersionMetaSchema) }) },
-      },
-    },
-    404: { description: "Unknown model", content: { "application/json": { schema: ErrorSchema } } },
+    200: json(
+      ModelSchema.extend({ versions: z.array(VersionMetaSchema) }),
+      "The model, with its registry versions and their meta",
+    ),
+    404: error("Unknown model"),
   },
 });
 

@@ -4,6 +4,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { RouteModule } from "../app.ts";
+import { json } from "../openapi_responses.ts";
 
 const ServerInfoSchema = z.object({
   auth: z.enum(["api_key", "loopback_only"]).openapi({
@@ -24,7 +25,7 @@ const route = createRoute({
   path: "/v1/server",
   summary: "How writes are authorised (API key or loopback only) and the request limits",
   responses: {
-    200: { description: "Server settings", content: { "application/json": { schema: ServerInfoSchema } } },
+    200: json(ServerInfoSchema, "Server settings"),
   },
 });
 

@@ -4,35 +4,17 @@
  */
 import { basename } from "node:path";
 import { createRoute, z } from "@hono/zod-openapi";
-import { bodyLimit } from "hono/body-limit";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { RegistryError, type RegistryErrorCode } from "../../registry/errors.ts";
+import type { MiddlewareHandler } from "hono";
+import type { Fleet } from "../../fleet/fleet.ts";
 import type { Registry } from "../../registry/registry.ts";
 import { type VersionMeta, VersionMetaSchema } from "../../registry/store.ts";
-import type { RouteModule } from "../app.ts";
-import { ApiError, errorBody } from "../errors.ts";
+import type { ApiApp, RouteModule } from "../app.ts";
+import { ApiError } from "../errors.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
+import { limitBody } from "../middleware/body_limit.ts";
 import { acceptMediaTypes } from "../middleware/media_type.ts";
-import { ErrorSchema, ModelNameParamSchema } from "../schemas.ts";
-
-const REGISTRY_STATUS: Record<RegistryErrorCode, ContentfulStatusCode> = {
-  not_found: 404,
-  conflict: 409,
-  invalid_model: 422,
-  too_large: 413,
-  invalid_name: 400,
-  unavailable: 503,
-};
-
-/** Registry refusals become API errors with their status; anything else stays a 500. */
-async function mapped<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    if (err instanceof RegistryError) throw new ApiError(REGISTRY_STATUS[err.code], err.code, err.message);
-    throw err;
-  }
-}
+import { BEARER_SECURITY, error, json, MUTATION_AUTH_ERRORS } from "../openapi_responses.ts";
+import { ModelNameParamSchema } from "../schemas.ts";
 
 /**
  * A version's meta as clients see it: a startup version's source names the `--model` file, not its absolute
@@ -58,12 +40,6 @@ const FileParamsSchema = ModelNameParamSchema.extend({
     example: "2.onnx",
   }),
 });
-const json = (schema: z.ZodType, description: string) => ({
-  description,
-  content: { "application/json": { schema } },
-});
-const error = (description: string) => json(ErrorSchema, description);
-const security = [{ bearerAuth: [] }];
 
 const listRoute = createRoute({
   method: "get",
@@ -91,19 +67,44 @@ export const versionRoutes: RouteModule = (app, ctx) => {
   const registry: Registry | null = ctx.registry;
   if (!registry) return;
   const guard = requireMutationAuth({ apiKey: ctx.apiKey });
-  const limit = bodyLimit({
-    maxSize: registry.maxBytes,
-    onError: (c) =>
-      c.json(errorBody("too_large", `Model upload is over the limit of ${registry.maxBytes} bytes`), 413),
-  });
-  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer" });
+  readRoutes(app, registry);
+  uploadRoute(app, registry, guard);
+  activateRoute(app, registry, guard, ctx.fleet);
+  deleteRoute(app, registry, guard);
+};
 
-  const uploadRoute = createRoute({
+/** List a model's versions and download one: open to every client, like the models they serve. */
+function readRoutes(app: ApiApp, registry: Registry): void {
+  app.openapi(listRoute, (c) => {
+    const { name } = c.req.valid("param");
+    const m = registry.model(name);
+    return c.json({ name: m.name, active: m.active, versions: m.versions.map(publicMeta) }, 200);
+  });
+
+  app.openapi(downloadRoute, async (c) => {
+    const { name, file } = c.req.valid("param");
+    const version = parseInt(file, 10);
+    // Streamed, with the sha256 recorded at write time: a download holds a chunk of memory and hashes nothing.
+    const { meta, body } = await registry.stream(name, version);
+    return c.body(body, 200, {
+      "content-type": "application/octet-stream",
+      "content-disposition": `attachment; filename="${name}-v${version}.onnx"`,
+      "x-model-sha256": meta.sha256,
+    });
+  });
+}
+
+function uploadRoute(app: ApiApp, registry: Registry, guard: MiddlewareHandler): void {
+  const limit = limitBody(registry.maxBytes, {
+    code: "too_large",
+    message: `Model upload is over the limit of ${registry.maxBytes} bytes`,
+  });
+  const route = createRoute({
     method: "post",
     path: "/v1/models/{name}",
     summary: "Upload an ONNX YOLOv5 export as the model's next version",
     middleware: [guard, acceptMediaTypes(["application/octet-stream"], { orNone: true }), limit] as const,
-    security,
+    security: BEARER_SECURITY,
     request: {
       params: ModelNameParamSchema,
       query: z.object({
@@ -119,20 +120,28 @@ export const versionRoutes: RouteModule = (app, ctx) => {
     responses: {
       201: json(VersionMetaResponse.extend({ active: z.boolean() }), "The stored version"),
       400: error("Bad model name"),
-      401: error("Missing or wrong API key"),
-      403: error("No API key configured and the client is not on loopback"),
+      ...MUTATION_AUTH_ERRORS,
       413: error("Upload over the size limit"),
       415: error("Content-Type other than application/octet-stream (none is taken as octet-stream)"),
       422: error("Not an ONNX file, or not a YOLOv5 detector, or it failed to load"),
     },
   });
+  app.openapi(route, async (c) => {
+    const { name } = c.req.valid("param");
+    const activate = c.req.valid("query").activate === "true";
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    const meta = await registry.add(name, bytes, { source: { type: "upload" }, activate });
+    return c.json({ ...publicMeta(meta), active: activate }, 201);
+  });
+}
 
-  const activateRoute = createRoute({
+function activateRoute(app: ApiApp, registry: Registry, guard: MiddlewareHandler, fleet: Fleet | null): void {
+  const route = createRoute({
     method: "post",
     path: "/v1/models/{name}/activate",
     summary: "Serve another version (swap or roll back) without dropping requests",
     middleware: [guard, acceptMediaTypes(["application/json"])] as const,
-    security,
+    security: BEARER_SECURITY,
     request: {
       params: ModelNameParamSchema,
       body: {
@@ -152,8 +161,7 @@ export const versionRoutes: RouteModule = (app, ctx) => {
     },
     responses: {
       200: json(VersionMetaResponse, "Now active"),
-      401: error("Missing or wrong API key"),
-      403: error("No API key configured and the client is not on loopback"),
+      ...MUTATION_AUTH_ERRORS,
       400: error("`nodes` without a fleet"),
       404: error("Unknown model or version"),
       409: error("In a fleet: the active version or canary was changed on another node meanwhile"),
@@ -162,66 +170,35 @@ export const versionRoutes: RouteModule = (app, ctx) => {
       503: error("In a fleet: NATS is unreachable; nothing changed"),
     },
   });
+  app.openapi(route, async (c) => {
+    const { name } = c.req.valid("param");
+    const { version, nodes } = c.req.valid("json");
+    if (!fleet && nodes) {
+      throw new ApiError(400, "invalid_request", "`nodes` (a canary) needs a fleet: --nats");
+    }
+    const activated = fleet ? fleet.activate(name, version, nodes ?? null) : registry.activate(name, version);
+    return c.json(publicMeta(await activated), 200);
+  });
+}
 
-  const deleteRoute = createRoute({
+function deleteRoute(app: ApiApp, registry: Registry, guard: MiddlewareHandler): void {
+  const route = createRoute({
     method: "delete",
     path: "/v1/models/{name}/versions/{version}",
     summary: "Delete a version that is not active",
     middleware: [guard] as const,
-    security,
+    security: BEARER_SECURITY,
     request: { params: VersionParamsSchema },
     responses: {
       204: { description: "Deleted" },
-      401: error("Missing or wrong API key"),
-      403: error("No API key configured and the client is not on loopback"),
+      ...MUTATION_AUTH_ERRORS,
       404: error("Unknown model or version"),
       409: error("The version is active"),
     },
   });
-
-  app.openapi(listRoute, (c) => {
-    const { name } = c.req.valid("param");
-    return mapped(() => Promise.resolve(registry.model(name))).then((m) =>
-      c.json({ name: m.name, active: m.active, versions: m.versions.map(publicMeta) }, 200)
-    );
-  });
-
-  app.openapi(downloadRoute, async (c) => {
-    const { name, file } = c.req.valid("param");
-    const version = parseInt(file, 10);
-    // Streamed, with the sha256 recorded at write time: a download holds a chunk of memory and hashes nothing.
-    const { meta, body } = await mapped(() => registry.stream(name, version));
-    return c.body(body, 200, {
-      "content-type": "application/octet-stream",
-      "content-disposition": `attachment; filename="${name}-v${version}.onnx"`,
-      "x-model-sha256": meta.sha256,
-    });
-  });
-
-  app.openapi(uploadRoute, async (c) => {
-    const { name } = c.req.valid("param");
-    const activate = c.req.valid("query").activate === "true";
-    const bytes = new Uint8Array(await c.req.arrayBuffer());
-    const meta = await mapped(() => registry.add(name, bytes, { source: { type: "upload" }, activate }));
-    return c.json({ ...publicMeta(meta), active: activate }, 201);
-  });
-
-  app.openapi(activateRoute, async (c) => {
-    const { name } = c.req.valid("param");
-    const { version, nodes } = c.req.valid("json");
-    const fleet = ctx.fleet;
-    if (!fleet && nodes) {
-      throw new ApiError(400, "invalid_request", "`nodes` (a canary) needs a fleet: --nats");
-    }
-    const activated = fleet
-      ? mapped(() => fleet.activate(name, version, nodes ?? null))
-      : mapped(() => registry.activate(name, version));
-    return c.json(publicMeta(await activated), 200);
-  });
-
-  app.openapi(deleteRoute, async (c) => {
+  app.openapi(route, async (c) => {
     const { name, version } = c.req.valid("param");
-    await mapped(() => registry.remove(name, version));
+    await registry.remove(name, version);
     return c.body(null, 204);
   });
-};
+}

@@ -1,6 +1,6 @@
 /**
- * Web Worker entry of {@link WorkerTrainer}: runs one job through the WGSL trainer on this thread's own GPU
- * device. The base model, publishing and checkpoints are requests to the main thread (see worker_trainer.ts).
+ * The entry module of {@link WorkerTrainer}'s Web Worker: runs one job through the WGSL trainer on this thread's
+ * own GPU device. The base model, publishing and checkpoints are requests to the main thread (see worker_trainer.ts).
  * Cancellation terminates the worker, so the trainer's own signal never fires.
  * @module
  */

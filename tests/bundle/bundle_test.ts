@@ -4,6 +4,7 @@ import { buildBundle, type BundleResult, projectVersion } from "../../src/bundle
 import { ELF_MACHINE_NAMES, fileNativeKind } from "../../src/bundle/native.ts";
 import { target, TARGET_NAMES, type TargetName } from "../../src/bundle/targets.ts";
 import { ensureRuntimeDir } from "../../src/gpu/runtime_dir.ts";
+import { bigJpeg } from "../_helpers/big_jpeg.ts";
 import { npmReachable, unshareAllowed } from "./_preconditions.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -13,8 +14,8 @@ if (!NPM) console.warn("bundle tests skipped: the npm registry is not reachable 
 else if (!UNSHARE) console.warn("offline bundle run skipped: unshare -n is not permitted here");
 /** A bundle is built and unpacked in well under this even on a loaded 2-core machine (about 50 s seen). */
 const BUILD_LIMIT_MS = 300_000;
-/** Start, one detect and drain of the unpacked bundle inside the namespace. */
-const RUN_LIMIT_MS = 180_000;
+/** Start, one detect, a burst and the drain of the unpacked bundle inside the namespace. */
+const RUN_LIMIT_MS = 240_000;
 ensureRuntimeDir();
 const HAS_ADAPTER = (await navigator.gpu?.requestAdapter()) != null;
 const IMAGE = join(ROOT, "tests/fixtures/shapes/images/shapes_0000.png");
@@ -132,18 +133,62 @@ async function checkoutDetections(): Promise<unknown> {
   return JSON.parse(new TextDecoder().decode(stdout)).detections;
 }
 
-/** Runs inside the empty network namespace: waits for the server, posts IMAGE once, prints the answer. */
+/** Concurrent detects of a big JPEG against `--max-queue` MAX_QUEUE: more than the model can queue. */
+const BURST = 24;
+const MAX_QUEUE = 2;
+/** How long the client waits for the draining server to turn /readyz to 503 after SIGTERM. */
+const DRAIN_SEEN_MS = 10_000;
+
+/**
+ * Runs inside the empty network namespace with the bundled Deno, once the server is ready: posts IMAGE once, then
+ * a burst of BURST posts of a big JPEG, then starts a detect whose body is only half sent, sends the server
+ * SIGTERM, waits until it drains (/readyz 503), sends the rest of the body and reads the answer. Prints one line:
+ * `{ detect: {status, body}, burst: [{status, retryAfter, code}], drained: {status, body} }`.
+ */
 const CLIENT = `
-const [url, image] = Deno.args;
-const res = await fetch(url + "/v1/models/default/detect", {
-  method: "POST", body: await Deno.readFile(image), headers: { "content-type": "image/png" } });
-console.log(JSON.stringify({ status: res.status, body: await res.json() }));
+const [url, image, bigImage, serverPid, burst, drainSeenMs] = Deno.args;
+const detect = (body, type) => fetch(url + "/v1/models/default/detect", {
+  method: "POST", body, headers: { "content-type": type } });
+const res = await detect(await Deno.readFile(image), "image/png");
+const first = { status: res.status, body: await res.json() };
+
+const big = await Deno.readFile(bigImage);
+const answers = await Promise.all(Array.from({ length: Number(burst) }, async () => {
+  const r = await detect(big, "image/jpeg");
+  const body = await r.json();
+  return { status: r.status, retryAfter: r.headers.get("retry-after"), code: body.error?.code ?? null };
+}));
+
+// A detect in flight when SIGTERM comes: its body is half sent over raw HTTP, the rest after the drain began.
+const body = await Deno.readFile(image);
+const { port } = new URL(url);
+const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(port) });
+const head = "POST /v1/models/default/detect HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nContent-Type: image/png\\r\\n" +
+  "Content-Length: " + body.length + "\\r\\nConnection: close\\r\\n\\r\\n";
+await conn.write(new TextEncoder().encode(head));
+await conn.write(body.subarray(0, body.length >> 1));
+// Answered on another connection: the server has accepted the upload's connection too.
+if ((await fetch(url + "/healthz").then(async (r) => (await r.body?.cancel(), r.status))) !== 200) Deno.exit(94);
+Deno.kill(Number(serverPid), "SIGTERM");
+const since = Date.now();
+while ((await fetch(url + "/readyz").then(async (r) => (await r.body?.cancel(), r.status))) !== 503) {
+  if (Date.now() - since > Number(drainSeenMs)) Deno.exit(95);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+}
+await conn.write(body.subarray(body.length >> 1));
+const raw = await new Response(conn.readable).text();
+const drained = {
+  status: Number(/^HTTP\\/1\\.1 (\\d+) /.exec(raw)?.[1]),
+  body: JSON.parse(raw.slice(raw.indexOf("\\r\\n\\r\\n") + 4)),
+};
+console.log(JSON.stringify({ detect: first, burst: answers, drained }));
 `;
 
 /**
  * Inside `unshare -mn` (loopback only) and `env -i` (no Deno on PATH, no DENO_DIR, a fresh HOME): the server from
- * the unpacked bundle (bind-mounted read-only): its doctor, then the server, bin/kestrel wait-ready, one detect from
- * the bundled Deno and SIGTERM. The script prints `doctor=<status>`, the client's answer, `exit=<server status>`.
+ * the unpacked bundle (bind-mounted read-only): its doctor, then the server with `--max-queue`, bin/kestrel
+ * wait-ready, and CLIENT from the bundled Deno (a detect, a burst, SIGTERM during a detect). The script prints
+ * `doctor=<status>`, the client's answers, `exit=<server status>`.
  */
 const SCRIPT = `
 ip link set lo up || exit 90
@@ -155,11 +200,12 @@ trap 'umount "$B"' EXIT
 "$B/bin/kestrel" doctor --data-dir "$W/data" >"$W/doctor.txt" 2>&1
 echo "doctor=$?"
 export KESTREL_PORT=8199 KESTREL_BACKEND=native KESTREL_READY_TIMEOUT=120
-"$B/bin/kestrel" serve --data-dir "$W/data" 2>"$W/server.log" &
+"$B/bin/kestrel" serve --data-dir "$W/data" --max-queue "$MAX_QUEUE" 2>"$W/server.log" &
 pid=$!
 "$B/bin/kestrel" wait-ready || { kill -KILL $pid; exit 91; }
-"$B/bin/deno" run -A --no-config "$W/client.ts" http://127.0.0.1:8199 "$IMAGE" || { kill -KILL $pid; exit 92; }
-kill -TERM $pid
+"$B/bin/deno" run -A --no-config "$W/client.ts" http://127.0.0.1:8199 "$IMAGE" "$W/big.jpg" $pid "$BURST" \
+  "$DRAIN_SEEN_MS" || { kill -KILL $pid; exit 92; }
+# The client sent SIGTERM; the drain is bounded by the default --drain-seconds 10.
 i=0
 while kill -0 $pid 2>/dev/null && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done
 kill -KILL $pid 2>/dev/null
@@ -169,7 +215,7 @@ echo "exit=$?"
 
 Deno.test({
   name:
-    "the unpacked x86_64 bundle, read-only, passes its doctor and serves a detect with no network, no Deno on PATH and no cache, and stops on SIGTERM",
+    "the unpacked x86_64 bundle, read-only, with no network, no Deno on PATH and no cache: passes its doctor, serves a detect, sheds a burst with 503 + Retry-After under --max-queue 2, and on SIGTERM answers the detect in flight and exits 0",
   ignore: !NPM || !UNSHARE || Deno.build.arch !== "x86_64",
   sanitizeOps: false,
   sanitizeResources: false,
@@ -178,6 +224,7 @@ Deno.test({
     const work = await Deno.makeTempDir({ prefix: "kestrel-offline-" });
     await Deno.mkdir(join(work, "home"));
     await Deno.writeTextFile(join(work, "client.ts"), CLIENT);
+    await Deno.writeFile(join(work, "big.jpg"), await bigJpeg());
     const { code, stdout, stderr } = await new Deno.Command("unshare", {
       args: [
         "-n",
@@ -188,6 +235,9 @@ Deno.test({
         `B=${dir}`,
         `W=${work}`,
         `IMAGE=${IMAGE}`,
+        `MAX_QUEUE=${MAX_QUEUE}`,
+        `BURST=${BURST}`,
+        `DRAIN_SEEN_MS=${DRAIN_SEEN_MS}`,
         "sh",
         "-c",
         SCRIPT,
@@ -206,11 +256,24 @@ Deno.test({
     // Without a WebGPU adapter the doctor rightly fails the training checks; the bundle must not fail others.
     if (HAS_ADAPTER) assert.equal(doctorExit, "doctor=0", doctor);
     assert.equal(exit, "exit=0", `the server did not exit 0 on SIGTERM\n${context}`);
-    const { status, body } = JSON.parse(answer);
-    assert.equal(status, 200, JSON.stringify(body));
-    assert.deepEqual(body.model, { name: "default", version: 1 });
-    assert.ok(body.detections.length > 0, "the default model finds shapes in its own synthetic data");
-    assert.deepEqual(body.detections, await checkoutDetections(), "the bundle answers as the checkout does");
+    const { detect, burst, drained }: {
+      detect: { status: number; body: { model: unknown; detections: unknown[] } };
+      burst: { status: number; retryAfter: string | null; code: string | null }[];
+      drained: { status: number; body: { detections: unknown } };
+    } = JSON.parse(answer);
+    assert.equal(detect.status, 200, JSON.stringify(detect.body));
+    assert.deepEqual(detect.body.model, { name: "default", version: 1 });
+    assert.ok(detect.body.detections.length > 0, "the default model finds shapes in its own synthetic data");
+    const expected = await checkoutDetections();
+    assert.deepEqual(detect.body.detections, expected, "the bundle answers as the checkout does");
+    // Every request of the burst got an answer (Promise.all in the client), each a 200 or a shed 503.
+    const ok = burst.filter((a) => a.status === 200);
+    const shed = burst.filter((a) => a.status === 503);
+    assert.equal(ok.length + shed.length, BURST, JSON.stringify(burst));
+    assert.ok(ok.length >= 1 && shed.length >= 1, `200: ${ok.length}, 503: ${shed.length}`);
+    for (const a of shed) assert.deepEqual(a, { status: 503, retryAfter: "1", code: "overloaded" });
+    assert.equal(drained.status, 200, `the detect in flight at SIGTERM: ${JSON.stringify(drained)}`);
+    assert.deepEqual(drained.body.detections, expected, "the detect in flight is answered in full");
     await Deno.remove(work, { recursive: true });
   },
 });

@@ -2,7 +2,7 @@
 // `overloaded` with Retry-After, the rest 200, and every request gets one of the two (none lost or hung).
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import sharp from "sharp";
+import { bigJpeg } from "../_helpers/big_jpeg.ts";
 import { tinyYolo } from "../onnx/_tiny_yolo.ts";
 
 const ROOT = new URL("../../", import.meta.url);
@@ -10,13 +10,6 @@ const MAX_QUEUE = 2;
 const BURST = 24;
 /** How long the server gets to stop on SIGTERM before it is killed. */
 const STOP_GRACE_MS = 10_000;
-
-/** A large noisy photo-sized JPEG: its decode takes long enough that a burst piles up behind it. */
-async function bigJpeg(): Promise<Uint8Array<ArrayBuffer>> {
-  const width = 2400, height = 1800;
-  const noise = new Uint8Array(width * height * 3).map((_, i) => (i * 2654435761) >>> 24);
-  return new Uint8Array(await sharp(noise, { raw: { width, height, channels: 3 } }).jpeg().toBuffer());
-}
 
 Deno.test({
   name: "a burst against --max-queue 2 gets some 503 overloaded + Retry-After and the rest 200, none lost",

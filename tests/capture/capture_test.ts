@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { defaultSplit, labelProblems, VAL_ONE_IN, yoloLabelText } from "../../src/capture/labels.ts";
-import { CapturePolicySchema, keeps } from "../../src/capture/policy.ts";
+import { AGREEMENT_IOU, CapturePolicySchema, disagree, keeps } from "../../src/capture/policy.ts";
 import { CaptureService } from "../../src/capture/service.ts";
 import { CaptureStore } from "../../src/capture/store.ts";
 import type { CaptureMeta, NewCapture } from "../../src/capture/types.ts";
@@ -58,6 +58,18 @@ Deno.test("policy: sample keeps draws under rate; classes narrows every mode", (
   assert.equal(keeps(cats, [det(0, 0.4), det(2, 0.9)], 0), false, "the wanted class is not uncertain");
   assert.equal(keeps(cats, [det(2, 0.4)], 0), true);
   assert.equal(keeps(policy({ mode: "all", classes: [1] }), [det(0, 0.9)], 0), false);
+});
+
+Deno.test("disagree: a detection of either side with no same-class match at IoU >= 0.5", () => {
+  const box = (class_id: number, x1: number, x2: number) => ({ class_id, box: { x1, y1: 0, x2, y2: 10 } });
+  // [0,10] against [0,w]: IoU w/10, so w = 10·AGREEMENT_IOU is the edge.
+  const edge = 10 * AGREEMENT_IOU;
+  assert.equal(disagree([box(0, 0, 10)], [box(0, 0, edge)], null), false, "IoU at the threshold matches");
+  assert.equal(disagree([box(0, 0, 10)], [box(0, 0, edge - 0.01)], null), true);
+  assert.equal(disagree([box(0, 0, 10)], [box(1, 0, 10)], null), true, "another class is no match");
+  assert.equal(disagree([], [box(0, 0, 10)], null), true, "the other side found something");
+  assert.equal(disagree([], [], null), false);
+  assert.equal(disagree([box(0, 0, 10)], [], [1]), false, "classes narrows which detections count");
 });
 
 Deno.test("policy schema refuses a band with low >= high and unknown keys", () => {

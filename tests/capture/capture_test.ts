@@ -2,6 +2,7 @@
 // queue's bound, the hourly limit, and labels (validation, stable split, YOLO rows).
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { withReplay, writeCaptureDataset } from "../../src/capture/dataset.ts";
 import { defaultSplit, labelProblems, VAL_ONE_IN, yoloLabelText } from "../../src/capture/labels.ts";
 import { AGREEMENT_IOU, CapturePolicySchema, disagree, keeps } from "../../src/capture/policy.ts";
 import { CaptureService } from "../../src/capture/service.ts";
@@ -194,4 +195,40 @@ Deno.test("labels: class and box checks, stable 1-in-10 val split, normalised YO
     labels: [{ class_id: 1, box: { x1: 50, y1: 25, x2: 150, y2: 75 } }],
   });
   assert.equal(rows, "1 0.500000 0.500000 0.500000 0.500000\n");
+});
+
+Deno.test("replay: this round's train captures plus earlier rounds' at replay_fraction of the written set", async () => {
+  await withDir(async (dir) => {
+    const store = await CaptureStore.open(join(dir, "frames"), log);
+    const base = new Date("2026-01-02T00:00:00Z"); // the base version's creation: rounds before it are earlier
+    const earlier = new Date(base.getTime() - 1000), fresh = new Date(base.getTime() + 1000);
+    for (const [time, n] of [[earlier, 12], [fresh, 8]] as const) {
+      for (let i = 0; i < n; i++) {
+        const { id } = (await store.add({ ...frame("m", 10, time), image: PNG }, 1e9)).stored!;
+        await store.update(id, (m) => ({ ...m, status: "labelled", labels: [], split: "train" }));
+      }
+    }
+    const train = store.all({ model: "m", status: "labelled" });
+    const isEarlier = (c: CaptureMeta) => new Date(c.time) < base;
+    for (const fraction of [0.2, 0.5]) {
+      const picked = withReplay(train, base, fraction, Math.random);
+      const out = join(dir, `set-${fraction}`);
+      const written = await writeCaptureDataset(store, "m", ["a"], out, undefined, picked);
+      const files = [...Deno.readDirSync(join(out, "images/train"))].map((e) => e.name.split(".")[0]);
+      assert.equal(files.length, written.train);
+      const replayed = files.filter((id) => isEarlier(store.get(id)!)).length;
+      assert.equal(files.length - replayed, 8, "every capture of this round is written");
+      // The replayed share is the fraction, to the nearest whole capture.
+      assert.ok(
+        Math.abs(replayed / files.length - fraction) <= 0.5 / files.length,
+        `${replayed}/${files.length}`,
+      );
+    }
+    assert.equal(
+      withReplay(train, base, 1, Math.random).length,
+      20,
+      "a fraction of 1 replays every earlier one",
+    );
+    assert.equal(withReplay(train, base, 0, Math.random).filter(isEarlier).length, 0);
+  });
 });

@@ -165,7 +165,7 @@ const tooLargeMessage = (maxBytes: number) => `Fine-tune upload is over the limi
 interface Upload {
   raw: unknown;
   /** unpacks the upload into the job's dataset directory */
-  write: (dir: string) => Promise<void>;
+  write: (dir: string, config: FinetuneConfig) => Promise<void>;
   /** removes what receiving the upload left in the data dir */
   cleanup: () => Promise<void>;
 }
@@ -186,7 +186,7 @@ async function upload(
   c: Context,
   jobs: JobService,
   maxBytes: number,
-  fromCaptures: ((dir: string) => Promise<void>) | null,
+  fromCaptures: ((dir: string, config: FinetuneConfig) => Promise<void>) | null,
 ): Promise<Upload> {
   const type = mediaType(c);
   if (type === "multipart/form-data") {
@@ -304,7 +304,7 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
       const parsed = config(raw);
       await refuseUnfit(registry, base, parsed, ctx.maxTrainMemoryBytes);
       const dataset: DatasetWriter = async (dir) => {
-        await write(dir);
+        await write(dir, parsed);
         // The trainer decodes with the default limit, so an image over it must not pass here and fail the job.
         const maxPixels = Math.min(ctx.maxPixels, DEFAULT_MAX_PIXELS);
         await loadDataset(dir, { nc: base.nc, valFraction: parsed.val_fraction, maxPixels });

@@ -1,8 +1,9 @@
 // `POST /v1/models/{name}/finetune` with `"source": "captures"`: the job's dataset is the model's labelled
 // captures in YOLO split layout (train captures to train on, val captures to evaluate on); nothing labelled,
-// both `images` and `source`, or a server without capture are clear errors and queue nothing.
+// or a server without capture are clear errors and queue nothing; an upload sent with `source` joins the captures.
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { zipSync } from "fflate";
 import sharp from "sharp";
 import { createApp } from "../../src/api/app.ts";
 import { CaptureService } from "../../src/capture/service.ts";
@@ -98,8 +99,52 @@ Deno.test("finetune from captures: the job's dataset is the labelled captures, t
     assert.deepEqual(stems(dataset.val), [captures[2].id]);
     assert.deepEqual(Array.from(dataset.val[0].labels), [2, 24 / IMGSZ, 32 / IMGSZ, 32 / IMGSZ, 48 / IMGSZ]);
 
+    // Captures plus an upload in one job, JSON `images` (train) and a multipart archive with its own val split.
+    const upload = await sharp(synthImage(IMGSZ, new Rng(9)).rgb, {
+      raw: { width: IMGSZ, height: IMGSZ, channels: 3 },
+    })
+      .png().toBuffer();
+    const row = [1, 0.5, 0.5, 0.25, 0.25];
+    const inline = await s.call(
+      "/v1/models/default/finetune",
+      json("POST", {
+        config: CONFIG,
+        source: "captures",
+        images: [{ name: "up.png", data: upload.toString("base64"), labels: [row] }],
+      }),
+    );
+    const withImages = await inline.json();
+    assert.equal(inline.status, 202, JSON.stringify(withImages));
+    const merged = await loadDataset(join(s.dataDir, "jobs", withImages.id, "dataset"), { nc: NC });
+    assert.deepEqual(stems(merged.train), [captures[0].id, captures[1].id, "0_up"].sort());
+    assert.deepEqual(stems(merged.val), [captures[2].id]);
+    assert.deepEqual(Array.from(merged.train.find((x) => x.name.includes("0_up"))!.labels), row);
+
+    const archive = zipSync({
+      "set/images/a.png": new Uint8Array(upload),
+      "set/labels/a.txt": new TextEncoder().encode(`${row.join(" ")}\n`),
+      "set/val/images/b.png": new Uint8Array(upload),
+      "set/val/labels/b.txt": new TextEncoder().encode(""),
+    });
+    const form = new FormData();
+    form.set("config", JSON.stringify(CONFIG));
+    form.set("source", "captures");
+    form.set("dataset", new File([archive], "set.zip"));
+    const multipart = await s.call("/v1/models/default/finetune", { method: "POST", body: form });
+    const withArchive = await multipart.json();
+    assert.equal(multipart.status, 202, JSON.stringify(withArchive));
+    const both = await loadDataset(join(s.dataDir, "jobs", withArchive.id, "dataset"), { nc: NC });
+    assert.deepEqual(stems(both.train), [captures[0].id, captures[1].id, "0_a"].sort());
+    assert.deepEqual(
+      stems(both.val),
+      [captures[2].id, "0_b"].sort(),
+      "the upload's val split joins the captures'",
+    );
+    const other = new FormData();
+    other.set("source", "camera");
+    other.set("dataset", new File([archive], "set.zip"));
     await expectError(
-      s.call("/v1/models/default/finetune", json("POST", { config: CONFIG, source: "captures", images: [] })),
+      s.call("/v1/models/default/finetune", { method: "POST", body: other }),
       422,
       "invalid_body",
     );

@@ -31,7 +31,11 @@ async function setup(withCapture = true) {
     await pool.swap(meta.name, meta.version, bytes);
   });
   await registry.add("default", MODEL_BYTES, { source: { type: "upload" }, activate: true });
-  const jobs = await JobService.open({ dataDir, trainer: new TestTrainer(), log: () => {} });
+  const trainer = new TestTrainer();
+  // The first job waits at its first step until close, so it and those queued behind it keep their datasets
+  // (a finished job's dataset is removed) while the test reads them.
+  trainer.holdAt(0);
+  const jobs = await JobService.open({ dataDir, trainer, log: () => {} });
   const capture = withCapture ? await CaptureService.open(dataDir, () => {}) : null;
   const app = createApp({ pool, registry, jobs, capture });
   const call = (path: string, init: RequestInit = {}) => Promise.resolve(app.request(path, init, LOOPBACK));

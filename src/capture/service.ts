@@ -44,6 +44,8 @@ export class CaptureService {
     stored: 0,
     evicted: 0,
     dropped: { queue_full: 0, rate_limit: 0, over_budget: 0, write_failed: 0 } as Record<DropReason, number>,
+    /** `uncertain` frames outside the band not compared with the previous version: the queue was half full. */
+    unchecked: 0,
   };
   private readonly queue: BoundedQueue<QueuedFrame>;
   private secondOpinion: SecondOpinion | null = null;
@@ -97,6 +99,11 @@ export class CaptureService {
     const kept = keeps(policy, predictions, Math.random());
     const check = !kept && policy.mode === "uncertain" && this.secondOpinion !== null;
     if (!kept && !check) return;
+    // Checks take at most half the queue, so a busy camera's comparisons never crowd out frames kept outright.
+    if (check && this.queue.depth >= this.queue.capacity / 2) {
+      this.counts.unchecked++;
+      return;
+    }
     if (this.queue.full) {
       this.counts.dropped.queue_full++;
       return;

@@ -171,6 +171,39 @@ Deno.test("service: a full queue drops frames and counts them; the hourly limit 
   });
 });
 
+Deno.test("service: uncertain asks the previous version in the worker, with at most half the queue", async () => {
+  await withDir(async (dir) => {
+    const service = await CaptureService.open(dir, log, 4);
+    await service.policies.set("m", policy({ mode: "uncertain", uncertain: { low: 0.3, high: 0.6 } }));
+    const previous = [{ class_id: 0, box: { x1: 0, y1: 0, x2: 10, y2: 10 } }];
+    const asked: number[] = [];
+    service.useSecondOpinion((f) => {
+      asked.push(f.version);
+      return Promise.resolve(f.version === 1 ? null : previous);
+    });
+    const offer = (version: number, confidence: number, box = previous[0].box) =>
+      service.offer({
+        ...frame("m"),
+        version,
+        image: PNG,
+        predictions: [{ class_id: 0, class_name: "a", confidence, box }],
+      });
+    offer(2, 0.9); // agrees with the previous version
+    offer(2, 0.9, { x1: 20, y1: 20, x2: 30, y2: 30 }); // disagrees
+    offer(2, 0.95); // half the queue holds checks: not compared
+    offer(2, 0.4); // in the band: kept outright, no check
+    offer(1, 0.9); // would be checked, but the queue is still busy
+    assert.deepEqual(asked, [], "nothing is asked on the offering call");
+    assert.equal(service.counts.unchecked, 2);
+    await service.idle();
+    assert.deepEqual(asked, [2, 2], "only the two queued checks were asked");
+    assert.equal(service.counts.stored, 2, "the disagreeing frame and the one in the band");
+    offer(1, 0.9); // a model's first version has no previous one: kept by the band alone
+    await service.idle();
+    assert.equal(service.counts.stored, 2);
+  });
+});
+
 Deno.test("labels: class and box checks, stable 1-in-10 val split, normalised YOLO rows", () => {
   const meta = { id: "x", width: 200, height: 100, labels: null } as unknown as CaptureMeta;
   assert.deepEqual(labelProblems([{ class_id: 1, box: { x1: 0, y1: 0, x2: 200, y2: 100 } }], meta, 2), []);

@@ -8,6 +8,7 @@ import { labelledCaptures, withReplay, writeCaptureDataset } from "../capture/da
 import type { FinetuneConfig } from "../config/finetune.ts";
 import type { VersionMeta } from "../registry/store.ts";
 import { readLayout } from "../train/data/layout.ts";
+import { Rng } from "../train/data/rng.ts";
 import { DatasetError, type DatasetProblem } from "../train/data/problems.ts";
 import type { RouteContext } from "./app.ts";
 import { ApiError } from "./errors.ts";
@@ -69,7 +70,9 @@ export function capturesWriter(
     let captures = labelledCaptures(capture.store, base.name);
     if (config.replay_fraction !== undefined) {
       const train = captures.filter((c) => c.split !== "val");
-      const replayed = withReplay(train, new Date(base.created), config.replay_fraction, Math.random);
+      // Drawn with the job's seed, so a config replays the same captures again.
+      const rng = new Rng(config.seed);
+      const replayed = withReplay(train, new Date(base.created), config.replay_fraction, () => rng.random());
       captures = [...replayed, ...captures.filter((c) => c.split === "val")];
     }
     const { train } = await writeCaptureDataset(

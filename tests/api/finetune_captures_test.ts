@@ -41,6 +41,7 @@ async function setup(withCapture = true) {
   const call = (path: string, init: RequestInit = {}) => Promise.resolve(app.request(path, init, LOOPBACK));
   return {
     dataDir,
+    registry,
     call,
     capture,
     async close() {
@@ -176,6 +177,62 @@ Deno.test("finetune from captures on a server without capture: 400, nothing queu
       "invalid_body",
     );
     assert.deepEqual((await (await s.call("/v1/jobs")).json()).jobs, []);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("finetune from captures with replay_fraction: this round's train captures plus that share of earlier ones", async () => {
+  const s = await setup();
+  try {
+    await s.call("/v1/models/default/capture", json("PUT", { mode: "all" }));
+    /** Detects `n` frames and labels each with `split`; returns their capture ids. */
+    const labelled = async (seed: number, splits: string[]) => {
+      const before = new Set(
+        ((await (await s.call("/v1/captures?model=default")).json()).captures as { id: string }[]).map((c) =>
+          c.id
+        ),
+      );
+      for (let i = 0; i < splits.length; i++) {
+        const { rgb } = synthImage(IMGSZ, new Rng(seed + i));
+        const image = await sharp(rgb, { raw: { width: IMGSZ, height: IMGSZ, channels: 3 } }).png()
+          .toBuffer();
+        const res = await s.call("/v1/models/default/detect", {
+          method: "POST",
+          body: new Uint8Array(image),
+          headers: { "content-type": "image/png" },
+        });
+        await res.body?.cancel();
+      }
+      await s.capture!.idle();
+      const all = (await (await s.call("/v1/captures?model=default")).json()).captures as { id: string }[];
+      const ids = all.map((c) => c.id).filter((id) => !before.has(id)).reverse(); // oldest first
+      for (const [i, split] of splits.entries()) {
+        const res = await s.call(`/v1/captures/${ids[i]}/labels`, json("PUT", { labels: [], split }));
+        assert.equal(res.status, 200);
+      }
+      return ids;
+    };
+    const tick = () => new Promise((r) => setTimeout(r, 5)); // capture times and the version's differ
+    const earlier = await labelled(20, ["train", "train", "train", "val"]);
+    await tick();
+    const base = await s.registry.add("default", MODEL_BYTES, { source: { type: "upload" } });
+    await tick();
+    const fresh = await labelled(30, ["train", "train"]);
+    // 2 new train captures; replayed r of 3 earlier ones so that r / (2 + r) is 1/3 -> r = 1.
+    const res = await s.call(
+      `/v1/models/default/finetune?base_version=${base.version}`,
+      json("POST", { config: { ...CONFIG, replay_fraction: 1 / 3 }, source: "captures" }),
+    );
+    const job = await res.json();
+    assert.equal(res.status, 202, JSON.stringify(job));
+    const dataset = await loadDataset(join(s.dataDir, "jobs", job.id, "dataset"), { nc: NC });
+    const stems = (xs: { name: string }[]) => xs.map((x) => x.name.split("/").at(-1)!.split(".")[0]);
+    const train = stems(dataset.train);
+    assert.equal(train.length, 3);
+    assert.deepEqual(train.filter((id) => fresh.includes(id)).sort(), [...fresh].sort(), "every new capture");
+    assert.equal(train.filter((id) => earlier.slice(0, 3).includes(id)).length, 1, "one earlier capture");
+    assert.deepEqual(stems(dataset.val), [earlier[3]], "val captures are all used");
   } finally {
     await s.close();
   }

@@ -1,4 +1,7 @@
-/** Capture's tallies on /metrics: frames stored, evicted and dropped (by reason), and the queue's depth. */
+/**
+ * Capture's tallies on /metrics: frames stored, evicted and dropped (by reason), frames left unchecked, and the
+ * queue's depth.
+ */
 import type { CaptureService, DropReason } from "../capture/service.ts";
 import { Gauge, ReadCounter, type Registry } from "./metrics.ts";
 
@@ -23,6 +26,13 @@ export function addCaptureMetrics(registry: Registry, capture: CaptureService): 
       "kestrel_capture_dropped_total",
       "Frames a capture policy kept but that were not stored, by reason",
       () => Object.entries(counts.dropped).map(([reason, n]) => [{ reason: reason as DropReason }, n]),
+    ),
+  );
+  registry.add(
+    new ReadCounter(
+      "kestrel_capture_unchecked_total",
+      "Frames outside the uncertain band not compared with the previous version (the capture queue was busy)",
+      () => [[{}, counts.unchecked]],
     ),
   );
   registry.add(

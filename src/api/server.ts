@@ -8,6 +8,7 @@ import { loadActiveModels, openServingRegistry } from "./registry_wiring.ts";
 import { RequestTracker } from "./request_tracker.ts";
 import { ServeBudget } from "./serve_budget.ts";
 import { CaptureService } from "../capture/service.ts";
+import { previousVersionOpinion } from "./previous_version.ts";
 import { DEFAULT_MODEL_PATH, type ServerConfig } from "../config/server.ts";
 import { Fleet } from "../fleet/fleet.ts";
 import { probeGpu } from "../fleet/gpu_probe.ts";
@@ -85,6 +86,7 @@ async function listen(
   const loaded = Promise.withResolvers<void>();
   const logLine = (message: string) => log.info(message);
   const capture = await CaptureService.open(config.dataDir, logLine);
+  capture.useSecondOpinion(previousVersionOpinion(registry, backend, config.imgsz));
   const publish = guardedPublish(registry, capture, backend, logLine);
   const serveBudget = config.serveBudgetMs > 0 ? new ServeBudget(config.serveBudgetMs) : null;
   serveBudget?.start();

@@ -40,15 +40,43 @@ function entries(store: CaptureStore, captures: CaptureMeta[], names: readonly s
   return files;
 }
 
-/** Writes the labelled captures of `model` (of one split, when given) under `dir`; returns how many per split. */
+/**
+ * Replay: the train captures of this round (captured at or after `since`, when the base version was made) and
+ * as many of the earlier rounds' as make up `fraction` of the result, drawn at random (`random` in [0, 1)).
+ * A round with no new capture, or a fraction of 1, replays every earlier one.
+ */
+export function withReplay(
+  train: readonly CaptureMeta[],
+  since: Date,
+  fraction: number,
+  random: () => number,
+): CaptureMeta[] {
+  const fresh = train.filter((c) => new Date(c.time) >= since);
+  const earlier = train.filter((c) => new Date(c.time) < since);
+  const wanted = fresh.length === 0 || fraction >= 1
+    ? earlier.length
+    : Math.min(earlier.length, Math.round(fresh.length * fraction / (1 - fraction)));
+  // A partial Fisher-Yates: the first `wanted` places end up a uniform draw.
+  const pool = [...earlier];
+  for (let i = 0; i < wanted; i++) {
+    const j = i + Math.floor(random() * (pool.length - i));
+    [pool[i], pool[j]] = [pool[j], pool[i]];
+  }
+  return [...fresh, ...pool.slice(0, wanted)];
+}
+
+/**
+ * Writes `captures` (default: the labelled captures of `model`, of one split when given) under `dir`; returns
+ * how many per split.
+ */
 export async function writeCaptureDataset(
   store: CaptureStore,
   model: string,
   names: readonly string[],
   dir: string,
   split?: CaptureSplit,
+  captures: CaptureMeta[] = labelledCaptures(store, model, split),
 ): Promise<{ train: number; val: number }> {
-  const captures = labelledCaptures(store, model, split);
   for (const entry of entries(store, captures, names)) {
     const path = join(dir, entry.path);
     await Deno.mkdir(dirname(path), { recursive: true });

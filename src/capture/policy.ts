@@ -53,3 +53,37 @@ export function keeps(
     }
   }
 }
+
+/** The IoU at which a detection of one version counts as found by the other (same class). */
+export const AGREEMENT_IOU = 0.5;
+
+/** A detection with its box, as two versions' answers are compared. */
+export interface BoxedDetection {
+  class_id: number;
+  box: { x1: number; y1: number; x2: number; y2: number };
+}
+
+function iou(a: BoxedDetection["box"], b: BoxedDetection["box"]): number {
+  const w = Math.max(0, Math.min(a.x2, b.x2) - Math.max(a.x1, b.x1));
+  const h = Math.max(0, Math.min(a.y2, b.y2) - Math.max(a.y1, b.y1));
+  const inter = w * h;
+  const union = (a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter;
+  return union > 0 ? inter / union : 0;
+}
+
+/**
+ * Whether two versions disagree on a frame: some detection of either has no detection of the same class in the
+ * other with IoU >= {@link AGREEMENT_IOU}. `classes` (the policy's) limits which detections count.
+ */
+export function disagree(
+  a: readonly BoxedDetection[],
+  b: readonly BoxedDetection[],
+  classes: readonly number[] | null,
+): boolean {
+  const wanted = (d: BoxedDetection) => !classes || classes.includes(d.class_id);
+  const unmatched = (from: readonly BoxedDetection[], to: readonly BoxedDetection[]) =>
+    from.filter(wanted).some((d) =>
+      !to.some((o) => o.class_id === d.class_id && iou(d.box, o.box) >= AGREEMENT_IOU)
+    );
+  return unmatched(a, b) || unmatched(b, a);
+}

@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { readImageHeader } from "../image/header.ts";
 import { PolicyBook } from "./policies.ts";
-import { keeps } from "./policy.ts";
+import { type BoxedDetection, disagree, keeps } from "./policy.ts";
 import { BoundedQueue } from "./queue.ts";
 import { RegressionSets } from "./regression_set.ts";
 import { CaptureStore } from "./store.ts";
@@ -21,7 +21,21 @@ export interface CaptureOffer extends Omit<NewCapture, "predictions" | "format">
   predictions: CapturePrediction[] | (() => CapturePrediction[]);
 }
 
-/** Why a frame the policy kept was not stored. */
+/**
+ * The model's previous version's detections on a frame the active version served (null when the model has no
+ * previous version): `uncertain` also keeps frames the two versions disagree on.
+ */
+export type SecondOpinion = (frame: { model: string; version: number; image: Uint8Array }) => Promise<
+  BoxedDetection[] | null
+>;
+
+/** A queued frame; `check`: kept only if the previous version disagrees (asked in the queue's worker). */
+interface QueuedFrame {
+  frame: Omit<NewCapture, "format">;
+  check: boolean;
+}
+
+/** Why a frame the policy kept (or sent to the previous version) was not stored. */
 export type DropReason = "queue_full" | "rate_limit" | "over_budget" | "write_failed";
 
 export class CaptureService {
@@ -30,8 +44,11 @@ export class CaptureService {
     stored: 0,
     evicted: 0,
     dropped: { queue_full: 0, rate_limit: 0, over_budget: 0, write_failed: 0 } as Record<DropReason, number>,
+    /** `uncertain` frames outside the band not compared with the previous version: the queue was half full. */
+    unchecked: 0,
   };
-  private readonly queue: BoundedQueue<Omit<NewCapture, "format">>;
+  private readonly queue: BoundedQueue<QueuedFrame>;
+  private secondOpinion: SecondOpinion | null = null;
   /** Per model: the start of the current hour window and the frames kept in it. */
   private readonly hourly = new Map<string, { start: number; count: number }>();
 
@@ -43,7 +60,7 @@ export class CaptureService {
     private readonly log: (message: string) => void,
     capacity: number,
   ) {
-    this.queue = new BoundedQueue(capacity, (c) => this.write(c), (err) => {
+    this.queue = new BoundedQueue(capacity, (q) => this.handle(q), (err) => {
       this.counts.dropped.write_failed++;
       this.log(`capture write failed: ${(err as Error).message}`);
     });
@@ -66,21 +83,50 @@ export class CaptureService {
     return this.queue.depth;
   }
 
-  /** Decides on `offer` and queues it when kept; returns at once. */
+  /**
+   * Lets `uncertain` ask the previous version about frames outside the band. It runs in the queue's worker,
+   * after the answer, so it costs the detect path nothing; with the queue full such frames are dropped.
+   */
+  useSecondOpinion(opinion: SecondOpinion): void {
+    this.secondOpinion = opinion;
+  }
+
+  /** Decides on `offer` and queues it when kept (or when the previous version must be asked); returns at once. */
   offer(offer: CaptureOffer): void {
     const policy = this.policies.get(offer.model);
     if (policy.mode === "off") return;
     const predictions = typeof offer.predictions === "function" ? offer.predictions() : offer.predictions;
-    if (!keeps(policy, predictions, Math.random())) return;
+    const kept = keeps(policy, predictions, Math.random());
+    const check = !kept && policy.mode === "uncertain" && this.secondOpinion !== null;
+    if (!kept && !check) return;
+    // Checks take at most half the queue, so a busy camera's comparisons never crowd out frames kept outright.
+    if (check && this.queue.depth >= this.queue.capacity / 2) {
+      this.counts.unchecked++;
+      return;
+    }
     if (this.queue.full) {
       this.counts.dropped.queue_full++;
       return;
     }
-    if (!this.withinHourlyLimit(offer.model, policy.max_per_hour, offer.time.getTime())) {
+    // A frame still to be checked counts against the hour only once the previous version disagrees.
+    if (kept && !this.withinHourlyLimit(offer.model, policy.max_per_hour, offer.time.getTime())) {
       this.counts.dropped.rate_limit++;
       return;
     }
-    this.queue.push({ ...offer, predictions });
+    this.queue.push({ frame: { ...offer, predictions }, check });
+  }
+
+  private async handle({ frame, check }: QueuedFrame) {
+    if (check) {
+      const other = await this.secondOpinion!(frame);
+      const policy = this.policies.get(frame.model);
+      if (!other || !disagree(frame.predictions, other, policy.classes)) return;
+      if (!this.withinHourlyLimit(frame.model, policy.max_per_hour, frame.time.getTime())) {
+        this.counts.dropped.rate_limit++;
+        return;
+      }
+    }
+    await this.write(frame);
   }
 
   private withinHourlyLimit(model: string, max: number, now: number): boolean {

@@ -97,6 +97,11 @@ export const FinetuneConfigSchema = z.strictObject({
   amp: z.boolean().default(false),
   /** share of the images held out for validation when the dataset has no val/ folder */
   val_fraction: z.number().min(0).lt(1).default(0.1),
+  /**
+   * fine-tune from captures: the share of the train set drawn from earlier rounds' captures (those captured
+   * before the base version was made), the rest being this round's; absent: every labelled train capture
+   */
+  replay_fraction: z.number().min(0).max(1).optional(),
   /** when the EMA result becomes the active version: if mAP@0.5:0.95 does not drop, always, or never */
   activate: z.enum(["if_better", "always", "never"]).default("if_better"),
   /** train.py `--seed`: shuffling, augmentation and the validation split */

@@ -2,8 +2,9 @@
 // queue's bound, the hourly limit, and labels (validation, stable split, YOLO rows).
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { withReplay, writeCaptureDataset } from "../../src/capture/dataset.ts";
 import { defaultSplit, labelProblems, VAL_ONE_IN, yoloLabelText } from "../../src/capture/labels.ts";
-import { CapturePolicySchema, keeps } from "../../src/capture/policy.ts";
+import { AGREEMENT_IOU, CapturePolicySchema, disagree, keeps } from "../../src/capture/policy.ts";
 import { CaptureService } from "../../src/capture/service.ts";
 import { CaptureStore } from "../../src/capture/store.ts";
 import type { CaptureMeta, NewCapture } from "../../src/capture/types.ts";
@@ -58,6 +59,18 @@ Deno.test("policy: sample keeps draws under rate; classes narrows every mode", (
   assert.equal(keeps(cats, [det(0, 0.4), det(2, 0.9)], 0), false, "the wanted class is not uncertain");
   assert.equal(keeps(cats, [det(2, 0.4)], 0), true);
   assert.equal(keeps(policy({ mode: "all", classes: [1] }), [det(0, 0.9)], 0), false);
+});
+
+Deno.test("disagree: a detection of either side with no same-class match at IoU >= 0.5", () => {
+  const box = (class_id: number, x1: number, x2: number) => ({ class_id, box: { x1, y1: 0, x2, y2: 10 } });
+  // [0,10] against [0,w]: IoU w/10, so w = 10·AGREEMENT_IOU is the edge.
+  const edge = 10 * AGREEMENT_IOU;
+  assert.equal(disagree([box(0, 0, 10)], [box(0, 0, edge)], null), false, "IoU at the threshold matches");
+  assert.equal(disagree([box(0, 0, 10)], [box(0, 0, edge - 0.01)], null), true);
+  assert.equal(disagree([box(0, 0, 10)], [box(1, 0, 10)], null), true, "another class is no match");
+  assert.equal(disagree([], [box(0, 0, 10)], null), true, "the other side found something");
+  assert.equal(disagree([], [], null), false);
+  assert.equal(disagree([box(0, 0, 10)], [], [1]), false, "classes narrows which detections count");
 });
 
 Deno.test("policy schema refuses a band with low >= high and unknown keys", () => {
@@ -158,6 +171,39 @@ Deno.test("service: a full queue drops frames and counts them; the hourly limit 
   });
 });
 
+Deno.test("service: uncertain asks the previous version in the worker, with at most half the queue", async () => {
+  await withDir(async (dir) => {
+    const service = await CaptureService.open(dir, log, 4);
+    await service.policies.set("m", policy({ mode: "uncertain", uncertain: { low: 0.3, high: 0.6 } }));
+    const previous = [{ class_id: 0, box: { x1: 0, y1: 0, x2: 10, y2: 10 } }];
+    const asked: number[] = [];
+    service.useSecondOpinion((f) => {
+      asked.push(f.version);
+      return Promise.resolve(f.version === 1 ? null : previous);
+    });
+    const offer = (version: number, confidence: number, box = previous[0].box) =>
+      service.offer({
+        ...frame("m"),
+        version,
+        image: PNG,
+        predictions: [{ class_id: 0, class_name: "a", confidence, box }],
+      });
+    offer(2, 0.9); // agrees with the previous version
+    offer(2, 0.9, { x1: 20, y1: 20, x2: 30, y2: 30 }); // disagrees
+    offer(2, 0.95); // half the queue holds checks: not compared
+    offer(2, 0.4); // in the band: kept outright, no check
+    offer(1, 0.9); // would be checked, but the queue is still busy
+    assert.deepEqual(asked, [], "nothing is asked on the offering call");
+    assert.equal(service.counts.unchecked, 2);
+    await service.idle();
+    assert.deepEqual(asked, [2, 2], "only the two queued checks were asked");
+    assert.equal(service.counts.stored, 2, "the disagreeing frame and the one in the band");
+    offer(1, 0.9); // a model's first version has no previous one: kept by the band alone
+    await service.idle();
+    assert.equal(service.counts.stored, 2);
+  });
+});
+
 Deno.test("labels: class and box checks, stable 1-in-10 val split, normalised YOLO rows", () => {
   const meta = { id: "x", width: 200, height: 100, labels: null } as unknown as CaptureMeta;
   assert.deepEqual(labelProblems([{ class_id: 1, box: { x1: 0, y1: 0, x2: 200, y2: 100 } }], meta, 2), []);
@@ -182,4 +228,40 @@ Deno.test("labels: class and box checks, stable 1-in-10 val split, normalised YO
     labels: [{ class_id: 1, box: { x1: 50, y1: 25, x2: 150, y2: 75 } }],
   });
   assert.equal(rows, "1 0.500000 0.500000 0.500000 0.500000\n");
+});
+
+Deno.test("replay: this round's train captures plus earlier rounds' at replay_fraction of the written set", async () => {
+  await withDir(async (dir) => {
+    const store = await CaptureStore.open(join(dir, "frames"), log);
+    const base = new Date("2026-01-02T00:00:00Z"); // the base version's creation: rounds before it are earlier
+    const earlier = new Date(base.getTime() - 1000), fresh = new Date(base.getTime() + 1000);
+    for (const [time, n] of [[earlier, 12], [fresh, 8]] as const) {
+      for (let i = 0; i < n; i++) {
+        const { id } = (await store.add({ ...frame("m", 10, time), image: PNG }, 1e9)).stored!;
+        await store.update(id, (m) => ({ ...m, status: "labelled", labels: [], split: "train" }));
+      }
+    }
+    const train = store.all({ model: "m", status: "labelled" });
+    const isEarlier = (c: CaptureMeta) => new Date(c.time) < base;
+    for (const fraction of [0.2, 0.5]) {
+      const picked = withReplay(train, base, fraction, Math.random);
+      const out = join(dir, `set-${fraction}`);
+      const written = await writeCaptureDataset(store, "m", ["a"], out, undefined, picked);
+      const files = [...Deno.readDirSync(join(out, "images/train"))].map((e) => e.name.split(".")[0]);
+      assert.equal(files.length, written.train);
+      const replayed = files.filter((id) => isEarlier(store.get(id)!)).length;
+      assert.equal(files.length - replayed, 8, "every capture of this round is written");
+      // The replayed share is the fraction, to the nearest whole capture.
+      assert.ok(
+        Math.abs(replayed / files.length - fraction) <= 0.5 / files.length,
+        `${replayed}/${files.length}`,
+      );
+    }
+    assert.equal(
+      withReplay(train, base, 1, Math.random).length,
+      20,
+      "a fraction of 1 replays every earlier one",
+    );
+    assert.equal(withReplay(train, base, 0, Math.random).filter(isEarlier).length, 0);
+  });
 });

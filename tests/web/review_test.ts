@@ -17,6 +17,8 @@ const IMGSZ = 128;
 const FRAMES = 3;
 const DESKTOP = { width: 1280, height: 1000 };
 const TABLET = { width: 768, height: 1024 };
+/** A one-epoch round on two 128 px frames: seconds on a GPU, under a minute on lavapipe's CPU. */
+const ROUND_TIMEOUT_MS = 180_000;
 
 interface Box {
   class_id: number;
@@ -161,7 +163,12 @@ Deno.test("review page: proposals drawn, boxes drawn / moved / resized / reclass
     );
     assert.equal(await page.isDisabled("#rv-train"), false);
     for (
-      const [name, value] of Object.entries({ epochs: "1", batch_size: "2", imgsz: "128", val_fraction: "0" })
+      const [name, value] of Object.entries({
+        epochs: "1",
+        batch_size: "2",
+        imgsz: "128",
+        val_fraction: "0.5",
+      })
     ) {
       await page.fill(`#finetune-form [name=${name}]`, value);
     }
@@ -170,7 +177,27 @@ Deno.test("review page: proposals drawn, boxes drawn / moved / resized / reclass
     const jobId = await page.getAttribute("#job-view", "data-job-id");
     const job = await (await fetch(`${server.base}/v1/jobs/${jobId}`)).json();
     assert.deepEqual([job.model, job.config.epochs, job.config.imgsz], ["default", 1, 128]);
-    await (await fetch(`${server.base}/v1/jobs/${jobId}`, { method: "DELETE" })).body?.cancel();
+    // The round finishes; the rounds table shows its version with the before/after metrics the API holds.
+    for (const deadline = Date.now() + ROUND_TIMEOUT_MS;;) {
+      const status = (await (await fetch(`${server.base}/v1/jobs/${jobId}`)).json()).status;
+      if (status === "succeeded") break;
+      assert.ok(!["failed", "cancelled"].includes(status), `the round ended ${status}`);
+      assert.ok(Date.now() < deadline, "the round finished in time");
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const { versions } = await (await fetch(`${server.base}/v1/models/default/versions`)).json();
+    const round = versions.at(-1);
+    assert.equal(round.source.type, "finetune");
+    await page.click("#review-form button[type=submit]");
+    const row = page.locator(`#rv-rounds tr[data-version="${round.version}"] td`);
+    await row.first().waitFor({ timeout: UI_TIMEOUT_MS });
+    const m = round.metrics;
+    assert.deepEqual(await row.allTextContents(), [
+      `v${round.version}`,
+      `v${round.parent}`,
+      `${m.base_map50_95.toFixed(3)} → ${m.map50_95.toFixed(3)}`,
+      "– → –", // no regression set on this model
+    ]);
 
     await page.setViewportSize(TABLET);
     await page.screenshot({ path: `${ARTIFACTS}review-tablet.png`, fullPage: true });

@@ -5,10 +5,13 @@
 import { api, apiKey, describeError } from "./api.js";
 import { BoxEditor } from "./box_editor.js";
 import { finetuneConfig, watchJob } from "./finetune.js";
+import { formatMetric } from "./format.js";
 import { shortId } from "./job_state.js";
 
 const el = (id) => document.getElementById(id);
 const PAGE = 100;
+/** Rounds shown: the newest fine-tuned versions. */
+const ROUNDS = 5;
 
 let classNames = new Map();
 let queue = [];
@@ -22,6 +25,8 @@ export function setReviewModels(models) {
   const previous = select.value;
   select.replaceChildren(...models.map((m) => new Option(m.name, m.name)));
   if (classNames.has(previous)) select.value = previous;
+  // A finished round is a new version: the models list is refreshed then, and the rounds with it.
+  if (select.value) refreshRounds();
 }
 
 function names() {
@@ -49,11 +54,45 @@ async function refreshProgress() {
   }
 }
 
+/** "base → result" of a metric pair a fine-tune recorded in its version's metrics. */
+function beforeAfter(metrics, base, result) {
+  return `${formatMetric(metrics?.[base])} → ${formatMetric(metrics?.[result])}`;
+}
+
+/** The model's last rounds: its newest fine-tuned versions with their base's and their own metrics. */
+async function refreshRounds() {
+  const model = el("rv-model").value;
+  const table = el("rv-rounds");
+  let versions;
+  try {
+    versions = (await api(`/v1/models/${encodeURIComponent(model)}/versions`)).versions;
+  } catch {
+    table.hidden = true;
+    return;
+  }
+  const rounds = versions.filter((v) => v.source.type === "finetune").slice(-ROUNDS).reverse();
+  table.tBodies[0].replaceChildren();
+  for (const v of rounds) {
+    const tr = table.tBodies[0].insertRow();
+    tr.dataset.version = String(v.version);
+    for (
+      const text of [
+        `v${v.version}`,
+        v.parent === null ? "–" : `v${v.parent}`,
+        beforeAfter(v.metrics, "base_map50_95", "map50_95"),
+        beforeAfter(v.metrics, "base_regression_map50_95", "regression_map50_95"),
+      ]
+    ) tr.insertCell().textContent = text;
+  }
+  table.hidden = rounds.length === 0;
+}
+
 async function loadQueue() {
   const params = new URLSearchParams({ model: el("rv-model").value, limit: String(PAGE) });
   if (el("rv-status").value) params.set("status", el("rv-status").value);
   if (el("rv-camera").value.trim()) params.set("camera", el("rv-camera").value.trim());
   fillClasses();
+  refreshRounds();
   try {
     queue = (await api(`/v1/captures?${params}`)).captures;
   } catch (err) {

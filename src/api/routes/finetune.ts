@@ -30,7 +30,7 @@ import { loadDataset } from "../../train/data/dataset.ts";
 import { type InlineImage, writeInlineDataset } from "../../train/data/inline.ts";
 import { DatasetError } from "../../train/data/problems.ts";
 import type { RouteModule } from "../app.ts";
-import { capturesWriter } from "../captures_dataset.ts";
+import { capturesWriter, type DatasetDirWriter, withUpload } from "../captures_dataset.ts";
 import { ApiError, errorBody } from "../errors.ts";
 import { streamMultipart } from "../multipart_stream.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
@@ -71,6 +71,11 @@ const MULTIPART_SCHEMA = {
       description:
         ".zip, .tar.gz or .tar in YOLO layout: images/ + labels/ (optionally val/images + val/labels)",
     },
+    source: {
+      type: "string" as const,
+      enum: ["captures"],
+      description: "`captures`: the model's labelled captures join the uploaded dataset in the job",
+    },
   },
 };
 /** Largest `config` field: a config is a few hundred bytes of JSON. */
@@ -88,7 +93,7 @@ const InlineSchema = z.object({
   })).optional().openapi({ description: "The dataset; required unless `source` is `captures`" }),
   source: z.enum(["captures"]).optional().openapi({
     description: "`captures`: train on the model's labelled train captures, evaluate on its labelled val " +
-      "captures (src/capture), instead of `images`",
+      "captures (src/capture); with `images` too, those join the captures",
   }),
 }).openapi("FinetuneInline");
 
@@ -164,8 +169,8 @@ const tooLargeMessage = (maxBytes: number) => `Fine-tune upload is over the limi
 
 interface Upload {
   raw: unknown;
-  /** unpacks the upload into the job's dataset directory */
-  write: (dir: string) => Promise<void>;
+  /** unpacks the upload (and the captures, with `source: captures`) into the job's dataset directory */
+  write: DatasetDirWriter;
   /** removes what receiving the upload left in the data dir */
   cleanup: () => Promise<void>;
 }
@@ -181,12 +186,17 @@ const uploadSlot = (jobs: JobService) =>
     }
   });
 
+function capturesOrRefuse(fromCaptures: DatasetDirWriter | null): DatasetDirWriter {
+  if (!fromCaptures) throw new ApiError(400, "invalid_body", "Capture is not enabled on this server");
+  return fromCaptures;
+}
+
 /** The config and a writer that unpacks the upload, for whichever body form was sent. */
 async function upload(
   c: Context,
   jobs: JobService,
   maxBytes: number,
-  fromCaptures: ((dir: string) => Promise<void>) | null,
+  fromCaptures: DatasetDirWriter | null,
 ): Promise<Upload> {
   const type = mediaType(c);
   if (type === "multipart/form-data") {
@@ -206,8 +216,18 @@ async function upload(
       }
       const limits = { ...DEFAULT_ARCHIVE_LIMITS, maxBytes };
       // A client that goes away mid-unpack stops the worker rather than leaving it to run for nobody.
-      const write = (dir: string) => extractArchive(archive, dir, limits, c.req.raw.signal).then(() => {});
-      return { raw: configText(form.fields.get("config")), write, cleanup };
+      const extract = (dir: string) => extractArchive(archive, dir, limits, c.req.raw.signal).then(() => {});
+      const raw = configText(form.fields.get("config"));
+      const source = form.fields.get("source");
+      if (source === undefined) return { raw, write: extract, cleanup };
+      if (source !== "captures") {
+        throw new ApiError(
+          422,
+          "invalid_body",
+          "body.source: 'captures' is the only source besides an upload",
+        );
+      }
+      return { raw, write: withUpload(capturesOrRefuse(fromCaptures), extract), cleanup };
     } catch (err) {
       await cleanup();
       throw err;
@@ -216,17 +236,16 @@ async function upload(
   if (type === "application/json") {
     const body = (c.req.valid as (t: "json") => z.infer<typeof InlineSchema>)("json");
     const cleanup = () => Promise.resolve();
+    const images = body.images as InlineImage[] | undefined;
+    const inline = images && ((dir: string) => writeInlineDataset(images, dir).then(() => {}));
     if (body.source === "captures") {
-      if (!fromCaptures) throw new ApiError(400, "invalid_body", "Capture is not enabled on this server");
-      if (body.images) throw new ApiError(422, "invalid_body", "body: send `images` or `source`, not both");
-      return { raw: body.config ?? {}, write: fromCaptures, cleanup };
+      const captures = capturesOrRefuse(fromCaptures);
+      return { raw: body.config ?? {}, write: inline ? withUpload(captures, inline) : captures, cleanup };
     }
-    if (!body.images) {
+    if (!inline) {
       throw new ApiError(422, "invalid_body", "body.images: required (or `source: captures`)");
     }
-    const images = body.images as InlineImage[];
-    const write = (dir: string) => writeInlineDataset(images, dir).then(() => {});
-    return { raw: body.config ?? {}, write, cleanup };
+    return { raw: body.config ?? {}, write: inline, cleanup };
   }
   throw new ApiError(
     415,
@@ -304,7 +323,7 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
       const parsed = config(raw);
       await refuseUnfit(registry, base, parsed, ctx.maxTrainMemoryBytes);
       const dataset: DatasetWriter = async (dir) => {
-        await write(dir);
+        await write(dir, parsed);
         // The trainer decodes with the default limit, so an image over it must not pass here and fail the job.
         const maxPixels = Math.min(ctx.maxPixels, DEFAULT_MAX_PIXELS);
         await loadDataset(dir, { nc: base.nc, valFraction: parsed.val_fraction, maxPixels });

@@ -6,6 +6,8 @@
  * (src/config/reference_dir.ts); reports `skipped` without it.
  */
 import * as ort from "../serving/backends/ort_native.ts";
+import { startServer } from "../api/server.ts";
+import { ServerConfigSchema } from "../config/server.ts";
 import { decodeImage } from "../image/decode.ts";
 import { letterbox } from "../image/letterbox.ts";
 import { missingReferenceFiles, missingReferenceMessage, referencePath } from "../config/reference_dir.ts";

@@ -13,7 +13,7 @@
  * @module
  */
 import { join } from "node:path";
-import type { Trainer } from "../jobs/types.ts";
+import type { Job, Trainer } from "../jobs/types.ts";
 import type { KV } from "@nats-io/kv";
 import { RegistryError } from "../registry/errors.ts";
 import type { Registry } from "../registry/registry.ts";
@@ -21,7 +21,7 @@ import type { VersionMeta } from "../registry/store.ts";
 import type { Store } from "../registry/store.ts";
 import { FleetStore } from "./fleet_store.ts";
 import { FleetDispatchTrainer } from "./job_dispatch.ts";
-import { type FleetJob, FleetJobSchema } from "./job_state.ts";
+import { asJobRecord, type FleetJob, FleetJobSchema } from "./job_state.ts";
 import { runJobWorker } from "./job_worker.ts";
 import { connectFleet, type FleetLink, type FleetLinkOptions } from "./link.ts";
 import { type NodeInfo, openPresence, PRESENCE_EVERY_MS, readPresence } from "./presence.ts";
@@ -144,14 +144,36 @@ export class Fleet {
    * first; null while NATS is not connected.
    */
   async jobs(): Promise<FleetJob[] | null> {
+    return (await this.readJobs())?.map(({ state }) => state) ?? null;
+  }
+
+  /**
+   * Every fleet job as a job record, oldest first, for `/v1/jobs` on any node (merged there with the node's own
+   * records); null while NATS is not connected.
+   */
+  async jobRecords(): Promise<Job[] | null> {
+    return (await this.readJobs())?.map(({ state, updatedAt }) => asJobRecord(state, updatedAt)) ?? null;
+  }
+
+  /** One fleet job as a job record; null when the fleet has no such job or NATS is not connected. */
+  async jobRecord(id: string): Promise<Job | null> {
+    if (!this.link || !this.connected) return null;
+    const entry = await this.link.jobs.get(id).catch(() => null);
+    if (entry?.operation !== "PUT") return null;
+    return asJobRecord(FleetJobSchema.parse(entry.json()), entry.created);
+  }
+
+  private async readJobs(): Promise<{ state: FleetJob; updatedAt: Date }[] | null> {
     if (!this.link || !this.connected) return null;
     const kv = this.link.jobs;
-    const jobs: FleetJob[] = [];
+    const jobs: { state: FleetJob; updatedAt: Date }[] = [];
     for await (const key of await kv.keys()) {
       const entry = await kv.get(key);
-      if (entry?.operation === "PUT") jobs.push(FleetJobSchema.parse(entry.json()));
+      if (entry?.operation === "PUT") {
+        jobs.push({ state: FleetJobSchema.parse(entry.json()), updatedAt: entry.created });
+      }
     }
-    return jobs.sort((a, b) => a.job.createdAt.localeCompare(b.job.createdAt));
+    return jobs.sort((a, b) => a.state.job.createdAt.localeCompare(b.state.job.createdAt));
   }
 
   /** This node's presence record as of now. */

@@ -5,13 +5,29 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
-import { JobSchema, JobStatusSchema } from "../../jobs/types.ts";
+import { type Job, JobSchema, JobStatusSchema } from "../../jobs/types.ts";
 import type { RouteModule } from "../app.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
 import { InflightLimit } from "../middleware/inflight.ts";
 import { BEARER_SECURITY, error, json, MUTATION_AUTH_ERRORS } from "../openapi_responses.ts";
 
 export const JobResponseSchema = JobSchema.openapi("Job");
+/**
+ * A fleet node's jobs: its own records and the fleet's (`shared`, null while NATS is down), oldest first, each
+ * job once. A job posted here is in both: its own record, with where it runs and how often it started from the
+ * fleet's state, which alone knows.
+ */
+function withFleet(own: Job[], shared: Job[] | null): Job[] {
+  if (shared === null) return own;
+  const fleetById = new Map(shared.map((j) => [j.id, j]));
+  const merged = own.map((j) => {
+    const fleet = fleetById.get(j.id);
+    fleetById.delete(j.id);
+    return fleet ? { ...j, node: fleet.node, attempts: fleet.attempts } : j;
+  });
+  return [...merged, ...fleetById.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+}
+
 /** Interval of the keep-alive comment on event streams: under the 30-60 s idle timeouts of common proxies. */
 export const SSE_KEEP_ALIVE_MS = 15_000;
 
@@ -62,6 +78,7 @@ const eventsRoute = createRoute({
 export const jobRoutes: RouteModule = (app, ctx) => {
   const jobs = ctx.jobs;
   if (!jobs) return;
+  const fleet = ctx.fleet;
   const guard = requireMutationAuth({ apiKey: ctx.apiKey });
   // Each stream holds a connection, a subscription and a timer for as long as its job runs (hours).
   const streams = new InflightLimit(ctx.maxEventStreams, "open event streams");
@@ -82,15 +99,22 @@ export const jobRoutes: RouteModule = (app, ctx) => {
     },
   });
 
-  app.openapi(listRoute, (c) => {
+  app.openapi(listRoute, async (c) => {
     const { model, status } = c.req.valid("query");
-    const listed = jobs.list().filter((j) =>
+    const all = fleet ? withFleet(jobs.list(), await fleet.jobRecords().catch(() => null)) : jobs.list();
+    const listed = all.filter((j) =>
       (model === undefined || j.model === model) && (status === undefined || j.status === status)
     );
     return c.json({ jobs: listed }, 200);
   });
 
-  app.openapi(getRoute, (c) => c.json(jobs.get(c.req.valid("param").id), 200));
+  app.openapi(getRoute, async (c) => {
+    const { id } = c.req.valid("param");
+    const shared = await fleet?.jobRecord(id);
+    if (!shared) return c.json(jobs.get(id), 200);
+    const local = jobs.list().find((j) => j.id === id);
+    return c.json(local ? withFleet([local], [shared])[0] : shared, 200);
+  });
 
   app.openapi(cancelRoute, async (c) => {
     const job = await jobs.cancel(c.req.valid("param").id);

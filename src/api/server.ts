@@ -85,6 +85,7 @@ async function listen(
   const loaded = Promise.withResolvers<void>();
   const logLine = (message: string) => log.info(message);
   const capture = await CaptureService.open(config.dataDir, logLine);
+  fleet?.replicateCaptures(capture.store);
   const publish = guardedPublish(registry, capture, backend, logLine);
   const serveBudget = config.serveBudgetMs > 0 ? new ServeBudget(config.serveBudgetMs) : null;
   serveBudget?.start();

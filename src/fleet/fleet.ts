@@ -19,7 +19,9 @@ import { RegistryError } from "../registry/errors.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { VersionMeta } from "../registry/store.ts";
 import type { Store } from "../registry/store.ts";
-import { FleetStore } from "./fleet_store.ts";
+import type { CaptureStore } from "../capture/store.ts";
+import { CaptureReplication } from "./capture_sync.ts";
+import { fleetCall, FleetStore } from "./fleet_store.ts";
 import { FleetDispatchTrainer } from "./job_dispatch.ts";
 import { asJobRecord, type FleetJob, FleetJobSchema } from "./job_state.ts";
 import { runJobWorker } from "./job_worker.ts";
@@ -75,6 +77,7 @@ export class Fleet {
   private registry: Registry | null = null;
   private presence: KV | null = null;
   private presenceTimer: ReturnType<typeof setInterval> | undefined;
+  private captures: CaptureReplication | null = null;
 
   constructor(readonly options: FleetOptions, private readonly log: (message: string) => void) {
     this.jobsOn = options.jobs === "on" || (options.jobs === "auto" && options.hardwareGpu);
@@ -93,6 +96,27 @@ export class Fleet {
   wrapStore(local: Store): Store {
     this.store = new FleetStore(local, this.view, this.options.node);
     return this.store;
+  }
+
+  /** Share this node's labelled captures with the fleet (from when it connects) and read the others'. */
+  replicateCaptures(store: CaptureStore): void {
+    this.captures = new CaptureReplication(store, this.options.node, this.log);
+  }
+
+  /**
+   * A captures dataset's share from the fleet: the labelled captures of `model` other nodes hold, written under
+   * `dir` (see capture_sync.ts); null while NATS is not connected or without {@link replicateCaptures}.
+   */
+  async writeFleetCaptures(dir: string, model: string): Promise<{ train: number; val: number } | null> {
+    const captures = this.captures;
+    if (!this.connected || !captures) return null;
+    // A read that fails midway (NATS went away) refuses the dataset with 503 rather than training on part.
+    return await fleetCall("read the fleet's captures", () => captures.writeDataset(dir, model));
+  }
+
+  /** Resolves once every capture change seen so far reached the fleet (tests). */
+  capturesSettled(): Promise<unknown> {
+    return this.captures?.settled() ?? Promise.resolve();
   }
 
   /** Join: from now on registry changes go through the fleet; connecting and following happen in the background. */
@@ -213,6 +237,7 @@ export class Fleet {
     clearInterval(this.presenceTimer);
     this.stopping.abort();
     await this.worker; // a running job is handed back to the queue first
+    await this.captures?.settled();
     await this.link?.nc.close();
     await this.running;
     await this.sync?.settled();
@@ -267,6 +292,7 @@ export class Fleet {
     announce();
     this.presenceTimer = setInterval(announce, PRESENCE_EVERY_MS);
     void this.watchStatus(this.link);
+    void this.captures?.connected(this.link);
     this.log(
       `fleet: node ${this.options.node} joined fleet ${this.options.fleet} at ${this.options.servers}` +
         ` (jobs ${this.jobsOn ? "on" : "off"})`,
@@ -286,7 +312,10 @@ export class Fleet {
   private async watchStatus(link: FleetLink): Promise<void> {
     for await (const status of link.nc.status()) {
       if (status.type === "disconnect") this.connected = false;
-      if (status.type === "reconnect") this.connected = true;
+      if (status.type === "reconnect") {
+        this.connected = true;
+        void this.captures?.connected(link); // changes that failed while NATS was down
+      }
     }
     this.connected = false;
   }

@@ -22,6 +22,7 @@ import type { Store } from "../registry/store.ts";
 import type { CaptureStore } from "../capture/store.ts";
 import { CaptureReplication } from "./capture_sync.ts";
 import { fleetCall, FleetStore } from "./fleet_store.ts";
+import { DetectWindow } from "./detect_window.ts";
 import { FleetDispatchTrainer } from "./job_dispatch.ts";
 import { asJobRecord, type FleetJob, FleetJobSchema } from "./job_state.ts";
 import { runJobWorker } from "./job_worker.ts";
@@ -78,6 +79,7 @@ export class Fleet {
   private presence: KV | null = null;
   private presenceTimer: ReturnType<typeof setInterval> | undefined;
   private captures: CaptureReplication | null = null;
+  private readonly detects = new DetectWindow();
 
   constructor(readonly options: FleetOptions, private readonly log: (message: string) => void) {
     this.jobsOn = options.jobs === "on" || (options.jobs === "auto" && options.hardwareGpu);
@@ -200,6 +202,11 @@ export class Fleet {
     return jobs.sort((a, b) => a.state.job.createdAt.localeCompare(b.state.job.createdAt));
   }
 
+  /** A detect served here (`ms`: server time), for the last minute's numbers in the presence record. */
+  observeDetect(model: string, version: number, ms: number): void {
+    this.detects.observe(model, version, ms);
+  }
+
   /** This node's presence record as of now. */
   self(): NodeInfo {
     return {
@@ -213,6 +220,7 @@ export class Fleet {
         (this.registry?.models() ?? []).filter((m) => m.active !== null).map((m) => [m.name, m.active!]),
       ),
       kv_lag: this.lag,
+      detect: this.detects.summary(),
     };
   }
 

@@ -13,7 +13,8 @@
  * @module
  */
 import { join } from "node:path";
-import type { Job, Trainer } from "../jobs/types.ts";
+import type { JobEvent } from "../jobs/events.ts";
+import { type Job, TERMINAL_STATUSES, type Trainer } from "../jobs/types.ts";
 import type { KV } from "@nats-io/kv";
 import { RegistryError } from "../registry/errors.ts";
 import type { Registry } from "../registry/registry.ts";
@@ -187,6 +188,32 @@ export class Fleet {
     const entry = await this.link.jobs.get(id).catch(() => null);
     if (entry?.operation !== "PUT") return null;
     return asJobRecord(FleetJobSchema.parse(entry.json()), entry.created);
+  }
+
+  /**
+   * A fleet job's events as `/v1/jobs/{id}/events` streams them, from its shared state: its current record, then
+   * one per change (`status` when the status or the node moved, else `progress`), ending after its final status or when
+   * `signal` aborts. Nothing while NATS is not connected.
+   */
+  async *jobEvents(id: string, signal: AbortSignal): AsyncGenerator<JobEvent> {
+    if (!this.link || !this.connected) return;
+    const watch = await this.link.jobs.watch({ key: id });
+    const stop = () => watch.stop();
+    signal.addEventListener("abort", stop, { once: true });
+    try {
+      let last: Job | null = null;
+      for await (const entry of watch) {
+        if (entry.operation !== "PUT") continue;
+        const job = asJobRecord(FleetJobSchema.parse(entry.json()), entry.created);
+        const moved = job.status !== last?.status || job.node !== last.node; // a takeover is a status change too
+        yield { type: moved ? "status" : "progress", job };
+        last = job;
+        if (TERMINAL_STATUSES.has(job.status)) return;
+      }
+    } finally {
+      signal.removeEventListener("abort", stop);
+      watch.stop();
+    }
   }
 
   private async readJobs(): Promise<{ state: FleetJob; updatedAt: Date }[] | null> {

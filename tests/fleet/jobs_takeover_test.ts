@@ -92,6 +92,14 @@ const png = async () =>
       .png().toBuffer(),
   );
 
+/** The events of an SSE stream, read until the server ends it (bounded by WAIT_MS). */
+async function readEvents(url: string): Promise<{ type: string; job: { status: string; node: string } }[]> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(WAIT_MS) });
+  assert.equal(res.status, 200);
+  const text = await res.text();
+  return text.split("\n").filter((l) => l.startsWith("data: ")).map((l) => JSON.parse(l.slice(6)));
+}
+
 Deno.test({
   name:
     "fleet jobs: a job posted to a jobs-off node runs elsewhere; kill -9 mid-job, another node resumes it",
@@ -143,6 +151,8 @@ Deno.test({
       assert.equal(seen?.status, "running", JSON.stringify(running));
       assert.equal(seen?.node, first.name);
       assert.equal(seen?.attempts, 1);
+      // ... and streams its events from the fleet's state, through the takeover to the end.
+      const streamed = readEvents(`${other.url}/v1/jobs/${job.id}/events`);
       first.child.kill("SIGKILL");
       await first.child.status;
       const [, resumedAt] = await other.waitFor(new RegExp(`job ${job.id} starts at epoch (\\d+)`));
@@ -167,6 +177,16 @@ Deno.test({
       assert.deepEqual(
         [onRunner.status, onRunner.node, onRunner.attempts, onRunner.resultVersion],
         ["succeeded", other.name, 2, done.resultVersion],
+      );
+      const events = await streamed;
+      assert.equal(events[0].job.node, first.name);
+      assert.deepEqual(
+        [events.at(-1)!.type, events.at(-1)!.job.status, events.at(-1)!.job.node],
+        ["status", "succeeded", other.name],
+      );
+      assert.ok(
+        events.some((e) => e.type === "status" && e.job.status === "running" && e.job.node === other.name),
+        "the takeover is a status event",
       );
       const listedOnSubmitter = (await (await fetch(`${submitter.url}/v1/jobs`)).json()).jobs;
       assert.equal(listedOnSubmitter.filter((j: { id: string }) => j.id === job.id).length, 1);

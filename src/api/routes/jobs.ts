@@ -63,7 +63,10 @@ const eventsRoute = createRoute({
   description: 'Each event is named `status` or `progress`; its data is `{"type", "job"}` with the whole ' +
     "job record. The stream ends after the job's final status (succeeded, failed or cancelled). A slow " +
     "reader gets the newest progress, never a backlog; status changes are always delivered. A `: keep-alive` " +
-    `comment line is sent every ${SSE_KEEP_ALIVE_MS / 1000} s so proxies keep the stream open.`,
+    `comment line is sent every ${
+      SSE_KEEP_ALIVE_MS / 1000
+    } s so proxies keep the stream open. On a fleet node ` +
+    "a job posted on another node streams from the fleet's shared state.",
   request: { params: JobParamsSchema },
   responses: {
     200: {
@@ -121,9 +124,11 @@ export const jobRoutes: RouteModule = (app, ctx) => {
     return job.status === "cancelled" ? c.json(job, 200) : c.json(job, 202);
   });
 
-  app.openapi(eventsRoute, (c) => {
+  app.openapi(eventsRoute, async (c) => {
     const { id } = c.req.valid("param");
-    jobs.get(id); // an unknown job answers 404 before the stream opens
+    // A job posted here streams from the job service; one posted on another fleet node from the fleet's state.
+    const here = jobs.list().some((j) => j.id === id);
+    if (!here && !await fleet?.jobRecord(id)) jobs.get(id); // an unknown job answers 404 before the stream opens
     const release = streams.tryAcquire();
     if (!release) return streams.refusal();
     // Ends the stream when the client goes away or the server shuts down (which waits for open responses).
@@ -137,7 +142,7 @@ export const jobRoutes: RouteModule = (app, ctx) => {
       const keepAlive = setInterval(() => void stream.write(": keep-alive\n\n"), ctx.sseKeepAliveMs);
       try {
         let seq = 0;
-        for await (const event of jobs.events(id, signal)) {
+        for await (const event of here ? jobs.events(id, signal) : fleet!.jobEvents(id, signal)) {
           await stream.writeSSE({ event: event.type, id: String(seq++), data: JSON.stringify(event) });
         }
       } finally {

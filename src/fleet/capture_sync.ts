@@ -37,6 +37,9 @@ export class CaptureReplication {
     private readonly log: (message: string) => void,
   ) {
     store.watch((meta, removed) => {
+      // A capture removed while not labelled (evicted for room, or deleted after a reject) is not in the fleet:
+      // the reject took it out already, so evictions of a busy camera cost no fleet round-trip.
+      if (removed && meta.status !== "labelled") return;
       if (this.link) void this.enqueue(() => this.apply(this.link!, meta, removed));
     });
   }

@@ -1,7 +1,7 @@
 /**
  * Labelled captures replicate through the fleet: a frame captured and labelled on node a is in the dataset of a
- * fine-tune from captures posted on node b (which captured nothing), with a's labels; rejecting it on a takes it
- * out of the fleet again. Two in-process nodes on one nats-server; jobs are off, so the job waits in the queue
+ * fine-tune from captures posted on node b (which captured nothing), with a's labels; rejecting or deleting it on
+ * a takes it out of the fleet again. Two in-process nodes on one nats-server; jobs are off, so the job waits in the queue
  * with its dataset on b.
  */
 import assert from "node:assert/strict";
@@ -119,6 +119,19 @@ Deno.test({
       const after = await finetune();
       assert.equal(after.status, 400);
       assert.equal((await after.json()).error.code, "no_labelled_captures");
+
+      // Labelled again, it is back; deleted on a, it is gone from the fleet too.
+      const relabelled = await fetch(`${a.url}/v1/captures/${captured.id}/labels`, json("PUT", { labels }));
+      assert.equal(relabelled.status, 200, await relabelled.text());
+      await a.fleet!.capturesSettled();
+      const again = await finetune();
+      assert.equal(again.status, 202, await again.text());
+      const deleted = await fetch(`${a.url}/v1/captures/${captured.id}`, { method: "DELETE" });
+      assert.equal(deleted.status, 204);
+      await a.fleet!.capturesSettled();
+      const gone = await finetune();
+      assert.equal(gone.status, 400);
+      assert.equal((await gone.json()).error.code, "no_labelled_captures");
     } finally {
       for (const node of nodes) await node.shutdown();
       await nats.stop();

@@ -1,7 +1,8 @@
 /**
  * A fine-tune's dataset from captures: the base model's labelled captures written into the job's staging dir
  * in YOLO split layout, so labelled `val` captures are the split the job evaluates on (its map50, map50_95,
- * base_map50, base_map50_95) and labelled `train` captures what it trains on.
+ * base_map50, base_map50_95) and labelled `train` captures what it trains on. On a fleet node, the fleet's labelled
+ * captures of the model are in it too.
  */
 import { basename, join } from "node:path";
 import { labelledCaptures, withReplay, writeCaptureDataset } from "../capture/dataset.ts";
@@ -75,7 +76,7 @@ export function capturesWriter(
       const replayed = withReplay(train, new Date(base.created), config.replay_fraction, () => rng.random());
       captures = [...replayed, ...captures.filter((c) => c.split === "val")];
     }
-    const { train } = await writeCaptureDataset(
+    const own = await writeCaptureDataset(
       capture.store,
       base.name,
       base.names,
@@ -83,7 +84,9 @@ export function capturesWriter(
       undefined,
       captures,
     );
-    if (train === 0) {
+    // In a fleet, the frames other boxes captured and labelled too (only this node's while NATS is down).
+    const shared = await ctx.fleet?.writeFleetCaptures(dir, base.name);
+    if (own.train + (shared?.train ?? 0) === 0) {
       throw new ApiError(
         400,
         "no_labelled_captures",

@@ -34,6 +34,7 @@ export async function detectOnModel(
     const result = await detect(lease.model, image, opts, ctx.maxPixels);
     ctx.metrics.inference.observe(result.timings_ms.inference / 1000, { model: name });
     ctx.serveBudget?.observe(performance.now() - start);
+    ctx.fleet?.observeDetect(name, result.model.version, performance.now() - start);
     offerCapture(ctx, {
       model: name,
       version: result.model.version,

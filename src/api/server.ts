@@ -87,6 +87,7 @@ async function listen(
   const logLine = (message: string) => log.info(message);
   const capture = await CaptureService.open(config.dataDir, logLine);
   capture.useSecondOpinion(previousVersionOpinion(registry, backend, config.imgsz));
+  fleet?.replicateCaptures(capture.store);
   const publish = guardedPublish(registry, capture, backend, logLine);
   const serveBudget = config.serveBudgetMs > 0 ? new ServeBudget(config.serveBudgetMs) : null;
   serveBudget?.start();

@@ -11,6 +11,15 @@ import type { CaptureMeta, CaptureSplit } from "./types.ts";
 
 const EXTENSION = { jpeg: "jpg", png: "png", webp: "webp" } as const;
 
+/** Where a labelled capture's image and YOLO label file go in the dataset (also for a fleet's captures). */
+export function capturePaths(meta: CaptureMeta): { image: string; label: string } {
+  const split = meta.split ?? "train";
+  return {
+    image: `images/${split}/${meta.id}.${EXTENSION[meta.format]}`,
+    label: `labels/${split}/${meta.id}.txt`,
+  };
+}
+
 /** One file of the dataset; `data` reads it when it is written (images are read one at a time). */
 interface DatasetEntry {
   path: string;
@@ -31,10 +40,10 @@ function entries(store: CaptureStore, captures: CaptureMeta[], names: readonly s
     ),
   }];
   for (const meta of captures) {
-    const split = meta.split ?? "train";
+    const paths = capturePaths(meta);
     files.push(
-      { path: `images/${split}/${meta.id}.${EXTENSION[meta.format]}`, data: () => store.image(meta.id) },
-      { path: `labels/${split}/${meta.id}.txt`, data: text(yoloLabelText(meta)) },
+      { path: paths.image, data: () => store.image(meta.id) },
+      { path: paths.label, data: text(yoloLabelText(meta)) },
     );
   }
   return files;

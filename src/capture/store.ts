@@ -28,6 +28,9 @@ export type AddOutcome =
   | { stored: CaptureMeta; evicted: number }
   | { stored: null; reason: "over_budget" };
 
+/** Told of each capture change once it is on disk: `removed` for a delete or eviction, else its new meta. */
+export type CaptureWatcher = (meta: CaptureMeta, removed: boolean) => void;
+
 export const CAPTURE_ID_PATTERN = /^[0-9a-z]{9}-[0-9a-z]{3}-[0-9a-f]{6}$/;
 
 export class CaptureStore {
@@ -38,6 +41,7 @@ export class CaptureStore {
   private lastMs = 0;
   private seq = 0;
   private writes: Promise<unknown> = Promise.resolve();
+  private readonly watchers = new Set<CaptureWatcher>();
 
   private constructor(private readonly dir: string) {}
 
@@ -190,6 +194,7 @@ export class CaptureStore {
       const next = update(meta);
       await writeJsonAtomic(join(this.dir, `${id}.json`), next);
       this.metas.set(id, next);
+      for (const watcher of this.watchers) watcher(next, false);
       return next;
     });
   }
@@ -208,6 +213,13 @@ export class CaptureStore {
     await Deno.remove(join(this.dir, `${meta.id}.json`));
     this.unindex(meta);
     await Deno.remove(join(this.dir, `${meta.id}.img`)).catch(() => {});
+    for (const watcher of this.watchers) watcher(meta, true);
+  }
+
+  /** Follow label, reject and delete changes (a fleet replicates labelled captures); returns the unwatch. */
+  watch(watcher: CaptureWatcher): () => void {
+    this.watchers.add(watcher);
+    return () => this.watchers.delete(watcher);
   }
 }
 

@@ -13,15 +13,19 @@
  * @module
  */
 import { join } from "node:path";
-import type { Trainer } from "../jobs/types.ts";
+import type { JobEvent } from "../jobs/events.ts";
+import { type Job, TERMINAL_STATUSES, type Trainer } from "../jobs/types.ts";
 import type { KV } from "@nats-io/kv";
 import { RegistryError } from "../registry/errors.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { VersionMeta } from "../registry/store.ts";
 import type { Store } from "../registry/store.ts";
-import { FleetStore } from "./fleet_store.ts";
+import type { CaptureStore } from "../capture/store.ts";
+import { CaptureReplication } from "./capture_sync.ts";
+import { fleetCall, FleetStore } from "./fleet_store.ts";
+import { DetectWindow } from "./detect_window.ts";
 import { FleetDispatchTrainer } from "./job_dispatch.ts";
-import { type FleetJob, FleetJobSchema } from "./job_state.ts";
+import { asJobRecord, type FleetJob, FleetJobSchema } from "./job_state.ts";
 import { runJobWorker } from "./job_worker.ts";
 import { connectFleet, type FleetLink, type FleetLinkOptions } from "./link.ts";
 import { type NodeInfo, openPresence, PRESENCE_EVERY_MS, readPresence } from "./presence.ts";
@@ -75,6 +79,8 @@ export class Fleet {
   private registry: Registry | null = null;
   private presence: KV | null = null;
   private presenceTimer: ReturnType<typeof setInterval> | undefined;
+  private captures: CaptureReplication | null = null;
+  private readonly detects = new DetectWindow();
 
   constructor(readonly options: FleetOptions, private readonly log: (message: string) => void) {
     this.jobsOn = options.jobs === "on" || (options.jobs === "auto" && options.hardwareGpu);
@@ -93,6 +99,27 @@ export class Fleet {
   wrapStore(local: Store): Store {
     this.store = new FleetStore(local, this.view, this.options.node);
     return this.store;
+  }
+
+  /** Share this node's labelled captures with the fleet (from when it connects) and read the others'. */
+  replicateCaptures(store: CaptureStore): void {
+    this.captures = new CaptureReplication(store, this.options.node, this.log);
+  }
+
+  /**
+   * A captures dataset's share from the fleet: the labelled captures of `model` other nodes hold, written under
+   * `dir` (see capture_sync.ts); null while NATS is not connected or without {@link replicateCaptures}.
+   */
+  async writeFleetCaptures(dir: string, model: string): Promise<{ train: number; val: number } | null> {
+    const captures = this.captures;
+    if (!this.connected || !captures) return null;
+    // A read that fails midway (NATS went away) refuses the dataset with 503 rather than training on part.
+    return await fleetCall("read the fleet's captures", () => captures.writeDataset(dir, model));
+  }
+
+  /** Resolves once every capture change seen so far reached the fleet (tests). */
+  capturesSettled(): Promise<unknown> {
+    return this.captures?.settled() ?? Promise.resolve();
   }
 
   /** Join: from now on registry changes go through the fleet; connecting and following happen in the background. */
@@ -144,14 +171,67 @@ export class Fleet {
    * first; null while NATS is not connected.
    */
   async jobs(): Promise<FleetJob[] | null> {
+    return (await this.readJobs())?.map(({ state }) => state) ?? null;
+  }
+
+  /**
+   * Every fleet job as a job record, oldest first, for `/v1/jobs` on any node (merged there with the node's own
+   * records); null while NATS is not connected.
+   */
+  async jobRecords(): Promise<Job[] | null> {
+    return (await this.readJobs())?.map(({ state, updatedAt }) => asJobRecord(state, updatedAt)) ?? null;
+  }
+
+  /** One fleet job as a job record; null when the fleet has no such job or NATS is not connected. */
+  async jobRecord(id: string): Promise<Job | null> {
+    if (!this.link || !this.connected) return null;
+    const entry = await this.link.jobs.get(id).catch(() => null);
+    if (entry?.operation !== "PUT") return null;
+    return asJobRecord(FleetJobSchema.parse(entry.json()), entry.created);
+  }
+
+  /**
+   * A fleet job's events as `/v1/jobs/{id}/events` streams them, from its shared state: its current record, then
+   * one per change (`status` when the status or the node moved, else `progress`), ending after its final status or when
+   * `signal` aborts. Nothing while NATS is not connected.
+   */
+  async *jobEvents(id: string, signal: AbortSignal): AsyncGenerator<JobEvent> {
+    if (!this.link || !this.connected) return;
+    const watch = await this.link.jobs.watch({ key: id });
+    const stop = () => watch.stop();
+    signal.addEventListener("abort", stop, { once: true });
+    try {
+      let last: Job | null = null;
+      for await (const entry of watch) {
+        if (entry.operation !== "PUT") continue;
+        const job = asJobRecord(FleetJobSchema.parse(entry.json()), entry.created);
+        const moved = job.status !== last?.status || job.node !== last.node; // a takeover is a status change too
+        yield { type: moved ? "status" : "progress", job };
+        last = job;
+        if (TERMINAL_STATUSES.has(job.status)) return;
+      }
+    } finally {
+      signal.removeEventListener("abort", stop);
+      watch.stop();
+    }
+  }
+
+  private async readJobs(): Promise<{ state: FleetJob; updatedAt: Date }[] | null> {
     if (!this.link || !this.connected) return null;
     const kv = this.link.jobs;
-    const jobs: FleetJob[] = [];
+    const jobs: { state: FleetJob; updatedAt: Date }[] = [];
     for await (const key of await kv.keys()) {
       const entry = await kv.get(key);
-      if (entry?.operation === "PUT") jobs.push(FleetJobSchema.parse(entry.json()));
+      if (entry?.operation === "PUT") {
+        jobs.push({ state: FleetJobSchema.parse(entry.json()), updatedAt: entry.created });
+      }
     }
-    return jobs.sort((a, b) => a.job.createdAt.localeCompare(b.job.createdAt));
+    return jobs.sort((a, b) => a.state.job.createdAt.localeCompare(b.state.job.createdAt));
+  }
+
+  /** A detect served here (`ms`: server time), for the last minute's numbers in the presence record. */
+  observeDetect(model: string, version: number, ms: number): void {
+    this.detects.observe(model, version, ms);
   }
 
   /** This node's presence record as of now. */
@@ -167,6 +247,7 @@ export class Fleet {
         (this.registry?.models() ?? []).filter((m) => m.active !== null).map((m) => [m.name, m.active!]),
       ),
       kv_lag: this.lag,
+      detect: this.detects.summary(),
     };
   }
 
@@ -191,6 +272,7 @@ export class Fleet {
     clearInterval(this.presenceTimer);
     this.stopping.abort();
     await this.worker; // a running job is handed back to the queue first
+    await this.captures?.settled();
     await this.link?.nc.close();
     await this.running;
     await this.sync?.settled();
@@ -245,6 +327,7 @@ export class Fleet {
     announce();
     this.presenceTimer = setInterval(announce, PRESENCE_EVERY_MS);
     void this.watchStatus(this.link);
+    void this.captures?.connected(this.link);
     this.log(
       `fleet: node ${this.options.node} joined fleet ${this.options.fleet} at ${this.options.servers}` +
         ` (jobs ${this.jobsOn ? "on" : "off"})`,
@@ -264,7 +347,10 @@ export class Fleet {
   private async watchStatus(link: FleetLink): Promise<void> {
     for await (const status of link.nc.status()) {
       if (status.type === "disconnect") this.connected = false;
-      if (status.type === "reconnect") this.connected = true;
+      if (status.type === "reconnect") {
+        this.connected = true;
+        void this.captures?.connected(link); // changes that failed while NATS was down
+      }
     }
     this.connected = false;
   }

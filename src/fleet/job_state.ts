@@ -8,7 +8,7 @@
  * @module
  */
 import { z } from "zod";
-import { JobProgressSchema, JobSchema } from "../jobs/types.ts";
+import { type Job, JobProgressSchema, JobSchema, TERMINAL_STATUSES } from "../jobs/types.ts";
 
 export const FleetJobSchema = z.object({
   /** The record as submitted (model, base version, config). */
@@ -34,3 +34,24 @@ export type FleetJob = z.infer<typeof FleetJobSchema>;
 
 export const datasetObject = (id: string) => `${id}/dataset.zip`;
 export const checkpointObject = (id: string, epoch: number) => `${id}/checkpoint-${epoch}`;
+
+/**
+ * The shared state as a job record (what `/v1/jobs` shows on every node): the submitted record with the fleet's
+ * status, node, attempts, progress, checkpoint and outcome. `updatedAt` is the time of the state's last write,
+ * which for a job that ended is when it ended.
+ */
+export function asJobRecord(state: FleetJob, updatedAt: Date): Job {
+  const ended = TERMINAL_STATUSES.has(state.status);
+  return {
+    ...state.job,
+    status: state.status,
+    node: state.node,
+    attempts: state.attempts,
+    progress: { ...state.progress, metrics: state.result?.metrics ?? state.progress.metrics },
+    checkpoint: state.checkpoint,
+    resultVersion: state.result?.resultVersion ?? null,
+    activated: state.result?.activated ?? null,
+    error: state.error === null ? null : { code: "trainer", message: state.error },
+    finishedAt: ended ? updatedAt.toISOString() : null,
+  };
+}

@@ -75,7 +75,12 @@ async function runOne(link: FleetLink, msg: JsMsg, options: WorkerOptions, stop:
     const zip = await link.jobData.getBlob(datasetObject(id));
     if (!zip) throw new Error(`the fleet has no dataset for job ${id}`);
     await unpackDataset(zip, datasetDir);
-    const job: Job = { ...state.job, status: "running", attempts: msg.info.deliveryCount };
+    const job: Job = {
+      ...state.job,
+      status: "running",
+      attempts: msg.info.deliveryCount,
+      node: options.node,
+    };
     let lastProgress = 0;
     const result = await options.trainer.run(job, {
       signal: controller.signal,

@@ -27,6 +27,9 @@ export const activeKey = (name: string) => `active.${encodeName(name)}`;
 export const canaryKey = (name: string) => `canary.${encodeName(name)}`;
 export const nextKey = (name: string) => `next.${encodeName(name)}`;
 export const metaKey = (name: string, version: number) => `meta.${encodeName(name)}.${version}`;
+/** A labelled capture in `<fleet>-captures` (capture ids are KV-safe); `captureKeys` matches a model's. */
+export const captureKey = (model: string, id: string) => `${encodeName(model)}.${id}`;
+export const captureKeys = (model: string) => `${encodeName(model)}.>`;
 export const objectName = (name: string, version: number) => `${name}/${version}.onnx`;
 
 /** The key's meaning, or null for a key this code did not write. */

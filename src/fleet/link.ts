@@ -2,7 +2,8 @@
  * The connection to a fleet's NATS server and the JetStream buckets the fleet shares, named after the fleet so
  * several fleets can share one NATS account: `<fleet>-registry` (KV: active versions, version metas, id
  * counters), `<fleet>-models` (object store: every version's ONNX), `<fleet>-jobs` (KV: each fine-tune's state),
- * `<fleet>-jobdata` (object store: datasets and checkpoints) and the work-queue stream `<fleet>-work` (subject
+ * `<fleet>-jobdata` (object store: datasets and checkpoints), `<fleet>-captures` (KV and object store of the same
+ * name: labelled captures' metas and images) and the work-queue stream `<fleet>-work` (subject
  * `<fleet>.work`) whose one durable consumer `workers` hands each job to exactly one node with jobs on.
  * @module
  */
@@ -40,6 +41,9 @@ export interface FleetLink {
   models: ObjectStore;
   jobs: KV;
   jobData: ObjectStore;
+  /** Labelled captures: their metas (KV, key `<model>.<id>`) and images (object store, name `<id>`). */
+  captures: KV;
+  captureImages: ObjectStore;
   /** The work-queue stream's name and subject, and its consumer's. */
   work: { stream: string; subject: string; consumer: string };
 }
@@ -73,6 +77,8 @@ export async function connectFleet(options: FleetLinkOptions): Promise<FleetLink
     const models = await new Objm(js).create(`${options.fleet}-models`);
     const jobs = await new Kvm(js).create(`${options.fleet}-jobs`, { history: 1 });
     const jobData = await new Objm(js).create(`${options.fleet}-jobdata`);
+    const captures = await new Kvm(js).create(`${options.fleet}-captures`, { history: 1 });
+    const captureImages = await new Objm(js).create(`${options.fleet}-captures`);
     const work = { stream: `${options.fleet}-work`, subject: `${options.fleet}.work`, consumer: "workers" };
     const jsm = await jetstreamManager(nc);
     await jsm.streams.info(work.stream).catch(() =>
@@ -91,7 +97,7 @@ export async function connectFleet(options: FleetLinkOptions): Promise<FleetLink
         max_deliver: WORK_MAX_DELIVER,
       })
     );
-    return { nc, js, registry, models, jobs, jobData, work };
+    return { nc, js, registry, models, jobs, jobData, captures, captureImages, work };
   } catch (err) {
     await nc.close();
     throw err;

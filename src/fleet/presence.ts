@@ -1,6 +1,7 @@
 /**
  * Who is in the fleet: every node puts its record into the KV bucket `<fleet>-nodes` every few seconds (name,
- * backend, adapter, jobs on/off, the versions it serves, its lag behind the registry KV). Entries expire after
+ * backend, adapter, jobs on/off, the versions it serves, its lag behind the registry KV, its detects of the last
+ * minute). Entries expire after
  * {@link PRESENCE_TTL_MS}, so a node that is gone drops out of `GET /v1/fleet` on its own.
  * @module
  */
@@ -28,6 +29,16 @@ export const NodeInfoSchema = z.object({
   active: z.record(z.string(), z.number().int()),
   /** Registry KV revisions this node had not applied yet when it wrote the record. */
   kv_lag: z.number().int().min(0),
+  /**
+   * Its detects of the last minute per model version (count, median ms), to compare a canary with the rest;
+   * empty in records of nodes from before it was reported.
+   */
+  detect: z.array(z.object({
+    model: z.string(),
+    version: z.number().int(),
+    count: z.number().int().min(0),
+    p50_ms: z.number(),
+  })).default([]),
 });
 export type NodeInfo = z.infer<typeof NodeInfoSchema>;
 

@@ -194,6 +194,8 @@ export class JobService {
       activated: null,
       error: null,
       attempts: 0,
+      // A fleet node hands every job to the fleet, whose shared state says where it runs (fleet/job_state.ts).
+      node: null,
       checkpoint: null,
     };
     let stored: Job;

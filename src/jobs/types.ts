@@ -74,8 +74,13 @@ export const JobSchema = z.object({
   /** whether the result became the active version (per `config.activate`) */
   activated: z.boolean().nullable(),
   error: JobFailureSchema.nullable(),
-  /** times training started; more than 1 after resuming from a restart */
+  /** times training started; more than 1 after resuming from a restart (in a fleet: deliveries to nodes) */
   attempts: z.number().int().min(0),
+  /**
+   * In a fleet (`--nats`): the node it runs or ran on, null until a node took it; always null on a box that runs
+   * alone. Records written before the field existed read as null.
+   */
+  node: z.string().nullable().default(null),
   /** the last durable checkpoint: epochs completed when it was taken */
   checkpoint: z.object({ epoch: z.number().int().min(0), savedAt: z.string() }).nullable(),
 });

@@ -49,6 +49,7 @@ function job(): Job {
     activated: null,
     error: null,
     attempts: 1,
+    node: null,
     checkpoint: null,
   };
 }

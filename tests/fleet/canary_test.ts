@@ -1,7 +1,8 @@
 /**
  * Canary activation: `{"version": N, "nodes": ["b"]}` makes only b serve N while the others keep the fleet's
- * active version; a plain activation of N (here on the canary node itself) promotes it to every node. Without a
- * fleet, `nodes` is refused.
+ * active version, and `GET /v1/fleet` shows each node's detects of the last minute per version side by side; a
+ * plain activation of N (here on the canary node itself) promotes it to every node. Without a fleet, `nodes` is
+ * refused.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -89,6 +90,24 @@ Deno.test({
       );
       await Promise.all([a.fleet!.settled(), c.fleet!.settled()]);
       assert.deepEqual([await servedVersion(a), await servedVersion(c)], [1, 1], "only b runs the canary");
+      // GET /v1/fleet puts the canary's detects beside the others': a and c detected once each on v1 (above), b
+      // on v2 at least once (its probes until it served v2). Each node's record is at most 5 s old.
+      type Detect = { model: string; version: number; count: number; p50_ms: number };
+      type Reported = { name: string; detect: Detect[] };
+      let compared: Reported[] = [];
+      await until("every node's detects in c's /v1/fleet", async () => {
+        compared = (await (await fetch(`${c.url}/v1/fleet`)).json()).nodes;
+        const of = (name: string) => compared.find((n) => n.name === name)?.detect ?? [];
+        return of("a").length > 0 && of("b").some((d) => d.version === 2);
+      });
+      const [onA, onB, onC] = ["a", "b", "c"].map((name) => compared.find((n) => n.name === name)!.detect);
+      assert.deepEqual(onA.map((d) => [d.model, d.version, d.count]), [["tiny", 1, 1]]);
+      assert.deepEqual(onC.map((d) => [d.model, d.version, d.count]), [["tiny", 1, 1]]);
+      const canaryDetects = onB.find((d) => d.version === 2)!;
+      assert.ok(canaryDetects.count >= 1);
+      for (const d of [...onA, ...onB, ...onC]) {
+        assert.ok(d.p50_ms > 0, `a measured latency: ${JSON.stringify(d)}`);
+      }
       const deleted = await fetch(`${c.url}/v1/models/tiny/versions/2`, { method: "DELETE" });
       assert.equal(deleted.status, 409, "a canary version cannot be deleted");
       await deleted.body?.cancel();

@@ -1,9 +1,10 @@
 /**
  * The dashboard's fleet panel: hidden on a box without --nats, and on a fleet node it lists every node (from
- * GET /v1/fleet) with what it serves.
+ * GET /v1/fleet) with what it serves and its detects of the last minute.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import sharp from "sharp";
 import { type RunningServer, startServer } from "../../src/api/server.ts";
 import { ServerConfigSchema } from "../../src/config/server.ts";
 import { NatsServer, NO_NATS } from "../../src/fleet/local_nats.ts";
@@ -46,6 +47,15 @@ Deno.test({
     try {
       const [a] = [await start("a", true), await start("b", true)];
       const alone = await start("alone", false);
+      // One detect on a: its row shows it (a's own record is read live), b's none.
+      const detected = await fetch(`${a.url}/v1/models/tiny/detect`, {
+        method: "POST",
+        headers: { "content-type": "image/png" },
+        body: await sharp({ create: { width: 32, height: 32, channels: 3, background: "#406080" } }).png()
+          .toBuffer(),
+      });
+      assert.equal(detected.status, 200);
+      await detected.body?.cancel();
       const browser = await launchBrowser(a.url);
       try {
         const page = await browser.context.newPage();
@@ -64,6 +74,8 @@ Deno.test({
           "off",
           "tiny v1",
         ]]);
+        assert.match(rows[0][7] ?? "", /^tiny v1: 1 \(\d+\.\d ms\)$/);
+        assert.equal(rows[1][7], "none");
       } finally {
         await browser.close();
       }

@@ -24,6 +24,7 @@ const GPU_BOX: NodeInfo = {
   jobs: true,
   active: {},
   kv_lag: 0,
+  detect: [],
 };
 
 Deno.test({

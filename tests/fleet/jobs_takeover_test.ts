@@ -1,7 +1,7 @@
 /**
  * Fleet jobs across processes: a fine-tune posted to a node with jobs off runs on a node with jobs on; kill -9 of
  * that node mid-job makes the other jobs-on node take it over from its checkpoint and publish the result, which
- * every node then serves. The shared state records where it ran and how often.
+ * every node then serves. The shared state records where it ran and how often, and every node's `/v1/jobs` shows it.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -92,6 +92,14 @@ const png = async () =>
       .png().toBuffer(),
   );
 
+/** The events of an SSE stream, read until the server ends it (bounded by WAIT_MS). */
+async function readEvents(url: string): Promise<{ type: string; job: { status: string; node: string } }[]> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(WAIT_MS) });
+  assert.equal(res.status, 200);
+  const text = await res.text();
+  return text.split("\n").filter((l) => l.startsWith("data: ")).map((l) => JSON.parse(l.slice(6)));
+}
+
 Deno.test({
   name:
     "fleet jobs: a job posted to a jobs-off node runs elsewhere; kill -9 mid-job, another node resumes it",
@@ -136,9 +144,17 @@ Deno.test({
         !submitter.log.some((l) => l.includes(`job ${job.id} starts`)),
         "the jobs-off node never trains",
       );
+      // A node that neither posted nor runs the job lists it, with where it runs.
+      const other = workers.find((w) => w !== first)!;
+      const running = await (await fetch(`${other.url}/v1/jobs`)).json();
+      const seen = running.jobs.find((j: { id: string }) => j.id === job.id);
+      assert.equal(seen?.status, "running", JSON.stringify(running));
+      assert.equal(seen?.node, first.name);
+      assert.equal(seen?.attempts, 1);
+      // ... and streams its events from the fleet's state, through the takeover to the end.
+      const streamed = readEvents(`${other.url}/v1/jobs/${job.id}/events`);
       first.child.kill("SIGKILL");
       await first.child.status;
-      const other = workers.find((w) => w !== first)!;
       const [, resumedAt] = await other.waitFor(new RegExp(`job ${job.id} starts at epoch (\\d+)`));
       assert.ok(Number(resumedAt) >= 1, `resumed from the checkpoint, not from scratch (epoch ${resumedAt})`);
 
@@ -154,6 +170,26 @@ Deno.test({
       assert.equal(state?.node, other.name);
       assert.equal(state?.attempts, 2);
       assert.equal(state?.result?.resultVersion, done.resultVersion);
+      // The job record on every node says the same, each job listed once.
+      assert.equal(done.node, other.name);
+      assert.equal(done.attempts, 2);
+      const onRunner = await (await fetch(`${other.url}/v1/jobs/${job.id}`)).json();
+      assert.deepEqual(
+        [onRunner.status, onRunner.node, onRunner.attempts, onRunner.resultVersion],
+        ["succeeded", other.name, 2, done.resultVersion],
+      );
+      const events = await streamed;
+      assert.equal(events[0].job.node, first.name);
+      assert.deepEqual(
+        [events.at(-1)!.type, events.at(-1)!.job.status, events.at(-1)!.job.node],
+        ["status", "succeeded", other.name],
+      );
+      assert.ok(
+        events.some((e) => e.type === "status" && e.job.status === "running" && e.job.node === other.name),
+        "the takeover is a status event",
+      );
+      const listedOnSubmitter = (await (await fetch(`${submitter.url}/v1/jobs`)).json()).jobs;
+      assert.equal(listedOnSubmitter.filter((j: { id: string }) => j.id === job.id).length, 1);
       // The result is published fleet-wide: the submitter serves it.
       await until("the submitter to serve the result", async () => {
         const r = await fetch(`${submitter.url}/v1/models/tiny/detect`, {

@@ -1,5 +1,6 @@
 // The fleet panel (servers started with --nats): every node, when it was last heard of, what it serves and how
-// far behind the registry KV it is. Hidden on a box that runs alone (GET /v1/fleet is not mounted there).
+// far behind the registry KV it is, and its detects of the last minute per version (count and median latency),
+// so a canary's numbers stand beside the other nodes' before it is promoted. Hidden on a box that runs alone (GET /v1/fleet is not mounted there).
 import { api, describeError } from "./api.js";
 
 /** How often the panel refreshes: nodes write their records every 5 s. */
@@ -9,6 +10,12 @@ function cell(text) {
   const td = document.createElement("td");
   td.textContent = text;
   return td;
+}
+
+/** "tiny v2: 120 (8.1 ms)" per model version the node detected on in the last minute. */
+function detects(summary) {
+  if (summary.length === 0) return "none";
+  return summary.map((d) => `${d.model} v${d.version}: ${d.count} (${d.p50_ms.toFixed(1)} ms)`).join(", ");
 }
 
 function renderNode(node, self) {
@@ -23,6 +30,7 @@ function renderNode(node, self) {
     cell(node.jobs ? "on" : "off"),
     cell(serving || "nothing"),
     cell(String(node.kv_lag)),
+    cell(detects(node.detect ?? [])),
   );
   return row;
 }

@@ -5,13 +5,29 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
-import { JobSchema, JobStatusSchema } from "../../jobs/types.ts";
+import { type Job, JobSchema, JobStatusSchema } from "../../jobs/types.ts";
 import type { RouteModule } from "../app.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
 import { InflightLimit } from "../middleware/inflight.ts";
 import { BEARER_SECURITY, error, json, MUTATION_AUTH_ERRORS } from "../openapi_responses.ts";
 
 export const JobResponseSchema = JobSchema.openapi("Job");
+/**
+ * A fleet node's jobs: its own records and the fleet's (`shared`, null while NATS is down), oldest first, each
+ * job once. A job posted here is in both: its own record, with where it runs and how often it started from the
+ * fleet's state, which alone knows.
+ */
+function withFleet(own: Job[], shared: Job[] | null): Job[] {
+  if (shared === null) return own;
+  const fleetById = new Map(shared.map((j) => [j.id, j]));
+  const merged = own.map((j) => {
+    const fleet = fleetById.get(j.id);
+    fleetById.delete(j.id);
+    return fleet ? { ...j, node: fleet.node, attempts: fleet.attempts } : j;
+  });
+  return [...merged, ...fleetById.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+}
+
 /** Interval of the keep-alive comment on event streams: under the 30-60 s idle timeouts of common proxies. */
 export const SSE_KEEP_ALIVE_MS = 15_000;
 
@@ -47,7 +63,10 @@ const eventsRoute = createRoute({
   description: 'Each event is named `status` or `progress`; its data is `{"type", "job"}` with the whole ' +
     "job record. The stream ends after the job's final status (succeeded, failed or cancelled). A slow " +
     "reader gets the newest progress, never a backlog; status changes are always delivered. A `: keep-alive` " +
-    `comment line is sent every ${SSE_KEEP_ALIVE_MS / 1000} s so proxies keep the stream open.`,
+    `comment line is sent every ${
+      SSE_KEEP_ALIVE_MS / 1000
+    } s so proxies keep the stream open. On a fleet node ` +
+    "a job posted on another node streams from the fleet's shared state.",
   request: { params: JobParamsSchema },
   responses: {
     200: {
@@ -62,6 +81,7 @@ const eventsRoute = createRoute({
 export const jobRoutes: RouteModule = (app, ctx) => {
   const jobs = ctx.jobs;
   if (!jobs) return;
+  const fleet = ctx.fleet;
   const guard = requireMutationAuth({ apiKey: ctx.apiKey });
   // Each stream holds a connection, a subscription and a timer for as long as its job runs (hours).
   const streams = new InflightLimit(ctx.maxEventStreams, "open event streams");
@@ -82,24 +102,33 @@ export const jobRoutes: RouteModule = (app, ctx) => {
     },
   });
 
-  app.openapi(listRoute, (c) => {
+  app.openapi(listRoute, async (c) => {
     const { model, status } = c.req.valid("query");
-    const listed = jobs.list().filter((j) =>
+    const all = fleet ? withFleet(jobs.list(), await fleet.jobRecords().catch(() => null)) : jobs.list();
+    const listed = all.filter((j) =>
       (model === undefined || j.model === model) && (status === undefined || j.status === status)
     );
     return c.json({ jobs: listed }, 200);
   });
 
-  app.openapi(getRoute, (c) => c.json(jobs.get(c.req.valid("param").id), 200));
+  app.openapi(getRoute, async (c) => {
+    const { id } = c.req.valid("param");
+    const shared = await fleet?.jobRecord(id);
+    if (!shared) return c.json(jobs.get(id), 200);
+    const local = jobs.list().find((j) => j.id === id);
+    return c.json(local ? withFleet([local], [shared])[0] : shared, 200);
+  });
 
   app.openapi(cancelRoute, async (c) => {
     const job = await jobs.cancel(c.req.valid("param").id);
     return job.status === "cancelled" ? c.json(job, 200) : c.json(job, 202);
   });
 
-  app.openapi(eventsRoute, (c) => {
+  app.openapi(eventsRoute, async (c) => {
     const { id } = c.req.valid("param");
-    jobs.get(id); // an unknown job answers 404 before the stream opens
+    // A job posted here streams from the job service; one posted on another fleet node from the fleet's state.
+    const here = jobs.list().some((j) => j.id === id);
+    if (!here && !await fleet?.jobRecord(id)) jobs.get(id); // an unknown job answers 404 before the stream opens
     const release = streams.tryAcquire();
     if (!release) return streams.refusal();
     // Ends the stream when the client goes away or the server shuts down (which waits for open responses).
@@ -113,7 +142,7 @@ export const jobRoutes: RouteModule = (app, ctx) => {
       const keepAlive = setInterval(() => void stream.write(": keep-alive\n\n"), ctx.sseKeepAliveMs);
       try {
         let seq = 0;
-        for await (const event of jobs.events(id, signal)) {
+        for await (const event of here ? jobs.events(id, signal) : fleet!.jobEvents(id, signal)) {
           await stream.writeSSE({ event: event.type, id: String(seq++), data: JSON.stringify(event) });
         }
       } finally {

@@ -292,6 +292,7 @@ async function runInfer(c: Context, ctx: RouteContext, name: string, version?: s
     const output = await lease.model.infer(data);
     ctx.metrics.inference.observe((performance.now() - start) / 1000, { model: name });
     ctx.serveBudget?.observe(performance.now() - start);
+    ctx.fleet?.observeDetect(name, lease.model.ref.version, performance.now() - start);
     if (frame) offerCapture(ctx, v2CaptureOffer(c, lease, frame, output.data));
     const allBinary = request.parameters?.binary_data_output === true;
     const outputs: OutputTensor[] = wanted.map((o) => ({

@@ -1,0 +1,132 @@
+/**
+ * Labelled captures shared across the fleet, so a fine-tune from captures on any node trains on frames every box
+ * captured: each node puts its labelled captures into `<fleet>-captures` (the meta, with the labels and split, in
+ * the KV under `<model>.<id>`; the image in the object store under `<id>`) and takes them out again when they
+ * are rejected or deleted. Changes are replicated as they happen; on joining and after every reconnect a node
+ * reconciles, so a label made while NATS was down reaches the fleet too. Other nodes' captures are read from the
+ * fleet when a captures dataset is written; they are not copied into this node's capture store.
+ * @module
+ */
+import { dirname, join } from "node:path";
+import { z } from "zod";
+import { capturePaths } from "../capture/dataset.ts";
+import { yoloLabelText } from "../capture/labels.ts";
+import type { CaptureStore } from "../capture/store.ts";
+import type { CaptureMeta } from "../capture/types.ts";
+import { captureKey, captureKeys } from "./keys.ts";
+import type { FleetLink } from "./link.ts";
+
+/** A fleet capture's KV value: the capture's meta as its node stores it, and that node's name. */
+const SharedCaptureSchema = z.object({
+  node: z.string(),
+  meta: z.custom<CaptureMeta>((value) =>
+    typeof value === "object" && value !== null && typeof (value as CaptureMeta).id === "string" &&
+    (value as CaptureMeta).status === "labelled"
+  ),
+});
+type SharedCapture = z.infer<typeof SharedCaptureSchema>;
+
+export class CaptureReplication {
+  private link: FleetLink | null = null;
+  /** Fleet writes run one at a time, in the order the changes happened. */
+  private writes: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly store: CaptureStore,
+    private readonly node: string,
+    private readonly log: (message: string) => void,
+  ) {
+    store.watch((meta, removed) => {
+      // A capture removed while not labelled (evicted for room, or deleted after a reject) is not in the fleet:
+      // the reject took it out already, so evictions of a busy camera cost no fleet round-trip.
+      if (removed && meta.status !== "labelled") return;
+      if (this.link) void this.enqueue(() => this.apply(this.link!, meta, removed));
+    });
+  }
+
+  /** Connected (or reconnected): bring the fleet's copy of this node's captures in line with the store. */
+  connected(link: FleetLink): Promise<void> {
+    this.link = link;
+    return this.enqueue(() => this.reconcile(link));
+  }
+
+  /** Resolves once every change seen so far was written to the fleet (tests). */
+  settled(): Promise<unknown> {
+    return this.writes;
+  }
+
+  /**
+   * Writes the fleet's labelled captures of `model` that this node does not hold under `dir`, in the layout of
+   * a captures dataset (capture/dataset.ts); null while NATS is not connected.
+   */
+  async writeDataset(dir: string, model: string): Promise<{ train: number; val: number } | null> {
+    const link = this.link;
+    if (!link || link.nc.isClosed()) return null;
+    const counts = { train: 0, val: 0 };
+    for (const shared of await this.read(link, model)) {
+      const { meta } = shared;
+      if (this.store.get(meta.id)) continue; // this node's own: written from its store
+      const image = await link.captureImages.getBlob(meta.id);
+      if (!image) continue; // withdrawn since the key was read
+      const paths = capturePaths(meta);
+      await Deno.mkdir(dirname(join(dir, paths.image)), { recursive: true });
+      await Deno.mkdir(dirname(join(dir, paths.label)), { recursive: true });
+      await Deno.writeFile(join(dir, paths.image), image);
+      await Deno.writeTextFile(join(dir, paths.label), yoloLabelText(meta));
+      counts[meta.split === "val" ? "val" : "train"]++;
+    }
+    return counts;
+  }
+
+  private enqueue(work: () => Promise<void>): Promise<void> {
+    const run = this.writes.then(work).catch((err) => {
+      this.log(`fleet: captures: ${(err as Error).message}; replicated again after the next reconnect`);
+    });
+    this.writes = run;
+    return run;
+  }
+
+  /** The image before the meta, so a node that sees the meta finds the image; withdrawn the other way round. */
+  private async apply(link: FleetLink, meta: CaptureMeta, removed: boolean): Promise<void> {
+    const key = captureKey(meta.model, meta.id);
+    if (!removed && meta.status === "labelled") {
+      await link.captureImages.putBlob({ name: meta.id }, await this.store.image(meta.id));
+      await link.captures.put(key, JSON.stringify({ node: this.node, meta } satisfies SharedCapture));
+      return;
+    }
+    if (await link.captures.get(key)) {
+      await link.captures.delete(key);
+      await link.captureImages.delete(meta.id).catch(() => {}); // no image left behind is harmless
+    }
+  }
+
+  /** Publish what the fleet lacks or has stale; withdraw this node's captures the store no longer labels. */
+  private async reconcile(link: FleetLink): Promise<void> {
+    const published = new Map<string, CaptureMeta>();
+    for await (const key of await link.captures.keys()) {
+      const entry = await link.captures.get(key);
+      if (entry?.operation !== "PUT") continue;
+      const parsed = SharedCaptureSchema.safeParse(entry.json());
+      if (parsed.success && parsed.data.node === this.node) {
+        published.set(parsed.data.meta.id, parsed.data.meta);
+      }
+    }
+    for (const meta of this.store.all({ status: "labelled" })) {
+      const there = published.get(meta.id);
+      published.delete(meta.id);
+      if (!there || JSON.stringify(there) !== JSON.stringify(meta)) await this.apply(link, meta, false);
+    }
+    for (const gone of published.values()) await this.apply(link, gone, true);
+  }
+
+  private async read(link: FleetLink, model: string): Promise<SharedCapture[]> {
+    const captures: SharedCapture[] = [];
+    for await (const key of await link.captures.keys(captureKeys(model))) {
+      const entry = await link.captures.get(key);
+      if (entry?.operation !== "PUT") continue;
+      const parsed = SharedCaptureSchema.safeParse(entry.json());
+      if (parsed.success) captures.push(parsed.data);
+    }
+    return captures.sort((a, b) => a.meta.id.localeCompare(b.meta.id));
+  }
+}

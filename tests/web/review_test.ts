@@ -188,7 +188,11 @@ Deno.test("review page: proposals drawn, boxes drawn / moved / resized / reclass
     const { versions } = await (await fetch(`${server.base}/v1/models/default/versions`)).json();
     const round = versions.at(-1);
     assert.equal(round.source.type, "finetune");
+    // The submit reloads the queue and shows its first frame again, which resets the editor's boxes: mark the
+    // shown capture and wait for the reload to replace the mark, so the touch-drawn box below is not reset.
+    await page.evaluate(() => document.getElementById("review")!.dataset.capture = "reloading");
     await page.click("#review-form button[type=submit]");
+    await page.waitForSelector('#review:not([data-capture="reloading"])', { timeout: UI_TIMEOUT_MS });
     const row = page.locator(`#rv-rounds tr[data-version="${round.version}"] td`);
     await row.first().waitFor({ timeout: UI_TIMEOUT_MS });
     const m = round.metrics;

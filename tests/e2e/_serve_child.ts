@@ -1,5 +1,6 @@
-// A `main.ts serve` child on a free loopback port with the bundled default model, its stderr collected line by
-// line; `reap` SIGKILLs it if it outlives the grace period.
+// A `main.ts serve` child on a free loopback port (the bundled default model unless `--model` is given), its
+// stderr collected line by line, resolved once every model is ready; `reap` SIGKILLs it if it outlives the grace
+// period.
 
 const ROOT = new URL("../../", import.meta.url);
 /** Startup (self-test, default model load) on a loaded 2-core box. */
@@ -9,6 +10,7 @@ const KILL_GRACE_MS = 30_000;
 
 export interface Child {
   port: number;
+  url: string;
   child: Deno.ChildProcess;
   log: string[];
   /** Resolves when a log line matches. */
@@ -62,8 +64,28 @@ export async function serve(...args: string[]): Promise<Child> {
     return found.promise.finally(() => clearTimeout(timer));
   };
   const url = (await line(/listening on http:\/\/[^\s"]+/)).match(/listening on (http:\/\/[^\s"]+)/)![1];
-  await line(/serving default v1/);
-  return { port: Number(new URL(url).port), child, log, line, dataDir };
+  for (const deadline = Date.now() + READY_MS; await readyStatus(url) !== 200;) {
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`models not ready in time:\n${log.join("\n")}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return { port: Number(new URL(url).port), url, child, log, line, dataDir };
+}
+
+async function readyStatus(url: string): Promise<number> {
+  const res = await fetch(`${url}/readyz`);
+  await res.body?.cancel();
+  return res.status;
+}
+
+/** SIGTERMs the child, then reaps it. */
+export async function stop(s: Child): Promise<void> {
+  try {
+    s.child.kill("SIGTERM");
+  } catch { /* already exited */ }
+  await reap(s);
 }
 
 /** SIGKILLs the child if it has not exited within the grace period, then removes its data dir. */

@@ -8,67 +8,13 @@ import { gzipSync } from "fflate";
 import { deflatedZeros, zerosTarGz } from "../train/data/_bomb.ts";
 import { makeTar } from "../train/data/_tar.ts";
 import { makeZip } from "../train/data/_zip.ts";
+import { serve, stop } from "./_serve_child.ts";
 
-const ROOT = new URL("../../", import.meta.url);
-/** The embedded default model: any served model takes the uploads, and it keeps the test off the reference data. */
-const MODEL = new URL("models/default.onnx", ROOT).pathname;
 const MIB = 1 << 20;
 /** The server's --max-dataset-bytes: the cap on the upload and on what it unpacks to. */
 const CAP = 448 * MIB;
 /** How long any one request may take before the server counts as hung (they take seconds at most). */
 const DEADLINE_MS = 60_000;
-const READY_MS = 120_000;
-/** How long the server gets to exit on SIGTERM before it is killed. */
-const GRACE_MS = 10_000;
-
-async function startServer(dataDir: string) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      ...["run", "-A", "main.ts", "serve", "--host", "127.0.0.1", "--port", "0", "--backend", "native"],
-      ...["--data-dir", dataDir, "--model", MODEL, "--max-dataset-bytes", String(CAP)],
-    ],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const log: string[] = [];
-  const listening = Promise.withResolvers<string>();
-  (async () => {
-    let pending = "";
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-      const lines = (pending + chunk).split("\n");
-      pending = lines.pop()!;
-      for (const line of lines) {
-        log.push(line);
-        const url = /listening on (http:\/\/\S+)/.exec(line)?.[1];
-        if (url) listening.resolve(url);
-      }
-    }
-    listening.reject(new Error(`server exited before listening:\n${log.join("\n")}`));
-  })();
-  const stop = async () => {
-    child.kill("SIGTERM");
-    const killer = setTimeout(() => child.kill("SIGKILL"), GRACE_MS);
-    await child.status;
-    clearTimeout(killer);
-  };
-  const url = await Promise.race([
-    listening.promise,
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error("server not listening")), READY_MS)),
-  ]).catch(async (err) => {
-    await stop();
-    throw err;
-  });
-  for (const deadline = Date.now() + READY_MS; await status(`${url}/readyz`) !== 200;) {
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`models not ready:\n${log.join("\n")}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return { url, child, log, stop };
-}
 
 /** Peak resident memory of a process so far (Linux), in bytes. */
 async function peakRss(pid: number): Promise<number> {
@@ -100,9 +46,9 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async (t) => {
-    const dataDir = await Deno.makeTempDir({ prefix: "kestrel-hostile-" });
-    const server = await startServer(dataDir);
-    const { url } = server;
+    // The embedded default model: any served model takes the uploads, and it keeps the test off the reference data.
+    const server = await serve("--max-dataset-bytes", String(CAP));
+    const { url, dataDir } = server;
     try {
       await t.step("a file of 384 MiB in a .tar.gz unpacks without holding it in memory", async () => {
         // The same upload of 1 MiB first, so the peak it is compared with already holds one unpack worker (a V8
@@ -168,8 +114,7 @@ Deno.test({
       const left = await Array.fromAsync(Deno.readDir(`${dataDir}/jobs`)).catch(() => []);
       assert.deepEqual(left, [], "rejected uploads leave nothing in the data dir");
     } finally {
-      await server.stop();
-      await Deno.remove(dataDir, { recursive: true });
+      await stop(server);
     }
   },
 });

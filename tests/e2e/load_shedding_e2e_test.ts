@@ -4,12 +4,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { bigJpeg } from "../_helpers/big_jpeg.ts";
 import { tinyYolo } from "../onnx/_tiny_yolo.ts";
+import { serve, stop } from "./_serve_child.ts";
 
-const ROOT = new URL("../../", import.meta.url);
 const MAX_QUEUE = 2;
 const BURST = 24;
-/** How long the server gets to stop on SIGTERM before it is killed. */
-const STOP_GRACE_MS = 10_000;
 
 Deno.test({
   name: "a burst against --max-queue 2 gets some 503 overloaded + Retry-After and the rest 200, none lost",
@@ -19,40 +17,9 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "kestrel-shed-" });
     const modelPath = join(dir, "tiny.onnx");
     await Deno.writeFile(modelPath, tinyYolo());
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "main.ts",
-        "serve",
-        "--port",
-        "0",
-        "--backend",
-        "native",
-        "--data-dir",
-        join(dir, "data"),
-      ]
-        .concat(["--model", modelPath, "--max-queue", String(MAX_QUEUE)]),
-      cwd: ROOT,
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    const log: string[] = [];
-    const listening = Promise.withResolvers<string>();
-    (async () => {
-      for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-        log.push(chunk);
-        const url = /listening on (http:\/\/\S+)/.exec(log.join(""))?.[1];
-        if (url) listening.resolve(url);
-      }
-      listening.reject(new Error(`server exited before listening:\n${log.join("")}`));
-    })();
+    const server = await serve("--model", modelPath, "--max-queue", String(MAX_QUEUE));
+    const { url } = server;
     try {
-      const url = await listening.promise;
-      for (let i = 0; (await fetch(`${url}/readyz`).then((r) => (r.body?.cancel(), r.status))) !== 200; i++) {
-        assert.ok(i < 600, "not ready after 60 s");
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
       const image = await bigJpeg();
       const answers = await Promise.all(
         Array.from({ length: BURST }, async () => {
@@ -76,10 +43,7 @@ Deno.test({
       const metrics = await (await fetch(`${url}/metrics`)).text();
       assert.match(metrics, new RegExp(`^kestrel_detect_shed_total\\{model="tiny"\\} ${shed.length}$`, "m"));
     } finally {
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), STOP_GRACE_MS);
-      await child.status;
-      clearTimeout(timer);
+      await stop(server);
       await Deno.remove(dir, { recursive: true });
     }
   },

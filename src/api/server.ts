@@ -31,9 +31,9 @@ export interface RunningServer {
   /** Why the server serves on `pool.backend`: the selection and its startup self-test (also in /v1/models). */
   backendReason: string;
   /**
-   * Stops accepting connections, lets requests in flight finish and running fine-tunes stop at their next step
-   * (their jobs resume at the next start), for at most `config.drainSeconds`, then releases everything.
-   * Resolves true when everything finished in time.
+   * Stops accepting connections, lets requests in flight finish and running fine-tunes checkpoint the iteration
+   * they are at and stop (their jobs resume there at the next start), for at most `config.drainSeconds`, then
+   * releases everything. Resolves true when everything finished in time.
    */
   shutdown(): Promise<boolean>;
 }
@@ -162,16 +162,16 @@ async function listen(
     backendReason: reason,
     async shutdown() {
       // New requests get 503 at once and event streams end; requests in flight finish, then the listener closes
-      // (new connections are refused) and trainers stop between iterations: their jobs stay `running` and
-      // resume at the next start from their last checkpoint.
+      // (new connections are refused) and trainers checkpoint the iteration in flight and stop: their jobs stay
+      // `running` and resume at the next start from that checkpoint.
       draining = true;
       stopping.abort();
       serveBudget?.stop();
       // Jobs close after the requests: a fine-tune upload in flight is accepted (and resumes next start) rather
       // than refused by a closed job service.
-      const drained = requests.settled().then(() => Promise.all([server.shutdown(), jobs.close()])).then(() =>
-        true
-      );
+      const drained = requests.settled().then(() =>
+        Promise.all([server.shutdown(), jobs.close({ checkpoint: true })])
+      ).then(() => true);
       let timer: ReturnType<typeof setTimeout> | undefined;
       const deadline = new Promise<false>((resolve) => {
         timer = setTimeout(() => resolve(false), config.drainSeconds * 1000);
@@ -182,8 +182,9 @@ async function listen(
         log.warn(`drain: work still in flight after ${config.drainSeconds} s; stopping without it`, {
           requests: requests.inFlight,
         });
-        // Closes the listener (cutting the stragglers' uploads) and stops the trainers; neither is awaited, so a
-        // handler stuck for good cannot hold the exit.
+        // Closes the listener (cutting the stragglers' uploads) and stops the trainers at once (a checkpoint not
+        // saved by now is not used: the previous one stays whole); neither is awaited, so a handler stuck for
+        // good cannot hold the exit.
         server.shutdown().catch(() => {});
         jobs.close().catch(() => {});
       }

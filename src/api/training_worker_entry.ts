@@ -1,7 +1,8 @@
 /**
  * The entry module of {@link WorkerTrainer}'s Web Worker: runs one job through the WGSL trainer on this thread's
  * own GPU device. The base model, publishing and checkpoints are requests to the main thread (see worker_trainer.ts).
- * Cancellation terminates the worker, so the trainer's own signal never fires.
+ * Cancellation terminates the worker, so the trainer's own signal never fires; a `suspend` message suspends the
+ * run (it checkpoints the iteration in flight, then fails).
  * @module
  */
 import type { Checkpoint, TrainerResult } from "../jobs/types.ts";
@@ -16,6 +17,7 @@ const port = self as unknown as {
 
 const pending = new Map<number, PromiseWithResolvers<unknown>>();
 let nextId = 0;
+const suspension = new AbortController();
 
 function call<T>(request: WorkerCall): Promise<T> {
   const id = nextId++;
@@ -54,6 +56,7 @@ async function run(msg: Extract<ToWorker, { type: "run" }>): Promise<void> {
   try {
     const result = await trainer.run(msg.job, {
       signal: new AbortController().signal,
+      suspend: suspension.signal,
       onProgress: (progress) => {
         port.postMessage({ type: "progress", progress });
         if (msg.pause) waitWhilePaused(msg.pause);
@@ -74,6 +77,7 @@ async function run(msg: Extract<ToWorker, { type: "run" }>): Promise<void> {
 port.onmessage = (e) => {
   const msg = e.data;
   if (msg.type === "run") void run(msg);
+  else if (msg.type === "suspend") suspension.abort(new DOMException("Training suspended", "AbortError"));
   else {
     const reply = pending.get(msg.id);
     pending.delete(msg.id);

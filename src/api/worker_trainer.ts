@@ -47,6 +47,8 @@ export type FromWorker =
 /** Main thread -> worker. */
 export type ToWorker =
   | { type: "run"; job: Job; datasetDir: string; workDir: string; pause?: Int32Array }
+  /** checkpoint after the iteration in flight, then stop (`failed` follows) */
+  | { type: "suspend" }
   | { type: "reply"; id: number; ok: true; value: unknown }
   | { type: "reply"; id: number; ok: false; message: string };
 
@@ -85,7 +87,8 @@ export class WorkerTrainer implements Trainer {
         } else if (msg.type === "progress") ctx.onProgress(msg.progress);
         else if (msg.type === "log") this.deps.log?.(msg.message);
         else if (msg.type === "done") outcome.resolve(msg.result);
-        else outcome.reject(ctx.signal.aborted ? ctx.signal.reason : new Error(msg.message));
+        else if (ctx.signal.aborted) outcome.reject(ctx.signal.reason);
+        else outcome.reject(ctx.suspend?.aborted ? ctx.suspend.reason : new Error(msg.message));
       } catch (err) {
         outcome.reject(err);
       }
@@ -94,13 +97,16 @@ export class WorkerTrainer implements Trainer {
       e.preventDefault();
       outcome.reject(new Error(`Training worker crashed: ${e.message}`));
     };
-    // Cancel and shutdown terminate the worker at once instead of waiting out its current step (seconds on
-    // lavapipe); after a shutdown the job resumes from its last checkpoint. Only a publish under way is let
-    // finish, so a version that reached the registry is recorded in the job.
+    // Cancel and a shutdown out of time terminate the worker at once instead of waiting out its current step
+    // (seconds on lavapipe); the job then resumes from its last checkpoint. Only a publish under way is let
+    // finish, so a version that reached the registry is recorded in the job. A suspend (a drain) lets the
+    // worker checkpoint the iteration in flight first; the worker then fails with the suspend's reason.
     const abort = () => {
       if (!publishing) outcome.reject(ctx.signal.reason);
     };
+    const suspend = () => send({ type: "suspend" });
     ctx.signal.addEventListener("abort", abort, { once: true });
+    ctx.suspend?.addEventListener("abort", suspend, { once: true });
     send({
       type: "run",
       job: structuredClone(job),
@@ -108,8 +114,10 @@ export class WorkerTrainer implements Trainer {
       workDir: ctx.workDir,
       pause: this.deps.pause,
     });
+    if (ctx.suspend?.aborted) suspend();
     return outcome.promise.finally(() => {
       ctx.signal.removeEventListener("abort", abort);
+      ctx.suspend?.removeEventListener("abort", suspend);
       worker.terminate();
     });
   }

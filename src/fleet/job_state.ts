@@ -3,12 +3,18 @@
  * where and how often it ran, its progress and last checkpoint, and its outcome. The node that submitted it
  * creates it; the node running it updates it; a cancel is written by the submitter and seen by the runner.
  * Datasets and checkpoints live in `<fleet>-jobdata` under `<id>/dataset.zip` and `<id>/checkpoint-<epoch>`
- * (one object per epoch, the state's `checkpoint.epoch` naming the durable one, so a crash between writing the
- * object and the state leaves the previous pair whole).
+ * (`-<iteration>` added for one taken within an epoch: one object per position, the state's `checkpoint` naming
+ * the durable one, so a crash between writing the object and the state leaves the previous pair whole).
  * @module
  */
 import { z } from "zod";
-import { type Job, JobProgressSchema, JobSchema, TERMINAL_STATUSES } from "../jobs/types.ts";
+import {
+  CheckpointRecordSchema,
+  type Job,
+  JobProgressSchema,
+  JobSchema,
+  TERMINAL_STATUSES,
+} from "../jobs/types.ts";
 
 export const FleetJobSchema = z.object({
   /** The record as submitted (model, base version, config). */
@@ -19,8 +25,8 @@ export const FleetJobSchema = z.object({
   /** Deliveries of its work item so far (1 on the first node, 2 after a takeover, ...). */
   attempts: z.number().int().min(0),
   progress: JobProgressSchema,
-  /** Epochs completed by the last checkpoint in the object store. */
-  checkpoint: z.object({ epoch: z.number().int().min(0), savedAt: z.string() }).nullable(),
+  /** Where the last checkpoint in the object store stands. */
+  checkpoint: CheckpointRecordSchema.nullable(),
   result: z.object({
     resultVersion: z.number().int().positive().nullable(),
     activated: z.boolean().nullable(),
@@ -33,7 +39,8 @@ export const FleetJobSchema = z.object({
 export type FleetJob = z.infer<typeof FleetJobSchema>;
 
 export const datasetObject = (id: string) => `${id}/dataset.zip`;
-export const checkpointObject = (id: string, epoch: number) => `${id}/checkpoint-${epoch}`;
+export const checkpointObject = (id: string, at: { epoch: number; iteration: number }) =>
+  `${id}/checkpoint-${at.epoch}${at.iteration ? `-${at.iteration}` : ""}`;
 
 /**
  * The shared state as a job record (what `/v1/jobs` shows on every node): the submitted record with the fleet's

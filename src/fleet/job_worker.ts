@@ -158,18 +158,21 @@ class ObjectStoreCheckpoints implements CheckpointHooks {
   async load(): Promise<Checkpoint | null> {
     const state = await this.shared.read();
     if (!state?.checkpoint) return null;
-    const bytes = await this.link.jobData.getBlob(checkpointObject(this.id, state.checkpoint.epoch));
+    const { epoch, iteration } = state.checkpoint;
+    const bytes = await this.link.jobData.getBlob(checkpointObject(this.id, state.checkpoint));
     if (!bytes) {
-      throw new Error(`job ${this.id}: the checkpoint of epoch ${state.checkpoint.epoch} is missing`);
+      throw new Error(`job ${this.id}: the checkpoint of epoch ${epoch}, iteration ${iteration} is missing`);
     }
-    return { epoch: state.checkpoint.epoch, state: bytes };
+    return { epoch, iteration, state: bytes };
   }
 
   async save(checkpoint: Checkpoint): Promise<void> {
-    const previous = (await this.shared.read())?.checkpoint?.epoch;
-    await this.link.jobData.putBlob({ name: checkpointObject(this.id, checkpoint.epoch) }, checkpoint.state);
-    await this.shared.write({ checkpoint: { epoch: checkpoint.epoch, savedAt: new Date().toISOString() } });
-    if (previous !== undefined && previous !== checkpoint.epoch) {
+    const previous = (await this.shared.read())?.checkpoint;
+    const name = checkpointObject(this.id, checkpoint);
+    await this.link.jobData.putBlob({ name }, checkpoint.state);
+    const { epoch, iteration } = checkpoint;
+    await this.shared.write({ checkpoint: { epoch, iteration, savedAt: new Date().toISOString() } });
+    if (previous && checkpointObject(this.id, previous) !== name) {
       await this.link.jobData.delete(checkpointObject(this.id, previous)).catch(() => {});
     }
   }

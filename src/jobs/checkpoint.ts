@@ -1,6 +1,6 @@
 /**
  * A job's checkpoint on disk: the trainer's state in `state-<epoch>-<uuid>.bin` and `checkpoint.json` naming it
- * with its size and SHA-256. The state file is durable before the pointer is replaced atomically, and the old
+ * with its position (epoch, iteration), size and SHA-256. The state file is durable before the pointer is replaced atomically, and the old
  * state file is removed only after, so a crash at any point leaves the previous or the new checkpoint whole.
  * @module
  */
@@ -13,6 +13,8 @@ const POINTER = "checkpoint.json";
 
 const PointerSchema = z.object({
   epoch: z.number().int().min(0),
+  // Pointers written before mid-epoch checkpoints existed are epoch ends.
+  iteration: z.number().int().min(0).default(0),
   file: z.string().regex(/^state-[\w-]+\.bin$/),
   bytes: z.number().int().min(0),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
@@ -25,10 +27,10 @@ async function sha256(data: Uint8Array<ArrayBuffer>): Promise<string> {
 }
 
 export class FsCheckpoints implements CheckpointHooks {
-  /** `onSaved` runs after each durable save (the service records the epoch in the job). */
+  /** `onSaved` runs after each durable save (the service records its position in the job). */
   constructor(
     readonly dir: string,
-    private readonly onSaved: (epoch: number) => Promise<void> = async () => {},
+    private readonly onSaved: (saved: Omit<Checkpoint, "state">) => Promise<void> = async () => {},
   ) {}
 
   /** The stored checkpoint, null when none was taken; throws naming the file when it is damaged. */
@@ -42,7 +44,7 @@ export class FsCheckpoints implements CheckpointHooks {
         `Checkpoint '${path}' is damaged: expected ${pointer.bytes} bytes with SHA-256 ${pointer.sha256}`,
       );
     }
-    return { epoch: pointer.epoch, state };
+    return { epoch: pointer.epoch, iteration: pointer.iteration, state };
   }
 
   async save(checkpoint: Checkpoint): Promise<void> {
@@ -53,13 +55,14 @@ export class FsCheckpoints implements CheckpointHooks {
     await writeSynced(join(this.dir, file), state);
     const pointer: Pointer = {
       epoch: checkpoint.epoch,
+      iteration: checkpoint.iteration,
       file,
       bytes: state.length,
       sha256: await sha256(state),
     };
     await writeJsonAtomic(join(this.dir, POINTER), pointer);
     if (previous) await Deno.remove(join(this.dir, previous.file)).catch(() => {});
-    await this.onSaved(checkpoint.epoch);
+    await this.onSaved({ epoch: checkpoint.epoch, iteration: checkpoint.iteration });
   }
 
   private async pointer(): Promise<Pointer | null> {

@@ -22,15 +22,22 @@ async function isDirectory(path: string): Promise<boolean> {
   }
 }
 
-/** Why a job interrupted at `job.progress.epoch` cannot resume, or null when it can. */
-async function resumeBlocker(store: JobStore, job: Job, maxAttempts: number): Promise<string | null> {
-  if (job.attempts >= maxAttempts) return `it was interrupted ${job.attempts} times`;
+/**
+ * Where an interrupted job resumes (its checkpoint's position, the start without one), or why it cannot. The
+ * stored checkpoint, not the record, says where: a stop can land between the checkpoint's save and the record's.
+ */
+async function resumePoint(
+  store: JobStore,
+  job: Job,
+  maxAttempts: number,
+): Promise<{ epoch: number; iteration: number } | { blocker: string }> {
+  if (job.attempts >= maxAttempts) return { blocker: `it was interrupted ${job.attempts} times` };
   try {
-    await new FsCheckpoints(store.checkpointDir(job.id)).load();
+    const checkpoint = await new FsCheckpoints(store.checkpointDir(job.id)).load();
+    return { epoch: checkpoint?.epoch ?? 0, iteration: checkpoint?.iteration ?? 0 };
   } catch (err) {
-    return `its checkpoint cannot be read (${(err as Error).message})`;
+    return { blocker: `its checkpoint cannot be read (${(err as Error).message})` };
   }
-  return null;
 }
 
 /** The state a stored job continues in after a restart at time `at` (unchanged when nothing needs doing). */
@@ -48,20 +55,20 @@ export async function recoverJob(
   }
   if (job.status === "queued") return job;
   const where = job.checkpoint
-    ? `after the checkpoint of epoch ${job.checkpoint.epoch}`
+    ? `after the checkpoint of epoch ${job.checkpoint.epoch}, iteration ${job.checkpoint.iteration}`
     : "before any checkpoint";
-  const blocker = await resumeBlocker(store, job, maxAttempts);
-  if (blocker) {
+  const point = await resumePoint(store, job, maxAttempts);
+  if ("blocker" in point) {
     return transition(job, "failed", at, {
       error: {
         code: "interrupted",
-        message: `Interrupted by a restart ${where}; not resumed because ${blocker}`,
+        message: `Interrupted by a restart ${where}; not resumed because ${point.blocker}`,
       },
     });
   }
   // Progress goes back to where the checkpoint is, which is where the trainer will continue.
-  const epoch = job.checkpoint?.epoch ?? 0;
-  const iteration = Math.floor((job.progress.iterations / job.progress.epochs) * epoch);
+  const { epoch } = point;
+  const iteration = Math.floor((job.progress.iterations / job.progress.epochs) * epoch) + point.iteration;
   const progress = { ...job.progress, epoch, iteration, imagesPerSecond: null, etaSeconds: null };
   return transition(job, "queued", at, { progress });
 }

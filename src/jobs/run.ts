@@ -5,6 +5,7 @@
  * @module
  */
 import {
+  type Checkpoint,
   type CheckpointHooks,
   type Job,
   type JobProgress,
@@ -16,12 +17,14 @@ import {
 
 export interface AttemptEnv {
   signal: AbortSignal;
+  /** the trainer's suspend signal (see TrainingContext.suspend) */
+  suspend: AbortSignal;
   /** milliseconds clock */
   now: () => number;
   datasetDir: string;
   workDir: string;
   /** the job's checkpoint storage; `onSaved` runs after each durable save */
-  checkpoints: (onSaved: (epoch: number) => Promise<void>) => CheckpointHooks;
+  checkpoints: (onSaved: (saved: Omit<Checkpoint, "state">) => Promise<void>) => CheckpointHooks;
   /** the job's current record */
   current: () => Job;
   /** record a change: `durable` ones are persisted before this resolves, progress ones may be batched */
@@ -71,13 +74,14 @@ export async function runAttempt(trainer: Trainer, job: Job, env: AttemptEnv): P
     progress.etaSeconds = etaSeconds(progress, startIteration, (env.now() - startTime) / 1000);
     void env.update({ ...current, progress }, false);
   };
-  const checkpoint = env.checkpoints(async (epoch) => {
+  const checkpoint = env.checkpoints(async ({ epoch, iteration }) => {
     const savedAt = new Date(env.now()).toISOString();
-    await env.update({ ...env.current(), checkpoint: { epoch, savedAt } }, true);
+    await env.update({ ...env.current(), checkpoint: { epoch, iteration, savedAt } }, true);
   });
   try {
     const result = await trainer.run(job, {
       signal: env.signal,
+      suspend: env.suspend,
       onProgress,
       checkpoint,
       datasetDir: env.datasetDir,

@@ -71,7 +71,7 @@ export class JobService {
   private readonly hub = new JobEventHub();
   private readonly running = new Map<
     string,
-    { id: string; controller: AbortController; done: Promise<void> }
+    { id: string; controller: AbortController; suspend: AbortController; done: Promise<void> }
   >();
   private readonly writes = new Map<string, Promise<void>>();
   private readonly lastPersist = new Map<string, number>();
@@ -264,13 +264,17 @@ export class JobService {
   }
 
   /**
-   * Stop: abort running trainers without recording an outcome, so their records stay `running` and the next
-   * {@link open} resumes them exactly as after a crash.
+   * Stop: running trainers stop without recording an outcome, so their records stay `running` and the next
+   * {@link open} resumes them from their last checkpoint, as after a crash. With `checkpoint` (a server's
+   * drain) they are suspended: each checkpoints the iteration in flight once it is done and stops, so the
+   * next open resumes exactly there; bound the wait, and call close() without it to stop them at once.
+   * Without, they stop at once and resume from the checkpoint they had.
    */
-  async close(): Promise<void> {
+  async close(options: { checkpoint?: boolean } = {}): Promise<void> {
     this.closing = true;
     for (const run of this.running.values()) {
-      run.controller.abort(SHUTDOWN);
+      if (options.checkpoint) run.suspend.abort(SHUTDOWN);
+      else run.controller.abort(SHUTDOWN);
     }
     await this.idle();
   }
@@ -279,10 +283,14 @@ export class JobService {
     if (this.closing) return;
     for (const job of this.list()) {
       if (job.status !== "queued" || this.running.has(job.adapter)) continue;
-      const controller = new AbortController();
-      const entry = { id: job.id, controller, done: Promise.resolve() };
+      const entry = {
+        id: job.id,
+        controller: new AbortController(),
+        suspend: new AbortController(),
+        done: Promise.resolve(),
+      };
       this.running.set(job.adapter, entry);
-      entry.done = this.run(job, controller).catch((err) => this.log(`jobs: job ${job.id}: ${err}`)).finally(
+      entry.done = this.run(job, entry).catch((err) => this.log(`jobs: job ${job.id}: ${err}`)).finally(
         () => {
           this.running.delete(job.adapter);
           this.pump();
@@ -291,11 +299,15 @@ export class JobService {
     }
   }
 
-  private async run(job: Job, controller: AbortController): Promise<void> {
+  private async run(
+    job: Job,
+    { controller, suspend }: { controller: AbortController; suspend: AbortController },
+  ): Promise<void> {
     const started = await this.commit(transition(job, "running", this.timestamp(), { error: null }));
     await Deno.mkdir(this.store.workDir(job.id), { recursive: true });
     const outcome = await runAttempt(this.options.trainer, started, {
       signal: controller.signal,
+      suspend: suspend.signal,
       now: () => this.now().getTime(),
       datasetDir: this.store.datasetDir(job.id),
       workDir: this.store.workDir(job.id),
@@ -303,12 +315,13 @@ export class JobService {
       current: () => this.get(job.id),
       update: (next, durable) => durable ? this.commit(next, "progress") : this.progress(next),
     });
-    const cancelled = controller.signal.aborted && controller.signal.reason !== SHUTDOWN;
+    const shutdown = controller.signal.reason === SHUTDOWN || suspend.signal.aborted;
+    const cancelled = controller.signal.aborted && !shutdown;
     const at = this.timestamp();
     const current = this.get(job.id);
     if (!outcome.ok) {
       // A shutdown leaves the record `running`, exactly as a crash would, so the next open() resumes it.
-      if (controller.signal.reason === SHUTDOWN) return;
+      if (shutdown) return;
       const next = cancelled
         ? transition(current, "cancelled", at)
         : transition(current, "failed", at, { error: { code: "trainer", message: outcome.error } });

@@ -50,6 +50,16 @@ export const JobFailureSchema = z.object({
 });
 export type JobFailure = z.infer<typeof JobFailureSchema>;
 
+/** Where a durable checkpoint stands. Records written before mid-epoch checkpoints existed read iteration 0. */
+export const CheckpointRecordSchema = z.object({
+  /** epochs completed */
+  epoch: z.number().int().min(0),
+  /** batches of epoch `epoch` trained (0 for an epoch-end checkpoint; more for one taken when the server stopped) */
+  iteration: z.number().int().min(0).default(0),
+  savedAt: z.string(),
+});
+export type CheckpointRecord = z.infer<typeof CheckpointRecordSchema>;
+
 /** One fine-tune job. Times are ISO 8601 strings. */
 export const JobSchema = z.object({
   id: z.string(),
@@ -81,8 +91,8 @@ export const JobSchema = z.object({
    * alone. Records written before the field existed read as null.
    */
   node: z.string().nullable().default(null),
-  /** the last durable checkpoint: epochs completed when it was taken */
-  checkpoint: z.object({ epoch: z.number().int().min(0), savedAt: z.string() }).nullable(),
+  /** the last durable checkpoint: where training resumes from it */
+  checkpoint: CheckpointRecordSchema.nullable(),
 });
 export type Job = z.infer<typeof JobSchema>;
 

@@ -82,14 +82,15 @@ export class OptimizerStepper {
   }
 
   /**
-   * Resume: brings the schedule, the optimizer's step count and the EMA's update count to the start of epoch
-   * `epochs` by replaying the host schedule; no GPU work (the GPU state comes from the checkpoint).
+   * Resume: brings the schedule, the optimizer's step count and the EMA's update count to batch `iterations`
+   * of epoch `epochs` by replaying the host schedule; no GPU work (the GPU state comes from the checkpoint).
    */
-  replay(epochs: number): void {
+  replay(epochs: number, iterations = 0): void {
     let steps = 0;
-    for (let epoch = 0; epoch < epochs; epoch++) {
-      for (let i = 0; i < this.settings.nb; i++) if (this.schedule.iteration(epoch, i).stepped) steps++;
-      this.schedule.endEpoch(epoch);
+    for (let epoch = 0; epoch <= epochs; epoch++) {
+      const batches = epoch < epochs ? this.settings.nb : iterations;
+      for (let i = 0; i < batches; i++) if (this.schedule.iteration(epoch, i).stepped) steps++;
+      if (epoch < epochs) this.schedule.endEpoch(epoch);
     }
     this.optimizer.restoreSteps(this.optimizer.steps + steps);
     this.ema.restoreUpdates(this.ema.updates + steps);

@@ -22,7 +22,7 @@ import type { Sample } from "./data/dataset.ts";
 import { BatchLoader } from "./data/loader.ts";
 import { evaluate } from "./evaluate.ts";
 import { CacheUnavailableError } from "./frozen_cache.ts";
-import { type IterationReport, type LoopResult, trainLoop } from "./loop.ts";
+import { type IterationReport, type LoopPosition, type LoopResult, trainLoop } from "./loop.ts";
 import type { ValMetrics } from "./metrics.ts";
 import type { ParamLayout } from "./param_layout.ts";
 import { TrainProgram } from "./program.ts";
@@ -42,8 +42,11 @@ export interface SessionOptions {
 
 export interface TrainOptions {
   signal?: AbortSignal;
-  /** Epochs already done (resume after restoreState). */
-  startEpoch?: number;
+  /** Where to continue (resume: what {@link FinetuneSession.restore} returned). */
+  start?: LoopPosition;
+  /** Stop after the iteration in flight, once `onSuspend` saved the position (see LoopOptions). */
+  suspend?: AbortSignal;
+  onSuspend?(position: LoopPosition): Promise<void>;
   onIteration?(report: IterationReport): void;
   onEpochEnd?(epoch: number): Promise<void>;
 }
@@ -180,7 +183,7 @@ export class FinetuneSession {
     return trainLoop({
       step: this.program,
       optimizer: this.optimizer,
-      batches: (epoch) => this.loader.epoch(epoch),
+      batches: (epoch, from) => this.loader.epoch(epoch, from),
       epochs: this.options.config.epochs,
       ...options,
     });
@@ -233,10 +236,16 @@ export class FinetuneSession {
     this.#evalProgram?.destroy();
   }
 
-  #stateBuffers(): StateBuffer[] {
+  /**
+   * What a checkpoint holds. Within an epoch that includes the gradients: up to `accumulate` batches are summed
+   * into them before an optimizer step uses them (train.py zeroes them at each epoch start, so an epoch-start
+   * checkpoint goes without).
+   */
+  #stateBuffers(withGradients: boolean): StateBuffer[] {
     const floats = this.layout.size;
     return [
       { name: "params", buffer: this.program.params, floats },
+      ...(withGradients ? [{ name: "grads", buffer: this.program.grads!, floats }] : []),
       ...this.optimizer.optimizer.state.map((buffer, i) => ({ name: `optimizer${i}`, buffer, floats })),
       { name: "ema", buffer: this.emaParams, floats },
       ...(this.program.buffers
@@ -252,14 +261,15 @@ export class FinetuneSession {
     ];
   }
 
-  /** The state after `epochsDone` epochs, for a checkpoint. */
-  checkpoint(epochsDone: number): Promise<Uint8Array> {
-    return captureState(this.device, epochsDone, this.layout.size, this.#stateBuffers());
+  /** The state at `position` (taken right after the iteration before it), for a checkpoint. */
+  checkpoint(position: LoopPosition): Promise<Uint8Array> {
+    const buffers = this.#stateBuffers(position.iteration > 0);
+    return captureState(this.device, position, this.layout.size, buffers);
   }
 
-  /** Loads a checkpoint's GPU state; returns the epochs it had done (pass as startEpoch). */
-  restore(state: Uint8Array): number {
-    return restoreState(this.device, state, this.layout.size, this.#stateBuffers()).epoch;
+  /** Loads a checkpoint's GPU state; returns its position (pass as `start`). */
+  restore(state: Uint8Array): LoopPosition {
+    return restoreState(this.device, state, this.layout.size, (p) => this.#stateBuffers(p.iteration > 0));
   }
 
   /** Copies of the model holding the current weights (last) and the EMA weights. */

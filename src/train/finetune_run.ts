@@ -1,8 +1,8 @@
 /**
  * A whole fine-tune run, as `deno task finetune` and the jobs trainer both do it: the dataset split, the base
  * model's evaluation on the held-out images, training (resumed from a checkpoint when there is one, checkpointing
- * after every epoch), `last.onnx`, `ema.onnx` and `trace.jsonl` in the output directory, and the EMA model's
- * evaluation.
+ * after every epoch and, when suspended, after the iteration it stops at), `last.onnx`, `ema.onnx` and
+ * `trace.jsonl` in the output directory, and the EMA model's evaluation.
  * @module
  */
 import { join } from "node:path";
@@ -14,14 +14,16 @@ import { type TraceLine, TraceWriter } from "../optim/trace.ts";
 import { type Dataset, loadDataset } from "./data/dataset.ts";
 import { DatasetError } from "./data/problems.ts";
 import { FinetuneSession } from "./finetune.ts";
-import type { IterationReport } from "./loop.ts";
+import { epochStart, type IterationReport, type LoopPosition } from "./loop.ts";
 import type { ValMetrics } from "./metrics.ts";
 
-/** A run's state at the end of an epoch (opaque to the job queue, which stores it). */
+/** A run's state between two iterations (opaque to the job queue, which stores it). */
 export interface Checkpoint {
-  /** epochs completed; training resumes at this epoch index */
+  /** epochs completed; training resumes in this epoch */
   epoch: number;
-  /** the serialised state (weights, EMA, optimizer moments, RNG, ...) */
+  /** batches of epoch `epoch` trained: 0 for an epoch-end checkpoint, more for one taken on a suspend */
+  iteration: number;
+  /** the serialised state (weights, EMA, optimizer moments, gradients, batch stream position, ...) */
   state: Uint8Array;
 }
 
@@ -41,6 +43,8 @@ export interface RunOptions {
   /** receives last.onnx, ema.onnx and trace.jsonl */
   outDir: string;
   signal?: AbortSignal;
+  /** Stop after the iteration in flight, with a checkpoint of it (when there is a store); rejects with the reason. */
+  suspend?: AbortSignal;
   checkpoint?: CheckpointStore;
   frozenCache?: boolean;
   onIteration?(report: IterationReport, totals: { iterations: number; epochs: number }): void;
@@ -60,7 +64,8 @@ export interface RunResult {
   stepImagesPerSecond: number;
   /** seconds the frozen-feature cache took to fill, or null without it */
   cacheSeconds: number | null;
-  resumedFromEpoch: number;
+  /** where training started: the checkpoint's position, or the start */
+  resumedFrom: LoopPosition;
 }
 
 /**
@@ -115,13 +120,15 @@ async function runSession(
   const base = dataset.val.length ? await session.evaluate("live", dataset.val) : null;
   if (base) log(`base model: mAP@0.5 ${base.map50.toFixed(4)}, mAP@0.5:0.95 ${base.map50_95.toFixed(4)}`);
   const saved = await o.checkpoint?.load();
-  const startEpoch = saved ? session.restore(saved.state) : 0;
-  if (startEpoch) log(`resuming after epoch ${startEpoch - 1}`);
+  const start = saved ? session.restore(saved.state) : epochStart(0);
+  if (saved) log(`resuming at epoch ${start.epoch}, iteration ${start.iteration}`);
 
   await Deno.mkdir(o.outDir, { recursive: true });
   const tracePath = join(o.outDir, "trace.jsonl");
-  // A resumed run keeps the trace of the epochs its checkpoint covers.
-  const trace = startEpoch ? (await readTrace(tracePath)).filter((l) => l.epoch < startEpoch) : [];
+  // A resumed run keeps the trace of the iterations its checkpoint covers, and none trained after it.
+  const covered = (l: TraceLine) =>
+    l.epoch < start.epoch || (l.epoch === start.epoch && l.i < start.iteration);
+  const trace = saved ? (await readTrace(tracePath)).filter(covered) : [];
   const writer = new TraceWriter(tracePath);
   trace.forEach((line) => writer.write(line));
   const totals = { iterations: session.loader.batchesPerEpoch * config.epochs, epochs: config.epochs };
@@ -129,7 +136,14 @@ async function runSession(
   try {
     loop = await session.train({
       signal: o.signal,
-      startEpoch,
+      start,
+      suspend: o.suspend,
+      onSuspend: async (position) => {
+        log(`suspended at epoch ${position.epoch}, iteration ${position.iteration}`);
+        if (!o.checkpoint) return;
+        const state = await session.checkpoint(position);
+        await o.checkpoint.save({ epoch: position.epoch, iteration: position.iteration, state });
+      },
       onIteration: (report) => {
         writer.write(report.line);
         trace.push(report.line);
@@ -139,7 +153,8 @@ async function runSession(
         const last = trace.at(-1);
         log(`epoch ${epoch + 1}/${config.epochs}: loss items ${last?.loss_items.map((v) => v.toFixed(5))}`);
         if (o.checkpoint && epoch + 1 < config.epochs) {
-          await o.checkpoint.save({ epoch: epoch + 1, state: await session.checkpoint(epoch + 1) });
+          const state = await session.checkpoint(epochStart(epoch + 1));
+          await o.checkpoint.save({ epoch: epoch + 1, iteration: 0, state });
         }
       },
     });
@@ -163,7 +178,7 @@ async function runSession(
     imagesPerSecond: loop.images / Math.max(loop.seconds, 1e-9),
     stepImagesPerSecond: loop.images / Math.max(loop.stepSeconds, 1e-9),
     cacheSeconds: session.cacheSeconds,
-    resumedFromEpoch: startEpoch,
+    resumedFrom: start,
   };
 }
 

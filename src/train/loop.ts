@@ -17,7 +17,7 @@
  */
 import type { OptimizerStepper } from "../optim/stepper.ts";
 import { type TraceLine, traceLine } from "../optim/trace.ts";
-import type { Batch } from "./data/loader.ts";
+import type { Batch, EpochCursor } from "./data/loader.ts";
 import type { LossItems } from "./loss.ts";
 
 /** What the loop drives (TrainProgram, in either mode). */
@@ -43,16 +43,41 @@ export interface IterationReport {
   seconds: number;
 }
 
+/**
+ * A point between two iterations, where a run can stop and resume: `iteration` batches of `epoch` trained (0 at
+ * an epoch start; nb when the epoch's batches are done and its end is not yet applied), and where the epoch's
+ * batch stream continues (null at an epoch start).
+ */
+export interface LoopPosition {
+  epoch: number;
+  iteration: number;
+  cursor: EpochCursor | null;
+}
+
+/** The start of epoch `epoch` (what an epoch-end checkpoint resumes at). */
+export const epochStart = (epoch: number): LoopPosition => ({ epoch, iteration: 0, cursor: null });
+
 export interface LoopOptions {
   step: StepProgram;
   optimizer: OptimizerStepper;
-  /** The batches of an epoch, in train.py's order (BatchLoader.epoch). */
-  batches(epoch: number): AsyncIterable<Batch>;
+  /** The batches of an epoch, in train.py's order (BatchLoader.epoch), from `from` when given. */
+  batches(epoch: number, from?: EpochCursor): AsyncIterable<Batch>;
   epochs: number;
-  /** Epochs already trained (a resumed run): their schedule and step counts are replayed, not trained. */
-  startEpoch?: number;
+  /**
+   * Where a resumed run continues (default: the start). What comes before is replayed (schedule and step
+   * counts), not trained; the GPU state must be the checkpoint's.
+   */
+  start?: LoopPosition;
   /** Aborting stops the loop between iterations; it rejects with the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * Aborting stops the loop after the iteration in flight, once `onSuspend` has saved where it stopped; it then
+   * rejects with the signal's reason. Aborted before this run trained anything, it stops at once (there is
+   * nothing new to save).
+   */
+  suspend?: AbortSignal;
+  /** Saves the state at `position` (the GPU state right after the iteration before it). */
+  onSuspend?(position: LoopPosition): Promise<void>;
   onIteration?(report: IterationReport): void;
   /** After each epoch's scheduler step (a checkpoint here resumes at epoch + 1). */
   onEpochEnd?(epoch: number): Promise<void>;
@@ -70,15 +95,18 @@ export interface LoopResult {
 export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
   const device = o.step.device;
   const nb = o.optimizer.settings.nb;
-  const start = o.startEpoch ?? 0;
+  const start = o.start ?? epochStart(0);
   // A resumed run's schedule and step counters are replayed; its GPU state comes from the checkpoint.
-  o.optimizer.replay(start);
+  o.optimizer.replay(start.epoch, start.iteration);
   const result: LoopResult = { iterations: 0, images: 0, seconds: 0, stepSeconds: 0 };
-  for (let epoch = start; epoch < o.epochs; epoch++) {
-    let i = 0;
+  for (let epoch = start.epoch; epoch < o.epochs; epoch++) {
+    const resumed = epoch === start.epoch && start.iteration > 0;
+    let i = resumed ? start.iteration : 0;
     let t0 = performance.now();
-    for await (const batch of prefetch(o.batches(epoch))) {
+    const batches = resumed ? o.batches(epoch, start.cursor ?? undefined) : o.batches(epoch);
+    for await (const batch of prefetch(batches)) {
       o.signal?.throwIfAborted();
+      if (o.suspend?.aborted && result.iterations === 0) throw o.suspend.reason;
       if (i >= nb) throw new Error(`trainLoop: epoch ${epoch} yielded more than nb = ${nb} batches`);
       const tStep = performance.now();
       // The first iteration is checked for GPU errors: an invalid step would otherwise train silently on zeros.
@@ -112,6 +140,10 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
       result.stepSeconds += report.stepSeconds;
       o.onIteration?.(report);
       i++;
+      if (o.suspend?.aborted) {
+        await o.onSuspend?.({ epoch, iteration: i, cursor: batch.next });
+        throw o.suspend.reason;
+      }
       await yieldToEventLoop();
       t0 = performance.now();
     }

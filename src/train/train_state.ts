@@ -1,14 +1,17 @@
 /**
- * A fine-tune's resumable state at an epoch boundary, as bytes for the jobs checkpoint: the flat parameters, the
- * optimizer's state buffers (SGD momentum or Adam's m and v) and the EMA copies, each in the flat layout. The
- * gradients are not kept: train.py zeroes them at every epoch start. Host counters (schedule, optimizer steps,
- * EMA updates) follow from the epoch and are replayed by the loop.
+ * A fine-tune's resumable state between two iterations, as bytes for the jobs checkpoint: the flat parameters,
+ * the optimizer's state buffers (SGD momentum or Adam's m and v), the EMA copies and, within an epoch, the
+ * gradients summed since the last optimizer step, each in the flat layout; and the position: the epoch, the
+ * batches of it trained and where its batch stream continues. Host counters (schedule, optimizer steps, EMA
+ * updates) follow from the position and are replayed by the loop.
  *
- * Format: "KTS1", u32 header length, JSON header {epoch, layoutSize, buffers: [{name, floats}]}, then the float32
- * little-endian contents of each buffer in header order (4-byte aligned).
+ * Format: "KTS1", u32 header length, JSON header {epoch, iteration, cursor, layoutSize, buffers: [{name,
+ * floats}]}, then the float32 little-endian contents of each buffer in header order (4-byte aligned). States
+ * written before mid-epoch checkpoints existed have no iteration and cursor: they are epoch starts.
  * @module
  */
 import { readF32 } from "../gpu/buffers.ts";
+import type { LoopPosition } from "./loop.ts";
 
 const MAGIC = "KTS1";
 
@@ -19,20 +22,21 @@ export interface StateBuffer {
   floats: number;
 }
 
-export interface StateHeader {
-  epoch: number;
+export interface StateHeader extends LoopPosition {
   layoutSize: number;
   buffers: { name: string; floats: number }[];
 }
 
 export async function captureState(
   device: GPUDevice,
-  epoch: number,
+  position: LoopPosition,
   layoutSize: number,
   buffers: StateBuffer[],
 ): Promise<Uint8Array> {
   const header: StateHeader = {
-    epoch,
+    epoch: position.epoch,
+    iteration: position.iteration,
+    cursor: position.cursor,
     layoutSize,
     buffers: buffers.map((b) => ({ name: b.name, floats: b.floats })),
   };
@@ -52,18 +56,35 @@ export async function captureState(
   return out;
 }
 
-/** Parses a state and writes its buffers back; throws naming what does not match this run. */
+/**
+ * Parses a state and writes its buffers (`buffersAt` its position: which buffers a state there holds) back;
+ * returns its position. Throws naming what does not match this run.
+ */
 export function restoreState(
   device: GPUDevice,
   bytes: Uint8Array,
   layoutSize: number,
-  buffers: StateBuffer[],
-): StateHeader {
+  buffersAt: (position: LoopPosition) => StateBuffer[],
+): LoopPosition {
   if (bytes.length < 8 || new TextDecoder().decode(bytes.subarray(0, 4)) !== MAGIC) {
     throw new Error(`Checkpoint state: not a Kestrel training state (expected magic ${MAGIC})`);
   }
   const length = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true);
-  const header: StateHeader = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length)));
+  // Older states (epoch starts) have no iteration and cursor.
+  const header: Omit<StateHeader, "iteration" | "cursor"> & Partial<LoopPosition> = JSON.parse(
+    new TextDecoder().decode(bytes.subarray(8, 8 + length)),
+  );
+  const position: LoopPosition = {
+    epoch: header.epoch,
+    iteration: header.iteration ?? 0,
+    cursor: header.cursor ?? null,
+  };
+  if (position.iteration > 0 && position.cursor?.batch !== position.iteration) {
+    throw new Error(
+      `Checkpoint state: ${position.iteration} batches into epoch ${position.epoch} without where they continue`,
+    );
+  }
+  const buffers = buffersAt(position);
   if (header.layoutSize !== layoutSize) {
     throw new Error(
       `Checkpoint state: parameter layout of ${header.layoutSize} floats, this model has ${layoutSize}`,
@@ -81,5 +102,5 @@ export function restoreState(
     device.queue.writeBuffer(b.buffer, 0, copy.buffer, offset, b.floats * 4);
     offset += b.floats * 4;
   }
-  return header;
+  return position;
 }

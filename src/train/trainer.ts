@@ -59,6 +59,11 @@ export interface TrainingProgress {
 export interface TrainingContext {
   /** Aborted on cancel or shutdown; the run stops between iterations and rejects with `signal.reason`. */
   signal: AbortSignal;
+  /**
+   * Aborted when the process stops (a drain): the run checkpoints the iteration in flight once it is done,
+   * then rejects with `suspend.reason`, so a restart resumes exactly there.
+   */
+  suspend?: AbortSignal;
   onProgress(progress: TrainingProgress): void;
   checkpoint: CheckpointStore;
   /** the uploaded dataset (YOLO layout: images/, labels/, optionally val/) */
@@ -116,6 +121,7 @@ export class WgslTrainer<J extends FinetuneJob = FinetuneJob> {
       dataDir: ctx.datasetDir,
       outDir: ctx.workDir,
       signal: ctx.signal,
+      suspend: ctx.suspend,
       checkpoint: ctx.checkpoint,
       log: this.deps.log && ((message) => this.deps.log!(`job ${job.id}: ${message}`)),
       onIteration: ({ line, images: n, seconds: s }, totals) => {

@@ -36,6 +36,7 @@ function sleepyTrainer(registry: Registry): Trainer {
         ctx.onProgress({ epoch, iterations: epochs, iteration: epoch + 1 });
         await ctx.checkpoint.save({
           epoch: epoch + 1,
+          iteration: 0,
           state: new TextEncoder().encode(`after epoch ${epoch}`),
         });
         console.error(`node: job ${job.id} checkpoint ${epoch + 1}`);

@@ -66,7 +66,11 @@ class PhasedTrainer implements Trainer {
         await new Promise((resolve) => setTimeout(resolve, 0));
       }
       if (epoch + 1 < epochs) {
-        await ctx.checkpoint.save({ epoch: epoch + 1, state: crypto.getRandomValues(new Uint8Array(4096)) });
+        await ctx.checkpoint.save({
+          epoch: epoch + 1,
+          iteration: 0,
+          state: crypto.getRandomValues(new Uint8Array(4096)),
+        });
       }
     }
     publishing = true;

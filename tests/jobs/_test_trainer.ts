@@ -1,8 +1,9 @@
 /**
  * TEST DOUBLE, not product code: a deterministic stand-in for the real trainer, so the queue, state machine
  * and persistence can be tested without a GPU. It "trains" `ITERATIONS_PER_EPOCH` iterations per epoch,
- * reports progress after each, checkpoints after each epoch (its state: the epoch and the iterations done),
- * resumes from a checkpoint, and can be paused at a chosen iteration or made to fail.
+ * reports progress after each, checkpoints after each epoch and, when suspended, after the iteration it stops
+ * at (its state: the position and the iterations done), resumes from a checkpoint, and can be paused at a
+ * chosen iteration or made to fail.
  */
 import type { Job, Trainer, TrainerContext, TrainerResult } from "../../src/jobs/types.ts";
 
@@ -48,7 +49,15 @@ export class TestTrainer implements Trainer {
     // Like the real trainer, it writes its outputs into the work directory the service provides.
     await Deno.writeTextFile(`${ctx.workDir}/trace.jsonl`, "", { append: true });
     const resumed = await ctx.checkpoint.load();
-    const state = resumed ? JSON.parse(new TextDecoder().decode(resumed.state)) : { epoch: 0, iterations: 0 };
+    const state: { epoch: number; i: number; iterations: number } = resumed
+      ? JSON.parse(new TextDecoder().decode(resumed.state))
+      : { epoch: 0, i: 0, iterations: 0 };
+    const save = () =>
+      ctx.checkpoint.save({
+        epoch: state.epoch,
+        iteration: state.i,
+        state: new TextEncoder().encode(JSON.stringify(state)),
+      });
     this.calls.push({ jobId: job.id, startEpoch: state.epoch, startIterations: state.iterations });
     const running = (this.active.get(job.adapter) ?? 0) + 1;
     this.active.set(job.adapter, running);
@@ -56,13 +65,23 @@ export class TestTrainer implements Trainer {
     try {
       const epochs = job.config.epochs;
       const iterations = epochs * ITERATIONS_PER_EPOCH;
+      let trained = 0;
       for (let epoch = state.epoch; epoch < epochs; epoch++) {
-        for (let i = 0; i < ITERATIONS_PER_EPOCH; i++) {
+        for (let i = epoch === state.epoch ? state.i : 0; i < ITERATIONS_PER_EPOCH; i++) {
           const ni = epoch * ITERATIONS_PER_EPOCH + i;
-          await this.pauseIfHeld(job.id, ni, ctx.signal);
+          await this.pauseIfHeld(job.id, ni, ctx);
           ctx.signal.throwIfAborted();
+          if (ctx.suspend?.aborted) {
+            // Before this attempt trained anything, its checkpoint is where it stands already.
+            if (trained > 0) {
+              Object.assign(state, { epoch, i });
+              await save();
+            }
+            throw ctx.suspend.reason;
+          }
           if (this.failAt?.iteration === ni) throw new Error(this.failAt.message);
           state.iterations++;
+          trained++;
           ctx.onProgress({
             epoch,
             epochs,
@@ -73,11 +92,8 @@ export class TestTrainer implements Trainer {
             imagesPerSecond: 10,
           });
         }
-        state.epoch = epoch + 1;
-        await ctx.checkpoint.save({
-          epoch: state.epoch,
-          state: new TextEncoder().encode(JSON.stringify(state)),
-        });
+        Object.assign(state, { epoch: epoch + 1, i: 0 });
+        await save();
       }
       return { resultVersion: 2, activated: true, metrics: { map50_95: state.iterations / 100 } };
     } finally {
@@ -85,17 +101,19 @@ export class TestTrainer implements Trainer {
     }
   }
 
-  private async pauseIfHeld(jobId: string, iteration: number, signal: AbortSignal): Promise<void> {
+  /** A hold ends when released, or when the run is aborted or suspended. */
+  private async pauseIfHeld(jobId: string, iteration: number, ctx: TrainerContext): Promise<void> {
     const hold = this.holds.find((h) =>
       h.iteration === iteration && (h.jobId === undefined || h.jobId === jobId)
     );
     if (!hold) return;
     this.holds = this.holds.filter((h) => h !== hold);
     hold.reached.resolve();
-    if (signal.aborted) return;
-    const aborted = new Promise<void>((resolve) =>
-      signal.addEventListener("abort", () => resolve(), { once: true })
+    const signals = [ctx.signal, ...(ctx.suspend ? [ctx.suspend] : [])];
+    if (signals.some((s) => s.aborted)) return;
+    const stopped = signals.map((s) =>
+      new Promise<void>((resolve) => s.addEventListener("abort", () => resolve(), { once: true }))
     );
-    await Promise.race([hold.release.promise, aborted]);
+    await Promise.race([hold.release.promise, ...stopped]);
   }
 }

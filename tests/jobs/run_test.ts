@@ -13,6 +13,7 @@ function env(job: Job, signal = new AbortController().signal) {
   let current = job;
   const env: AttemptEnv = {
     signal,
+    suspend: new AbortController().signal,
     now: () => 0,
     datasetDir: "/nonexistent/dataset",
     workDir: "/nonexistent/work",

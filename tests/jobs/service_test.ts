@@ -255,6 +255,41 @@ Deno.test("JobService resumes a job interrupted by a restart from its last check
   }
 });
 
+Deno.test("JobService.close({ checkpoint }) checkpoints the iteration a job is at; the next open resumes there", async () => {
+  const dataDir = await Deno.makeTempDir();
+  try {
+    const first = new TestTrainer();
+    const stopAt = ITERATIONS_PER_EPOCH + 2; // within epoch 1, after epoch 0's checkpoint
+    const gate = first.holdAt(stopAt);
+    let service = await JobService.open({ dataDir, trainer: first, log: () => {}, progressPersistMs: 0 });
+    const job = await service.submit(request({ config: { epochs: 3 } }));
+    await gate.reached;
+    await service.close({ checkpoint: true });
+    const stopped = await readRecord(dataDir, job.id) as Job;
+    assert.equal(stopped.status, "running", "left for the next start, as after a crash");
+    assert.deepEqual([stopped.checkpoint?.epoch, stopped.checkpoint?.iteration], [1, 2]);
+
+    const second = new TestTrainer();
+    const resumeGate = second.holdAt(stopAt);
+    service = await JobService.open({ dataDir, trainer: second, log: () => {} });
+    await resumeGate.reached;
+    assert.deepEqual([service.get(job.id).progress.epoch, service.get(job.id).progress.iteration], [
+      1,
+      stopAt,
+    ]);
+    resumeGate.release();
+    await service.idle();
+    assert.deepEqual(second.calls.map((c) => [c.startEpoch, c.startIterations]), [[1, stopAt]]);
+    const resumed = service.get(job.id);
+    assert.deepEqual([resumed.status, resumed.attempts], ["succeeded", 2]);
+    // Each iteration trained exactly once over the two attempts.
+    assert.equal(resumed.progress.metrics?.map50_95, (3 * ITERATIONS_PER_EPOCH) / 100);
+    await service.close();
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
 Deno.test("JobService fails a job it cannot resume after a restart and says why", async () => {
   const dataDir = await Deno.makeTempDir();
   const open = (trainer: TestTrainer, maxAttempts?: number) =>

@@ -8,6 +8,7 @@ import type { OnnxModel } from "../../src/onnx/model.ts";
 import { loadDataset } from "../../src/train/data/dataset.ts";
 import { FinetuneSession } from "../../src/train/finetune.ts";
 import { CacheUnavailableError } from "../../src/train/frozen_cache.ts";
+import { epochStart } from "../../src/train/loop.ts";
 import { tinyBnModel } from "./_bn_model.ts";
 import { relL2 } from "./_golden.ts";
 import { synthDir, testGpu, tinyConfig } from "./_finetune.ts";
@@ -81,14 +82,14 @@ gpuTest(
       first.train({
         signal: stop.signal,
         onEpochEnd: async (epoch) => {
-          state = await first.checkpoint(epoch + 1);
+          state = await first.checkpoint(epochStart(epoch + 1));
           stop.abort(new Error("stop after epoch 0"));
         },
       }),
       /stop after epoch 0/,
     );
     const resumed = await session(device);
-    await resumed.train({ startEpoch: resumed.restore(state!) });
+    await resumed.train({ start: resumed.restore(state!) });
     const again = await resumed.models();
     assert.deepEqual(runningStats(again.last), lastStats);
     assert.deepEqual(runningStats(again.ema), emaStats);

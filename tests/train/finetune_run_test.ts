@@ -1,8 +1,16 @@
-// runFinetune's plumbing: a run interrupted after an epoch checkpoint resumes from it with a whole trace and the
-// same result as an uninterrupted run; a scenario's images_in_order must match the dataset.
+// runFinetune's plumbing: a run interrupted after an epoch checkpoint, or suspended mid-epoch, resumes from its
+// checkpoint with a whole trace and the same result as an uninterrupted run; a scenario's images_in_order must
+// match the dataset.
 import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
-import { type CheckpointStore, finetuneDataset, runFinetune } from "../../src/train/finetune_run.ts";
+import {
+  type Checkpoint,
+  type CheckpointStore,
+  finetuneDataset,
+  runFinetune,
+  type RunOptions,
+} from "../../src/train/finetune_run.ts";
+import { epochStart } from "../../src/train/loop.ts";
 import { DatasetError } from "../../src/train/data/problems.ts";
 import { synthDir, testGpu, tinyConfig, tinyModel } from "./_finetune.ts";
 
@@ -11,9 +19,9 @@ globalThis.addEventListener("unload", () => Deno.removeSync(data, { recursive: t
 const config = tinyConfig({ batch_size: 2, epochs: 3 });
 
 class MemoryCheckpoints implements CheckpointStore {
-  saved: { epoch: number; state: Uint8Array } | null = null;
+  saved: Checkpoint | null = null;
   load = () => Promise.resolve(this.saved);
-  save(c: { epoch: number; state: Uint8Array }) {
+  save(c: Checkpoint) {
     this.saved = c;
     return Promise.resolve();
   }
@@ -48,13 +56,73 @@ gpuTest(
         outDir: `${out}/job`,
         checkpoint: checkpoints,
       });
-      assert.equal(resumed.resumedFromEpoch, 2);
+      assert.deepEqual(resumed.resumedFrom, epochStart(2));
       assert.deepEqual(resumed.trace, whole.trace);
       const lines = (await Deno.readTextFile(`${out}/job/trace.jsonl`)).trim().split("\n").map((l) =>
         JSON.parse(l)
       );
       assert.deepEqual(lines, whole.trace);
       assert.deepEqual(resumed.emaBytes, whole.emaBytes);
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+);
+
+/** The trace.jsonl a run left in `dir`. */
+async function traceFile(dir: string) {
+  return (await Deno.readTextFile(`${dir}/trace.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
+}
+
+// Shuffled, augmented batches (mosaic, mixup, perspective, HSV, flips: one random stream per epoch) in batches of
+// 2 over 10 images: nb = 5, and warmup accumulates up to 4 batches per optimizer step.
+const augmented = tinyConfig({ batch_size: 2, epochs: 2, augment: true, shuffle: true, seed: 5 });
+const augmentedData = await synthDir(10, 64, 9);
+globalThis.addEventListener("unload", () => Deno.removeSync(augmentedData, { recursive: true }));
+
+gpuTest(
+  "suspended mid-epoch twice, a run resumes at the iteration: same trace lines once each, same weights and EMA",
+  async (device) => {
+    const out = await Deno.makeTempDir({ prefix: "kestrel-run-" });
+    try {
+      const base = { gpu: testGpu(device), config: augmented, dataDir: augmentedData };
+      const whole = await runFinetune({ ...base, model: tinyModel(), outDir: `${out}/whole` });
+      const nb = 5;
+      assert.equal(whole.trace.length, 2 * nb);
+      const checkpoints = new MemoryCheckpoints();
+      /** One attempt, suspended once it has trained iteration `ni` (of the whole run). */
+      const attempt = (ni: number | null, extra: Partial<RunOptions> = {}) => {
+        const suspend = new AbortController();
+        return runFinetune({
+          ...base,
+          model: tinyModel(),
+          outDir: `${out}/job`,
+          checkpoint: checkpoints,
+          suspend: suspend.signal,
+          onIteration: ({ line }) => {
+            if (line.ni === ni) suspend.abort(new Error(`suspended after ni ${ni}`));
+          },
+          ...extra,
+        });
+      };
+      // ni 1 is in epoch 0; ni 6 in epoch 1, where the resumed attempt goes on from ni 2 (a mid-epoch start).
+      await assert.rejects(attempt(1), /suspended after ni 1/);
+      assert.deepEqual([checkpoints.saved?.epoch, checkpoints.saved?.iteration], [0, 2]);
+      await assert.rejects(attempt(6), /suspended after ni 6/);
+      assert.deepEqual([checkpoints.saved?.epoch, checkpoints.saved?.iteration], [1, 2]);
+      // A later attempt may have written trace lines past its checkpoint before it was killed: they go.
+      await Deno.writeTextFile(`${out}/job/trace.jsonl`, JSON.stringify(whole.trace[9]) + "\n", {
+        append: true,
+      });
+      const resumed = await attempt(null);
+      assert.equal(resumed.resumedFrom.iteration, 2);
+      assert.deepEqual(resumed.trace, whole.trace);
+      assert.deepEqual(await traceFile(`${out}/job`), whole.trace);
+      assert.deepEqual(resumed.emaBytes, whole.emaBytes);
+      assert.deepEqual(
+        await Deno.readFile(`${out}/job/last.onnx`),
+        await Deno.readFile(`${out}/whole/last.onnx`),
+      );
     } finally {
       await Deno.remove(out, { recursive: true });
     }

@@ -1,6 +1,6 @@
 // The training loop's contract (issue 6): one submit per step with nothing created inside the loop, the trace
-// following train.py's schedule, exact resume from an epoch checkpoint, cancellation between iterations, and
-// event-loop turns between iterations. A tiny model (1x1 head convs on the image) keeps each run to milliseconds.
+// following train.py's schedule, exact resume from an epoch or a mid-epoch (suspend) checkpoint, cancellation
+// between iterations, and event-loop turns between iterations. A tiny model (1x1 head convs on the image) keeps each run to milliseconds.
 import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
 import { readF32 } from "../../src/gpu/buffers.ts";
@@ -8,7 +8,7 @@ import { Schedule } from "../../src/optim/schedule.ts";
 import type { TraceLine } from "../../src/optim/trace.ts";
 import { loadDataset } from "../../src/train/data/dataset.ts";
 import { FinetuneSession } from "../../src/train/finetune.ts";
-import { prefetch } from "../../src/train/loop.ts";
+import { epochStart, type LoopPosition, prefetch } from "../../src/train/loop.ts";
 import { synthDir, testGpu, tinyConfig, tinyModel } from "./_finetune.ts";
 
 // 8 images in batches of 3: nb = 3 with a short last batch; nw = 100 keeps every iteration in warmup, where
@@ -94,7 +94,7 @@ gpuTest("resuming from an epoch checkpoint reproduces the uninterrupted run exac
       signal: stop.signal,
       onEpochEnd: async (epoch) => {
         if (epoch === 1) {
-          state = await first.checkpoint(epoch + 1);
+          state = await first.checkpoint(epochStart(epoch + 1));
           stop.abort(new Error("stop after epoch 1"));
         }
       },
@@ -103,14 +103,79 @@ gpuTest("resuming from an epoch checkpoint reproduces the uninterrupted run exac
   );
   const resumed = await session(device);
   const start = resumed.restore(state!);
-  assert.equal(start, 2);
+  assert.deepEqual(start, epochStart(2));
   const resumedTrace: TraceLine[] = [];
-  await resumed.train({ startEpoch: start, onIteration: ({ line }) => resumedTrace.push(line) });
+  await resumed.train({ start, onIteration: ({ line }) => resumedTrace.push(line) });
 
   assert.deepEqual(resumedTrace, wholeTrace.slice(6));
   const read = (b: GPUBuffer) => readF32(device, b, whole.layout.size);
   assert.deepEqual(await read(resumed.params), await read(whole.params));
   assert.deepEqual(await read(resumed.emaParams), await read(whole.emaParams));
+});
+
+// Epoch 1 is ni 3..5: ni 3 is an accumulate-only iteration (accumulate 2) whose gradients ni 4's step sums in,
+// so a state without the gradients would step with half of them.
+gpuTest(
+  "a suspend mid-window saves a state the run resumes from exactly: weights, EMA, optimizer",
+  async (device) => {
+    const whole = await session(device);
+    const wholeTrace: TraceLine[] = [];
+    await whole.train({ onIteration: ({ line }) => wholeTrace.push(line) });
+    assert.deepEqual(
+      wholeTrace.slice(3, 5).map((l) => [l.epoch, l.i, l.stepped]),
+      [[1, 0, false], [1, 1, true]],
+      "the suspend lands inside an accumulation window",
+    );
+
+    const first = await session(device);
+    const suspend = new AbortController();
+    const reason = new DOMException("server stopping", "AbortError");
+    let saved: { position: LoopPosition; state: Uint8Array } | undefined;
+    await assert.rejects(
+      first.train({
+        suspend: suspend.signal,
+        onIteration: ({ line }) => {
+          if (line.ni === 3) suspend.abort(reason);
+        },
+        onSuspend: async (position) => {
+          saved = { position, state: await first.checkpoint(position) };
+        },
+      }),
+      (err) => err === reason,
+    );
+    assert.deepEqual([saved!.position.epoch, saved!.position.iteration], [1, 1]);
+
+    const resumed = await session(device);
+    const start = resumed.restore(saved!.state);
+    assert.deepEqual(start, saved!.position);
+    const resumedTrace: TraceLine[] = [];
+    await resumed.train({ start, onIteration: ({ line }) => resumedTrace.push(line) });
+
+    assert.deepEqual(resumedTrace, wholeTrace.slice(4));
+    const read = (b: GPUBuffer) => readF32(device, b, whole.layout.size);
+    assert.deepEqual(await read(resumed.params), await read(whole.params));
+    assert.deepEqual(await read(resumed.emaParams), await read(whole.emaParams));
+    const moments = (s: FinetuneSession) => Promise.all(s.optimizer.optimizer.state.map(read));
+    assert.deepEqual(await moments(resumed), await moments(whole));
+    assert.equal(resumed.optimizer.optimizer.steps, whole.optimizer.optimizer.steps);
+  },
+);
+
+gpuTest("a suspend before the first iteration stops at once and saves nothing", async (device) => {
+  const s = await session(device);
+  const suspend = new AbortController();
+  const reason = new DOMException("server stopping", "AbortError");
+  suspend.abort(reason);
+  let iterations = 0, saves = 0;
+  await assert.rejects(
+    s.train({
+      suspend: suspend.signal,
+      onIteration: () => iterations++,
+      onSuspend: () => Promise.resolve(void saves++),
+    }),
+    (err) => err === reason,
+  );
+  assert.deepEqual([iterations, saves], [0, 0]);
 });
 
 gpuTest("aborting stops between iterations and rejects with the signal's reason", async (device) => {

@@ -21,7 +21,7 @@ import {
 } from "./images.ts";
 import { mixup } from "./mixup.ts";
 import { loadMosaic } from "./mosaic.ts";
-import { Rng } from "./rng.ts";
+import { Rng, type RngState } from "./rng.ts";
 
 export interface LoaderOptions {
   imgsz: number;
@@ -35,6 +35,15 @@ export interface LoaderOptions {
   cacheBudgetBytes?: number;
 }
 
+/**
+ * Where an epoch's batch stream stands between two batches: the next batch's index and the random state its
+ * draws start from. An epoch continued from it yields exactly the batches the uninterrupted stream would have.
+ */
+export interface EpochCursor {
+  batch: number;
+  rng: RngState;
+}
+
 export interface Batch {
   /** (size, 3, imgsz, imgsz) RGB in [0, 1] */
   images: Float32Array;
@@ -44,6 +53,8 @@ export interface Batch {
   samples: Sample[];
   /** where each image sits in its square; null for a mosaic */
   letterboxes: (Letterbox | null)[];
+  /** where the epoch continues after this batch (a mid-epoch checkpoint keeps it) */
+  next: EpochCursor;
 }
 
 interface Item {
@@ -65,14 +76,19 @@ export class BatchLoader {
     return Math.ceil(this.samples.length / this.opts.batchSize);
   }
 
-  /** The batches of one epoch; the same (seed, epoch) always gives the same batches. */
-  async *epoch(epoch = 0): AsyncGenerator<Batch> {
+  /**
+   * The batches of one epoch; the same (seed, epoch) always gives the same batches. From a cursor a batch of
+   * this epoch carried, the rest of them: the order is drawn again from the epoch's seed, the augmentation
+   * draws continue from the cursor's state.
+   */
+  async *epoch(epoch = 0, from?: EpochCursor): AsyncGenerator<Batch> {
     const rng = new Rng(((this.opts.seed ?? 0) * 1_000_003 + epoch) >>> 0);
     const order = this.samples.map((_, i) => i);
     if (this.opts.shuffle) rng.shuffle(order);
+    if (from) rng.restore(from.rng);
     const { imgsz, batchSize } = this.opts;
     const plane = 3 * imgsz * imgsz;
-    for (let start = 0; start < order.length; start += batchSize) {
+    for (let start = (from?.batch ?? 0) * batchSize; start < order.length; start += batchSize) {
       const indices = order.slice(start, start + batchSize);
       const images = new Float32Array(indices.length * plane);
       const targets: number[] = [];
@@ -89,6 +105,7 @@ export class BatchLoader {
         size: indices.length,
         samples: indices.map((i) => this.samples[i]),
         letterboxes,
+        next: { batch: start / batchSize + 1, rng: rng.state() },
       };
     }
   }

@@ -3,6 +3,9 @@
  * Python's `random` and NumPy in DataLoader workers, so its exact augmentations cannot be replayed anyway; what
  * matters here is that one seed gives one sequence on every machine, so runs and tests are reproducible.
  */
+/** An Rng's whole state: continuing from it draws what the Rng it was taken from would have drawn next. */
+export type RngState = [number, number, number, number];
+
 export class Rng {
   private a: number;
   private b: number;
@@ -22,6 +25,16 @@ export class Rng {
     this.b = next();
     this.c = next();
     for (let i = 0; i < 12; i++) this.random();
+  }
+
+  /** The current state (see {@link RngState}). */
+  state(): RngState {
+    return [this.a, this.b, this.c, this.d];
+  }
+
+  /** Continue from a state {@link state} returned. */
+  restore(state: RngState): void {
+    [this.a, this.b, this.c, this.d] = state.map((v) => v >>> 0);
   }
 
   /** Uniform in [0, 1), like `random.random()`. */

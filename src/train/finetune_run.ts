@@ -131,6 +131,12 @@ async function runSession(
   const trace = saved ? (await readTrace(tracePath)).filter(covered) : [];
   const writer = new TraceWriter(tracePath);
   trace.forEach((line) => writer.write(line));
+  const suspendAt = async (position: LoopPosition) => {
+    log(`suspended at epoch ${position.epoch}, iteration ${position.iteration}`);
+    if (!o.checkpoint) return;
+    const state = await session.checkpoint(position);
+    await o.checkpoint.save({ epoch: position.epoch, iteration: position.iteration, state });
+  };
   const totals = { iterations: session.loader.batchesPerEpoch * config.epochs, epochs: config.epochs };
   let loop;
   try {
@@ -138,12 +144,7 @@ async function runSession(
       signal: o.signal,
       start,
       suspend: o.suspend,
-      onSuspend: async (position) => {
-        log(`suspended at epoch ${position.epoch}, iteration ${position.iteration}`);
-        if (!o.checkpoint) return;
-        const state = await session.checkpoint(position);
-        await o.checkpoint.save({ epoch: position.epoch, iteration: position.iteration, state });
-      },
+      onSuspend: suspendAt,
       onIteration: (report) => {
         writer.write(report.line);
         trace.push(report.line);
@@ -160,6 +161,11 @@ async function runSession(
     });
   } finally {
     writer.close();
+  }
+  // Suspended as the last epoch ended: the trained state is kept, so the restart only evaluates and exports.
+  if (o.suspend?.aborted) {
+    await suspendAt(epochStart(config.epochs));
+    throw o.suspend.reason;
   }
   const { last, ema } = await session.models();
   const emaBytes = ema.toBytes();

@@ -1,6 +1,6 @@
 // A `main.ts serve` child on a free loopback port (the bundled default model unless `--model` is given), its
 // stderr collected line by line, resolved once every model is ready; `reap` SIGKILLs it if it outlives the grace
-// period.
+// period. `serveOn` runs it on a data dir the test keeps (a restart on the same data), `serve` on a fresh one.
 
 const ROOT = new URL("../../", import.meta.url);
 /** Startup (self-test, default model load) on a loaded 2-core box. */
@@ -16,10 +16,16 @@ export interface Child {
   /** Resolves when a log line matches. */
   line(pattern: RegExp): Promise<string>;
   dataDir: string;
+  /** whether `reap` removes the data dir (it was made for this child) */
+  ownsDataDir: boolean;
 }
 
 export async function serve(...args: string[]): Promise<Child> {
   const dataDir = await Deno.makeTempDir({ prefix: "kestrel-serve-child-" });
+  return { ...await serveOn(dataDir, ...args), ownsDataDir: true };
+}
+
+export async function serveOn(dataDir: string, ...args: string[]): Promise<Child> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -71,7 +77,7 @@ export async function serve(...args: string[]): Promise<Child> {
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  return { port: Number(new URL(url).port), url, child, log, line, dataDir };
+  return { port: Number(new URL(url).port), url, child, log, line, dataDir, ownsDataDir: false };
 }
 
 async function readyStatus(url: string): Promise<number> {
@@ -88,7 +94,7 @@ export async function stop(s: Child): Promise<void> {
   await reap(s);
 }
 
-/** SIGKILLs the child if it has not exited within the grace period, then removes its data dir. */
+/** SIGKILLs the child if it has not exited within the grace period, then removes its data dir if it owns it. */
 export async function reap(s: Child): Promise<void> {
   const timer = setTimeout(() => {
     try {
@@ -97,5 +103,5 @@ export async function reap(s: Child): Promise<void> {
   }, KILL_GRACE_MS);
   await s.child.status;
   clearTimeout(timer);
-  await Deno.remove(s.dataDir, { recursive: true });
+  if (s.ownsDataDir) await Deno.remove(s.dataDir, { recursive: true });
 }

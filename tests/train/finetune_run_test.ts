@@ -81,7 +81,7 @@ const augmentedData = await synthDir(10, 64, 9);
 globalThis.addEventListener("unload", () => Deno.removeSync(augmentedData, { recursive: true }));
 
 gpuTest(
-  "suspended mid-epoch twice, a run resumes at the iteration: same trace lines once each, same weights and EMA",
+  "suspended mid-epoch twice and at the end, a run resumes where it was: same trace lines once each, weights, EMA",
   async (device) => {
     const out = await Deno.makeTempDir({ prefix: "kestrel-run-" });
     try {
@@ -114,8 +114,20 @@ gpuTest(
       await Deno.writeTextFile(`${out}/job/trace.jsonl`, JSON.stringify(whole.trace[9]) + "\n", {
         append: true,
       });
+      // Suspended once the last epoch ended: what is saved is the end of training.
+      const lastEpochEnd = new AbortController();
+      await assert.rejects(
+        attempt(null, {
+          suspend: lastEpochEnd.signal,
+          log: (message) => {
+            if (message.startsWith("epoch 2/2")) lastEpochEnd.abort(new Error("suspended at the end"));
+          },
+        }),
+        /suspended at the end/,
+      );
+      assert.deepEqual([checkpoints.saved?.epoch, checkpoints.saved?.iteration], [2, 0]);
       const resumed = await attempt(null);
-      assert.equal(resumed.resumedFrom.iteration, 2);
+      assert.deepEqual(resumed.resumedFrom, epochStart(2));
       assert.deepEqual(resumed.trace, whole.trace);
       assert.deepEqual(await traceFile(`${out}/job`), whole.trace);
       assert.deepEqual(resumed.emaBytes, whole.emaBytes);

@@ -55,6 +55,8 @@ export type ToWorker =
 const WORKER_URL = new URL("./training_worker_entry.ts", import.meta.url);
 
 export class WorkerTrainer implements Trainer {
+  readonly suspends = true;
+
   constructor(private readonly deps: WorkerTrainerDeps) {}
 
   run(job: Readonly<Job>, ctx: TrainerContext): Promise<TrainerResult> {

@@ -266,14 +266,15 @@ export class JobService {
   /**
    * Stop: running trainers stop without recording an outcome, so their records stay `running` and the next
    * {@link open} resumes them from their last checkpoint, as after a crash. With `checkpoint` (a server's
-   * drain) they are suspended: each checkpoints the iteration in flight once it is done and stops, so the
-   * next open resumes exactly there; bound the wait, and call close() without it to stop them at once.
-   * Without, they stop at once and resume from the checkpoint they had.
+   * drain) a trainer that {@link Trainer.suspends} is suspended: it checkpoints the iteration in flight once
+   * it is done and stops, so the next open resumes exactly there; bound the wait, and call close() without
+   * `checkpoint` to stop it at once. Other trainers, and all without `checkpoint`, stop at once and resume from
+   * the checkpoint they had.
    */
   async close(options: { checkpoint?: boolean } = {}): Promise<void> {
     this.closing = true;
     for (const run of this.running.values()) {
-      if (options.checkpoint) run.suspend.abort(SHUTDOWN);
+      if (options.checkpoint && this.options.trainer.suspends) run.suspend.abort(SHUTDOWN);
       else run.controller.abort(SHUTDOWN);
     }
     await this.idle();

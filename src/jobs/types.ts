@@ -111,5 +111,10 @@ export type TrainerResult = PublishedResult;
 
 /** Runs one fine-tune (training loop, evaluation, publishing the result) for the queue. */
 export interface Trainer {
+  /**
+   * Whether run() honours `context.suspend` (checkpoints the iteration in flight, then stops). A drain
+   * (JobService.close with `checkpoint`) suspends such a trainer and stops any other at once.
+   */
+  readonly suspends?: boolean;
   run(job: Readonly<Job>, context: TrainerContext): Promise<TrainerResult>;
 }

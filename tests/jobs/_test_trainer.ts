@@ -25,6 +25,7 @@ interface Hold {
 }
 
 export class TestTrainer implements Trainer {
+  readonly suspends = true;
   readonly calls: TrainerCall[] = [];
   /** adapter -> jobs running on it right now, and the most ever seen at once */
   readonly active = new Map<string, number>();

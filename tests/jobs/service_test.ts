@@ -7,7 +7,7 @@ import { DatasetError } from "../../src/train/data/problems.ts";
 import type { JobEvent } from "../../src/jobs/events.ts";
 import { JobService, type SubmitRequest } from "../../src/jobs/service.ts";
 import type { DatasetFile } from "../../src/jobs/store.ts";
-import type { Job, TrainerResult } from "../../src/jobs/types.ts";
+import type { Job, Trainer, TrainerResult } from "../../src/jobs/types.ts";
 import { ITERATIONS_PER_EPOCH, TestTrainer } from "./_test_trainer.ts";
 
 const DATASET: DatasetFile[] = [
@@ -285,6 +285,29 @@ Deno.test("JobService.close({ checkpoint }) checkpoints the iteration a job is a
     // Each iteration trained exactly once over the two attempts.
     assert.equal(resumed.progress.metrics?.map50_95, (3 * ITERATIONS_PER_EPOCH) / 100);
     await service.close();
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test("JobService.close({ checkpoint }) stops a trainer that cannot suspend at once", async () => {
+  const dataDir = await Deno.makeTempDir();
+  try {
+    const started = Promise.withResolvers<void>();
+    // Ends only when aborted, as a trainer following a job elsewhere (the fleet's) does.
+    const trainer: Trainer = {
+      run: (_job, ctx) => {
+        started.resolve();
+        return new Promise((_, reject) =>
+          ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason))
+        );
+      },
+    };
+    const service = await JobService.open({ dataDir, trainer, log: () => {} });
+    const job = await service.submit(request());
+    await started.promise;
+    await service.close({ checkpoint: true });
+    assert.equal((await readRecord(dataDir, job.id) as Job).status, "running", "left for the next start");
   } finally {
     await Deno.remove(dataDir, { recursive: true });
   }

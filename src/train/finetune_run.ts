@@ -129,7 +129,10 @@ async function runSession(
   const covered = (l: TraceLine) =>
     l.epoch < start.epoch || (l.epoch === start.epoch && l.i < start.iteration);
   const trace = saved ? (await readTrace(tracePath)).filter(covered) : [];
-  const writer = new TraceWriter(tracePath);
+  // The kept lines are written beside the old trace, which the new one replaces in one rename (the writer
+  // goes on writing to it): a crash while they are written leaves the old trace, whole, for the next resume.
+  const fresh = `${tracePath}.${crypto.randomUUID()}.tmp`;
+  const writer = new TraceWriter(fresh);
   trace.forEach((line) => writer.write(line));
   const suspendAt = async (position: LoopPosition) => {
     log(`suspended at epoch ${position.epoch}, iteration ${position.iteration}`);
@@ -140,6 +143,7 @@ async function runSession(
   const totals = { iterations: session.loader.batchesPerEpoch * config.epochs, epochs: config.epochs };
   let loop;
   try {
+    await Deno.rename(fresh, tracePath);
     loop = await session.train({
       signal: o.signal,
       start,

@@ -113,6 +113,24 @@ Deno.test("BatchLoader augment (mosaic, perspective, hsv, flips) is deterministi
   assert.ok(boxes > 0);
 });
 
+Deno.test("BatchLoader continues an augmented, shuffled epoch from any batch's cursor with the same batches", async () => {
+  const ds = await loadDataset(SHAPES, { nc: 3 });
+  const opts = { imgsz: 64, batchSize: 2, shuffle: true, augment: true, seed: 4, hyp: { mixup: 0.5 } };
+  const epoch = 1;
+  const whole = await collect(new BatchLoader(ds.train, opts), epoch);
+  assert.ok(whole.length > 2);
+  for (let k = 1; k <= whole.length; k++) {
+    // A fresh loader, as after a restart.
+    const rest = await Array.fromAsync(new BatchLoader(ds.train, opts).epoch(epoch, whole[k - 1].next));
+    assert.equal(whole[k - 1].next.batch, k);
+    assert.deepEqual(
+      rest.map((b) => [b.samples.map((s) => s.name), b.images, b.targets, b.next]),
+      whole.slice(k).map((b) => [b.samples.map((s) => s.name), b.images, b.targets, b.next]),
+      `from batch ${k}`,
+    );
+  }
+});
+
 Deno.test("BatchLoader over no samples yields no batches (an empty val split)", async () => {
   const loader = new BatchLoader([], { imgsz: 64, batchSize: 4, shuffle: false, augment: false });
   assert.equal(loader.batchesPerEpoch, 0);

@@ -53,13 +53,16 @@ export function openJobs(options: OpenJobsOptions): Promise<JobService> {
   const { dataDir, ready, limits, log } = options;
   const trainer = skipPublished(options.registry, options.trainer);
   const gated: Trainer = {
+    suspends: trainer.suspends,
     async run(job, ctx) {
-      ctx.signal.throwIfAborted();
-      const aborted = new Promise<void>((resolve) =>
-        ctx.signal.addEventListener("abort", () => resolve(), { once: true })
+      // A stop (or a suspend: nothing is trained yet) ends the wait.
+      const stops = [ctx.signal, ...(ctx.suspend ? [ctx.suspend] : [])];
+      const stopped = stops.map((signal) =>
+        new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }))
       );
-      await Promise.race([ready, aborted]);
-      ctx.signal.throwIfAborted();
+      for (const signal of stops) signal.throwIfAborted();
+      await Promise.race([ready, ...stopped]);
+      for (const signal of stops) signal.throwIfAborted();
       return await trainer.run(job, ctx);
     },
   };

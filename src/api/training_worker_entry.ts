@@ -70,7 +70,15 @@ async function run(msg: Extract<ToWorker, { type: "run" }>): Promise<void> {
     });
     port.postMessage({ type: "done", result });
   } catch (err) {
-    port.postMessage({ type: "failed", message: err instanceof Error ? err.message : String(err) });
+    const message = err instanceof Error ? err.message : String(err);
+    // The main thread reports a suspended run as suspended; a checkpoint that failed would go unsaid.
+    if (suspension.signal.aborted && err !== suspension.signal.reason) {
+      port.postMessage({
+        type: "log",
+        message: `job ${msg.job.id}: suspended without a checkpoint: ${message}`,
+      });
+    }
+    port.postMessage({ type: "failed", message });
   }
 }
 

@@ -94,6 +94,7 @@ export async function completePublish(
  */
 export function skipPublished(registry: Registry, trainer: Trainer): Trainer {
   return {
+    suspends: trainer.suspends,
     async run(job, ctx) {
       const earlier = publishedVersion(registry, job);
       return earlier ? await completePublish(registry, job, earlier) : await trainer.run(job, ctx);

@@ -1,8 +1,8 @@
 /**
  * The WGSL trainer of one fine-tune job: trains it (runFinetune: train.py's loop, checkpointing after every
- * epoch), evaluates the base and the EMA model on the held-out images, writes last.onnx / ema.onnx /
- * trace.jsonl into the job's work directory, and hands the EMA model to `publish` (jobs/publish.ts
- * publishResult: a new registry version, activated per the job's policy). The server runs it inside a Web
+ * epoch and where it is suspended), evaluates the base and the EMA model on the held-out images, writes
+ * last.onnx / ema.onnx / trace.jsonl into the job's work directory, and hands the EMA model to `publish`
+ * (jobs/publish.ts publishResult: a new registry version, activated per the job's policy). The server runs it inside a Web
  * Worker of its own per job (api/worker_trainer.ts), so a step's GPU work never blocks serving; the worker
  * reaches the registry and the job's checkpoints through messages to the main thread.
  *

@@ -95,8 +95,11 @@ gpuTest(
 
       const stopped: Job = JSON.parse(await Deno.readTextFile(join(dataDir, "jobs", id, "job.json")));
       assert.equal(stopped.status, "running", "left for the next start");
-      const checkpoint = stopped.checkpoint!;
-      assert.ok(checkpoint.iteration > 0, `checkpointed within an epoch: ${JSON.stringify(checkpoint)}`);
+      const checkpoint = stopped.checkpoint;
+      assert.ok(
+        checkpoint && checkpoint.iteration > 0,
+        `checkpointed within an epoch: ${JSON.stringify(stopped)}\n${first.log.join("\n")}`,
+      );
       assert.ok(
         first.log.some((l) =>
           l.includes(`suspended at epoch ${checkpoint.epoch}, iteration ${checkpoint.iteration}`)

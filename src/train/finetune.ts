@@ -17,6 +17,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { ProgramCache } from "../gpu/programs.ts";
 import { streamChunk } from "../gpu/runs.ts";
 import { OnnxModel } from "../onnx/model.ts";
+import type { GradScalerOptions } from "../optim/grad_scaler.ts";
 import { OptimizerStepper } from "../optim/stepper.ts";
 import type { Sample } from "./data/dataset.ts";
 import { BatchLoader } from "./data/loader.ts";
@@ -25,6 +26,7 @@ import { CacheUnavailableError } from "./frozen_cache.ts";
 import { type IterationReport, type LoopResult, trainLoop } from "./loop.ts";
 import type { ValMetrics } from "./metrics.ts";
 import type { ParamLayout } from "./param_layout.ts";
+import { resolveAmp } from "./precision.ts";
 import { TrainProgram } from "./program.ts";
 import { captureState, restoreState, type StateBuffer } from "./train_state.ts";
 
@@ -38,6 +40,8 @@ export interface SessionOptions {
   /** Most GPU bytes the frozen-feature cache may take (default 1 GiB). */
   cacheBudgetBytes?: number;
   programs?: ProgramCache;
+  /** GradScaler settings other than train.py's defaults (tests use a short growth interval). */
+  scaler?: GradScalerOptions;
 }
 
 export interface TrainOptions {
@@ -55,6 +59,8 @@ export class FinetuneSession {
   readonly device: GPUDevice;
   readonly loader: BatchLoader;
   readonly optimizer: OptimizerStepper;
+  /** Mixed precision (config `amp` resolved against the adapter: precision.ts). */
+  readonly amp: boolean;
   #evalProgram?: TrainProgram;
 
   private constructor(
@@ -64,6 +70,7 @@ export class FinetuneSession {
   ) {
     const { config, gpu } = options;
     this.device = gpu.device;
+    this.amp = resolveAmp(config.amp, gpu);
     this.loader = new BatchLoader(options.train, {
       imgsz: config.imgsz,
       batchSize: config.batch_size,
@@ -76,6 +83,7 @@ export class FinetuneSession {
       params: program.params,
       grads: program.grads!,
       emaExtra: program.emaExtra,
+      lossScale: program.loss!.scale,
     }, {
       optimizer: config.optimizer,
       hyp: config.hyp,
@@ -87,6 +95,7 @@ export class FinetuneSession {
       maxGradNorm: config.max_grad_norm,
       ema: config.ema,
       chunk: streamChunk(gpu.isFallback),
+      amp: this.amp ? options.scaler ?? {} : undefined,
     });
   }
 
@@ -254,12 +263,15 @@ export class FinetuneSession {
 
   /** The state after `epochsDone` epochs, for a checkpoint. */
   checkpoint(epochsDone: number): Promise<Uint8Array> {
-    return captureState(this.device, epochsDone, this.layout.size, this.#stateBuffers());
+    const scaler = this.optimizer.scaler.state();
+    return captureState(this.device, epochsDone, this.layout.size, this.#stateBuffers(), scaler);
   }
 
-  /** Loads a checkpoint's GPU state; returns the epochs it had done (pass as startEpoch). */
+  /** Loads a checkpoint's GPU state and loss-scaler state; returns the epochs it had done (pass as startEpoch). */
   restore(state: Uint8Array): number {
-    return restoreState(this.device, state, this.layout.size, this.#stateBuffers()).epoch;
+    const header = restoreState(this.device, state, this.layout.size, this.#stateBuffers());
+    if (header.scaler) this.optimizer.restoreScaler(header.scaler);
+    return header.epoch;
   }
 
   /** Copies of the model holding the current weights (last) and the EMA weights. */

@@ -1,14 +1,17 @@
 /**
  * A fine-tune's resumable state at an epoch boundary, as bytes for the jobs checkpoint: the flat parameters, the
- * optimizer's state buffers (SGD momentum or Adam's m and v) and the EMA copies, each in the flat layout. The
- * gradients are not kept: train.py zeroes them at every epoch start. Host counters (schedule, optimizer steps,
- * EMA updates) follow from the epoch and are replayed by the loop.
+ * optimizer's state buffers (SGD momentum or Adam's m and v) and the EMA copies, each in the flat layout, and the
+ * GradScaler's state. The gradients are not kept: train.py zeroes them at every epoch start. Host counters
+ * (schedule, optimizer steps, EMA updates) follow from the epoch (and the scaler's skipped steps) and are replayed
+ * by the loop.
  *
- * Format: "KTS1", u32 header length, JSON header {epoch, layoutSize, buffers: [{name, floats}]}, then the float32
+ * Format: "KTS1", u32 header length, JSON header {epoch, layoutSize, buffers: [{name, floats}], scaler?: {scale,
+ * growthTracker, skippedSteps}} (states written before amp have no scaler), then the float32
  * little-endian contents of each buffer in header order (4-byte aligned).
  * @module
  */
 import { readF32 } from "../gpu/buffers.ts";
+import type { GradScalerState } from "../optim/grad_scaler.ts";
 
 const MAGIC = "KTS1";
 
@@ -23,6 +26,7 @@ export interface StateHeader {
   epoch: number;
   layoutSize: number;
   buffers: { name: string; floats: number }[];
+  scaler?: GradScalerState;
 }
 
 export async function captureState(
@@ -30,11 +34,13 @@ export async function captureState(
   epoch: number,
   layoutSize: number,
   buffers: StateBuffer[],
+  scaler?: GradScalerState,
 ): Promise<Uint8Array> {
   const header: StateHeader = {
     epoch,
     layoutSize,
     buffers: buffers.map((b) => ({ name: b.name, floats: b.floats })),
+    scaler,
   };
   const json = new TextEncoder().encode(JSON.stringify(header));
   const headerBytes = Math.ceil((8 + json.length) / 4) * 4;

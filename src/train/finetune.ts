@@ -70,7 +70,7 @@ export class FinetuneSession {
   ) {
     const { config, gpu } = options;
     this.device = gpu.device;
-    this.amp = resolveAmp(config.amp, gpu);
+    this.amp = program.options.amp ?? false;
     this.loader = new BatchLoader(options.train, {
       imgsz: config.imgsz,
       batchSize: config.batch_size,
@@ -128,6 +128,8 @@ export class FinetuneSession {
       freeze: config.freeze,
       hyp: { ...config.hyp, label_smoothing: config.label_smoothing },
       programs,
+      amp: resolveAmp(config.amp, gpu),
+      chunk: streamChunk(gpu.isFallback),
     };
     const wantCache = options.frozenCache ?? (!config.augment && hasFrozenLayers(config.freeze));
     if (wantCache && config.augment) {

@@ -52,6 +52,7 @@ gpuTest(
       }
       const err = relL2(got, want);
       assert.ok(err < AMP_WEIGHT_DELTA_RTOL, `weight change relative L2 ${err}`);
+      assert.ok(err > 0, "the amp run computed in f16: its weights differ from the f32 run's");
     } finally {
       await Deno.remove(out, { recursive: true });
     }

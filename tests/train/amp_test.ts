@@ -11,7 +11,7 @@ import type { FinetuneConfigInput } from "../../src/config/finetune.ts";
 import { loadDataset } from "../../src/train/data/dataset.ts";
 import { FinetuneSession } from "../../src/train/finetune.ts";
 import { trainLoop } from "../../src/train/loop.ts";
-import { AmpUnavailableError, resolveAmp } from "../../src/train/precision.ts";
+import { AmpUnavailableError, localAdapterPrecision, resolveAmp } from "../../src/train/precision.ts";
 import { synthDir, tinyConfig } from "./_finetune.ts";
 import { tinyModel } from "./_tiny_model.ts";
 import { relL2 } from "./_golden.ts";
@@ -52,6 +52,15 @@ Deno.test("amp resolves against the adapter: auto only on hardware with shader-f
     /amp: true needs an adapter with the shader-f16/,
   );
 });
+
+gpuTest(
+  "the server's admission check reads the same adapter facts the trainer's device reports",
+  async () => {
+    const gpu = await getGpu();
+    const local = await localAdapterPrecision();
+    assert.deepEqual(local, { adapterName: gpu.adapterName, isFallback: gpu.isFallback, hasF16: gpu.hasF16 });
+  },
+);
 
 gpuTest(
   "an amp fine-tune stays within the f16 bound of the same f32 run; its trace carries loss_scale",

@@ -220,7 +220,7 @@ function backwardData(
   const direct = wk.elem === "f32" && g.stride === 1 && g.kh === g.kw && g.P >= DIRECT_MIN_PIXELS &&
     g.cout <= DIRECT_MAX_COUT;
   if (col && direct) {
-    return [directBackwardData(ctx, `${label} backward_data`, g, flags, wk.w, dy, dx, wk.elem)];
+    return [directBackwardData(ctx, `${label} backward_data`, g, flags, a.w, dy, dx)];
   }
   const gemm = { ...cols.common, M: g.K, K: g.cout, aOff: wk.w.offset, am: 1, ak: g.K, flags };
   const into = col

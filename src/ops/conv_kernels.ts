@@ -154,7 +154,6 @@ export function directBackwardData(
   w: TensorView,
   dy: TensorView,
   dx: TensorView,
-  elem: ElemType,
 ): Dispatch {
   const P = g.h * g.w;
   const N4 = Math.ceil(P / 4);
@@ -166,7 +165,7 @@ export function directBackwardData(
     ...shape,
     KH: g.kh,
     KW: g.kw,
-  }, elem);
+  });
   const u = uniform(ctx, {
     flags,
     srcC: g.cout,

@@ -36,7 +36,7 @@ export interface StepperBuffers {
   grads: GPUBuffer;
   /** Further float state the EMA averages, e.g. BatchNorm running stats. */
   emaExtra?: EmaSource[];
-  /** [S, f32(1/S)] the loss backward multiplies by (TrainProgram.lossScale); written here when S changes. */
+  /** [S, f32(1/S)] the loss backward multiplies by (TrainProgram.loss.scale); written here when S changes. */
   lossScale?: GPUBuffer;
 }
 

@@ -22,13 +22,16 @@ const dir = await synthDir(6, IMGSZ);
 const dataset = await loadDataset(dir, { nc: 3 });
 globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
 
-const model = () => tinyModel(3, IMGSZ, 1);
-
-async function session(amp: boolean, overrides: FinetuneConfigInput = {}, scaler?: GradScalerOptions) {
+async function session(
+  amp: boolean,
+  overrides: FinetuneConfigInput = {},
+  scaler?: GradScalerOptions,
+  unfused = false,
+) {
   const gpu = await getGpu();
   return await FinetuneSession.create({
     gpu,
-    model: model(),
+    model: tinyModel(3, IMGSZ, 1, unfused),
     config: tinyConfig({ amp, epochs: 3, batch_size: 2, hyp: { lr0: 0.02 }, ...overrides }),
     train: dataset.train,
     scaler,
@@ -62,34 +65,40 @@ gpuTest(
   },
 );
 
-gpuTest(
-  "an amp fine-tune stays within the f16 bound of the same f32 run; its trace carries loss_scale",
-  async () => {
-    const trace = async (amp: boolean) => {
-      const s = await session(amp);
-      try {
-        const w0 = await readF32(s.device, s.params, s.layout.size);
-        const lines: TraceLine[] = [];
-        await s.train({ onIteration: ({ line }) => lines.push(line) });
-        const w = await readF32(s.device, s.params, s.layout.size);
-        return { lines, delta: w.map((x, k) => x - w0[k]) };
-      } finally {
-        s.destroy();
-      }
-    };
-    const f32 = await trace(false), amp = await trace(true);
-    assert.equal(amp.lines.length, f32.lines.length);
-    amp.lines.forEach((a, k) => {
-      const f = f32.lines[k];
-      assert.equal(f.loss_scale, 1, `ni ${k}: f32 scale`);
-      assert.equal(a.loss_scale, 2 ** 16, `ni ${k}: GradScaler's initial scale, no overflow on this model`);
-      const rel = Math.abs(a.loss - f.loss) / f.loss;
-      assert.ok(rel < AMP_LOSS_RTOL, `ni ${k}: loss ${a.loss} vs f32 ${f.loss} (rel ${rel})`);
-    });
-    const err = relL2(amp.delta, f32.delta);
-    assert.ok(err < AMP_WEIGHT_DELTA_RTOL, `weight change relative L2 ${err}`);
-  },
-);
+// Unfused: BatchNorm (f32, batch statistics) between the f16-operand convs.
+for (const unfused of [false, true]) {
+  gpuTest(
+    `an amp fine-tune stays within the f16 bound of the same f32 run; its trace carries loss_scale${
+      unfused ? " (unfused, BatchNorm)" : ""
+    }`,
+    async () => {
+      const trace = async (amp: boolean) => {
+        const s = await session(amp, {}, undefined, unfused);
+        try {
+          const w0 = await readF32(s.device, s.params, s.layout.size);
+          const lines: TraceLine[] = [];
+          await s.train({ onIteration: ({ line }) => lines.push(line) });
+          const w = await readF32(s.device, s.params, s.layout.size);
+          return { lines, delta: w.map((x, k) => x - w0[k]) };
+        } finally {
+          s.destroy();
+        }
+      };
+      const f32 = await trace(false), amp = await trace(true);
+      assert.equal(amp.lines.length, f32.lines.length);
+      amp.lines.forEach((a, k) => {
+        const f = f32.lines[k];
+        assert.equal(f.loss_scale, 1, `ni ${k}: f32 scale`);
+        assert.equal(a.loss_scale, 2 ** 16, `ni ${k}: GradScaler's initial scale, no overflow on this model`);
+        const rel = Math.abs(a.loss - f.loss) / f.loss;
+        assert.ok(rel < AMP_LOSS_RTOL, `ni ${k}: loss ${a.loss} vs f32 ${f.loss} (rel ${rel})`);
+      });
+      const err = relL2(amp.delta, f32.delta);
+      assert.ok(err < AMP_WEIGHT_DELTA_RTOL, `weight change relative L2 ${err}`);
+      assert.ok(err > 0, "the amp run computed in f16: its weights differ from the f32 run's");
+    },
+  );
+}
 
 gpuTest(
   "an amp run resumes exactly from its epoch checkpoint: scale, growth tracker and skipped steps included",

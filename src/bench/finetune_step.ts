@@ -5,15 +5,18 @@
  * the reference data's tools/wgsl_roofline.ts in a subprocess before and after each round of timed steps
  * (roofline_fraction = images/s over the mean of the two readings / the step's own GFLOP per image (the sum of its
  * dispatches' FLOPs), the median over rounds), and (with timestamp queries) the slowest dispatches of one step
- * timed each on its own (src/ops/dispatch_profile.ts). Needs the reference data (src/config/reference_dir.ts);
- * reports `skipped` without it.
+ * timed each on its own (src/ops/dispatch_profile.ts). `precision` times the same step in f32 and with amp (f16
+ * GEMM operands, loss scale, unscale + overflow check; needs shader-f16) in alternating rounds, so both figures
+ * come from the same phase of the host. Needs the reference data (src/config/reference_dir.ts); reports
+ * `skipped` without it.
  */
-import { getGpu } from "../gpu/device.ts";
+import { getGpu, type Gpu } from "../gpu/device.ts";
 import { ProgramCache } from "../gpu/programs.ts";
 import { decodeImage } from "../image/decode.ts";
 import { OnnxModel } from "../onnx/model.ts";
 import { submitDispatches } from "../ops/context.ts";
 import type { Dispatch } from "../ops/types.ts";
+import { GRAD_SCALER_DEFAULTS } from "../optim/grad_scaler.ts";
 import { Optimizer } from "../optim/optimizer.ts";
 import { streamChunk } from "../gpu/runs.ts";
 import { TrainProgram } from "../train/program.ts";
@@ -72,6 +75,74 @@ async function roofline(): Promise<unknown> {
   const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
   if (!out.success) return { error: new TextDecoder().decode(out.stderr).trim().slice(-300) };
   return JSON.parse(text);
+}
+
+/** One training step of the yolov5n program (f32, or amp at GradScaler's initial scale), SGD included. */
+function stepper(
+  gpu: Gpu,
+  programs: ProgramCache,
+  model: OnnxModel,
+  amp: boolean,
+  data: { images: Float32Array; targets: Float32Array },
+) {
+  const { device } = gpu;
+  const program = TrainProgram.create(device, model, {
+    batch: BATCH,
+    imgsz: IMGSZ,
+    hyp: HYP,
+    freeze: 0,
+    programs,
+    amp,
+    chunk: streamChunk(gpu.isFallback),
+  });
+  const lossScale = amp ? program.loss!.scale : undefined;
+  if (lossScale) {
+    const s = GRAD_SCALER_DEFAULTS.initScale;
+    device.queue.writeBuffer(lossScale, 0, new Float32Array([s, 1 / s]));
+  }
+  const optimizer = new Optimizer(device, programs, program.layout.entries, {
+    params: program.params,
+    grads: program.grads!,
+  }, { kind: "SGD", weightDecay: 5e-4, chunk: streamChunk(gpu.isFallback), lossScale });
+  const hyper = { lr: [0.01, 0.01, 0.01], momentum: [0.937, 0.937, 0.937] };
+  return {
+    program,
+    step: () => program.step(data.images, data.targets, BATCH, (enc) => optimizer.step(enc, hyper)),
+    destroy() {
+      optimizer.destroy();
+      program.destroy();
+    },
+  };
+}
+
+/** f32 and amp steps in alternating rounds: images/s of each (medians) and their ratio. */
+async function precision(
+  gpu: Gpu,
+  programs: ProgramCache,
+  model: OnnxModel,
+  data: { images: Float32Array; targets: Float32Array },
+): Promise<Record<string, unknown>> {
+  if (!gpu.hasF16) return { skipped: "the adapter has no shader-f16" };
+  const runs = [false, true].map((amp) => stepper(gpu, programs, model, amp, data));
+  try {
+    for (const r of runs) await r.step();
+    const rates: [number[], number[]] = [[], []];
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [k, r] of runs.entries()) {
+        const t0 = performance.now();
+        for (let i = 0; i < TIMED_STEPS; i++) await r.step();
+        rates[k].push(BATCH * TIMED_STEPS / ((performance.now() - t0) / 1000));
+      }
+    }
+    const [f32, amp] = rates.map(median);
+    return {
+      f32_images_per_s: +f32.toFixed(3),
+      amp_images_per_s: +amp.toFixed(3),
+      amp_over_f32: +(amp / f32).toFixed(3),
+    };
+  } finally {
+    runs.forEach((r) => r.destroy());
+  }
 }
 
 export async function bench(): Promise<Record<string, unknown>> {
@@ -133,6 +204,9 @@ export async function bench(): Promise<Record<string, unknown>> {
     };
   }
   const profile = gpu.hasTimestamps ? await profileDispatches(device, all) : undefined;
+  program.destroy();
+  optimizer.destroy();
+  const precisionRates = await precision(gpu, programs, model, { images, targets });
   return {
     adapter: gpu.adapterName,
     fallback: gpu.isFallback,
@@ -157,5 +231,6 @@ export async function bench(): Promise<Record<string, unknown>> {
     timestamped_step_ms: profile && +profile.reduce((s, d) => s + d.ms, 0).toFixed(1),
     top_dispatches: profile?.slice(0, TOP_DISPATCHES),
     roofline: roof,
+    precision: precisionRates,
   };
 }

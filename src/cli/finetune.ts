@@ -4,7 +4,8 @@
  * DIR/ema.onnx (EMA weights) and DIR/trace.jsonl (one train.py-style line per iteration). Any other `--key value`
  * overrides that config key (dots reach into `hyp` and `ema`). A config's own `model` and `data` keys (as in the
  * golden scenario.json files) are read relative to the config file. `--frozen-cache on|off|auto` forces or
- * forbids caching the frozen layers' features (auto: when freeze > 0 and augment is off).
+ * forbids caching the frozen layers' features (auto: when freeze > 0 and augment is off). `--amp true|false`
+ * (the config key `amp`) trains in mixed precision or not; auto: on hardware adapters with shader-f16.
  */
 import { dirname, resolve } from "node:path";
 import { applyOverrides, parseFinetuneConfig } from "../config/finetune.ts";
@@ -14,7 +15,7 @@ import { DatasetError } from "../train/data/problems.ts";
 import { runFinetune } from "../train/finetune_run.ts";
 
 const USAGE = "Usage: deno task finetune --config FILE [--model PATH] [--data DIR] --out DIR " +
-  "[--frozen-cache auto|on|off] [--<config key> VALUE ...] (e.g. --epochs 3 --hyp.lr0 0.02)";
+  "[--frozen-cache auto|on|off] [--amp auto|true|false] [--<config key> VALUE ...] (e.g. --epochs 3 --hyp.lr0 0.02)";
 const OWN_FLAGS = ["config", "model", "data", "out", "frozen-cache"];
 
 /** `--key value` and `--key=value` pairs; throws on anything else. */

@@ -93,8 +93,12 @@ export const FinetuneConfigSchema = z.strictObject({
   ema: EmaSchema.prefault({}),
   augment: z.boolean().default(true),
   shuffle: z.boolean().default(true),
-  /** mixed precision; train.py enables it on CUDA, the WGSL trainer computes in float32 */
-  amp: z.boolean().default(false),
+  /**
+   * mixed precision (train.py's default on CUDA): f16 GEMM operands with f32 accumulation and a dynamic loss
+   * scale (src/optim/grad_scaler.ts); "auto": on for hardware adapters with shader-f16, off on fallback ones
+   * (src/train/precision.ts resolveAmp)
+   */
+  amp: z.union([z.boolean(), z.literal("auto")]).default("auto"),
   /** share of the images held out for validation when the dataset has no val/ folder */
   val_fraction: z.number().min(0).lt(1).default(0.1),
   /**

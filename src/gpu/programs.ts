@@ -1,8 +1,9 @@
-import { loadWgsl } from "./wgsl.ts";
+import { elemPrelude, type ElemType, loadWgsl } from "./wgsl.ts";
 
 /**
- * Compute pipelines keyed by (file, entry point, override constants): every distinct pipeline is compiled once,
- * at setup, and reused by every later dispatch. Shapes that vary per call travel as uniforms, not as constants.
+ * Compute pipelines keyed by (file, entry point, override constants, operand type): every distinct pipeline is
+ * compiled once, at setup, and reused by every later dispatch. Shapes that vary per call travel as uniforms,
+ * not as constants. `elem` picks the prelude a kernel written against `Elem` is compiled with (wgsl.ts).
  */
 export class ProgramCache {
   #pipelines = new Map<string, GPUComputePipeline>();
@@ -10,14 +11,21 @@ export class ProgramCache {
 
   constructor(readonly device: GPUDevice) {}
 
-  get(file: string, entryPoint: string, constants: Record<string, number> = {}): GPUComputePipeline {
-    const key = `${file}#${entryPoint}#${JSON.stringify(constants)}`;
+  get(
+    file: string,
+    entryPoint: string,
+    constants: Record<string, number> = {},
+    elem: ElemType = "f32",
+  ): GPUComputePipeline {
+    const key = `${file}#${elem}#${entryPoint}#${JSON.stringify(constants)}`;
     let pipeline = this.#pipelines.get(key);
     if (!pipeline) {
-      let module = this.#modules.get(file);
+      const moduleKey = `${file}#${elem}`;
+      let module = this.#modules.get(moduleKey);
       if (!module) {
-        module = this.device.createShaderModule({ label: file, code: loadWgsl(file) });
-        this.#modules.set(file, module);
+        const code = elemPrelude(elem) + loadWgsl(file);
+        module = this.device.createShaderModule({ label: `${file} (${elem})`, code });
+        this.#modules.set(moduleKey, module);
       }
       pipeline = this.device.createComputePipeline({
         label: `${file}:${entryPoint}`,

@@ -1,4 +1,5 @@
 import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
+import type { ElemType } from "../gpu/wgsl.ts";
 import { accumulateFlag, batchStride, expectShape } from "./context.ts";
 import {
   aligned,
@@ -26,6 +27,11 @@ export interface ConvArgs {
   x: TensorView;
   /** weight [Cout, Cin, kh, kw] (usually a view into the flat params buffer) */
   w: TensorView;
+  /**
+   * The same weight in an f16 copy of the params (amp): the GEMMs then read f16 operands (this, f16 im2col
+   * columns, an f16 copy of dy) and accumulate in f32; x, y, dy, dx, dw and db stay f32.
+   */
+  halfWeights?: TensorView;
   /** bias [Cout] */
   b?: TensorView;
   /** output [N, Cout, Ho, Wo], overwritten by forward */
@@ -74,6 +80,7 @@ export function planConv(ctx: OpContext, a: ConvArgs): OpPlan {
   }
   if (slice < g.n) return planInBatchSlices(ctx, a, slice);
   const cols = planColumns(ctx, a, g, label);
+  const wk = weightOperand(a);
   const forward: Dispatch[] = [];
   if (cols.col) forward.push(cols.im2col());
   forward.push(gemmNN(
@@ -84,7 +91,7 @@ export function planConv(ctx: OpContext, a: ConvArgs): OpPlan {
       flags: a.b ? 1 : 0,
       M: g.cout,
       K: g.K,
-      aOff: a.w.offset,
+      aOff: wk.w.offset,
       am: g.K,
       ak: 1,
       biasOff: a.b?.offset ?? 0,
@@ -92,14 +99,22 @@ export function planConv(ctx: OpContext, a: ConvArgs): OpPlan {
       ldc: g.P,
       cBatch: batchStride(a.y),
     },
-    a.w.buffer,
+    wk.w.buffer,
     cols.xcol,
     a.y.buffer,
     (a.b ?? a.w).buffer,
     "conv_fwd",
+    wk.elem,
   ));
   if (!a.dx && !a.dw && !a.db) return { forward, backward: [] };
   return { forward, backward: planBackward(ctx, a, g, label, cols) };
+}
+
+/** The weight the GEMMs read, and the element type of every GEMM operand. */
+function weightOperand(a: ConvArgs): { w: TensorView; elem: ElemType } {
+  if (!a.halfWeights) return { w: a.w, elem: "f32" };
+  expectShape("planConv", "halfWeights", a.halfWeights, a.w.shape);
+  return { w: a.halfWeights, elem: "f16" };
 }
 
 /** The conv's shapes, checked against x, w, y and b. */
@@ -131,8 +146,10 @@ interface Columns {
 }
 
 function planColumns(ctx: OpContext, a: ConvArgs, g: Geometry, label: string): Columns {
-  // A 1x1 stride-1 conv's input already is its im2col matrix.
-  const xIsColumns = g.kh === 1 && g.kw === 1 && g.stride === 1 && g.pad === 0 && aligned(a.x, g.P);
+  const { elem } = weightOperand(a);
+  // A 1x1 stride-1 conv's f32 input already is its im2col matrix (f16 operands need the f16 copy im2col makes).
+  const xIsColumns = elem === "f32" && g.kh === 1 && g.kw === 1 && g.stride === 1 && g.pad === 0 &&
+    aligned(a.x, g.P);
   const colBytes = 4 * g.n * g.K * g.ppad;
   const col = xIsColumns
     ? undefined
@@ -146,7 +163,7 @@ function planColumns(ctx: OpContext, a: ConvArgs, g: Geometry, label: string): C
       ? { buffer: col, off4: 0, batch4: (g.K * g.ppad) / 4 }
       : { buffer: a.x.buffer, off4: a.x.offset / 4, batch4: batchStride(a.x) / 4 },
     common,
-    im2col: () => im2col(ctx, `${label} im2col`, { ...common, rows: g.K }, a.x, col!),
+    im2col: () => im2col(ctx, `${label} im2col`, { ...common, rows: g.K }, a.x, col!, elem),
   };
 }
 
@@ -157,11 +174,13 @@ function planBackward(ctx: OpContext, a: ConvArgs, g: Geometry, label: string, c
   const dy = a.dy;
   expectShape("planConv", "dy", dy, [n, cout, ho, wo]);
   const backward: Dispatch[] = [];
+  const { elem } = weightOperand(a);
   let dy4: Vec4Operand = { buffer: dy.buffer, off4: dy.offset / 4, batch4: batchStride(dy) / 4 };
-  if (!aligned(dy, g.P)) {
+  // The GEMMs read dy as vec4 rows of their operand type: a padded (and, for f16, converted) copy unless dy is.
+  if (!aligned(dy, g.P) || elem !== "f32") {
     const copy = ctx.transient("conv dy padded", 4 * n * cout * g.ppad, `${label} dy padded`);
     const rows = { ...cols.common, h: ho, w: wo, kh: 1, kw: 1, stride: 1, pad: 0, rows: cout };
-    backward.push(im2col(ctx, `${label} dy padded`, rows, dy, copy));
+    backward.push(im2col(ctx, `${label} dy padded`, rows, dy, copy, elem));
     dy4 = { buffer: copy, off4: 0, batch4: (cout * g.ppad) / 4 };
   }
   if (a.db) {
@@ -171,7 +190,7 @@ function planBackward(ctx: OpContext, a: ConvArgs, g: Geometry, label: string, c
   if (a.dw) {
     expectShape("planConv", "dw", a.dw, [cout, cin, kh, kw]);
     if (cols.col && a.recomputeColumns) backward.push(cols.im2col());
-    backward.push(...weightGrad(ctx, label, g, dy4, cols.xcol, a.dw));
+    backward.push(...weightGrad(ctx, label, g, dy4, cols.xcol, a.dw, elem));
   }
   if (a.dx) {
     expectShape("planConv", "dx", a.dx, [n, cin, h, w]);
@@ -196,10 +215,14 @@ function backwardData(
 ): Dispatch[] {
   const flags = accumulateFlag(a.accumulate);
   const { col } = cols;
-  if (col && g.stride === 1 && g.kh === g.kw && g.P >= DIRECT_MIN_PIXELS && g.cout <= DIRECT_MAX_COUT) {
+  const wk = weightOperand(a);
+  // The direct conv reads dy in place (f32), so f16 operands (wk.elem) take the GEMM and col2im.
+  const direct = wk.elem === "f32" && g.stride === 1 && g.kh === g.kw && g.P >= DIRECT_MIN_PIXELS &&
+    g.cout <= DIRECT_MAX_COUT;
+  if (col && direct) {
     return [directBackwardData(ctx, `${label} backward_data`, g, flags, a.w, dy, dx)];
   }
-  const gemm = { ...cols.common, M: g.K, K: g.cout, aOff: a.w.offset, am: 1, ak: g.K, flags };
+  const gemm = { ...cols.common, M: g.K, K: g.cout, aOff: wk.w.offset, am: 1, ak: g.K, flags };
   const into = col
     ? { ...gemm, flags: 0, cOff: 0, ldc: g.ppad, cBatch: g.K * g.ppad }
     : { ...gemm, cOff: dx.offset, ldc: g.P, cBatch: batchStride(dx) };
@@ -207,11 +230,12 @@ function backwardData(
     ctx,
     `${label} backward_data`,
     into,
-    a.w.buffer,
+    wk.w.buffer,
     dy4,
     col ?? dx.buffer,
     a.w.buffer,
     "conv_bwd_data",
+    wk.elem,
   );
   return col ? [data, col2im(ctx, label, { ...cols.common, flags, rows: g.K }, col, dx)] : [data];
 }

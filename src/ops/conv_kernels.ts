@@ -1,4 +1,5 @@
 import { bindBuffers } from "../gpu/buffers.ts";
+import type { ElemType } from "../gpu/wgsl.ts";
 import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
 import { u32Fields, uniformLayout } from "../gpu/uniform.ts";
 import { batchStride, grid1d, groups } from "./context.ts";
@@ -116,12 +117,13 @@ export function gemmNN(
   cBuf: GPUBuffer,
   biasBuf: GPUBuffer,
   opClass: string,
+  elem: ElemType,
 ): Dispatch {
   const N4 = f.ppad / 4;
   const shape = gemmShape(Math.ceil(f.M / TILE), Math.ceil(N4 / 2));
   const vec4 = [f.cOff ?? 0, f.cBatch ?? 0, f.ldc ?? 0].every((v) => v % 4 === 0);
   const A_MODE = aMode(f);
-  const pipeline = ctx.programs.get(FILE, vec4 ? "gemm_nn_vec4" : "gemm_nn", { ...shape, A_MODE });
+  const pipeline = ctx.programs.get(FILE, vec4 ? "gemm_nn_vec4" : "gemm_nn", { ...shape, A_MODE }, elem);
   const u = uniform(ctx, { ...f, N: f.P, N4, bOff4: b.off4, ldb4: N4, bBatch4: b.batch4 }, label);
   return {
     label,
@@ -207,6 +209,7 @@ export function weightGrad(
   dy4: Vec4Operand,
   xcol: Vec4Operand,
   dw: TensorView,
+  elem: ElemType,
 ): Dispatch[] {
   const r4 = g.ppad / 4;
   const lanes = g.P >= LANES_MIN_PIXELS && g.cout <= LANES_MAX_COUT;
@@ -220,7 +223,9 @@ export function weightGrad(
   const count = g.cout * g.K;
   const part = ctx.transient("conv dw partials", 4 * nsplit * count, `${label} dw partials`);
   const shape = gemmShape(Math.ceil(g.cout / TILE), Math.ceil(g.K / TILE));
-  const nt = lanes ? ctx.programs.get(FILE, "gemm_nt_lanes") : ctx.programs.get(FILE, "gemm_nt", shape);
+  const nt = lanes
+    ? ctx.programs.get(FILE, "gemm_nt_lanes", {}, elem)
+    : ctx.programs.get(FILE, "gemm_nt", shape, elem);
   const ntU = uniform(ctx, {
     M: g.cout,
     N: g.K,
@@ -269,6 +274,7 @@ export function im2col(
   f: Fields & Geometry & { rows: number },
   src: TensorView,
   dst: GPUBuffer,
+  elem: ElemType,
 ): Dispatch {
   const rows = f.n * f.rows;
   const chunks = Math.ceil(f.ppad / 4 / IM2COL_V);
@@ -279,7 +285,7 @@ export function im2col(
   if (zGroups > MAX_WORKGROUPS_PER_DIMENSION) {
     throw new Error(`planConv: ${label} has ${rows} im2col rows, too many`);
   }
-  const pipeline = ctx.programs.get(FILE, "im2col", { WG_X, IM2COL_V, IM2COL_ROWS });
+  const pipeline = ctx.programs.get(FILE, "im2col", { WG_X, IM2COL_V, IM2COL_ROWS }, elem);
   const u = uniform(ctx, { ...f, count: rows, srcOff: src.offset, srcBS: batchStride(src) }, label);
   return {
     label,

@@ -1,8 +1,10 @@
 /**
- * YOLOv5's optimizer step on the GPU over the flat parameter layout: global gradient L2 norm (two-pass
- * reduction), clip coefficient (computed on the GPU), then one SGD-nesterov / Adam / AdamW dispatch over every
- * group that also zeroes the consumed gradients. Pipelines, state buffers, uniforms and bind groups are made once;
- * a step only writes its uniforms and records four dispatches into the caller's encoder.
+ * YOLOv5's optimizer step on the GPU over the flat parameter layout: with a loss scale, GradScaler's unscale
+ * and inf/NaN check (wgsl/optim/unscale.wgsl); global gradient L2 norm (two-pass reduction), clip coefficient
+ * (computed on the GPU), then one SGD-nesterov / Adam / AdamW dispatch over every group that also zeroes the
+ * consumed gradients and leaves everything else untouched when the check found an inf/NaN. Pipelines, state
+ * buffers, uniforms and bind groups are made once; a step only writes its uniforms and records four (five with
+ * a loss scale) dispatches into the caller's encoder.
  */
 import { bindBuffers } from "../gpu/buffers.ts";
 import { GpuMemory } from "../gpu/memory.ts";
@@ -24,6 +26,16 @@ export interface OptimizerOptions {
   workgroupSize?: number;
   /** Vec4s each invocation walks (src/gpu/runs.ts streamChunk: 256 on lavapipe, 1 on GPUs). */
   chunk?: number;
+  /** [S, f32(1/S)] of a GradScaler (amp): the gradients hold loss*S's and are unscaled before clipping. */
+  lossScale?: GPUBuffer;
+}
+
+/** What a step leaves for the host, read after its submit. */
+export interface StepReadback {
+  /** gradient L2 norm before clipping (after unscaling) */
+  gradNorm: number;
+  /** some gradient was inf or NaN: the step was skipped (amp only; always false without a loss scale) */
+  foundInf: boolean;
 }
 
 /** Per-iteration values from the host schedule (IterationPlan fits). */
@@ -49,6 +61,19 @@ const OPTIM_PARAMS = uniformLayout(["optim/sgd.wgsl", "optim/adam.wgsl"], "Param
     (f) => [f, "f32"] as const,
   ),
 ]);
+/** wgsl/optim/unscale.wgsl's `Params`. */
+const UNSCALE_PARAMS = uniformLayout("optim/unscale.wgsl", "Params", [
+  ["n4", "u32"],
+  ["_p0", "u32"],
+  ["_p1", "u32"],
+  ["_p2", "u32"],
+]);
+/** The clip state: [grad L2 norm, clip coefficient, overflow flag (u32), -]; the host reads its first three. */
+const CLIP_STATE_BYTES = 16;
+const READBACK_BYTES = 12;
+/** Byte offset of the overflow flag unscale.wgsl raises (its FOUND index, in words). */
+const FOUND_OFFSET = 8;
+
 /** wgsl/optim/clip.wgsl's `Params`. */
 const CLIP_PARAMS = uniformLayout("optim/clip.wgsl", "Params", [
   ["max_norm", "f32"],
@@ -61,7 +86,7 @@ export class Optimizer {
   readonly n4: number;
   /** SGD's momentum buffer, or Adam's m and v, in the parameters' layout. */
   readonly state: GPUBuffer[];
-  /** [grad L2 norm, clip coefficient] of the last step. */
+  /** [grad L2 norm, clip coefficient, overflow flag] of the last step. */
   readonly clipState: GPUBuffer;
   readonly #device: GPUDevice;
   readonly #grads: GPUBuffer;
@@ -72,6 +97,8 @@ export class Optimizer {
   readonly #updateGroup: GPUBindGroup;
   readonly #uniform: GPUBuffer;
   readonly #workgroups: number;
+  /** GradScaler's unscale + check, with a loss scale. */
+  readonly #unscale?: { pipeline: GPUComputePipeline; group: GPUBindGroup };
   readonly #staging: GPUBuffer;
   /** Owns the optimizer's own buffers (not params or grads). */
   readonly #memory: GpuMemory;
@@ -101,8 +128,8 @@ export class Optimizer {
     const memory = this.#memory = new GpuMemory(device);
     this.state = (adam ? ["m", "v"] : ["momentum_buffer"]).map((s) => memory.storage(bytes, `optim.${s}`));
     const tagBuffer = memory.upload(groupTags(layout), "optim.tags");
-    this.clipState = memory.storage(8, "optim.clip");
-    this.#staging = memory.readback(8, "optim.grad_norm.staging");
+    this.clipState = memory.storage(CLIP_STATE_BYTES, "optim.clip");
+    this.#staging = memory.readback(CLIP_STATE_BYTES, "optim.step.staging");
     this.#uniform = memory.uniformBuffer(OPTIM_PARAMS.byteLength, "optim.params");
 
     this.#norm = new SumOfSquares(memory, programs, buffers.grads, this.n4, this.clipState, 0, options.chunk);
@@ -112,6 +139,19 @@ export class Optimizer {
     );
     this.#clip = programs.get("optim/clip.wgsl", "main");
     this.#clipGroup = bindBuffers(device, this.#clip, [this.clipState, clipUniform]);
+
+    if (options.lossScale) {
+      const pipeline = programs.get("optim/unscale.wgsl", "main", {
+        WG: wg,
+        CHUNK: plan.chunk,
+        FOUND: FOUND_OFFSET / 4,
+      });
+      const params = memory.uniform(UNSCALE_PARAMS.pack({ n4: this.n4 }), "optim.unscale.params");
+      this.#unscale = {
+        pipeline,
+        group: bindBuffers(device, pipeline, [buffers.grads, options.lossScale, this.clipState, params]),
+      };
+    }
 
     const file = adam ? "optim/adam.wgsl" : "optim/sgd.wgsl";
     const constants: Record<string, number> = { WG: wg, CHUNK: plan.chunk };
@@ -143,20 +183,21 @@ export class Optimizer {
   }
 
   /**
-   * Records clip + step + zero_grad in its own compute pass. With readGradNorm the pre-clip norm is copied to a
-   * staging buffer; after submitting, `await gradNorm()` returns it.
+   * Records (unscale +) clip + step + zero_grad in its own compute pass. With readBack the pre-clip norm and the
+   * overflow flag are copied to a staging buffer; after submitting, `await readStep()` returns them.
    */
-  step(encoder: GPUCommandEncoder, hyper: StepHyper, opts: { readGradNorm?: boolean } = {}): void {
-    const pass = encoder.beginComputePass({ label: "optimizer.step" });
-    this.encodeStep(pass, hyper);
-    pass.end();
-    if (opts.readGradNorm) encoder.copyBufferToBuffer(this.clipState, 0, this.#staging, 0, 8);
-  }
-
-  /** The step's dispatches, for callers that keep one compute pass open. */
-  encodeStep(pass: GPUComputePassEncoder, hyper: StepHyper): void {
+  step(encoder: GPUCommandEncoder, hyper: StepHyper, opts: { readBack?: boolean } = {}): void {
     this.#steps++;
     this.#writeUniforms(hyper);
+    const unscale = this.#unscale;
+    // unscale.wgsl only ever raises the flag.
+    if (unscale) encoder.clearBuffer(this.clipState, FOUND_OFFSET, 4);
+    const pass = encoder.beginComputePass({ label: "optimizer.step" });
+    if (unscale) {
+      pass.setPipeline(unscale.pipeline);
+      pass.setBindGroup(0, unscale.group);
+      pass.dispatchWorkgroups(this.#workgroups);
+    }
     this.#norm.encode(pass);
     pass.setPipeline(this.#clip);
     pass.setBindGroup(0, this.#clipGroup);
@@ -164,6 +205,8 @@ export class Optimizer {
     pass.setPipeline(this.#update);
     pass.setBindGroup(0, this.#updateGroup);
     pass.dispatchWorkgroups(this.#workgroups);
+    pass.end();
+    if (opts.readBack) encoder.copyBufferToBuffer(this.clipState, 0, this.#staging, 0, READBACK_BYTES);
   }
 
   /** Frees the optimizer's own buffers (not params or grads). */
@@ -171,12 +214,14 @@ export class Optimizer {
     this.#memory.destroy();
   }
 
-  /** The pre-clip gradient norm of the last step recorded with readGradNorm, once its submit has run. */
-  async gradNorm(): Promise<number> {
-    await this.#staging.mapAsync(GPUMapMode.READ);
-    const norm = new Float32Array(this.#staging.getMappedRange(0, 4))[0];
+  /** The pre-clip gradient norm and overflow flag of the last step recorded with readBack, once it has run. */
+  async readStep(): Promise<StepReadback> {
+    await this.#staging.mapAsync(GPUMapMode.READ, 0, READBACK_BYTES);
+    const range = this.#staging.getMappedRange(0, READBACK_BYTES);
+    const gradNorm = new Float32Array(range, 0, 1)[0];
+    const foundInf = new Uint32Array(range, FOUND_OFFSET, 1)[0] !== 0;
     this.#staging.unmap();
-    return norm;
+    return { gradNorm, foundInf };
   }
 
   #writeUniforms(hyper: StepHyper): void {

@@ -17,6 +17,8 @@ export interface TraceLine {
   loss_items: number[];
   /** Gradient L2 norm before clipping; null on iterations that only accumulate. */
   grad_norm: number | null;
+  /** the GradScaler scale this iteration's loss was multiplied by (1 with amp off, as torch reports it) */
+  loss_scale: number;
 }
 
 export function traceLine(
@@ -24,6 +26,7 @@ export function traceLine(
   loss: number,
   lossItems: readonly number[],
   gradNorm: number | null,
+  lossScale: number,
 ): TraceLine {
   if (plan.stepped !== (gradNorm !== null)) {
     throw new Error(`traceLine: ni ${plan.ni} stepped=${plan.stepped} but grad_norm is ${gradNorm}`);
@@ -39,6 +42,7 @@ export function traceLine(
     loss,
     loss_items: [...lossItems],
     grad_norm: gradNorm,
+    loss_scale: lossScale,
   };
 }
 

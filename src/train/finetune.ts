@@ -17,6 +17,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { ProgramCache } from "../gpu/programs.ts";
 import { streamChunk } from "../gpu/runs.ts";
 import { OnnxModel } from "../onnx/model.ts";
+import type { GradScalerOptions } from "../optim/grad_scaler.ts";
 import { OptimizerStepper } from "../optim/stepper.ts";
 import type { Sample } from "./data/dataset.ts";
 import { BatchLoader } from "./data/loader.ts";
@@ -25,6 +26,7 @@ import { CacheUnavailableError } from "./frozen_cache.ts";
 import { type IterationReport, type LoopPosition, type LoopResult, trainLoop } from "./loop.ts";
 import type { ValMetrics } from "./metrics.ts";
 import type { ParamLayout } from "./param_layout.ts";
+import { resolveAmp } from "./precision.ts";
 import { TrainProgram } from "./program.ts";
 import { captureState, restoreState, type StateBuffer } from "./train_state.ts";
 
@@ -38,6 +40,8 @@ export interface SessionOptions {
   /** Most GPU bytes the frozen-feature cache may take (default 1 GiB). */
   cacheBudgetBytes?: number;
   programs?: ProgramCache;
+  /** GradScaler settings other than train.py's defaults (tests use a short growth interval). */
+  scaler?: GradScalerOptions;
 }
 
 export interface TrainOptions {
@@ -58,6 +62,8 @@ export class FinetuneSession {
   readonly device: GPUDevice;
   readonly loader: BatchLoader;
   readonly optimizer: OptimizerStepper;
+  /** Mixed precision (config `amp` resolved against the adapter: precision.ts). */
+  readonly amp: boolean;
   #evalProgram?: TrainProgram;
 
   private constructor(
@@ -67,6 +73,7 @@ export class FinetuneSession {
   ) {
     const { config, gpu } = options;
     this.device = gpu.device;
+    this.amp = program.options.amp ?? false;
     this.loader = new BatchLoader(options.train, {
       imgsz: config.imgsz,
       batchSize: config.batch_size,
@@ -79,6 +86,7 @@ export class FinetuneSession {
       params: program.params,
       grads: program.grads!,
       emaExtra: program.emaExtra,
+      lossScale: program.loss!.scale,
     }, {
       optimizer: config.optimizer,
       hyp: config.hyp,
@@ -90,6 +98,7 @@ export class FinetuneSession {
       maxGradNorm: config.max_grad_norm,
       ema: config.ema,
       chunk: streamChunk(gpu.isFallback),
+      amp: this.amp ? options.scaler ?? {} : undefined,
     });
   }
 
@@ -122,6 +131,8 @@ export class FinetuneSession {
       freeze: config.freeze,
       hyp: { ...config.hyp, label_smoothing: config.label_smoothing },
       programs,
+      amp: resolveAmp(config.amp, gpu),
+      chunk: streamChunk(gpu.isFallback),
     };
     const wantCache = options.frozenCache ?? (!config.augment && hasFrozenLayers(config.freeze));
     if (wantCache && config.augment) {
@@ -264,12 +275,20 @@ export class FinetuneSession {
   /** The state at `position` (taken right after the iteration before it), for a checkpoint. */
   checkpoint(position: LoopPosition): Promise<Uint8Array> {
     const buffers = this.#stateBuffers(position.iteration > 0);
-    return captureState(this.device, position, this.layout.size, buffers);
+    const scaler = this.optimizer.scaler.state();
+    return captureState(this.device, position, this.layout.size, buffers, scaler);
   }
 
-  /** Loads a checkpoint's GPU state; returns its position (pass as `start`). */
+  /** Loads a checkpoint's GPU state and loss-scaler state; returns its position (pass as `start`). */
   restore(state: Uint8Array): LoopPosition {
-    return restoreState(this.device, state, this.layout.size, (p) => this.#stateBuffers(p.iteration > 0));
+    const restored = restoreState(
+      this.device,
+      state,
+      this.layout.size,
+      (p) => this.#stateBuffers(p.iteration > 0),
+    );
+    if (restored.scaler) this.optimizer.restoreScaler(restored.scaler);
+    return restored.position;
   }
 
   /** Copies of the model holding the current weights (last) and the EMA weights. */

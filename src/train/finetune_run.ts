@@ -101,7 +101,8 @@ export async function runFinetune(o: RunOptions): Promise<RunResult> {
   });
   log(
     `${dataset.train.length} training images, ${dataset.val.length} held out; ${session.optimizer.describe()}` +
-      (session.cached ? "; frozen features cached" : ""),
+      (session.cached ? "; frozen features cached" : "") +
+      (session.amp ? "; amp: f16 GEMM operands, dynamic loss scale" : ""),
   );
   try {
     return await runSession(o, session, dataset, log);

@@ -120,12 +120,16 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
       device.queue.submit([encoder.finish()]);
       const error = checked ? await device.popErrorScope() : null;
       if (error) throw new Error(`trainLoop: the GPU rejected the training step: ${error.message}`);
-      // Both readbacks of a stepping iteration wait on the same submit: mapping them together costs one sync.
-      const [items, norm] = await Promise.all([
-        o.step.readItems(),
-        plan.stepped ? o.optimizer.optimizer.gradNorm() : null,
-      ]);
-      const line = traceLine(plan, items.loss, [items.box, items.obj, items.cls], norm);
+      // Both readbacks of a stepping iteration (the grad norm carries amp's overflow flag) wait on the same
+      // submit: mapping them together costs one sync.
+      const [items, opt] = await Promise.all([o.step.readItems(), o.optimizer.afterSubmit(plan)]);
+      const line = traceLine(
+        plan,
+        items.loss,
+        [items.box, items.obj, items.cls],
+        opt.gradNorm,
+        opt.lossScale,
+      );
       const now = performance.now();
       const report = {
         line,

@@ -61,6 +61,11 @@ export interface LossPlan {
    */
   setTargets(targets: TargetRows, images?: number): LayerTargets[];
   maxTargets: number;
+  /**
+   * [S, f32(1/S)]: the gradient written into the heads is that of loss*S (GradScaler.scale(loss); the items stay
+   * unscaled). Holds [1, 1] until a GradScaler (optim/stepper.ts) writes it.
+   */
+  scale: GPUBuffer;
 }
 
 /** Where each layer's target entries and objectness partial sums sit in the loss buffers all layers share. */
@@ -98,6 +103,7 @@ interface LossBuffers {
   items: GPUBuffer;
   /** per-layer entry counts (rewritten per batch), then the fixed per-layer sizes and balances, then bs */
   counts: GPUBuffer;
+  scale: GPUBuffer;
 }
 
 function lossBuffers(ctx: OpContext, settings: LossSettings, bs: number, l: LossLayout): LossBuffers {
@@ -107,6 +113,7 @@ function lossBuffers(ctx: OpContext, settings: LossSettings, bs: number, l: Loss
     scratch: ctx.memory.storage(l.totalEntries * 5 * 4, "loss entry scratch"),
     partials: ctx.memory.storage((partialBase[nl - 1] + objGroups[nl - 1] + 3) * 4, "loss partials"),
     items: ctx.memory.storage(16, "loss items"),
+    scale: ctx.memory.upload(new Float32Array([1, 1]), "loss scale"),
   };
   const counts = new Uint32Array(nl * 6 + 1);
   for (let i = 0; i < nl; i++) {
@@ -164,7 +171,7 @@ function lossDispatches(
       smoothing: settings.labelSmoothing,
     });
     const uniform = ctx.uniform(layer, `loss layer ${i}`);
-    const common = { 0: h.logits.buffer, 1: h.grad.buffer, 5: uniform };
+    const common = { 0: h.logits.buffer, 1: h.grad.buffer, 5: uniform, 11: b.scale };
     dispatches.push({
       label: `loss obj ${i}`,
       pipeline: objPipe,
@@ -267,6 +274,7 @@ export function planLoss(
     dispatches: lossDispatches(ctx, heads, settings, bs, layout, buffers),
     items: buffers.items,
     maxTargets,
+    scale: buffers.scale,
     setTargets: targetUploader(ctx.device, heads, settings, bs, layout, buffers),
   };
 }

@@ -26,6 +26,7 @@ import { ProgramCache } from "../gpu/programs.ts";
 import type { OnnxModel } from "../onnx/model.ts";
 import { buildTrainGraph, type TrainGraph } from "../onnx/graph.ts";
 import { inferShapes } from "../onnx/graph_shapes.ts";
+import { planCast } from "../ops/cast.ts";
 import { createOpContext, recordDispatches } from "../ops/context.ts";
 import type { EmaSource } from "../optim/ema.ts";
 import type { Dispatch, OpContext, TensorView } from "../ops/types.ts";
@@ -64,6 +65,14 @@ export interface ProgramOptions {
   recomputeColumns?: boolean;
   /** Share compiled pipelines with other programs on the same device. */
   programs?: ProgramCache;
+  /**
+   * Mixed precision (training programs): the convs' GEMMs read f16 operands (an f16 copy of the params made at
+   * the start of each forward, f16 im2col columns and dy copies) and accumulate in f32; everything else,
+   * master weights included, stays f32 (docs/architecture.md, "Mixed precision").
+   */
+  amp?: boolean;
+  /** Vec4s per invocation of streaming kernels (src/gpu/runs.ts streamChunk); default 256 (lavapipe's). */
+  chunk?: number;
 }
 
 const DEFAULT_TARGETS_PER_IMAGE = 256;
@@ -173,12 +182,22 @@ export class TrainProgram {
       this.#staging = memory.readback(16, "loss items staging");
     }
     const backward: Dispatch[][] = [];
+    // amp: the f16 weights the convs read, refreshed first in every forward (the optimizer moved the f32 ones).
+    const half = training && options.amp
+      ? planCast(ctx, this.params, layout.size, "f16", "params (f16 copy)", options.chunk ?? 256)
+      : undefined;
+    if (half) {
+      this.forwardDispatches.push(half.dispatch);
+      this.prefixDispatches.push(half.dispatch);
+      this.#stepForward.push(half.dispatch);
+    }
     graph.nodes.forEach((n, i) => {
       const plan = planNode(ctx, n, {
         value: (t) => place.values.get(t)!,
         grad: (t) => place.grads.get(t),
         accumulate: (t) => place.accumulate.get(accKey(i, t)) ?? false,
         param: (name) => this.#paramView(this.params, name),
+        halfParam: half && ((name) => this.#paramView(half.buffer, name)),
         buffer: (name) => flatView(this.bufferLayout, this.buffers!, name),
         training,
         recomputeColumns: options.recomputeColumns ?? false,

@@ -21,6 +21,8 @@ export interface NodeIo {
   /** true when this node's gradient write into `t` must add to what is there */
   accumulate(t: string): boolean;
   param(name: string): TensorView;
+  /** amp: the parameter in the f16 copy of the params the convs' GEMMs read (absent: f32 operands) */
+  halfParam?(name: string): TensorView;
   /** a BatchNorm running statistic in the flat buffers buffer; needed by graphs with BatchNormalization */
   buffer?(name: string): TensorView;
   /** false in a forward-only program: BatchNorm normalises with its running statistics (default true) */
@@ -45,6 +47,7 @@ export function planNode(ctx: OpContext, n: IrNode, io: NodeIo): NodePlan {
       return planConv(ctx, {
         x: io.value(n.x),
         w: io.param(n.weight),
+        halfWeights: io.halfParam?.(n.weight),
         b: n.bias ? io.param(n.bias) : undefined,
         y: io.value(n.y),
         dy,

@@ -3,14 +3,17 @@
  * the optimizer's state buffers (SGD momentum or Adam's m and v), the EMA copies and, within an epoch, the
  * gradients summed since the last optimizer step, each in the flat layout; and the position: the epoch, the
  * batches of it trained and where its batch stream continues. Host counters (schedule, optimizer steps, EMA
- * updates) follow from the position and are replayed by the loop.
+ * updates) follow from the position (and the GradScaler's skipped steps) and are replayed by the loop; the
+ * GradScaler's state is kept in the header.
  *
  * Format: "KTS1", u32 header length, JSON header {epoch, iteration, cursor, layoutSize, buffers: [{name,
- * floats}]}, then the float32 little-endian contents of each buffer in header order (4-byte aligned). States
- * written before mid-epoch checkpoints existed have no iteration and cursor: they are epoch starts.
+ * floats}], scaler?: {scale, growthTracker, skippedSteps}}, then the float32 little-endian contents of each buffer in header order (4-byte aligned). States
+ * written before mid-epoch checkpoints existed have no iteration and cursor: they are epoch starts; states written
+ * before amp have no scaler.
  * @module
  */
 import { readF32 } from "../gpu/buffers.ts";
+import type { GradScalerState } from "../optim/grad_scaler.ts";
 import type { LoopPosition } from "./loop.ts";
 
 const MAGIC = "KTS1";
@@ -25,6 +28,7 @@ export interface StateBuffer {
 export interface StateHeader extends LoopPosition {
   layoutSize: number;
   buffers: { name: string; floats: number }[];
+  scaler?: GradScalerState;
 }
 
 export async function captureState(
@@ -32,6 +36,7 @@ export async function captureState(
   position: LoopPosition,
   layoutSize: number,
   buffers: StateBuffer[],
+  scaler?: GradScalerState,
 ): Promise<Uint8Array> {
   const header: StateHeader = {
     epoch: position.epoch,
@@ -39,6 +44,7 @@ export async function captureState(
     cursor: position.cursor,
     layoutSize,
     buffers: buffers.map((b) => ({ name: b.name, floats: b.floats })),
+    scaler,
   };
   const json = new TextEncoder().encode(JSON.stringify(header));
   const headerBytes = Math.ceil((8 + json.length) / 4) * 4;
@@ -65,7 +71,7 @@ export function restoreState(
   bytes: Uint8Array,
   layoutSize: number,
   buffersAt: (position: LoopPosition) => StateBuffer[],
-): LoopPosition {
+): { position: LoopPosition; scaler?: GradScalerState } {
   if (bytes.length < 8 || new TextDecoder().decode(bytes.subarray(0, 4)) !== MAGIC) {
     throw new Error(`Checkpoint state: not a Kestrel training state (expected magic ${MAGIC})`);
   }
@@ -102,5 +108,5 @@ export function restoreState(
     device.queue.writeBuffer(b.buffer, 0, copy.buffer, offset, b.floats * 4);
     offset += b.floats * 4;
   }
-  return position;
+  return { position, scaler: header.scaler };
 }

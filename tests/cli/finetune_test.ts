@@ -54,9 +54,10 @@ gpuTest(
   },
 );
 
-Deno.test("finetune exits 2 on a missing --out and on an unknown config key", async () => {
+Deno.test("finetune exits 2 on a missing --out, an unknown config key and an --amp that is no boolean", async () => {
   assert.equal(await run(["--config", configPath]), 2);
   assert.equal(await run(["--config", configPath, "--out", `${work}/x`, "--epoch", "3"]), 2);
+  assert.equal(await run(["--config", configPath, "--out", `${work}/x`, "--amp", "maybe"]), 2);
 });
 
 gpuTest("finetune exits 1 on a bad dataset, naming the offending file and line", async () => {

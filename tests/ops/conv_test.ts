@@ -4,7 +4,7 @@ import { ProgramCache } from "../../src/gpu/programs.ts";
 import { GpuMemory } from "../../src/gpu/memory.ts";
 import { createOpContext } from "../../src/ops/context.ts";
 import { planConv } from "../../src/ops/conv.ts";
-import type { OpPlan } from "../../src/ops/types.ts";
+import type { OpPlan, TensorView } from "../../src/ops/types.ts";
 import { convBackward, convForward, convOutSize, type ConvShape } from "../../src/reference/ops/conv.ts";
 import {
   assertClose,
@@ -38,12 +38,32 @@ const CASES: ConvShape[] = [
 ];
 const name = (s: ConvShape) => `${s.n}x${s.cin}x${s.h}x${s.w} -> ${s.cout} k${s.kh} s${s.stride} p${s.pad}`;
 
-/** Runs forward and backward of case `s` on views and compares everything with the float64 reference. */
+/** A buffer of f16 values with `data` from element `offset` on (the amp copy of the flat params). */
+function placeHalf(device: GPUDevice, shape: number[], data: ArrayLike<number>, offset: number): TensorView {
+  const values = new Float16Array(Math.ceil((offset + data.length) / 8) * 8).fill(7);
+  values.set(Array.from(data), offset);
+  const buffer = device.createBuffer({
+    size: values.byteLength,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+  });
+  device.queue.writeBuffer(buffer, 0, values);
+  return { buffer, offset, shape };
+}
+
+/** What f16 storage makes of a value (IEEE round to nearest even). */
+const toHalf = (a: Float64Array) => a.map(Math.f16round);
+
+/**
+ * Runs forward and backward of case `s` on views and compares everything with the float64 reference. With
+ * `half`, the GEMMs read f16 operands (amp): the reference then takes x, w and dy rounded to f16 (dy unrounded
+ * for db, which sums dy itself), and the kernels' f32 accumulation is held to the same tolerance as in f32 mode.
+ */
 async function checkConv(
   device: GPUDevice,
   s: ConvShape,
   seed: number,
   maxScratchBytes?: number,
+  half = false,
 ): Promise<OpPlan> {
   const rand = rng(100 + seed);
   const [ho, wo] = convOutSize(s);
@@ -86,11 +106,15 @@ async function checkConv(
     pad: s.pad,
     accumulate: true,
     maxScratchBytes,
+    halfWeights: half ? placeHalf(device, W.view.shape, w, 4) : undefined,
   });
   await run(device, [...plan.forward, ...plan.backward]);
-  const ref = convBackward(s, x, w, dy);
+  const [xr, wr, dyr] = half ? [toHalf(x), toHalf(w), toHalf(dy)] : [x, w, dy];
+  const ref = convBackward(s, xr, wr, dyr);
+  // The bias gradient sums dy itself (f32), not the GEMMs' f16 copy.
+  const refDb = half ? convBackward(s, xr, wr, dy).db : ref.db;
   const y = await readPlaced(device, Y);
-  assertClose(y.inside, convForward(s, x, w, b), F32_SUM_TOL, "y");
+  assertClose(y.inside, convForward(s, xr, wr, b), F32_SUM_TOL, "y");
   assertUntouched(y.outside, "y");
   const dx = await readPlaced(device, DX);
   assertClose(dx.inside, ref.dx.map((v, i) => v + dxOld[i]), F32_SUM_TOL, "dx (accumulated)");
@@ -99,7 +123,7 @@ async function checkConv(
   assertClose(dw.inside, ref.dw.map((v, i) => v + dwOld[i]), F32_SUM_TOL, "dw (added)");
   assertUntouched(dw.outside, "dw");
   const db = await readPlaced(device, DB);
-  assertClose(db.inside, ref.db.map((v, i) => v + dbOld[i]), F32_SUM_TOL, "db (added)");
+  assertClose(db.inside, refDb.map((v, i) => v + dbOld[i]), F32_SUM_TOL, "db (added)");
   assertUntouched(db.outside, "db");
   return plan;
 }
@@ -128,6 +152,53 @@ for (const [ci, s] of CASES.entries()) {
     },
   );
 }
+
+for (const [ci, s] of CASES.entries()) {
+  gpuTest(
+    `planConv with f16 operands (amp) matches the TS reference on f16-rounded x, w, dy for ${name(s)}`,
+    async (device) => {
+      const plan = await checkConv(device, s, ci, undefined, true);
+      assert.ok(plan.forward.some((d) => d.opClass === "conv_im2col"), "f16 columns are always built");
+    },
+  );
+}
+
+gpuTest(
+  "planConv with f16 operands on a 40x40 map: backward-data by GEMM + col2im (the direct conv reads f32 dy)",
+  async (device) => {
+    const s: ConvShape = { n: 2, cin: 3, h: 40, w: 40, cout: 5, kh: 3, kw: 3, stride: 1, pad: 1 };
+    const plan = await checkConv(device, s, 12, undefined, true);
+    const entries = plan.backward.map((d) => d.pipeline.label);
+    assert.ok(entries.some((e) => e.endsWith(":col2im")), `backward entry points: ${entries}`);
+  },
+);
+
+gpuTest(
+  "planConv with f16 operands: an activation past f16's range becomes inf, not a clamped finite value",
+  async (device) => {
+    const s = CASES[0];
+    const rand = rng(3);
+    const [ho, wo] = convOutSize(s);
+    const x = randomArray(s.n * s.cin * s.h * s.w, rand);
+    // Past 65520 IEEE rounding to f16 gives inf; amp's overflow check relies on it (unscale.wgsl).
+    x[10] = 70000;
+    const w = randomArray(s.cout * s.cin * s.kh * s.kw, rand).map((v) => Math.abs(v) + 0.1);
+    const W = place(device, [s.cout, s.cin, s.kh, s.kw], w);
+    const Y = place(device, [s.n, s.cout, ho, wo], undefined);
+    const plan = planConv(opContext(device), {
+      x: place(device, [s.n, s.cin, s.h, s.w], x).view,
+      w: W.view,
+      halfWeights: placeHalf(device, W.view.shape, w, 0),
+      y: Y.view,
+      stride: s.stride,
+      pad: s.pad,
+    });
+    await run(device, plan.forward);
+    const y = (await readPlaced(device, Y)).inside;
+    assert.ok(y.some((v) => v === Infinity), "some output reads the inf");
+    assert.ok(y.some(Number.isFinite), "outputs away from it stay finite");
+  },
+);
 
 gpuTest(
   "planConv plans batches whose im2col exceeds the scratch limit in slices (3 images as 2 + 1)",

@@ -138,7 +138,7 @@ for (const name of ["sgd_cosine_accumulate", "sgd_short_warmup_ema", "adam_linea
       encoder.copyBufferToBuffer(params, 0, staging, 0, n * 4);
       encoder.copyBufferToBuffer(loop.ema.buffers[0], 0, staging, n * 4, n * 4);
       device.queue.submit([encoder.finish()]);
-      const norm = plan.stepped ? await loop.optimizer.gradNorm() : null;
+      const norm = (await loop.afterSubmit(plan)).gradNorm;
       assert.equal(norm === null, g.grad_norm === null, at);
       if (norm !== null) {
         const err = Math.abs(norm - g.grad_norm!) / g.grad_norm!;

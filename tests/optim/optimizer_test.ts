@@ -103,9 +103,9 @@ for (const { kind, gradScale, chunk } of cases) {
         });
       });
       const encoder = device.createCommandEncoder();
-      opt.step(encoder, { lr, momentum }, { readGradNorm: true });
+      opt.step(encoder, { lr, momentum }, { readBack: true });
       device.queue.submit([encoder.finish()]);
-      assert.ok(Math.abs((await opt.gradNorm()) - norm) / norm < REL_TOL, `step ${step} grad norm`);
+      assert.ok(Math.abs((await opt.readStep()).gradNorm - norm) / norm < REL_TOL, `step ${step} grad norm`);
       const got = await readF32(device, params, n);
       layout.forEach((e, k) => {
         const err = relErr(got.subarray(e.offset, e.offset + e.size), ref[k]);

@@ -45,7 +45,7 @@ gpuTest(
         const plan = ran.begin(encoder, epoch, i);
         ran.finish(encoder, plan);
         device.queue.submit([encoder.finish()]);
-        if (plan.stepped) await ran.optimizer.gradNorm();
+        await ran.afterSubmit(plan);
       }
       ran.endEpoch(epoch);
     }

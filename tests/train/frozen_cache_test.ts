@@ -31,11 +31,12 @@ const config = tinyConfig({ imgsz: IMGSZ, epochs: 2, freeze: 10, shuffle: true, 
  */
 const SAME_RTOL = 1e-5;
 
-async function run(device: GPUDevice, frozenCache: boolean) {
+async function run(device: GPUDevice, frozenCache: boolean, amp = false) {
   const session = await FinetuneSession.create({
-    gpu: testGpu(device),
+    // amp: lavapipe has shader-f16, and an explicit amp: true uses it.
+    gpu: { ...testGpu(device), hasF16: amp },
     model,
-    config,
+    config: { ...config, amp },
     train: dataset.train,
     frozenCache,
   });
@@ -53,24 +54,26 @@ async function run(device: GPUDevice, frozenCache: boolean) {
   };
 }
 
-gpuTest(
-  "training from cached frozen features matches running the whole forward every step",
-  async (device) => {
-    const full = await run(device, false);
-    const cached = await run(device, true);
-    assert.equal(cached.session.cached, true);
-    assert.equal(cached.trace.length, full.trace.length);
-    cached.trace.forEach((line, k) => {
-      const want = full.trace[k];
-      assert.deepEqual([line.accumulate, line.stepped, line.lr], [want.accumulate, want.stepped, want.lr]);
-      const err = relL2(line.loss_items, want.loss_items);
-      assert.ok(err < SAME_RTOL, `ni ${k}: loss items ${line.loss_items} vs ${want.loss_items}`);
-    });
-    assert.ok(relL2(cached.params, full.params) < SAME_RTOL, "final weights");
-    assert.ok(relL2(cached.ema, full.ema) < SAME_RTOL, "EMA");
-  },
-  REFERENCE,
-);
+for (const amp of [false, true]) {
+  gpuTest(
+    `training from cached frozen features matches running the whole forward every step${amp ? " (amp)" : ""}`,
+    async (device) => {
+      const full = await run(device, false, amp);
+      const cached = await run(device, true, amp);
+      assert.equal(cached.session.cached, true);
+      assert.equal(cached.trace.length, full.trace.length);
+      cached.trace.forEach((line, k) => {
+        const want = full.trace[k];
+        assert.deepEqual([line.accumulate, line.stepped, line.lr], [want.accumulate, want.stepped, want.lr]);
+        const err = relL2(line.loss_items, want.loss_items);
+        assert.ok(err < SAME_RTOL, `ni ${k}: loss items ${line.loss_items} vs ${want.loss_items}`);
+      });
+      assert.ok(relL2(cached.params, full.params) < SAME_RTOL, "final weights");
+      assert.ok(relL2(cached.ema, full.ema) < SAME_RTOL, "EMA");
+    },
+    REFERENCE,
+  );
+}
 
 gpuTest(
   "the cache keeps only the boundary tensors, once per image, and steps skip the frozen forward",

@@ -2,6 +2,8 @@
 // layer per dispatch of `obj_all` / `entries`, then `finish` once. Heads are the head convs' NCHW outputs:
 // channel a*no + f.
 // Gradients are written (not accumulated) into a same-layout buffer; `finish` writes [lbox, lobj, lcls, loss].
+// The gradients are those of loss * loss_scale[0] (GradScaler.scale(loss) under amp, 1 otherwise); the items
+// are unscaled.
 override WG: u32 = 64u;
 const EPS: f32 = 1e-7;
 const FOCAL_ALPHA: f32 = 0.25;
@@ -34,6 +36,9 @@ struct Totals { nl: u32, _p0: u32, _p1: u32, _p2: u32, box_gain: f32, obj_gain: 
 @group(0) @binding(8) var<storage, read> fin_counts: array<u32>;
 @group(0) @binding(9) var<storage, read_write> items: array<f32>;
 @group(0) @binding(10) var<uniform> T: Totals;
+
+// [S, 1/S] (`obj_all` / `entries_main`).
+@group(0) @binding(11) var<storage, read> loss_scale: array<f32>;
 
 var<workgroup> red: array<vec3f, WG>;
 
@@ -91,7 +96,7 @@ fn obj_all(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg:
     if (b < images) {
       let r = bce(head[head_index(b, a, 4u, s)], 0.0, L.obj_pw, L.gamma);
       l = r.x;
-      g = L.obj_gain * L.balance * r.y / f32(L.na * hw);
+      g = loss_scale[0] * L.obj_gain * L.balance * r.y / f32(L.na * hw);
     }
     for (var f = 0u; f < L.no; f++) {
       grad[grad_index(b, a, f, s)] = select(0.0, g, f == 4u);
@@ -185,9 +190,10 @@ fn entries_main(@builtin(local_invocation_index) lid: u32) {
   workgroupBarrier();
   let nf = f32(n);
   let bs = f32(counts[images_slot()]);
-  let box_scale = L.box_gain * bs / nf;
-  let cls_scale = L.cls_gain * bs / (nf * f32(L.nc));
-  let obj_scale = L.obj_gain * L.balance / f32(L.na * hw);
+  let ls = loss_scale[0];
+  let box_scale = ls * L.box_gain * bs / nf;
+  let cls_scale = ls * L.cls_gain * bs / (nf * f32(L.nc));
+  let obj_scale = ls * L.obj_gain * L.balance / f32(L.na * hw);
   let cp = 1.0 - 0.5 * L.smoothing; let cn = 0.5 * L.smoothing;
   for (var f = lid; f < L.no; f += WG) {
     for (var k = 0u; k < n; k++) {

@@ -11,6 +11,9 @@
 //                                                                  (n, pixel runs) + reduce
 //   bias:             db += sum over batch and pixels of dY        bias_grad
 // Matrices with a pixel axis are padded to ppad (a multiple of 4) columns so they can be read as vec4.
+// The GEMM operands (A, A4, B4, and the columns im2col writes) are stored as `Elem`, f32 or f16 (amp), by
+// the prelude the loader puts in front (src/gpu/wgsl.ts elemPrelude); ldA, ldA4 and ldB4 widen them to f32
+// as they are read, so every product and sum is f32. Src, C, Dst and Bias are always f32.
 override WG: u32 = 64u;
 // GEMM workgroup shape in invocations (each owns 8x8 of C): chosen per layer so that small M or N (16 output
 // channels, 16 taps) do not leave most of a workgroup computing clamped duplicates.
@@ -38,14 +41,18 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> Src: array<f32>;
 @group(0) @binding(1) var<storage, read_write> Dst: array<f32>;
-@group(0) @binding(2) var<storage, read> A: array<f32>;
-@group(0) @binding(3) var<storage, read> B4: array<vec4f>;
-@group(0) @binding(4) var<storage, read> A4: array<vec4f>;
+@group(0) @binding(2) var<storage, read> A: array<Elem>;
+@group(0) @binding(3) var<storage, read> B4: array<vec4<Elem>>;
+@group(0) @binding(4) var<storage, read> A4: array<vec4<Elem>>;
 @group(0) @binding(5) var<storage, read_write> C: array<f32>;
 @group(0) @binding(6) var<storage, read> Bias: array<f32>;
 @group(0) @binding(7) var<uniform> u: Params;
-@group(0) @binding(8) var<storage, read_write> Col4: array<vec4f>;
+@group(0) @binding(8) var<storage, read_write> Col4: array<vec4<Elem>>;
 @group(0) @binding(9) var<storage, read_write> C4: array<vec4f>;
+
+fn ldA(i: u32) -> f32 { return f32(A[i]); }
+fn ldA4(i: u32) -> vec4f { return vec4f(A4[i]); }
+fn ldB4(i: u32) -> vec4f { return vec4f(B4[i]); }
 
 // The 8x8 accumulator block as named vec4s (row i = c<i>a for columns 0..3, c<i>b for columns 4..7): named
 // fields, unlike a dynamically indexed array, stay in registers.
@@ -99,12 +106,12 @@ fn nnTile(gi: vec3u) -> Tile {
     let q1 = r1 / 4u;
     for (var k4 = 0u; k4 < u.K / 4u; k4++) {
       let b = bBase + k4 * 4u * u.ldb4;
-      let m0a = mat4x4f(A4[q0.x + k4], A4[q0.y + k4], A4[q0.z + k4], A4[q0.w + k4]);
-      let m1a = mat4x4f(A4[q1.x + k4], A4[q1.y + k4], A4[q1.z + k4], A4[q1.w + k4]);
-      fmaTile(&t, column(m0a, 0u), column(m1a, 0u), B4[b], B4[b + second]);
-      fmaTile(&t, column(m0a, 1u), column(m1a, 1u), B4[b + u.ldb4], B4[b + u.ldb4 + second]);
-      fmaTile(&t, column(m0a, 2u), column(m1a, 2u), B4[b + 2u * u.ldb4], B4[b + 2u * u.ldb4 + second]);
-      fmaTile(&t, column(m0a, 3u), column(m1a, 3u), B4[b + 3u * u.ldb4], B4[b + 3u * u.ldb4 + second]);
+      let m0a = mat4x4f(ldA4(q0.x + k4), ldA4(q0.y + k4), ldA4(q0.z + k4), ldA4(q0.w + k4));
+      let m1a = mat4x4f(ldA4(q1.x + k4), ldA4(q1.y + k4), ldA4(q1.z + k4), ldA4(q1.w + k4));
+      fmaTile(&t, column(m0a, 0u), column(m1a, 0u), ldB4(b), ldB4(b + second));
+      fmaTile(&t, column(m0a, 1u), column(m1a, 1u), ldB4(b + u.ldb4), ldB4(b + u.ldb4 + second));
+      fmaTile(&t, column(m0a, 2u), column(m1a, 2u), ldB4(b + 2u * u.ldb4), ldB4(b + 2u * u.ldb4 + second));
+      fmaTile(&t, column(m0a, 3u), column(m1a, 3u), ldB4(b + 3u * u.ldb4), ldB4(b + 3u * u.ldb4 + second));
     }
   } else if (A_MODE == 2u) {
     // A columns as vec4 along m (am = 1, ak a multiple of 4, e.g. W^T): rows past M read neighbouring
@@ -113,15 +120,15 @@ fn nnTile(gi: vec3u) -> Tile {
     let ak4 = u.ak / 4u;
     for (var k = 0u; k < u.K; k++) {
       let b = bBase + k * u.ldb4;
-      fmaTile(&t, A4[c + k * ak4], A4[c + k * ak4 + 1u], B4[b], B4[b + second]);
+      fmaTile(&t, ldA4(c + k * ak4), ldA4(c + k * ak4 + 1u), ldB4(b), ldB4(b + second));
     }
   } else {
     for (var k = 0u; k < u.K; k++) {
       let b = bBase + k * u.ldb4;
       let ka = k * u.ak;
-      let a0 = vec4f(A[r0.x + ka], A[r0.y + ka], A[r0.z + ka], A[r0.w + ka]);
-      let a1 = vec4f(A[r1.x + ka], A[r1.y + ka], A[r1.z + ka], A[r1.w + ka]);
-      fmaTile(&t, a0, a1, B4[b], B4[b + second]);
+      let a0 = vec4f(ldA(r0.x + ka), ldA(r0.y + ka), ldA(r0.z + ka), ldA(r0.w + ka));
+      let a1 = vec4f(ldA(r1.x + ka), ldA(r1.y + ka), ldA(r1.z + ka), ldA(r1.w + ka));
+      fmaTile(&t, a0, a1, ldB4(b), ldB4(b + second));
     }
   }
   return t;
@@ -231,10 +238,10 @@ fn gemm_nt(@builtin(global_invocation_id) gi: vec3u) {
   var t: Tile;
   for (var r = s0; r < s1; r++) {
     // Rows of A and B as 4x4 blocks (one matrix column per row); their transposes give per-k vectors.
-    let am0 = mat4x4f(A4[ar0.x + r], A4[ar0.y + r], A4[ar0.z + r], A4[ar0.w + r]);
-    let am1 = mat4x4f(A4[ar1.x + r], A4[ar1.y + r], A4[ar1.z + r], A4[ar1.w + r]);
-    let bm0 = mat4x4f(B4[br0.x + r], B4[br0.y + r], B4[br0.z + r], B4[br0.w + r]);
-    let bm1 = mat4x4f(B4[br1.x + r], B4[br1.y + r], B4[br1.z + r], B4[br1.w + r]);
+    let am0 = mat4x4f(ldA4(ar0.x + r), ldA4(ar0.y + r), ldA4(ar0.z + r), ldA4(ar0.w + r));
+    let am1 = mat4x4f(ldA4(ar1.x + r), ldA4(ar1.y + r), ldA4(ar1.z + r), ldA4(ar1.w + r));
+    let bm0 = mat4x4f(ldB4(br0.x + r), ldB4(br0.y + r), ldB4(br0.z + r), ldB4(br0.w + r));
+    let bm1 = mat4x4f(ldB4(br1.x + r), ldB4(br1.y + r), ldB4(br1.z + r), ldB4(br1.w + r));
     for (var k = 0u; k < 4u; k++) {
       fmaTile(&t, column(am0, k), column(am1, k), column(bm0, k), column(bm1, k));
     }
@@ -318,7 +325,7 @@ fn im2colRow(r: u32, first: u32) {
     advance(&ty, &tx);
     let v2 = tap(src, ky, kx, ty, tx, p + 2u);
     advance(&ty, &tx);
-    Col4[r * ppad4 + p4] = vec4f(v0, v1, v2, tap(src, ky, kx, ty, tx, p + 3u));
+    Col4[r * ppad4 + p4] = toElem4(vec4f(v0, v1, v2, tap(src, ky, kx, ty, tx, p + 3u)));
     if (first + j + 1u < ppad4) {
       advance(&ty, &tx);
       oy = ty;
@@ -429,10 +436,10 @@ fn gemm_nt_lanes(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id)
   let br1 = u.bOff4 + item * u.bBatch4 + min(vec4u(n0) + HI, vec4u(u.N - 1u)) * u.ldb4;
   var t: Tile;
   for (var r = s0 + l.x; r < s1; r += 8u) {
-    let am0 = mat4x4f(A4[ar0.x + r], A4[ar0.y + r], A4[ar0.z + r], A4[ar0.w + r]);
-    let am1 = mat4x4f(A4[ar1.x + r], A4[ar1.y + r], A4[ar1.z + r], A4[ar1.w + r]);
-    let bm0 = mat4x4f(B4[br0.x + r], B4[br0.y + r], B4[br0.z + r], B4[br0.w + r]);
-    let bm1 = mat4x4f(B4[br1.x + r], B4[br1.y + r], B4[br1.z + r], B4[br1.w + r]);
+    let am0 = mat4x4f(ldA4(ar0.x + r), ldA4(ar0.y + r), ldA4(ar0.z + r), ldA4(ar0.w + r));
+    let am1 = mat4x4f(ldA4(ar1.x + r), ldA4(ar1.y + r), ldA4(ar1.z + r), ldA4(ar1.w + r));
+    let bm0 = mat4x4f(ldB4(br0.x + r), ldB4(br0.y + r), ldB4(br0.z + r), ldB4(br0.w + r));
+    let bm1 = mat4x4f(ldB4(br1.x + r), ldB4(br1.y + r), ldB4(br1.z + r), ldB4(br1.w + r));
     for (var k = 0u; k < 4u; k++) {
       fmaTile(&t, column(am0, k), column(am1, k), column(bm0, k), column(bm1, k));
     }
@@ -505,8 +512,8 @@ fn directTile(gi: vec3u) -> Tile {
       for (var c = 0u; c < u.srcC; c++) {
         let pc = c * plane;
         let ac = c * u.ak;
-        let a0 = vec4f(A[q0.x + ac], A[q0.y + ac], A[q0.z + ac], A[q0.w + ac]);
-        let a1 = vec4f(A[q1.x + ac], A[q1.y + ac], A[q1.z + ac], A[q1.w + ac]);
+        let a0 = vec4f(ldA(q0.x + ac), ldA(q0.y + ac), ldA(q0.z + ac), ldA(q0.w + ac));
+        let a1 = vec4f(ldA(q1.x + ac), ldA(q1.y + ac), ldA(q1.z + ac), ldA(q1.w + ac));
         let b0 = vec4f(Src[o0.x + pc], Src[o0.y + pc], Src[o0.z + pc], Src[o0.w + pc]);
         let b1 = vec4f(Src[o1.x + pc], Src[o1.y + pc], Src[o1.z + pc], Src[o1.w + pc]);
         fmaTile(&t, a0, a1, select(vec4f(), b0, in0), select(vec4f(), b1, in1));

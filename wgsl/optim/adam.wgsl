@@ -31,6 +31,8 @@ fn pick(tag: u32, a: f32, b: f32, c: f32) -> f32 {
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let coef = clip[1];
+  // unscale.wgsl's overflow flag: GradScaler skips the step (the gradients are still consumed).
+  let skip = bitcast<u32>(clip[2]) != 0u;
   let g0 = p.groups[0];
   let g1 = p.groups[1];
   let g2 = p.groups[2];
@@ -38,6 +40,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   for (var i = gid.x * CHUNK; i < end; i = i + 1u) {
     let tag = (tags[i >> 4u] >> ((i & 15u) * 2u)) & 3u;
     if (tag == 3u) {
+      continue;
+    }
+    if (skip) {
+      grads[i] = vec4f(0.0);
       continue;
     }
     let wd = pick(tag, g0.wd, g1.wd, g2.wd);

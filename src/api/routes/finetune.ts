@@ -29,6 +29,7 @@ import { DEFAULT_ARCHIVE_LIMITS, extractArchive } from "../../train/data/archive
 import { loadDataset } from "../../train/data/dataset.ts";
 import { type InlineImage, writeInlineDataset } from "../../train/data/inline.ts";
 import { DatasetError } from "../../train/data/problems.ts";
+import { AmpUnavailableError, localAdapterPrecision, resolveAmp } from "../../train/precision.ts";
 import type { RouteModule } from "../app.ts";
 import { capturesWriter, type DatasetDirWriter, withUpload } from "../captures_dataset.ts";
 import { ApiError, errorBody } from "../errors.ts";
@@ -144,6 +145,18 @@ async function refuseUnfit(
     checkTrainingMemory(need, { totalBytes, maxTensorBytes: await adapterTensorLimit() });
   } catch (err) {
     if (err instanceof TrainingMemoryError) throw new ApiError(400, "invalid_config", err.message);
+    throw err;
+  }
+}
+
+/** 400 `invalid_config` for `amp: true` where this machine's adapter has no shader-f16 (the job would fail). */
+async function refuseAmp(config: FinetuneConfig) {
+  const adapter = await localAdapterPrecision();
+  if (!adapter) return;
+  try {
+    resolveAmp(config.amp, adapter);
+  } catch (err) {
+    if (err instanceof AmpUnavailableError) throw new ApiError(400, "invalid_config", err.message);
     throw err;
   }
 }
@@ -322,6 +335,7 @@ export const finetuneRoutes: RouteModule = (app, ctx) => {
     try {
       const parsed = config(raw);
       await refuseUnfit(registry, base, parsed, ctx.maxTrainMemoryBytes);
+      await refuseAmp(parsed);
       const dataset: DatasetWriter = async (dir) => {
         await write(dir, parsed);
         // The trainer decodes with the default limit, so an image over it must not pass here and fail the job.

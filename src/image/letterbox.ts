@@ -1,4 +1,5 @@
 import type { RgbImage } from "./decode.ts";
+import { LetterboxKernels, SOURCE_OVERREAD, TAP_BYTES } from "./letterbox_kernels.ts";
 
 /** YOLOv5's letterbox pad value (114, 114, 114). */
 export const PAD_VALUE = 114;
@@ -40,7 +41,7 @@ export function letterboxGeometry(width: number, height: number, size: number): 
 }
 
 /** Source index and fixed-point weight pairs per destination coordinate, as cv::resize computes them. */
-function axisTaps(src: number, dst: number): { index: Int32Array; w0: Int32Array; w1: Int32Array } {
+export function axisTaps(src: number, dst: number): { index: Int32Array; w0: Int32Array; w1: Int32Array } {
   const scale = src / dst;
   const index = new Int32Array(dst);
   const w0 = new Int32Array(dst);
@@ -58,11 +59,19 @@ function axisTaps(src: number, dst: number): { index: Int32Array; w0: Int32Array
   return { index, w0, w1 };
 }
 
-const UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
+/**
+ * The kernels of this thread (a Worker has its own), built on first use. WebAssembly memory cannot shrink, so
+ * kernels whose memory a large input grew past this are dropped after that input, and the next call builds new.
+ */
+let kernels: LetterboxKernels | undefined;
+const KEEP_KERNEL_BYTES = 64 << 20;
+
+const align16 = (n: number) => (n + 15) & ~15;
 
 /**
  * Letterboxes `img` into a square NCHW float32 tensor in [0, 1] (RGB planes), written into `out` when given.
- * Resize, pad, channel split and scaling happen in one pass, so the only full-size buffer is the tensor.
+ * Resize, pad, channel split and scaling happen in one pass over the WebAssembly kernels' memory, which holds
+ * the source row being resized, two resized rows and the tensor; the tensor is copied out once at the end.
  */
 export function letterbox(
   img: RgbImage,
@@ -72,26 +81,40 @@ export function letterbox(
   const box = letterboxGeometry(img.width, img.height, size);
   const plane = size * size;
   const tensor = out ?? new Float32Array(3 * plane);
-  const pad = UNIT[PAD_VALUE];
+  const k = kernels ??= new LetterboxKernels();
+  const rowBytes = img.width * 3;
+  const planeStride = align16(box.width * 4);
+  const tapsAt = 0;
+  const srcAt = align16(box.width * TAP_BYTES);
+  let h0At = align16(srcAt + rowBytes + SOURCE_OVERREAD);
+  let h1At = h0At + 3 * planeStride;
+  const tensorAt = h1At + 3 * planeStride;
+  k.reserve(tensorAt + tensor.byteLength);
+  const memory = k.memory.buffer;
+  const view = new Float32Array(memory, tensorAt, 3 * plane);
+  const pad = Math.fround(PAD_VALUE / 255);
   for (let c = 0; c < 3; c++) {
     const base = c * plane;
-    tensor.fill(pad, base, base + box.top * size);
-    tensor.fill(pad, base + (box.top + box.height) * size, base + plane);
+    view.fill(pad, base, base + box.top * size);
+    view.fill(pad, base + (box.top + box.height) * size, base + plane);
     for (let y = box.top; y < box.top + box.height; y++) {
-      tensor.fill(pad, base + y * size, base + y * size + box.left);
-      tensor.fill(pad, base + y * size + box.left + box.width, base + (y + 1) * size);
+      view.fill(pad, base + y * size, base + y * size + box.left);
+      view.fill(pad, base + y * size + box.left + box.width, base + (y + 1) * size);
     }
   }
   const xs = axisTaps(img.width, box.width);
   const ys = axisTaps(img.height, box.height);
-  const taps: HorizontalTaps = {
-    from: xs.index.map((i) => i * 3),
-    to: xs.index.map((i) => Math.min(i + 1, img.width - 1) * 3),
-    w0: xs.w0,
-    w1: xs.w1,
+  const taps = new Int32Array(memory, tapsAt, box.width * 3);
+  for (let x = 0; x < box.width; x++) {
+    taps[3 * x] = xs.index[x] * 3;
+    taps[3 * x + 1] = Math.min(xs.index[x] + 1, img.width - 1) * 3;
+    taps[3 * x + 2] = (xs.w1[x] << 16) | xs.w0[x];
+  }
+  const srcRow = new Uint8Array(memory, srcAt, rowBytes);
+  const horizontal = (sy: number, at: number) => {
+    srcRow.set(img.data.subarray(sy * rowBytes, (sy + 1) * rowBytes));
+    k.hresize(srcAt, box.width, tapsAt, at, planeStride);
   };
-  let h0 = new Int32Array(box.width * 3);
-  let h1 = new Int32Array(box.width * 3);
   let held0 = -1;
   let held1 = -1;
   for (let y = 0; y < box.height; y++) {
@@ -99,57 +122,23 @@ export function letterbox(
     const sy1 = Math.min(sy + 1, img.height - 1);
     if (held0 !== sy) {
       if (held1 === sy) {
-        [h0, h1, held0, held1] = [h1, h0, held1, held0];
+        [h0At, h1At, held0, held1] = [h1At, h0At, held1, held0];
       } else {
-        horizontal(img, sy, taps, h0);
+        horizontal(sy, h0At);
         held0 = sy;
       }
     }
     if (held1 !== sy1) {
-      horizontal(img, sy1, taps, h1);
+      horizontal(sy1, h1At);
       held1 = sy1;
     }
-    vertical(h0, h1, ys.w0[y], ys.w1[y], tensor, (box.top + y) * size + box.left, plane, box.width);
+    const at = tensorAt + 4 * ((box.top + y) * size + box.left);
+    for (let c = 0; c < 3; c++) {
+      const off = c * planeStride;
+      k.vblend(h0At + off, h1At + off, ys.w0[y], ys.w1[y], at + 4 * c * plane, box.width);
+    }
   }
+  tensor.set(view);
+  if (memory.byteLength > KEEP_KERNEL_BYTES) kernels = undefined;
   return { tensor, box };
-}
-
-interface HorizontalTaps {
-  /** Byte offsets of the left and right source pixels of each destination column, and their weights. */
-  from: Int32Array;
-  to: Int32Array;
-  w0: Int32Array;
-  w1: Int32Array;
-}
-
-/** One source row resized horizontally, kept as fixed-point integers pre-shifted by 4 (OpenCV's SIMD path). */
-function horizontal(img: RgbImage, sy: number, taps: HorizontalTaps, row: Int32Array): void {
-  const src = img.data;
-  const off = sy * img.width * 3;
-  const { from, to, w0, w1 } = taps;
-  for (let x = 0, o = 0, n = from.length; x < n; x++, o += 3) {
-    const p = off + from[x], q = off + to[x], a = w0[x], b = w1[x];
-    row[o] = (src[p] * a + src[q] * b) >> 4;
-    row[o + 1] = (src[p + 1] * a + src[q + 1] * b) >> 4;
-    row[o + 2] = (src[p + 2] * a + src[q + 2] * b) >> 4;
-  }
-}
-
-/** Blends two horizontal rows into one destination row of each RGB plane, as 0..1 floats. */
-function vertical(
-  h0: Int32Array,
-  h1: Int32Array,
-  b0: number,
-  b1: number,
-  out: Float32Array,
-  at: number,
-  plane: number,
-  width: number,
-): void {
-  const g = at + plane, b = at + 2 * plane;
-  for (let x = 0, i = 0; x < width; x++, i += 3) {
-    out[at + x] = UNIT[(((h0[i] * b0) >> 16) + ((h1[i] * b1) >> 16) + 2) >> 2];
-    out[g + x] = UNIT[(((h0[i + 1] * b0) >> 16) + ((h1[i + 1] * b1) >> 16) + 2) >> 2];
-    out[b + x] = UNIT[(((h0[i + 2] * b0) >> 16) + ((h1[i + 2] * b1) >> 16) + 2) >> 2];
-  }
 }

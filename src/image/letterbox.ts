@@ -1,5 +1,5 @@
 import type { RgbImage } from "./decode.ts";
-import { LetterboxKernels, SOURCE_OVERREAD, TAP_BYTES } from "./letterbox_kernels.ts";
+import { LetterboxKernels, ROW_OVERWRITE, SOURCE_OVERREAD, TAP_BYTES } from "./letterbox_kernels.ts";
 
 /** YOLOv5's letterbox pad value (114, 114, 114). */
 export const PAD_VALUE = 114;
@@ -83,12 +83,12 @@ export function letterbox(
   const tensor = out ?? new Float32Array(3 * plane);
   const k = kernels ??= new LetterboxKernels();
   const rowBytes = img.width * 3;
-  const planeStride = align16(box.width * 4);
+  const resizedRowBytes = align16(box.width * 12 + ROW_OVERWRITE);
   const tapsAt = 0;
   const srcAt = align16(box.width * TAP_BYTES);
   let h0At = align16(srcAt + rowBytes + SOURCE_OVERREAD);
-  let h1At = h0At + 3 * planeStride;
-  const tensorAt = h1At + 3 * planeStride;
+  let h1At = h0At + resizedRowBytes;
+  const tensorAt = h1At + resizedRowBytes;
   k.reserve(tensorAt + tensor.byteLength);
   const memory = k.memory.buffer;
   const view = new Float32Array(memory, tensorAt, 3 * plane);
@@ -113,7 +113,7 @@ export function letterbox(
   const srcRow = new Uint8Array(memory, srcAt, rowBytes);
   const horizontal = (sy: number, at: number) => {
     srcRow.set(img.data.subarray(sy * rowBytes, (sy + 1) * rowBytes));
-    k.hresize(srcAt, box.width, tapsAt, at, planeStride);
+    k.hresize(srcAt, box.width, tapsAt, at);
   };
   let held0 = -1;
   let held1 = -1;
@@ -133,10 +133,7 @@ export function letterbox(
       held1 = sy1;
     }
     const at = tensorAt + 4 * ((box.top + y) * size + box.left);
-    for (let c = 0; c < 3; c++) {
-      const off = c * planeStride;
-      k.vblend(h0At + off, h1At + off, ys.w0[y], ys.w1[y], at + 4 * c * plane, box.width);
-    }
+    k.vblend(h0At, h1At, ys.w0[y], ys.w1[y], at, 4 * plane, box.width);
   }
   tensor.set(view);
   if (memory.byteLength > KEEP_KERNEL_BYTES) kernels = undefined;

@@ -81,7 +81,8 @@ function randomImage(width: number, height: number, seed: number) {
 
 Deno.test("letterbox() (WebAssembly SIMD) equals the TypeScript reference bit for bit", () => {
   // [source width, source height, size]: down- and upscaling, odd sizes, a resized width of every n % 4 (the
-  // kernel does 4 columns at a time), one-pixel images, no resize at all, and bus.jpg's and zidane.jpg's shapes.
+  // kernel does 4 columns at a time), one-pixel images, no resize at all, a side rounded to nothing, and bus.jpg's
+  // and zidane.jpg's shapes.
   const cases: [number, number, number][] = [
     [810, 1080, 640],
     [1280, 720, 640],
@@ -97,6 +98,7 @@ Deno.test("letterbox() (WebAssembly SIMD) equals the TypeScript reference bit fo
     [333, 1000, 321],
     [4000, 3, 255],
     [5, 2, 10],
+    [1000, 1, 10], // resized to 10x0: padding only
   ];
   let seed = 1;
   for (const [width, height, size] of cases) {

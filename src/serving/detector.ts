@@ -1,5 +1,4 @@
 import { decodeImage } from "../image/decode.ts";
-import { letterbox } from "../image/letterbox.ts";
 import type { LoadedModel, ModelRef } from "./loaded_model.ts";
 import { type DetectOptions, postprocess } from "./postprocess.ts";
 
@@ -23,7 +22,7 @@ const ms = (from: number, to: number) => Math.round((to - from) * 1000) / 1000;
  * decode -> letterbox -> session -> NMS -> original pixels, for one image on one model version. The request
  * takes its place in the model's queue first (ModelOverloadedError when it is full), so a shed request costs
  * no decode, and its image is decoded while earlier requests run on the session (on sharp's own thread). The
- * letterbox runs once a slot is free, into an input tensor of that slot.
+ * letterbox runs once a slot is free, in place into an input of that slot.
  */
 export async function detect(
   model: LoadedModel,
@@ -38,7 +37,7 @@ export async function detect(
     const t1 = performance.now();
     const { output, prepared } = await model.inferPrepared(admission, (input) => {
       const start = performance.now();
-      const { box } = letterbox(image, model.spec.imgsz, input);
+      const box = input.write(image);
       return { box, preprocess: performance.now() - start };
     });
     const { box, preprocess } = prepared;

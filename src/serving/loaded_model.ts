@@ -1,3 +1,4 @@
+import { LetterboxInput } from "../image/letterbox.ts";
 import { OnnxModel } from "../onnx/model.ts";
 import type { Backend, Session, Tensor } from "./backend.ts";
 import type { ModelSpec } from "./model_spec.ts";
@@ -39,10 +40,10 @@ export class LoadedModel {
   private retired = false;
   private readonly queue: SessionQueue;
   /**
-   * Input tensors of finished runs, reused: allocating (and zeroing) a fresh 4.9 MB one cost ~0.8 ms at 640. At
-   * most one per slot exists (see {@link inferPrepared}).
+   * Inputs of finished runs, reused: allocating (and zeroing) a fresh 4.9 MB tensor cost ~0.8 ms at 640. At most
+   * one per slot exists (see {@link inferPrepared}).
    */
-  private readonly spareInputs: Float32Array[] = [];
+  private readonly spareInputs: LetterboxInput[] = [];
 
   private constructor(
     readonly ref: ModelRef,
@@ -138,20 +139,20 @@ export class LoadedModel {
   }
 
   /**
-   * Runs the session once `admission`'s turn comes, on an input tensor that `prepare` fills then (it must write
-   * every element) and whose result comes back with the output. Taking the tensor only with the turn keeps one
-   * per slot: taken at admission, a request that waited held one too, and at 4+ clients a fresh 4.9 MB tensor
-   * was allocated (and collected) per request.
+   * Runs the session once `admission`'s turn comes, on an input that `prepare` letterboxes then, and hands back
+   * what `prepare` returned with the output. Taking the input only with the turn keeps one per slot: taken at
+   * admission, a request that waited held one too, and at 4+ clients a fresh 4.9 MB tensor was allocated (and
+   * collected) per request.
    */
   inferPrepared<T>(
     admission: Admission,
-    prepare: (input: Float32Array) => T,
+    prepare: (input: LetterboxInput) => T,
   ): Promise<{ output: Tensor; prepared: T }> {
     return admission.run(async () => {
-      const input = this.spareInputs.pop() ?? new Float32Array(3 * this.spec.imgsz * this.spec.imgsz);
+      const input = this.spareInputs.pop() ?? new LetterboxInput(this.spec.imgsz);
       try {
         const prepared = prepare(input);
-        return { output: await this.run(input), prepared };
+        return { output: await this.run(input.tensor), prepared };
       } finally {
         this.spareInputs.push(input);
       }

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { letterbox, letterboxGeometry, PAD_VALUE, roundHalfEven } from "../../src/image/letterbox.ts";
+import type { RgbImage } from "../../src/image/decode.ts";
+import {
+  letterbox,
+  letterboxGeometry,
+  LetterboxInput,
+  PAD_VALUE,
+  roundHalfEven,
+} from "../../src/image/letterbox.ts";
 import { mulberry32 } from "../_helpers/fuzz.ts";
 import { letterboxReference } from "./_letterbox_reference.ts";
 
@@ -133,4 +140,23 @@ Deno.test("letterbox() stays exact after a size large enough to rebuild its kern
     const { tensor } = letterbox(img, size);
     assert.equal(tensor.findIndex((v, i) => !Object.is(v, expected[i])), -1, `size ${size}`);
   }
+});
+
+Deno.test("LetterboxInput writes in place, bit for bit the reference, as its memory grows and starts over", () => {
+  const input = new LetterboxInput(64);
+  const check = (img: RgbImage, what: string) => {
+    const box = input.write(img);
+    const expected = letterboxReference(img, 64);
+    assert.deepEqual(box, expected.box, what);
+    const differ = input.tensor.findIndex((v, i) => !Object.is(v, expected.tensor[i]));
+    assert.equal(differ, -1, `${what}: element ${differ} differs`);
+  };
+  check(randomImage(50, 40, 11), "first image");
+  const tensor = input.tensor;
+  check(randomImage(40, 50, 12), "same-sized source rows");
+  assert.equal(input.tensor, tensor, "no growth: the same tensor, written in place");
+  check(randomImage(3000, 20, 13), "a wider image (the memory grows)");
+  // 18 MB rows: past the scratch an input keeps, so the next write starts over on fresh memory.
+  check({ width: 6_000_000, height: 1, data: new Uint8Array(18_000_000).fill(200) }, "a very wide image");
+  check(randomImage(31, 77, 14), "after the very wide one");
 });

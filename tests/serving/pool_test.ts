@@ -166,7 +166,7 @@ Deno.test("LoadedModel.inferPrepared() prepares an input only once a slot is fre
   const runs = Array.from({ length: 6 }, (_, i) =>
     model.inferPrepared(model.admit(), (input) => {
       prepared++;
-      input.fill(i);
+      input.tensor.fill(i);
       return i;
     }));
   await new Promise((resolve) => setTimeout(resolve, 10));

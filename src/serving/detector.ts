@@ -1,5 +1,4 @@
 import { decodeImage } from "../image/decode.ts";
-import { letterbox } from "../image/letterbox.ts";
 import type { LoadedModel, ModelRef } from "./loaded_model.ts";
 import { type DetectOptions, postprocess } from "./postprocess.ts";
 
@@ -22,7 +21,8 @@ const ms = (from: number, to: number) => Math.round((to - from) * 1000) / 1000;
 /**
  * decode -> letterbox -> session -> NMS -> original pixels, for one image on one model version. The request
  * takes its place in the model's queue first (ModelOverloadedError when it is full), so a shed request costs
- * no decode, and its image is decoded while earlier requests run on the session.
+ * no decode, and its image is decoded while earlier requests run on the session (on sharp's own thread). The
+ * letterbox runs once a slot is free, in place into an input of that slot.
  */
 export async function detect(
   model: LoadedModel,
@@ -31,14 +31,16 @@ export async function detect(
   maxPixels?: number,
 ): Promise<DetectResult> {
   const admission = model.admit();
-  const tensor = model.takeInput();
   try {
     const t0 = performance.now();
     const image = await decodeImage(bytes, maxPixels);
     const t1 = performance.now();
-    const { box } = letterbox(image, model.spec.imgsz, tensor);
-    const t2 = performance.now();
-    const output = await model.inferAdmitted(admission, tensor);
+    const { output, prepared } = await model.inferPrepared(admission, (input) => {
+      const start = performance.now();
+      const box = input.write(image);
+      return { box, preprocess: performance.now() - start };
+    });
+    const { box, preprocess } = prepared;
     const t3 = performance.now();
     const found = postprocess(output.data, model.spec.nc, opts, box, image.width, image.height);
     const t4 = performance.now();
@@ -53,8 +55,9 @@ export async function detect(
       })),
       timings_ms: {
         decode: ms(t0, t1),
-        preprocess: ms(t1, t2),
-        inference: ms(t2, t3),
+        preprocess: ms(0, preprocess),
+        // From the end of decode: the wait for a slot and the run, without the letterbox done in between.
+        inference: ms(t1 + preprocess, t3),
         postprocess: ms(t3, t4),
         total: ms(t0, t4),
       },
@@ -62,6 +65,5 @@ export async function detect(
   } finally {
     // withdraw() gives back the place of a request that failed before its run (a no-op once it ran).
     admission.withdraw();
-    model.giveBackInput(tensor);
   }
 }

@@ -19,6 +19,8 @@ class FakeBackend implements Backend {
   gate?: Promise<void>;
   parallelRuns?: number;
   readonly received: Uint8Array[] = [];
+  /** Every input tensor a run was given (warm-up included). */
+  readonly inputs = new Set<Float32Array>();
 
   createSession(onnx: Uint8Array): Promise<Session> {
     this.received.push(onnx);
@@ -27,8 +29,9 @@ class FakeBackend implements Backend {
     const failing = this.failWarmup;
     return Promise.resolve({
       parallelRuns: this.parallelRuns,
-      run: async (): Promise<Tensor> => {
+      run: async (input: Tensor): Promise<Tensor> => {
         if (state.released) throw new Error("run on a released session");
+        this.inputs.add(input.data);
         if (failing) throw new Error("kernel not implemented");
         this.running++;
         this.maxRunning = Math.max(this.maxRunning, this.running);
@@ -147,5 +150,30 @@ Deno.test("ModelPool hands the engine only the fields the model checks decoded",
   const withUnknownField = new Uint8Array([...model, 0x98, 0x06, 0x01]);
   await pool.swap("tiny", 1, withUnknownField);
   assert.deepEqual(backend.received, [model]);
+  await pool.close();
+});
+
+Deno.test("LoadedModel.inferPrepared() prepares an input only once a slot is free, and reuses one tensor per slot", async () => {
+  const backend = new FakeBackend();
+  backend.parallelRuns = 2;
+  const pool = new ModelPool(backend);
+  await pool.swap("yolo", 1, MODEL);
+  const warmup = backend.inputs.size;
+  let open!: () => void;
+  backend.gate = new Promise((resolve) => open = resolve);
+  const model = pool.get("yolo")!;
+  let prepared = 0;
+  const runs = Array.from({ length: 6 }, (_, i) =>
+    model.inferPrepared(model.admit(), (input) => {
+      prepared++;
+      input.tensor.fill(i);
+      return i;
+    }));
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(prepared, 2, "only the two requests holding a slot have prepared their input");
+  open();
+  const results = await Promise.all(runs);
+  assert.deepEqual(results.map((r) => r.prepared), [0, 1, 2, 3, 4, 5]);
+  assert.equal(backend.inputs.size - warmup, 2, "six runs on two input tensors, one per slot");
   await pool.close();
 });

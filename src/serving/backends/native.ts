@@ -1,9 +1,12 @@
 import type { Backend, Session, Tensor } from "../backend.ts";
 
 /**
- * Runs one session takes at once (onnxruntime's Run is thread-safe; both share the session's thread pool). While
- * one run is in an operator that does not split across threads, the other's work can use the idle cores. Two
- * runs cost the same CPU per request as one at a time (measured); each holds its own activations in memory.
+ * Runs one session takes at once. onnxruntime-node 1.30 runs a session synchronously on the JS thread (its
+ * `run` calls the binding inside a setImmediate), so two runs never overlap each other or the thread's other
+ * work (letterbox, HTTP): the second starts as the first ends. Decode does overlap them (sharp decodes on its
+ * own thread). Measured on the loaded shared 2-core box, 1 against 2: no difference in req/s, p50 or CPU per
+ * request at 2 and 4 clients beyond the noise; a Worker per session (leaving the JS thread free) cost ~4 CPU-ms
+ * more per request (copies and messages) and gained no req/s.
  */
 export const NATIVE_PARALLEL_RUNS = 2;
 

@@ -159,9 +159,14 @@ if [ -n "$kestrel_skip" ]; then
   echo "$kestrel_skip" >"$results/conv_shapes.status"
 else
   t=$(left $((torch_reserve + 60))); [ "$t" -gt "$conv_cap" ] && t=$conv_cap
-  say "conv_shapes ($conv_env), limit ${t} s"
-  limited "$t" "$results/conv_shapes.status" "$results/conv_shapes.json" \
-    env $conv_env "$top/bin/kestrel" bench --json --only conv_shapes
+  if [ "$t" -lt 15 ]; then
+    echo "skipped: time budget" >"$results/conv_shapes.status"
+    say "conv_shapes: skipped (time budget)"
+  else
+    say "conv_shapes ($conv_env), limit ${t} s"
+    limited "$t" "$results/conv_shapes.status" "$results/conv_shapes.json" \
+      env $conv_env "$top/bin/kestrel" bench --json --only conv_shapes
+  fi
 fi
 
 # --- Kestrel finetune_step, one process per case ---------------------------------------------------------------
@@ -192,10 +197,11 @@ done
 if [ -n "$python" ]; then
   t=$(left 5); [ "$t" -gt "$torch_cap" ] && t=$torch_cap
   say "PyTorch step, all cases, limit ${t} s"
+  # It starts no case after --budget seconds; the time limit, a little longer, ends a case that overruns.
   # shellcheck disable=SC2086 # torch_steps is flags
   limited "$t" "$results/torch.status" "$results/torch.jsonl" "$python" "$top/bench/gpu_bench_torch.py" \
     --yolov5 "$top/yolov5" --weights "$top/reference/models/yolov5n.pt" \
-    --golden "$top/reference/golden/finetune-sgd" --cases "$cases" $torch_steps
+    --golden "$top/reference/golden/finetune-sgd" --cases "$cases" --budget $((t - 20)) $torch_steps
   cat "$results/torch.jsonl" >&2
 fi
 

@@ -84,7 +84,8 @@ export function table(dir: string, cases: string[], date: string): string {
     const [size, precision] = c.split(":");
     const [imgsz, batch] = size.split("x");
     rows.push([
-      [...kestrelAdapters][0] ?? (adapterLine.split(";")[0] || "unknown"),
+      [...kestrelAdapters][0] ??
+        (adapterLine ? `${adapterLine.split(";")[0]}${fallback ? " (fallback)" : ""}` : "unknown"),
       `yolov5n ${imgsz} b${batch} ${precision}`,
       kestrel.text,
       `${torch.text}${device}`,

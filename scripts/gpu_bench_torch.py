@@ -146,8 +146,10 @@ def main():
     parser.add_argument("--cases", required=True, help="e.g. 320x8:f32,320x8:amp")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="timed steps stop after this, once one ran")
+    parser.add_argument("--budget", type=float, default=float("inf"), help="no case starts after this many seconds")
     args = parser.parse_args()
+    started = time.perf_counter()
 
     stood_in = install_stand_ins()
     import cv2
@@ -165,6 +167,8 @@ def main():
         line = {"case": f"{imgsz}x{batch}:{'amp' if amp else 'f32'}", **base}
         if amp and not cuda:
             line["skipped"] = "amp: CUDA only (torch.cuda.amp, as train.py)"
+        elif time.perf_counter() - started > args.budget:
+            line["skipped"] = "skipped: time budget"
         else:
             try:
                 line.update(time_case(args, device, hyp0, imgsz, batch, amp, torch, cv2, np))

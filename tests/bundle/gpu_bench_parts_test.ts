@@ -108,10 +108,19 @@ Deno.test("the GPU bench table flags a fallback adapter and a run without PyTorc
       images_per_s: 4.5,
     }),
     "kestrel-64x2-f32.status": "exit 0",
+    "kestrel-64x2-amp.status": "skipped: time budget",
     "torch.status": "skipped: no python3 with torch, cv2 and yaml",
   });
-  const markdown = table(dir, ["64x2:f32"], "2026-12-05");
+  const markdown = table(dir, ["64x2:amp", "64x2:f32"], "2026-12-05");
   assert.deepEqual(rows(markdown), [[
+    // No Kestrel line for this case: the adapter comes from the doctor's report.
+    "65541 0 llvmpipe (fallback)",
+    "yolov5n 64 b2 amp",
+    "skipped: time budget",
+    "skipped: no python3 with torch, cv2 and yaml",
+    "-",
+    "2026-12-05",
+  ], [
     "llvmpipe (fallback)",
     "yolov5n 64 b2 f32",
     "4.50",

@@ -12,9 +12,10 @@
 #   --allow-fallback  measure Kestrel even when the WebGPU adapter is a fallback (software) one; without it such an
 #                     adapter's cases are skipped, since their figures say nothing about the GPU
 # Environment: KESTREL_GPU_BENCH_WORK (where to unpack and keep results; default: a new folder in /tmp),
-#   KESTREL_GPU_BENCH_BUDGET_S, KESTREL_PYTHON (the python3 with torch; default: the first of python3 and
-#   /usr/bin/python3 that imports torch, cv2, yaml), KESTREL_GPU_BENCH_PACKAGED_LOADER=1 (use the package's Vulkan
-#   loader even where the machine has one: tests that path).
+#   KESTREL_GPU_BENCH_BUDGET_S, KESTREL_GPU_BENCH_CASES (other cases, e.g. 320x8:f32,640x64:amp),
+#   KESTREL_PYTHON (the python3 with torch; default: the first of python3 and /usr/bin/python3 that imports torch,
+#   cv2, yaml), KESTREL_GPU_BENCH_PACKAGED_LOADER=1 (use the package's Vulkan loader even where the machine has
+#   one: tests that path).
 set -uo pipefail
 
 quick=0
@@ -49,6 +50,8 @@ else
   torch_steps="--warmup 3 --steps 30 --seconds 6"
   conv_env="KESTREL_BENCH_IMGSZ=320 KESTREL_BENCH_BATCH=8"
 fi
+# KESTREL_GPU_BENCH_CASES picks other cases (same form: IMGSZxBATCH:f32|amp, comma-separated).
+cases=${KESTREL_GPU_BENCH_CASES:-$cases}
 # Time limits (s) of one doctor, one conv_shapes, one Kestrel case, the whole PyTorch run.
 doctor_cap=60 conv_cap=60 case_cap=45 torch_cap=150
 
@@ -68,9 +71,13 @@ fi
 
 # --- Vulkan: the loader, and the NVIDIA driver's ICD where the loader would not find it -----------------------
 ldconfig_bin=$(command -v ldconfig || echo /sbin/ldconfig)
-if [ "${KESTREL_GPU_BENCH_PACKAGED_LOADER:-0}" != 1 ] &&
-  # grep reads all of it (no -q): under pipefail, ldconfig killed by SIGPIPE would read as "not found".
-  "$ldconfig_bin" -p 2>/dev/null | grep 'libvulkan\.so\.1 ' >/dev/null; then
+known_libs=$("$ldconfig_bin" -p 2>/dev/null)
+# The loader, and glvnd's dispatch library: NVIDIA's Vulkan driver lives in its GLX library, which needs it.
+missing_libs=""
+for lib in libvulkan.so.1 libGLdispatch.so.0; do
+  case "$known_libs" in *"$lib "*) ;; *) missing_libs="$missing_libs $lib" ;; esac
+done
+if [ "${KESTREL_GPU_BENCH_PACKAGED_LOADER:-0}" != 1 ] && [ -z "$missing_libs" ]; then
   loader="the machine's libvulkan.so.1"
 else
   # Unpacked beside the package, not into /: nothing here needs root.
@@ -86,8 +93,12 @@ else
     fi
   done
   export LD_LIBRARY_PATH="$root/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  loader="the package's ($(cd "$top/vulkan" && ls | tr '\n' ' '))"
+  loader="the package's ($(cd "$top/vulkan" && ls | tr '\n' ' ')), the machine lacking:${missing_libs:- none (forced)}"
 fi
+# The driver's own libraries, where the NVIDIA container toolkit mounts them, if ld.so does not know them already.
+for dir in /usr/local/nvidia/lib64 /usr/local/nvidia/lib; do
+  [ -d "$dir" ] && export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$dir"
+done
 icd_note="the loader's search path"
 if [ -z "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ] && command -v nvidia-smi >/dev/null; then
   if ! ls /usr/share/vulkan/icd.d/nvidia_icd*.json /etc/vulkan/icd.d/nvidia_icd*.json \

@@ -57,8 +57,10 @@ doctor_cap=60 conv_cap=60 case_cap=45 torch_cap=150
 
 # --- unpack ---------------------------------------------------------------------------------------------------
 work=${KESTREL_GPU_BENCH_WORK:-$(mktemp -d /tmp/kestrel-gpubench.XXXXXX)}
-mkdir -p "$work/results"
 results=$work/results
+# A reused work folder must not lend the table an earlier run's figures.
+rm -rf "$results"
+mkdir -p "$results"
 if [ -d "$package" ]; then
   top=$(cd "$package" && pwd)
 else

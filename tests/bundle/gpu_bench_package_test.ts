@@ -209,3 +209,12 @@ Deno.test({
     assert.match(new TextDecoder().decode(webgpu.stdout), /ok {3}self-test detect: webgpu: /);
   },
 });
+
+Deno.test({
+  name: "gpu bench package test cleanup",
+  sanitizeResources: false,
+  fn: async () => {
+    await built?.catch(() => undefined);
+    await Deno.remove(work, { recursive: true });
+  },
+});

@@ -89,6 +89,7 @@ Deno.test("the GPU bench table: a row per case with Kestrel / PyTorch as the rat
   });
   const cases = ["320x8:f32", "320x8:amp", "640x64:f32", "640x64:amp"];
   const got = rows(table(dir, cases, "2026-12-05"));
+  await Deno.remove(dir, { recursive: true });
   assert.deepEqual(got.map((r) => r.slice(1)), [
     ["yolov5n 320 b8 f32", "300.00", "1200.00 (cuda)", (300 / 1200).toFixed(2), "2026-12-05"],
     ["yolov5n 320 b8 amp", "amp: not available (the bench ran f32)", "1500.00 (cuda)", "-", "2026-12-05"],
@@ -112,6 +113,7 @@ Deno.test("the GPU bench table flags a fallback adapter and a run without PyTorc
     "torch.status": "skipped: no python3 with torch, cv2 and yaml",
   });
   const markdown = table(dir, ["64x2:amp", "64x2:f32"], "2026-12-05");
+  await Deno.remove(dir, { recursive: true });
   assert.deepEqual(rows(markdown), [[
     // No Kestrel line for this case: the adapter comes from the doctor's report.
     "65541 0 llvmpipe (fallback)",

@@ -7,6 +7,7 @@ const commands: Record<string, () => Promise<{ run(args: string[]): Promise<numb
   "new-model": () => import("./src/cli/new_model.ts"),
   synth: () => import("./src/cli/synth.ts"),
   bundle: () => import("./src/cli/bundle.ts"),
+  "gpu-bench-package": () => import("./src/cli/gpu_bench_package.ts"),
   doctor: () => import("./src/cli/doctor.ts"),
 };
 

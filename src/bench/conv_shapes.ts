@@ -1,6 +1,7 @@
 /**
  * GFLOP/s of the conv kernels (forward with im2col, backward-data with col2im, backward-weight with bias grad and
- * reduce) on every distinct conv shape of YOLOv5n at imgsz 320, batch 8 (the fine-tune benchmark's model), timed
+ * reduce) on every distinct conv shape of YOLOv5n at imgsz 320, batch 8 (the fine-tune benchmark's model;
+ * KESTREL_BENCH_IMGSZ and KESTREL_BENCH_BATCH change them: support/bench_env.ts), timed
  * with several dispatches per submit because one submit+sync costs >= 11 ms on lavapipe. On lavapipe the kernels
  * run on the CPU, so where other processes share it wall-clock rates drop with the load; `cpu_gflops` divides by
  * this process's CPU time spread over all cores instead (Linux /proc), which tracks what an idle machine gives.
@@ -12,8 +13,11 @@ import { GpuMemory } from "../gpu/memory.ts";
 import { createOpContext, submitDispatches } from "../ops/context.ts";
 import { planConv } from "../ops/conv.ts";
 import type { Dispatch } from "../ops/types.ts";
+import { trainBenchOptions } from "./support/bench_env.ts";
 
-const BATCH = 8;
+/** The size YOLOV5N_320_CONVS lists input sizes for; another imgsz scales them. */
+const LISTED_IMGSZ = 320;
+const { batch: BATCH, imgsz: IMGSZ } = trainBenchOptions({ batch: 8, imgsz: LISTED_IMGSZ, steps: 1 });
 /** [cin, cout, k, stride, input size, how many such convs YOLOv5n has] at imgsz 320. */
 export const YOLOV5N_320_CONVS: [number, number, number, number, number, number][] = [
   [3, 16, 6, 2, 320, 1],
@@ -83,7 +87,8 @@ export async function bench(): Promise<Record<string, unknown>> {
   const ctx = createOpContext(new GpuMemory(device), new ProgramCache(device));
   const shapes = [];
   const totals = { fwd: [0, 0, 0], bwd_data: [0, 0, 0], bwd_weight: [0, 0, 0] };
-  for (const [cin, cout, k, s, size, count] of YOLOV5N_320_CONVS) {
+  for (const [cin, cout, k, s, listedSize, count] of YOLOV5N_320_CONVS) {
+    const size = listedSize * IMGSZ / LISTED_IMGSZ;
     const pad = Math.floor(k / 2) - (k === 6 ? 1 : 0);
     const out = Math.floor((size + 2 * pad - k) / s) + 1;
     const t = (c: number, hw: number, label: string) => ({
@@ -131,7 +136,7 @@ export async function bench(): Promise<Record<string, unknown>> {
   return {
     adapter: gpu.adapterName,
     batch: BATCH,
-    imgsz: 320,
+    imgsz: IMGSZ,
     ...summary,
     conv_ms_per_step: sum(1),
     conv_cpu_ms_per_step: sum(2) || undefined,

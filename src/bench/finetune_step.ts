@@ -1,5 +1,6 @@
 /**
- * Fine-tune throughput of the yolov5n export at imgsz 320, batch 8, every layer trained: forward, loss,
+ * Fine-tune throughput of the yolov5n export at imgsz 320, batch 8 (KESTREL_BENCH_* change them:
+ * support/bench_env.ts), every layer trained: forward, loss,
  * backward and the SGD optimizer step in one submit per step, as the training loop runs it. Also GFLOP/s per op
  * class (each class's dispatches replayed alone, timed per submit) and the adapter's matmul roofline measured by
  * the reference data's tools/wgsl_roofline.ts in a subprocess before and after each round of timed steps
@@ -7,8 +8,9 @@
  * dispatches' FLOPs), the median over rounds), and (with timestamp queries) the slowest dispatches of one step
  * timed each on its own (src/ops/dispatch_profile.ts). `precision` times the same step in f32 and with amp (f16
  * GEMM operands, loss scale, unscale + overflow check; needs shader-f16) in alternating rounds, so both figures
- * come from the same phase of the host. Needs the reference data (src/config/reference_dir.ts); reports
- * `skipped` without it.
+ * come from the same phase of the host. With KESTREL_BENCH_THROUGHPUT_ONLY only images/s over one round is
+ * measured (what scripts/gpu_bench.sh compares with PyTorch). Needs the reference data
+ * (src/config/reference_dir.ts); reports `skipped` without it.
  */
 import { getGpu, type Gpu } from "../gpu/device.ts";
 import { ProgramCache } from "../gpu/programs.ts";
@@ -23,21 +25,30 @@ import { TrainProgram } from "../train/program.ts";
 import { profileDispatches } from "../ops/dispatch_profile.ts";
 import { missingReferenceFiles, missingReferenceMessage, referenceDir } from "../config/reference_dir.ts";
 import { median } from "./support/stats.ts";
+import { trainBenchOptions } from "./support/bench_env.ts";
 
-const BATCH = 8;
-const IMGSZ = 320;
-const TIMED_STEPS = 2;
-/** Rounds of (roofline, TIMED_STEPS steps); the reported fraction is their median. */
+/** The golden images' size: other sizes resample them. */
+const GOLDEN_IMGSZ = 320;
+const OPTIONS = trainBenchOptions({ batch: 8, imgsz: GOLDEN_IMGSZ, steps: 2 });
+const { batch: BATCH, imgsz: IMGSZ } = OPTIONS;
+/** Rounds of (roofline, KESTREL_BENCH_STEPS steps); the reported fraction is their median. */
 const ROUNDS = 3;
 /** Slowest dispatches listed from the timestamped replay. */
 const TOP_DISPATCHES = 12;
 const SHARED = referenceDir();
-const REFERENCE_FILES = ["models/yolov5n.onnx", "golden/finetune-sgd/", "tools/wgsl_roofline.ts"];
+const REFERENCE_FILES = [
+  "models/yolov5n.onnx",
+  "golden/finetune-sgd/",
+  ...(OPTIONS.throughputOnly ? [] : ["tools/wgsl_roofline.ts"]),
+];
 const GOLDEN = new URL("golden/finetune-sgd/", SHARED);
 /** hyp.scratch-low.yaml's loss keys (the reference data's golden/finetune-sgd/scenario.json uses the same). */
 const HYP = { box: 0.05, obj: 1.0, cls: 0.5, cls_pw: 1.0, obj_pw: 1.0, anchor_t: 4.0, fl_gamma: 0.0 };
 
-/** The golden fine-tune's 320x320 images and labels, repeated to fill the batch. */
+/**
+ * The golden fine-tune's 320x320 images (nearest-resampled to IMGSZ: the pixels do not change the work) and
+ * labels (normalised, so valid at any size), repeated to fill the batch.
+ */
 async function batchData(): Promise<{ images: Float32Array; targets: Float32Array }> {
   const stems = ["bus", "chelsea", "coffee", "zidane"];
   const per = 3 * IMGSZ * IMGSZ;
@@ -46,8 +57,14 @@ async function batchData(): Promise<{ images: Float32Array; targets: Float32Arra
   for (let b = 0; b < BATCH; b++) {
     const stem = stems[b % stems.length];
     const img = await decodeImage(await Deno.readFile(new URL(`images/${stem}.png`, GOLDEN)));
-    for (let i = 0; i < IMGSZ * IMGSZ; i++) {
-      for (let c = 0; c < 3; c++) images[b * per + c * IMGSZ * IMGSZ + i] = img.data[i * 3 + c] / 255;
+    for (let y = 0; y < IMGSZ; y++) {
+      const sy = Math.floor(y * GOLDEN_IMGSZ / IMGSZ);
+      for (let x = 0; x < IMGSZ; x++) {
+        const from = (sy * GOLDEN_IMGSZ + Math.floor(x * GOLDEN_IMGSZ / IMGSZ)) * 3;
+        for (let c = 0; c < 3; c++) {
+          images[b * per + c * IMGSZ * IMGSZ + y * IMGSZ + x] = img.data[from + c] / 255;
+        }
+      }
     }
     const labels = await Deno.readTextFile(new URL(`labels/${stem}.txt`, GOLDEN));
     for (const line of labels.trim().split("\n")) rows.push(b, ...line.trim().split(/\s+/).map(Number));
@@ -130,8 +147,8 @@ async function precision(
     for (let round = 0; round < ROUNDS; round++) {
       for (const [k, r] of runs.entries()) {
         const t0 = performance.now();
-        for (let i = 0; i < TIMED_STEPS; i++) await r.step();
-        rates[k].push(BATCH * TIMED_STEPS / ((performance.now() - t0) / 1000));
+        for (let i = 0; i < OPTIONS.steps; i++) await r.step();
+        rates[k].push(BATCH * OPTIONS.steps / ((performance.now() - t0) / 1000));
       }
     }
     const [f32, amp] = rates.map(median);
@@ -149,38 +166,52 @@ export async function bench(): Promise<Record<string, unknown>> {
   const missing = missingReferenceFiles(REFERENCE_FILES);
   if (missing.length) return { skipped: missingReferenceMessage(missing) };
   const gpu = await getGpu();
+  if (OPTIONS.amp && !gpu.hasF16) return { skipped: "amp: not available (the adapter has no shader-f16)" };
   const { device } = gpu;
   const programs = new ProgramCache(device);
   const model = OnnxModel.parse(await Deno.readFile(new URL("models/yolov5n.onnx", SHARED)));
-  const program = TrainProgram.create(device, model, {
-    batch: BATCH,
-    imgsz: IMGSZ,
-    hyp: HYP,
-    freeze: 0,
-    programs,
-  });
-  const optimizer = new Optimizer(device, programs, program.layout.entries, {
-    params: program.params,
-    grads: program.grads!,
-  }, { kind: "SGD", weightDecay: 5e-4, chunk: streamChunk(gpu.isFallback) });
-  const hyper = { lr: [0.01, 0.01, 0.01], momentum: [0.937, 0.937, 0.937] };
   const { images, targets } = await batchData();
-  const step = () => program.step(images, targets, BATCH, (enc) => optimizer.step(enc, hyper));
+  const main = stepper(gpu, programs, model, OPTIONS.amp, { images, targets });
+  const { program, step } = main;
   const all = program.stepDispatches;
   const totalFlops = all.reduce((s, d) => s + (d.flops ?? 0), 0);
   const gflopPerImage = totalFlops / BATCH / 1e9;
   const first = await step();
+  for (let i = 1; i < OPTIONS.warmup; i++) await step();
   // This host's speed changes by up to 2x from one few-second phase to the next (the same kernel measured
   // 6.3 then 12 GFLOP/s a second later), so the roofline is timed between rounds of steps and each round's
   // fraction uses the mean of the readings just before and just after it; the reported figure is their median.
   const rounds: { images_per_s: number; matmul_gflops: number[]; roofline_fraction: number }[] = [];
   const gflopsOf = (r: unknown) => (r as { matmul_gflops?: number }).matmul_gflops ?? NaN;
+  const timedRound = async () => {
+    const t0 = performance.now();
+    let steps = 0;
+    while (steps < OPTIONS.steps && (steps === 0 || performance.now() - t0 < OPTIONS.seconds * 1000)) {
+      await step();
+      steps++;
+    }
+    return { steps, imagesPerS: BATCH * steps / ((performance.now() - t0) / 1000) };
+  };
+  if (OPTIONS.throughputOnly) {
+    const { steps, imagesPerS } = await timedRound();
+    return {
+      adapter: gpu.adapterName,
+      fallback: gpu.isFallback,
+      model: "yolov5n.onnx",
+      imgsz: IMGSZ,
+      batch: BATCH,
+      amp: OPTIONS.amp,
+      optimizer: "SGD (src/optim)",
+      warmup_steps: OPTIONS.warmup,
+      timed_steps: steps,
+      images_per_s: +imagesPerS.toFixed(2),
+      first_loss: first.loss,
+    };
+  }
   let roof: unknown = await roofline();
   for (let r = 0; r < ROUNDS; r++) {
     const before = gflopsOf(roof);
-    const t0 = performance.now();
-    for (let i = 0; i < TIMED_STEPS; i++) await step();
-    const imagesPerS = BATCH * TIMED_STEPS / ((performance.now() - t0) / 1000);
+    const { imagesPerS } = await timedRound();
     roof = await roofline();
     const after = gflopsOf(roof);
     rounds.push({
@@ -204,8 +235,7 @@ export async function bench(): Promise<Record<string, unknown>> {
     };
   }
   const profile = gpu.hasTimestamps ? await profileDispatches(device, all) : undefined;
-  program.destroy();
-  optimizer.destroy();
+  main.destroy();
   const precisionRates = await precision(gpu, programs, model, { images, targets });
   return {
     adapter: gpu.adapterName,
@@ -213,6 +243,7 @@ export async function bench(): Promise<Record<string, unknown>> {
     model: "yolov5n.onnx",
     imgsz: IMGSZ,
     batch: BATCH,
+    amp: OPTIONS.amp,
     optimizer: "SGD (src/optim)",
     images_per_s: +(BATCH / stepSeconds).toFixed(2),
     roofline_fraction: median(rounds.map((r) => r.roofline_fraction)),

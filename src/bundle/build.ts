@@ -1,6 +1,6 @@
 import { cp } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
-import { type NpmLock, retargetNodeModules } from "./node_modules.ts";
+import { type NpmLock, pruneNodeModules, retargetNodeModules } from "./node_modules.ts";
 import { fetchNpmPackage, run } from "./npm_pack.ts";
 import type { Target } from "./targets.ts";
 
@@ -51,21 +51,55 @@ async function treeBytes(path: string): Promise<number> {
   return total;
 }
 
-async function largestParts(top: string): Promise<{ part: string; bytes: number }[]> {
+/**
+ * The largest of `others` and of the npm packages in top/app/node_modules, before compression, largest first: what
+ * a build reports so that growth shows where it comes from.
+ */
+export async function largestParts(
+  top: string,
+  others: string[],
+  count: number,
+): Promise<{ part: string; bytes: number }[]> {
   const packages = join(top, "app", "node_modules", ".deno");
-  const parts = [join(top, "bin", "deno")];
+  const parts = [...others];
   for await (const entry of Deno.readDir(packages)) {
     if (entry.isDirectory && entry.name !== "node_modules") parts.push(join(packages, entry.name));
   }
   const sized = await Promise.all(
     parts.map(async (p) => ({ part: relative(top, p), bytes: await treeBytes(p) })),
   );
-  return sized.sort((a, b) => b.bytes - a.bytes).slice(0, 5);
+  return sized.sort((a, b) => b.bytes - a.bytes).slice(0, count);
 }
 
 /**
- * Builds dist/kestrel-<version>-<target>.tar.gz from the project at `root`: the target's Deno binary (npm
- * @deno/linux-*-glibc of the running Deno's version), the app with a node_modules tree for the target, and the
+ * Lays out what runs Kestrel offline in `top`: app/ (the project's APP_FILES with a node_modules tree for
+ * `target`) and bin/deno (npm @deno/linux-*-glibc of the running Deno's version). With `only`, node_modules holds
+ * just those deno.lock npm entries (npmClosure). Needs the npm registry.
+ */
+export async function stageRuntime(
+  root: string,
+  target: Target,
+  top: string,
+  only?: ReadonlySet<string>,
+): Promise<void> {
+  const app = join(top, "app");
+  await Deno.mkdir(app, { recursive: true });
+  for (const file of APP_FILES) await cp(join(root, file), join(app, file), { recursive: true });
+  // Lays node_modules out from deno.lock exactly (the build machine's platform packages first; retargeted next).
+  await run(Deno.execPath(), ["install", "--frozen", "--quiet"], app);
+  const modules = join(app, "node_modules");
+  const { npm } = JSON.parse(await Deno.readTextFile(join(app, "deno.lock"))) as { npm: NpmLock };
+  await retargetNodeModules(modules, only ? await pruneNodeModules(modules, npm, only) : npm, target);
+  const denoPackage = join(top, "..", "deno-package");
+  await fetchNpmPackage(`${target.denoPackage}@${Deno.version.deno}`, denoPackage);
+  await Deno.mkdir(join(top, "bin"));
+  await Deno.rename(join(denoPackage, "deno"), join(top, "bin", "deno"));
+  await Deno.chmod(join(top, "bin", "deno"), 0o755);
+  await Deno.remove(denoPackage, { recursive: true });
+}
+
+/**
+ * Builds dist/kestrel-<version>-<target>.tar.gz from the project at `root`: the runtime (stageRuntime) and the
  * deploy files. Needs the npm registry; nothing in the result needs any network.
  */
 export async function buildBundle(root: string, target: Target, outDir: string): Promise<BundleResult> {
@@ -74,20 +108,9 @@ export async function buildBundle(root: string, target: Target, outDir: string):
   const staging = await Deno.makeTempDir({ prefix: "kestrel-bundle-" });
   try {
     const top = join(staging, name);
-    const app = join(top, "app");
-    await Deno.mkdir(app, { recursive: true });
-    for (const file of APP_FILES) await cp(join(root, file), join(app, file), { recursive: true });
-    // Lays node_modules out from deno.lock exactly (the build machine's platform packages first; retargeted next).
-    await run(Deno.execPath(), ["install", "--frozen", "--quiet"], app);
-    const lock = JSON.parse(await Deno.readTextFile(join(app, "deno.lock"))) as { npm: NpmLock };
-    await retargetNodeModules(join(app, "node_modules"), lock.npm, target);
-    const denoPackage = join(staging, "deno-package");
-    await fetchNpmPackage(`${target.denoPackage}@${Deno.version.deno}`, denoPackage);
-    await Deno.mkdir(join(top, "bin"));
-    await Deno.rename(join(denoPackage, "deno"), join(top, "bin", "deno"));
-    await Deno.chmod(join(top, "bin", "deno"), 0o755);
+    await stageRuntime(root, target, top);
     await writeDeployFiles(root, top, version);
-    const largest = await largestParts(top);
+    const largest = await largestParts(top, [join(top, "bin", "deno")], 5);
     await Deno.mkdir(outDir, { recursive: true });
     const path = resolve(outDir, `${name}.tar.gz`);
     await run(

@@ -29,3 +29,16 @@ export async function unshareAllowed(): Promise<boolean> {
 }
 
 export const IS_ROOT = Deno.uid() === 0;
+
+/** Fails with `what` instead of hanging the suite when a build runs away. */
+export async function withLimit<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took over ${ms / 1000} s`)), ms);
+  });
+  try {
+    return await Promise.race([promise, limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

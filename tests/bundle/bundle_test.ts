@@ -5,7 +5,7 @@ import { ELF_MACHINE_NAMES, fileNativeKind } from "../../src/bundle/native.ts";
 import { target, TARGET_NAMES, type TargetName } from "../../src/bundle/targets.ts";
 import { ensureRuntimeDir } from "../../src/gpu/runtime_dir.ts";
 import { bigJpeg } from "../_helpers/big_jpeg.ts";
-import { npmReachable, unshareAllowed } from "./_preconditions.ts";
+import { npmReachable, unshareAllowed, withLimit } from "./_preconditions.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const NPM = await npmReachable();
@@ -286,16 +286,3 @@ Deno.test({
     await Deno.remove(out, { recursive: true });
   },
 });
-
-/** Fails with `what` instead of hanging the suite when a build runs away. */
-async function withLimit<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took over ${ms / 1000} s`)), ms);
-  });
-  try {
-    return await Promise.race([promise, limit]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

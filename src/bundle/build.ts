@@ -1,5 +1,6 @@
 import { cp } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
+import { archiveTree } from "./archive.ts";
 import { type NpmLock, pruneNodeModules, retargetNodeModules } from "./node_modules.ts";
 import { fetchNpmPackage, run } from "./npm_pack.ts";
 import type { Target } from "./targets.ts";
@@ -113,11 +114,7 @@ export async function buildBundle(root: string, target: Target, outDir: string):
     const largest = await largestParts(top, [join(top, "bin", "deno")], 5);
     await Deno.mkdir(outDir, { recursive: true });
     const path = resolve(outDir, `${name}.tar.gz`);
-    await run(
-      "tar",
-      ["--owner=0", "--group=0", "--numeric-owner", "-czf", path, "-C", staging, name],
-      staging,
-    );
+    await archiveTree(path, staging, name, ["-z"]);
     return { path, bytes: (await Deno.stat(path)).size, largest };
   } finally {
     await Deno.remove(staging, { recursive: true });

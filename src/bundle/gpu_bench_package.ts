@@ -7,6 +7,7 @@
  */
 import { cp } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { archiveTree } from "./archive.ts";
 import { largestParts, projectVersion, stageRuntime } from "./build.ts";
 import { npmClosure, type NpmLock } from "./node_modules.ts";
 import { run } from "./npm_pack.ts";
@@ -184,22 +185,7 @@ export async function buildGpuBenchPackage(root: string, inputs: GpuBenchInputs)
     ], 8);
     await Deno.mkdir(inputs.outDir, { recursive: true });
     const path = resolve(inputs.outDir, `${name}.tar.xz`);
-    await run(
-      "tar",
-      [
-        "--owner=0",
-        "--group=0",
-        "--numeric-owner",
-        "-I",
-        `xz -T0 -${inputs.xzPreset ?? 6}`,
-        "-cf",
-        path,
-        "-C",
-        staging,
-        name,
-      ],
-      staging,
-    );
+    await archiveTree(path, staging, name, ["-I", `xz -T0 -${inputs.xzPreset ?? 6}`]);
     return { path, bytes: (await Deno.stat(path)).size, largest };
   } finally {
     await Deno.remove(staging, { recursive: true });

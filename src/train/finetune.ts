@@ -193,15 +193,23 @@ export class FinetuneSession {
     return { params, buffers };
   }
 
-  /** val.py metrics of the live or the EMA weights on `samples` (BatchNorm in eval mode). */
+  /**
+   * val.py metrics of the live or the EMA weights on `samples` (BatchNorm in eval mode), in the fewest batches
+   * of at most batch_size, evened out (evaluationBatch) so the last one is not mostly padding.
+   */
   async evaluate(which: WeightSet, samples: readonly Sample[]): Promise<ValMetrics> {
     const { config, model } = this.options;
-    const program = this.#evalProgram ??= TrainProgram.create(this.device, model, {
-      batch: config.batch_size,
-      imgsz: config.imgsz,
-      training: false,
-      programs: this.programs,
-    });
+    const batch = evaluationBatch(samples.length, config.batch_size);
+    if (this.#evalProgram?.options.batch !== batch) {
+      this.#evalProgram?.destroy();
+      this.#evalProgram = TrainProgram.create(this.device, model, {
+        batch,
+        imgsz: config.imgsz,
+        training: false,
+        programs: this.programs,
+      });
+    }
+    const program = this.#evalProgram;
     const source = this.#buffersOf(which);
     const encoder = this.device.createCommandEncoder({ label: "load evaluation weights" });
     encoder.copyBufferToBuffer(source.params, 0, program.params, 0, this.layout.size * 4);
@@ -212,7 +220,7 @@ export class FinetuneSession {
     const yolo = program.graph.yolo;
     const loader = new BatchLoader(samples, {
       imgsz: config.imgsz,
-      batchSize: config.batch_size,
+      batchSize: batch,
       shuffle: false,
       augment: false,
     });
@@ -272,6 +280,15 @@ export class FinetuneSession {
     }
     return { last, ema };
   }
+}
+
+/**
+ * The evaluation batch size: as many batches as batch_size needs, filled evenly (17 images at 16: 9 + 8, not
+ * 16 + 1, which would run 15 padded images). An image's forward does not depend on its batch (every op works per
+ * image, BatchNorm in eval mode), so the metrics are those of any batch size; only the padding is saved.
+ */
+export function evaluationBatch(images: number, batchSize: number): number {
+  return Math.max(1, Math.ceil(images / Math.max(1, Math.ceil(images / batchSize))));
 }
 
 function hasFrozenLayers(freeze: number | number[]): boolean {

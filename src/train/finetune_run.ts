@@ -16,6 +16,7 @@ import { DatasetError } from "./data/problems.ts";
 import { FinetuneSession } from "./finetune.ts";
 import type { IterationReport } from "./loop.ts";
 import type { ValMetrics } from "./metrics.ts";
+import { StageClock, type StageSeconds } from "./stages.ts";
 
 /** A run's state at the end of an epoch (opaque to the job queue, which stores it). */
 export interface Checkpoint {
@@ -61,6 +62,8 @@ export interface RunResult {
   /** seconds the frozen-feature cache took to fill, or null without it */
   cacheSeconds: number | null;
   resumedFromEpoch: number;
+  /** where the run's wall time went */
+  stages: StageSeconds;
 }
 
 /**
@@ -86,7 +89,9 @@ export async function finetuneDataset(dir: string, nc: number, config: FinetuneC
 export async function runFinetune(o: RunOptions): Promise<RunResult> {
   const { config } = o;
   const log = o.log ?? (() => {});
+  const clock = new StageClock();
   const dataset = await finetuneDataset(o.dataDir, inspectYolo(o.model).nc, config);
+  const datasetSeconds = clock.lap();
   const session = await FinetuneSession.create({
     gpu: o.gpu,
     model: o.model,
@@ -94,12 +99,14 @@ export async function runFinetune(o: RunOptions): Promise<RunResult> {
     train: dataset.train,
     frozenCache: o.frozenCache,
   });
+  const cache = session.cacheSeconds ?? 0;
+  const setup = { dataset: datasetSeconds, program: clock.lap() - cache, cache };
   log(
     `${dataset.train.length} training images, ${dataset.val.length} held out; ${session.optimizer.describe()}` +
       (session.cached ? "; frozen features cached" : ""),
   );
   try {
-    return await runSession(o, session, dataset, log);
+    return await runSession(o, session, dataset, log, setup);
   } finally {
     session.destroy();
   }
@@ -110,9 +117,12 @@ async function runSession(
   session: FinetuneSession,
   dataset: Dataset,
   log: (message: string) => void,
+  setup: Pick<StageSeconds, "dataset" | "program" | "cache">,
 ): Promise<RunResult> {
   const { config } = o;
+  const clock = new StageClock();
   const base = dataset.val.length ? await session.evaluate("live", dataset.val) : null;
+  const evalBase = clock.lap();
   if (base) log(`base model: mAP@0.5 ${base.map50.toFixed(4)}, mAP@0.5:0.95 ${base.map50_95.toFixed(4)}`);
   const saved = await o.checkpoint?.load();
   const startEpoch = saved ? session.restore(saved.state) : 0;
@@ -146,10 +156,12 @@ async function runSession(
   } finally {
     writer.close();
   }
+  const train = clock.lap();
   const { last, ema } = await session.models();
   const emaBytes = ema.toBytes();
   await Deno.writeFile(join(o.outDir, "last.onnx"), last.toBytes());
   await Deno.writeFile(join(o.outDir, "ema.onnx"), emaBytes);
+  const write = clock.lap();
   const emaMetrics = dataset.val.length ? await session.evaluate("ema", dataset.val) : null;
   if (emaMetrics) {
     log(`EMA model: mAP@0.5 ${emaMetrics.map50.toFixed(4)}, mAP@0.5:0.95 ${emaMetrics.map50_95.toFixed(4)}`);
@@ -164,6 +176,14 @@ async function runSession(
     stepImagesPerSecond: loop.images / Math.max(loop.stepSeconds, 1e-9),
     cacheSeconds: session.cacheSeconds,
     resumedFromEpoch: startEpoch,
+    stages: {
+      ...setup,
+      eval_base: evalBase,
+      train,
+      train_host: train - loop.stepSeconds,
+      write,
+      eval_result: clock.lap(),
+    },
   };
 }
 

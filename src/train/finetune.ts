@@ -19,6 +19,7 @@ import { streamChunk } from "../gpu/runs.ts";
 import { OnnxModel } from "../onnx/model.ts";
 import { OptimizerStepper } from "../optim/stepper.ts";
 import type { Sample } from "./data/dataset.ts";
+import { ImageStore } from "./data/images.ts";
 import { BatchLoader } from "./data/loader.ts";
 import { evaluate } from "./evaluate.ts";
 import { CacheUnavailableError } from "./frozen_cache.ts";
@@ -61,16 +62,20 @@ export class FinetuneSession {
     readonly options: SessionOptions,
     readonly program: TrainProgram,
     readonly programs: ProgramCache,
+    /** Letterboxed images without augmentation, decoded once for the cache fill, training and evaluation. */
+    readonly images: ImageStore,
   ) {
     const { config, gpu } = options;
     this.device = gpu.device;
     this.loader = new BatchLoader(options.train, {
+      store: config.augment ? undefined : images,
       imgsz: config.imgsz,
       batchSize: config.batch_size,
       shuffle: config.shuffle,
       augment: config.augment,
       seed: config.seed,
       hyp: config.hyp,
+      pixels: !program.cache || program.cache.needsImage,
     });
     this.optimizer = new OptimizerStepper(this.device, programs, program.layout.entries, {
       params: program.params,
@@ -113,6 +118,7 @@ export class FinetuneSession {
   static async #create(options: SessionOptions): Promise<FinetuneSession> {
     const { config, gpu, model } = options;
     const programs = options.programs ?? new ProgramCache(gpu.device);
+    const images = new ImageStore(config.imgsz, false);
     const programOptions = {
       batch: config.batch_size,
       imgsz: config.imgsz,
@@ -131,21 +137,27 @@ export class FinetuneSession {
         const cached = await TrainProgram.createCached(gpu.device, model, programOptions, {
           samples: options.train,
           budgetBytes: options.cacheBudgetBytes,
+          store: images,
         });
-        return FinetuneSession.#around(options, cached, programs);
+        return FinetuneSession.#around(options, cached, programs, images);
       } catch (err) {
         // Chosen automatically, the cache gives way to the whole forward when it cannot serve this run.
         if (!(err instanceof CacheUnavailableError && options.frozenCache === undefined)) throw err;
       }
     }
     const program = TrainProgram.create(gpu.device, model, programOptions);
-    return FinetuneSession.#around(options, program, programs);
+    return FinetuneSession.#around(options, program, programs, images);
   }
 
   /** The session around `program`; the program is destroyed if the rest of the session cannot be made. */
-  static #around(options: SessionOptions, program: TrainProgram, programs: ProgramCache): FinetuneSession {
+  static #around(
+    options: SessionOptions,
+    program: TrainProgram,
+    programs: ProgramCache,
+    images: ImageStore,
+  ): FinetuneSession {
     try {
-      return new FinetuneSession(options, program, programs);
+      return new FinetuneSession(options, program, programs, images);
     } catch (err) {
       program.destroy();
       throw err;
@@ -223,6 +235,7 @@ export class FinetuneSession {
       batchSize: batch,
       shuffle: false,
       augment: false,
+      store: this.images,
     });
     const forward = async (images: Float32Array, size: number) => ({
       heads: await program.forwardLayers(images, size),

@@ -5,7 +5,9 @@
  * overrides that config key (dots reach into `hyp` and `ema`). A config's own `model` and `data` keys (as in the
  * golden scenario.json files) are read relative to the config file. `--frozen-cache on|off|auto` forces or
  * forbids caching the frozen layers' features (auto: when freeze > 0 and augment is off). `--amp true|false`
- * (the config key `amp`) trains in mixed precision or not; auto: on hardware adapters with shader-f16.
+ * (the config key `amp`) trains in mixed precision or not; auto: on hardware adapters with shader-f16. The
+ * summary line's `stages` says where the command's wall time went, start-up (the runtime and module loading
+ * before this command runs, from the process's time origin) and the WebGPU device included.
  */
 import { dirname, resolve } from "node:path";
 import { applyOverrides, parseFinetuneConfig } from "../config/finetune.ts";
@@ -13,6 +15,7 @@ import { getGpu } from "../gpu/device.ts";
 import { OnnxModel } from "../onnx/model.ts";
 import { DatasetError } from "../train/data/problems.ts";
 import { runFinetune } from "../train/finetune_run.ts";
+import { StageClock } from "../train/stages.ts";
 
 const USAGE = "Usage: deno task finetune --config FILE [--model PATH] [--data DIR] --out DIR " +
   "[--frozen-cache auto|on|off] [--amp auto|true|false] [--<config key> VALUE ...] (e.g. --epochs 3 --hyp.lr0 0.02)";
@@ -36,6 +39,8 @@ export function parseFlags(args: string[]): Record<string, string> {
 }
 
 export async function run(args: string[]): Promise<number> {
+  // performance.now() counts from the process's start: what passed before this line is the runtime's start-up.
+  const startup = performance.now() / 1000;
   let flags: Record<string, string>;
   try {
     flags = parseFlags(args);
@@ -66,11 +71,15 @@ export async function run(args: string[]): Promise<number> {
     return 2;
   }
   try {
+    const clock = new StageClock();
     const gpu = await getGpu();
+    const device = clock.lap();
     console.error(`adapter: ${gpu.adapterName}${gpu.isFallback ? " (fallback)" : ""}`);
+    const model = OnnxModel.parse(await Deno.readFile(modelPath));
+    const modelSeconds = clock.lap();
     const result = await runFinetune({
       gpu,
-      model: OnnxModel.parse(await Deno.readFile(modelPath)),
+      model,
       config,
       dataDir,
       outDir: flags.out,
@@ -85,10 +94,20 @@ export async function run(args: string[]): Promise<number> {
       cache_seconds: result.cacheSeconds,
       base: result.base && { map50: result.base.map50, map50_95: result.base.map50_95 },
       ema: result.ema && { map50: result.ema.map50, map50_95: result.ema.map50_95 },
+      stages: roundedSeconds({ startup, device, model: modelSeconds, ...result.stages }),
+      total_seconds: round2(performance.now() / 1000),
     }));
     return 0;
   } catch (err) {
     console.error(`finetune: ${(err as Error).message}`);
     return err instanceof DatasetError ? 1 : 3;
   }
+}
+
+function round2(seconds: number): number {
+  return Math.round(seconds * 100) / 100;
+}
+
+function roundedSeconds(stages: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, round2(v)]));
 }

@@ -20,6 +20,7 @@ import { OnnxModel } from "../onnx/model.ts";
 import type { GradScalerOptions } from "../optim/grad_scaler.ts";
 import { OptimizerStepper } from "../optim/stepper.ts";
 import type { Sample } from "./data/dataset.ts";
+import { ImageStore } from "./data/images.ts";
 import { BatchLoader } from "./data/loader.ts";
 import { evaluate } from "./evaluate.ts";
 import { CacheUnavailableError } from "./frozen_cache.ts";
@@ -70,17 +71,21 @@ export class FinetuneSession {
     readonly options: SessionOptions,
     readonly program: TrainProgram,
     readonly programs: ProgramCache,
+    /** Letterboxed images without augmentation, decoded once for the cache fill, training and evaluation. */
+    readonly images: ImageStore,
   ) {
     const { config, gpu } = options;
     this.device = gpu.device;
     this.amp = program.options.amp ?? false;
     this.loader = new BatchLoader(options.train, {
+      store: config.augment ? undefined : images,
       imgsz: config.imgsz,
       batchSize: config.batch_size,
       shuffle: config.shuffle,
       augment: config.augment,
       seed: config.seed,
       hyp: config.hyp,
+      pixels: !program.cache || program.cache.needsImage,
     });
     this.optimizer = new OptimizerStepper(this.device, programs, program.layout.entries, {
       params: program.params,
@@ -125,6 +130,7 @@ export class FinetuneSession {
   static async #create(options: SessionOptions): Promise<FinetuneSession> {
     const { config, gpu, model } = options;
     const programs = options.programs ?? new ProgramCache(gpu.device);
+    const images = new ImageStore(config.imgsz, false);
     const programOptions = {
       batch: config.batch_size,
       imgsz: config.imgsz,
@@ -145,21 +151,27 @@ export class FinetuneSession {
         const cached = await TrainProgram.createCached(gpu.device, model, programOptions, {
           samples: options.train,
           budgetBytes: options.cacheBudgetBytes,
+          store: images,
         });
-        return FinetuneSession.#around(options, cached, programs);
+        return FinetuneSession.#around(options, cached, programs, images);
       } catch (err) {
         // Chosen automatically, the cache gives way to the whole forward when it cannot serve this run.
         if (!(err instanceof CacheUnavailableError && options.frozenCache === undefined)) throw err;
       }
     }
     const program = TrainProgram.create(gpu.device, model, programOptions);
-    return FinetuneSession.#around(options, program, programs);
+    return FinetuneSession.#around(options, program, programs, images);
   }
 
   /** The session around `program`; the program is destroyed if the rest of the session cannot be made. */
-  static #around(options: SessionOptions, program: TrainProgram, programs: ProgramCache): FinetuneSession {
+  static #around(
+    options: SessionOptions,
+    program: TrainProgram,
+    programs: ProgramCache,
+    images: ImageStore,
+  ): FinetuneSession {
     try {
-      return new FinetuneSession(options, program, programs);
+      return new FinetuneSession(options, program, programs, images);
     } catch (err) {
       program.destroy();
       throw err;
@@ -207,15 +219,23 @@ export class FinetuneSession {
     return { params, buffers };
   }
 
-  /** val.py metrics of the live or the EMA weights on `samples` (BatchNorm in eval mode). */
+  /**
+   * val.py metrics of the live or the EMA weights on `samples` (BatchNorm in eval mode), in the fewest batches
+   * of at most batch_size, evened out (evaluationBatch) so the last one is not mostly padding.
+   */
   async evaluate(which: WeightSet, samples: readonly Sample[]): Promise<ValMetrics> {
     const { config, model } = this.options;
-    const program = this.#evalProgram ??= TrainProgram.create(this.device, model, {
-      batch: config.batch_size,
-      imgsz: config.imgsz,
-      training: false,
-      programs: this.programs,
-    });
+    const batch = evaluationBatch(samples.length, config.batch_size);
+    if (this.#evalProgram?.options.batch !== batch) {
+      this.#evalProgram?.destroy();
+      this.#evalProgram = TrainProgram.create(this.device, model, {
+        batch,
+        imgsz: config.imgsz,
+        training: false,
+        programs: this.programs,
+      });
+    }
+    const program = this.#evalProgram;
     const source = this.#buffersOf(which);
     const encoder = this.device.createCommandEncoder({ label: "load evaluation weights" });
     encoder.copyBufferToBuffer(source.params, 0, program.params, 0, this.layout.size * 4);
@@ -226,9 +246,10 @@ export class FinetuneSession {
     const yolo = program.graph.yolo;
     const loader = new BatchLoader(samples, {
       imgsz: config.imgsz,
-      batchSize: config.batch_size,
+      batchSize: batch,
       shuffle: false,
       augment: false,
+      store: this.images,
     });
     const forward = async (images: Float32Array, size: number) => ({
       heads: await program.forwardLayers(images, size),
@@ -301,6 +322,15 @@ export class FinetuneSession {
     }
     return { last, ema };
   }
+}
+
+/**
+ * The evaluation batch size: as many batches as batch_size needs, filled evenly (17 images at 16: 9 + 8, not
+ * 16 + 1, which would run 15 padded images). An image's forward does not depend on its batch (every op works per
+ * image, BatchNorm in eval mode), so the metrics are those of any batch size; only the padding is saved.
+ */
+export function evaluationBatch(images: number, batchSize: number): number {
+  return Math.max(1, Math.ceil(images / Math.max(1, Math.ceil(images / batchSize))));
 }
 
 function hasFrozenLayers(freeze: number | number[]): boolean {

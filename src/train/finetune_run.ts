@@ -16,6 +16,7 @@ import { DatasetError } from "./data/problems.ts";
 import { FinetuneSession } from "./finetune.ts";
 import { epochStart, type IterationReport, type LoopPosition } from "./loop.ts";
 import type { ValMetrics } from "./metrics.ts";
+import { StageClock, type StageSeconds } from "./stages.ts";
 
 /** A run's state between two iterations (opaque to the job queue, which stores it). */
 export interface Checkpoint {
@@ -66,6 +67,8 @@ export interface RunResult {
   cacheSeconds: number | null;
   /** where training started: the checkpoint's position, or the start */
   resumedFrom: LoopPosition;
+  /** where the run's wall time went */
+  stages: StageSeconds;
 }
 
 /**
@@ -91,7 +94,9 @@ export async function finetuneDataset(dir: string, nc: number, config: FinetuneC
 export async function runFinetune(o: RunOptions): Promise<RunResult> {
   const { config } = o;
   const log = o.log ?? (() => {});
+  const clock = new StageClock();
   const dataset = await finetuneDataset(o.dataDir, inspectYolo(o.model).nc, config);
+  const datasetSeconds = clock.lap();
   const session = await FinetuneSession.create({
     gpu: o.gpu,
     model: o.model,
@@ -99,13 +104,15 @@ export async function runFinetune(o: RunOptions): Promise<RunResult> {
     train: dataset.train,
     frozenCache: o.frozenCache,
   });
+  const cache = session.cacheSeconds ?? 0;
+  const setup = { dataset: datasetSeconds, program: clock.lap() - cache, cache };
   log(
     `${dataset.train.length} training images, ${dataset.val.length} held out; ${session.optimizer.describe()}` +
       (session.cached ? "; frozen features cached" : "") +
       (session.amp ? "; amp: f16 GEMM operands, dynamic loss scale" : ""),
   );
   try {
-    return await runSession(o, session, dataset, log);
+    return await runSession(o, session, dataset, log, setup);
   } finally {
     session.destroy();
   }
@@ -116,9 +123,12 @@ async function runSession(
   session: FinetuneSession,
   dataset: Dataset,
   log: (message: string) => void,
+  setup: Pick<StageSeconds, "dataset" | "program" | "cache">,
 ): Promise<RunResult> {
   const { config } = o;
+  const clock = new StageClock();
   const base = dataset.val.length ? await session.evaluate("live", dataset.val) : null;
+  const evalBase = clock.lap();
   if (base) log(`base model: mAP@0.5 ${base.map50.toFixed(4)}, mAP@0.5:0.95 ${base.map50_95.toFixed(4)}`);
   const saved = await o.checkpoint?.load();
   const start = saved ? session.restore(saved.state) : epochStart(0);
@@ -172,10 +182,12 @@ async function runSession(
     await suspendAt(epochStart(config.epochs));
     throw o.suspend.reason;
   }
+  const train = clock.lap();
   const { last, ema } = await session.models();
   const emaBytes = ema.toBytes();
   await Deno.writeFile(join(o.outDir, "last.onnx"), last.toBytes());
   await Deno.writeFile(join(o.outDir, "ema.onnx"), emaBytes);
+  const write = clock.lap();
   const emaMetrics = dataset.val.length ? await session.evaluate("ema", dataset.val) : null;
   if (emaMetrics) {
     log(`EMA model: mAP@0.5 ${emaMetrics.map50.toFixed(4)}, mAP@0.5:0.95 ${emaMetrics.map50_95.toFixed(4)}`);
@@ -190,6 +202,14 @@ async function runSession(
     stepImagesPerSecond: loop.images / Math.max(loop.stepSeconds, 1e-9),
     cacheSeconds: session.cacheSeconds,
     resumedFrom: start,
+    stages: {
+      ...setup,
+      eval_base: evalBase,
+      train,
+      train_host: train - loop.stepSeconds,
+      write,
+      eval_result: clock.lap(),
+    },
   };
 }
 

@@ -13,6 +13,7 @@ import type { TrainGraph } from "../onnx/graph.ts";
 import { batchStride, recordDispatches } from "../ops/context.ts";
 import type { Dispatch, TensorView } from "../ops/types.ts";
 import type { Sample } from "./data/dataset.ts";
+import type { ImageStore } from "./data/images.ts";
 import { type Batch, BatchLoader } from "./data/loader.ts";
 import { dataInputs } from "./program_memory.ts";
 
@@ -29,6 +30,8 @@ export interface FrozenCacheOptions {
   samples: readonly Sample[];
   /** Most bytes the feature cache may take (default 1 GiB, and never past the adapter's maxBufferSize). */
   budgetBytes?: number;
+  /** Decoded images (augment off) the fill shares with the run's other loaders, so each image is decoded once. */
+  store?: ImageStore;
 }
 
 /** Which frozen outputs the trainable part reads, and their floats per image. */
@@ -115,7 +118,7 @@ export class FrozenFeatureCache {
   }
 
   /** Runs the frozen forward over every sample once (letterboxed, in order) and stores its boundary outputs. */
-  async fill(prefix: FrozenPrefix): Promise<void> {
+  async fill(prefix: FrozenPrefix, store?: ImageStore): Promise<void> {
     const { device, options } = prefix;
     const t0 = performance.now();
     const loader = new BatchLoader(this.samples, {
@@ -123,6 +126,7 @@ export class FrozenFeatureCache {
       batchSize: options.batch,
       shuffle: false,
       augment: false,
+      store,
     });
     for await (const batch of loader.epoch()) {
       prefix.setImages(batch.images, batch.size);

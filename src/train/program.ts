@@ -237,7 +237,7 @@ export class TrainProgram {
   ): Promise<TrainProgram> {
     const program = TrainProgram.#plan(device, model, options, cache);
     try {
-      await program.#cache!.fill(program);
+      await program.#cache!.fill(program, cache.store);
     } catch (err) {
       program.destroy();
       throw err;

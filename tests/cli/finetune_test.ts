@@ -54,6 +54,43 @@ gpuTest(
   },
 );
 
+gpuTest("finetune's summary line says where the command's wall time went, stage by stage", async () => {
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (m: string) => lines.push(m);
+  try {
+    const args = ["--config", configPath, "--model", modelPath, "--data", data, "--out", `${work}/stages`];
+    assert.equal(await run([...args, "--epochs", "1", "--val_fraction", "0.34"]), 0);
+  } finally {
+    console.log = log;
+  }
+  const summary = JSON.parse(lines.at(-1)!);
+  const stages: Record<string, number> = summary.stages;
+  assert.deepEqual(Object.keys(stages), [
+    "startup",
+    "device",
+    "model",
+    "dataset",
+    "program",
+    "cache",
+    "eval_base",
+    "train",
+    "train_host",
+    "write",
+    "eval_result",
+  ]);
+  for (const [name, seconds] of Object.entries(stages)) assert.ok(seconds >= 0, `${name}: ${seconds}`);
+  // 2 of the 6 images are held out, so both evaluations ran; freeze 0 caches nothing
+  assert.ok(stages.eval_base > 0 && stages.eval_result > 0 && stages.train > 0);
+  assert.equal(stages.cache, 0);
+  assert.ok(stages.train_host <= stages.train);
+  const { train_host: _partOfTrain, ...disjoint } = stages;
+  // Stages are rounded to 0.01 s each: their sum can pass the total by at most that per stage.
+  const rounding = 0.005 * Object.keys(disjoint).length;
+  const sum = Object.values(disjoint).reduce((a, b) => a + b, 0);
+  assert.ok(sum <= summary.total_seconds + rounding, `stages sum ${sum} > total ${summary.total_seconds}`);
+});
+
 Deno.test("finetune exits 2 on a missing --out, an unknown config key and an --amp that is no boolean", async () => {
   assert.equal(await run(["--config", configPath]), 2);
   assert.equal(await run(["--config", configPath, "--out", `${work}/x`, "--epoch", "3"]), 2);

@@ -33,6 +33,13 @@ export interface LoaderOptions {
   hyp?: Partial<AugmentHyp>;
   /** Most bytes of decoded images kept between epochs (default DEFAULT_IMAGE_CACHE_BYTES). */
   cacheBudgetBytes?: number;
+  /**
+   * false: batches carry labels and samples but no pixels (`images` empty), for a step that reads cached features
+   * instead (frozen_cache.ts); the float conversion would otherwise take CPU from a CPU adapter every epoch.
+   */
+  pixels?: boolean;
+  /** Decoded images shared with other loaders of the same imgsz and augment (default: this loader's own). */
+  store?: ImageStore;
 }
 
 /**
@@ -45,7 +52,7 @@ export interface EpochCursor {
 }
 
 export interface Batch {
-  /** (size, 3, imgsz, imgsz) RGB in [0, 1] */
+  /** (size, 3, imgsz, imgsz) RGB in [0, 1]; empty from a loader with `pixels: false` */
   images: Float32Array;
   /** rows [image index in batch, cls, cx, cy, w, h], normalised to the imgsz square */
   targets: Float32Array;
@@ -68,7 +75,13 @@ export class BatchLoader {
   private readonly hyp: AugmentHyp;
 
   constructor(readonly samples: readonly Sample[], readonly opts: LoaderOptions) {
-    this.store = new ImageStore(opts.imgsz, opts.augment, opts.cacheBudgetBytes);
+    if (opts.store && (opts.store.imgsz !== opts.imgsz || opts.store.augment !== opts.augment)) {
+      throw new Error(
+        `BatchLoader: a shared image store of imgsz ${opts.store.imgsz}, augment ${opts.store.augment} ` +
+          `cannot serve imgsz ${opts.imgsz}, augment ${opts.augment}`,
+      );
+    }
+    this.store = opts.store ?? new ImageStore(opts.imgsz, opts.augment, opts.cacheBudgetBytes);
     this.hyp = { ...SCRATCH_LOW_AUGMENT, ...opts.hyp };
   }
 
@@ -87,7 +100,7 @@ export class BatchLoader {
     if (this.opts.shuffle) rng.shuffle(order);
     if (from) rng.restore(from.rng);
     const { imgsz, batchSize } = this.opts;
-    const plane = 3 * imgsz * imgsz;
+    const plane = this.opts.pixels === false ? 0 : 3 * imgsz * imgsz;
     for (let start = (from?.batch ?? 0) * batchSize; start < order.length; start += batchSize) {
       const indices = order.slice(start, start + batchSize);
       const images = new Float32Array(indices.length * plane);
@@ -95,7 +108,7 @@ export class BatchLoader {
       const letterboxes: (Letterbox | null)[] = [];
       for (let b = 0; b < indices.length; b++) {
         const item = await this.item(indices[b], rng);
-        writeTensor(item.img, images, b * plane);
+        if (plane) writeTensor(item.img, images, b * plane);
         for (let o = 0; o < item.labels.length; o += 5) targets.push(b, ...item.labels.subarray(o, o + 5));
         letterboxes.push(item.box);
       }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import sharp from "sharp";
 import { loadDataset } from "../../../src/train/data/dataset.ts";
 import { SCRATCH_LOW_AUGMENT } from "../../../src/train/data/hyp.ts";
+import { ImageStore } from "../../../src/train/data/images.ts";
 import { type Batch, BatchLoader } from "../../../src/train/data/loader.ts";
 import { referenceData, referenceTest } from "../../_helpers/reference.ts";
 
@@ -129,6 +130,23 @@ Deno.test("BatchLoader continues an augmented, shuffled epoch from any batch's c
       `from batch ${k}`,
     );
   }
+});
+
+Deno.test("BatchLoader: pixels false gives the same batches without pixels; a shared store decodes once", async () => {
+  const ds = await loadDataset(SHAPES, { nc: 3 });
+  const opts = { imgsz: 64, batchSize: 3, shuffle: true, augment: false, seed: 4 };
+  const store = new ImageStore(64, false);
+  const full = await collect(new BatchLoader(ds.train, { ...opts, store }));
+  const decoded = store.cachedBytes;
+  assert.equal(decoded, ds.train.length * 3 * 64 * 64);
+  const bare = await collect(new BatchLoader(ds.train, { ...opts, store, pixels: false }));
+  assert.equal(store.cachedBytes, decoded, "the second loader decoded nothing new");
+  assert.deepEqual(bare.map((b) => b.images.length), full.map(() => 0));
+  assert.deepEqual(bare.map((b) => ({ ...b, images: null })), full.map((b) => ({ ...b, images: null })));
+  assert.throws(
+    () => new BatchLoader(ds.train, { ...opts, imgsz: 32, store }),
+    /image store of imgsz 64, augment false cannot serve imgsz 32/,
+  );
 });
 
 Deno.test("BatchLoader over no samples yields no batches (an empty val split)", async () => {

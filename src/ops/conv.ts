@@ -196,7 +196,11 @@ function backwardData(
 ): Dispatch[] {
   const flags = accumulateFlag(a.accumulate);
   const { col } = cols;
-  if (col && g.stride === 1 && g.kh === g.kw && g.P >= DIRECT_MIN_PIXELS && g.cout <= DIRECT_MAX_COUT) {
+  // The direct conv is a register-family kernel, measured against the register GEMM; the tiled family's GEMM
+  // reads dY through workgroup memory, which a direct conv's gathers would forgo.
+  const direct = ctx.kernels === "register" && col && g.stride === 1 && g.kh === g.kw &&
+    g.P >= DIRECT_MIN_PIXELS && g.cout <= DIRECT_MAX_COUT;
+  if (direct) {
     return [directBackwardData(ctx, `${label} backward_data`, g, flags, a.w, dy, dx)];
   }
   const gemm = { ...cols.common, M: g.K, K: g.cout, aOff: a.w.offset, am: 1, ak: g.K, flags };

@@ -2,6 +2,7 @@ import { bindBuffers } from "../gpu/buffers.ts";
 import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
 import { u32Fields, uniformLayout } from "../gpu/uniform.ts";
 import { batchStride, grid1d, groups } from "./context.ts";
+import { tiledGemmNN, tiledGemmNT, tiledSplits } from "./gemm_tiled.ts";
 import type { Dispatch, OpContext, TensorView } from "./types.ts";
 
 // The dispatches planConv (conv.ts) assembles: one builder per wgsl/ops/conv.wgsl entry point.
@@ -118,6 +119,15 @@ export function gemmNN(
   opClass: string,
 ): Dispatch {
   const N4 = f.ppad / 4;
+  const cost = {
+    flops: 2 * f.n * f.M * f.K * f.P,
+    bytes: 4 * (f.M * f.K + f.n * (f.K + f.M) * f.P),
+    opClass,
+  };
+  if (ctx.kernels === "tiled") {
+    const tiled = { ...f, N: f.P, bOff4: b.off4, ldb4: N4, bBatch4: b.batch4 };
+    return { ...tiledGemmNN(ctx, label, tiled, { a: aBuf, b: b.buffer, c: cBuf, bias: biasBuf }), ...cost };
+  }
   const shape = gemmShape(Math.ceil(f.M / TILE), Math.ceil(N4 / 2));
   const vec4 = [f.cOff ?? 0, f.cBatch ?? 0, f.ldc ?? 0].every((v) => v % 4 === 0);
   const A_MODE = aMode(f);
@@ -135,9 +145,7 @@ export function gemmNN(
       7: u,
     }, label),
     workgroups: [groups(N4, 2 * shape.WG_X), groups(f.M, TILE * shape.WG_Y), f.n],
-    flops: 2 * f.n * f.M * f.K * f.P,
-    bytes: 4 * (f.M * f.K + f.n * (f.K + f.M) * f.P),
-    opClass,
+    ...cost,
   };
 }
 
@@ -200,6 +208,8 @@ export function directBackwardData(
   };
 }
 
+/** dW += sum over batch items and pixels of dY . col^T: split partial sums (gemm_nt of the context's kernel
+ * family), then `reduce` adds them into dw. */
 export function weightGrad(
   ctx: OpContext,
   label: string,
@@ -208,6 +218,69 @@ export function weightGrad(
   xcol: Vec4Operand,
   dw: TensorView,
 ): Dispatch[] {
+  const count = g.cout * g.K;
+  const partials = ctx.kernels === "tiled"
+    ? tiledPartials(ctx, `${label} backward_weight`, g, dy4, xcol)
+    : registerPartials(ctx, `${label} backward_weight`, g, dy4, xcol);
+  const { nsplit } = partials;
+  const part = ctx.transient("conv dw partials", 4 * nsplit * count, `${label} dw partials`);
+  const red = ctx.programs.get(FILE, "reduce", { WG });
+  const { workgroups, pitch } = grid1d(count, WG);
+  const redU = uniform(ctx, { count, pitch, nsplit, dstOff: dw.offset }, `${label} reduce dw`);
+  return [{
+    ...partials.dispatch(part),
+    flops: 2 * g.n * g.cout * g.K * g.P,
+    bytes: 4 * (g.n * (g.K + g.cout) * g.ppad + nsplit * count),
+    opClass: "conv_bwd_weight",
+  }, {
+    label: `${label} reduce dw`,
+    pipeline: red,
+    bindGroup: bindBuffers(ctx.device, red, { 0: part, 1: dw.buffer, 7: redU }, `${label} reduce dw`),
+    workgroups,
+    flops: nsplit * count,
+    bytes: 4 * (nsplit + 2) * count,
+    opClass: "conv_bwd_weight",
+  }];
+}
+
+/** The weight gradient's split partial sums: how many, and the dispatch that writes them into `part`. */
+interface Partials {
+  nsplit: number;
+  dispatch(part: GPUBuffer): Pick<Dispatch, "label" | "pipeline" | "bindGroup" | "workgroups">;
+}
+
+function tiledPartials(
+  ctx: OpContext,
+  label: string,
+  g: Geometry,
+  dy4: Vec4Operand,
+  xcol: Vec4Operand,
+): Partials {
+  const f = {
+    M: g.cout,
+    N: g.K,
+    r4: g.ppad / 4,
+    n: g.n,
+    aOff4: dy4.off4,
+    am4: g.ppad / 4,
+    aBatch4: dy4.batch4,
+    bOff4: xcol.off4,
+    ldb4: g.ppad / 4,
+    bBatch4: xcol.batch4,
+  };
+  return {
+    nsplit: tiledSplits(ctx.device, f).nsplit,
+    dispatch: (part) => tiledGemmNT(ctx, label, f, { a: dy4.buffer, b: xcol.buffer, part }),
+  };
+}
+
+function registerPartials(
+  ctx: OpContext,
+  label: string,
+  g: Geometry,
+  dy4: Vec4Operand,
+  xcol: Vec4Operand,
+): Partials {
   const r4 = g.ppad / 4;
   const lanes = g.P >= LANES_MIN_PIXELS && g.cout <= LANES_MAX_COUT;
   const invocations = Math.ceil(g.cout / TILE) * Math.ceil(g.K / TILE) * g.n * (lanes ? 8 : 1);
@@ -217,8 +290,6 @@ export function weightGrad(
   );
   const chunk4 = Math.ceil(r4 / splits);
   const nsplit = g.n * splits;
-  const count = g.cout * g.K;
-  const part = ctx.transient("conv dw partials", 4 * nsplit * count, `${label} dw partials`);
   const shape = gemmShape(Math.ceil(g.cout / TILE), Math.ceil(g.K / TILE));
   const nt = lanes ? ctx.programs.get(FILE, "gemm_nt_lanes") : ctx.programs.get(FILE, "gemm_nt", shape);
   const ntU = uniform(ctx, {
@@ -233,34 +304,18 @@ export function weightGrad(
     bBatch4: xcol.batch4,
     splits,
     chunk4,
-  }, `${label} backward_weight`);
-  const red = ctx.programs.get(FILE, "reduce", { WG });
-  const { workgroups, pitch } = grid1d(count, WG);
-  const redU = uniform(ctx, { count, pitch, nsplit, dstOff: dw.offset }, `${label} reduce dw`);
-  return [{
-    label: `${label} backward_weight`,
-    pipeline: nt,
-    bindGroup: bindBuffers(
-      ctx.device,
-      nt,
-      { 3: xcol.buffer, 4: dy4.buffer, 5: part, 7: ntU },
-      `${label} backward_weight`,
-    ),
-    workgroups: lanes
-      ? [groups(g.K, TILE), groups(g.cout, TILE), nsplit]
-      : [groups(g.K, TILE * shape.WG_X), groups(g.cout, TILE * shape.WG_Y), nsplit],
-    flops: 2 * g.n * g.cout * g.K * g.P,
-    bytes: 4 * (g.n * (g.K + g.cout) * g.ppad + nsplit * count),
-    opClass: "conv_bwd_weight",
-  }, {
-    label: `${label} reduce dw`,
-    pipeline: red,
-    bindGroup: bindBuffers(ctx.device, red, { 0: part, 1: dw.buffer, 7: redU }, `${label} reduce dw`),
-    workgroups,
-    flops: nsplit * count,
-    bytes: 4 * (nsplit + 2) * count,
-    opClass: "conv_bwd_weight",
-  }];
+  }, label);
+  return {
+    nsplit,
+    dispatch: (part) => ({
+      label,
+      pipeline: nt,
+      bindGroup: bindBuffers(ctx.device, nt, { 3: xcol.buffer, 4: dy4.buffer, 5: part, 7: ntU }, label),
+      workgroups: lanes
+        ? [groups(g.K, TILE), groups(g.cout, TILE), nsplit]
+        : [groups(g.K, TILE * shape.WG_X), groups(g.cout, TILE * shape.WG_Y), nsplit],
+    }),
+  };
 }
 
 export function im2col(

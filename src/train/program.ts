@@ -27,6 +27,7 @@ import type { OnnxModel } from "../onnx/model.ts";
 import { buildTrainGraph, type TrainGraph } from "../onnx/graph.ts";
 import { inferShapes } from "../onnx/graph_shapes.ts";
 import { createOpContext, recordDispatches } from "../ops/context.ts";
+import type { KernelFamily } from "../ops/kernel_family.ts";
 import type { EmaSource } from "../optim/ema.ts";
 import type { Dispatch, OpContext, TensorView } from "../ops/types.ts";
 import type { Batch } from "./data/loader.ts";
@@ -64,6 +65,9 @@ export interface ProgramOptions {
   recomputeColumns?: boolean;
   /** Share compiled pipelines with other programs on the same device. */
   programs?: ProgramCache;
+  /** The conv GEMM kernels to plan; default the device's (src/ops/kernel_family.ts: by adapter, or as
+   * KESTREL_KERNELS forces). */
+  kernels?: KernelFamily;
 }
 
 const DEFAULT_TARGETS_PER_IMAGE = 256;
@@ -237,7 +241,7 @@ export class TrainProgram {
     const layout = buildParamLayout(model, graph, frozenParams(graph, options.freeze ?? 0));
     const memory = new GpuMemory(device);
     try {
-      const ctx = createOpContext(memory, options.programs ?? new ProgramCache(device));
+      const ctx = createOpContext(memory, options.programs ?? new ProgramCache(device), options.kernels);
       return new TrainProgram(device, graph, layout, options, ctx, model, cache);
     } catch (err) {
       memory.destroy();

@@ -4,6 +4,7 @@ import { ProgramCache } from "../../src/gpu/programs.ts";
 import { GpuMemory } from "../../src/gpu/memory.ts";
 import { createOpContext } from "../../src/ops/context.ts";
 import { planConv } from "../../src/ops/conv.ts";
+import { KERNEL_FAMILIES, type KernelFamily } from "../../src/ops/kernel_family.ts";
 import type { OpPlan } from "../../src/ops/types.ts";
 import { convBackward, convForward, convOutSize, type ConvShape } from "../../src/reference/ops/conv.ts";
 import {
@@ -36,11 +37,21 @@ const CASES: ConvShape[] = [
   { n: 2, cin: 6, h: 4, w: 6, cout: 9, kh: 1, kw: 1, stride: 1, pad: 0 },
   { n: 2, cin: 12, h: 8, w: 4, cout: 10, kh: 3, kw: 3, stride: 1, pad: 1 },
 ];
+/** Shapes for the tiled family's blocks (src/ops/gemm_tiled.ts): none a multiple of a block, odd k, 3 images. */
+const TILED_CASES: ConvShape[] = [
+  // forward and weight gradient in 70-row square blocks, backward-data's 261 rows (29*9) in tall ones
+  { n: 2, cin: 29, h: 7, w: 6, cout: 70, kh: 3, kw: 3, stride: 1, pad: 1 },
+  // 221 pixels (unaligned) over two 128-column wide blocks, 45 rows of k, batch 3
+  { n: 3, cin: 5, h: 13, w: 17, cout: 20, kh: 3, kw: 3, stride: 1, pad: 1 },
+  // 1600 pixels: the weight gradient's reduction split 12 ways, the last split shorter; k = 27
+  { n: 2, cin: 3, h: 40, w: 40, cout: 5, kh: 3, kw: 3, stride: 1, pad: 1 },
+];
 const name = (s: ConvShape) => `${s.n}x${s.cin}x${s.h}x${s.w} -> ${s.cout} k${s.kh} s${s.stride} p${s.pad}`;
 
 /** Runs forward and backward of case `s` on views and compares everything with the float64 reference. */
 async function checkConv(
   device: GPUDevice,
+  kernels: KernelFamily,
   s: ConvShape,
   seed: number,
   maxScratchBytes?: number,
@@ -73,7 +84,7 @@ async function checkConv(
   const DX = place(device, [s.n, s.cin, s.h, s.w], dxOld, { offset: seed % 2 ? 1 : 4, fill: 3 });
   const DW = place(device, [s.cout, s.cin, s.kh, s.kw], dwOld, { offset: 4, fill: 2 });
   const DB = place(device, [s.cout], dbOld, { offset: 12, fill: 2 });
-  const plan = planConv(opContext(device), {
+  const plan = planConv(opContext(device, kernels), {
     x: X.view,
     w: W.view,
     b: B.view,
@@ -110,7 +121,7 @@ for (const seed of [11, 12]) {
       `direct conv of dy (dx ${seed % 2 ? "unaligned" : "4-aligned"}), and both match`,
     async (device) => {
       const s: ConvShape = { n: 2, cin: 3, h: 40, w: 40, cout: 5, kh: 3, kw: 3, stride: 1, pad: 1 };
-      const plan = await checkConv(device, s, seed);
+      const plan = await checkConv(device, "register", s, seed);
       const entries = plan.backward.map((d) => d.pipeline.label);
       assert.ok(entries.includes("ops/conv.wgsl:gemm_nt_lanes"), `backward entry points: ${entries}`);
       const direct = seed % 2 ? "ops/conv.wgsl:conv_direct" : "ops/conv.wgsl:conv_direct_vec4";
@@ -120,11 +131,46 @@ for (const seed of [11, 12]) {
   );
 }
 
-for (const [ci, s] of CASES.entries()) {
+/** The GEMM entry points a plan runs, by pipeline label ("ops/gemm_tiled.wgsl:gemm_nn"). */
+const gemmEntries = (dispatches: { pipeline: GPUComputePipeline }[]) =>
+  dispatches.map((d) => d.pipeline.label).filter((l) => /:gemm_/.test(l));
+
+/** Each family's GEMMs run where planConv plans it, and only its own: a plan silently falling back to the other
+ * family would pass the comparisons without testing this one. */
+function assertFamilyRan(plan: OpPlan, kernels: KernelFamily): void {
+  const file = kernels === "tiled" ? "ops/gemm_tiled.wgsl" : "ops/conv.wgsl";
+  const forward = gemmEntries(plan.forward);
+  const backward = gemmEntries(plan.backward);
+  assert.ok(
+    forward.length > 0 && forward.every((l) => l.startsWith(`${file}:gemm_nn`)),
+    `forward GEMMs: ${forward}`,
+  );
+  assert.ok(backward.every((l) => l.startsWith(`${file}:`)), `backward GEMMs: ${backward}`);
+  assert.ok(backward.some((l) => l.startsWith(`${file}:gemm_nt`)), `weight-gradient GEMM: ${backward}`);
+}
+
+for (const kernels of KERNEL_FAMILIES) {
+  for (const [ci, s] of CASES.entries()) {
+    gpuTest(
+      `planConv (${kernels} kernels) matches the TS reference forward and backward for ${name(s)}`,
+      async (device) => {
+        assertFamilyRan(await checkConv(device, kernels, s, ci), kernels);
+      },
+    );
+  }
+}
+
+for (const [ci, s] of TILED_CASES.entries()) {
   gpuTest(
-    `planConv matches the TS reference forward and backward for ${name(s)}`,
+    `planConv (tiled kernels) over several blocks and splits matches the TS reference for ${name(s)}`,
     async (device) => {
-      await checkConv(device, s, ci);
+      const plan = await checkConv(device, "tiled", s, ci);
+      assertFamilyRan(plan, "tiled");
+      // backward-data as the tiled GEMM + col2im (the direct conv is a register-family kernel)
+      assert.ok(
+        gemmEntries(plan.backward).includes("ops/gemm_tiled.wgsl:gemm_nn"),
+        `backward: ${plan.backward.map((d) => d.pipeline.label)}`,
+      );
     },
   );
 }
@@ -134,7 +180,7 @@ gpuTest(
   async (device) => {
     const s: ConvShape = { n: 3, cin: 5, h: 9, w: 8, cout: 11, kh: 3, kw: 3, stride: 2, pad: 1 };
     // 5*3*3 = 45 im2col rows of 5*4 = 20 pixels: 3600 bytes per image, so a 7200-byte limit takes 2 at a time.
-    const plan = await checkConv(device, s, 9, 7200);
+    const plan = await checkConv(device, "register", s, 9, 7200);
     assert.equal(plan.forward.filter((d) => d.opClass === "conv_im2col").length, 2, "im2col dispatches");
   },
 );

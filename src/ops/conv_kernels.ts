@@ -78,7 +78,7 @@ const CONV_PARAMS = uniformLayout(
         "cBatch",
         "splits",
       ],
-      ...["chunk4", "nsplit", "srcC", "_pad0"],
+      ...["chunk4", "nsplit", "srcC", "_pad0", "postOff", "postBS", "_pad1", "_pad2"],
     ] as const,
   ),
 );
@@ -108,6 +108,11 @@ function uniform(ctx: OpContext, f: Fields, label: string): GPUBuffer {
   return ctx.uniform(CONV_PARAMS.pack(fields, label), label);
 }
 
+/** gemm_nn's `flags` bit (both families): also write silu(C) into `post`, a SiLU fused after the conv. */
+const SILU_FLAG = 4;
+
+/** C[z] (=|+=) A . B[z] (+ bias): the conv's forward and backward-data GEMM in the context's kernel family. With
+ * `post` (forward only), silu of each stored value is also written there. */
 export function gemmNN(
   ctx: OpContext,
   label: string,
@@ -117,22 +122,31 @@ export function gemmNN(
   cBuf: GPUBuffer,
   biasBuf: GPUBuffer,
   opClass: string,
+  post?: TensorView,
 ): Dispatch {
   const N4 = f.ppad / 4;
   const cost = {
     flops: 2 * f.n * f.M * f.K * f.P,
-    bytes: 4 * (f.M * f.K + f.n * (f.K + f.M) * f.P),
+    bytes: 4 * (f.M * f.K + f.n * (f.K + (post ? 2 : 1) * f.M) * f.P),
     opClass,
   };
+  const fused = post
+    ? { flags: (f.flags ?? 0) | SILU_FLAG, postOff: post.offset, postBS: batchStride(post) }
+    : { postOff: 0, postBS: 0 };
+  // Without a SiLU the kernel's output slot holds C again: the binding is in the layout, never written.
+  const postBuf = post?.buffer ?? cBuf;
   if (ctx.kernels === "tiled") {
-    const tiled = { ...f, N: f.P, bOff4: b.off4, ldb4: N4, bBatch4: b.batch4 };
-    return { ...tiledGemmNN(ctx, label, tiled, { a: aBuf, b: b.buffer, c: cBuf, bias: biasBuf }), ...cost };
+    const tiled = { ...f, ...fused, N: f.P, bOff4: b.off4, ldb4: N4, bBatch4: b.batch4 };
+    const buffers = { a: aBuf, b: b.buffer, c: cBuf, bias: biasBuf, post: postBuf };
+    return { ...tiledGemmNN(ctx, label, tiled, buffers), ...cost };
   }
   const shape = gemmShape(Math.ceil(f.M / TILE), Math.ceil(N4 / 2));
-  const vec4 = [f.cOff ?? 0, f.cBatch ?? 0, f.ldc ?? 0].every((v) => v % 4 === 0);
+  const vec4 = [f.cOff ?? 0, f.cBatch ?? 0, f.ldc ?? 0, fused.postOff, fused.postBS].every((v) =>
+    v % 4 === 0
+  );
   const A_MODE = aMode(f);
   const pipeline = ctx.programs.get(FILE, vec4 ? "gemm_nn_vec4" : "gemm_nn", { ...shape, A_MODE });
-  const u = uniform(ctx, { ...f, N: f.P, N4, bOff4: b.off4, ldb4: N4, bBatch4: b.batch4 }, label);
+  const u = uniform(ctx, { ...f, ...fused, N: f.P, N4, bOff4: b.off4, ldb4: N4, bBatch4: b.batch4 }, label);
   return {
     label,
     pipeline,
@@ -143,6 +157,7 @@ export function gemmNN(
       [vec4 ? 9 : 5]: cBuf,
       6: biasBuf,
       7: u,
+      [vec4 ? 11 : 10]: postBuf,
     }, label),
     workgroups: [groups(N4, 2 * shape.WG_X), groups(f.M, TILE * shape.WG_Y), f.n],
     ...cost,

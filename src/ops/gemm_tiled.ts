@@ -45,7 +45,8 @@ const TILED_PARAMS = uniformLayout(
   u32Fields(
     [
       ...["M", "N", "K", "flags", "aOff", "am", "ak", "aBatch", "bOff4", "ldb4", "bBatch4", "biasOff"],
-      ...["cOff", "ldc", "cBatch", "splits", "chunk4", "aOff4", "am4", "aBatch4"],
+      ...["cOff", "ldc", "cBatch", "splits", "chunk4", "aOff4", "am4", "aBatch4", "postOff", "postBS"],
+      ...["_pad0", "_pad1"],
     ] as const,
   ),
 );
@@ -97,14 +98,15 @@ function dispatch(
 
 /** C[z] (+)= A[z] . B[z] (+ bias) for batch items z < n: A(m, k) at aOff + z*aBatch + m*am + k*ak, B as vec4
  * rows of k (bOff4, ldb4, bBatch4), C(m, n) at cOff + z*cBatch + m*ldc + n; flags 1 adds the bias (at
- * biasOff), 2 adds into C. Other properties are ignored. */
+ * biasOff), 2 adds into C, 4 also writes silu(C) to Post(m, n) at postOff + z*postBS + m*ldc + n. Other
+ * properties are ignored. */
 export type TiledNN = TiledFields & { M: number; N: number; K: number; n: number };
 
 export function tiledGemmNN(
   ctx: OpContext,
   label: string,
   f: TiledNN,
-  buffers: { a: GPUBuffer; b: GPUBuffer; c: GPUBuffer; bias: GPUBuffer },
+  buffers: { a: GPUBuffer; b: GPUBuffer; c: GPUBuffer; bias: GPUBuffer; post: GPUBuffer },
 ): Omit<Dispatch, "flops" | "bytes" | "opClass"> {
   const tile = tileFor(ctx.device, f.M);
   // Neighbouring invocations load neighbouring addresses of A: along k for row-major W, along m for W^T.
@@ -114,6 +116,7 @@ export function tiledGemmNN(
     2: buffers.b,
     3: buffers.c,
     4: buffers.bias,
+    6: buffers.post,
   }, { M: f.M, N: f.N, z: f.n });
 }
 

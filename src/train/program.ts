@@ -44,6 +44,7 @@ import {
   writeBackParams,
 } from "./param_layout.ts";
 import { accKey, gradientTensors, type Memory, planMemory } from "./program_memory.ts";
+import { convSiluPairs } from "./program_fusion.ts";
 import { planNode } from "./program_ops.ts";
 import type { TargetRows } from "./targets.ts";
 import { type HeadLayer, headLayer } from "./evaluate_decode.ts";
@@ -177,7 +178,15 @@ export class TrainProgram {
       this.#staging = memory.readback(16, "loss items staging");
     }
     const backward: Dispatch[][] = [];
+    const fused = convSiluPairs(graph, place, needsGrad, trainable);
+    const fusedSilus = new Set(fused.values());
     graph.nodes.forEach((n, i) => {
+      // A SiLU fused into its conv is planned with the conv.
+      if (fusedSilus.has(i)) {
+        backward[i] = [];
+        return;
+      }
+      const silu = fused.get(i);
       const plan = planNode(ctx, n, {
         value: (t) => place.values.get(t)!,
         grad: (t) => place.grads.get(t),
@@ -187,6 +196,7 @@ export class TrainProgram {
         training,
         recomputeColumns: options.recomputeColumns ?? false,
         copied: (t) => place.copies.has(t),
+        siluAfter: silu === undefined ? undefined : graph.nodes[silu].y,
         paramGrad: (
           name,
         ) => (this.grads && trainable.has(name) ? this.#paramView(this.grads, name) : undefined),

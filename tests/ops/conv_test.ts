@@ -7,6 +7,7 @@ import { planConv } from "../../src/ops/conv.ts";
 import { KERNEL_FAMILIES, type KernelFamily } from "../../src/ops/kernel_family.ts";
 import type { OpPlan } from "../../src/ops/types.ts";
 import { convBackward, convForward, convOutSize, type ConvShape } from "../../src/reference/ops/conv.ts";
+import { applyBackward, applyForward, silu } from "../../src/reference/ops/activations.ts";
 import {
   assertClose,
   assertUntouched,
@@ -48,24 +49,33 @@ const TILED_CASES: ConvShape[] = [
 ];
 const name = (s: ConvShape) => `${s.n}x${s.cin}x${s.h}x${s.w} -> ${s.cout} k${s.kh} s${s.stride} p${s.pad}`;
 
-/** Runs forward and backward of case `s` on views and compares everything with the float64 reference. */
+/** Runs forward and backward of case `s` on views and compares everything with the float64 reference. With
+ * `silu`, a SiLU is fused after the conv: its output and the conv's dy (from the SiLU output's gradient) are
+ * compared too. */
 async function checkConv(
   device: GPUDevice,
   kernels: KernelFamily,
   s: ConvShape,
   seed: number,
-  maxScratchBytes?: number,
+  opts: { maxScratchBytes?: number; silu?: boolean } = {},
 ): Promise<OpPlan> {
   const rand = rng(100 + seed);
   const [ho, wo] = convOutSize(s);
   const x = randomArray(s.n * s.cin * s.h * s.w, rand);
   const w = randomArray(s.cout * s.cin * s.kh * s.kw, rand);
   const b = randomArray(s.cout, rand);
-  const dy = randomArray(s.n * s.cout * ho * wo, rand);
+  const dyIn = randomArray(s.n * s.cout * ho * wo, rand);
   const dxOld = randomArray(x.length, rand);
   const dwOld = randomArray(w.length, rand);
   const dbOld = randomArray(b.length, rand);
   const P = ho * wo;
+  const yRef = convForward(s, x, w, b);
+  // Fused: dyIn is the SiLU output's gradient, the conv's own dy follows from it (the kernels overwrite DY).
+  const dy = opts.silu ? applyBackward(silu, yRef, dyIn) : dyIn;
+  const POST = opts.silu
+    ? place(device, [s.n, s.cout, ho, wo], undefined, { offset: P, batchStride: (s.cout + 1) * P, fill: 4 })
+    : undefined;
+  const DPOST = opts.silu ? place(device, [s.n, s.cout, ho, wo], dyIn, { offset: 4, fill: 6 }) : undefined;
   // y and dy are channel slices of a wider (concat-like) tensor; w and b sit at offsets of shared flat buffers.
   const X = place(device, [s.n, s.cin, s.h, s.w], x, { offset: 4 - (seed % 2), fill: 7 });
   const W = place(device, [s.cout, s.cin, s.kh, s.kw], w, { offset: 4 });
@@ -75,7 +85,7 @@ async function checkConv(
     batchStride: (s.cout + 3) * P,
     fill: 5,
   });
-  const DY = place(device, [s.n, s.cout, ho, wo], dy, {
+  const DY = place(device, [s.n, s.cout, ho, wo], opts.silu ? undefined : dy, {
     offset: P,
     batchStride: (s.cout + 2) * P,
     fill: 9,
@@ -96,13 +106,22 @@ async function checkConv(
     stride: s.stride,
     pad: s.pad,
     accumulate: true,
-    maxScratchBytes,
+    maxScratchBytes: opts.maxScratchBytes,
+    silu: POST && { y: POST.view, dy: DPOST!.view },
   });
   await run(device, [...plan.forward, ...plan.backward]);
   const ref = convBackward(s, x, w, dy);
   const y = await readPlaced(device, Y);
-  assertClose(y.inside, convForward(s, x, w, b), F32_SUM_TOL, "y");
+  assertClose(y.inside, yRef, F32_SUM_TOL, "y");
   assertUntouched(y.outside, "y");
+  if (POST) {
+    const post = await readPlaced(device, POST);
+    assertClose(post.inside, applyForward(silu, yRef), F32_SUM_TOL, "silu(y)");
+    assertUntouched(post.outside, "silu(y)");
+    const dyGot = await readPlaced(device, DY);
+    assertClose(dyGot.inside, dy, F32_SUM_TOL, "dy from the SiLU's gradient");
+    assertUntouched(dyGot.outside, "dy");
+  }
   const dx = await readPlaced(device, DX);
   assertClose(dx.inside, ref.dx.map((v, i) => v + dxOld[i]), F32_SUM_TOL, "dx (accumulated)");
   assertUntouched(dx.outside, "dx");
@@ -175,12 +194,37 @@ for (const [ci, s] of TILED_CASES.entries()) {
   );
 }
 
+// The fused SiLU on unaligned (scalar stores) and aligned (vec4) maps, on x read in place (1x1), and in slices.
+const SILU_CASES: [ConvShape, { maxScratchBytes?: number }][] = [
+  [CASES[1], {}],
+  [CASES[6], {}],
+  [CASES[7], {}],
+  [TILED_CASES[1], {}],
+  // 45 im2col rows of 20 pixels: 3600 bytes per image, two slices of the batch of 3
+  [{ n: 3, cin: 5, h: 9, w: 8, cout: 11, kh: 3, kw: 3, stride: 2, pad: 1 }, { maxScratchBytes: 7200 }],
+];
+for (const kernels of KERNEL_FAMILIES) {
+  for (const [ci, [s, opts]] of SILU_CASES.entries()) {
+    gpuTest(
+      `planConv (${kernels} kernels) with a fused SiLU: silu(conv), dy from the SiLU's gradient, dx, dw and db ` +
+        `match the TS reference for ${name(s)}${opts.maxScratchBytes ? " in batch slices" : ""}`,
+      async (device) => {
+        const plan = await checkConv(device, kernels, s, 20 + ci, { ...opts, silu: true });
+        assertFamilyRan(plan, kernels);
+        const entries = plan.backward.map((d) => d.pipeline.label);
+        assert.ok(entries.some((e) => e.startsWith("ops/silu_bias_grad.wgsl:")), `backward: ${entries}`);
+        assert.ok(!entries.some((e) => e.endsWith(":bias_grad")), `no separate bias_grad: ${entries}`);
+      },
+    );
+  }
+}
+
 gpuTest(
   "planConv plans batches whose im2col exceeds the scratch limit in slices (3 images as 2 + 1)",
   async (device) => {
     const s: ConvShape = { n: 3, cin: 5, h: 9, w: 8, cout: 11, kh: 3, kw: 3, stride: 2, pad: 1 };
     // 5*3*3 = 45 im2col rows of 5*4 = 20 pixels: 3600 bytes per image, so a 7200-byte limit takes 2 at a time.
-    const plan = await checkConv(device, "register", s, 9, 7200);
+    const plan = await checkConv(device, "register", s, 9, { maxScratchBytes: 7200 });
     assert.equal(plan.forward.filter((d) => d.opClass === "conv_im2col").length, 2, "im2col dispatches");
   },
 );

@@ -21,6 +21,7 @@ import {
   YOLOV5N,
 } from "./_golden.ts";
 import { toConvLayout } from "./_cases.ts";
+import { assertSilusFused } from "./_fusion.ts";
 import { referenceData } from "../_helpers/reference.ts";
 
 const REFERENCE = referenceData(import.meta.url, ...GOLDEN_FILES);
@@ -105,6 +106,7 @@ for (const kernels of KERNEL_FAMILIES) {
       const file = kernels === "tiled" ? "ops/gemm_tiled.wgsl:" : "ops/conv.wgsl:";
       const gemms = program.stepDispatches.map((d) => d.pipeline.label).filter((l) => /:gemm_/.test(l));
       assert.ok(gemms.length > 0 && gemms.every((l) => l.startsWith(file)), `GEMMs: ${[...new Set(gemms)]}`);
+      assertSilusFused(program);
       await checkGradients(device, program);
     },
     REFERENCE,

@@ -33,11 +33,12 @@ const MAX_QUADS = 4u;
 const MAX_ACC = 16u;
 
 struct Params {
-  M: u32, N: u32, K: u32, flags: u32, // flags: 1 = add bias, 2 = accumulate into C
+  M: u32, N: u32, K: u32, flags: u32, // flags: 1 = add bias, 2 = accumulate into C, 4 = gemm_nn writes silu(C) to Post
   aOff: u32, am: u32, ak: u32, aBatch: u32, // A(m, k) at aOff + item*aBatch + m*am + k*ak (gemm_nn, floats)
   bOff4: u32, ldb4: u32, bBatch4: u32, biasOff: u32, // B's vec4 rows (gemm_nn: k rows of n; gemm_nt: n rows of k)
   cOff: u32, ldc: u32, cBatch: u32, splits: u32, // C(m, n) at cOff + z*cBatch + m*ldc + n
   chunk4: u32, aOff4: u32, am4: u32, aBatch4: u32, // gemm_nt: vec4s of k per split; A's vec4 rows of k
+  postOff: u32, postBS: u32, _pad0: u32, _pad1: u32, // Post(m, n) at postOff + z*postBS + m*ldc + n
 }
 
 @group(0) @binding(0) var<storage, read> A: array<f32>;
@@ -46,6 +47,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
 @group(0) @binding(4) var<storage, read> Bias: array<f32>;
 @group(0) @binding(5) var<uniform> u: Params;
+// A SiLU fused after the conv (src/ops/conv.ts ConvArgs.silu): its output, a view of its own.
+@group(0) @binding(6) var<storage, read_write> Post: array<f32>;
 
 // [buffer][k][m / 4] and [buffer][k][n / 4]: an invocation reads its TM rows and TN columns of one k as vec4s.
 var<workgroup> As: array<vec4f, 2u * BK * BM / 4u>;
@@ -209,6 +212,29 @@ fn storeBlock(acc: array<vec4f, MAX_ACC>, b: Block, z: u32, l: vec3u) {
   }
 }
 
+// Post(m, n) of block z = silu(acc + bias), computed as wgsl/ops/activation.wgsl computes it from the value
+// storeBlock stored (same f32 results as the unfused pass).
+fn storeSilu(acc: array<vec4f, MAX_ACC>, b: Block, z: u32, l: vec3u) {
+  for (var r = 0u; r < TM; r++) {
+    let m = b.m0 + l.y * TM + r;
+    if (m >= u.M) {
+      break;
+    }
+    let bias = select(0.0, Bias[u.biasOff + m], (u.flags & 1u) != 0u);
+    let row = u.postOff + z * u.postBS + m * u.ldc;
+    for (var j = 0u; j < TN / 4u; j++) {
+      let x = acc[r * (TN / 4u) + j] + bias;
+      let v = x * (1.0 / (1.0 + exp(-x)));
+      for (var c = 0u; c < 4u; c++) {
+        let n = b.n0 + l.x * TN + j * 4u + c;
+        if (n < u.N) {
+          Post[row + n] = v[c];
+        }
+      }
+    }
+  }
+}
+
 // C[z] (+)= A[z] . B[z] (+ bias), z the batch item: workgroup (x, y) computes columns x*BN.. and rows y*BM...
 @compute @workgroup_size(BN / TN, BM / TM)
 fn gemm_nn(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: vec3u) {
@@ -230,6 +256,9 @@ fn gemm_nn(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: ve
     workgroupBarrier();
   }
   storeBlock(acc, b, wg.z, l);
+  if ((u.flags & 4u) != 0u) {
+    storeSilu(acc, b, wg.z, l);
+  }
 }
 
 // Part[z] = sum over split z's vec4s of k of A[item] . B[item]^T, z = item * splits + split (u.K: vec4s of k

@@ -98,6 +98,8 @@ export class TrainProgram {
   readonly memoryBytes: number;
   /** Bytes of op scratch: per-op buffers plus the transient slots shared by all ops (OpContext.transient). */
   readonly scratchBytes: number;
+  /** The conv kernel family the program's convs run (src/ops/kernel_family.ts). */
+  readonly kernels: KernelFamily;
   /** Owns every buffer of this program: destroy() frees them. */
   readonly #memory: GpuMemory;
   readonly #clears: GPUBuffer[];
@@ -121,6 +123,7 @@ export class TrainProgram {
   ) {
     const { batch, imgsz } = options;
     this.#count = batch;
+    this.kernels = ctx.kernels;
     const training = options.training ?? true;
     const maxStride = Math.max(...graph.yolo.strides);
     if (imgsz % maxStride !== 0) {

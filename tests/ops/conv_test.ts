@@ -47,6 +47,8 @@ const TILED_CASES: ConvShape[] = [
   // 1600 pixels: the weight gradient's reduction split 12 ways, the last split shorter; k = 27
   { n: 2, cin: 3, h: 40, w: 40, cout: 5, kh: 3, kw: 3, stride: 1, pad: 1 },
 ];
+/** CASES index of the 1x1 stride-1 conv on 4-aligned views (x at offset 4 for its seed, 24 pixels). */
+const IN_PLACE_1X1 = 6;
 const name = (s: ConvShape) => `${s.n}x${s.cin}x${s.h}x${s.w} -> ${s.cout} k${s.kh} s${s.stride} p${s.pad}`;
 
 /** Runs forward and backward of case `s` on views and compares everything with the float64 reference. With
@@ -173,7 +175,13 @@ for (const kernels of KERNEL_FAMILIES) {
     gpuTest(
       `planConv (${kernels} kernels) matches the TS reference forward and backward for ${name(s)}`,
       async (device) => {
-        assertFamilyRan(await checkConv(device, kernels, s, ci), kernels);
+        const plan = await checkConv(device, kernels, s, ci);
+        assertFamilyRan(plan, kernels);
+        if (ci === IN_PLACE_1X1) {
+          // x is its own column matrix and dy is read in place: no im2col, no padded copy, no col2im
+          const classes = [...plan.forward, ...plan.backward].map((d) => d.opClass);
+          assert.ok(!classes.some((c) => c === "conv_im2col" || c === "conv_col2im"), `${classes}`);
+        }
       },
     );
   }

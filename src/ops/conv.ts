@@ -132,6 +132,10 @@ function convGeometry(a: ConvArgs): Geometry {
     if (a.silu.dy && (!a.dy || !a.db)) {
       throw new Error("planConv: a fused SiLU's dy needs the conv's dy and db");
     }
+    // One dispatch reads x while writing silu.y, and silu.dy while writing dy.
+    if (a.silu.y.buffer === a.x.buffer || (a.silu.dy && a.silu.dy.buffer === a.dy?.buffer)) {
+      throw new Error("planConv: a fused SiLU's output (gradient) shares a buffer with x (dy)");
+    }
   }
   const P = ho * wo;
   return { n, cin, h, w, cout, kh, kw, ho, wo, stride, pad, P, ppad: Math.ceil(P / 4) * 4, K: cin * kh * kw };

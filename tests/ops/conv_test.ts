@@ -228,6 +228,36 @@ for (const kernels of KERNEL_FAMILIES) {
 }
 
 gpuTest(
+  "planConv refuses a fused SiLU without bias, without db for its gradient, or in x's buffer",
+  (device) => {
+    const s = CASES[1];
+    const [ho, wo] = convOutSize(s);
+    const out = () => place(device, [s.n, s.cout, ho, wo], undefined).view;
+    const X = place(device, [s.n, s.cin, s.h, s.w], undefined).view;
+    const base = {
+      x: X,
+      w: place(device, [s.cout, s.cin, s.kh, s.kw], undefined).view,
+      b: place(device, [s.cout], undefined).view,
+      y: out(),
+      stride: s.stride,
+      pad: s.pad,
+    };
+    assert.throws(
+      () => planConv(opContext(device), { ...base, b: undefined, silu: { y: out() } }),
+      /a fused SiLU needs the conv's bias/,
+    );
+    assert.throws(
+      () => planConv(opContext(device), { ...base, dy: out(), silu: { y: out(), dy: out() } }),
+      /a fused SiLU's dy needs the conv's dy and db/,
+    );
+    assert.throws(
+      () => planConv(opContext(device), { ...base, silu: { y: { ...out(), buffer: X.buffer } } }),
+      /shares a buffer with x/,
+    );
+  },
+);
+
+gpuTest(
   "planConv plans batches whose im2col exceeds the scratch limit in slices (3 images as 2 + 1)",
   async (device) => {
     const s: ConvShape = { n: 3, cin: 5, h: 9, w: 8, cout: 11, kh: 3, kw: 3, stride: 2, pad: 1 };

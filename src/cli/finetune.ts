@@ -11,6 +11,7 @@ import { dirname, resolve } from "node:path";
 import { applyOverrides, parseFinetuneConfig } from "../config/finetune.ts";
 import { getGpu } from "../gpu/device.ts";
 import { OnnxModel } from "../onnx/model.ts";
+import { kernelChoice } from "../ops/kernel_family.ts";
 import { DatasetError } from "../train/data/problems.ts";
 import { runFinetune } from "../train/finetune_run.ts";
 
@@ -67,7 +68,11 @@ export async function run(args: string[]): Promise<number> {
   }
   try {
     const gpu = await getGpu();
-    console.error(`adapter: ${gpu.adapterName}${gpu.isFallback ? " (fallback)" : ""}`);
+    const kernels = kernelChoice(gpu.device);
+    console.error(
+      `adapter: ${gpu.adapterName}${gpu.isFallback ? " (fallback)" : ""}; ` +
+        `conv kernels: ${kernels.family} (${kernels.reason})`,
+    );
     const result = await runFinetune({
       gpu,
       model: OnnxModel.parse(await Deno.readFile(modelPath)),
@@ -80,6 +85,7 @@ export async function run(args: string[]): Promise<number> {
     console.log(JSON.stringify({
       out: flags.out,
       iterations: result.trace.length,
+      kernels: kernels.family,
       images_per_second: result.imagesPerSecond,
       step_images_per_second: result.stepImagesPerSecond,
       cache_seconds: result.cacheSeconds,

@@ -210,12 +210,10 @@ const operands = (p: Precision) => p === "f16" ? "f16 operands (amp)" : "f32 ope
 
 for (const kernels of KERNEL_FAMILIES) {
   for (const precision of PRECISIONS) {
+    const what = `${kernels} kernels, ${operands(precision)}`;
     for (const [ci, s] of CASES.entries()) {
       gpuTest(
-        `planConv (${kernels} kernels, ${
-          operands(precision)
-        }) matches the TS reference forward and backward ` +
-          `for ${name(s)}`,
+        `planConv (${what}) matches the TS reference forward and backward for ${name(s)}`,
         async (device) => {
           const plan = await checkConv(device, kernels, s, ci, { half: precision === "f16" });
           assertFamilyRan(plan, kernels);

@@ -11,6 +11,16 @@ const commands: Record<string, () => Promise<{ run(args: string[]): Promise<numb
   doctor: () => import("./src/cli/doctor.ts"),
 };
 
+import { forcedKernelFamily } from "./src/ops/kernel_family.ts";
+
+// Environment settings every command reads are checked before any command starts.
+try {
+  forcedKernelFamily();
+} catch (err) {
+  console.error((err as Error).message);
+  Deno.exit(2);
+}
+
 const [name, ...rest] = Deno.args;
 const load = commands[name ?? "serve"];
 if (!load) {

@@ -5,6 +5,9 @@
  * with several dispatches per submit because one submit+sync costs >= 11 ms on lavapipe. On lavapipe the kernels
  * run on the CPU, so where other processes share it wall-clock rates drop with the load; `cpu_gflops` divides by
  * this process's CPU time spread over all cores instead (Linux /proc), which tracks what an idle machine gives.
+ * Measures the adapter's kernel family (src/ops/kernel_family.ts; KESTREL_KERNELS=tiled|register picks one); on a
+ * hardware adapter with no family forced it measures the other family too, in the same run, and reports its
+ * totals under `other` and the two families' conv time ratio: the figure that says whether `tiled` pays there.
  */
 import { getGpu } from "../gpu/device.ts";
 import { createStorage } from "../gpu/buffers.ts";
@@ -12,6 +15,7 @@ import { ProgramCache } from "../gpu/programs.ts";
 import { GpuMemory } from "../gpu/memory.ts";
 import { createOpContext, submitDispatches } from "../ops/context.ts";
 import { planConv } from "../ops/conv.ts";
+import { forcedKernelFamily, kernelChoice, type KernelFamily } from "../ops/kernel_family.ts";
 import type { Dispatch } from "../ops/types.ts";
 import { trainBenchOptions } from "./support/bench_env.ts";
 
@@ -83,8 +87,34 @@ async function time(device: GPUDevice, dispatches: Dispatch[]): Promise<{ wall: 
 
 export async function bench(): Promise<Record<string, unknown>> {
   const gpu = await getGpu();
-  const device = gpu.device;
-  const ctx = createOpContext(new GpuMemory(device), new ProgramCache(device));
+  const { family, reason } = kernelChoice(gpu.device);
+  const first = await measure(gpu.device, family);
+  // On lavapipe the tiled family takes minutes here; it is compared where it is meant to run.
+  const other: KernelFamily = family === "tiled" ? "register" : "tiled";
+  const compare = !gpu.isFallback && forcedKernelFamily() === undefined;
+  const second = compare ? await measure(gpu.device, other) : undefined;
+  const totals = ({ shapes: _, ...t }: Measured) => t;
+  return {
+    adapter: gpu.adapterName,
+    batch: BATCH,
+    imgsz: IMGSZ,
+    kernels: `${family} (${reason})`,
+    ...totals(first),
+    ...(second && {
+      other: { kernels: other, ...totals(second) },
+      [`conv_ms_${family}_over_${other}`]: Number(
+        (first.conv_ms_per_step / second.conv_ms_per_step).toFixed(3),
+      ),
+    }),
+    shapes: first.shapes,
+  };
+}
+
+type Measured = Awaited<ReturnType<typeof measure>>;
+
+/** GFLOP/s per shape and in total of `kernels` on YOLOv5n's conv shapes. */
+async function measure(device: GPUDevice, kernels: KernelFamily) {
+  const ctx = createOpContext(new GpuMemory(device), new ProgramCache(device), kernels);
   const shapes = [];
   const totals = { fwd: [0, 0, 0], bwd_data: [0, 0, 0], bwd_weight: [0, 0, 0] };
   for (const [cin, cout, k, s, listedSize, count] of YOLOV5N_320_CONVS) {
@@ -133,13 +163,6 @@ export async function bench(): Promise<Record<string, unknown>> {
     ]),
   );
   const sum = (i: number) => Number(Object.values(totals).reduce((a, t) => a + t[i], 0).toFixed(1));
-  return {
-    adapter: gpu.adapterName,
-    batch: BATCH,
-    imgsz: IMGSZ,
-    ...summary,
-    conv_ms_per_step: sum(1),
-    conv_cpu_ms_per_step: sum(2) || undefined,
-    shapes,
-  };
+  ctx.memory.destroy();
+  return { ...summary, conv_ms_per_step: sum(1), conv_cpu_ms_per_step: sum(2) || undefined, shapes };
 }

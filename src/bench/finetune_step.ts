@@ -240,6 +240,7 @@ export async function bench(): Promise<Record<string, unknown>> {
   return {
     adapter: gpu.adapterName,
     fallback: gpu.isFallback,
+    kernels: program.kernels,
     model: "yolov5n.onnx",
     imgsz: IMGSZ,
     batch: BATCH,

@@ -4,6 +4,7 @@ import { parseArgs } from "node:util";
 import { z } from "zod";
 import { DEFAULT_MODEL_PATH, ServerConfigSchema } from "../config/server.ts";
 import { getGpu } from "../gpu/device.ts";
+import { kernelChoice } from "../ops/kernel_family.ts";
 import { ensureRuntimeDir } from "../gpu/runtime_dir.ts";
 import { type Backend, BACKEND_CHOICES } from "../serving/backend.ts";
 import { readModelSpec } from "../serving/model_spec.ts";
@@ -66,7 +67,7 @@ async function adapterFacts(): Promise<CheckResult> {
 
 /**
  * `kestrel doctor`: what this box offers Kestrel and whether it works here: platform, Deno, the WebGPU adapter,
- * the backend `auto` picks and why, the self-test on the bundled default model, free disk in the data dir. Exits
+ * the conv kernel family fine-tuning runs there (src/ops/kernel_family.ts), the backend `auto` picks and why, the self-test on the bundled default model, free disk in the data dir. Exits
  * 1 when any check fails.
  */
 export async function run(args: string[]): Promise<number> {
@@ -102,6 +103,10 @@ export async function run(args: string[]): Promise<number> {
   });
   report("deno", { ok: true, detail: `${Deno.version.deno} (V8 ${Deno.version.v8})` });
   await check("webgpu adapter", adapterFacts);
+  await check("conv kernels", async () => {
+    const { family, reason } = kernelChoice((await getGpu()).device);
+    return { ok: true, detail: `${family} (${reason})` };
+  });
   let backend: Backend | undefined;
   await check("inference backend", async () => {
     const selection = await selectBackend(a.backend);

@@ -13,6 +13,7 @@ import { dirname, resolve } from "node:path";
 import { applyOverrides, parseFinetuneConfig } from "../config/finetune.ts";
 import { getGpu } from "../gpu/device.ts";
 import { OnnxModel } from "../onnx/model.ts";
+import { kernelChoice } from "../ops/kernel_family.ts";
 import { DatasetError } from "../train/data/problems.ts";
 import { runFinetune } from "../train/finetune_run.ts";
 import { StageClock } from "../train/stages.ts";
@@ -74,7 +75,11 @@ export async function run(args: string[]): Promise<number> {
     const clock = new StageClock();
     const gpu = await getGpu();
     const device = clock.lap();
-    console.error(`adapter: ${gpu.adapterName}${gpu.isFallback ? " (fallback)" : ""}`);
+    const kernels = kernelChoice(gpu.device);
+    console.error(
+      `adapter: ${gpu.adapterName}${gpu.isFallback ? " (fallback)" : ""}; ` +
+        `conv kernels: ${kernels.family} (${kernels.reason})`,
+    );
     const model = OnnxModel.parse(await Deno.readFile(modelPath));
     const modelSeconds = clock.lap();
     const result = await runFinetune({
@@ -89,6 +94,7 @@ export async function run(args: string[]): Promise<number> {
     console.log(JSON.stringify({
       out: flags.out,
       iterations: result.trace.length,
+      kernels: kernels.family,
       images_per_second: result.imagesPerSecond,
       step_images_per_second: result.stepImagesPerSecond,
       cache_seconds: result.cacheSeconds,

@@ -1,15 +1,18 @@
 import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
 import type { GpuMemory } from "../gpu/memory.ts";
 import type { ProgramCache } from "../gpu/programs.ts";
+import { kernelChoice, type KernelFamily } from "./kernel_family.ts";
 import type { Dispatch, OpContext, TensorView } from "./types.ts";
 
 /** An OpContext whose uniform and scratch buffers are created immediately (at plan time) and kept for reuse.
  * A transient slot keeps the largest buffer asked for so far and hands it to every request that fits, so plans
  * that ask for their largest slot first (e.g. a YOLO stem's im2col) end up with one buffer per slot.
- * `scratchBytes` counts the scratch and transient storage allocated. */
+ * `scratchBytes` counts the scratch and transient storage allocated. `kernels` defaults to the device's family
+ * (kernelChoice: by adapter, or as KESTREL_KERNELS forces). */
 export function createOpContext(
   memory: GpuMemory,
   programs: ProgramCache,
+  kernels: KernelFamily = kernelChoice(memory.device).family,
 ): OpContext & { scratchBytes(): number } {
   const slots = new Map<string, GPUBuffer>();
   let bytes = 0;
@@ -21,6 +24,7 @@ export function createOpContext(
     device: memory.device,
     memory,
     programs,
+    kernels,
     uniform: (data: ArrayBuffer, label: string) => memory.uniform(data, label),
     scratch: storage,
     transient(slot: string, size: number, label: string): GPUBuffer {

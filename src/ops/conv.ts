@@ -13,6 +13,7 @@ import {
   type Vec4Operand,
   weightGrad,
 } from "./conv_kernels.ts";
+import { siluBiasGrad } from "./silu_bias_grad.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
 /** Stride-1 k>1 convs with at least this many pixels per map and at most DIRECT_MAX_COUT output channels take
@@ -49,6 +50,11 @@ export interface ConvArgs {
   dilation?: number;
   groups?: number;
   accumulate?: boolean;
+  /** A SiLU fused after the conv (the Conv+SiLU of every YOLOv5 block): forward also writes silu(y) into
+   * `silu.y`, and backward takes that output's gradient `silu.dy` and makes dy = silu.dy * silu'(y) in the pass
+   * that sums db, so neither direction has a pass of its own. Needs the bias; dy (overwritten) and db must be
+   * given where silu.dy is. */
+  silu?: { y: TensorView; dy?: TensorView };
   /** share the im2col columns with every conv of the context and rebuild them in backward (see planConv) */
   recomputeColumns?: boolean;
   /** largest scratch buffer one dispatch may bind; defaults to the device's maxStorageBufferBindingSize. Batches
@@ -57,8 +63,10 @@ export interface ConvArgs {
 }
 
 /**
- * Plans a groups-1 convolution. Forward: im2col (skipped for aligned 1x1 stride-1 convs) + GEMM with fused bias.
- * Backward, in order: db += bias_grad(dy); dW += split GEMM dY . col^T + reduce; dx (=|+=) col2im(W^T . dY).
+ * Plans a groups-1 convolution. Forward: im2col (skipped for aligned 1x1 stride-1 convs) + GEMM with fused bias
+ * (and a fused SiLU's output, `silu`). Backward, in order: db += bias_grad(dy) (with a fused SiLU: dy = its
+ * gradient * silu'(y) and db in one pass); dW += split GEMM dY . col^T + reduce; dx (=|+=) col2im(W^T . dY).
+ * The GEMMs are the context's kernel family (src/ops/kernel_family.ts).
  * By default each conv owns its columns (N * Cin*kh*kw * ceil4(Ho*Wo) floats), kept from forward until
  * backward-weight reads them, then reused by backward-data for dcol. With `recomputeColumns` they live in a
  * transient slot every conv of a program shares (sized for the largest) and backward rebuilds them before the
@@ -105,6 +113,7 @@ export function planConv(ctx: OpContext, a: ConvArgs): OpPlan {
     (a.b ?? a.w).buffer,
     "conv_fwd",
     wk.elem,
+    a.silu?.y,
   ));
   if (!a.dx && !a.dw && !a.db) return { forward, backward: [] };
   return { forward, backward: planBackward(ctx, a, g, label, cols) };
@@ -130,6 +139,19 @@ function convGeometry(a: ConvArgs): Geometry {
   const wo = Math.floor((w + 2 * pad - kw) / stride) + 1;
   expectShape("planConv", "y", a.y, [n, cout, ho, wo]);
   if (a.b) expectShape("planConv", "b", a.b, [cout]);
+  if (a.silu) {
+    expectShape("planConv", "silu.y", a.silu.y, [n, cout, ho, wo]);
+    if (!a.b) {
+      throw new Error("planConv: a fused SiLU needs the conv's bias (its gradient pass hosts SiLU's)");
+    }
+    if (a.silu.dy && (!a.dy || !a.db)) {
+      throw new Error("planConv: a fused SiLU's dy needs the conv's dy and db");
+    }
+    // One dispatch reads x while writing silu.y, and silu.dy while writing dy.
+    if (a.silu.y.buffer === a.x.buffer || (a.silu.dy && a.silu.dy.buffer === a.dy?.buffer)) {
+      throw new Error("planConv: a fused SiLU's output (gradient) shares a buffer with x (dy)");
+    }
+  }
   const P = ho * wo;
   return { n, cin, h, w, cout, kh, kw, ho, wo, stride, pad, P, ppad: Math.ceil(P / 4) * 4, K: cin * kh * kw };
 }
@@ -174,6 +196,12 @@ function planBackward(ctx: OpContext, a: ConvArgs, g: Geometry, label: string, c
   const dy = a.dy;
   expectShape("planConv", "dy", dy, [n, cout, ho, wo]);
   const backward: Dispatch[] = [];
+  // A fused SiLU's backward writes dy, so it runs before anything reads dy, and sums db on the way.
+  const siluDy = a.silu?.dy;
+  if (siluDy) {
+    expectShape("planConv", "silu.dy", siluDy, [n, cout, ho, wo]);
+    backward.push(siluBiasGrad(ctx, `${label} silu_bias_grad`, { x: a.y, dy: siluDy, dx: dy, db: a.db! }));
+  }
   const { elem } = weightOperand(a);
   let dy4: Vec4Operand = { buffer: dy.buffer, off4: dy.offset / 4, batch4: batchStride(dy) / 4 };
   // The GEMMs read dy as vec4 rows of their operand type: a padded (and, for f16, converted) copy unless dy is.
@@ -185,7 +213,7 @@ function planBackward(ctx: OpContext, a: ConvArgs, g: Geometry, label: string, c
   }
   if (a.db) {
     expectShape("planConv", "db", a.db, [cout]);
-    backward.push(biasGrad(ctx, label, cols.common, dy, a.db));
+    if (!siluDy) backward.push(biasGrad(ctx, label, cols.common, dy, a.db));
   }
   if (a.dw) {
     expectShape("planConv", "dw", a.dw, [cout, cin, kh, kw]);
@@ -216,10 +244,12 @@ function backwardData(
   const flags = accumulateFlag(a.accumulate);
   const { col } = cols;
   const wk = weightOperand(a);
-  // The direct conv reads dy in place (f32), so f16 operands (wk.elem) take the GEMM and col2im.
-  const direct = wk.elem === "f32" && g.stride === 1 && g.kh === g.kw && g.P >= DIRECT_MIN_PIXELS &&
-    g.cout <= DIRECT_MAX_COUT;
-  if (col && direct) {
+  // The direct conv is a register-family kernel, measured against the register GEMM (the tiled family's GEMM
+  // reads dY through workgroup memory, which a direct conv's gathers would forgo), and it reads dy in place
+  // (f32), so f16 operands (wk.elem) take the GEMM and col2im too.
+  const direct = ctx.kernels === "register" && wk.elem === "f32" && col && g.stride === 1 && g.kh === g.kw &&
+    g.P >= DIRECT_MIN_PIXELS && g.cout <= DIRECT_MAX_COUT;
+  if (direct) {
     return [directBackwardData(ctx, `${label} backward_data`, g, flags, a.w, dy, dx)];
   }
   const gemm = { ...cols.common, M: g.K, K: g.cout, aOff: wk.w.offset, am: 1, ak: g.K, flags };
@@ -257,7 +287,8 @@ function planInBatchSlices(ctx: OpContext, a: ConvArgs, slice: number): OpPlan {
   for (let i0 = 0; i0 < a.x.shape[0]; i0 += slice) {
     const count = Math.min(slice, a.x.shape[0] - i0);
     const part = (v: TensorView | undefined) => v && batchSlice(v, i0, count);
-    const sub = planConv(ctx, { ...a, x: part(a.x)!, y: part(a.y)!, dy: part(a.dy), dx: part(a.dx) });
+    const silu = a.silu && { y: part(a.silu.y)!, dy: part(a.silu.dy) };
+    const sub = planConv(ctx, { ...a, x: part(a.x)!, y: part(a.y)!, dy: part(a.dy), dx: part(a.dx), silu });
     plan.forward.push(...sub.forward);
     plan.backward.push(...sub.backward);
   }

@@ -3,6 +3,7 @@ import type { ElemType } from "../gpu/wgsl.ts";
 import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
 import { u32Fields, uniformLayout } from "../gpu/uniform.ts";
 import { batchStride, grid1d, groups } from "./context.ts";
+import { tiledGemmNN, tiledGemmNT, tiledSplits } from "./gemm_tiled.ts";
 import type { Dispatch, OpContext, TensorView } from "./types.ts";
 
 // The dispatches planConv (conv.ts) assembles: one builder per wgsl/ops/conv.wgsl entry point.
@@ -78,7 +79,7 @@ const CONV_PARAMS = uniformLayout(
         "cBatch",
         "splits",
       ],
-      ...["chunk4", "nsplit", "srcC", "_pad0"],
+      ...["chunk4", "nsplit", "srcC", "_pad0", "postOff", "postBS", "_pad1", "_pad2"],
     ] as const,
   ),
 );
@@ -108,6 +109,11 @@ function uniform(ctx: OpContext, f: Fields, label: string): GPUBuffer {
   return ctx.uniform(CONV_PARAMS.pack(fields, label), label);
 }
 
+/** gemm_nn's `flags` bit (both families): also write silu(C) into `post`, a SiLU fused after the conv. */
+const SILU_FLAG = 4;
+
+/** C[z] (=|+=) A . B[z] (+ bias): the conv's forward and backward-data GEMM in the context's kernel family. With
+ * `post` (forward only), silu of each stored value is also written there. */
 export function gemmNN(
   ctx: OpContext,
   label: string,
@@ -118,13 +124,31 @@ export function gemmNN(
   biasBuf: GPUBuffer,
   opClass: string,
   elem: ElemType,
+  post?: TensorView,
 ): Dispatch {
   const N4 = f.ppad / 4;
+  const cost = {
+    flops: 2 * f.n * f.M * f.K * f.P,
+    bytes: 4 * (f.M * f.K + f.n * (f.K + (post ? 2 : 1) * f.M) * f.P),
+    opClass,
+  };
+  const fused = post
+    ? { flags: (f.flags ?? 0) | SILU_FLAG, postOff: post.offset, postBS: batchStride(post) }
+    : { postOff: 0, postBS: 0 };
+  // Without a SiLU the kernel's output slot holds C again: the binding is in the layout, never written.
+  const postBuf = post?.buffer ?? cBuf;
+  if (ctx.kernels === "tiled") {
+    const tiled = { ...f, ...fused, N: f.P, bOff4: b.off4, ldb4: N4, bBatch4: b.batch4 };
+    const buffers = { a: aBuf, b: b.buffer, c: cBuf, bias: biasBuf, post: postBuf };
+    return { ...tiledGemmNN(ctx, label, tiled, buffers, elem), ...cost };
+  }
   const shape = gemmShape(Math.ceil(f.M / TILE), Math.ceil(N4 / 2));
-  const vec4 = [f.cOff ?? 0, f.cBatch ?? 0, f.ldc ?? 0].every((v) => v % 4 === 0);
+  const vec4 = [f.cOff ?? 0, f.cBatch ?? 0, f.ldc ?? 0, fused.postOff, fused.postBS].every((v) =>
+    v % 4 === 0
+  );
   const A_MODE = aMode(f);
   const pipeline = ctx.programs.get(FILE, vec4 ? "gemm_nn_vec4" : "gemm_nn", { ...shape, A_MODE }, elem);
-  const u = uniform(ctx, { ...f, N: f.P, N4, bOff4: b.off4, ldb4: N4, bBatch4: b.batch4 }, label);
+  const u = uniform(ctx, { ...f, ...fused, N: f.P, N4, bOff4: b.off4, ldb4: N4, bBatch4: b.batch4 }, label);
   return {
     label,
     pipeline,
@@ -135,11 +159,10 @@ export function gemmNN(
       [vec4 ? 9 : 5]: cBuf,
       6: biasBuf,
       7: u,
+      [vec4 ? 11 : 10]: postBuf,
     }, label),
     workgroups: [groups(N4, 2 * shape.WG_X), groups(f.M, TILE * shape.WG_Y), f.n],
-    flops: 2 * f.n * f.M * f.K * f.P,
-    bytes: 4 * (f.M * f.K + f.n * (f.K + f.M) * f.P),
-    opClass,
+    ...cost,
   };
 }
 
@@ -202,6 +225,8 @@ export function directBackwardData(
   };
 }
 
+/** dW += sum over batch items and pixels of dY . col^T: split partial sums (gemm_nt of the context's kernel
+ * family), then `reduce` adds them into dw. */
 export function weightGrad(
   ctx: OpContext,
   label: string,
@@ -211,6 +236,71 @@ export function weightGrad(
   dw: TensorView,
   elem: ElemType,
 ): Dispatch[] {
+  const count = g.cout * g.K;
+  const partials = ctx.kernels === "tiled"
+    ? tiledPartials(ctx, `${label} backward_weight`, g, dy4, xcol, elem)
+    : registerPartials(ctx, `${label} backward_weight`, g, dy4, xcol, elem);
+  const { nsplit } = partials;
+  const part = ctx.transient("conv dw partials", 4 * nsplit * count, `${label} dw partials`);
+  const red = ctx.programs.get(FILE, "reduce", { WG });
+  const { workgroups, pitch } = grid1d(count, WG);
+  const redU = uniform(ctx, { count, pitch, nsplit, dstOff: dw.offset }, `${label} reduce dw`);
+  return [{
+    ...partials.dispatch(part),
+    flops: 2 * g.n * g.cout * g.K * g.P,
+    bytes: 4 * (g.n * (g.K + g.cout) * g.ppad + nsplit * count),
+    opClass: "conv_bwd_weight",
+  }, {
+    label: `${label} reduce dw`,
+    pipeline: red,
+    bindGroup: bindBuffers(ctx.device, red, { 0: part, 1: dw.buffer, 7: redU }, `${label} reduce dw`),
+    workgroups,
+    flops: nsplit * count,
+    bytes: 4 * (nsplit + 2) * count,
+    opClass: "conv_bwd_weight",
+  }];
+}
+
+/** The weight gradient's split partial sums: how many, and the dispatch that writes them into `part`. */
+interface Partials {
+  nsplit: number;
+  dispatch(part: GPUBuffer): Pick<Dispatch, "label" | "pipeline" | "bindGroup" | "workgroups">;
+}
+
+function tiledPartials(
+  ctx: OpContext,
+  label: string,
+  g: Geometry,
+  dy4: Vec4Operand,
+  xcol: Vec4Operand,
+  elem: ElemType,
+): Partials {
+  const f = {
+    M: g.cout,
+    N: g.K,
+    r4: g.ppad / 4,
+    n: g.n,
+    aOff4: dy4.off4,
+    am4: g.ppad / 4,
+    aBatch4: dy4.batch4,
+    bOff4: xcol.off4,
+    ldb4: g.ppad / 4,
+    bBatch4: xcol.batch4,
+  };
+  return {
+    nsplit: tiledSplits(ctx.device, f).nsplit,
+    dispatch: (part) => tiledGemmNT(ctx, label, f, { a: dy4.buffer, b: xcol.buffer, part }, elem),
+  };
+}
+
+function registerPartials(
+  ctx: OpContext,
+  label: string,
+  g: Geometry,
+  dy4: Vec4Operand,
+  xcol: Vec4Operand,
+  elem: ElemType,
+): Partials {
   const r4 = g.ppad / 4;
   const lanes = g.P >= LANES_MIN_PIXELS && g.cout <= LANES_MAX_COUT;
   const invocations = Math.ceil(g.cout / TILE) * Math.ceil(g.K / TILE) * g.n * (lanes ? 8 : 1);
@@ -220,8 +310,6 @@ export function weightGrad(
   );
   const chunk4 = Math.ceil(r4 / splits);
   const nsplit = g.n * splits;
-  const count = g.cout * g.K;
-  const part = ctx.transient("conv dw partials", 4 * nsplit * count, `${label} dw partials`);
   const shape = gemmShape(Math.ceil(g.cout / TILE), Math.ceil(g.K / TILE));
   const nt = lanes
     ? ctx.programs.get(FILE, "gemm_nt_lanes", {}, elem)
@@ -238,34 +326,18 @@ export function weightGrad(
     bBatch4: xcol.batch4,
     splits,
     chunk4,
-  }, `${label} backward_weight`);
-  const red = ctx.programs.get(FILE, "reduce", { WG });
-  const { workgroups, pitch } = grid1d(count, WG);
-  const redU = uniform(ctx, { count, pitch, nsplit, dstOff: dw.offset }, `${label} reduce dw`);
-  return [{
-    label: `${label} backward_weight`,
-    pipeline: nt,
-    bindGroup: bindBuffers(
-      ctx.device,
-      nt,
-      { 3: xcol.buffer, 4: dy4.buffer, 5: part, 7: ntU },
-      `${label} backward_weight`,
-    ),
-    workgroups: lanes
-      ? [groups(g.K, TILE), groups(g.cout, TILE), nsplit]
-      : [groups(g.K, TILE * shape.WG_X), groups(g.cout, TILE * shape.WG_Y), nsplit],
-    flops: 2 * g.n * g.cout * g.K * g.P,
-    bytes: 4 * (g.n * (g.K + g.cout) * g.ppad + nsplit * count),
-    opClass: "conv_bwd_weight",
-  }, {
-    label: `${label} reduce dw`,
-    pipeline: red,
-    bindGroup: bindBuffers(ctx.device, red, { 0: part, 1: dw.buffer, 7: redU }, `${label} reduce dw`),
-    workgroups,
-    flops: nsplit * count,
-    bytes: 4 * (nsplit + 2) * count,
-    opClass: "conv_bwd_weight",
-  }];
+  }, label);
+  return {
+    nsplit,
+    dispatch: (part) => ({
+      label,
+      pipeline: nt,
+      bindGroup: bindBuffers(ctx.device, nt, { 3: xcol.buffer, 4: dy4.buffer, 5: part, 7: ntU }, label),
+      workgroups: lanes
+        ? [groups(g.K, TILE), groups(g.cout, TILE), nsplit]
+        : [groups(g.K, TILE * shape.WG_X), groups(g.cout, TILE * shape.WG_Y), nsplit],
+    }),
+  };
 }
 
 export function im2col(

@@ -1,5 +1,6 @@
 import type { GpuMemory } from "../gpu/memory.ts";
 import type { ProgramCache } from "../gpu/programs.ts";
+import type { KernelFamily } from "./kernel_family.ts";
 
 /** A float32 NCHW tensor living somewhere inside a GPU buffer. */
 export interface TensorView {
@@ -27,6 +28,8 @@ export interface OpContext {
   /** the owner of every buffer the plan makes (freed with it) */
   memory: GpuMemory;
   programs: ProgramCache;
+  /** which GEMM kernels conv plans (src/ops/kernel_family.ts) */
+  kernels: KernelFamily;
   /** a uniform buffer created at plan time (never per step) */
   uniform(data: ArrayBuffer, label: string): GPUBuffer;
   /** scratch storage created at plan time */

@@ -28,6 +28,7 @@ import { buildTrainGraph, type TrainGraph } from "../onnx/graph.ts";
 import { inferShapes } from "../onnx/graph_shapes.ts";
 import { planCast } from "../ops/cast.ts";
 import { createOpContext, recordDispatches } from "../ops/context.ts";
+import type { KernelFamily } from "../ops/kernel_family.ts";
 import type { EmaSource } from "../optim/ema.ts";
 import type { Dispatch, OpContext, TensorView } from "../ops/types.ts";
 import type { Batch } from "./data/loader.ts";
@@ -44,6 +45,7 @@ import {
   writeBackParams,
 } from "./param_layout.ts";
 import { accKey, gradientTensors, type Memory, planMemory } from "./program_memory.ts";
+import { convSiluPairs } from "./program_fusion.ts";
 import { planNode } from "./program_ops.ts";
 import type { TargetRows } from "./targets.ts";
 import { type HeadLayer, headLayer } from "./evaluate_decode.ts";
@@ -73,6 +75,9 @@ export interface ProgramOptions {
   amp?: boolean;
   /** Vec4s per invocation of streaming kernels (src/gpu/runs.ts streamChunk); default 256 (lavapipe's). */
   chunk?: number;
+  /** The conv GEMM kernels to plan; default the device's (src/ops/kernel_family.ts: by adapter, or as
+   * KESTREL_KERNELS forces). */
+  kernels?: KernelFamily;
 }
 
 const DEFAULT_TARGETS_PER_IMAGE = 256;
@@ -102,6 +107,8 @@ export class TrainProgram {
   readonly memoryBytes: number;
   /** Bytes of op scratch: per-op buffers plus the transient slots shared by all ops (OpContext.transient). */
   readonly scratchBytes: number;
+  /** The conv kernel family the program's convs run (src/ops/kernel_family.ts). */
+  readonly kernels: KernelFamily;
   /** Owns every buffer of this program: destroy() frees them. */
   readonly #memory: GpuMemory;
   readonly #clears: GPUBuffer[];
@@ -125,6 +132,7 @@ export class TrainProgram {
   ) {
     const { batch, imgsz } = options;
     this.#count = batch;
+    this.kernels = ctx.kernels;
     const training = options.training ?? true;
     const maxStride = Math.max(...graph.yolo.strides);
     if (imgsz % maxStride !== 0) {
@@ -191,7 +199,15 @@ export class TrainProgram {
       this.prefixDispatches.push(half.dispatch);
       this.#stepForward.push(half.dispatch);
     }
+    const fused = convSiluPairs(graph, place, needsGrad, trainable);
+    const fusedSilus = new Set(fused.values());
     graph.nodes.forEach((n, i) => {
+      // A SiLU fused into its conv is planned with the conv.
+      if (fusedSilus.has(i)) {
+        backward[i] = [];
+        return;
+      }
+      const silu = fused.get(i);
       const plan = planNode(ctx, n, {
         value: (t) => place.values.get(t)!,
         grad: (t) => place.grads.get(t),
@@ -202,6 +218,7 @@ export class TrainProgram {
         training,
         recomputeColumns: options.recomputeColumns ?? false,
         copied: (t) => place.copies.has(t),
+        siluAfter: silu === undefined ? undefined : graph.nodes[silu].y,
         paramGrad: (
           name,
         ) => (this.grads && trainable.has(name) ? this.#paramView(this.grads, name) : undefined),
@@ -256,7 +273,7 @@ export class TrainProgram {
     const layout = buildParamLayout(model, graph, frozenParams(graph, options.freeze ?? 0));
     const memory = new GpuMemory(device);
     try {
-      const ctx = createOpContext(memory, options.programs ?? new ProgramCache(device));
+      const ctx = createOpContext(memory, options.programs ?? new ProgramCache(device), options.kernels);
       return new TrainProgram(device, graph, layout, options, ctx, model, cache);
     } catch (err) {
       memory.destroy();

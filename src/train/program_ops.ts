@@ -33,6 +33,8 @@ export interface NodeIo {
   paramGrad(name: string): TensorView | undefined;
   /** true for a Concat input that has its own buffer and must be copied into the Concat's */
   copied(t: string): boolean;
+  /** a conv's: the output of the SiLU fused into it (program_fusion.ts), which the conv's kernels compute */
+  siluAfter?: string;
 }
 
 /** An op's plan; `setCount` where the op's result depends on how many batch items are real (BatchNorm). */
@@ -60,6 +62,7 @@ export function planNode(ctx: OpContext, n: IrNode, io: NodeIo): NodePlan {
         groups: n.groups,
         accumulate: io.accumulate(n.x),
         recomputeColumns: io.recomputeColumns,
+        silu: io.siluAfter ? { y: io.value(io.siluAfter), dy: dy && io.grad(io.siluAfter) } : undefined,
       });
     }
     case "batchnorm": {

@@ -14,6 +14,7 @@ const CHECKS = [
   "platform",
   "deno",
   "webgpu adapter",
+  "conv kernels",
   "inference backend",
   "self-test detect",
   "self-test training step",
@@ -49,9 +50,14 @@ Deno.test({
       assert.deepEqual(failed, []);
       assert.equal(code, 0);
       assert.match(lines.join("\n"), /ok {3}self-test detect: \w+: found (\d+) of \1 drawn shapes/);
+      assert.match(
+        lines.join("\n"),
+        /ok {3}conv kernels: (tiled|register) \((hardware adapter|fallback adapter|forced by KESTREL_KERNELS)\)/,
+      );
     } else {
       assert.deepEqual(failed.map((l) => l.split(":")[0]), [
         "FAIL webgpu adapter",
+        "FAIL conv kernels",
         "FAIL self-test training step",
       ]);
       assert.equal(code, 1);

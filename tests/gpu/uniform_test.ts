@@ -8,6 +8,8 @@ import "../../src/ops/activation.ts";
 import "../../src/ops/batchnorm.ts";
 import "../../src/ops/binary.ts";
 import "../../src/ops/conv.ts";
+import "../../src/ops/gemm_tiled.ts";
+import "../../src/ops/silu_bias_grad.ts";
 import "../../src/ops/maxpool.ts";
 import "../../src/ops/resize.ts";
 import "../../src/optim/optimizer.ts";

@@ -5,6 +5,7 @@ import { uploadF32 } from "../_helpers/buffers.ts";
 import { ProgramCache } from "../../src/gpu/programs.ts";
 import { GpuMemory } from "../../src/gpu/memory.ts";
 import { createOpContext, submitDispatches } from "../../src/ops/context.ts";
+import type { KernelFamily } from "../../src/ops/kernel_family.ts";
 import type { Dispatch, OpContext, TensorView } from "../../src/ops/types.ts";
 
 /** Deterministic uniform numbers in [-1, 1) (mulberry32), so failures reproduce. */
@@ -23,12 +24,15 @@ export function randomArray(n: number, rand: () => number): Float64Array {
   return Float64Array.from({ length: n }, rand);
 }
 
-const contexts = new WeakMap<GPUDevice, OpContext>();
-export function opContext(device: GPUDevice): OpContext {
-  let ctx = contexts.get(device);
+const contexts = new WeakMap<GPUDevice, Map<KernelFamily | undefined, OpContext>>();
+/** The device's shared context planning `kernels` (default: the device's family, src/ops/kernel_family.ts). */
+export function opContext(device: GPUDevice, kernels?: KernelFamily): OpContext {
+  let byFamily = contexts.get(device);
+  if (!byFamily) contexts.set(device, byFamily = new Map());
+  let ctx = byFamily.get(kernels);
   if (!ctx) {
-    ctx = createOpContext(new GpuMemory(device), new ProgramCache(device));
-    contexts.set(device, ctx);
+    ctx = createOpContext(new GpuMemory(device), new ProgramCache(device), kernels);
+    byFamily.set(kernels, ctx);
   }
   return ctx;
 }

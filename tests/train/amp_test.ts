@@ -16,6 +16,7 @@ import { synthDir, tinyConfig } from "./_finetune.ts";
 import { tinyModel } from "./_tiny_model.ts";
 import { relL2 } from "./_golden.ts";
 import { AMP_LOSS_RTOL, AMP_WEIGHT_DELTA_RTOL } from "./_amp_bounds.ts";
+import { assertSilusFused } from "./_fusion.ts";
 
 const IMGSZ = 64;
 const dir = await synthDir(6, IMGSZ);
@@ -65,16 +66,18 @@ gpuTest(
   },
 );
 
+// Fused: each Conv -> SiLU pair runs as one conv (program_fusion.ts), its SiLU f32 beside f16 GEMM operands.
 // Unfused: BatchNorm (f32, batch statistics) between the f16-operand convs.
 for (const unfused of [false, true]) {
   gpuTest(
     `an amp fine-tune stays within the f16 bound of the same f32 run; its trace carries loss_scale${
-      unfused ? " (unfused, BatchNorm)" : ""
+      unfused ? " (unfused, BatchNorm)" : " (every Conv -> SiLU fused)"
     }`,
     async () => {
       const trace = async (amp: boolean) => {
         const s = await session(amp, {}, undefined, unfused);
         try {
+          if (!unfused) assertSilusFused(s.program);
           const w0 = await readF32(s.device, s.params, s.layout.size);
           const lines: TraceLine[] = [];
           await s.train({ onIteration: ({ line }) => lines.push(line) });

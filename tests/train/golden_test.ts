@@ -6,6 +6,7 @@ import { readF32 } from "../../src/gpu/buffers.ts";
 import { decodeImage } from "../../src/image/decode.ts";
 import { OnnxModel } from "../../src/onnx/model.ts";
 import { TrainProgram } from "../../src/train/program.ts";
+import { KERNEL_FAMILIES, type KernelFamily } from "../../src/ops/kernel_family.ts";
 import type { LossItems } from "../../src/train/loss.ts";
 import {
   debug0,
@@ -20,6 +21,7 @@ import {
   YOLOV5N,
 } from "./_golden.ts";
 import { toConvLayout } from "./_cases.ts";
+import { assertSilusFused } from "./_fusion.ts";
 import { referenceData } from "../_helpers/reference.ts";
 
 const REFERENCE = referenceData(import.meta.url, ...GOLDEN_FILES);
@@ -44,22 +46,28 @@ export async function goldenImages(count: number): Promise<Float32Array> {
   return out;
 }
 
-/** One program shared by both tests (planning at 320 costs seconds on lavapipe). */
-let shared: Promise<{ program: TrainProgram; items: LossItems }> | undefined;
-function goldenStep(device: GPUDevice) {
-  shared ??= (async () => {
-    const sc = scenario();
-    const model = OnnxModel.parse(Deno.readFileSync(YOLOV5N));
-    const program = TrainProgram.create(device, model, {
-      batch: sc.batch_size,
-      imgsz: sc.imgsz,
-      hyp: sc.hyp,
-      freeze: sc.freeze,
-    });
-    const items = await program.step(await goldenImages(sc.batch_size), goldenTargets(sc.batch_size));
-    return { program, items };
-  })();
-  return shared;
+/** One program per kernel family (the device's by default), shared by the tests (planning at 320 costs seconds
+ * on lavapipe). */
+const shared = new Map<KernelFamily | undefined, Promise<{ program: TrainProgram; items: LossItems }>>();
+function goldenStep(device: GPUDevice, kernels?: KernelFamily) {
+  let step = shared.get(kernels);
+  if (!step) {
+    step = (async () => {
+      const sc = scenario();
+      const model = OnnxModel.parse(Deno.readFileSync(YOLOV5N));
+      const program = TrainProgram.create(device, model, {
+        batch: sc.batch_size,
+        imgsz: sc.imgsz,
+        hyp: sc.hyp,
+        freeze: sc.freeze,
+        kernels,
+      });
+      const items = await program.step(await goldenImages(sc.batch_size), goldenTargets(sc.batch_size));
+      return { program, items };
+    })();
+    shared.set(kernels, step);
+  }
+  return step;
 }
 
 gpuTest(
@@ -89,10 +97,25 @@ gpuTest(
 // the forward pass, and the sides differ by ~13% in that head's bias gradient (~2% everywhere below it). With the
 // loss evaluated at PyTorch's own heads that coin flip is gone, and the loss gradient and every backward kernel
 // are checked against grads0.f32 (a float64 reference of the same computation agrees to 7e-6).
-gpuTest("with the loss at PyTorch's heads, every parameter gradient matches grads0", async (device) => {
+for (const kernels of KERNEL_FAMILIES) {
+  gpuTest(
+    `with the loss at PyTorch's heads, every parameter gradient matches grads0 (${kernels} kernels)`,
+    async (device) => {
+      const { program } = await goldenStep(device, kernels);
+      // Every conv GEMM of the step is the family's own (a silent fallback would not test it).
+      const file = kernels === "tiled" ? "ops/gemm_tiled.wgsl:" : "ops/conv.wgsl:";
+      const gemms = program.stepDispatches.map((d) => d.pipeline.label).filter((l) => /:gemm_/.test(l));
+      assert.ok(gemms.length > 0 && gemms.every((l) => l.startsWith(file)), `GEMMs: ${[...new Set(gemms)]}`);
+      assertSilusFused(program);
+      await checkGradients(device, program);
+    },
+    REFERENCE,
+  );
+}
+
+async function checkGradients(device: GPUDevice, program: TrainProgram): Promise<void> {
   const dbg = debug0();
   const sc = scenario();
-  const { program } = await goldenStep(device);
   program.setBatch(await goldenImages(sc.batch_size), goldenTargets(sc.batch_size));
   const forward = device.createCommandEncoder();
   program.encodeForward(forward);
@@ -115,7 +138,7 @@ gpuTest("with the loss at PyTorch's heads, every parameter gradient matches grad
   });
   const worst = worstGradient(await readF32(device, program.grads!, program.layout.size), program);
   assert.ok(worst.err < GRAD_RTOL, `worst gradient ${worst.name}: relative L2 ${worst.err}`);
-}, REFERENCE);
+}
 
 function worstGradient(grads: Float32Array, program: TrainProgram): { name: string; err: number } {
   const want = readF32File("grads0.f32");

@@ -10,6 +10,7 @@ import { lossSettings } from "../../src/train/loss_settings.ts";
 import { mulberry32 } from "./_cases.ts";
 import { relL2 } from "./_golden.ts";
 import { tinyModel } from "./_tiny_model.ts";
+import { assertSilusFused } from "./_fusion.ts";
 
 // A tiny YOLOv5-form export (Conv/SiLU, C3, Detect; nc 3) at 64x64 keeps these runs to fractions of a second.
 const IMGSZ = 64;
@@ -56,10 +57,12 @@ function lossLayers(p: TrainProgram) {
 }
 
 gpuTest(
-  "the program's heads, loss items and parameter gradients match the float64 reference program",
+  "the program's heads, loss items and parameter gradients (every Conv -> SiLU fused) match the float64 " +
+    "reference program",
   async (device) => {
     device.pushErrorScope("validation");
     const p = programFor(device, new ProgramCache(device), { batch: 2 });
+    assertSilusFused(p);
     const { images, targets } = batch(2, 4);
     const items = await p.step(images, targets);
     assert.equal((await device.popErrorScope())?.message, undefined);

@@ -13,7 +13,7 @@
 // Matrices with a pixel axis are padded to ppad (a multiple of 4) columns so they can be read as vec4.
 // The GEMM operands (A, A4, B4, and the columns im2col writes) are stored as `Elem`, f32 or f16 (amp), by
 // the prelude the loader puts in front (src/gpu/wgsl.ts elemPrelude); ldA, ldA4 and ldB4 widen them to f32
-// as they are read, so every product and sum is f32. Src, C, Dst and Bias are always f32.
+// as they are read, so every product and sum is f32. Src, C, Dst, Bias and Post are always f32.
 override WG: u32 = 64u;
 // GEMM workgroup shape in invocations (each owns 8x8 of C): chosen per layer so that small M or N (16 output
 // channels, 16 taps) do not leave most of a workgroup computing clamped duplicates.
@@ -29,7 +29,8 @@ override STRIDE: u32 = 1u;
 struct Params {
   batch: u32, cin: u32, h: u32, w: u32,
   cout: u32, ho: u32, wo: u32, kh: u32,
-  kw: u32, stride: u32, pad: u32, flags: u32, // flags: 1 = add bias (gemm_nn), 2 = accumulate into C / Dst
+  kw: u32, stride: u32, pad: u32, flags: u32, // flags: 1 = add bias (gemm_nn), 2 = accumulate into C / Dst,
+  // 4 = gemm_nn also writes silu(C) into Post (a SiLU fused after the conv: its forward costs no pass of its own)
   srcOff: u32, srcBS: u32, dstOff: u32, dstBS: u32,
   rows: u32, ppad: u32, count: u32, pitch: u32, // reduce: element count, invocations per grid row
   M: u32, N: u32, N4: u32, K: u32,
@@ -37,6 +38,7 @@ struct Params {
   bOff4: u32, ldb4: u32, bBatch4: u32, biasOff: u32,
   cOff: u32, ldc: u32, cBatch: u32, splits: u32, // gemm_nt: splits of the pixel axis per batch item
   chunk4: u32, nsplit: u32, srcC: u32, _pad0: u32, // conv_direct: channels of Src (dY) it sums over
+  postOff: u32, postBS: u32, _pad1: u32, _pad2: u32, // gemm_nn with flags 4: where silu(C) goes
 }
 
 @group(0) @binding(0) var<storage, read> Src: array<f32>;
@@ -49,6 +51,9 @@ struct Params {
 @group(0) @binding(7) var<uniform> u: Params;
 @group(0) @binding(8) var<storage, read_write> Col4: array<vec4<Elem>>;
 @group(0) @binding(9) var<storage, read_write> C4: array<vec4f>;
+// A SiLU fused after the conv (src/ops/conv.ts ConvArgs.silu): its output, a view of its own.
+@group(0) @binding(10) var<storage, read_write> Post: array<f32>;
+@group(0) @binding(11) var<storage, read_write> Post4: array<vec4f>;
 
 fn ldA(i: u32) -> f32 { return f32(A[i]); }
 fn ldA4(i: u32) -> vec4f { return vec4f(A4[i]); }
@@ -140,14 +145,15 @@ fn gemm_nn(@builtin(global_invocation_id) gi: vec3u) {
   let n0 = gi.x * 8u;
   let m0 = gi.y * 8u;
   let row = u.cOff + gi.z * u.cBatch + m0 * u.ldc;
-  storeRow(m0, row, n0, t.c0a, t.c0b, biasOf(m0));
-  storeRow(m0 + 1u, row + u.ldc, n0, t.c1a, t.c1b, biasOf(m0 + 1u));
-  storeRow(m0 + 2u, row + 2u * u.ldc, n0, t.c2a, t.c2b, biasOf(m0 + 2u));
-  storeRow(m0 + 3u, row + 3u * u.ldc, n0, t.c3a, t.c3b, biasOf(m0 + 3u));
-  storeRow(m0 + 4u, row + 4u * u.ldc, n0, t.c4a, t.c4b, biasOf(m0 + 4u));
-  storeRow(m0 + 5u, row + 5u * u.ldc, n0, t.c5a, t.c5b, biasOf(m0 + 5u));
-  storeRow(m0 + 6u, row + 6u * u.ldc, n0, t.c6a, t.c6b, biasOf(m0 + 6u));
-  storeRow(m0 + 7u, row + 7u * u.ldc, n0, t.c7a, t.c7b, biasOf(m0 + 7u));
+  let prow = u.postOff + gi.z * u.postBS + m0 * u.ldc;
+  storeNN(m0, row, prow, n0, t.c0a, t.c0b, biasOf(m0));
+  storeNN(m0 + 1u, row + u.ldc, prow + u.ldc, n0, t.c1a, t.c1b, biasOf(m0 + 1u));
+  storeNN(m0 + 2u, row + 2u * u.ldc, prow + 2u * u.ldc, n0, t.c2a, t.c2b, biasOf(m0 + 2u));
+  storeNN(m0 + 3u, row + 3u * u.ldc, prow + 3u * u.ldc, n0, t.c3a, t.c3b, biasOf(m0 + 3u));
+  storeNN(m0 + 4u, row + 4u * u.ldc, prow + 4u * u.ldc, n0, t.c4a, t.c4b, biasOf(m0 + 4u));
+  storeNN(m0 + 5u, row + 5u * u.ldc, prow + 5u * u.ldc, n0, t.c5a, t.c5b, biasOf(m0 + 5u));
+  storeNN(m0 + 6u, row + 6u * u.ldc, prow + 6u * u.ldc, n0, t.c6a, t.c6b, biasOf(m0 + 6u));
+  storeNN(m0 + 7u, row + 7u * u.ldc, prow + 7u * u.ldc, n0, t.c7a, t.c7b, biasOf(m0 + 7u));
 }
 
 // gemm_nn for a C whose offset, batch stride and row length are multiples of 4: rows are stored as vec4s
@@ -163,14 +169,15 @@ fn gemm_nn_vec4(@builtin(global_invocation_id) gi: vec3u) {
   let second = n4 + 1u < u.N4;
   let ld4 = u.ldc / 4u;
   let row = (u.cOff + gi.z * u.cBatch) / 4u + m0 * ld4 + n4;
-  storeRow4(m0, row, second, t.c0a, t.c0b, biasOf(m0));
-  storeRow4(m0 + 1u, row + ld4, second, t.c1a, t.c1b, biasOf(m0 + 1u));
-  storeRow4(m0 + 2u, row + 2u * ld4, second, t.c2a, t.c2b, biasOf(m0 + 2u));
-  storeRow4(m0 + 3u, row + 3u * ld4, second, t.c3a, t.c3b, biasOf(m0 + 3u));
-  storeRow4(m0 + 4u, row + 4u * ld4, second, t.c4a, t.c4b, biasOf(m0 + 4u));
-  storeRow4(m0 + 5u, row + 5u * ld4, second, t.c5a, t.c5b, biasOf(m0 + 5u));
-  storeRow4(m0 + 6u, row + 6u * ld4, second, t.c6a, t.c6b, biasOf(m0 + 6u));
-  storeRow4(m0 + 7u, row + 7u * ld4, second, t.c7a, t.c7b, biasOf(m0 + 7u));
+  let prow = (u.postOff + gi.z * u.postBS) / 4u + m0 * ld4 + n4;
+  storeNN4(m0, row, prow, second, t.c0a, t.c0b, biasOf(m0));
+  storeNN4(m0 + 1u, row + ld4, prow + ld4, second, t.c1a, t.c1b, biasOf(m0 + 1u));
+  storeNN4(m0 + 2u, row + 2u * ld4, prow + 2u * ld4, second, t.c2a, t.c2b, biasOf(m0 + 2u));
+  storeNN4(m0 + 3u, row + 3u * ld4, prow + 3u * ld4, second, t.c3a, t.c3b, biasOf(m0 + 3u));
+  storeNN4(m0 + 4u, row + 4u * ld4, prow + 4u * ld4, second, t.c4a, t.c4b, biasOf(m0 + 4u));
+  storeNN4(m0 + 5u, row + 5u * ld4, prow + 5u * ld4, second, t.c5a, t.c5b, biasOf(m0 + 5u));
+  storeNN4(m0 + 6u, row + 6u * ld4, prow + 6u * ld4, second, t.c6a, t.c6b, biasOf(m0 + 6u));
+  storeNN4(m0 + 7u, row + 7u * ld4, prow + 7u * ld4, second, t.c7a, t.c7b, biasOf(m0 + 7u));
 }
 
 fn storeRow4(m: u32, at: u32, second: bool, a: vec4f, b: vec4f, bias: f32) {
@@ -192,6 +199,37 @@ fn storeRow4(m: u32, at: u32, second: bool, a: vec4f, b: vec4f, bias: f32) {
       C4[at + 1u] = b + bias;
     }
   }
+}
+
+// gemm_nn's stores: storeRow, and with flags 4 also silu of the stored values into Post at prow, computed as
+// wgsl/ops/activation.wgsl computes it from the stored value (same f32 results as the unfused pass).
+fn storeNN(m: u32, row: u32, prow: u32, n0: u32, a: vec4f, b: vec4f, bias: f32) {
+  storeRow(m, row, n0, a, b, bias);
+  if ((u.flags & 4u) == 0u || m >= u.M) {
+    return;
+  }
+  let sa = silu(a + bias);
+  let sb = silu(b + bias);
+  for (var j = 0u; j < 8u; j++) {
+    if (n0 + j < u.N) {
+      Post[prow + n0 + j] = select(sb[j - 4u], sa[j], j < 4u);
+    }
+  }
+}
+
+fn storeNN4(m: u32, at: u32, pat: u32, second: bool, a: vec4f, b: vec4f, bias: f32) {
+  storeRow4(m, at, second, a, b, bias);
+  if ((u.flags & 4u) == 0u || m >= u.M) {
+    return;
+  }
+  Post4[pat] = silu(a + bias);
+  if (second) {
+    Post4[pat + 1u] = silu(b + bias);
+  }
+}
+
+fn silu(x: vec4f) -> vec4f {
+  return x * (1.0 / (1.0 + exp(-x)));
 }
 
 fn biasOf(m: u32) -> f32 {

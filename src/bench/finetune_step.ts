@@ -201,6 +201,7 @@ export async function bench(): Promise<Record<string, unknown>> {
       imgsz: IMGSZ,
       batch: BATCH,
       amp: OPTIONS.amp,
+      kernels: program.kernels,
       optimizer: "SGD (src/optim)",
       warmup_steps: OPTIONS.warmup,
       timed_steps: steps,

@@ -3,7 +3,9 @@
  * captured: each node puts its labelled captures into `<fleet>-captures` (the meta, with the labels and split, in
  * the KV under `<model>.<id>`; the image in the object store under `<id>`) and takes them out again when they
  * are rejected or deleted. Changes are replicated as they happen; on joining and after every reconnect a node
- * reconciles, so a label made while NATS was down reaches the fleet too. Other nodes' captures are read from the
+ * reconciles, so a label made while NATS was down reaches the fleet too. Each fleet write is bounded in time
+ * and a failed one (NATS went away mid-write, or a write still waiting when it came back) schedules another
+ * reconcile, so one stuck write can neither hold back the ones after it nor lose its change. Other nodes' captures are read from the
  * fleet when a captures dataset is written; they are not copied into this node's capture store.
  * @module
  */
@@ -26,10 +28,18 @@ const SharedCaptureSchema = z.object({
 });
 type SharedCapture = z.infer<typeof SharedCaptureSchema>;
 
+/** Longest a fleet write (one capture's put or withdrawal, or a reconcile) may take before the queue moves on:
+ * nats.js can keep a JetStream request pending across a reconnect, and the writes run one at a time. */
+const WRITE_TIMEOUT_MS = 15_000;
+/** Wait before reconciling again after a failed write (while connected; a reconnect reconciles anyway). */
+const RETRY_MS = 1_000;
+
 export class CaptureReplication {
   private link: FleetLink | null = null;
   /** Fleet writes run one at a time, in the order the changes happened. */
   private writes: Promise<unknown> = Promise.resolve();
+  /** The pending reconcile after a failed write, if one is scheduled. */
+  private retry: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly store: CaptureStore,
@@ -79,11 +89,25 @@ export class CaptureReplication {
   }
 
   private enqueue(work: () => Promise<void>): Promise<void> {
-    const run = this.writes.then(work).catch((err) => {
-      this.log(`fleet: captures: ${(err as Error).message}; replicated again after the next reconnect`);
+    const run = this.writes.then(() => bounded(work(), WRITE_TIMEOUT_MS)).catch((err) => {
+      this.log(`fleet: captures: ${(err as Error).message}; reconciled again`);
+      this.reconcileLater();
     });
     this.writes = run;
     return run;
+  }
+
+  /** One reconcile soon after a failure; skipped while NATS is away (the reconnect reconciles). */
+  private reconcileLater(): void {
+    if (this.retry !== undefined) return;
+    const retry = setTimeout(() => {
+      this.retry = undefined;
+      const link = this.link;
+      if (link && !link.nc.isClosed() && !link.nc.isDraining()) void this.enqueue(() => this.reconcile(link));
+    }, RETRY_MS);
+    // A retry never keeps a closing process alive.
+    Deno.unrefTimer(retry);
+    this.retry = retry;
   }
 
   /** The image before the meta, so a node that sees the meta finds the image; withdrawn the other way round. */
@@ -129,4 +153,13 @@ export class CaptureReplication {
     }
     return captures.sort((a, b) => a.meta.id.localeCompare(b.meta.id));
   }
+}
+
+/** `work`, or a rejection once `ms` have passed (the work itself cannot be cancelled; its result is dropped). */
+function bounded(work: Promise<void>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`a fleet write took over ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

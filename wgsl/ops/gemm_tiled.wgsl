@@ -216,7 +216,9 @@ fn storeBlock(acc: array<vec4f, MAX_ACC>, b: Block, z: u32, l: vec3u) {
 }
 
 // Post(m, n) of block z = silu(acc + bias), computed as wgsl/ops/activation.wgsl computes it from the value
-// storeBlock stored (same f32 results as the unfused pass).
+// storeBlock stored (same f32 results as the unfused pass). Kept apart from storeBlock on purpose: gemm_nt's
+// bind group has no Post, and a pipeline's automatic layout holds every binding its entry point statically uses
+// (folding this into storeBlock made every tiled dispatch fail validation).
 fn storeSilu(acc: array<vec4f, MAX_ACC>, b: Block, z: u32, l: vec3u) {
   for (var r = 0u; r < TM; r++) {
     let m = b.m0 + l.y * TM + r;

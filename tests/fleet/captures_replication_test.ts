@@ -161,9 +161,11 @@ Deno.test({
       const captured = await captureOne(a);
       await nats.stop();
       await until("a to notice the outage", () => Promise.resolve(a.fleet!.connected ? null : true));
+      // A train frame: without a split, a stable hash of the (time-based) id sends 1 capture in 10 to val, and a
+      // captures fine-tune on b would then rightly refuse a dataset with no train frame.
       const labelled = await fetch(
         `${a.url}/v1/captures/${captured.id}/labels`,
-        json("PUT", { labels: LABELS }),
+        json("PUT", { labels: LABELS, split: "train" }),
       );
       assert.equal(labelled.status, 200, "labelling is local: it works without NATS");
       await labelled.body?.cancel();

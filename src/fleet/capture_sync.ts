@@ -5,14 +5,17 @@
  * are rejected or deleted. Changes are replicated as they happen; on joining and after every reconnect a node
  * reconciles, so a label made while NATS was down reaches the fleet too. Each fleet write is bounded in time
  * and a failed one (NATS went away mid-write, or a write still waiting when it came back) schedules another
- * reconcile, so one stuck write can neither hold back the ones after it nor lose its change. Other nodes' captures are read from the
- * fleet when a captures dataset is written; they are not copied into this node's capture store.
+ * reconcile, so one stuck write can neither hold back the ones after it nor lose its change. A reconcile checks
+ * the images too, so a capture whose image the fleet lost is published again. Other nodes' captures are read
+ * from the fleet when a captures dataset is written; they are not copied into this node's capture store, and
+ * one whose image is missing refuses the dataset rather than leaving the frame out unsaid.
  * @module
  */
 import { dirname, join } from "node:path";
 import { z } from "zod";
 import { capturePaths } from "../capture/dataset.ts";
 import { yoloLabelText } from "../capture/labels.ts";
+import { RegistryError } from "../registry/errors.ts";
 import type { CaptureStore } from "../capture/store.ts";
 import type { CaptureMeta } from "../capture/types.ts";
 import { captureKey, captureKeys } from "./keys.ts";
@@ -77,7 +80,14 @@ export class CaptureReplication {
       const { meta } = shared;
       if (this.store.get(meta.id)) continue; // this node's own: written from its store
       const image = await link.captureImages.getBlob(meta.id);
-      if (!image) continue; // withdrawn since the key was read
+      if (!image) {
+        if (await this.withdrawn(link, meta)) continue;
+        throw new RegistryError(
+          "unavailable",
+          `Capture ${meta.id} of node ${shared.node} is in the fleet without its image; node ${shared.node} ` +
+            "publishes it again when it next reconciles (on reconnecting); no dataset was written",
+        );
+      }
       const paths = capturePaths(meta);
       await Deno.mkdir(dirname(join(dir, paths.image)), { recursive: true });
       await Deno.mkdir(dirname(join(dir, paths.label)), { recursive: true });
@@ -124,8 +134,17 @@ export class CaptureReplication {
     }
   }
 
-  /** Publish what the fleet lacks or has stale; withdraw this node's captures the store no longer labels. */
+  /** Whether `meta`'s capture left the fleet since its key was read (its image goes right after its key). */
+  private async withdrawn(link: FleetLink, meta: CaptureMeta): Promise<boolean> {
+    return (await link.captures.get(captureKey(meta.model, meta.id)))?.operation !== "PUT";
+  }
+
+  /**
+   * Publish what the fleet lacks or has stale (the meta, or an image that is missing or not the capture's size);
+   * withdraw this node's captures the store no longer labels.
+   */
   private async reconcile(link: FleetLink): Promise<void> {
+    const imageSizes = new Map((await link.captureImages.list()).map((info) => [info.name, info.size]));
     const published = new Map<string, CaptureMeta>();
     for await (const key of await link.captures.keys()) {
       const entry = await link.captures.get(key);
@@ -138,7 +157,8 @@ export class CaptureReplication {
     for (const meta of this.store.all({ status: "labelled" })) {
       const there = published.get(meta.id);
       published.delete(meta.id);
-      if (!there || JSON.stringify(there) !== JSON.stringify(meta)) await this.apply(link, meta, false);
+      const current = there !== undefined && JSON.stringify(there) === JSON.stringify(meta);
+      if (!current || imageSizes.get(meta.id) !== meta.bytes) await this.apply(link, meta, false);
     }
     for (const gone of published.values()) await this.apply(link, gone, true);
   }

@@ -188,6 +188,10 @@ Deno.test("review page: proposals drawn, boxes drawn / moved / resized / reclass
     const { versions } = await (await fetch(`${server.base}/v1/models/default/versions`)).json();
     const round = versions.at(-1);
     assert.equal(round.source.type, "finetune");
+    // The page takes the finished round in when its job view sees the job end (on a loaded box later than this
+    // poll did): its models list gains the version's row, which moves everything below it. Positions on the
+    // review picture are measured after that.
+    await page.locator(`#model-list tr[data-version="${round.version}"]`).waitFor({ timeout: UI_TIMEOUT_MS });
     // The submit reloads the queue and shows its first frame again, which resets the editor's boxes: mark the
     // shown capture and wait for the reload to replace the mark, so the touch-drawn box below is not reset.
     await page.evaluate(() => document.getElementById("review")!.dataset.capture = "reloading");
@@ -212,6 +216,9 @@ Deno.test("review page: proposals drawn, boxes drawn / moved / resized / reclass
     // and the page does not scroll under the finger.
     const cdp = await page.context().newCDPSession(page);
     await cdp.send("Emulation.setTouchEmulationEnabled", { enabled: true, maxTouchPoints: 1 });
+    // A finger touches what is on screen. How far down the picture lies depends on the text above it (times and
+    // job ids wrap differently at this width), and a touch below the viewport reaches no element: the box is lost.
+    await page.locator("#rv-overlay").scrollIntoViewIfNeeded();
     const scrolled = await page.evaluate(() => globalThis.scrollY);
     const touch = async (type: "touchStart" | "touchMove" | "touchEnd", at: [number, number] | null) =>
       await cdp.send("Input.dispatchTouchEvent", {

@@ -2,13 +2,13 @@
  * Labelled captures shared across the fleet, so a fine-tune from captures on any node trains on frames every box
  * captured: each node puts its labelled captures into `<fleet>-captures` (the meta, with the labels and split, in
  * the KV under `<model>.<id>`; the image in the object store under `<id>`) and takes them out again when they
- * are rejected or deleted. Changes are replicated as they happen; on joining and after every reconnect a node
- * reconciles, so a label made while NATS was down reaches the fleet too. Each fleet write is bounded in time
- * and a failed one (NATS went away mid-write, or a write still waiting when it came back) schedules another
- * reconcile, so one stuck write can neither hold back the ones after it nor lose its change. A reconcile checks
- * the images too, so a capture whose image the fleet lost is published again. Other nodes' captures are read
- * from the fleet when a captures dataset is written; they are not copied into this node's capture store, and
- * one whose image is missing refuses the dataset rather than leaving the frame out unsaid.
+ * are rejected or deleted. Changes are replicated as they happen while NATS is connected; on joining and after
+ * every reconnect a node reconciles, so a label made while NATS was down reaches the fleet too. Each fleet
+ * write is bounded in time and a failed one (NATS went away mid-write) schedules another reconcile, so one stuck
+ * write can neither hold back the ones after it nor lose its change. A reconcile checks the images too, so a
+ * capture whose image the fleet lost is published again. Other nodes' captures are read from the fleet when a
+ * captures dataset is written; they are not copied into this node's capture store, and one whose image is
+ * missing refuses the dataset rather than leaving the frame out unsaid.
  * @module
  */
 import { dirname, join } from "node:path";
@@ -43,6 +43,11 @@ export class CaptureReplication {
   private writes: Promise<unknown> = Promise.resolve();
   /** The pending reconcile after a failed write, if one is scheduled. */
   private retry: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * Whether NATS is connected now. While it is away no write is tried: nats.js drops what was sent while
+   * disconnected when it redials, so such a write could only time out; the reconnect's reconcile catches up.
+   */
+  private online = false;
 
   constructor(
     private readonly store: CaptureStore,
@@ -53,14 +58,20 @@ export class CaptureReplication {
       // A capture removed while not labelled (evicted for room, or deleted after a reject) is not in the fleet:
       // the reject took it out already, so evictions of a busy camera cost no fleet round-trip.
       if (removed && meta.status !== "labelled") return;
-      if (this.link) void this.enqueue(() => this.apply(this.link!, meta, removed));
+      if (this.link && this.online) void this.enqueue(() => this.apply(this.link!, meta, removed));
     });
   }
 
   /** Connected (or reconnected): bring the fleet's copy of this node's captures in line with the store. */
   connected(link: FleetLink): Promise<void> {
     this.link = link;
+    this.online = true;
     return this.enqueue(() => this.reconcile(link));
+  }
+
+  /** NATS went away: changes wait for the reconcile of the next {@link connected}. */
+  disconnected(): void {
+    this.online = false;
   }
 
   /** Resolves once every change seen so far was written to the fleet (tests). */
@@ -113,7 +124,9 @@ export class CaptureReplication {
     const retry = setTimeout(() => {
       this.retry = undefined;
       const link = this.link;
-      if (link && !link.nc.isClosed() && !link.nc.isDraining()) void this.enqueue(() => this.reconcile(link));
+      if (link && this.online && !link.nc.isClosed() && !link.nc.isDraining()) {
+        void this.enqueue(() => this.reconcile(link));
+      }
     }, RETRY_MS);
     // A retry never keeps a closing process alive.
     Deno.unrefTimer(retry);

@@ -346,7 +346,10 @@ export class Fleet {
 
   private async watchStatus(link: FleetLink): Promise<void> {
     for await (const status of link.nc.status()) {
-      if (status.type === "disconnect") this.connected = false;
+      if (status.type === "disconnect") {
+        this.connected = false;
+        this.captures?.disconnected();
+      }
       if (status.type === "reconnect") {
         this.connected = true;
         void this.captures?.connected(link); // changes that failed while NATS was down

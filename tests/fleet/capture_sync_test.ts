@@ -1,8 +1,8 @@
 /**
  * Capture replication's repair paths, driven directly on two replications over one nats-server with the failure
  * injected rather than waited for: a fleet write that fails while connected is made good by the reconcile it
- * schedules, and an image the fleet lost refuses another node's dataset (never a frame silently left out) until
- * the owning node's next reconcile publishes it again.
+ * schedules, an image the fleet lost refuses another node's dataset (never a frame silently left out) until the
+ * owning node's next reconcile publishes it again, and a change made while NATS is away waits for the reconnect.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -124,5 +124,23 @@ Deno.test({
       assert.deepEqual(await b.replication.writeDataset(out, MODEL), { train: 1, val: 0 });
       assert.deepEqual(await Deno.readFile(join(out, "images", "train", `${meta.id}.png`)), IMAGE);
       assert.deepEqual(a.logged, [], "nothing failed on a");
+    }),
+});
+
+Deno.test({
+  name:
+    "capture sync: a label made while NATS is away is not tried then; the reconnect's reconcile publishes it",
+  ignore: NO_NATS !== null,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: () =>
+    withNodes(async (a, b, dir) => {
+      // Only the status says NATS is away (the link itself still works): a write tried now would land.
+      a.replication.disconnected();
+      await labelOne(a);
+      assert.deepEqual(await b.replication.writeDataset(join(dir, "away"), MODEL), { train: 0, val: 0 });
+      await a.replication.connected(a.link);
+      assert.deepEqual(await b.replication.writeDataset(join(dir, "back"), MODEL), { train: 1, val: 0 });
+      assert.deepEqual(a.logged, [], "nothing timed out or failed on a");
     }),
 });

@@ -11,8 +11,8 @@ import {
   type Geometry,
   im2col,
   type Vec4Operand,
-  weightGrad,
 } from "./conv_kernels.ts";
+import { weightGrad } from "./conv_weight_grad.ts";
 import { siluBiasGrad } from "./silu_bias_grad.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
@@ -218,7 +218,7 @@ function planBackward(ctx: OpContext, a: ConvArgs, g: Geometry, label: string, c
   if (a.dw) {
     expectShape("planConv", "dw", a.dw, [cout, cin, kh, kw]);
     if (cols.col && a.recomputeColumns) backward.push(cols.im2col());
-    backward.push(...weightGrad(ctx, label, g, dy4, cols.xcol, a.dw, elem));
+    backward.push(...weightGrad(ctx, label, g, { view: dy, vec4: dy4 }, cols.xcol, a.dw, elem));
   }
   if (a.dx) {
     expectShape("planConv", "dx", a.dx, [n, cin, h, w]);

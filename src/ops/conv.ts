@@ -4,14 +4,13 @@ import { accumulateFlag, batchStride, expectShape } from "./context.ts";
 import {
   aligned,
   biasGrad,
-  col2im,
   directBackwardData,
   type Fields,
   gemmNN,
   type Geometry,
-  im2col,
   type Vec4Operand,
 } from "./conv_kernels.ts";
+import { col2im, im2col } from "./conv_columns.ts";
 import { weightGrad } from "./conv_weight_grad.ts";
 import { siluBiasGrad } from "./silu_bias_grad.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
@@ -267,7 +266,7 @@ function backwardData(
     "conv_bwd_data",
     wk.elem,
   );
-  return col ? [data, col2im(ctx, label, { ...cols.common, flags, rows: g.K }, col, dx)] : [data];
+  return col ? [data, col2im(ctx, label, { ...cols.common, flags }, col, dx)] : [data];
 }
 
 /** Items [i0, i0 + count) of a batch-first view. */

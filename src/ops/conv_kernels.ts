@@ -1,6 +1,5 @@
 import { bindBuffers } from "../gpu/buffers.ts";
 import type { ElemType } from "../gpu/wgsl.ts";
-import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
 import { u32Fields, uniformLayout } from "../gpu/uniform.ts";
 import { batchStride, groups } from "./context.ts";
 import { tiledGemmNN } from "./gemm_tiled.ts";
@@ -12,10 +11,6 @@ export const FILE = "ops/conv.wgsl";
 export const WG = 64;
 /** Rows and columns of C each GEMM invocation owns (the 8x8 Tile in wgsl/ops/conv.wgsl). */
 export const TILE = 8;
-/** vec4s of columns each im2col invocation writes (wgsl/ops/conv.wgsl IM2COL_V). */
-const IM2COL_V = 4;
-/** col2im runs over (x, y) pixel tiles of this shape. */
-const COL2IM_SHAPE = { WG_X: 16, WG_Y: 4 };
 export interface Geometry {
   n: number;
   cin: number;
@@ -209,63 +204,6 @@ export function directBackwardData(
     flops: 2 * g.n * g.cin * g.K * g.P,
     bytes: 4 * (g.cout * g.K + g.n * (g.cout * g.P + g.cin * P)),
     opClass: "conv_bwd_data",
-  };
-}
-
-export function im2col(
-  ctx: OpContext,
-  label: string,
-  f: Fields & Geometry & { rows: number },
-  src: TensorView,
-  dst: GPUBuffer,
-  elem: ElemType,
-): Dispatch {
-  const rows = f.n * f.rows;
-  const chunks = Math.ceil(f.ppad / 4 / IM2COL_V);
-  const WG_X = Math.min(WG, 2 ** Math.ceil(Math.log2(chunks)));
-  // Rows per workgroup so that each does about WG lanes' worth of row pieces.
-  const IM2COL_ROWS = Math.max(1, Math.floor(WG / WG_X));
-  const zGroups = Math.ceil(rows / IM2COL_ROWS);
-  if (zGroups > MAX_WORKGROUPS_PER_DIMENSION) {
-    throw new Error(`planConv: ${label} has ${rows} im2col rows, too many`);
-  }
-  const pipeline = ctx.programs.get(FILE, "im2col", { WG_X, IM2COL_V, IM2COL_ROWS }, elem);
-  const u = uniform(ctx, { ...f, count: rows, srcOff: src.offset, srcBS: batchStride(src) }, label);
-  return {
-    label,
-    pipeline,
-    bindGroup: bindBuffers(ctx.device, pipeline, { 0: src.buffer, 7: u, 8: dst }, label),
-    workgroups: [groups(chunks, WG_X), 1, zGroups],
-    bytes: 8 * rows * f.ppad,
-    opClass: "conv_im2col",
-  };
-}
-
-export function col2im(
-  ctx: OpContext,
-  label: string,
-  f: Fields & Geometry & { rows: number },
-  col: GPUBuffer,
-  dx: TensorView,
-): Dispatch {
-  const pipeline = ctx.programs.get(FILE, "col2im", {
-    ...COL2IM_SHAPE,
-    KH: f.kh,
-    KW: f.kw,
-    STRIDE: f.stride,
-  });
-  const planes = f.n * f.cin;
-  if (planes > MAX_WORKGROUPS_PER_DIMENSION) {
-    throw new Error(`planConv: ${label} has ${planes} input planes, at most ${MAX_WORKGROUPS_PER_DIMENSION}`);
-  }
-  const u = uniform(ctx, { ...f, dstOff: dx.offset, dstBS: batchStride(dx) }, `${label} col2im`);
-  return {
-    label: `${label} col2im`,
-    pipeline,
-    bindGroup: bindBuffers(ctx.device, pipeline, { 0: col, 1: dx.buffer, 7: u }, `${label} col2im`),
-    workgroups: [groups(f.w, COL2IM_SHAPE.WG_X), groups(f.h, COL2IM_SHAPE.WG_Y), planes],
-    bytes: 4 * (2 * planes * f.h * f.w + f.n * f.K * f.P),
-    opClass: "conv_col2im",
   };
 }
 

@@ -43,17 +43,25 @@ export function planMul(ctx: OpContext, args: BinaryArgs): OpPlan {
 
 /**
  * Plans wgsl/ops/binary.wgsl for its `OP` (0 add, 1 multiply): `forward` (C = A op B) and per gradient wanted
- * `backward` (DX (+)= DC) or, for a product, `backwardProduct` (DX (+)= DC * the other input).
+ * `backward` (DX (+)= DC) or, for a product, `backwardProduct` (DX (+)= DC * the other input); each as its
+ * `_vec4` twin where the views it touches are 4-aligned.
  */
 function planBinary(ctx: OpContext, name: string, a: BinaryArgs, op: 0 | 1): OpPlan {
   const usesOther = op === 1;
   expectShape(name, "b", a.b, a.a.shape);
   expectShape(name, "c", a.c, a.a.shape);
   const count = elementCount(a.a);
-  const workgroups = grid2d(count / a.a.shape[0], a.a.shape[0], name);
+  const per = count / a.a.shape[0];
+  // The *_vec4 entry points where every view a dispatch touches is 4-aligned (wgsl/ops/binary.wgsl).
+  const vec4 = (...views: TensorView[]) =>
+    per % 4 === 0 && views.every((v) => v.offset % 4 === 0 && batchStride(v) % 4 === 0);
+  const entry = (name: string, views: TensorView[]) => vec4(...views) ? `${name}_vec4` : name;
+  const grid = (views: TensorView[]) => grid2d(vec4(...views) ? per / 4 : per, a.a.shape[0], name);
   const label = `${name} [${a.a.shape}]`;
-  const head = { count, per: count / a.a.shape[0] };
-  const fwd = ctx.programs.get(FILE, "forward", { WG, OP: op });
+  const head = { count, per };
+  const io = [a.a, a.b, a.c];
+  const fwd = ctx.programs.get(FILE, entry("forward", io), { WG, OP: op });
+  const slot = (binding: number) => vec4(...io) ? binding + 7 : binding;
   const fwdParams = {
     ...head,
     aOff: a.a.offset,
@@ -67,12 +75,12 @@ function planBinary(ctx: OpContext, name: string, a: BinaryArgs, op: 0 | 1): OpP
     label: `${label} forward`,
     pipeline: fwd,
     bindGroup: bindBuffers(ctx.device, fwd, {
-      0: a.a.buffer,
-      1: a.b.buffer,
-      2: a.c.buffer,
+      [slot(0)]: a.a.buffer,
+      [slot(1)]: a.b.buffer,
+      [slot(2)]: a.c.buffer,
       5: ctx.uniform(BINARY_PARAMS.pack(fwdParams, label), `${label} forward`),
     }, `${label} forward`),
-    workgroups,
+    workgroups: grid(io),
     bytes: 12 * count,
     opClass: "elementwise",
   }];
@@ -86,7 +94,9 @@ function planBinary(ctx: OpContext, name: string, a: BinaryArgs, op: 0 | 1): OpP
     if (!a.dc) throw new Error(`${name}: ${label} needs dc to plan its backward`);
     expectShape(name, "dc", a.dc, a.a.shape);
     expectShape(name, "gradient", dx, a.a.shape);
-    const bwd = ctx.programs.get(FILE, usesOther ? "backwardProduct" : "backward", { WG });
+    const views = usesOther ? [a.dc, dx, other] : [a.dc, dx];
+    const wide = vec4(...views);
+    const bwd = ctx.programs.get(FILE, entry(usesOther ? "backwardProduct" : "backward", views), { WG });
     const l = `${label} backward ${dx === a.da ? "a" : "b"}`;
     const params = {
       ...head,
@@ -99,16 +109,16 @@ function planBinary(ctx: OpContext, name: string, a: BinaryArgs, op: 0 | 1): OpP
       oBS: batchStride(other),
     };
     const bindings = {
-      3: a.dc.buffer,
-      4: dx.buffer,
+      [wide ? 10 : 3]: a.dc.buffer,
+      [wide ? 11 : 4]: dx.buffer,
       5: ctx.uniform(BINARY_PARAMS.pack(params, l), l),
-      6: usesOther ? other.buffer : undefined,
+      [wide ? 12 : 6]: usesOther ? other.buffer : undefined,
     };
     backward.push({
       label: l,
       pipeline: bwd,
       bindGroup: bindBuffers(ctx.device, bwd, bindings, l),
-      workgroups,
+      workgroups: grid(views),
       bytes: 4 * (usesOther ? 4 : 3) * count,
       opClass: "elementwise",
     });

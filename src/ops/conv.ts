@@ -4,15 +4,14 @@ import { accumulateFlag, batchStride, expectShape } from "./context.ts";
 import {
   aligned,
   biasGrad,
-  col2im,
   directBackwardData,
   type Fields,
   gemmNN,
   type Geometry,
-  im2col,
   type Vec4Operand,
-  weightGrad,
 } from "./conv_kernels.ts";
+import { col2im, im2col } from "./conv_columns.ts";
+import { weightGrad } from "./conv_weight_grad.ts";
 import { siluBiasGrad } from "./silu_bias_grad.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
@@ -218,7 +217,7 @@ function planBackward(ctx: OpContext, a: ConvArgs, g: Geometry, label: string, c
   if (a.dw) {
     expectShape("planConv", "dw", a.dw, [cout, cin, kh, kw]);
     if (cols.col && a.recomputeColumns) backward.push(cols.im2col());
-    backward.push(...weightGrad(ctx, label, g, dy4, cols.xcol, a.dw, elem));
+    backward.push(...weightGrad(ctx, label, g, { view: dy, vec4: dy4 }, cols.xcol, a.dw, elem));
   }
   if (a.dx) {
     expectShape("planConv", "dx", a.dx, [n, cin, h, w]);
@@ -267,7 +266,7 @@ function backwardData(
     "conv_bwd_data",
     wk.elem,
   );
-  return col ? [data, col2im(ctx, label, { ...cols.common, flags, rows: g.K }, col, dx)] : [data];
+  return col ? [data, col2im(ctx, label, { ...cols.common, flags }, col, dx)] : [data];
 }
 
 /** Items [i0, i0 + count) of a batch-first view. */

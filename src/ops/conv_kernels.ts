@@ -1,34 +1,16 @@
 import { bindBuffers } from "../gpu/buffers.ts";
 import type { ElemType } from "../gpu/wgsl.ts";
-import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
 import { u32Fields, uniformLayout } from "../gpu/uniform.ts";
-import { batchStride, grid1d, groups } from "./context.ts";
-import { tiledGemmNN, tiledGemmNT, tiledSplits } from "./gemm_tiled.ts";
+import { batchStride, groups } from "./context.ts";
+import { tiledGemmNN } from "./gemm_tiled.ts";
 import type { Dispatch, OpContext, TensorView } from "./types.ts";
 
 // The dispatches planConv (conv.ts) assembles: one builder per wgsl/ops/conv.wgsl entry point.
-const FILE = "ops/conv.wgsl";
+export const FILE = "ops/conv.wgsl";
 /** Invocations per workgroup of every conv entry point (a power of two: bias_grad reduces by halving). */
-const WG = 64;
+export const WG = 64;
 /** Rows and columns of C each GEMM invocation owns (the 8x8 Tile in wgsl/ops/conv.wgsl). */
-const TILE = 8;
-/** vec4s of columns each im2col invocation writes (wgsl/ops/conv.wgsl IM2COL_V). */
-const IM2COL_V = 4;
-/** col2im runs over (x, y) pixel tiles of this shape. */
-const COL2IM_SHAPE = { WG_X: 16, WG_Y: 4 };
-/** The weight-gradient GEMM splits its pixel reduction until about this many invocations run: lavapipe's 2 cores
- * need few, a real GPU thousands; each split costs partial-sum memory and reduce work. */
-const SPLIT_TARGET_INVOCATIONS = 4096;
-/** The weight-gradient GEMM lets the 8 lanes of a workgroup share one tile (gemm_nt_lanes) for layers with at
- * least this many output pixels per image and at most LANES_MAX_COUT output channels. Measured on lavapipe
- * (YOLOv5n 320, batch 8, alternating runs): 16->32 k3 s2 at 160 px 122/107 -> 44/75 ms, 16->16 k3 at 80 px
- * 61/68 -> 40/37 ms, 32->32 k3 at 40 px 50/49 -> 38/38 ms; with 64+ channels or 20x20 maps it was as fast or
- * slower (128->256 k3 s2 at 20 px 87/63 -> 131/118 ms). */
-const LANES_MIN_PIXELS = 1600;
-const LANES_MAX_COUT = 32;
-/** Fewest vec4 pixel columns (4 pixels each) one split reduces over, keeping partial sums a small share. */
-const MIN_CHUNK4 = 16;
-
+export const TILE = 8;
 export interface Geometry {
   n: number;
   cin: number;
@@ -89,7 +71,7 @@ export type Fields = Partial<Record<Field, number>>;
 
 /** Workgroup shape for a GEMM with `mBlocks` x `nBlocks` 8x8 tiles: up to 64 invocations, powers of two, rows
  * first (capped at 8) so narrow layers fill their workgroups. */
-function gemmShape(mBlocks: number, nBlocks: number): { WG_X: number; WG_Y: number } {
+export function gemmShape(mBlocks: number, nBlocks: number): { WG_X: number; WG_Y: number } {
   const pow2 = (v: number) => 2 ** Math.ceil(Math.log2(Math.max(1, v)));
   const WG_Y = Math.min(8, pow2(mBlocks));
   return { WG_X: Math.min(WG / WG_Y, pow2(nBlocks)), WG_Y };
@@ -104,7 +86,7 @@ function aMode(f: Fields): number {
 }
 
 /** The Params uniform holding the fields of `f` (other properties, e.g. Geometry's n and P, are not fields). */
-function uniform(ctx: OpContext, f: Fields, label: string): GPUBuffer {
+export function uniform(ctx: OpContext, f: Fields, label: string): GPUBuffer {
   const fields = Object.fromEntries(CONV_PARAMS.fields.map(([k]) => [k, f[k]])) as Fields;
   return ctx.uniform(CONV_PARAMS.pack(fields, label), label);
 }
@@ -222,178 +204,6 @@ export function directBackwardData(
     flops: 2 * g.n * g.cin * g.K * g.P,
     bytes: 4 * (g.cout * g.K + g.n * (g.cout * g.P + g.cin * P)),
     opClass: "conv_bwd_data",
-  };
-}
-
-/** dW += sum over batch items and pixels of dY . col^T: split partial sums (gemm_nt of the context's kernel
- * family), then `reduce` adds them into dw. */
-export function weightGrad(
-  ctx: OpContext,
-  label: string,
-  g: Geometry,
-  dy4: Vec4Operand,
-  xcol: Vec4Operand,
-  dw: TensorView,
-  elem: ElemType,
-): Dispatch[] {
-  const count = g.cout * g.K;
-  const partials = ctx.kernels === "tiled"
-    ? tiledPartials(ctx, `${label} backward_weight`, g, dy4, xcol, elem)
-    : registerPartials(ctx, `${label} backward_weight`, g, dy4, xcol, elem);
-  const { nsplit } = partials;
-  const part = ctx.transient("conv dw partials", 4 * nsplit * count, `${label} dw partials`);
-  const red = ctx.programs.get(FILE, "reduce", { WG });
-  const { workgroups, pitch } = grid1d(count, WG);
-  const redU = uniform(ctx, { count, pitch, nsplit, dstOff: dw.offset }, `${label} reduce dw`);
-  return [{
-    ...partials.dispatch(part),
-    flops: 2 * g.n * g.cout * g.K * g.P,
-    bytes: 4 * (g.n * (g.K + g.cout) * g.ppad + nsplit * count),
-    opClass: "conv_bwd_weight",
-  }, {
-    label: `${label} reduce dw`,
-    pipeline: red,
-    bindGroup: bindBuffers(ctx.device, red, { 0: part, 1: dw.buffer, 7: redU }, `${label} reduce dw`),
-    workgroups,
-    flops: nsplit * count,
-    bytes: 4 * (nsplit + 2) * count,
-    opClass: "conv_bwd_weight",
-  }];
-}
-
-/** The weight gradient's split partial sums: how many, and the dispatch that writes them into `part`. */
-interface Partials {
-  nsplit: number;
-  dispatch(part: GPUBuffer): Pick<Dispatch, "label" | "pipeline" | "bindGroup" | "workgroups">;
-}
-
-function tiledPartials(
-  ctx: OpContext,
-  label: string,
-  g: Geometry,
-  dy4: Vec4Operand,
-  xcol: Vec4Operand,
-  elem: ElemType,
-): Partials {
-  const f = {
-    M: g.cout,
-    N: g.K,
-    r4: g.ppad / 4,
-    n: g.n,
-    aOff4: dy4.off4,
-    am4: g.ppad / 4,
-    aBatch4: dy4.batch4,
-    bOff4: xcol.off4,
-    ldb4: g.ppad / 4,
-    bBatch4: xcol.batch4,
-  };
-  return {
-    nsplit: tiledSplits(ctx.device, f).nsplit,
-    dispatch: (part) => tiledGemmNT(ctx, label, f, { a: dy4.buffer, b: xcol.buffer, part }, elem),
-  };
-}
-
-function registerPartials(
-  ctx: OpContext,
-  label: string,
-  g: Geometry,
-  dy4: Vec4Operand,
-  xcol: Vec4Operand,
-  elem: ElemType,
-): Partials {
-  const r4 = g.ppad / 4;
-  const lanes = g.P >= LANES_MIN_PIXELS && g.cout <= LANES_MAX_COUT;
-  const invocations = Math.ceil(g.cout / TILE) * Math.ceil(g.K / TILE) * g.n * (lanes ? 8 : 1);
-  const splits = Math.max(
-    1,
-    Math.min(Math.ceil(SPLIT_TARGET_INVOCATIONS / invocations), Math.ceil(r4 / MIN_CHUNK4)),
-  );
-  const chunk4 = Math.ceil(r4 / splits);
-  const nsplit = g.n * splits;
-  const shape = gemmShape(Math.ceil(g.cout / TILE), Math.ceil(g.K / TILE));
-  const nt = lanes
-    ? ctx.programs.get(FILE, "gemm_nt_lanes", {}, elem)
-    : ctx.programs.get(FILE, "gemm_nt", shape, elem);
-  const ntU = uniform(ctx, {
-    M: g.cout,
-    N: g.K,
-    K: r4,
-    aOff: dy4.off4,
-    am: r4,
-    aBatch: dy4.batch4,
-    bOff4: xcol.off4,
-    ldb4: r4,
-    bBatch4: xcol.batch4,
-    splits,
-    chunk4,
-  }, label);
-  return {
-    nsplit,
-    dispatch: (part) => ({
-      label,
-      pipeline: nt,
-      bindGroup: bindBuffers(ctx.device, nt, { 3: xcol.buffer, 4: dy4.buffer, 5: part, 7: ntU }, label),
-      workgroups: lanes
-        ? [groups(g.K, TILE), groups(g.cout, TILE), nsplit]
-        : [groups(g.K, TILE * shape.WG_X), groups(g.cout, TILE * shape.WG_Y), nsplit],
-    }),
-  };
-}
-
-export function im2col(
-  ctx: OpContext,
-  label: string,
-  f: Fields & Geometry & { rows: number },
-  src: TensorView,
-  dst: GPUBuffer,
-  elem: ElemType,
-): Dispatch {
-  const rows = f.n * f.rows;
-  const chunks = Math.ceil(f.ppad / 4 / IM2COL_V);
-  const WG_X = Math.min(WG, 2 ** Math.ceil(Math.log2(chunks)));
-  // Rows per workgroup so that each does about WG lanes' worth of row pieces.
-  const IM2COL_ROWS = Math.max(1, Math.floor(WG / WG_X));
-  const zGroups = Math.ceil(rows / IM2COL_ROWS);
-  if (zGroups > MAX_WORKGROUPS_PER_DIMENSION) {
-    throw new Error(`planConv: ${label} has ${rows} im2col rows, too many`);
-  }
-  const pipeline = ctx.programs.get(FILE, "im2col", { WG_X, IM2COL_V, IM2COL_ROWS }, elem);
-  const u = uniform(ctx, { ...f, count: rows, srcOff: src.offset, srcBS: batchStride(src) }, label);
-  return {
-    label,
-    pipeline,
-    bindGroup: bindBuffers(ctx.device, pipeline, { 0: src.buffer, 7: u, 8: dst }, label),
-    workgroups: [groups(chunks, WG_X), 1, zGroups],
-    bytes: 8 * rows * f.ppad,
-    opClass: "conv_im2col",
-  };
-}
-
-export function col2im(
-  ctx: OpContext,
-  label: string,
-  f: Fields & Geometry & { rows: number },
-  col: GPUBuffer,
-  dx: TensorView,
-): Dispatch {
-  const pipeline = ctx.programs.get(FILE, "col2im", {
-    ...COL2IM_SHAPE,
-    KH: f.kh,
-    KW: f.kw,
-    STRIDE: f.stride,
-  });
-  const planes = f.n * f.cin;
-  if (planes > MAX_WORKGROUPS_PER_DIMENSION) {
-    throw new Error(`planConv: ${label} has ${planes} input planes, at most ${MAX_WORKGROUPS_PER_DIMENSION}`);
-  }
-  const u = uniform(ctx, { ...f, dstOff: dx.offset, dstBS: batchStride(dx) }, `${label} col2im`);
-  return {
-    label: `${label} col2im`,
-    pipeline,
-    bindGroup: bindBuffers(ctx.device, pipeline, { 0: col, 1: dx.buffer, 7: u }, `${label} col2im`),
-    workgroups: [groups(f.w, COL2IM_SHAPE.WG_X), groups(f.h, COL2IM_SHAPE.WG_Y), planes],
-    bytes: 4 * (2 * planes * f.h * f.w + f.n * f.K * f.P),
-    opClass: "conv_col2im",
   };
 }
 

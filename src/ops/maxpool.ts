@@ -10,8 +10,8 @@ const MAXPOOL_PARAMS = uniformLayout(
   "Params",
   u32Fields(
     [
-      ...["count", "pitch", "flags", "c", "h", "w", "ho", "wo", "kh", "kw"],
-      ...["stride", "pad", "xOff", "xBS", "yOff", "yBS", "dyOff", "dyBS", "dxOff", "dxBS"],
+      ...["count", "pitch", "flags", "_pad", "xOff", "xBS", "yOff", "yBS"],
+      ...["dyOff", "dyBS", "dxOff", "dxBS"],
     ] as const,
   ),
 );
@@ -45,16 +45,8 @@ export function planMaxPool(ctx: OpContext, a: MaxPoolArgs): OpPlan {
   expectShape("planMaxPool", "y", a.y, [n, c, ho, wo]);
   const label = `maxpool k${k} s${s} p${pad} [${a.x.shape}]`;
   const arg = ctx.scratch(4 * n * c * ho * wo, `${label} argmax`);
+  const constants = { WG, C: c, H: h, W: w, HO: ho, WO: wo, KH: k, KW: k, STRIDE: s, PAD: pad };
   const geometry = {
-    c,
-    h,
-    w,
-    ho,
-    wo,
-    kh: k,
-    kw: k,
-    stride: s,
-    pad,
     xOff: a.x.offset,
     xBS: batchStride(a.x),
     yOff: a.y.offset,
@@ -62,7 +54,7 @@ export function planMaxPool(ctx: OpContext, a: MaxPoolArgs): OpPlan {
   };
   const outCount = n * c * ho * wo;
   const fg = grid1d(outCount, WG);
-  const fwd = ctx.programs.get(FILE, "forward", { WG });
+  const fwd = ctx.programs.get(FILE, "forward", constants);
   const forward: Dispatch[] = [{
     label: `${label} forward`,
     pipeline: fwd,
@@ -93,7 +85,7 @@ export function planMaxPool(ctx: OpContext, a: MaxPoolArgs): OpPlan {
       dxOff: a.dx.offset,
       dxBS: batchStride(a.dx),
     };
-    const bwd = ctx.programs.get(FILE, "backward", { WG });
+    const bwd = ctx.programs.get(FILE, "backward", constants);
     backward.push({
       label: `${label} backward`,
       pipeline: bwd,

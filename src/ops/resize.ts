@@ -10,8 +10,8 @@ const RESIZE_PARAMS = uniformLayout(
   "Params",
   u32Fields(
     [
-      ...["count", "pitch", "flags", "c", "h", "w", "sy", "sx"],
-      ...["xOff", "xBS", "yOff", "yBS", "dyOff", "dyBS", "dxOff", "dxBS"],
+      ...["count", "pitch", "flags", "_pad", "xOff", "xBS", "yOff", "yBS"],
+      ...["dyOff", "dyBS", "dxOff", "dxBS"],
     ] as const,
   ),
 );
@@ -39,12 +39,8 @@ export function planResizeNearest(ctx: OpContext, a: ResizeArgs): OpPlan {
   }
   expectShape("planResizeNearest", "y", a.y, [n, c, h * sy, w * sx]);
   const label = `resize x${sy},${sx} [${a.x.shape}]`;
+  const constants = { WG, C: c, H: h, W: w, SY: sy, SX: sx };
   const geometry = {
-    c,
-    h,
-    w,
-    sy,
-    sx,
     xOff: a.x.offset,
     xBS: batchStride(a.x),
     yOff: a.y.offset,
@@ -52,7 +48,7 @@ export function planResizeNearest(ctx: OpContext, a: ResizeArgs): OpPlan {
   };
   const outCount = n * c * h * sy * w * sx;
   const fg = grid1d(outCount, WG);
-  const fwd = ctx.programs.get(FILE, "forward", { WG });
+  const fwd = ctx.programs.get(FILE, "forward", constants);
   const forward: Dispatch[] = [{
     label: `${label} forward`,
     pipeline: fwd,
@@ -81,7 +77,7 @@ export function planResizeNearest(ctx: OpContext, a: ResizeArgs): OpPlan {
       dxOff: a.dx.offset,
       dxBS: batchStride(a.dx),
     };
-    const bwd = ctx.programs.get(FILE, "backward", { WG });
+    const bwd = ctx.programs.get(FILE, "backward", constants);
     backward.push({
       label: `${label} backward`,
       pipeline: bwd,

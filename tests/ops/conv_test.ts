@@ -202,7 +202,12 @@ function assertFamilyRan(plan: OpPlan, kernels: KernelFamily): void {
     `forward GEMMs: ${forward}`,
   );
   assert.ok(backward.every((l) => l.startsWith(`${file}:`)), `backward GEMMs: ${backward}`);
-  assert.ok(backward.some((l) => l.startsWith(`${file}:gemm_nt`)), `weight-gradient GEMM: ${backward}`);
+  // The register family's weight gradient of 64+ channels is gemm_nn on transposed operands (conv_dw_nn.wgsl).
+  const transposed = plan.backward.some((d) => d.pipeline.label === "ops/conv_dw_nn.wgsl:reduce_t");
+  assert.ok(
+    backward.some((l) => l.startsWith(`${file}:gemm_nt`)) || (kernels === "register" && transposed),
+    `weight-gradient GEMM: ${backward}`,
+  );
 }
 
 /** How a test names its operands' precision. */
@@ -243,6 +248,34 @@ for (const precision of PRECISIONS) {
           gemmEntries(plan.backward).includes("ops/gemm_tiled.wgsl:gemm_nn"),
           `backward: ${plan.backward.map((d) => d.pipeline.label)}`,
         );
+      },
+    );
+  }
+}
+
+/** Shapes with 64+ output channels, whose register-family weight gradient is gemm_nn on transposed operands. */
+const MANY_CHANNEL_CASES: ConvShape[] = [
+  // 42 pixels (unaligned, padded to 44) and 70 channels (padded to 72)
+  { n: 2, cin: 5, h: 7, w: 6, cout: 70, kh: 3, kw: 3, stride: 1, pad: 1 },
+  // stride 2, 3 images, 65 channels
+  { n: 3, cin: 6, h: 9, w: 8, cout: 65, kh: 3, kw: 3, stride: 2, pad: 1 },
+  // 1x1 on 24 pixels: x is its own column matrix (f32)
+  { n: 2, cin: 8, h: 4, w: 6, cout: 64, kh: 1, kw: 1, stride: 1, pad: 0 },
+];
+
+for (const precision of PRECISIONS) {
+  for (const [ci, s] of MANY_CHANNEL_CASES.entries()) {
+    gpuTest(
+      `planConv (register kernels, ${operands(precision)}) with ${s.cout} channels: the weight gradient as ` +
+        `gemm_nn on transposed dy and columns matches the TS reference for ${name(s)}`,
+      async (device) => {
+        const plan = await checkConv(device, "register", s, 20 + ci, { half: precision === "f16" });
+        assertFamilyRan(plan, "register");
+        const entries = plan.backward.map((d) => d.pipeline.label);
+        for (const entry of ["transpose_dy", "reduce_t"]) {
+          assert.ok(entries.includes(`ops/conv_dw_nn.wgsl:${entry}`), `backward entry points: ${entries}`);
+        }
+        assert.ok(!entries.some((e) => e.includes(":gemm_nt")), `no gemm_nt: ${entries}`);
       },
     );
   }

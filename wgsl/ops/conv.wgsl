@@ -8,12 +8,14 @@
 //   backward_data:    dcol_n = W^T . dY_n, dX = col2im(dcol)       gemm_nn + col2im (1x1 s1: dX = W^T . dY_n)
 //                     or, stride 1 on large maps, dX = conv(dY, rotated W^T)                        conv_direct
 //   backward_weight:  dW += sum_n dY_n . col_n^T                   gemm_nt (or gemm_nt_lanes) split over
-//                                                                  (n, pixel runs) + reduce
+//                                                                  (n, pixel runs) + reduce; with 64+
+//                                                                  channels gemm_nn (wgsl/ops/conv_dw_nn.wgsl)
 //   bias:             db += sum over batch and pixels of dY        bias_grad
 // Matrices with a pixel axis are padded to ppad (a multiple of 4) columns so they can be read as vec4.
-// The GEMM operands (A, A4, B4, and the columns im2col writes) are stored as `Elem`, f32 or f16 (amp), by
-// the prelude the loader puts in front (src/gpu/wgsl.ts elemPrelude); ldA, ldA4 and ldB4 widen them to f32
-// as they are read, so every product and sum is f32. Src, C, Dst, Bias and Post are always f32.
+// The columns come from wgsl/ops/conv_columns.wgsl (im2col, and col2im back onto dX).
+// The GEMM operands (A, A4, B4) are stored as `Elem`, f32 or f16 (amp), by the prelude the loader puts in
+// front (src/gpu/wgsl.ts elemPrelude); ldA, ldA4 and ldB4 widen them to f32 as they are read, so every product
+// and sum is f32. Src, C, Dst, Bias and Post are always f32.
 override WG: u32 = 64u;
 // GEMM workgroup shape in invocations (each owns 8x8 of C): chosen per layer so that small M or N (16 output
 // channels, 16 taps) do not leave most of a workgroup computing clamped duplicates.
@@ -21,10 +23,9 @@ override WG_X: u32 = 8u;
 override WG_Y: u32 = 8u;
 // How gemm_nn reads A: 0 scalar (any strides), 1 vec4 along k (row-major W), 2 vec4 along m (W^T).
 override A_MODE: u32 = 0u;
-// Kernel size and stride, as constants where a loop over taps must unroll (col2im, conv_direct).
+// Kernel size, as constants where a loop over taps must unroll (conv_direct).
 override KH: u32 = 3u;
 override KW: u32 = 3u;
-override STRIDE: u32 = 1u;
 
 struct Params {
   batch: u32, cin: u32, h: u32, w: u32,
@@ -49,7 +50,6 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> C: array<f32>;
 @group(0) @binding(6) var<storage, read> Bias: array<f32>;
 @group(0) @binding(7) var<uniform> u: Params;
-@group(0) @binding(8) var<storage, read_write> Col4: array<vec4<Elem>>;
 @group(0) @binding(9) var<storage, read_write> C4: array<vec4f>;
 // A SiLU fused after the conv (src/ops/conv.ts ConvArgs.silu): its output, a view of its own.
 @group(0) @binding(10) var<storage, read_write> Post: array<f32>;
@@ -297,121 +297,6 @@ fn gemm_nt(@builtin(global_invocation_id) gi: vec3u) {
 
 fn linear(g: vec3u) -> u32 {
   return g.x + g.y * u.pitch;
-}
-
-// Input pixel tap (ci, ky, kx) of output pixel p = (oy, ox) from plane `src`; zero in padding, for p >=
-// Ho*Wo.
-fn tap(src: u32, ky: u32, kx: u32, oy: u32, ox: u32, p: u32) -> f32 {
-  let iy = i32(oy * u.stride + ky) - i32(u.pad);
-  let ix = i32(ox * u.stride + kx) - i32(u.pad);
-  let inside = p < u.ho * u.wo && u32(iy) < u.h && u32(ix) < u.w;
-  return select(0.0, Src[min(src + u32(iy) * u.w + u32(ix), arrayLength(&Src) - 1u)], inside);
-}
-
-// Moves (oy, ox) to the next output pixel in row-major order, without a division.
-fn advance(oy: ptr<function, u32>, ox: ptr<function, u32>) {
-  let wrap = *ox + 1u == u.wo;
-  *ox = select(*ox + 1u, 0u, wrap);
-  *oy = select(*oy, *oy + 1u, wrap);
-}
-
-// Col4 row r = n * rows + k, vec4 columns from p4: the input pixel tap k of output pixels 4*p4 onwards. With
-// a 1x1 kernel this is a copy into rows padded to ppad. A workgroup fills IM2COL_ROWS consecutive rows, one
-// after the other, so the row and its tap (ci, ky, kx) stay uniform across the workgroup (lavapipe scalarises
-// integer division, so per-lane row arithmetic would cost more than the copy). The workgroup's width (WG_X
-// lanes of IM2COL_V vec4s) is sized to the row: small maps (10x10 = 25 vec4s) would otherwise leave most lanes
-// rewriting clamped duplicates, and lanes, not workgroups, are what lavapipe pays for.
-override IM2COL_V: u32 = 4u;
-override IM2COL_ROWS: u32 = 1u;
-@compute @workgroup_size(WG_X)
-fn im2col(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: vec3u) {
-  let first = (wg.x * WG_X + l.x) * IM2COL_V;
-  // Rows of big maps skip the loop: even with one trip it ran their im2col markedly slower on lavapipe.
-  if (IM2COL_ROWS == 1u) {
-    im2colRow(wg.z, first);
-    return;
-  }
-  for (var i = 0u; i < IM2COL_ROWS; i++) {
-    let r = wg.z * IM2COL_ROWS + i;
-    if (r >= u.count) {
-      break;
-    }
-    im2colRow(r, first);
-  }
-}
-
-// Fills IM2COL_V vec4s of Col4 row r from vec4 column `first` on.
-fn im2colRow(r: u32, first: u32) {
-  let ppad4 = u.ppad / 4u;
-  let khw = u.kh * u.kw;
-  let k = r % u.rows;
-  let src = u.srcOff + (r / u.rows) * u.srcBS + (k / khw) * u.h * u.w;
-  let ky = (k % khw) / u.kw;
-  let kx = k % u.kw;
-  var p = min(first, ppad4 - 1u) * 4u;
-  var oy = p / u.wo;
-  var ox = p % u.wo;
-  for (var j = 0u; j < IM2COL_V; j++) {
-    // Clamped rather than returned early: a duplicate lane rewrites the same value, and lavapipe runs loads
-    // without an execution mask faster.
-    let p4 = min(first + j, ppad4 - 1u);
-    var ty = oy;
-    var tx = ox;
-    let v0 = tap(src, ky, kx, ty, tx, p);
-    advance(&ty, &tx);
-    let v1 = tap(src, ky, kx, ty, tx, p + 1u);
-    advance(&ty, &tx);
-    let v2 = tap(src, ky, kx, ty, tx, p + 2u);
-    advance(&ty, &tx);
-    Col4[r * ppad4 + p4] = toElem4(vec4f(v0, v1, v2, tap(src, ky, kx, ty, tx, p + 3u)));
-    if (first + j + 1u < ppad4) {
-      advance(&ty, &tx);
-      oy = ty;
-      ox = tx;
-      p += 4u;
-    }
-  }
-}
-
-// dX[n][ci][iy][ix] (+)= sum of dcol[n][(ci, ky, kx)][(oy, ox)] over the taps that read this input pixel. The
-// grid is (ix, iy, plane n * cin + ci), so no per-pixel division by a variable. The kernel and stride are
-// constants: each pixel visits ceil(KH/STRIDE) x ceil(KW/STRIDE) candidate taps (ky = (iy + pad) mod stride +
-// multiples of stride) in an unrolled loop, masked where a tap falls past the kernel or the output map, rather
-// than a loop with per-lane bounds, which lavapipe runs under an execution mask (30% slower, measured).
-@compute @workgroup_size(WG_X, WG_Y)
-fn col2im(@builtin(global_invocation_id) gi: vec3u) {
-  let ix = gi.x;
-  let iy = gi.y;
-  if (ix >= u.w || iy >= u.h) {
-    return;
-  }
-  let r = gi.z;
-  let ci = r % u.cin;
-  let ky0 = (iy + u.pad) % STRIDE;
-  let kx0 = (ix + u.pad) % STRIDE;
-  let oy0 = (iy + u.pad) / STRIDE;
-  let ox0 = (ix + u.pad) / STRIDE;
-  let rowBase = (r / u.cin) * u.rows + ci * KH * KW;
-  let last = arrayLength(&Src) - 1u;
-  var sum = 0.0;
-  for (var ty = 0u; ty < (KH + STRIDE - 1u) / STRIDE; ty++) {
-    let ky = ky0 + ty * STRIDE;
-    let oy = oy0 - ty;
-    for (var tx = 0u; tx < (KW + STRIDE - 1u) / STRIDE; tx++) {
-      let kx = kx0 + tx * STRIDE;
-      let ox = ox0 - tx;
-      let hit = ky < KH && kx < KW && oy < u.ho && ox < u.wo;
-      let at = min((rowBase + ky * KW + kx) * u.ppad + oy * u.wo + ox, last);
-      sum += select(0.0, Src[at], hit);
-    }
-  }
-  let at = u.dstOff + (r / u.cin) * u.dstBS + ci * u.h * u.w + iy * u.w + ix;
-  // A branch, not select(): select() would read the destination even when overwriting it.
-  if ((u.flags & 2u) != 0u) {
-    Dst[at] += sum;
-  } else {
-    Dst[at] = sum;
-  }
 }
 
 // Dst[dstOff + e] += sum over z of Src[(z * count) + e]: adds the split partial sums into the gradients.

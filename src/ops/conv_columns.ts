@@ -1,0 +1,128 @@
+/**
+ * The column transforms of planConv's GEMMs (wgsl/ops/conv_columns.wgsl): im2col (input taps into the column
+ * matrix, or dy's rows padded to a multiple of 4) and col2im (the backward-data GEMM's column gradients added
+ * back onto dx). Their divisors are pipeline constants, so each conv shape compiles its own pipelines.
+ * @module
+ */
+import { bindBuffers } from "../gpu/buffers.ts";
+import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
+import { u32Fields, uniformLayout } from "../gpu/uniform.ts";
+import type { ElemType } from "../gpu/wgsl.ts";
+import { batchStride, groups } from "./context.ts";
+import type { Geometry } from "./conv_kernels.ts";
+import type { Dispatch, OpContext, TensorView } from "./types.ts";
+
+const FILE = "ops/conv_columns.wgsl";
+/** Lanes per im2col workgroup, at most. */
+const WG = 64;
+/** vec4s of columns each im2col invocation writes (IM2COL_V). */
+const IM2COL_V = 4;
+/** col2im runs over (x, y) pixel tiles of this shape. */
+const COL2IM_SHAPE = { WG_X: 16, WG_Y: 4 };
+
+const PARAMS = uniformLayout(
+  FILE,
+  "Params",
+  u32Fields(
+    [
+      ...["h", "w", "ho", "stride", "pad", "ppad", "count", "flags"],
+      ...["srcOff", "srcBS", "dstOff", "dstBS"],
+    ] as const,
+  ),
+);
+
+/** Col rows n * rows + k (rows = g.K, or dy's channels for a 1x1 "geometry" that pads dy): the taps of `src`. */
+export function im2col(
+  ctx: OpContext,
+  label: string,
+  g: Geometry & { rows: number },
+  src: TensorView,
+  dst: GPUBuffer,
+  elem: ElemType,
+): Dispatch {
+  const rows = g.n * g.rows;
+  const chunks = Math.ceil(g.ppad / 4 / IM2COL_V);
+  const WG_X = Math.min(WG, 2 ** Math.ceil(Math.log2(chunks)));
+  // Rows per workgroup so that each does about WG lanes' worth of row pieces.
+  const IM2COL_ROWS = Math.max(1, Math.floor(WG / WG_X));
+  const zGroups = Math.ceil(rows / IM2COL_ROWS);
+  if (zGroups > MAX_WORKGROUPS_PER_DIMENSION) {
+    throw new Error(`planConv: ${label} has ${rows} im2col rows, too many`);
+  }
+  const pipeline = ctx.programs.get(FILE, "im2col", {
+    WG_X,
+    IM2COL_V,
+    IM2COL_ROWS,
+    ROWS: g.rows,
+    KH: g.kh,
+    KW: g.kw,
+    WO: g.wo,
+  }, elem);
+  const u = ctx.uniform(
+    PARAMS.pack({
+      h: g.h,
+      w: g.w,
+      ho: g.ho,
+      stride: g.stride,
+      pad: g.pad,
+      ppad: g.ppad,
+      count: rows,
+      srcOff: src.offset,
+      srcBS: batchStride(src),
+    }, label),
+    label,
+  );
+  return {
+    label,
+    pipeline,
+    bindGroup: bindBuffers(ctx.device, pipeline, { 0: src.buffer, 2: u, 3: dst }, label),
+    workgroups: [groups(chunks, WG_X), 1, zGroups],
+    bytes: 8 * rows * g.ppad,
+    opClass: "conv_im2col",
+  };
+}
+
+/** dx (=|+=, flags 2) the column gradients `col` (g.K rows per image) summed onto the input pixels they tap. */
+export function col2im(
+  ctx: OpContext,
+  label: string,
+  g: Geometry & { flags: number },
+  col: GPUBuffer,
+  dx: TensorView,
+): Dispatch {
+  const pipeline = ctx.programs.get(FILE, "col2im", {
+    ...COL2IM_SHAPE,
+    ROWS: g.K,
+    KH: g.kh,
+    KW: g.kw,
+    WO: g.wo,
+    CIN: g.cin,
+    STRIDE: g.stride,
+  });
+  const planes = g.n * g.cin;
+  if (planes > MAX_WORKGROUPS_PER_DIMENSION) {
+    throw new Error(`planConv: ${label} has ${planes} input planes, at most ${MAX_WORKGROUPS_PER_DIMENSION}`);
+  }
+  const u = ctx.uniform(
+    PARAMS.pack({
+      h: g.h,
+      w: g.w,
+      ho: g.ho,
+      stride: g.stride,
+      pad: g.pad,
+      ppad: g.ppad,
+      flags: g.flags,
+      dstOff: dx.offset,
+      dstBS: batchStride(dx),
+    }, `${label} col2im`),
+    `${label} col2im`,
+  );
+  return {
+    label: `${label} col2im`,
+    pipeline,
+    bindGroup: bindBuffers(ctx.device, pipeline, { 0: col, 1: dx.buffer, 2: u }, `${label} col2im`),
+    workgroups: [groups(g.w, COL2IM_SHAPE.WG_X), groups(g.h, COL2IM_SHAPE.WG_Y), planes],
+    bytes: 4 * (2 * planes * g.h * g.w + g.n * g.K * g.P),
+    opClass: "conv_col2im",
+  };
+}

@@ -1,0 +1,259 @@
+/**
+ * The weight gradient of a conv (planConv's backward-weight): dW += the sum over batch items and pixels of
+ * dY . col^T, as split partial sums that a reduce adds into dW. Three GEMMs compute the partials: the tiled
+ * family's gemm_nt; in the register family gemm_nt (or gemm_nt_lanes for few channels on large maps), or for
+ * many output channels gemm_nn on transposed operands (wgsl/ops/conv_dw_nn.wgsl says why).
+ * @module
+ */
+import { bindBuffers } from "../gpu/buffers.ts";
+import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
+import { u32Fields, uniformLayout } from "../gpu/uniform.ts";
+import type { ElemType } from "../gpu/wgsl.ts";
+import { batchStride, grid1d, groups } from "./context.ts";
+import {
+  FILE,
+  gemmNN,
+  gemmShape,
+  type Geometry,
+  TILE,
+  uniform,
+  type Vec4Operand,
+  WG,
+} from "./conv_kernels.ts";
+import { tiledGemmNT, tiledSplits } from "./gemm_tiled.ts";
+import type { Dispatch, OpContext, TensorView } from "./types.ts";
+
+/** The weight-gradient GEMM splits its pixel reduction until about this many invocations run: lavapipe's 2 cores
+ * need few, a real GPU thousands; each split costs partial-sum memory and reduce work. */
+const SPLIT_TARGET_INVOCATIONS = 4096;
+/** The weight-gradient GEMM lets the 8 lanes of a workgroup share one tile (gemm_nt_lanes) for layers with at
+ * least this many output pixels per image and at most LANES_MAX_COUT output channels. Measured on lavapipe
+ * (YOLOv5n 320, batch 8, alternating runs): 16->32 k3 s2 at 160 px 122/107 -> 44/75 ms, 16->16 k3 at 80 px
+ * 61/68 -> 40/37 ms, 32->32 k3 at 40 px 50/49 -> 38/38 ms; with 64+ channels or 20x20 maps it was as fast or
+ * slower (128->256 k3 s2 at 20 px 87/63 -> 131/118 ms). */
+const LANES_MIN_PIXELS = 1600;
+const LANES_MAX_COUT = 32;
+/** Fewest vec4 pixel columns (4 pixels each) one split reduces over, keeping partial sums a small share. */
+const MIN_CHUNK4 = 16;
+/** Register-family weight gradients with at least this many output channels run gemm_nn on transposed operands
+ * (wgsl/ops/conv_dw_nn.wgsl has the measurements). */
+const NN_MIN_COUT = 64;
+const NN_FILE = "ops/conv_dw_nn.wgsl";
+const NN_PARAMS = uniformLayout(
+  NN_FILE,
+  "Params",
+  u32Fields(
+    [
+      ...["P", "ppad", "cout", "cpad", "srcOff", "srcBS", "K", "_pad"],
+      ...["dstOff", "nsplit", "_p0", "_p1"],
+    ] as const,
+  ),
+);
+
+/** dW += sum over batch items and pixels of dY . col^T: split partial sums (gemm_nt of the context's kernel
+ * family, or gemm_nn on transposed operands), then a reduce adds them into dw. `dy` is dY's view (f32) and the
+ * vec4 rows the GEMMs read (dY itself or its padded, possibly f16 copy). */
+export function weightGrad(
+  ctx: OpContext,
+  label: string,
+  g: Geometry,
+  dy: { view: TensorView; vec4: Vec4Operand },
+  xcol: Vec4Operand,
+  dw: TensorView,
+  elem: ElemType,
+): Dispatch[] {
+  if (ctx.kernels === "register" && g.cout >= NN_MIN_COUT) {
+    return transposedWeightGrad(ctx, label, g, dy.view, xcol, dw, elem);
+  }
+  const dy4 = dy.vec4;
+  const count = g.cout * g.K;
+  const partials = ctx.kernels === "tiled"
+    ? tiledPartials(ctx, `${label} backward_weight`, g, dy4, xcol, elem)
+    : registerPartials(ctx, `${label} backward_weight`, g, dy4, xcol, elem);
+  const { nsplit } = partials;
+  const part = ctx.transient("conv dw partials", 4 * nsplit * count, `${label} dw partials`);
+  const red = ctx.programs.get(FILE, "reduce", { WG });
+  const { workgroups, pitch } = grid1d(count, WG);
+  const redU = uniform(ctx, { count, pitch, nsplit, dstOff: dw.offset }, `${label} reduce dw`);
+  return [{
+    ...partials.dispatch(part),
+    flops: 2 * g.n * g.cout * g.K * g.P,
+    bytes: 4 * (g.n * (g.K + g.cout) * g.ppad + nsplit * count),
+    opClass: "conv_bwd_weight",
+  }, {
+    label: `${label} reduce dw`,
+    pipeline: red,
+    bindGroup: bindBuffers(ctx.device, red, { 0: part, 1: dw.buffer, 7: redU }, `${label} reduce dw`),
+    workgroups,
+    flops: nsplit * count,
+    bytes: 4 * (nsplit + 2) * count,
+    opClass: "conv_bwd_weight",
+  }];
+}
+
+/** The weight gradient's split partial sums: how many, and the dispatch that writes them into `part`. */
+interface Partials {
+  nsplit: number;
+  dispatch(part: GPUBuffer): Pick<Dispatch, "label" | "pipeline" | "bindGroup" | "workgroups">;
+}
+
+function tiledPartials(
+  ctx: OpContext,
+  label: string,
+  g: Geometry,
+  dy4: Vec4Operand,
+  xcol: Vec4Operand,
+  elem: ElemType,
+): Partials {
+  const f = {
+    M: g.cout,
+    N: g.K,
+    r4: g.ppad / 4,
+    n: g.n,
+    aOff4: dy4.off4,
+    am4: g.ppad / 4,
+    aBatch4: dy4.batch4,
+    bOff4: xcol.off4,
+    ldb4: g.ppad / 4,
+    bBatch4: xcol.batch4,
+  };
+  return {
+    nsplit: tiledSplits(ctx.device, f).nsplit,
+    dispatch: (part) => tiledGemmNT(ctx, label, f, { a: dy4.buffer, b: xcol.buffer, part }, elem),
+  };
+}
+
+function registerPartials(
+  ctx: OpContext,
+  label: string,
+  g: Geometry,
+  dy4: Vec4Operand,
+  xcol: Vec4Operand,
+  elem: ElemType,
+): Partials {
+  const r4 = g.ppad / 4;
+  const lanes = g.P >= LANES_MIN_PIXELS && g.cout <= LANES_MAX_COUT;
+  const invocations = Math.ceil(g.cout / TILE) * Math.ceil(g.K / TILE) * g.n * (lanes ? 8 : 1);
+  const splits = Math.max(
+    1,
+    Math.min(Math.ceil(SPLIT_TARGET_INVOCATIONS / invocations), Math.ceil(r4 / MIN_CHUNK4)),
+  );
+  const chunk4 = Math.ceil(r4 / splits);
+  const nsplit = g.n * splits;
+  const shape = gemmShape(Math.ceil(g.cout / TILE), Math.ceil(g.K / TILE));
+  const nt = lanes
+    ? ctx.programs.get(FILE, "gemm_nt_lanes", {}, elem)
+    : ctx.programs.get(FILE, "gemm_nt", shape, elem);
+  const ntU = uniform(ctx, {
+    M: g.cout,
+    N: g.K,
+    K: r4,
+    aOff: dy4.off4,
+    am: r4,
+    aBatch: dy4.batch4,
+    bOff4: xcol.off4,
+    ldb4: r4,
+    bBatch4: xcol.batch4,
+    splits,
+    chunk4,
+  }, label);
+  return {
+    nsplit,
+    dispatch: (part) => ({
+      label,
+      pipeline: nt,
+      bindGroup: bindBuffers(ctx.device, nt, { 3: xcol.buffer, 4: dy4.buffer, 5: part, 7: ntU }, label),
+      workgroups: lanes
+        ? [groups(g.K, TILE), groups(g.cout, TILE), nsplit]
+        : [groups(g.K, TILE * shape.WG_X), groups(g.cout, TILE * shape.WG_Y), nsplit],
+    }),
+  };
+}
+
+/**
+ * dW += the sum over batch items of (col . dY^T)^T: dY transposed into pixel rows of cpad channels (transient),
+ * gemm_nn writes one partial dW^T per image (the reduction runs along col's rows: no pixel split), and reduce_t
+ * adds them, transposed back, into dw.
+ */
+function transposedWeightGrad(
+  ctx: OpContext,
+  label: string,
+  g: Geometry,
+  dy: TensorView,
+  xcol: Vec4Operand,
+  dw: TensorView,
+  elem: ElemType,
+): Dispatch[] {
+  const cpad = Math.ceil(g.cout / 4) * 4;
+  if (Math.max(g.ppad, g.K) > MAX_WORKGROUPS_PER_DIMENSION) {
+    throw new Error(`planConv: ${label} has ${g.ppad} pixels and ${g.K} taps, too many for its grid`);
+  }
+  const dyT = ctx.transient("conv dy transposed", 4 * g.n * g.ppad * cpad, `${label} dy transposed`);
+  const part = ctx.transient("conv dw partials", 4 * g.n * g.K * cpad, `${label} dw partials`);
+  const u = ctx.uniform(
+    NN_PARAMS.pack({
+      P: g.P,
+      ppad: g.ppad,
+      cout: g.cout,
+      cpad,
+      srcOff: dy.offset,
+      srcBS: batchStride(dy),
+      K: g.K,
+      dstOff: dw.offset,
+      nsplit: g.n,
+    }, label),
+    `${label} dw (transposed)`,
+  );
+  const lanes = (n: number) => Math.min(WG, 2 ** Math.ceil(Math.log2(n)));
+  const transposeWG = lanes(cpad / 4);
+  const reduceWG = lanes(g.cout);
+  const transpose = ctx.programs.get(NN_FILE, "transpose_dy", { WG: transposeWG }, elem);
+  const gemm = gemmNN(
+    ctx,
+    `${label} backward_weight`,
+    {
+      n: g.n,
+      batch: g.n,
+      P: cpad,
+      ppad: cpad,
+      flags: 0,
+      M: g.K,
+      K: g.ppad,
+      aOff: xcol.off4 * 4,
+      am: g.ppad,
+      ak: 1,
+      aBatch: xcol.batch4 * 4,
+      cOff: 0,
+      ldc: cpad,
+      cBatch: g.K * cpad,
+    },
+    xcol.buffer,
+    { buffer: dyT, off4: 0, batch4: (g.ppad * cpad) / 4 },
+    part,
+    // No bias (flags 0): the binding only needs a buffer bound read-only.
+    xcol.buffer,
+    "conv_bwd_weight",
+    elem,
+  );
+  const reduce = ctx.programs.get(NN_FILE, "reduce_t", { WG: reduceWG });
+  return [{
+    label: `${label} dy transposed`,
+    pipeline: transpose,
+    bindGroup: bindBuffers(ctx.device, transpose, { 0: dy.buffer, 1: dyT, 3: u }, `${label} dy transposed`),
+    workgroups: [groups(cpad / 4, transposeWG), g.ppad / 4, g.n],
+    bytes: 4 * g.n * (g.cout * g.P + g.ppad * cpad),
+    opClass: "conv_bwd_weight",
+  }, {
+    ...gemm,
+    flops: 2 * g.n * g.cout * g.K * g.P,
+    bytes: 4 * (g.n * (g.K * g.ppad + g.ppad * cpad + g.K * cpad)),
+  }, {
+    label: `${label} reduce dw`,
+    pipeline: reduce,
+    bindGroup: bindBuffers(ctx.device, reduce, { 0: part, 2: dw.buffer, 3: u }, `${label} reduce dw`),
+    workgroups: [groups(g.cout, reduceWG), g.K, 1],
+    flops: g.n * g.cout * g.K,
+    bytes: 4 * (g.n + 2) * g.cout * g.K,
+    opClass: "conv_bwd_weight",
+  }];
+}

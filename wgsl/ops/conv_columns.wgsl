@@ -1,0 +1,141 @@
+// The column transforms of a conv's GEMMs (wgsl/ops/conv.wgsl, wgsl/ops/gemm_tiled.wgsl): im2col copies input
+// taps into the column matrix (and pads dy's rows to a multiple of 4), col2im adds the backward-data GEMM's
+// column gradients back onto the input pixels. Matrices with a pixel axis are padded to ppad (a multiple of 4)
+// columns so the GEMMs read them as vec4.
+// Every divisor is a pipeline constant (ROWS, KH, KW, WO, CIN, STRIDE): lavapipe turns a division by a constant
+// into a multiply and shift, while one by a uniform value runs as a scalar division per lane (yolov5n 320 batch
+// 8: im2col 241 -> 202, col2im 155 -> 133 CPU-ms per step).
+override WG_X: u32 = 64u;
+override WG_Y: u32 = 1u;
+// Column rows per image (Cin*KH*KW, or dy's channels where im2col pads dy), kernel size, output width, input
+// channels (col2im) and stride (col2im; im2col reads it from the uniform, as a multiplier).
+override ROWS: u32 = 1u;
+override KH: u32 = 3u;
+override KW: u32 = 3u;
+override WO: u32 = 1u;
+override CIN: u32 = 1u;
+override STRIDE: u32 = 1u;
+// vec4s of columns each im2col invocation writes, and rows each im2col workgroup fills.
+override IM2COL_V: u32 = 4u;
+override IM2COL_ROWS: u32 = 1u;
+
+struct Params {
+  h: u32, w: u32, ho: u32, stride: u32, // input map, output rows, stride
+  pad: u32, ppad: u32, count: u32, flags: u32, // padding; padded pixels per map; im2col rows in all; 2 = col2im adds
+  srcOff: u32, srcBS: u32, dstOff: u32, dstBS: u32, // Src's and Dst's views (offset, batch stride)
+}
+
+@group(0) @binding(0) var<storage, read> Src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> Dst: array<f32>;
+@group(0) @binding(2) var<uniform> u: Params;
+@group(0) @binding(3) var<storage, read_write> Col4: array<vec4<Elem>>;
+
+// Input pixel tap (ky, kx) of output pixel p = (oy, ox) from plane `src`; zero in padding, for p >= Ho*Wo.
+fn tap(src: u32, ky: u32, kx: u32, oy: u32, ox: u32, p: u32) -> f32 {
+  let iy = i32(oy * u.stride + ky) - i32(u.pad);
+  let ix = i32(ox * u.stride + kx) - i32(u.pad);
+  let inside = p < u.ho * WO && u32(iy) < u.h && u32(ix) < u.w;
+  return select(0.0, Src[min(src + u32(iy) * u.w + u32(ix), arrayLength(&Src) - 1u)], inside);
+}
+
+// Moves (oy, ox) to the next output pixel in row-major order, without a division.
+fn advance(oy: ptr<function, u32>, ox: ptr<function, u32>) {
+  let wrap = *ox + 1u == WO;
+  *ox = select(*ox + 1u, 0u, wrap);
+  *oy = select(*oy, *oy + 1u, wrap);
+}
+
+// Col4 row r = n * ROWS + k, vec4 columns from p4: the input pixel tap k of output pixels 4*p4 onwards. With
+// a 1x1 kernel this is a copy into rows padded to ppad. A workgroup fills IM2COL_ROWS consecutive rows, one
+// after the other, so the row and its tap (ci, ky, kx) stay uniform across the workgroup. The workgroup's width
+// (WG_X lanes of IM2COL_V vec4s) is sized to the row: small maps (10x10 = 25 vec4s) would otherwise leave most
+// lanes rewriting clamped duplicates, and lanes, not workgroups, are what lavapipe pays for.
+@compute @workgroup_size(WG_X)
+fn im2col(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let first = (wg.x * WG_X + l.x) * IM2COL_V;
+  // Rows of big maps skip the loop: even with one trip it ran their im2col markedly slower on lavapipe.
+  if (IM2COL_ROWS == 1u) {
+    im2colRow(wg.z, first);
+    return;
+  }
+  for (var i = 0u; i < IM2COL_ROWS; i++) {
+    let r = wg.z * IM2COL_ROWS + i;
+    if (r >= u.count) {
+      break;
+    }
+    im2colRow(r, first);
+  }
+}
+
+// Fills IM2COL_V vec4s of Col4 row r from vec4 column `first` on.
+fn im2colRow(r: u32, first: u32) {
+  let ppad4 = u.ppad >> 2u;
+  let k = r % ROWS;
+  let src = u.srcOff + (r / ROWS) * u.srcBS + (k / (KH * KW)) * u.h * u.w;
+  let ky = (k % (KH * KW)) / KW;
+  let kx = k % KW;
+  var p = min(first, ppad4 - 1u) * 4u;
+  var oy = p / WO;
+  var ox = p % WO;
+  for (var j = 0u; j < IM2COL_V; j++) {
+    // Clamped rather than returned early: a duplicate lane rewrites the same value, and lavapipe runs loads
+    // without an execution mask faster.
+    let p4 = min(first + j, ppad4 - 1u);
+    var ty = oy;
+    var tx = ox;
+    let v0 = tap(src, ky, kx, ty, tx, p);
+    advance(&ty, &tx);
+    let v1 = tap(src, ky, kx, ty, tx, p + 1u);
+    advance(&ty, &tx);
+    let v2 = tap(src, ky, kx, ty, tx, p + 2u);
+    advance(&ty, &tx);
+    Col4[r * ppad4 + p4] = toElem4(vec4f(v0, v1, v2, tap(src, ky, kx, ty, tx, p + 3u)));
+    if (first + j + 1u < ppad4) {
+      advance(&ty, &tx);
+      oy = ty;
+      ox = tx;
+      p += 4u;
+    }
+  }
+}
+
+// Dst[n][ci][iy][ix] (+)= sum of Src = dcol[n][(ci, ky, kx)][(oy, ox)] over the taps that read this input pixel.
+// The grid is (ix, iy, plane n * CIN + ci), so no per-pixel division. Each pixel visits ceil(KH/STRIDE) x
+// ceil(KW/STRIDE) candidate taps (ky = (iy + pad) mod stride + multiples of stride) in an unrolled loop, masked
+// where a tap falls past the kernel or the output map, rather than a loop with per-lane bounds, which lavapipe
+// runs under an execution mask (30% slower, measured).
+@compute @workgroup_size(WG_X, WG_Y)
+fn col2im(@builtin(global_invocation_id) gi: vec3u) {
+  let ix = gi.x;
+  let iy = gi.y;
+  if (ix >= u.w || iy >= u.h) {
+    return;
+  }
+  let r = gi.z;
+  let ci = r % CIN;
+  let ky0 = (iy + u.pad) % STRIDE;
+  let kx0 = (ix + u.pad) % STRIDE;
+  let oy0 = (iy + u.pad) / STRIDE;
+  let ox0 = (ix + u.pad) / STRIDE;
+  let rowBase = (r / CIN) * ROWS + ci * KH * KW;
+  let last = arrayLength(&Src) - 1u;
+  var sum = 0.0;
+  for (var ty = 0u; ty < (KH + STRIDE - 1u) / STRIDE; ty++) {
+    let ky = ky0 + ty * STRIDE;
+    let oy = oy0 - ty;
+    for (var tx = 0u; tx < (KW + STRIDE - 1u) / STRIDE; tx++) {
+      let kx = kx0 + tx * STRIDE;
+      let ox = ox0 - tx;
+      let hit = ky < KH && kx < KW && oy < u.ho && ox < WO;
+      let at = min((rowBase + ky * KW + kx) * u.ppad + oy * WO + ox, last);
+      sum += select(0.0, Src[at], hit);
+    }
+  }
+  let at = u.dstOff + (r / CIN) * u.dstBS + ci * u.h * u.w + iy * u.w + ix;
+  // A branch, not select(): select() would read the destination even when overwriting it.
+  if ((u.flags & 2u) != 0u) {
+    Dst[at] += sum;
+  } else {
+    Dst[at] = sum;
+  }
+}

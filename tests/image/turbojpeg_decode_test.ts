@@ -3,6 +3,7 @@
 // is missing.
 import assert from "node:assert/strict";
 import sharp, { type Sharp } from "sharp";
+import { assertClean, fuzz } from "../_helpers/fuzz.ts";
 import { referenceData, referenceName } from "../_helpers/reference.ts";
 import { createImageDecoder, type RgbImage, turboJpegDecode } from "../../src/image/decode.ts";
 import { ImageError } from "../../src/image/errors.ts";
@@ -217,6 +218,22 @@ Deno.test(
     for (const jpeg of jpegs) sequential.push(await sharpImage(jpeg));
     const together = await Promise.all([...jpegs, ...jpegs].map((jpeg) => decoder.decode(jpeg)));
     together.forEach((image, i) => assertSameImage(image, sequential[i % jpegs.length], `decode ${i}`));
+  },
+);
+
+Deno.test(
+  needsTurbo("fuzz: mutated JPEGs decode to the same pixels or the same error with or without libturbojpeg"),
+  {
+    ignore: !turbo,
+  },
+  async () => {
+    const report = await fuzz(new URL("./_turbojpeg_fuzz_target.ts", import.meta.url), {
+      regressions: [],
+      budgetMs: 3000,
+      hangMs: 30_000,
+    });
+    console.log(`turbojpeg differential fuzz: ${report.cases} cases`, report.outcomes);
+    assertClean(report, 50);
   },
 );
 

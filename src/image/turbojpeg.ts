@@ -19,6 +19,22 @@ const TJFLAG_STOPONWARNING = 8192;
 /** TJCS_*: the JPEG's colour space as its header declares it. */
 export const TJCS = { rgb: 0, ycbcr: 1, gray: 2, cmyk: 3, ycck: 4 } as const;
 
+const DECOMPRESS = {
+  parameters: ["pointer", "buffer", "u64", "buffer", "i32", "i32", "i32", "i32", "i32"],
+  result: "i32",
+} as const;
+
+/**
+ * Images from this many pixels up decode on a thread of their own; smaller ones on the JS thread. Handing a
+ * call to another thread and back cost more than it saved for bus.jpg (810x1080, ~5 ms): under load the woken
+ * thread waits for a core (detect_e2e's decode stage 12-17 ms against 6-8 on the JS thread, alternating runs on
+ * the shared box) and the server's onnxruntime runs already take every core, so there is none to overlap on
+ * (detect_throughput: the same CPU per request, req/s within the noise). From 4 MP a decode holds the event
+ * loop past the ~25 ms of an inference run (a 40 MP upload: ~250 ms), and /readyz, /metrics and the other
+ * requests should not wait that long.
+ */
+export const OFF_THREAD_PIXELS = 1 << 22;
+
 const SYMBOLS = {
   tjInitDecompress: { parameters: [], result: "pointer" },
   // handle, jpegBuf, jpegSize, &width, &height, &jpegSubsamp, &jpegColorspace
@@ -26,13 +42,10 @@ const SYMBOLS = {
     parameters: ["pointer", "buffer", "u64", "buffer", "buffer", "buffer", "buffer"],
     result: "i32",
   },
-  // handle, jpegBuf, jpegSize, dstBuf, width, pitch, height, pixelFormat, flags. On a thread of its own: a
-  // ~5 ms decode would otherwise hold the event loop that answers the other requests.
-  tjDecompress2: {
-    parameters: ["pointer", "buffer", "u64", "buffer", "i32", "i32", "i32", "i32", "i32"],
-    result: "i32",
-    nonblocking: true,
-  },
+  // handle, jpegBuf, jpegSize, dstBuf, width, pitch, height, pixelFormat, flags: on the JS thread, and the same
+  // call on a thread of its own (see OFF_THREAD_PIXELS).
+  tjDecompress2: DECOMPRESS,
+  tjDecompress2OffThread: { ...DECOMPRESS, name: "tjDecompress2", nonblocking: true },
 } as const;
 
 /** What tjDecompressHeader3 read from a JPEG. */
@@ -79,14 +92,18 @@ export class TurboJpeg {
   }
 
   /**
-   * Decodes into `width` x `height` RGB (the size header() read), off the JS thread. Null at the first error or
-   * warning (corrupt, truncated or unsupported data): the caller decides what such a file gets.
+   * Decodes into `width` x `height` RGB (the size header() read), large images off the JS thread
+   * (OFF_THREAD_PIXELS). Null at the first error or warning (corrupt, truncated or unsupported data): the
+   * caller decides what such a file gets.
    */
   async decodeRgb(jpeg: Uint8Array, width: number, height: number): Promise<Uint8Array | null> {
     const pixels = new Uint8Array(width * height * 3);
     const handle = this.#take();
     try {
-      const rc = await this.lib.symbols.tjDecompress2(
+      const decompress = width * height >= OFF_THREAD_PIXELS
+        ? this.lib.symbols.tjDecompress2OffThread
+        : this.lib.symbols.tjDecompress2;
+      const rc = await decompress(
         handle,
         jpeg,
         BigInt(jpeg.length),

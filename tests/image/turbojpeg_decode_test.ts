@@ -10,7 +10,7 @@ import { ImageError } from "../../src/image/errors.ts";
 import { jpegOrientation } from "../../src/image/exif_orientation.ts";
 import { readImageHeader } from "../../src/image/header.ts";
 import { sharpDecode } from "../../src/image/sharp_decode.ts";
-import { openTurboJpeg, TurboJpeg, TURBOJPEG_SONAME } from "../../src/image/turbojpeg.ts";
+import { OFF_THREAD_PIXELS, openTurboJpeg, TurboJpeg, TURBOJPEG_SONAME } from "../../src/image/turbojpeg.ts";
 
 const opened = openTurboJpeg();
 const turbo = opened instanceof TurboJpeg ? opened : null;
@@ -234,6 +234,28 @@ Deno.test(
     });
     console.log(`turbojpeg differential fuzz: ${report.cases} cases`, report.outcomes);
     assertClean(report, 50);
+  },
+);
+
+Deno.test(
+  needsTurbo("Images from OFF_THREAD_PIXELS up decode off the JS thread, as sharp does, two at once"),
+  {
+    ignore: !turbo,
+  },
+  async () => {
+    const side = Math.sqrt(OFF_THREAD_PIXELS);
+    const jpegs = await Promise.all(
+      [[side, side], [side + 1, side - 1]].map(([w, h], i) =>
+        raw(w, h, 200 + i).jpeg({ quality: 70 }).toBuffer().then((b) => new Uint8Array(b))
+      ),
+    );
+    // The JS thread is free while both decode: a timer set now fires before they are done.
+    let ticked = false;
+    setTimeout(() => ticked = true, 0);
+    const [first, second] = await Promise.all(jpegs.map((jpeg) => fastPath(jpeg)));
+    assert.ok(ticked, "the event loop was held through the decodes");
+    assertSameImage(first, await sharpImage(jpegs[0]), `${side}x${side}`);
+    assertSameImage(second, await sharpImage(jpegs[1]), `${side + 1}x${side - 1}`);
   },
 );
 

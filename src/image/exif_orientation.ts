@@ -13,8 +13,8 @@ const EXIF_ID = [0x45, 0x78, 0x69, 0x66, 0, 0]; // "Exif\0\0"
 /**
  * The orientation (1-8; 1 where the file has no Exif segment or no orientation tag) of a JPEG whose marker
  * structure readImageHeader accepted, or null where the Exif data is anything but plain (two Exif segments, a
- * broken TIFF header or IFD, a tag of the wrong type, a value outside 1-8): what other readers make of such
- * data is theirs to say, so the caller leaves those files to them.
+ * broken TIFF header or IFD, a tag of the wrong type or given twice, a value outside 1-8): what other readers
+ * make of such data is theirs to say, so the caller leaves those files to them.
  */
 export function jpegOrientation(jpeg: Uint8Array): number | null {
   const view = new DataView(jpeg.buffer, jpeg.byteOffset, jpeg.byteLength);
@@ -52,16 +52,20 @@ function tiffOrientation(tiff: DataView): number | null {
   if (ifd < 8 || ifd + 2 > tiff.byteLength) return null;
   const entries = tiff.getUint16(ifd, little);
   if (ifd + 2 + entries * 12 > tiff.byteLength) return null;
+  let orientation: number | null = 1;
+  let found = false;
   for (let i = 0; i < entries; i++) {
     const entry = ifd + 2 + i * 12;
     if (tiff.getUint16(entry, little) !== ORIENTATION_TAG) continue;
+    if (found) return null; // twice: which one a reader keeps is its own choice
+    found = true;
     if (tiff.getUint16(entry + 2, little) !== TYPE_SHORT || tiff.getUint32(entry + 4, little) !== 1) {
       return null;
     }
     const value = tiff.getUint16(entry + 8, little);
-    return value >= 1 && value <= 8 ? value : null;
+    orientation = value >= 1 && value <= 8 ? value : null;
   }
-  return 1;
+  return orientation;
 }
 
 /**

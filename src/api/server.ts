@@ -15,6 +15,7 @@ import { probeGpu } from "../fleet/gpu_probe.ts";
 import type { JobService } from "../jobs/service.ts";
 import type { Trainer } from "../jobs/types.ts";
 import { FsStore } from "../registry/fs_store.ts";
+import { defaultImageDecoder } from "../image/decode.ts";
 import type { Registry } from "../registry/registry.ts";
 import { ModelPool } from "../serving/pool.ts";
 import { type BackendSelection, selectBackend } from "../serving/select.ts";
@@ -73,6 +74,7 @@ async function listen(
   const selection = options.backend ?? await selectBackend(config.backend);
   const { backend, reason, passed } = await selfTestBackend(selection, await defaultModelCheck());
   (passed ? log.info : log.error)(`backend ${backend.name} (${reason})`, { backend: backend.name });
+  log.info(`jpeg decoder ${defaultImageDecoder().jpegDecoder}`);
   const pool = new ModelPool(backend, config.imgsz, undefined, config.maxQueue);
   const stopping = new AbortController();
   const fleet = config.nats

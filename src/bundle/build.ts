@@ -1,6 +1,8 @@
 import { cp } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
+import { TURBOJPEG_SONAME } from "../image/turbojpeg.ts";
 import { archiveTree } from "./archive.ts";
+import { ELF_MACHINE_NAMES, fileNativeKind } from "./native.ts";
 import { type NpmLock, pruneNodeModules, retargetNodeModules } from "./node_modules.ts";
 import { fetchNpmPackage, run } from "./npm_pack.ts";
 import type { Target } from "./targets.ts";
@@ -100,10 +102,33 @@ export async function stageRuntime(
 }
 
 /**
- * Builds dist/kestrel-<version>-<target>.tar.gz from the project at `root`: the runtime (stageRuntime) and the
- * deploy files. Needs the npm registry; nothing in the result needs any network.
+ * Copies libturbojpeg (`path`, symlinks followed) to `top`/lib/, where bin/kestrel points KESTREL_TURBOJPEG_LIB
+ * at it: the JPEG fast path on a box without Debian's libturbojpeg0. Refuses a library built for another CPU.
  */
-export async function buildBundle(root: string, target: Target, outDir: string): Promise<BundleResult> {
+export async function addTurbojpegLib(top: string, target: Target, path: string): Promise<void> {
+  const native = await fileNativeKind(path);
+  if (native.kind !== "elf" || native.machine !== target.elfMachine) {
+    const what = native.kind === "elf"
+      ? `ELF for ${ELF_MACHINE_NAMES[native.machine] ?? native.machine}`
+      : native.kind;
+    throw new Error(`${path} is not a ${target.name} library (${what})`);
+  }
+  await Deno.mkdir(join(top, "lib"), { recursive: true });
+  await Deno.copyFile(path, join(top, "lib", TURBOJPEG_SONAME));
+  await Deno.chmod(join(top, "lib", TURBOJPEG_SONAME), 0o644);
+}
+
+/**
+ * Builds dist/kestrel-<version>-<target>.tar.gz from the project at `root`: the runtime (stageRuntime), the
+ * deploy files and, when given, libturbojpeg (addTurbojpegLib). Needs the npm registry; nothing in the result
+ * needs any network.
+ */
+export async function buildBundle(
+  root: string,
+  target: Target,
+  outDir: string,
+  turbojpegLib?: string,
+): Promise<BundleResult> {
   const version = await projectVersion(root);
   const name = `kestrel-${version}-${target.name}`;
   const staging = await Deno.makeTempDir({ prefix: "kestrel-bundle-" });
@@ -111,6 +136,7 @@ export async function buildBundle(root: string, target: Target, outDir: string):
     const top = join(staging, name);
     await stageRuntime(root, target, top);
     await writeDeployFiles(root, top, version);
+    if (turbojpegLib) await addTurbojpegLib(top, target, turbojpegLib);
     const largest = await largestParts(top, [join(top, "bin", "deno")], 5);
     await Deno.mkdir(outDir, { recursive: true });
     const path = resolve(outDir, `${name}.tar.gz`);

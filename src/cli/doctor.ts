@@ -4,6 +4,7 @@ import { parseArgs } from "node:util";
 import { z } from "zod";
 import { DEFAULT_MODEL_PATH, ServerConfigSchema } from "../config/server.ts";
 import { getGpu } from "../gpu/device.ts";
+import { defaultImageDecoder } from "../image/decode.ts";
 import { kernelChoice } from "../ops/kernel_family.ts";
 import { ensureRuntimeDir } from "../gpu/runtime_dir.ts";
 import { type Backend, BACKEND_CHOICES } from "../serving/backend.ts";
@@ -67,7 +68,9 @@ async function adapterFacts(): Promise<CheckResult> {
 
 /**
  * `kestrel doctor`: what this box offers Kestrel and whether it works here: platform, Deno, the WebGPU adapter,
- * the conv kernel family fine-tuning runs there (src/ops/kernel_family.ts), the backend `auto` picks and why, the self-test on the bundled default model, free disk in the data dir. Exits
+ * the JPEG decoder (libturbojpeg or sharp), the conv kernel family fine-tuning runs there
+ * (src/ops/kernel_family.ts), the backend `auto` picks and why, the self-test on the bundled default model, free
+ * disk in the data dir. Exits
  * 1 when any check fails.
  */
 export async function run(args: string[]): Promise<number> {
@@ -102,6 +105,8 @@ export async function run(args: string[]): Promise<number> {
       `${gib(memory.total)} memory (${gib(memory.available)} available)`,
   });
   report("deno", { ok: true, detail: `${Deno.version.deno} (V8 ${Deno.version.v8})` });
+  // Not a failure without libturbojpeg: sharp decodes the same pixels, only slower.
+  report("jpeg decoder", { ok: true, detail: defaultImageDecoder().jpegDecoder });
   await check("webgpu adapter", adapterFacts);
   await check("conv kernels", async () => {
     const { family, reason } = kernelChoice((await getGpu()).device);

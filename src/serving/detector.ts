@@ -21,8 +21,9 @@ const ms = (from: number, to: number) => Math.round((to - from) * 1000) / 1000;
 /**
  * decode -> letterbox -> session -> NMS -> original pixels, for one image on one model version. The request
  * takes its place in the model's queue first (ModelOverloadedError when it is full), so a shed request costs
- * no decode, and its image is decoded while earlier requests run on the session (on sharp's own thread). The
- * letterbox runs once a slot is free, in place into an input of that slot.
+ * no decode, and its image is decoded as it arrives (sharp on its own threads; libturbojpeg on the JS thread
+ * below OFF_THREAD_PIXELS, see src/image/turbojpeg.ts). The letterbox runs once a slot is free, in place into
+ * an input of that slot.
  */
 export async function detect(
   model: LoadedModel,

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import sharp from "sharp";
 import { SECURITY_HEADERS } from "../../src/api/middleware/security_headers.ts";
+import { defaultImageDecoder } from "../../src/image/decode.ts";
 import { tinyYolo } from "../onnx/_tiny_yolo.ts";
 import { expectError, MAX_DATASET_BYTES, openTestApp, type TestApp } from "./_app_setup.ts";
 
@@ -205,11 +206,13 @@ test("without an API key, a loopback request that came through a proxy may not w
   }, { apiKey: "k3y" });
 });
 
-test("GET /v1/server says whether writes need an API key, for the dashboard's warning", async () => {
+test("GET /v1/server says whether writes need an API key (the dashboard's warning) and which decoder JPEGs get", async () => {
   await withApp(async (s) => {
     const info = await (await s.call("/v1/server")).json();
     assert.equal(info.auth, "loopback_only");
     assert.equal(info.limits.max_dataset_bytes, MAX_DATASET_BYTES);
+    assert.equal(info.jpeg_decoder, defaultImageDecoder().jpegDecoder);
+    assert.match(info.jpeg_decoder, /^(turbojpeg|sharp) \(/);
   });
   await withApp(async (s) => {
     assert.equal((await (await s.call("/v1/server")).json()).auth, "api_key");

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { DEFAULT_MODEL_PATH } from "../../src/config/server.ts";
+import { defaultImageDecoder } from "../../src/image/decode.ts";
 import { detectCheck, testImage } from "../../src/selftest/self_test.ts";
 import { nativeBackend } from "../../src/serving/backends/native.ts";
 import { readModelSpec } from "../../src/serving/model_spec.ts";
@@ -13,6 +14,7 @@ const DOCTOR_LIMIT_MS = 120_000;
 const CHECKS = [
   "platform",
   "deno",
+  "jpeg decoder",
   "webgpu adapter",
   "conv kernels",
   "inference backend",
@@ -45,6 +47,8 @@ Deno.test({
     for (const name of CHECKS) {
       assert.ok(lines.some((l) => l.includes(` ${name}: `)), `no '${name}' line:\n${lines.join("\n")}`);
     }
+    // The doctor loads libturbojpeg as this process does (same library path, same environment).
+    assert.ok(lines.includes(`ok   jpeg decoder: ${defaultImageDecoder().jpegDecoder}`), lines.join("\n"));
     const failed = lines.filter((l) => l.startsWith("FAIL"));
     if (HAS_ADAPTER) {
       assert.deepEqual(failed, []);

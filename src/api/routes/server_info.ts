@@ -1,8 +1,10 @@
 /**
  * `GET /v1/server`: how the server guards writes and what it limits, so the dashboard can say plainly when it
- * runs without an API key (any loopback client, a same-host proxy's clients included, may change models).
+ * runs without an API key (any loopback client, a same-host proxy's clients included, may change models), and
+ * which decoder its JPEGs get (an operator checking that the fast path is installed).
  */
 import { createRoute, z } from "@hono/zod-openapi";
+import { defaultImageDecoder } from "../../image/decode.ts";
 import type { RouteModule } from "../app.ts";
 import { json } from "../openapi_responses.ts";
 
@@ -17,6 +19,10 @@ const ServerInfoSchema = z.object({
     max_dataset_bytes: z.number().int(),
     max_inflight_detect: z.number().int(),
     max_event_streams: z.number().int(),
+  }),
+  jpeg_decoder: z.string().openapi({
+    description: "`turbojpeg (library)`: libjpeg-turbo's TurboJPEG decodes uploaded JPEGs. `sharp (why)`: " +
+      "libturbojpeg did not load (install Debian's `libturbojpeg0`) and sharp decodes them, the same pixels slower",
   }),
 }).openapi("ServerInfo");
 
@@ -40,5 +46,6 @@ export const serverInfoRoutes: RouteModule = (app, ctx) => {
         max_inflight_detect: ctx.maxInflightDetect,
         max_event_streams: ctx.maxEventStreams,
       },
+      jpeg_decoder: defaultImageDecoder().jpegDecoder,
     }, 200));
 };

@@ -5,19 +5,30 @@
  * another, which resumes from the last checkpoint in the object store. Progress, checkpoints and the outcome go
  * to the job's shared state; the trainer publishes the result into this node's registry, which the fleet
  * replicates to every node.
+ *
+ * A node that stops drains first: the running job's trainer is suspended (it checkpoints the iteration in flight,
+ * fleet_checkpoints.ts uploads it and names it in the shared state), and only then is the job handed back to the
+ * queue, so the node taking it over resumes at that iteration. A stop that cannot wait hands it back at once.
  * @module
  */
 import { join } from "node:path";
 import type { JsMsg } from "@nats-io/jetstream";
-import type { Checkpoint, CheckpointHooks, Job, Trainer, TrainerProgress } from "../jobs/types.ts";
+import type { Job, Trainer, TrainerProgress } from "../jobs/types.ts";
 import { unpackDataset } from "./dataset_pack.ts";
-import { checkpointObject, datasetObject, type FleetJob, FleetJobSchema } from "./job_state.ts";
+import { FleetCheckpoints } from "./fleet_checkpoints.ts";
+import { datasetObject } from "./job_state.ts";
 import { type FleetLink, WORK_ACK_WAIT_MS } from "./link.ts";
+import { SharedJob } from "./shared_job.ts";
 
 /** How long one pull waits for a work item before asking again (so a stop is noticed). */
 const PULL_EXPIRES_MS = 2_000;
 /** Progress reaches the shared state at most this often; status changes and checkpoints at once. */
 const PROGRESS_EVERY_MS = 1_000;
+/**
+ * Longest wait, when handing a job back, for this node's writes to its shared state to land (one KV put each,
+ * unless NATS is down: then the hand-back is lost too, and the queue's ack wait hands the job on).
+ */
+const HANDBACK_WRITES_MS = 5_000;
 
 export interface WorkerOptions {
   node: string;
@@ -27,26 +38,45 @@ export interface WorkerOptions {
   log: (message: string) => void;
 }
 
-/** Take and run jobs until `stop` aborts. */
+/**
+ * How the worker stops: `drain` takes no more jobs and suspends the running one (it is handed back once its
+ * checkpoint is in the fleet); `stop` hands the running one back at once (with the checkpoint it had).
+ */
+export interface WorkerStop {
+  drain: AbortSignal;
+  stop: AbortSignal;
+}
+
+/** Take and run jobs until `drain` or `stop` aborts. */
 export async function runJobWorker(
   link: FleetLink,
   options: WorkerOptions,
-  stop: AbortSignal,
+  signals: WorkerStop,
 ): Promise<void> {
   const consumer = await link.js.consumers.get(link.work.stream, link.work.consumer);
-  while (!stop.aborted) {
+  while (!signals.stop.aborted && !signals.drain.aborted) {
     const msg = await consumer.next({ expires: PULL_EXPIRES_MS });
     if (!msg) continue;
-    await runOne(link, msg, options, stop);
+    // Taken as the drain began: another node runs it.
+    if (signals.stop.aborted || signals.drain.aborted) msg.nak();
+    else await runOne(link, msg, options, signals);
   }
 }
 
-async function runOne(link: FleetLink, msg: JsMsg, options: WorkerOptions, stop: AbortSignal): Promise<void> {
+async function runOne(
+  link: FleetLink,
+  msg: JsMsg,
+  options: WorkerOptions,
+  signals: WorkerStop,
+): Promise<void> {
+  const { stop, drain } = signals;
   const { id } = msg.json<{ id: string }>();
   const shared = new SharedJob(link, id);
   const state = await shared.read();
+  const dir = join(options.workRoot, id);
   if (!state || state.status === "succeeded" || state.status === "failed" || state.status === "cancelled") {
     msg.ack(); // nothing left to do (finished, or cancelled while queued)
+    await Deno.remove(dir, { recursive: true }).catch(() => {}); // a checkpoint kept here is of no use now
     return;
   }
   const controller = new AbortController();
@@ -59,7 +89,16 @@ async function runOne(link: FleetLink, msg: JsMsg, options: WorkerOptions, stop:
       controller.abort(new DOMException(`Job ${id} was cancelled`, "AbortError"));
     } else await shared.write({ heartbeat: new Date().toISOString() }).catch(() => {});
   }, WORK_ACK_WAIT_MS / 3);
-  const dir = join(options.workRoot, id);
+  const datasetDir = join(dir, "dataset");
+  const workDir = join(dir, "work");
+  const checkpoints = new FleetCheckpoints({
+    link,
+    id,
+    shared,
+    localDir: join(dir, "checkpoint"),
+    draining: drain,
+    log: options.log,
+  });
   try {
     await shared.write({
       status: "running",
@@ -68,9 +107,7 @@ async function runOne(link: FleetLink, msg: JsMsg, options: WorkerOptions, stop:
       heartbeat: new Date().toISOString(),
     });
     options.log(`fleet: job ${id} (attempt ${msg.info.deliveryCount}) runs here`);
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-    const datasetDir = join(dir, "dataset");
-    const workDir = join(dir, "work");
+    for (const d of [datasetDir, workDir]) await Deno.remove(d, { recursive: true }).catch(() => {});
     await Deno.mkdir(workDir, { recursive: true });
     const zip = await link.jobData.getBlob(datasetObject(id));
     if (!zip) throw new Error(`the fleet has no dataset for job ${id}`);
@@ -84,9 +121,10 @@ async function runOne(link: FleetLink, msg: JsMsg, options: WorkerOptions, stop:
     let lastProgress = 0;
     const result = await options.trainer.run(job, {
       signal: controller.signal,
+      suspend: drain,
       datasetDir,
       workDir,
-      checkpoint: new ObjectStoreCheckpoints(link, id, shared),
+      checkpoint: checkpoints,
       onProgress: (update: TrainerProgress) => {
         shared.progress(update);
         if (Date.now() - lastProgress < PROGRESS_EVERY_MS) return;
@@ -98,9 +136,14 @@ async function runOne(link: FleetLink, msg: JsMsg, options: WorkerOptions, stop:
     msg.ack();
     options.log(`fleet: job ${id} succeeded here (version ${result.resultVersion})`);
   } catch (err) {
-    if (stop.aborted) {
-      // This node stops: let the queue hand the job to another node at once.
+    if (stop.aborted || (drain.aborted && !controller.signal.aborted)) {
+      // This node stops: the job goes back to the queue for another node to take at once, once the pointer to
+      // the checkpoint it resumes from is final (a drain's checkpoint is saved by now, or failed).
+      clearInterval(heartbeat);
+      checkpoints.handBack();
+      await settleWithin(shared.settled(), HANDBACK_WRITES_MS);
       msg.nak();
+      options.log(`fleet: job ${id} handed back to the fleet (${(err as Error).message})`);
     } else if (controller.signal.aborted) {
       msg.term("cancelled");
     } else {
@@ -111,69 +154,15 @@ async function runOne(link: FleetLink, msg: JsMsg, options: WorkerOptions, stop:
   } finally {
     clearInterval(heartbeat);
     stop.removeEventListener("abort", onStop);
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    if (checkpoints.keptLocally) {
+      for (const d of [datasetDir, workDir]) await Deno.remove(d, { recursive: true }).catch(() => {});
+    } else await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
 
-/** The job's shared state as this runner writes it: each write puts the newest record, in order. */
-class SharedJob {
-  private state: FleetJob | null = null;
-  private writes: Promise<unknown> = Promise.resolve();
-
-  constructor(private readonly link: FleetLink, private readonly id: string) {}
-
-  async read(): Promise<FleetJob | null> {
-    const entry = await this.link.jobs.get(this.id);
-    if (!entry || entry.operation !== "PUT") return null;
-    const state = FleetJobSchema.parse(entry.json());
-    // A cancel from the submitter is the only write another node makes while this one runs it.
-    if (this.state && state.status === "cancelled") this.state.status = "cancelled";
-    this.state ??= state;
-    return state;
-  }
-
-  progress(update: TrainerProgress): void {
-    if (!this.state) return;
-    const defined = Object.fromEntries(Object.entries(update).filter(([, v]) => v !== undefined));
-    this.state = { ...this.state, progress: { ...this.state.progress, ...defined } };
-  }
-
-  write(change: Partial<FleetJob>): Promise<unknown> {
-    if (!this.state) return Promise.reject(new Error(`job ${this.id} has no shared state`));
-    this.state = { ...this.state, ...change };
-    const record = JSON.stringify(this.state);
-    this.writes = this.writes.catch(() => {}).then(() => this.link.jobs.put(this.id, record));
-    return this.writes;
-  }
-}
-
-/** Checkpoints in the fleet's object store, so the node that takes a job over resumes where this one stopped. */
-class ObjectStoreCheckpoints implements CheckpointHooks {
-  constructor(
-    private readonly link: FleetLink,
-    private readonly id: string,
-    private readonly shared: SharedJob,
-  ) {}
-
-  async load(): Promise<Checkpoint | null> {
-    const state = await this.shared.read();
-    if (!state?.checkpoint) return null;
-    const { epoch, iteration } = state.checkpoint;
-    const bytes = await this.link.jobData.getBlob(checkpointObject(this.id, state.checkpoint));
-    if (!bytes) {
-      throw new Error(`job ${this.id}: the checkpoint of epoch ${epoch}, iteration ${iteration} is missing`);
-    }
-    return { epoch, iteration, state: bytes };
-  }
-
-  async save(checkpoint: Checkpoint): Promise<void> {
-    const previous = (await this.shared.read())?.checkpoint;
-    const name = checkpointObject(this.id, checkpoint);
-    await this.link.jobData.putBlob({ name }, checkpoint.state);
-    const { epoch, iteration } = checkpoint;
-    await this.shared.write({ checkpoint: { epoch, iteration, savedAt: new Date().toISOString() } });
-    if (previous && checkpointObject(this.id, previous) !== name) {
-      await this.link.jobData.delete(checkpointObject(this.id, previous)).catch(() => {});
-    }
-  }
+/** Waits for `work` at most `ms`. */
+async function settleWithin(work: Promise<void>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([work, new Promise((resolve) => timer = setTimeout(resolve, ms))]);
+  clearTimeout(timer);
 }

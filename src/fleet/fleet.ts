@@ -300,6 +300,7 @@ export class Fleet {
       trainer,
       workRoot: join(this.options.dataDir, "fleet-jobs"),
       log: this.log,
+      connected: () => this.connected,
     };
     const ending = () => signals.stop.aborted || signals.drain.aborted;
     while (!ending() && !link.nc.isClosed()) {

@@ -21,8 +21,10 @@ export interface FleetCheckpointsOptions {
   shared: SharedJob;
   /** Where this node keeps a drain's checkpoint it could not upload (survives the job's run here). */
   localDir: string;
-  /** Aborted when this node drains: only then is a failed upload kept locally. */
+  /** Aborted when this node drains: only then is a checkpoint that cannot be uploaded kept locally. */
   draining: AbortSignal;
+  /** Whether the NATS connection is up now: a drain does not wait for an upload that cannot go out. */
+  connected: () => boolean;
   log: (message: string) => void;
 }
 
@@ -63,19 +65,17 @@ export class FleetCheckpoints implements CheckpointHooks {
     const { link, id, shared } = this.o;
     const { epoch, iteration } = checkpoint;
     const name = checkpointObject(id, checkpoint);
+    if (this.o.draining.aborted && !this.o.connected()) {
+      return await this.keep(checkpoint, "NATS is not connected");
+    }
     let previous;
     try {
       previous = (await shared.read())?.checkpoint;
       await link.jobData.putBlob({ name }, checkpoint.state);
     } catch (err) {
-      if (!this.o.draining.aborted || this.handedBack) throw err;
-      await this.local.save(checkpoint);
-      this.keptLocally = true;
-      this.o.log(
-        `fleet: job ${id}: the checkpoint of epoch ${epoch}, iteration ${iteration} is kept on this node:` +
-          ` it could not be uploaded (${(err as Error).message})`,
-      );
-      return;
+      // Outside a drain the run fails as before (the queue hands the job on); a drain keeps what it trained.
+      if (!this.o.draining.aborted) throw err;
+      return await this.keep(checkpoint, (err as Error).message);
     }
     if (this.handedBack) {
       // The node taking the job over may have read the pointer already: this object must stay unnamed.
@@ -103,6 +103,15 @@ export class FleetCheckpoints implements CheckpointHooks {
    */
   handBack(): void {
     this.handedBack = true;
+  }
+
+  private async keep(checkpoint: Checkpoint, why: string): Promise<void> {
+    await this.local.save(checkpoint);
+    this.keptLocally = true;
+    this.o.log(
+      `fleet: job ${this.o.id}: the checkpoint of epoch ${checkpoint.epoch}, iteration ${checkpoint.iteration}` +
+        ` is kept on this node, not in the fleet: ${why}`,
+    );
   }
 
   private async loadShared(): Promise<Checkpoint | null> {

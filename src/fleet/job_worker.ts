@@ -36,6 +36,8 @@ export interface WorkerOptions {
   /** Where job datasets are unpacked and trainers write (under the data dir). */
   workRoot: string;
   log: (message: string) => void;
+  /** Whether the NATS connection is up now. */
+  connected: () => boolean;
 }
 
 /**
@@ -54,6 +56,7 @@ export async function runJobWorker(
   signals: WorkerStop,
 ): Promise<void> {
   const consumer = await link.js.consumers.get(link.work.stream, link.work.consumer);
+  await sweep(link, options);
   while (!signals.stop.aborted && !signals.drain.aborted) {
     const msg = await consumer.next({ expires: PULL_EXPIRES_MS });
     if (!msg) continue;
@@ -97,6 +100,7 @@ async function runOne(
     shared,
     localDir: join(dir, "checkpoint"),
     draining: drain,
+    connected: options.connected,
     log: options.log,
   });
   try {
@@ -141,7 +145,7 @@ async function runOne(
       // the checkpoint it resumes from is final (a drain's checkpoint is saved by now, or failed).
       clearInterval(heartbeat);
       checkpoints.handBack();
-      await settleWithin(shared.settled(), HANDBACK_WRITES_MS);
+      if (options.connected()) await settleWithin(shared.settled(), HANDBACK_WRITES_MS);
       msg.nak();
       options.log(`fleet: job ${id} handed back to the fleet (${(err as Error).message})`);
     } else if (controller.signal.aborted) {
@@ -157,6 +161,32 @@ async function runOne(
     if (checkpoints.keptLocally) {
       for (const d of [datasetDir, workDir]) await Deno.remove(d, { recursive: true }).catch(() => {});
     } else await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/**
+ * What earlier runs left under the work root (a crash, or a drain whose checkpoint stayed here): datasets and
+ * outputs go; a kept checkpoint stays while its job may still come back here (queued or running in the fleet).
+ */
+async function sweep(link: FleetLink, options: WorkerOptions): Promise<void> {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(options.workRoot));
+  } catch {
+    return; // nothing left yet
+  }
+  for (const entry of entries.filter((e) => e.isDirectory)) {
+    const dir = join(options.workRoot, entry.name);
+    const state = await new SharedJob(link, entry.name).read();
+    if (state?.status === "queued" || state?.status === "running") {
+      for (const d of ["dataset", "work"]) {
+        await Deno.remove(join(dir, d), { recursive: true }).catch(() => {});
+      }
+    } else {
+      await Deno.remove(dir, { recursive: true }).catch((err) =>
+        options.log(`fleet: cannot remove '${dir}', left by an earlier run: ${err.message}`)
+      );
+    }
   }
 }
 

@@ -6,61 +6,19 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { parseFinetuneConfig } from "../../src/config/finetune.ts";
 import { FleetCheckpoints } from "../../src/fleet/fleet_checkpoints.ts";
-import { checkpointObject, type FleetJob } from "../../src/fleet/job_state.ts";
-import { connectFleet, type FleetLink } from "../../src/fleet/link.ts";
-import { NatsServer, NO_NATS } from "../../src/fleet/local_nats.ts";
+import { checkpointObject } from "../../src/fleet/job_state.ts";
+import type { FleetLink } from "../../src/fleet/link.ts";
+import { NO_NATS } from "../../src/fleet/local_nats.ts";
 import { SharedJob } from "../../src/fleet/shared_job.ts";
-import type { Checkpoint, Job } from "../../src/jobs/types.ts";
+import type { Checkpoint } from "../../src/jobs/types.ts";
+import { fleetJobState, withFleet } from "./_fleet_job.ts";
 
 /** Several 128 KiB chunks, as a real checkpoint has. */
 const STATE_BYTES = 1 << 20;
 
-function state(id: string): FleetJob {
-  const job: Job = {
-    id,
-    seq: 0,
-    model: "tiny",
-    baseVersion: 1,
-    adapter: "default",
-    config: parseFinetuneConfig({ epochs: 3 }),
-    status: "running",
-    createdAt: new Date().toISOString(),
-    startedAt: null,
-    finishedAt: null,
-    dataset: { files: 2, bytes: 10 },
-    progress: {
-      epoch: 0,
-      epochs: 3,
-      iteration: 0,
-      iterations: 0,
-      lossItems: null,
-      lr: null,
-      imagesPerSecond: null,
-      etaSeconds: null,
-      metrics: null,
-    },
-    resultVersion: null,
-    activated: null,
-    error: null,
-    attempts: 1,
-    node: "a",
-    checkpoint: null,
-  };
-  return {
-    job,
-    status: "running",
-    node: "a",
-    attempts: 1,
-    progress: job.progress,
-    checkpoint: null,
-    result: null,
-    error: null,
-    heartbeat: null,
-  };
-}
-
+/** Well under the client's request timeout (5 s): a save that did not wait for NATS. */
+const NO_WAIT_MS = 2_000;
 /** Bound on the client reconnecting and JetStream answering after the server restarts. */
 const RECONNECT_MS = 30_000;
 
@@ -68,25 +26,16 @@ const bytes = (n: number, fill: number) => new Uint8Array(n).fill(fill);
 /** A loaded checkpoint as plain values (the object store hands back a Buffer). */
 const plain = (c: Checkpoint | null) => c && { ...c, state: new Uint8Array(c.state) };
 
-async function withFleet(
-  fn: (link: FleetLink, nats: NatsServer, dir: string) => Promise<void>,
-): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "kestrel-fleet-checkpoints-" });
-  const nats = await NatsServer.start(dir);
-  const link = await connectFleet({ servers: nats.url, fleet: "ckpt", node: "a" });
-  try {
-    await fn(link, nats, dir);
-  } finally {
-    await link.nc.close();
-    await nats.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function open(link: FleetLink, id: string, localDir: string, draining = new AbortController().signal) {
+async function open(
+  link: FleetLink,
+  id: string,
+  localDir: string,
+  draining = new AbortController().signal,
+  connected = () => true,
+) {
   const shared = new SharedJob(link, id);
   await shared.read();
-  return new FleetCheckpoints({ link, id, shared, localDir, draining, log: () => {} });
+  return new FleetCheckpoints({ link, id, shared, localDir, draining, connected, log: () => {} });
 }
 
 Deno.test({
@@ -96,7 +45,7 @@ Deno.test({
   async fn() {
     await withFleet(async (link, _nats, dir) => {
       const id = "job-handback";
-      await link.jobs.put(id, JSON.stringify(state(id)));
+      await link.jobs.put(id, JSON.stringify(fleetJobState(id)));
       const running = await open(link, id, join(dir, "a"));
       await running.save({ epoch: 1, iteration: 0, state: bytes(1000, 1) });
 
@@ -120,7 +69,7 @@ Deno.test({
   async fn() {
     await withFleet(async (link, _nats, dir) => {
       const id = "job-saved";
-      await link.jobs.put(id, JSON.stringify(state(id)));
+      await link.jobs.put(id, JSON.stringify(fleetJobState(id)));
       const running = await open(link, id, join(dir, "a"));
       await running.save({ epoch: 0, iteration: 5, state: bytes(1000, 3) });
       running.handBack();
@@ -138,18 +87,25 @@ Deno.test({
   async fn() {
     await withFleet(async (link, nats, dir) => {
       const id = "job-outage";
-      await link.jobs.put(id, JSON.stringify(state(id)));
+      await link.jobs.put(id, JSON.stringify(fleetJobState(id)));
       const localDir = join(dir, "a");
       const draining = new AbortController();
-      const running = await open(link, id, localDir, draining.signal);
+      let up = true;
+      const running = await open(link, id, localDir, draining.signal, () => up);
       await running.save({ epoch: 1, iteration: 0, state: bytes(1000, 4) });
       // Outside a drain a failed upload fails the save, as before.
       await nats.stop();
       await assert.rejects(running.save({ epoch: 1, iteration: 2, state: bytes(1000, 5) }));
       assert.equal(running.keptLocally, false);
+      // A drain's upload that fails is kept ...
       draining.abort();
       await running.save({ epoch: 1, iteration: 3, state: bytes(1000, 6) });
       assert.equal(running.keptLocally, true);
+      // ... and one made while the node knows NATS is down is not tried (the drain does not wait for it).
+      up = false;
+      const tried = Date.now();
+      await running.save({ epoch: 1, iteration: 4, state: bytes(1000, 8) });
+      assert.ok(Date.now() - tried < NO_WAIT_MS, `kept after ${Date.now() - tried} ms`);
 
       await nats.restart();
       for (const deadline = Date.now() + RECONNECT_MS; !await link.jobs.get(id).catch(() => null);) {
@@ -157,7 +113,7 @@ Deno.test({
       }
       // This node runs the job again: the kept checkpoint is further along than the fleet's.
       const again = await open(link, id, localDir);
-      assert.deepEqual(plain(await again.load()), { epoch: 1, iteration: 3, state: bytes(1000, 6) });
+      assert.deepEqual(plain(await again.load()), { epoch: 1, iteration: 4, state: bytes(1000, 8) });
       // Its next checkpoint reaches the fleet, and the kept one goes.
       await again.save({ epoch: 2, iteration: 0, state: bytes(1000, 7) });
       assert.equal(again.keptLocally, false);

@@ -145,7 +145,8 @@ async function runOne(
       // the checkpoint it resumes from is final (a drain's checkpoint is saved by now, or failed).
       clearInterval(heartbeat);
       checkpoints.handBack();
-      if (options.connected()) await settleWithin(shared.settled(), HANDBACK_WRITES_MS);
+      const written = shared.close();
+      if (options.connected()) await settleWithin(written, HANDBACK_WRITES_MS);
       msg.nak();
       options.log(`fleet: job ${id} handed back to the fleet (${(err as Error).message})`);
     } else if (controller.signal.aborted) {

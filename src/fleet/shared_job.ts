@@ -1,7 +1,7 @@
 /**
  * A fleet job's shared state (job_state.ts) as the node running it writes it: each write puts the newest record,
- * in order, so a stale one never lands last; {@link SharedJob.settled} tells when every write went out, so the
- * node hands a job back only after its last word on it (a checkpoint pointer, a heartbeat) reached the KV.
+ * in order, so a stale one never lands last; {@link SharedJob.close} ends the writes and tells when every one
+ * went out, so the node hands a job back only after its last word on it (a checkpoint pointer) reached the KV.
  * @module
  */
 import type { TrainerProgress } from "../jobs/types.ts";
@@ -11,6 +11,7 @@ import type { FleetLink } from "./link.ts";
 export class SharedJob {
   private state: FleetJob | null = null;
   private writes: Promise<unknown> = Promise.resolve();
+  private closed = false;
 
   constructor(private readonly link: FleetLink, private readonly id: string) {}
 
@@ -32,14 +33,19 @@ export class SharedJob {
 
   write(change: Partial<FleetJob>): Promise<unknown> {
     if (!this.state) return Promise.reject(new Error(`job ${this.id} has no shared state`));
+    if (this.closed) return Promise.reject(new Error(`job ${this.id} is no longer this node's`));
     this.state = { ...this.state, ...change };
     const record = JSON.stringify(this.state);
     this.writes = this.writes.catch(() => {}).then(() => this.link.jobs.put(this.id, record));
     return this.writes;
   }
 
-  /** Resolves once every write so far landed or failed. */
-  settled(): Promise<void> {
+  /**
+   * The job is handed back: later writes are refused (a heartbeat already under way must not put this node's
+   * record over the next node's). Resolves once every write made before landed or failed.
+   */
+  close(): Promise<void> {
+    this.closed = true;
     return this.writes.then(() => {}, () => {});
   }
 }

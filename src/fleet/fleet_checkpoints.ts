@@ -36,8 +36,6 @@ const isAhead = (a: Position, b: Position) =>
 export class FleetCheckpoints implements CheckpointHooks {
   private readonly local: FsCheckpoints;
   private handedBack = false;
-  /** Whether a drain's checkpoint is kept on this node (its directory must then outlive the run). */
-  keptLocally = false;
 
   constructor(private readonly o: FleetCheckpointsOptions) {
     this.local = new FsCheckpoints(o.localDir);
@@ -51,7 +49,6 @@ export class FleetCheckpoints implements CheckpointHooks {
       return null;
     });
     if (kept && (!fleet || isAhead(kept, fleet))) {
-      this.keptLocally = true;
       this.o.log(
         `fleet: job ${this.o.id}: resuming from the checkpoint kept on this node` +
           ` (epoch ${kept.epoch}, iteration ${kept.iteration})`,
@@ -86,11 +83,9 @@ export class FleetCheckpoints implements CheckpointHooks {
     }
     // Written in the same turn as the check above, so handBack() either stops it or finds it queued.
     await shared.write({ checkpoint: { epoch, iteration, savedAt: new Date().toISOString() } });
-    if (this.keptLocally) {
-      // The fleet's checkpoint is further along now than the one this node kept.
-      await Deno.remove(this.o.localDir, { recursive: true }).catch(() => {});
-      this.keptLocally = false;
-    }
+    // Any checkpoint this node kept is behind the one the fleet has now: this run started from it or from one
+    // further along.
+    await Deno.remove(this.o.localDir, { recursive: true }).catch(() => {});
     if (previous && checkpointObject(id, previous) !== name) {
       await link.jobData.delete(checkpointObject(id, previous)).catch(() => {});
     }
@@ -107,7 +102,6 @@ export class FleetCheckpoints implements CheckpointHooks {
 
   private async keep(checkpoint: Checkpoint, why: string): Promise<void> {
     await this.local.save(checkpoint);
-    this.keptLocally = true;
     this.o.log(
       `fleet: job ${this.o.id}: the checkpoint of epoch ${checkpoint.epoch}, iteration ${checkpoint.iteration}` +
         ` is kept on this node, not in the fleet: ${why}`,

@@ -103,6 +103,7 @@ async function runOne(
     connected: options.connected,
     log: options.log,
   });
+  let ended = false;
   try {
     await shared.write({
       status: "running",
@@ -138,6 +139,7 @@ async function runOne(
     });
     await shared.write({ status: "succeeded", result });
     msg.ack();
+    ended = true;
     options.log(`fleet: job ${id} succeeded here (version ${result.resultVersion})`);
   } catch (err) {
     if (stop.aborted || (drain.aborted && !controller.signal.aborted)) {
@@ -151,17 +153,20 @@ async function runOne(
       options.log(`fleet: job ${id} handed back to the fleet (${(err as Error).message})`);
     } else if (controller.signal.aborted) {
       msg.term("cancelled");
+      ended = true;
     } else {
       await shared.write({ status: "failed", error: (err as Error).message }).catch(() => {});
       msg.term((err as Error).message);
+      ended = true;
       options.log(`fleet: job ${id} failed here: ${(err as Error).message}`);
     }
   } finally {
     clearInterval(heartbeat);
     stop.removeEventListener("abort", onStop);
-    if (checkpoints.keptLocally) {
-      for (const d of [datasetDir, workDir]) await Deno.remove(d, { recursive: true }).catch(() => {});
-    } else await Deno.remove(dir, { recursive: true }).catch(() => {});
+    // A checkpoint kept on this node (fleet_checkpoints.ts) stays while the job may come back here.
+    for (const d of ended ? [dir] : [datasetDir, workDir]) {
+      await Deno.remove(d, { recursive: true }).catch(() => {});
+    }
   }
 }
 

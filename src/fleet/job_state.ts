@@ -22,8 +22,18 @@ export const FleetJobSchema = z.object({
   status: z.enum(["queued", "running", "succeeded", "failed", "cancelled"]),
   /** The node running it, or that ran it last; null while queued. */
   node: z.string().nullable(),
-  /** Deliveries of its work item so far (1 on the first node, 2 after a takeover, ...). */
+  /** Runs started so far (1 on the first node, 2 after a takeover or a hand-back, ...). */
   attempts: z.number().int().min(0),
+  /**
+   * Hand-backs so far (work_item.ts): each one replaced the job's work item with a new one carrying this count,
+   * so a work item carrying less is a leftover. Absent in a record written before hand-backs counted: 0.
+   */
+  handBacks: z.number().int().min(0).default(0),
+  /**
+   * The stream sequence of the work item the current run was started from; null while queued (and in a record
+   * written before it was kept). Only a redelivery of that item may take the job over from a running node.
+   */
+  workItem: z.number().int().positive().nullable().default(null),
   progress: JobProgressSchema,
   /** Where the last checkpoint in the object store stands. */
   checkpoint: CheckpointRecordSchema.nullable(),

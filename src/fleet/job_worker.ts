@@ -9,16 +9,20 @@
  * A node that stops drains first: the running job's trainer is suspended (it checkpoints the iteration in flight,
  * fleet_checkpoints.ts uploads it and names it in the shared state), and only then is the job handed back to the
  * queue, so the node taking it over resumes at that iteration. A stop that cannot wait hands it back at once.
+ * A hand-back replaces the job's work item (work_item.ts), so it does not count against the deliveries after
+ * which the fleet gives up on a job whose runs keep dying; the delivery past them marks the job failed.
  * @module
  */
 import { join } from "node:path";
 import type { JsMsg } from "@nats-io/jetstream";
-import type { Job, Trainer, TrainerProgress } from "../jobs/types.ts";
+import type { Trainer, TrainerProgress } from "../jobs/types.ts";
 import { unpackDataset } from "./dataset_pack.ts";
 import { FleetCheckpoints } from "./fleet_checkpoints.ts";
-import { datasetObject } from "./job_state.ts";
+import { isCasConflict } from "./fleet_store.ts";
+import { datasetObject, type FleetJob, FleetJobSchema } from "./job_state.ts";
 import { type FleetLink, WORK_ACK_WAIT_MS } from "./link.ts";
 import { SharedJob } from "./shared_job.ts";
+import { judgeDelivery, publishWork, readWorkItem, type WorkItem } from "./work_item.ts";
 
 /** How long one pull waits for a work item before asking again (so a stop is noticed). */
 const PULL_EXPIRES_MS = 2_000;
@@ -26,7 +30,7 @@ const PULL_EXPIRES_MS = 2_000;
 const PROGRESS_EVERY_MS = 1_000;
 /**
  * Longest wait, when handing a job back, for this node's writes to its shared state to land (one KV put each,
- * unless NATS is down: then the hand-back is lost too, and the queue's ack wait hands the job on).
+ * unless NATS is down: then the job's work item is nak'd, see handBack).
  */
 const HANDBACK_WRITES_MS = 5_000;
 
@@ -59,29 +63,97 @@ export async function runJobWorker(
   await sweep(link, options);
   while (!signals.stop.aborted && !signals.drain.aborted) {
     const msg = await consumer.next({ expires: PULL_EXPIRES_MS });
-    if (!msg) continue;
-    // Taken as the drain began: another node runs it.
-    if (signals.stop.aborted || signals.drain.aborted) msg.nak();
-    else await runOne(link, msg, options, signals);
+    if (msg) await takeOne(link, msg, options, signals);
   }
 }
 
-async function runOne(
+/**
+ * Judges a delivered work item against its job's shared state (work_item.ts): the node whose item it is to run
+ * takes the job by compare-and-set on the state it judged (judged again when the state moved meanwhile) and
+ * runs it; any other item is acked, or terminated with the job marked failed once its deliveries ran out.
+ */
+async function takeOne(
   link: FleetLink,
   msg: JsMsg,
   options: WorkerOptions,
   signals: WorkerStop,
 ): Promise<void> {
-  const { stop, drain } = signals;
-  const { id } = msg.json<{ id: string }>();
-  const shared = new SharedJob(link, id);
-  const state = await shared.read();
-  const dir = join(options.workRoot, id);
-  if (!state || state.status === "succeeded" || state.status === "failed" || state.status === "cancelled") {
-    msg.ack(); // nothing left to do (finished, or cancelled while queued)
-    await Deno.remove(dir, { recursive: true }).catch(() => {}); // a checkpoint kept here is of no use now
-    return;
+  const item = readWorkItem(msg);
+  if (item === null) {
+    msg.term("not a work item");
+    return options.log(`fleet: dropped a work item that is not one: ${msg.string().slice(0, 200)}`);
   }
+  const { id } = item;
+  for (;;) {
+    const entry = await link.jobs.get(id);
+    const read = entry?.operation === "PUT"
+      ? { state: FleetJobSchema.parse(entry.json()), revision: entry.revision }
+      : null;
+    const verdict = judgeDelivery(read?.state ?? null, item, { seq: msg.seq, count: msg.info.deliveryCount });
+    if (verdict.kind === "ended" || read === null) {
+      msg.ack(); // nothing left to do (finished, or cancelled while queued)
+      // A checkpoint kept here is of no use now.
+      return await Deno.remove(join(options.workRoot, id), { recursive: true }).catch(() => {});
+    }
+    const { state, revision } = read;
+    switch (verdict.kind) {
+      case "superseded":
+        if (verdict.republish) await publishWork(link, verdict.republish);
+        msg.ack();
+        return options.log(`fleet: job ${id}: dropped a work item that a hand-back replaced`);
+      case "duplicate":
+        msg.ack();
+        return options.log(
+          `fleet: job ${id}: dropped a second work item (work item ${verdict.runningItem} runs it)`,
+        );
+      case "exhausted":
+        if (!await updateState(link, { ...state, status: "failed", error: verdict.error }, revision)) {
+          continue;
+        }
+        msg.term(verdict.error);
+        return options.log(`fleet: job ${id} failed: ${verdict.error}`);
+      case "run": {
+        const taken: FleetJob = {
+          ...state,
+          status: "running",
+          node: options.node,
+          attempts: state.attempts + 1,
+          handBacks: item.handBacks,
+          workItem: msg.seq,
+          heartbeat: new Date().toISOString(),
+        };
+        if (!await updateState(link, taken, revision)) continue;
+        return await runOne(link, msg, item, taken, options, signals);
+      }
+    }
+  }
+}
+
+/** Writes `state` if the job's entry is still at `revision`; false when it moved meanwhile. */
+async function updateState(link: FleetLink, state: FleetJob, revision: number): Promise<boolean> {
+  try {
+    await link.jobs.update(state.job.id, JSON.stringify(state), revision);
+    return true;
+  } catch (err) {
+    if (isCasConflict(err)) return false;
+    throw err;
+  }
+}
+
+/** Runs a job this node took (`taken`: the state it wrote taking it). */
+async function runOne(
+  link: FleetLink,
+  msg: JsMsg,
+  item: WorkItem,
+  taken: FleetJob,
+  options: WorkerOptions,
+  signals: WorkerStop,
+): Promise<void> {
+  const { stop, drain } = signals;
+  const { id } = item;
+  const { job, attempts } = taken;
+  const shared = new SharedJob(link, id, taken);
+  const dir = join(options.workRoot, id);
   const controller = new AbortController();
   const onStop = () => controller.abort(new DOMException("Node shutting down", "AbortError"));
   stop.addEventListener("abort", onStop, { once: true });
@@ -105,26 +177,16 @@ async function runOne(
   });
   let ended = false;
   try {
-    await shared.write({
-      status: "running",
-      node: options.node,
-      attempts: msg.info.deliveryCount,
-      heartbeat: new Date().toISOString(),
-    });
-    options.log(`fleet: job ${id} (attempt ${msg.info.deliveryCount}) runs here`);
+    // Taken as the drain began: handed back at once, for another node to run.
+    AbortSignal.any([drain, stop]).throwIfAborted();
+    options.log(`fleet: job ${id} (attempt ${attempts}, delivery ${msg.info.deliveryCount}) runs here`);
     for (const d of [datasetDir, workDir]) await Deno.remove(d, { recursive: true }).catch(() => {});
     await Deno.mkdir(workDir, { recursive: true });
     const zip = await link.jobData.getBlob(datasetObject(id));
     if (!zip) throw new Error(`the fleet has no dataset for job ${id}`);
     await unpackDataset(zip, datasetDir);
-    const job: Job = {
-      ...state.job,
-      status: "running",
-      attempts: msg.info.deliveryCount,
-      node: options.node,
-    };
     let lastProgress = 0;
-    const result = await options.trainer.run(job, {
+    const result = await options.trainer.run({ ...job, status: "running", attempts, node: options.node }, {
       signal: controller.signal,
       suspend: drain,
       datasetDir,
@@ -147,9 +209,7 @@ async function runOne(
       // the checkpoint it resumes from is final (a drain's checkpoint is saved by now, or failed).
       clearInterval(heartbeat);
       checkpoints.handBack();
-      const written = shared.close();
-      if (options.connected()) await settleWithin(written, HANDBACK_WRITES_MS);
-      msg.nak();
+      await handBack(link, msg, item, shared, options);
       options.log(`fleet: job ${id} handed back to the fleet (${(err as Error).message})`);
     } else if (controller.signal.aborted) {
       msg.term("cancelled");
@@ -196,9 +256,48 @@ async function sweep(link: FleetLink, options: WorkerOptions): Promise<void> {
   }
 }
 
-/** Waits for `work` at most `ms`. */
-async function settleWithin(work: Promise<void>, ms: number): Promise<void> {
+/**
+ * Hands the job back without using up a delivery (work_item.ts): this node's last state write (queued, one more
+ * hand-back) lands, then the item that replaces the one held is published, then the held one is acked. When the
+ * write or the publish does not go through (NATS down), the held item is nak'd instead: it comes back counting a
+ * delivery, as after a crash (or superseded, when the write landed after all).
+ */
+async function handBack(
+  link: FleetLink,
+  msg: JsMsg,
+  item: WorkItem,
+  shared: SharedJob,
+  options: WorkerOptions,
+): Promise<void> {
+  const next: WorkItem = { id: item.id, handBacks: item.handBacks + 1 };
+  const written = shared.close({
+    status: "queued",
+    node: null,
+    handBacks: next.handBacks,
+    workItem: null,
+    heartbeat: null,
+  });
+  try {
+    if (!options.connected()) throw new Error("NATS is not connected");
+    await within(written, HANDBACK_WRITES_MS);
+    await publishWork(link, next);
+    msg.ack();
+  } catch (err) {
+    written.catch(() => {}); // it may still land or fail: either is covered above
+    msg.nak();
+    options.log(`fleet: job ${item.id}: handed back as a delivery (${(err as Error).message})`);
+  }
+}
+
+/** `work`, or a rejection after `ms`. */
+async function within(work: Promise<unknown>, ms: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([work, new Promise((resolve) => timer = setTimeout(resolve, ms))]);
-  clearTimeout(timer);
+  const late = new Promise((_, reject) =>
+    timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms)
+  );
+  try {
+    await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

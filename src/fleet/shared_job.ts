@@ -1,7 +1,8 @@
 /**
  * A fleet job's shared state (job_state.ts) as the node running it writes it: each write puts the newest record,
- * in order, so a stale one never lands last; {@link SharedJob.close} ends the writes and tells when every one
- * went out, so the node hands a job back only after its last word on it (a checkpoint pointer) reached the KV.
+ * in order, so a stale one never lands last; {@link SharedJob.close} ends the writes with a last one and tells
+ * when it landed, so the node hands a job back only after its last word on it (a checkpoint pointer, the state
+ * the next node finds) reached the KV.
  * @module
  */
 import type { TrainerProgress } from "../jobs/types.ts";
@@ -9,11 +10,15 @@ import { type FleetJob, FleetJobSchema } from "./job_state.ts";
 import type { FleetLink } from "./link.ts";
 
 export class SharedJob {
-  private state: FleetJob | null = null;
   private writes: Promise<unknown> = Promise.resolve();
   private closed = false;
 
-  constructor(private readonly link: FleetLink, private readonly id: string) {}
+  /** `state`: the record this node just wrote itself (taking the job), else the first {@link read} sets it. */
+  constructor(
+    private readonly link: FleetLink,
+    private readonly id: string,
+    private state: FleetJob | null = null,
+  ) {}
 
   async read(): Promise<FleetJob | null> {
     const entry = await this.link.jobs.get(this.id);
@@ -41,11 +46,13 @@ export class SharedJob {
   }
 
   /**
-   * The job is handed back: later writes are refused (a heartbeat already under way must not put this node's
-   * record over the next node's). Resolves once every write made before landed or failed.
+   * The job is handed back: `last` is this node's last write, after every one made before; later writes are
+   * refused (a heartbeat already under way must not put this node's record over the next node's). Resolves once
+   * `last` landed; rejects when it did not.
    */
-  close(): Promise<void> {
+  close(last: Partial<FleetJob>): Promise<unknown> {
+    const written = this.write(last);
     this.closed = true;
-    return this.writes.then(() => {}, () => {});
+    return written;
   }
 }

@@ -45,6 +45,8 @@ export function fleetJobState(id: string, status: FleetJob["status"] = "running"
     status,
     node: "a",
     attempts: 1,
+    handBacks: 0,
+    workItem: null,
     progress: job.progress,
     checkpoint: null,
     result: null,

@@ -1,7 +1,7 @@
 /**
  * A job's shared state as its running node writes it (src/fleet/shared_job.ts): closing it (the job is handed
- * back) waits for the writes already made and refuses later ones, so a heartbeat under way cannot put this node's
- * record over the one of the node that took the job over.
+ * back) lands a last write after the writes already made and refuses later ones, so a heartbeat under way cannot
+ * put this node's record over the one of the node that took the job over.
  */
 import assert from "node:assert/strict";
 import { FleetJobSchema } from "../../src/fleet/job_state.ts";
@@ -10,7 +10,7 @@ import { SharedJob } from "../../src/fleet/shared_job.ts";
 import { fleetJobState, withFleet } from "./_fleet_job.ts";
 
 Deno.test({
-  name: "shared job: close() lands the writes made before it and refuses those after",
+  name: "shared job: close() lands the writes made before it, then its own, and refuses those after",
   ignore: NO_NATS !== null,
   async fn() {
     await withFleet(async (link) => {
@@ -19,9 +19,10 @@ Deno.test({
       const shared = new SharedJob(link, id);
       await shared.read();
       void shared.write({ checkpoint: { epoch: 1, iteration: 4, savedAt: new Date(0).toISOString() } });
-      await shared.close();
+      await shared.close({ status: "queued", node: null, handBacks: 1 });
       const landed = FleetJobSchema.parse((await link.jobs.get(id))!.json());
       assert.deepEqual(landed.checkpoint, { epoch: 1, iteration: 4, savedAt: new Date(0).toISOString() });
+      assert.deepEqual([landed.status, landed.node, landed.handBacks], ["queued", null, 1]);
 
       await assert.rejects(
         shared.write({ heartbeat: new Date().toISOString(), node: "a" }),

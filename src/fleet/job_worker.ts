@@ -122,46 +122,58 @@ async function takeOne(
           workItem: msg.seq,
           heartbeat: new Date().toISOString(),
         };
-        if (!await updateState(link, taken, revision)) continue;
-        return await runOne(link, msg, item, taken, options, signals);
+        const takenAt = await updateState(link, taken, revision);
+        if (takenAt === null) continue;
+        return await runOne(link, msg, item, { state: taken, revision: takenAt }, options, signals);
       }
     }
   }
 }
 
-/** Writes `state` if the job's entry is still at `revision`; false when it moved meanwhile. */
-async function updateState(link: FleetLink, state: FleetJob, revision: number): Promise<boolean> {
+/** Writes `state` if the job's entry is still at `revision`: its new revision, or null when it moved meanwhile. */
+async function updateState(link: FleetLink, state: FleetJob, revision: number): Promise<number | null> {
   try {
-    await link.jobs.update(state.job.id, JSON.stringify(state), revision);
-    return true;
+    return await link.jobs.update(state.job.id, JSON.stringify(state), revision);
   } catch (err) {
-    if (isCasConflict(err)) return false;
+    if (isCasConflict(err)) return null;
     throw err;
   }
 }
 
-/** Runs a job this node took (`taken`: the state it wrote taking it). */
+/** Runs a job this node took (`taken`: the state it wrote taking it, at that revision). */
 async function runOne(
   link: FleetLink,
   msg: JsMsg,
   item: WorkItem,
-  taken: FleetJob,
+  taken: { state: FleetJob; revision: number },
   options: WorkerOptions,
   signals: WorkerStop,
 ): Promise<void> {
   const { stop, drain } = signals;
   const { id } = item;
-  const { job, attempts } = taken;
+  const { job, attempts } = taken.state;
   const shared = new SharedJob(link, id, taken);
   const dir = join(options.workRoot, id);
   const controller = new AbortController();
   const onStop = () => controller.abort(new DOMException("Node shutting down", "AbortError"));
   stop.addEventListener("abort", onStop, { once: true });
+  /**
+   * Who runs the job now when it is no longer this run (this node was taken for dead, silent past the ack wait,
+   * but went on): another node, or the queue after that node handed it back; null while it is this run.
+   */
+  const takenOver = (now: FleetJob | null) =>
+    now !== null && now.status !== "cancelled" && (now.node !== options.node || now.attempts !== attempts)
+      ? (now.node ?? "the queue")
+      : null;
+  let takenOverBy: string | null = null;
   const heartbeat = setInterval(async () => {
     msg.working();
     const now = await shared.read().catch(() => null);
+    takenOverBy ??= takenOver(now);
     if (now?.status === "cancelled") {
       controller.abort(new DOMException(`Job ${id} was cancelled`, "AbortError"));
+    } else if (takenOverBy !== null) {
+      controller.abort(new DOMException(`Job ${id} was taken over by ${takenOverBy}`, "AbortError"));
     } else await shared.write({ heartbeat: new Date().toISOString() }).catch(() => {});
   }, WORK_ACK_WAIT_MS / 3);
   const datasetDir = join(dir, "dataset");
@@ -204,7 +216,12 @@ async function runOne(
     ended = true;
     options.log(`fleet: job ${id} succeeded here (version ${result.resultVersion})`);
   } catch (err) {
-    if (stop.aborted || (drain.aborted && !controller.signal.aborted)) {
+    // A write refused because the job moved on (this run's result, say) is no reason to end its work item.
+    takenOverBy ??= takenOver(await shared.read().catch(() => null));
+    if (takenOverBy !== null) {
+      // Its work item is the other run's now: neither acked nor handed back from here.
+      options.log(`fleet: job ${id} stopped here: taken over by ${takenOverBy} while this node went quiet`);
+    } else if (stop.aborted || (drain.aborted && !controller.signal.aborted)) {
       // This node stops: the job goes back to the queue for another node to take at once, once the pointer to
       // the checkpoint it resumes from is final (a drain's checkpoint is saved by now, or failed).
       clearInterval(heartbeat);

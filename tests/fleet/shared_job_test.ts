@@ -33,3 +33,24 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "shared job: once someone else wrote the job (a cancel, a takeover), this node's writes are refused",
+  ignore: NO_NATS !== null,
+  async fn() {
+    await withFleet(async (link) => {
+      const id = "job-moved";
+      await link.jobs.put(id, JSON.stringify(fleetJobState(id)));
+      const shared = new SharedJob(link, id);
+      await shared.read();
+      await shared.write({ heartbeat: new Date(1).toISOString() });
+      const entry = (await link.jobs.get(id))!;
+      const cancelled = { ...FleetJobSchema.parse(entry.json()), status: "cancelled" };
+      await link.jobs.update(id, JSON.stringify(cancelled), entry.revision);
+
+      await assert.rejects(shared.write({ heartbeat: new Date(2).toISOString() }), /no longer this node's/);
+      await assert.rejects(shared.close({ status: "queued", node: null }), /no longer this node's/);
+      assert.deepEqual(FleetJobSchema.parse((await link.jobs.get(id))!.json()), cancelled);
+    });
+  },
+});

@@ -1,7 +1,8 @@
 /**
  * The fleet's work items (src/fleet/work_item.ts): which delivered item may run its job, and, with two job
  * workers on one nats-server, that a second item of a job (a hand-back interrupted between its steps, or any
- * duplicate) never runs it twice, while a job whose hand-back never published its new item still runs.
+ * duplicate) never runs it twice, while a job whose hand-back never published its new item still runs; and a
+ * node that was taken for dead while it ran the job stops when it sees the takeover, writing nothing over it.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -63,16 +64,24 @@ Deno.test("work item: the verdict on each delivery, from the job's shared state"
 /** Bound on a stand-in run that the test holds (released long before in a passing run). */
 const HOLD_MS = 30_000;
 
-/** A trainer that records each run and finishes it when `release` resolves. */
+/** A trainer that records each run and finishes it when `release` resolves (or stops it when aborted). */
 function heldTrainer(release: Promise<void>): Trainer & { runs: string[] } {
   const runs: string[] = [];
   return {
     runs,
-    async run(job) {
+    async run(job, ctx) {
       runs.push(job.node!);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([release, new Promise((r) => timer = setTimeout(r, HOLD_MS))]);
-      clearTimeout(timer);
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(resolve, HOLD_MS);
+        void release.then(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        ctx.signal.addEventListener("abort", () => {
+          clearTimeout(timer);
+          reject(ctx.signal.reason);
+        }, { once: true });
+      });
       return { resultVersion: 2, activated: false, metrics: {} } satisfies TrainerResult;
     },
   };
@@ -199,6 +208,37 @@ Deno.test({
             1,
           );
         }
+      });
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "work item: a node taken for dead that went on stops its run at the takeover and writes nothing over it",
+  ignore: NO_NATS !== null,
+  async fn() {
+    await withFleet(async (link, _nats, dir) => {
+      const release = Promise.withResolvers<void>();
+      const trainer = heldTrainer(release.promise);
+      await withWorkers(link, dir, trainer, async (log) => {
+        await queueJob(link, "quiet");
+        await publishWork(link, { id: "quiet", handBacks: 0 });
+        const running = await until("a worker to run the job", async () => {
+          const now = await read(link, "quiet");
+          return now.status === "running" ? now : null;
+        });
+        // What the node taking a redelivery writes (its node, one more attempt), as if this one had gone quiet.
+        const entry = (await link.jobs.get("quiet"))!;
+        const takenOver: FleetJob = { ...running, node: "z", attempts: running.attempts + 1 };
+        await link.jobs.update("quiet", JSON.stringify(takenOver), entry.revision);
+        await until(
+          "the running node to see the takeover",
+          () => log.find((l) => l.includes("job quiet stopped here: taken over by z")) ?? null,
+        );
+        assert.deepEqual(await read(link, "quiet"), takenOver);
+        assert.equal(await itemsLeft(link), 1, "its work item is left to z: neither acked nor terminated");
+        release.resolve();
       });
     });
   },

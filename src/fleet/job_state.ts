@@ -8,6 +8,8 @@
  * @module
  */
 import { z } from "zod";
+import { isCasConflict } from "./fleet_store.ts";
+import type { FleetLink } from "./link.ts";
 import {
   CheckpointRecordSchema,
   type Job,
@@ -47,6 +49,31 @@ export const FleetJobSchema = z.object({
   heartbeat: z.string().nullable(),
 });
 export type FleetJob = z.infer<typeof FleetJobSchema>;
+
+/** The job's state and the revision of its entry; null when the fleet has no such job. */
+export async function readJobState(
+  link: FleetLink,
+  id: string,
+): Promise<{ state: FleetJob; revision: number } | null> {
+  const entry = await link.jobs.get(id);
+  return entry?.operation === "PUT"
+    ? { state: FleetJobSchema.parse(entry.json()), revision: entry.revision }
+    : null;
+}
+
+/** Writes `state` if the job's entry is still at `revision`: its new revision, or null when it moved meanwhile. */
+export async function updateJobState(
+  link: FleetLink,
+  state: FleetJob,
+  revision: number,
+): Promise<number | null> {
+  try {
+    return await link.jobs.update(state.job.id, JSON.stringify(state), revision);
+  } catch (err) {
+    if (isCasConflict(err)) return null;
+    throw err;
+  }
+}
 
 export const datasetObject = (id: string) => `${id}/dataset.zip`;
 export const checkpointObject = (id: string, at: { epoch: number; iteration: number }) =>

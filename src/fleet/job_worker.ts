@@ -18,11 +18,11 @@ import type { JsMsg } from "@nats-io/jetstream";
 import type { Trainer, TrainerProgress } from "../jobs/types.ts";
 import { unpackDataset } from "./dataset_pack.ts";
 import { FleetCheckpoints } from "./fleet_checkpoints.ts";
-import { isCasConflict } from "./fleet_store.ts";
-import { datasetObject, type FleetJob, FleetJobSchema } from "./job_state.ts";
+import { datasetObject, type FleetJob, readJobState, updateJobState } from "./job_state.ts";
 import { type FleetLink, WORK_ACK_WAIT_MS } from "./link.ts";
 import { SharedJob } from "./shared_job.ts";
-import { judgeDelivery, publishWork, readWorkItem, type WorkItem } from "./work_item.ts";
+import { watchGiveUps } from "./work_give_up.ts";
+import { giveUp, judgeDelivery, publishWork, readWorkItem, type WorkItem } from "./work_item.ts";
 
 /** How long one pull waits for a work item before asking again (so a stop is noticed). */
 const PULL_EXPIRES_MS = 2_000;
@@ -61,9 +61,16 @@ export async function runJobWorker(
 ): Promise<void> {
   const consumer = await link.js.consumers.get(link.work.stream, link.work.consumer);
   await sweep(link, options);
-  while (!signals.stop.aborted && !signals.drain.aborted) {
-    const msg = await consumer.next({ expires: PULL_EXPIRES_MS });
-    if (msg) await takeOne(link, msg, options, signals);
+  const listening = new AbortController();
+  const giveUps = watchGiveUps(link, options.log, listening.signal);
+  try {
+    while (!signals.stop.aborted && !signals.drain.aborted) {
+      const msg = await consumer.next({ expires: PULL_EXPIRES_MS });
+      if (msg) await takeOne(link, msg, options, signals);
+    }
+  } finally {
+    listening.abort();
+    await giveUps;
   }
 }
 
@@ -85,10 +92,7 @@ async function takeOne(
   }
   const { id } = item;
   for (;;) {
-    const entry = await link.jobs.get(id);
-    const read = entry?.operation === "PUT"
-      ? { state: FleetJobSchema.parse(entry.json()), revision: entry.revision }
-      : null;
+    const read = await readJobState(link, id);
     const verdict = judgeDelivery(read?.state ?? null, item, { seq: msg.seq, count: msg.info.deliveryCount });
     if (verdict.kind === "ended" || read === null) {
       msg.ack(); // nothing left to do (finished, or cancelled while queued)
@@ -107,9 +111,7 @@ async function takeOne(
           `fleet: job ${id}: dropped a second work item (work item ${verdict.runningItem} runs it)`,
         );
       case "exhausted":
-        if (!await updateState(link, { ...state, status: "failed", error: verdict.error }, revision)) {
-          continue;
-        }
+        if (!await giveUp(link, read, verdict.error)) continue;
         msg.term(verdict.error);
         return options.log(`fleet: job ${id} failed: ${verdict.error}`);
       case "run": {
@@ -122,21 +124,11 @@ async function takeOne(
           workItem: msg.seq,
           heartbeat: new Date().toISOString(),
         };
-        const takenAt = await updateState(link, taken, revision);
+        const takenAt = await updateJobState(link, taken, revision);
         if (takenAt === null) continue;
         return await runOne(link, msg, item, { state: taken, revision: takenAt }, options, signals);
       }
     }
-  }
-}
-
-/** Writes `state` if the job's entry is still at `revision`: its new revision, or null when it moved meanwhile. */
-async function updateState(link: FleetLink, state: FleetJob, revision: number): Promise<number | null> {
-  try {
-    return await link.jobs.update(state.job.id, JSON.stringify(state), revision);
-  } catch (err) {
-    if (isCasConflict(err)) return null;
-    throw err;
   }
 }
 

@@ -2,8 +2,9 @@
  * The items of the fleet's work queue (`{id, handBacks}`, one per job run to be started) and what a node does
  * with one it is given ({@link judgeDelivery}).
  *
- * The queue counts the deliveries of an item to give up on a job whose runs keep dying (a poison job): after
- * {@link WORK_MAX_DELIVER} the job ends `failed`. A node that stops (SIGTERM) must not use up that budget, so it
+ * The queue counts the deliveries of an item to give up on a job whose runs keep dying (a poison job): the
+ * delivery past {@link WORK_MAX_DELIVER} is not run but ends the job `failed` (work_give_up.ts covers a node
+ * that dies holding that one). A node that stops (SIGTERM) must not use up that budget, so it
  * hands its job back by replacing the item, not by a nak (which JetStream counts as a delivery): it writes the
  * shared state (status `queued`, `handBacks` + 1), publishes a new item carrying that count (message id
  * `<id>/handback-<n>`, so publishing it twice stores it once within the stream's duplicate window), and only
@@ -21,7 +22,7 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import { z } from "zod";
 import { TERMINAL_STATUSES } from "../jobs/types.ts";
-import type { FleetJob } from "./job_state.ts";
+import { type FleetJob, updateJobState } from "./job_state.ts";
 import { type FleetLink, WORK_MAX_DELIVER } from "./link.ts";
 
 const WorkItemSchema = z.object({
@@ -31,8 +32,8 @@ const WorkItemSchema = z.object({
 });
 export type WorkItem = z.infer<typeof WorkItemSchema>;
 
-/** The item a message carries; null for a message that is not one. */
-export function readWorkItem(msg: JsMsg): WorkItem | null {
+/** The item a message (delivered, or read from the stream) carries; null for a message that is not one. */
+export function readWorkItem(msg: Pick<JsMsg, "json">): WorkItem | null {
   try {
     return WorkItemSchema.parse(msg.json());
   } catch {
@@ -82,4 +83,13 @@ export function judgeDelivery(
     };
   }
   return { kind: "run" };
+}
+
+/** Marks the job failed with `error` if its state is still at `read.revision`; false when it moved meanwhile. */
+export async function giveUp(
+  link: FleetLink,
+  read: { state: FleetJob; revision: number },
+  error: string,
+): Promise<boolean> {
+  return await updateJobState(link, { ...read.state, status: "failed", error }, read.revision) !== null;
 }

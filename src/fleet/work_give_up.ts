@@ -11,7 +11,11 @@ import { readJobState } from "./job_state.ts";
 import { giveUp, judgeDelivery, publishWork, readWorkItem } from "./work_item.ts";
 
 /** Handles the work consumer's MAX_DELIVERIES advisories until `signal` aborts. */
-export async function watchGiveUps(link: FleetLink, log: (message: string) => void, signal: AbortSignal) {
+export async function watchGiveUps(
+  link: FleetLink,
+  log: (message: string) => void,
+  signal: AbortSignal,
+): Promise<void> {
   const { stream, consumer } = link.work;
   const sub = link.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${consumer}`);
   const stop = () => sub.unsubscribe();

@@ -171,9 +171,12 @@ async function listen(
       serveBudget?.stop();
       // Jobs close after the requests: a fine-tune upload in flight is accepted (and resumes next start) rather
       // than refused by a closed job service.
-      const drained = requests.settled().then(() =>
-        Promise.all([server.shutdown(), jobs.close({ checkpoint: true })])
-      ).then(() => true);
+      // A fleet node's running job checkpoints and goes back to the fleet from the start of the drain: it waits
+      // for no request.
+      const drained = Promise.all([
+        requests.settled().then(() => Promise.all([server.shutdown(), jobs.close({ checkpoint: true })])),
+        fleet?.drain(),
+      ]).then(() => true);
       let timer: ReturnType<typeof setTimeout> | undefined;
       const deadline = new Promise<false>((resolve) => {
         timer = setTimeout(() => resolve(false), config.drainSeconds * 1000);
@@ -186,7 +189,7 @@ async function listen(
         });
         // Closes the listener (cutting the stragglers' uploads) and stops the trainers at once (a checkpoint not
         // saved by now is not used: the previous one stays whole); neither is awaited, so a handler stuck for
-        // good cannot hold the exit.
+        // good cannot hold the exit. A fleet job still saving is handed back at once by fleet.close() below.
         server.shutdown().catch(() => {});
         jobs.close().catch(() => {});
       }

@@ -70,6 +70,8 @@ export class Fleet {
   private sync: RegistrySync | null = null;
   private link: FleetLink | null = null;
   private readonly stopping = new AbortController();
+  /** Aborted by {@link drain}: take no more jobs, suspend the running one and hand it back. */
+  private readonly draining = new AbortController();
   private running: Promise<void> = Promise.resolve();
   private worker: Promise<void> = Promise.resolve();
   private readonly linked = Promise.withResolvers<FleetLink>();
@@ -268,8 +270,20 @@ export class Fleet {
     return { ...head, nodes: nodes.sort((a, b) => a.name.localeCompare(b.name)) };
   }
 
+  /**
+   * The first step of a stop (the server's drain): take no more jobs, and have the one running here checkpoint
+   * the iteration in flight, upload the checkpoint and hand the job back to the queue, so the node taking it
+   * over resumes there. Resolves once the job is handed back (or ended meanwhile); bound the wait and call
+   * {@link close}, which hands it back at once with the checkpoint the fleet had.
+   */
+  async drain(): Promise<void> {
+    this.draining.abort(new DOMException("Node shutting down", "AbortError"));
+    await this.worker;
+  }
+
   async close(): Promise<void> {
     clearInterval(this.presenceTimer);
+    this.draining.abort(new DOMException("Node shutting down", "AbortError"));
     this.stopping.abort();
     await this.worker; // a running job is handed back to the queue first
     await this.captures?.settled();
@@ -280,20 +294,22 @@ export class Fleet {
 
   /** Take jobs until closed; a failed pull (NATS down) is retried. */
   private async work(link: FleetLink, trainer: Trainer): Promise<void> {
-    const stop = this.stopping.signal;
+    const signals = { stop: this.stopping.signal, drain: this.draining.signal };
     const options = {
       node: this.options.node,
       trainer,
       workRoot: join(this.options.dataDir, "fleet-jobs"),
       log: this.log,
+      connected: () => this.connected,
     };
-    while (!stop.aborted && !link.nc.isClosed()) {
+    const ending = () => signals.stop.aborted || signals.drain.aborted;
+    while (!ending() && !link.nc.isClosed()) {
       try {
-        await runJobWorker(link, options, stop);
+        await runJobWorker(link, options, signals);
       } catch (err) {
-        if (!stop.aborted) this.log(`fleet: job queue: ${(err as Error).message}; pulling again`);
+        if (!ending()) this.log(`fleet: job queue: ${(err as Error).message}; pulling again`);
       }
-      if (!stop.aborted) await new Promise((resolve) => setTimeout(resolve, REWATCH_DELAY_MS));
+      if (!ending()) await new Promise((resolve) => setTimeout(resolve, REWATCH_DELAY_MS));
     }
   }
 

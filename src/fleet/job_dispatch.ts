@@ -18,6 +18,7 @@ import type {
 import { packDataset } from "./dataset_pack.ts";
 import { datasetObject, type FleetJob, FleetJobSchema } from "./job_state.ts";
 import type { FleetLink } from "./link.ts";
+import { publishWork } from "./work_item.ts";
 
 export class FleetDispatchTrainer implements Trainer {
   /**
@@ -70,6 +71,8 @@ async function handOut(link: FleetLink, job: Readonly<Job>, datasetDir: string):
     status: "queued",
     node: null,
     attempts: 0,
+    handBacks: 0,
+    workItem: null,
     progress: job.progress,
     checkpoint: null,
     result: null,
@@ -77,7 +80,7 @@ async function handOut(link: FleetLink, job: Readonly<Job>, datasetDir: string):
     heartbeat: null,
   };
   await link.jobs.create(job.id, JSON.stringify(state));
-  await link.js.publish(link.work.subject, JSON.stringify({ id: job.id }), { msgID: job.id });
+  await publishWork(link, { id: job.id, handBacks: 0 });
 }
 
 /** A cancel on this node: mark the shared state so the running node stops at its next heartbeat. */

@@ -8,6 +8,8 @@
  * @module
  */
 import { z } from "zod";
+import { isCasConflict } from "./fleet_store.ts";
+import type { FleetLink } from "./link.ts";
 import {
   CheckpointRecordSchema,
   type Job,
@@ -22,8 +24,18 @@ export const FleetJobSchema = z.object({
   status: z.enum(["queued", "running", "succeeded", "failed", "cancelled"]),
   /** The node running it, or that ran it last; null while queued. */
   node: z.string().nullable(),
-  /** Deliveries of its work item so far (1 on the first node, 2 after a takeover, ...). */
+  /** Runs started so far (1 on the first node, 2 after a takeover or a hand-back, ...). */
   attempts: z.number().int().min(0),
+  /**
+   * Hand-backs so far (work_item.ts): each one replaced the job's work item with a new one carrying this count,
+   * so a work item carrying less is a leftover. Absent in a record written before hand-backs counted: 0.
+   */
+  handBacks: z.number().int().min(0).default(0),
+  /**
+   * The stream sequence of the work item the current run was started from; null while queued (and in a record
+   * written before it was kept). Only a redelivery of that item may take the job over from a running node.
+   */
+  workItem: z.number().int().positive().nullable().default(null),
   progress: JobProgressSchema,
   /** Where the last checkpoint in the object store stands. */
   checkpoint: CheckpointRecordSchema.nullable(),
@@ -37,6 +49,31 @@ export const FleetJobSchema = z.object({
   heartbeat: z.string().nullable(),
 });
 export type FleetJob = z.infer<typeof FleetJobSchema>;
+
+/** The job's state and the revision of its entry; null when the fleet has no such job. */
+export async function readJobState(
+  link: FleetLink,
+  id: string,
+): Promise<{ state: FleetJob; revision: number } | null> {
+  const entry = await link.jobs.get(id);
+  return entry?.operation === "PUT"
+    ? { state: FleetJobSchema.parse(entry.json()), revision: entry.revision }
+    : null;
+}
+
+/** Writes `state` if the job's entry is still at `revision`: its new revision, or null when it moved meanwhile. */
+export async function updateJobState(
+  link: FleetLink,
+  state: FleetJob,
+  revision: number,
+): Promise<number | null> {
+  try {
+    return await link.jobs.update(state.job.id, JSON.stringify(state), revision);
+  } catch (err) {
+    if (isCasConflict(err)) return null;
+    throw err;
+  }
+}
 
 export const datasetObject = (id: string) => `${id}/dataset.zip`;
 export const checkpointObject = (id: string, at: { epoch: number; iteration: number }) =>

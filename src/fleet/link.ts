@@ -53,8 +53,13 @@ export interface FleetLink {
  * taken for dead. Heartbeats go out every third of it.
  */
 export const WORK_ACK_WAIT_MS = 10_000;
-/** Deliveries of one job before the queue gives up on it (the job service's default attempt limit). */
+/**
+ * Deliveries of one work item that may run its job before the fleet gives up on it (the job service's default
+ * attempt limit). A hand-back is not a delivery (work_item.ts). The consumer delivers an item once more: the
+ * node given that delivery does not run the job but marks it failed, so a job whose runs keep dying ends.
+ */
 export const WORK_MAX_DELIVER = 3;
+const CONSUMER_MAX_DELIVER = WORK_MAX_DELIVER + 1;
 
 /**
  * Connects (waiting for the server as long as it takes: a node starts and serves while NATS is down) and opens
@@ -89,14 +94,18 @@ export async function connectFleet(options: FleetLinkOptions): Promise<FleetLink
         storage: StorageType.File,
       })
     );
-    await jsm.consumers.info(work.stream, work.consumer).catch(() =>
+    const consumer = { ack_wait: nanos(WORK_ACK_WAIT_MS), max_deliver: CONSUMER_MAX_DELIVER };
+    const info = await jsm.consumers.info(work.stream, work.consumer).catch(() =>
       jsm.consumers.add(work.stream, {
         durable_name: work.consumer,
         ack_policy: AckPolicy.Explicit,
-        ack_wait: nanos(WORK_ACK_WAIT_MS),
-        max_deliver: WORK_MAX_DELIVER,
+        ...consumer,
       })
     );
+    // A consumer created by an earlier release gave up one delivery sooner, without marking the job failed.
+    if (info.config.max_deliver !== consumer.max_deliver) {
+      await jsm.consumers.update(work.stream, work.consumer, consumer);
+    }
     return { nc, js, registry, models, jobs, jobData, captures, captureImages, work };
   } catch (err) {
     await nc.close();

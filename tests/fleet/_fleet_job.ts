@@ -1,0 +1,72 @@
+/**
+ * A fleet job's shared state (on node a, in the status given), and a nats-server with a connected fleet link
+ * for the length of a test.
+ * @module
+ */
+import { parseFinetuneConfig } from "../../src/config/finetune.ts";
+import type { FleetJob } from "../../src/fleet/job_state.ts";
+import { connectFleet, type FleetLink } from "../../src/fleet/link.ts";
+import { NatsServer } from "../../src/fleet/local_nats.ts";
+import type { Job } from "../../src/jobs/types.ts";
+
+export function fleetJobState(id: string, status: FleetJob["status"] = "running"): FleetJob {
+  const job: Job = {
+    id,
+    seq: 0,
+    model: "tiny",
+    baseVersion: 1,
+    adapter: "default",
+    config: parseFinetuneConfig({ epochs: 3 }),
+    status: "running",
+    createdAt: new Date().toISOString(),
+    startedAt: null,
+    finishedAt: null,
+    dataset: { files: 2, bytes: 10 },
+    progress: {
+      epoch: 0,
+      epochs: 3,
+      iteration: 0,
+      iterations: 0,
+      lossItems: null,
+      lr: null,
+      imagesPerSecond: null,
+      etaSeconds: null,
+      metrics: null,
+    },
+    resultVersion: null,
+    activated: null,
+    error: null,
+    attempts: 1,
+    node: "a",
+    checkpoint: null,
+  };
+  return {
+    job,
+    status,
+    node: "a",
+    attempts: 1,
+    handBacks: 0,
+    workItem: null,
+    progress: job.progress,
+    checkpoint: null,
+    result: null,
+    error: null,
+    heartbeat: null,
+  };
+}
+
+/** Runs `fn` with a fresh nats-server (its store under `dir`) and a fleet link to it, then stops both. */
+export async function withFleet(
+  fn: (link: FleetLink, nats: NatsServer, dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "kestrel-fleet-checkpoints-" });
+  const nats = await NatsServer.start(dir);
+  const link = await connectFleet({ servers: nats.url, fleet: "test", node: "a" });
+  try {
+    await fn(link, nats, dir);
+  } finally {
+    await link.nc.close();
+    await nats.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+}

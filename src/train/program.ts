@@ -44,7 +44,7 @@ import {
   type ParamLayout,
   writeBackParams,
 } from "./param_layout.ts";
-import { accKey, gradientTensors, type Memory, planMemory } from "./program_memory.ts";
+import { accKey, gradientTensors, type Memory, planMemory, readGradientChannels } from "./program_memory.ts";
 import { convSiluPairs } from "./program_fusion.ts";
 import { planNode } from "./program_ops.ts";
 import type { TargetRows } from "./targets.ts";
@@ -199,6 +199,7 @@ export class TrainProgram {
       this.prefixDispatches.push(half.dispatch);
       this.#stepForward.push(half.dispatch);
     }
+    const readChannels = readGradientChannels(graph, shapes, needsGrad);
     const fused = convSiluPairs(graph, place, needsGrad, trainable);
     const fusedSilus = new Set(fused.values());
     graph.nodes.forEach((n, i) => {
@@ -211,6 +212,7 @@ export class TrainProgram {
       const plan = planNode(ctx, n, {
         value: (t) => place.values.get(t)!,
         grad: (t) => place.grads.get(t),
+        readChannels: (t) => readChannels.get(t),
         accumulate: (t) => place.accumulate.get(accKey(i, t)) ?? false,
         param: (name) => this.#paramView(this.params, name),
         halfParam: half && ((name) => this.#paramView(half.buffer, name)),

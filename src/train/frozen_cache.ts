@@ -93,7 +93,7 @@ export function cacheBoundaries(
 /** The cached features of every training image, and which images the next step reads. */
 export class FrozenFeatureCache {
   readonly boundaries: Boundary[];
-  /** GPU bytes the cache holds. */
+  /** GPU bytes the cache holds (0 where it reads another cache's storage). */
   readonly bytes: number;
   readonly needsImage: boolean;
   /** Seconds the caching pass took. */
@@ -101,19 +101,31 @@ export class FrozenFeatureCache {
   readonly #index: Map<string, number>;
   #pending: number[] = [];
 
+  /**
+   * `storage`: a cache of the same boundaries and samples whose buffers this one reads instead of its own
+   * (a program of the same graph at another batch size restores from it into its own boundary tensors).
+   */
   constructor(
     memory: GpuMemory,
     plan: CacheBoundaries,
     value: (tensor: string) => TensorView,
     readonly samples: readonly Sample[],
+    storage?: FrozenFeatureCache,
   ) {
+    if (
+      storage &&
+      (storage.samples !== samples || storage.boundaries.map((b) => b.size).join() !== plan.perImage.join())
+    ) {
+      throw new Error("FrozenFeatureCache: the shared cache holds other samples or boundary tensors");
+    }
     this.needsImage = plan.needsImage;
     this.boundaries = plan.names.map((t, k) => ({
       view: value(t),
       size: plan.perImage[k],
-      cache: memory.storage(plan.perImage[k] * samples.length * 4, `frozen cache ${t}`),
+      cache: storage?.boundaries[k].cache ??
+        memory.storage(plan.perImage[k] * samples.length * 4, `frozen cache ${t}`),
     }));
-    this.bytes = this.boundaries.reduce((s, b) => s + b.cache.size, 0);
+    this.bytes = storage ? 0 : this.boundaries.reduce((s, b) => s + b.cache.size, 0);
     this.#index = new Map(samples.map((s, i) => [s.imagePath, i]));
   }
 

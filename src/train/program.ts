@@ -129,6 +129,9 @@ export class TrainProgram {
     ctx: OpContext & { scratchBytes(): number },
     model: OnnxModel,
     cache?: FrozenCacheOptions,
+    /** the program whose weights this one trains (createSharing): its params, grads, buffers, loss scale and
+     * feature cache serve this one too */
+    main?: TrainProgram,
   ) {
     const { batch, imgsz } = options;
     this.#count = batch;
@@ -151,12 +154,17 @@ export class TrainProgram {
     }
     // Checked against the budget before anything is allocated.
     const boundaries = cache && cacheBoundaries(device, graph, shapes, inTail, cache);
-    this.params = memory.storage(layout.size * 4, "params");
-    device.queue.writeBuffer(this.params, 0, packParams(model, layout));
     this.bufferLayout = buildBufferLayout(model, graph);
-    if (this.bufferLayout.size > 0) {
-      this.buffers = memory.storage(this.bufferLayout.size * 4, "buffers");
-      device.queue.writeBuffer(this.buffers, 0, packParams(model, this.bufferLayout));
+    if (main) {
+      this.params = main.params;
+      this.buffers = main.buffers;
+    } else {
+      this.params = memory.storage(layout.size * 4, "params");
+      device.queue.writeBuffer(this.params, 0, packParams(model, layout));
+      if (this.bufferLayout.size > 0) {
+        this.buffers = memory.storage(this.bufferLayout.size * 4, "buffers");
+        device.queue.writeBuffer(this.buffers, 0, packParams(model, this.bufferLayout));
+      }
     }
     const order = graph.nodes.map((_, i) => i).reverse().filter(inTail);
     const place: Memory = planMemory(memory, graph, shapes, needsGrad, order, graph.heads);
@@ -166,7 +174,7 @@ export class TrainProgram {
     this.heads = graph.heads.map((h) => place.values.get(h)!);
     this.#zeros = new Float32Array(batch * 3 * imgsz * imgsz);
     if (training) {
-      this.grads = memory.storage(layout.size * 4, "grads");
+      this.grads = main?.grads ?? memory.storage(layout.size * 4, "grads");
       const hyp = options.hyp;
       if (!hyp) throw new Error("TrainProgram: training needs options.hyp (the loss hyperparameters)");
       const settings = lossSettings(hyp, graph.heads.length, graph.yolo.nc, imgsz);
@@ -185,6 +193,7 @@ export class TrainProgram {
         settings,
         batch,
         options.maxTargets ?? DEFAULT_TARGETS_PER_IMAGE * batch,
+        main?.loss?.scale,
       );
       this.lossDispatches.push(...this.loss.dispatches);
       this.#staging = memory.readback(16, "loss items staging");
@@ -234,13 +243,25 @@ export class TrainProgram {
     for (const i of order) this.backwardDispatches.push(...backward[i]);
     this.scratchBytes = ctx.scratchBytes();
     if (boundaries) {
-      this.#cache = new FrozenFeatureCache(memory, boundaries, (t) => place.values.get(t)!, cache!.samples);
+      const value = (t: string) => place.values.get(t)!;
+      this.#cache = new FrozenFeatureCache(memory, boundaries, value, cache!.samples, main?.cache);
     }
   }
 
   /** Builds the IR, layout and plans for `model`; `device` must be the device every buffer lives on. */
   static create(device: GPUDevice, model: OnnxModel, options: ProgramOptions): TrainProgram {
     return TrainProgram.#plan(device, model, options);
+  }
+
+  /**
+   * A training program for `batch` images that trains `main`'s weights: it reads and updates main's parameters,
+   * gradients, running statistics and loss scale, and in cached mode restores from main's feature cache, so an
+   * epoch's short last batch runs at its own size instead of padded to main's (the same training: padding gets no
+   * loss, gradient or statistics). `model` is main's. Destroy it before main, whose buffers it uses.
+   */
+  static createSharing(main: TrainProgram, model: OnnxModel, batch: number): TrainProgram {
+    const cache = main.#cache && { samples: main.#cache.samples, budgetBytes: main.#cache.bytes };
+    return TrainProgram.#plan(main.device, model, { ...main.options, batch }, cache, main);
   }
 
   /**
@@ -270,13 +291,14 @@ export class TrainProgram {
     model: OnnxModel,
     options: ProgramOptions,
     cache?: FrozenCacheOptions,
+    main?: TrainProgram,
   ): TrainProgram {
     const graph = buildTrainGraph(model);
     const layout = buildParamLayout(model, graph, frozenParams(graph, options.freeze ?? 0));
     const memory = new GpuMemory(device);
     try {
       const ctx = createOpContext(memory, options.programs ?? new ProgramCache(device), options.kernels);
-      return new TrainProgram(device, graph, layout, options, ctx, model, cache);
+      return new TrainProgram(device, graph, layout, options, ctx, model, cache, main);
     } catch (err) {
       memory.destroy();
       throw err;

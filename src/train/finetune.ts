@@ -29,7 +29,7 @@ import type { ValMetrics } from "./metrics.ts";
 import type { ParamLayout } from "./param_layout.ts";
 import { resolveAmp } from "./precision.ts";
 import { TrainProgram } from "./program.ts";
-import { shortBatchSize, SizedSteps } from "./short_batch.ts";
+import { SizedSteps } from "./short_batch.ts";
 import { captureState, restoreState, type StateBuffer } from "./train_state.ts";
 
 export interface SessionOptions {
@@ -66,14 +66,13 @@ export class FinetuneSession {
   readonly optimizer: OptimizerStepper;
   /** Mixed precision (config `amp` resolved against the adapter: precision.ts). */
   readonly amp: boolean;
-  /** What the loop steps: `program`, and an epoch's short last batch on a program of its size (cached mode). */
+  /** What the loop steps: `program`, and in cached mode an epoch's short last batch on `program.short`. */
   readonly steps: SizedSteps<TrainProgram>;
   #evalProgram?: TrainProgram;
 
   private constructor(
     readonly options: SessionOptions,
     readonly program: TrainProgram,
-    short: TrainProgram | undefined,
     readonly programs: ProgramCache,
     /** Letterboxed images without augmentation, decoded once for the cache fill, training and evaluation. */
     readonly images: ImageStore,
@@ -81,7 +80,7 @@ export class FinetuneSession {
     const { config, gpu } = options;
     this.device = gpu.device;
     this.amp = program.options.amp ?? false;
-    this.steps = new SizedSteps(program, short);
+    this.steps = new SizedSteps(program, program.short);
     this.loader = new BatchLoader(options.train, {
       store: config.augment ? undefined : images,
       imgsz: config.imgsz,
@@ -168,25 +167,16 @@ export class FinetuneSession {
     return FinetuneSession.#around(options, program, programs, images);
   }
 
-  /**
-   * The session around `program`; the programs are destroyed if the rest of the session cannot be made. In cached
-   * mode an epoch's short last batch gets a program of its own size (short_batch.ts): there a step's tensors are
-   * the trainable tail's, so it costs little memory, where a whole-forward program of up to batch - 1 images would
-   * nearly double the activations a job was admitted with (training_memory.ts).
-   */
+  /** The session around `program`; the program is destroyed if the rest of the session cannot be made. */
   static #around(
     options: SessionOptions,
     program: TrainProgram,
     programs: ProgramCache,
     images: ImageStore,
   ): FinetuneSession {
-    let short: TrainProgram | undefined;
     try {
-      const size = shortBatchSize(options.train.length, options.config.batch_size);
-      if (program.cached && size !== null) short = TrainProgram.createSharing(program, options.model, size);
-      return new FinetuneSession(options, program, short, programs, images);
+      return new FinetuneSession(options, program, programs, images);
     } catch (err) {
-      short?.destroy();
       program.destroy();
       throw err;
     }
@@ -278,7 +268,6 @@ export class FinetuneSession {
   /** Frees all the session's GPU memory: the training and evaluation programs, optimizer state, EMA copies. */
   destroy(): void {
     this.optimizer.destroy();
-    this.steps.short?.destroy();
     this.program.destroy();
     this.#evalProgram?.destroy();
   }

@@ -47,6 +47,7 @@ import {
 import { accKey, gradientTensors, type Memory, planMemory, readGradientChannels } from "./program_memory.ts";
 import { convSiluPairs } from "./program_fusion.ts";
 import { planNode } from "./program_ops.ts";
+import { shortBatchSize } from "./short_batch.ts";
 import type { TargetRows } from "./targets.ts";
 import { type HeadLayer, headLayer } from "./evaluate_decode.ts";
 
@@ -115,6 +116,7 @@ export class TrainProgram {
   /** The forward a step runs: all of it, or in cached mode the nodes after the frozen prefix. */
   readonly #stepForward: Dispatch[] = [];
   readonly #cache?: FrozenFeatureCache;
+  #short?: TrainProgram;
   readonly #staging?: GPUBuffer;
   readonly #zeros: Float32Array<ArrayBuffer>;
   /** BatchNorm statistics must cover only the real images of a short batch. */
@@ -265,9 +267,12 @@ export class TrainProgram {
   }
 
   /**
-   * A training program in cached mode: plans it, then runs the frozen forward over every sample once
-   * (letterboxed, in order) to fill the feature cache. Throws CacheUnavailableError where the cache cannot
-   * serve (features over the budget, or a graph with BatchNormalization).
+   * A training program in cached mode: plans it, and where the samples leave a short last batch a program of that
+   * size (`short`, createSharing), then runs the frozen forward over every sample once (letterboxed, in order;
+   * the short batch on the short program) to fill the feature cache. Throws CacheUnavailableError where the cache
+   * cannot serve (features over the budget, or a graph with BatchNormalization). Only cached mode plans a short
+   * program: its tensors are the trainable tail's, where a whole-forward program of up to batch - 1 images would
+   * nearly double the activations a job was admitted with (training_memory.ts).
    */
   static async createCached(
     device: GPUDevice,
@@ -277,7 +282,9 @@ export class TrainProgram {
   ): Promise<TrainProgram> {
     const program = TrainProgram.#plan(device, model, options, cache);
     try {
-      await program.#cache!.fill(program, cache.store);
+      const size = shortBatchSize(cache.samples.length, options.batch);
+      if (size !== null) program.#short = TrainProgram.createSharing(program, model, size);
+      await program.#cache!.fill([program, ...(program.#short ? [program.#short] : [])], cache.store);
     } catch (err) {
       program.destroy();
       throw err;
@@ -308,6 +315,11 @@ export class TrainProgram {
   /** True in cached mode (createCached). */
   get cached(): boolean {
     return this.#cache !== undefined;
+  }
+
+  /** Cached mode: the program of the samples' short last batch (createSharing), where they leave one. */
+  get short(): TrainProgram | undefined {
+    return this.#short;
   }
 
   /** The feature cache of cached mode: its bytes and fill time. */
@@ -490,6 +502,7 @@ export class TrainProgram {
 
   /** Destroys every GPU buffer of this program; it cannot run after this. */
   destroy(): void {
+    this.#short?.destroy();
     this.#memory.destroy();
   }
 }

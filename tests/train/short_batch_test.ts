@@ -81,7 +81,8 @@ gpuTest(
       programs: new ProgramCache(device),
     };
     const main = await TrainProgram.createCached(device, model, options, { samples: dataset.train });
-    const short = TrainProgram.createSharing(main, model, 1);
+    const short = main.short!;
+    assert.equal(short.options.batch, 1);
     assert.equal(short.params, main.params);
     assert.equal(short.grads, main.grads);
     assert.equal(short.loss!.scale, main.loss!.scale);
@@ -113,8 +114,41 @@ gpuTest(
     assert.ok(relL2(items(own.items), items(padded.items)) < SAME_RTOL, "loss items");
     assert.ok(padded.grads.some((g) => g !== 0));
     assert.ok(relL2(own.grads, padded.grads) < SAME_RTOL, "gradients");
-    short.destroy();
     main.destroy();
+  },
+  REFERENCE,
+);
+
+gpuTest(
+  "the cache fill runs the short last batch on the short program; every image's features are bit for bit " +
+    "those of one batch of all",
+  async (device) => {
+    const options = {
+      batch: BATCH,
+      imgsz: IMGSZ,
+      freeze: 10,
+      hyp: config.hyp,
+      programs: new ProgramCache(device),
+    };
+    const samples = dataset.train;
+    const main = await TrainProgram.createCached(device, model, options, { samples });
+    const whole = await TrainProgram.createCached(device, model, { ...options, batch: samples.length }, {
+      samples,
+    });
+    assert.equal(whole.short, undefined);
+    const last = samples.length - 1;
+    for (const [k, b] of main.cache!.boundaries.entries()) {
+      const filled = await readF32(device, b.cache, b.size * samples.length);
+      const want = await readF32(device, whole.cache!.boundaries[k].cache, b.size * samples.length);
+      assert.deepEqual(filled, want, `boundary ${k}`);
+      // The short program's own boundary tensor still holds what the fill computed for the last image.
+      const view = main.short!.cache!.boundaries[k].view;
+      const own = (await readF32(device, view.buffer, view.offset + b.size)).subarray(view.offset);
+      assert.ok(own.some((v) => v !== 0));
+      assert.deepEqual(own, filled.subarray(last * b.size, (last + 1) * b.size));
+    }
+    main.destroy();
+    whole.destroy();
   },
   REFERENCE,
 );

@@ -37,6 +37,8 @@ export async function bench(): Promise<Record<string, unknown>> {
         `(nc 3), freeze ${SETTINGS.freeze}, ${SETTINGS.epochs} epochs, batch ${SETTINGS.batch_size}, augment off`,
       kestrel_seconds: kestrel.seconds,
       kestrel_stages: kestrel.summary.stages,
+      kestrel_loop_images_per_second: round2(kestrel.summary.images_per_second),
+      kestrel_kernels: kestrel.summary.kernels,
       frozen_cache: kestrel.summary.cache_seconds !== null,
       ...("skipped" in trainPy ? { train_py: trainPy } : {
         train_py_loop_seconds: trainPy.loop_seconds,
@@ -51,6 +53,9 @@ export async function bench(): Promise<Record<string, unknown>> {
 
 interface FinetuneSummary {
   stages: Record<string, number>;
+  /** trained images per second over the training loop */
+  images_per_second: number;
+  kernels: string;
   cache_seconds: number | null;
 }
 

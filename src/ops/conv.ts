@@ -40,6 +40,12 @@ export interface ConvArgs {
   dy?: TensorView;
   /** gradient of x: overwritten, or added to when `accumulate` (x fans out to several consumers) */
   dx?: TensorView;
+  /**
+   * The input channels of dx backward-data computes, where only part of x's gradient is read (x a Concat whose
+   * other inputs come from frozen layers, which take no gradient); dx's other channels are left as they are.
+   * Default: all of them.
+   */
+  dxChannels?: { start: number; count: number };
   /** weight gradient: always ADDED to (gradients of successive batches sum until the optimizer zeroes them) */
   dw?: TensorView;
   /** bias gradient: always ADDED to */
@@ -228,7 +234,9 @@ function planBackward(ctx: OpContext, a: ConvArgs, g: Geometry, label: string, c
 
 /**
  * dx (=|+=) the conv's backward-data: a direct conv of dY on large stride-1 maps with few channels; otherwise
- * W^T . dY into the columns and col2im (or, where x is its own column matrix, straight into dx).
+ * W^T . dY into the columns and col2im (or, where x is its own column matrix, straight into dx). The GEMM path
+ * computes only `dxChannels` (W^T's rows of those channels, written into their slice of dx); the direct conv
+ * computes every channel.
  */
 function backwardData(
   ctx: OpContext,
@@ -251,10 +259,20 @@ function backwardData(
   if (direct) {
     return [directBackwardData(ctx, `${label} backward_data`, g, flags, a.w, dy, dx)];
   }
-  const gemm = { ...cols.common, M: g.K, K: g.cout, aOff: wk.w.offset, am: 1, ak: g.K, flags };
+  const { start, count } = dxChannelRange(a, g);
+  const taps = g.kh * g.kw, rows = count * taps;
+  // Rows of W^T (column matrix rows) are channel-major: the channels' rows are one contiguous run.
+  const part = { ...cols.common, cin: count, K: rows, rows };
+  const dxPart = {
+    ...dx,
+    offset: dx.offset + start * g.h * g.w,
+    shape: [g.n, count, g.h, g.w],
+    batchStride: batchStride(dx),
+  };
+  const gemm = { ...part, M: rows, K: g.cout, aOff: wk.w.offset + start * taps, am: 1, ak: g.K, flags };
   const into = col
-    ? { ...gemm, flags: 0, cOff: 0, ldc: g.ppad, cBatch: g.K * g.ppad }
-    : { ...gemm, cOff: dx.offset, ldc: g.P, cBatch: batchStride(dx) };
+    ? { ...gemm, flags: 0, cOff: 0, ldc: g.ppad, cBatch: rows * g.ppad }
+    : { ...gemm, cOff: dxPart.offset, ldc: g.P, cBatch: batchStride(dx) };
   const data = gemmNN(
     ctx,
     `${label} backward_data`,
@@ -266,7 +284,16 @@ function backwardData(
     "conv_bwd_data",
     wk.elem,
   );
-  return col ? [data, col2im(ctx, label, { ...cols.common, flags }, col, dx)] : [data];
+  return col ? [data, col2im(ctx, label, { ...part, flags }, col, dxPart)] : [data];
+}
+
+/** dxChannels, checked against x; all of x's channels by default. */
+function dxChannelRange(a: ConvArgs, g: Geometry): { start: number; count: number } {
+  const range = a.dxChannels ?? { start: 0, count: g.cin };
+  if (!(range.count >= 1 && range.start >= 0 && range.start + range.count <= g.cin)) {
+    throw new Error(`planConv: dxChannels ${JSON.stringify(range)} are not within x's ${g.cin} channels`);
+  }
+  return range;
 }
 
 /** Items [i0, i0 + count) of a batch-first view. */

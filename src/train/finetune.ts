@@ -29,6 +29,7 @@ import type { ValMetrics } from "./metrics.ts";
 import type { ParamLayout } from "./param_layout.ts";
 import { resolveAmp } from "./precision.ts";
 import { TrainProgram } from "./program.ts";
+import { SizedSteps } from "./short_batch.ts";
 import { captureState, restoreState, type StateBuffer } from "./train_state.ts";
 
 export interface SessionOptions {
@@ -65,6 +66,8 @@ export class FinetuneSession {
   readonly optimizer: OptimizerStepper;
   /** Mixed precision (config `amp` resolved against the adapter: precision.ts). */
   readonly amp: boolean;
+  /** What the loop steps: `program`, and in cached mode an epoch's short last batch on `program.short`. */
+  readonly steps: SizedSteps<TrainProgram>;
   #evalProgram?: TrainProgram;
 
   private constructor(
@@ -77,6 +80,7 @@ export class FinetuneSession {
     const { config, gpu } = options;
     this.device = gpu.device;
     this.amp = program.options.amp ?? false;
+    this.steps = new SizedSteps(program, program.short);
     this.loader = new BatchLoader(options.train, {
       store: config.augment ? undefined : images,
       imgsz: config.imgsz,
@@ -204,7 +208,7 @@ export class FinetuneSession {
 
   train(options: TrainOptions = {}): Promise<LoopResult> {
     return trainLoop({
-      step: this.program,
+      step: this.steps,
       optimizer: this.optimizer,
       batches: (epoch, from) => this.loader.epoch(epoch, from),
       epochs: this.options.config.epochs,

@@ -42,11 +42,13 @@ export interface CacheBoundaries {
   needsImage: boolean;
 }
 
-/** What filling the cache runs: the program's image upload and its frozen prefix (TrainProgram). */
+/** What filling the cache runs: a program's image upload and its frozen prefix (TrainProgram), whose outputs are
+ * its cache's boundary views. */
 export interface FrozenPrefix {
   readonly device: GPUDevice;
   readonly options: { imgsz: number; batch: number };
   readonly prefixDispatches: Dispatch[];
+  readonly cache?: { readonly boundaries: readonly { readonly view: TensorView }[] };
   setImages(images: Float32Array, count: number): void;
 }
 
@@ -93,7 +95,7 @@ export function cacheBoundaries(
 /** The cached features of every training image, and which images the next step reads. */
 export class FrozenFeatureCache {
   readonly boundaries: Boundary[];
-  /** GPU bytes the cache holds. */
+  /** GPU bytes the cache holds (0 where it reads another cache's storage). */
   readonly bytes: number;
   readonly needsImage: boolean;
   /** Seconds the caching pass took. */
@@ -101,25 +103,41 @@ export class FrozenFeatureCache {
   readonly #index: Map<string, number>;
   #pending: number[] = [];
 
+  /**
+   * `storage`: a cache of the same boundaries and samples whose buffers this one reads instead of its own
+   * (a program of the same graph at another batch size restores from it into its own boundary tensors).
+   */
   constructor(
     memory: GpuMemory,
     plan: CacheBoundaries,
     value: (tensor: string) => TensorView,
     readonly samples: readonly Sample[],
+    storage?: FrozenFeatureCache,
   ) {
+    if (
+      storage &&
+      (storage.samples !== samples || storage.boundaries.map((b) => b.size).join() !== plan.perImage.join())
+    ) {
+      throw new Error("FrozenFeatureCache: the shared cache holds other samples or boundary tensors");
+    }
     this.needsImage = plan.needsImage;
     this.boundaries = plan.names.map((t, k) => ({
       view: value(t),
       size: plan.perImage[k],
-      cache: memory.storage(plan.perImage[k] * samples.length * 4, `frozen cache ${t}`),
+      cache: storage?.boundaries[k].cache ??
+        memory.storage(plan.perImage[k] * samples.length * 4, `frozen cache ${t}`),
     }));
-    this.bytes = this.boundaries.reduce((s, b) => s + b.cache.size, 0);
+    this.bytes = storage ? 0 : this.boundaries.reduce((s, b) => s + b.cache.size, 0);
     this.#index = new Map(samples.map((s, i) => [s.imagePath, i]));
   }
 
-  /** Runs the frozen forward over every sample once (letterboxed, in order) and stores its boundary outputs. */
-  async fill(prefix: FrozenPrefix, store?: ImageStore): Promise<void> {
-    const { device, options } = prefix;
+  /**
+   * Runs the frozen forward over every sample once (letterboxed, in order, in batches of the first prefix's
+   * size) and stores its boundary outputs. Each batch runs on the prefix planned for its size (a short last batch
+   * on a program of its own, TrainProgram.createSharing), else padded on the first.
+   */
+  async fill(prefixes: FrozenPrefix[], store?: ImageStore): Promise<void> {
+    const { device, options } = prefixes[0];
     const t0 = performance.now();
     const loader = new BatchLoader(this.samples, {
       imgsz: options.imgsz,
@@ -129,6 +147,8 @@ export class FrozenFeatureCache {
       store,
     });
     for await (const batch of loader.epoch()) {
+      const prefix = prefixes.find((p) => p.options.batch === batch.size) ?? prefixes[0];
+      const views = prefix.cache!.boundaries.map((b) => b.view);
       prefix.setImages(batch.images, batch.size);
       const encoder = device.createCommandEncoder({ label: "frozen cache fill" });
       const pass = encoder.beginComputePass({ label: "frozen prefix" });
@@ -136,9 +156,9 @@ export class FrozenFeatureCache {
       pass.end();
       batch.samples.forEach((s, b) => {
         const index = this.#index.get(s.imagePath)!;
-        for (const { view, size, cache } of this.boundaries) {
-          encoder.copyBufferToBuffer(view.buffer, at(view, b), cache, index * size * 4, size * 4);
-        }
+        this.boundaries.forEach(({ size, cache }, k) => {
+          encoder.copyBufferToBuffer(views[k].buffer, at(views[k], b), cache, index * size * 4, size * 4);
+        });
       });
       device.queue.submit([encoder.finish()]);
       await device.queue.onSubmittedWorkDone();

@@ -99,6 +99,7 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
   // A resumed run's schedule and step counters are replayed; its GPU state comes from the checkpoint.
   o.optimizer.replay(start.epoch, start.iteration);
   const result: LoopResult = { iterations: 0, images: 0, seconds: 0, stepSeconds: 0 };
+  const checkedSizes = new Set<number>();
   for (let epoch = start.epoch; epoch < o.epochs; epoch++) {
     const resumed = epoch === start.epoch && start.iteration > 0;
     let i = resumed ? start.iteration : 0;
@@ -109,9 +110,13 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
       if (o.suspend?.aborted && result.iterations === 0) throw o.suspend.reason;
       if (i >= nb) throw new Error(`trainLoop: epoch ${epoch} yielded more than nb = ${nb} batches`);
       const tStep = performance.now();
-      // The first iteration is checked for GPU errors: an invalid step would otherwise train silently on zeros.
-      const checked = result.iterations === 0;
-      if (checked) device.pushErrorScope("validation");
+      // The first iteration of each batch size (a short last batch may run on a program of its own, short_batch.ts)
+      // is checked for GPU errors: an invalid step would otherwise train silently on zeros.
+      const checked = !checkedSizes.has(batch.size);
+      if (checked) {
+        checkedSizes.add(batch.size);
+        device.pushErrorScope("validation");
+      }
       o.step.load(batch);
       const encoder = device.createCommandEncoder({ label: `train ni ${epoch * nb + i}` });
       const plan = o.optimizer.begin(encoder, epoch, i);

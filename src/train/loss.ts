@@ -106,14 +106,20 @@ interface LossBuffers {
   scale: GPUBuffer;
 }
 
-function lossBuffers(ctx: OpContext, settings: LossSettings, bs: number, l: LossLayout): LossBuffers {
+function lossBuffers(
+  ctx: OpContext,
+  settings: LossSettings,
+  bs: number,
+  l: LossLayout,
+  scale?: GPUBuffer,
+): LossBuffers {
   const { nl, objGroups, partialBase } = l;
   const buffers = {
     entries: ctx.memory.storage(l.totalEntries * ENTRY_WORDS * 4, "loss entries"),
     scratch: ctx.memory.storage(l.totalEntries * 5 * 4, "loss entry scratch"),
     partials: ctx.memory.storage((partialBase[nl - 1] + objGroups[nl - 1] + 3) * 4, "loss partials"),
     items: ctx.memory.storage(16, "loss items"),
-    scale: ctx.memory.upload(new Float32Array([1, 1]), "loss scale"),
+    scale: scale ?? ctx.memory.upload(new Float32Array([1, 1]), "loss scale"),
   };
   const counts = new Uint32Array(nl * 6 + 1);
   for (let i = 0; i < nl; i++) {
@@ -267,9 +273,11 @@ export function planLoss(
   settings: LossSettings,
   bs: number,
   maxTargets: number,
+  /** another loss's `scale` to read (a program that trains the same weights at another batch size) */
+  scale?: GPUBuffer,
 ): LossPlan {
   const layout = lossLayout(heads, bs, maxTargets);
-  const buffers = lossBuffers(ctx, settings, bs, layout);
+  const buffers = lossBuffers(ctx, settings, bs, layout, scale);
   return {
     dispatches: lossDispatches(ctx, heads, settings, bs, layout, buffers),
     items: buffers.items,

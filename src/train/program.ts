@@ -44,9 +44,10 @@ import {
   type ParamLayout,
   writeBackParams,
 } from "./param_layout.ts";
-import { accKey, gradientTensors, type Memory, planMemory } from "./program_memory.ts";
+import { accKey, gradientTensors, type Memory, planMemory, readGradientChannels } from "./program_memory.ts";
 import { convSiluPairs } from "./program_fusion.ts";
 import { planNode } from "./program_ops.ts";
+import { shortBatchSize } from "./short_batch.ts";
 import type { TargetRows } from "./targets.ts";
 import { type HeadLayer, headLayer } from "./evaluate_decode.ts";
 
@@ -115,6 +116,7 @@ export class TrainProgram {
   /** The forward a step runs: all of it, or in cached mode the nodes after the frozen prefix. */
   readonly #stepForward: Dispatch[] = [];
   readonly #cache?: FrozenFeatureCache;
+  #short?: TrainProgram;
   readonly #staging?: GPUBuffer;
   readonly #zeros: Float32Array<ArrayBuffer>;
   /** BatchNorm statistics must cover only the real images of a short batch. */
@@ -129,6 +131,9 @@ export class TrainProgram {
     ctx: OpContext & { scratchBytes(): number },
     model: OnnxModel,
     cache?: FrozenCacheOptions,
+    /** the program whose weights this one trains (createSharing): its params, grads, buffers, loss scale and
+     * feature cache serve this one too */
+    main?: TrainProgram,
   ) {
     const { batch, imgsz } = options;
     this.#count = batch;
@@ -151,12 +156,17 @@ export class TrainProgram {
     }
     // Checked against the budget before anything is allocated.
     const boundaries = cache && cacheBoundaries(device, graph, shapes, inTail, cache);
-    this.params = memory.storage(layout.size * 4, "params");
-    device.queue.writeBuffer(this.params, 0, packParams(model, layout));
     this.bufferLayout = buildBufferLayout(model, graph);
-    if (this.bufferLayout.size > 0) {
-      this.buffers = memory.storage(this.bufferLayout.size * 4, "buffers");
-      device.queue.writeBuffer(this.buffers, 0, packParams(model, this.bufferLayout));
+    if (main) {
+      this.params = main.params;
+      this.buffers = main.buffers;
+    } else {
+      this.params = memory.storage(layout.size * 4, "params");
+      device.queue.writeBuffer(this.params, 0, packParams(model, layout));
+      if (this.bufferLayout.size > 0) {
+        this.buffers = memory.storage(this.bufferLayout.size * 4, "buffers");
+        device.queue.writeBuffer(this.buffers, 0, packParams(model, this.bufferLayout));
+      }
     }
     const order = graph.nodes.map((_, i) => i).reverse().filter(inTail);
     const place: Memory = planMemory(memory, graph, shapes, needsGrad, order, graph.heads);
@@ -166,7 +176,7 @@ export class TrainProgram {
     this.heads = graph.heads.map((h) => place.values.get(h)!);
     this.#zeros = new Float32Array(batch * 3 * imgsz * imgsz);
     if (training) {
-      this.grads = memory.storage(layout.size * 4, "grads");
+      this.grads = main?.grads ?? memory.storage(layout.size * 4, "grads");
       const hyp = options.hyp;
       if (!hyp) throw new Error("TrainProgram: training needs options.hyp (the loss hyperparameters)");
       const settings = lossSettings(hyp, graph.heads.length, graph.yolo.nc, imgsz);
@@ -185,6 +195,7 @@ export class TrainProgram {
         settings,
         batch,
         options.maxTargets ?? DEFAULT_TARGETS_PER_IMAGE * batch,
+        main?.loss?.scale,
       );
       this.lossDispatches.push(...this.loss.dispatches);
       this.#staging = memory.readback(16, "loss items staging");
@@ -199,6 +210,7 @@ export class TrainProgram {
       this.prefixDispatches.push(half.dispatch);
       this.#stepForward.push(half.dispatch);
     }
+    const readChannels = readGradientChannels(graph, shapes, needsGrad);
     const fused = convSiluPairs(graph, place, needsGrad, trainable);
     const fusedSilus = new Set(fused.values());
     graph.nodes.forEach((n, i) => {
@@ -211,6 +223,7 @@ export class TrainProgram {
       const plan = planNode(ctx, n, {
         value: (t) => place.values.get(t)!,
         grad: (t) => place.grads.get(t),
+        readChannels: (t) => readChannels.get(t),
         accumulate: (t) => place.accumulate.get(accKey(i, t)) ?? false,
         param: (name) => this.#paramView(this.params, name),
         halfParam: half && ((name) => this.#paramView(half.buffer, name)),
@@ -232,7 +245,8 @@ export class TrainProgram {
     for (const i of order) this.backwardDispatches.push(...backward[i]);
     this.scratchBytes = ctx.scratchBytes();
     if (boundaries) {
-      this.#cache = new FrozenFeatureCache(memory, boundaries, (t) => place.values.get(t)!, cache!.samples);
+      const value = (t: string) => place.values.get(t)!;
+      this.#cache = new FrozenFeatureCache(memory, boundaries, value, cache!.samples, main?.cache);
     }
   }
 
@@ -242,9 +256,23 @@ export class TrainProgram {
   }
 
   /**
-   * A training program in cached mode: plans it, then runs the frozen forward over every sample once
-   * (letterboxed, in order) to fill the feature cache. Throws CacheUnavailableError where the cache cannot
-   * serve (features over the budget, or a graph with BatchNormalization).
+   * A training program for `batch` images that trains `main`'s weights: it reads and updates main's parameters,
+   * gradients, running statistics and loss scale, and in cached mode restores from main's feature cache, so an
+   * epoch's short last batch runs at its own size instead of padded to main's (the same training: padding gets no
+   * loss, gradient or statistics). `model` is main's. Destroy it before main, whose buffers it uses.
+   */
+  static createSharing(main: TrainProgram, model: OnnxModel, batch: number): TrainProgram {
+    const cache = main.#cache && { samples: main.#cache.samples, budgetBytes: main.#cache.bytes };
+    return TrainProgram.#plan(main.device, model, { ...main.options, batch }, cache, main);
+  }
+
+  /**
+   * A training program in cached mode: plans it, and where the samples leave a short last batch a program of that
+   * size (`short`, createSharing), then runs the frozen forward over every sample once (letterboxed, in order;
+   * the short batch on the short program) to fill the feature cache. Throws CacheUnavailableError where the cache
+   * cannot serve (features over the budget, or a graph with BatchNormalization). Only cached mode plans a short
+   * program: its tensors are the trainable tail's, where a whole-forward program of up to batch - 1 images would
+   * nearly double the activations a job was admitted with (training_memory.ts).
    */
   static async createCached(
     device: GPUDevice,
@@ -254,7 +282,9 @@ export class TrainProgram {
   ): Promise<TrainProgram> {
     const program = TrainProgram.#plan(device, model, options, cache);
     try {
-      await program.#cache!.fill(program, cache.store);
+      const size = shortBatchSize(cache.samples.length, options.batch);
+      if (size !== null) program.#short = TrainProgram.createSharing(program, model, size);
+      await program.#cache!.fill([program, ...(program.#short ? [program.#short] : [])], cache.store);
     } catch (err) {
       program.destroy();
       throw err;
@@ -268,13 +298,14 @@ export class TrainProgram {
     model: OnnxModel,
     options: ProgramOptions,
     cache?: FrozenCacheOptions,
+    main?: TrainProgram,
   ): TrainProgram {
     const graph = buildTrainGraph(model);
     const layout = buildParamLayout(model, graph, frozenParams(graph, options.freeze ?? 0));
     const memory = new GpuMemory(device);
     try {
       const ctx = createOpContext(memory, options.programs ?? new ProgramCache(device), options.kernels);
-      return new TrainProgram(device, graph, layout, options, ctx, model, cache);
+      return new TrainProgram(device, graph, layout, options, ctx, model, cache, main);
     } catch (err) {
       memory.destroy();
       throw err;
@@ -284,6 +315,11 @@ export class TrainProgram {
   /** True in cached mode (createCached). */
   get cached(): boolean {
     return this.#cache !== undefined;
+  }
+
+  /** Cached mode: the program of the samples' short last batch (createSharing), where they leave one. */
+  get short(): TrainProgram | undefined {
+    return this.#short;
   }
 
   /** The feature cache of cached mode: its bytes and fill time. */
@@ -466,6 +502,7 @@ export class TrainProgram {
 
   /** Destroys every GPU buffer of this program; it cannot run after this. */
   destroy(): void {
+    this.#short?.destroy();
     this.#memory.destroy();
   }
 }

@@ -43,6 +43,29 @@ export function gradientTensors(g: TrainGraph, trainable: Set<string>): Set<stri
   return needs;
 }
 
+/**
+ * The channels of a Concat's gradient that anything reads, where that is not all of them: the span of its inputs
+ * that need a gradient (its other inputs come from frozen layers). Whatever writes the Concat's gradient (its
+ * consumers' backward-data) need only write these; the rest is read by no one.
+ */
+export function readGradientChannels(
+  g: TrainGraph,
+  shapes: Map<string, number[]>,
+  needsGrad: Set<string>,
+): Map<string, { start: number; count: number }> {
+  const read = new Map<string, { start: number; count: number }>();
+  for (const n of g.nodes) {
+    if (n.op !== "concat" || !needsGrad.has(n.y)) continue;
+    const starts = [0];
+    for (const x of n.xs) starts.push(starts.at(-1)! + shapes.get(x)![1]);
+    const needed = n.xs.map((x, k) => needsGrad.has(x) ? k : -1).filter((k) => k >= 0);
+    if (needed.length === 0 || needed.length === n.xs.length) continue;
+    const start = starts[needed[0]], end = starts[needed.at(-1)! + 1];
+    if (end - start < starts.at(-1)!) read.set(n.y, { start, count: end - start });
+  }
+  return read;
+}
+
 /** Inputs of a node whose gradient flows back through it (parameters excluded). */
 export function dataInputs(n: IrNode): string[] {
   switch (n.op) {

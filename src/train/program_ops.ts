@@ -18,6 +18,8 @@ export interface NodeIo {
   value(t: string): TensorView;
   /** gradient of a data tensor, if backward needs it */
   grad(t: string): TensorView | undefined;
+  /** the channels of `t`'s gradient that are read, where not all are (program_memory.ts readGradientChannels) */
+  readChannels?(t: string): { start: number; count: number } | undefined;
   /** true when this node's gradient write into `t` must add to what is there */
   accumulate(t: string): boolean;
   param(name: string): TensorView;
@@ -54,6 +56,7 @@ export function planNode(ctx: OpContext, n: IrNode, io: NodeIo): NodePlan {
         y: io.value(n.y),
         dy,
         dx: dy && io.grad(n.x),
+        dxChannels: io.readChannels?.(n.x),
         dw: dy && io.paramGrad(n.weight),
         db: dy && n.bias ? io.paramGrad(n.bias) : undefined,
         stride: n.stride,

@@ -486,3 +486,95 @@ Deno.test("reference conv backward matches central differences of sum(conv(x, w,
     checkFiniteDifferences(b, g.db, loss, `db ${name(s)}`);
   }
 });
+
+/**
+ * Backward-data of part of x's channels (ConvArgs.dxChannels: a Concat input from frozen layers takes no
+ * gradient): those channels of dx are the whole backward-data's, bit for bit (the same GEMM rows, summed in the
+ * same order), the other channels keep what dx held, and the GEMM does only their share of the work.
+ */
+async function checkDxChannels(
+  device: GPUDevice,
+  kernels: KernelFamily,
+  s: ConvShape,
+  range: { start: number; count: number },
+  half: boolean,
+): Promise<void> {
+  const rand = rng(300 + s.cin);
+  const [ho, wo] = convOutSize(s);
+  const x = randomArray(s.n * s.cin * s.h * s.w, rand);
+  const w = randomArray(s.cout * s.cin * s.kh * s.kw, rand);
+  const dy = randomArray(s.n * s.cout * ho * wo, rand);
+  const dxOld = randomArray(x.length, rand);
+  const ctx = opContext(device, kernels);
+  const backwardData = async (dxChannels?: { start: number; count: number }) => {
+    const X = place(device, [s.n, s.cin, s.h, s.w], x, { offset: 4, fill: 7 });
+    const W = place(device, [s.cout, s.cin, s.kh, s.kw], w, { offset: 4 });
+    const DX = place(device, [s.n, s.cin, s.h, s.w], dxOld, { offset: 4, fill: 3 });
+    const plan = planConv(ctx, {
+      x: X.view,
+      w: W.view,
+      y: place(device, [s.n, s.cout, ho, wo], undefined).view,
+      dy: place(device, [s.n, s.cout, ho, wo], dy).view,
+      dx: DX.view,
+      dxChannels,
+      stride: s.stride,
+      pad: s.pad,
+      accumulate: true,
+      halfWeights: half ? placeHalf(device, W.view.shape, w, 4) : undefined,
+    });
+    await run(device, [...plan.forward, ...plan.backward]);
+    const dataFlops = plan.backward.filter((d) => d.opClass === "conv_bwd_data")
+      .reduce((a, d) => a + (d.flops ?? 0), 0);
+    return { dx: await readPlaced(device, DX), dataFlops };
+  };
+  const whole = await backwardData();
+  const part = await backwardData(range);
+  assertUntouched(part.dx.outside, "dx");
+  const plane = s.h * s.w, per = s.cin * plane;
+  for (let i = 0; i < dxOld.length; i++) {
+    const c = Math.floor((i % per) / plane);
+    const inRange = c >= range.start && c < range.start + range.count;
+    const want = inRange ? whole.dx.inside[i] : Math.fround(dxOld[i]);
+    if (part.dx.inside[i] !== want) {
+      assert.fail(
+        `dx[${i}] (channel ${c}, ${inRange ? "computed" : "left"}): ${part.dx.inside[i]} vs ${want}`,
+      );
+    }
+  }
+  assert.equal(part.dataFlops * s.cin, whole.dataFlops * range.count);
+}
+
+for (const kernels of KERNEL_FAMILIES) {
+  for (const precision of PRECISIONS) {
+    // the 1x1 that writes dx straight from the GEMM (f32) and a 3x3 through columns and col2im
+    for (const ci of [IN_PLACE_1X1, 7]) {
+      const s = CASES[ci];
+      const range = { start: 2, count: s.cin / 2 };
+      gpuTest(
+        `planConv (${kernels} kernels, ${operands(precision)}) computes only dx channels ` +
+          `[${range.start}, ${range.start + range.count}) of ${name(s)}, bit for bit as the whole dx`,
+        (device) => checkDxChannels(device, kernels, s, range, precision === "f16"),
+      );
+    }
+  }
+}
+
+gpuTest("planConv refuses dxChannels outside x's channels", (device) => {
+  const s = CASES[IN_PLACE_1X1];
+  const [ho, wo] = convOutSize(s);
+  const view = (shape: number[]) => place(device, shape, undefined).view;
+  assert.throws(
+    () =>
+      planConv(opContext(device), {
+        x: view([s.n, s.cin, s.h, s.w]),
+        w: view([s.cout, s.cin, 1, 1]),
+        y: view([s.n, s.cout, ho, wo]),
+        dy: view([s.n, s.cout, ho, wo]),
+        dx: view([s.n, s.cin, s.h, s.w]),
+        dxChannels: { start: 4, count: s.cin },
+        stride: 1,
+        pad: 0,
+      }),
+    /dxChannels .* are not within x's 6 channels/,
+  );
+});

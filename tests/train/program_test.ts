@@ -10,6 +10,8 @@ import { lossSettings } from "../../src/train/loss_settings.ts";
 import { mulberry32 } from "./_cases.ts";
 import { relL2 } from "./_golden.ts";
 import { tinyModel } from "./_tiny_model.ts";
+import { newModel } from "../../src/train/new_model.ts";
+import { tensorDims } from "../../src/onnx/model.ts";
 import { assertSilusFused } from "./_fusion.ts";
 
 // A tiny YOLOv5-form export (Conv/SiLU, C3, Detect; nc 3) at 64x64 keeps these runs to fractions of a second.
@@ -119,6 +121,54 @@ gpuTest(
         );
       }
     }
+  },
+);
+
+gpuTest(
+  "freeze 10 (yolov5n's backbone): backward-data into a Concat computes only the channels of its trainable " +
+    "inputs, and every trainable gradient is as without the freeze",
+  async (device) => {
+    // The yolov5n architecture: its neck concatenates upsampled neck outputs with backbone layers 6 and 4.
+    const yolo = newModel({ nc: 3, depth: 0.33, width: 0.25, imgsz: IMGSZ });
+    const programs = new ProgramCache(device);
+    const make = (freeze: number) =>
+      TrainProgram.create(device, yolo, { batch: 2, imgsz: IMGSZ, hyp: HYP, programs, freeze });
+    const all = make(0), frozen = make(10);
+    // Backward-data's work from the graph: per conv of layers 10 and up, 2 * taps * cout * pixels * images for
+    // each input channel made by layers 10 and up (a backbone output takes no gradient, nor does its part of a
+    // Concat).
+    const graph = frozen.graph;
+    const shapes = inferShapes(yolo, graph, 2, IMGSZ, IMGSZ);
+    const layer = (t: string) =>
+      Number(/^\/model\.(\d+)\//.exec(graph.nodes.find((n) => n.y === t)!.name)![1]);
+    const trainableChannels = (t: string): number => {
+      const node = graph.nodes.find((n) => n.y === t)!;
+      if (node.op === "concat") return node.xs.reduce((s, x) => s + trainableChannels(x), 0);
+      return layer(t) >= 10 ? shapes.get(t)![1] : 0;
+    };
+    let expected = 0, concats = 0;
+    for (const n of graph.nodes) {
+      if (n.op !== "conv" || layer(n.y) < 10) continue;
+      const [, cin] = shapes.get(n.x)!, [images, cout, ho, wo] = shapes.get(n.y)!;
+      const [, , kh, kw] = tensorDims(yolo.initializer(n.weight)!);
+      const read = trainableChannels(n.x);
+      if (read > 0 && read < cin) concats++;
+      expected += 2 * kh * kw * cout * ho * wo * images * read;
+    }
+    assert.equal(concats, 4, "C3 cv1 and cv2 of layers 13 and 17 read a Concat with a backbone output");
+    const backwardData = frozen.backwardDispatches.filter((d) => d.label.endsWith(" backward_data"));
+    assert.equal(backwardData.reduce((s, d) => s + d.flops!, 0), expected);
+
+    const { images, targets } = batch(2, 9);
+    const a = await all.step(images, targets);
+    const f = await frozen.step(images, targets);
+    assert.ok(Math.abs(a.loss - f.loss) <= SAME_RTOL * a.loss);
+    const ga = await grads(device, all), gf = await grads(device, frozen);
+    for (const e of frozen.layout.entries.filter((e) => !e.frozen)) {
+      assert.ok(relL2(slice(frozen, gf, e.name), slice(all, ga, e.name)) < SAME_RTOL, e.name);
+    }
+    all.destroy();
+    frozen.destroy();
   },
 );
 

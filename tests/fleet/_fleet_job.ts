@@ -1,13 +1,29 @@
 /**
- * A fleet job's shared state (on node a, in the status given), and a nats-server with a connected fleet link
- * for the length of a test.
+ * A fleet job's shared state (on node a, in the status given), a fine-tune request of one labelled frame, and
+ * a nats-server with a connected fleet link for the length of a test.
  * @module
  */
+import { zipSync } from "fflate";
+import sharp from "sharp";
 import { parseFinetuneConfig } from "../../src/config/finetune.ts";
 import type { FleetJob } from "../../src/fleet/job_state.ts";
 import { connectFleet, type FleetLink } from "../../src/fleet/link.ts";
 import { NatsServer } from "../../src/fleet/local_nats.ts";
 import type { Job } from "../../src/jobs/types.ts";
+
+/** A 32x32 frame with one box, as a fine-tune request (config and dataset zip) of `epochs` epochs. */
+export async function oneFrameFinetuneForm(epochs: number): Promise<FormData> {
+  const png = await sharp({ create: { width: 32, height: 32, channels: 3, background: "#1478c8" } })
+    .png().toBuffer();
+  const label = new TextEncoder().encode("0 0.5 0.5 0.3 0.3\n");
+  const form = new FormData();
+  form.append("config", JSON.stringify({ epochs }));
+  form.append(
+    "dataset",
+    new File([zipSync({ "images/a.png": new Uint8Array(png), "labels/a.txt": label })], "d.zip"),
+  );
+  return form;
+}
 
 export function fleetJobState(id: string, status: FleetJob["status"] = "running"): FleetJob {
   const job: Job = {

@@ -6,13 +6,12 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { zipSync } from "fflate";
-import sharp from "sharp";
 import type { FleetJob } from "../../src/fleet/job_state.ts";
 import { WORK_MAX_DELIVER } from "../../src/fleet/link.ts";
 import { NatsServer, NO_NATS } from "../../src/fleet/local_nats.ts";
 import type { Job } from "../../src/jobs/types.ts";
 import { tinyYolo } from "../onnx/_tiny_yolo.ts";
+import { oneFrameFinetuneForm } from "./_fleet_job.ts";
 import { SUSPEND_SAVE_ENV } from "./_node.ts";
 import { Node, until } from "./_node_child.ts";
 
@@ -43,12 +42,7 @@ async function withFleetNodes(
   try {
     const submitter = await start("s", "off");
     const submit = async () => {
-      const png = await sharp({ create: { width: 32, height: 32, channels: 3, background: "#1478c8" } })
-        .png().toBuffer();
-      const form = new FormData();
-      form.append("config", JSON.stringify({ epochs: 2 }));
-      const label = new TextEncoder().encode("0 0.5 0.5 0.3 0.3\n");
-      form.append("dataset", new File([zipSync({ "images/a.png": png, "labels/a.txt": label })], "d.zip"));
+      const form = await oneFrameFinetuneForm(2);
       const res = await fetch(`${submitter.url}/v1/models/tiny/finetune`, { method: "POST", body: form });
       const job: Job = await res.json();
       assert.equal(res.status, 202, JSON.stringify(job));

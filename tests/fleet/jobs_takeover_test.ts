@@ -5,11 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { zipSync } from "fflate";
 import sharp from "sharp";
 import { FleetJobSchema } from "../../src/fleet/job_state.ts";
 import { tinyYolo } from "../onnx/_tiny_yolo.ts";
 import { NatsServer, NO_NATS } from "../../src/fleet/local_nats.ts";
+import { oneFrameFinetuneForm } from "./_fleet_job.ts";
 import { Node, until, WAIT_MS } from "./_node_child.ts";
 
 const png = async () =>
@@ -51,13 +51,7 @@ Deno.test({
       const submitter = await start("a", "off");
       const workers = [await start("b", "on"), await start("c", "on")];
 
-      const form = new FormData();
-      form.append("config", JSON.stringify({ epochs: 4 }));
-      const label = new TextEncoder().encode("0 0.5 0.5 0.3 0.3\n");
-      form.append(
-        "dataset",
-        new File([zipSync({ "images/a.png": await png(), "labels/a.txt": label })], "d.zip"),
-      );
+      const form = await oneFrameFinetuneForm(4);
       const res = await fetch(`${submitter.url}/v1/models/tiny/finetune`, { method: "POST", body: form });
       const job = await res.json();
       assert.equal(res.status, 202, JSON.stringify(job));

@@ -1,7 +1,7 @@
 /**
  * The training program of a YOLOv5 ONNX export for one (batch, imgsz): all buffers, uniforms and pipelines are
- * made here, once; a step is one command encoder (gradient clears, then one compute pass: forward, loss,
- * backward in reverse graph order) whose only readback is the 4 loss floats. Weight gradients are ADDED into the
+ * made once, when it is created (program_plan.ts); a step is one command encoder (gradient clears, then one
+ * compute pass: forward, loss, backward in reverse graph order) whose only readback is the 4 loss floats. Weight gradients are ADDED into the
  * flat `grads` buffer (param_layout.ts), so successive steps accumulate until the optimizer zeroes them.
  * BatchNorm (unfused models) runs in PyTorch's train mode in a training program (batch statistics, running
  * statistics updated by every forward) and in eval mode in a forward-only one (running statistics normalise);
@@ -25,63 +25,24 @@ import { GpuMemory } from "../gpu/memory.ts";
 import { ProgramCache } from "../gpu/programs.ts";
 import type { OnnxModel } from "../onnx/model.ts";
 import { buildTrainGraph, type TrainGraph } from "../onnx/graph.ts";
-import { inferShapes } from "../onnx/graph_shapes.ts";
-import { planCast } from "../ops/cast.ts";
 import { createOpContext, recordDispatches } from "../ops/context.ts";
 import type { KernelFamily } from "../ops/kernel_family.ts";
 import type { EmaSource } from "../optim/ema.ts";
 import type { Dispatch, OpContext, TensorView } from "../ops/types.ts";
 import type { Batch } from "./data/loader.ts";
-import { cacheBoundaries, type FrozenCacheOptions, FrozenFeatureCache } from "./frozen_cache.ts";
-import { type LossItems, type LossPlan, planLoss } from "./loss.ts";
-import { type LossHyp, lossSettings } from "./loss_settings.ts";
+import type { FrozenCacheOptions, FrozenFeatureCache } from "./frozen_cache.ts";
+import type { LossItems, LossPlan } from "./loss.ts";
 import {
-  buildBufferLayout,
   buildParamLayout,
   type FlatLayout,
   frozenParams,
-  packParams,
   type ParamLayout,
   writeBackParams,
 } from "./param_layout.ts";
-import { accKey, gradientTensors, type Memory, planMemory, readGradientChannels } from "./program_memory.ts";
-import { convSiluPairs } from "./program_fusion.ts";
-import { planNode } from "./program_ops.ts";
+import { planProgram, type ProgramOptions, type SharedWeights } from "./program_plan.ts";
 import { shortBatchSize } from "./short_batch.ts";
 import type { TargetRows } from "./targets.ts";
 import { type HeadLayer, headLayer } from "./evaluate_decode.ts";
-
-export interface ProgramOptions {
-  batch: number;
-  /** Square input side in pixels (a multiple of the largest stride). */
-  imgsz: number;
-  /** train.py --freeze: N (layers 0..N-1) or an explicit list of layers. */
-  freeze?: number | number[];
-  /** Loss hyperparameters before train.py's scaling (hyp.scratch-low.yaml keys); required when training. */
-  hyp?: LossHyp;
-  /** Most labels one batch may carry (sizes the target tables). Default 256 per image. */
-  maxTargets?: number;
-  /** false: forward only (evaluation), no gradients, loss or backward. */
-  training?: boolean;
-  /** Convs share one im2col scratch and rebuild their columns in backward: less memory, a slower step
-   * (planConv's recomputeColumns). Default false. */
-  recomputeColumns?: boolean;
-  /** Share compiled pipelines with other programs on the same device. */
-  programs?: ProgramCache;
-  /**
-   * Mixed precision (training programs): the convs' GEMMs read f16 operands (an f16 copy of the params made at
-   * the start of each forward, f16 im2col columns and dy copies) and accumulate in f32; everything else,
-   * master weights included, stays f32 (docs/architecture.md, "Mixed precision").
-   */
-  amp?: boolean;
-  /** Vec4s per invocation of streaming kernels (src/gpu/runs.ts streamChunk); default 256 (lavapipe's). */
-  chunk?: number;
-  /** The conv GEMM kernels to plan; default the device's (src/ops/kernel_family.ts: by adapter, or as
-   * KESTREL_KERNELS forces). */
-  kernels?: KernelFamily;
-}
-
-const DEFAULT_TARGETS_PER_IMAGE = 256;
 
 export class TrainProgram {
   /** Flat parameters (layout.size floats) the kernels read; the optimizer updates them in place. */
@@ -96,13 +57,13 @@ export class TrainProgram {
   /** Raw head conv outputs (batch, na*no, ny, nx), P3 first. */
   readonly heads: TensorView[];
   /** Forward of every node, in graph order. */
-  readonly forwardDispatches: Dispatch[] = [];
+  readonly forwardDispatches: Dispatch[];
   /** The part of forwardDispatches that computes no gradient-carrying tensor (a frozen prefix): the whole
    * forward minus these is what a cached-mode step runs. */
-  readonly prefixDispatches: Dispatch[] = [];
-  readonly lossDispatches: Dispatch[] = [];
+  readonly prefixDispatches: Dispatch[];
+  readonly lossDispatches: Dispatch[];
   /** In recording order (reverse graph order). */
-  readonly backwardDispatches: Dispatch[] = [];
+  readonly backwardDispatches: Dispatch[];
   readonly loss?: LossPlan;
   /** Bytes of values and gradients (program_memory.ts). */
   readonly memoryBytes: number;
@@ -114,13 +75,13 @@ export class TrainProgram {
   readonly #memory: GpuMemory;
   readonly #clears: GPUBuffer[];
   /** The forward a step runs: all of it, or in cached mode the nodes after the frozen prefix. */
-  readonly #stepForward: Dispatch[] = [];
+  readonly #stepForward: Dispatch[];
   readonly #cache?: FrozenFeatureCache;
   #short?: TrainProgram;
   readonly #staging?: GPUBuffer;
   readonly #zeros: Float32Array<ArrayBuffer>;
   /** BatchNorm statistics must cover only the real images of a short batch. */
-  readonly #setCounts: ((count: number) => void)[] = [];
+  readonly #setCounts: ((count: number) => void)[];
   #count: number;
 
   private constructor(
@@ -135,119 +96,36 @@ export class TrainProgram {
      * feature cache serve this one too */
     main?: TrainProgram,
   ) {
-    const { batch, imgsz } = options;
-    this.#count = batch;
+    this.#count = options.batch;
     this.kernels = ctx.kernels;
-    const training = options.training ?? true;
-    const maxStride = Math.max(...graph.yolo.strides);
-    if (imgsz % maxStride !== 0) {
-      throw new Error(`TrainProgram: imgsz ${imgsz} is not a multiple of ${maxStride}`);
-    }
-    const shapes = inferShapes(model, graph, batch, imgsz, imgsz);
-    const memory = this.#memory = ctx.memory;
-    const trainable = new Set(layout.entries.filter((e) => !e.frozen).map((e) => e.name));
-    // The loss always writes the head gradients, even when everything below is frozen.
-    const needsGrad = training
-      ? new Set([...gradientTensors(graph, trainable), ...graph.heads])
-      : new Set<string>();
-    const inTail = (i: number) => needsGrad.has(graph.nodes[i].y);
-    if (cache && !training) {
-      throw new Error("TrainProgram: the frozen-feature cache is for training programs");
-    }
-    // Checked against the budget before anything is allocated.
-    const boundaries = cache && cacheBoundaries(device, graph, shapes, inTail, cache);
-    this.bufferLayout = buildBufferLayout(model, graph);
-    if (main) {
-      this.params = main.params;
-      this.buffers = main.buffers;
-    } else {
-      this.params = memory.storage(layout.size * 4, "params");
-      device.queue.writeBuffer(this.params, 0, packParams(model, layout));
-      if (this.bufferLayout.size > 0) {
-        this.buffers = memory.storage(this.bufferLayout.size * 4, "buffers");
-        device.queue.writeBuffer(this.buffers, 0, packParams(model, this.bufferLayout));
-      }
-    }
-    const order = graph.nodes.map((_, i) => i).reverse().filter(inTail);
-    const place: Memory = planMemory(memory, graph, shapes, needsGrad, order, graph.heads);
-    this.memoryBytes = place.bytes;
-    this.#clears = place.clearEachStep;
-    this.input = place.values.get(graph.input)!;
-    this.heads = graph.heads.map((h) => place.values.get(h)!);
-    this.#zeros = new Float32Array(batch * 3 * imgsz * imgsz);
-    if (training) {
-      this.grads = main?.grads ?? memory.storage(layout.size * 4, "grads");
-      const hyp = options.hyp;
-      if (!hyp) throw new Error("TrainProgram: training needs options.hyp (the loss hyperparameters)");
-      const settings = lossSettings(hyp, graph.heads.length, graph.yolo.nc, imgsz);
-      const lossHeads = graph.yolo.layers.map((l, i) => ({
-        logits: this.heads[i],
-        grad: place.grads.get(graph.heads[i])!,
-        layer: {
-          ny: this.heads[i].shape[2],
-          nx: this.heads[i].shape[3],
-          anchors: l.anchors.map(([w, h]) => [w / l.stride, h / l.stride] as [number, number]),
-        },
-      }));
-      this.loss = planLoss(
-        ctx,
-        lossHeads,
-        settings,
-        batch,
-        options.maxTargets ?? DEFAULT_TARGETS_PER_IMAGE * batch,
-        main?.loss?.scale,
-      );
-      this.lossDispatches.push(...this.loss.dispatches);
-      this.#staging = memory.readback(16, "loss items staging");
-    }
-    const backward: Dispatch[][] = [];
-    // amp: the f16 weights the convs read, refreshed first in every forward (the optimizer moved the f32 ones).
-    const half = training && options.amp
-      ? planCast(ctx, this.params, layout.size, "f16", "params (f16 copy)", options.chunk ?? 256)
-      : undefined;
-    if (half) {
-      this.forwardDispatches.push(half.dispatch);
-      this.prefixDispatches.push(half.dispatch);
-      this.#stepForward.push(half.dispatch);
-    }
-    const readChannels = readGradientChannels(graph, shapes, needsGrad);
-    const fused = convSiluPairs(graph, place, needsGrad, trainable);
-    const fusedSilus = new Set(fused.values());
-    graph.nodes.forEach((n, i) => {
-      // A SiLU fused into its conv is planned with the conv.
-      if (fusedSilus.has(i)) {
-        backward[i] = [];
-        return;
-      }
-      const silu = fused.get(i);
-      const plan = planNode(ctx, n, {
-        value: (t) => place.values.get(t)!,
-        grad: (t) => place.grads.get(t),
-        readChannels: (t) => readChannels.get(t),
-        accumulate: (t) => place.accumulate.get(accKey(i, t)) ?? false,
-        param: (name) => this.#paramView(this.params, name),
-        halfParam: half && ((name) => this.#paramView(half.buffer, name)),
-        buffer: (name) => flatView(this.bufferLayout, this.buffers!, name),
-        training,
-        recomputeColumns: options.recomputeColumns ?? false,
-        copied: (t) => place.copies.has(t),
-        siluAfter: silu === undefined ? undefined : graph.nodes[silu].y,
-        paramGrad: (
-          name,
-        ) => (this.grads && trainable.has(name) ? this.#paramView(this.grads, name) : undefined),
-      });
-      this.forwardDispatches.push(...plan.forward);
-      if (!inTail(i)) this.prefixDispatches.push(...plan.forward);
-      if (!boundaries || inTail(i)) this.#stepForward.push(...plan.forward);
-      backward[i] = plan.backward;
-      if (plan.setCount) this.#setCounts.push(plan.setCount);
-    });
-    for (const i of order) this.backwardDispatches.push(...backward[i]);
-    this.scratchBytes = ctx.scratchBytes();
-    if (boundaries) {
-      const value = (t: string) => place.values.get(t)!;
-      this.#cache = new FrozenFeatureCache(memory, boundaries, value, cache!.samples, main?.cache);
-    }
+    this.#memory = ctx.memory;
+    const shared: SharedWeights | undefined = main && {
+      params: main.params,
+      grads: main.grads,
+      buffers: main.buffers,
+      lossScale: main.loss?.scale,
+      cache: main.#cache,
+    };
+    const plan = planProgram(device, ctx, model, graph, layout, options, cache, shared);
+    this.params = plan.params;
+    this.grads = plan.grads;
+    this.buffers = plan.buffers;
+    this.bufferLayout = plan.bufferLayout;
+    this.input = plan.input;
+    this.heads = plan.heads;
+    this.forwardDispatches = plan.forward;
+    this.prefixDispatches = plan.prefix;
+    this.#stepForward = plan.stepForward;
+    this.loss = plan.loss;
+    this.lossDispatches = plan.lossDispatches;
+    this.backwardDispatches = plan.backward;
+    this.#staging = plan.staging;
+    this.#clears = plan.clears;
+    this.#setCounts = plan.setCounts;
+    this.memoryBytes = plan.memoryBytes;
+    this.scratchBytes = plan.scratchBytes;
+    this.#cache = plan.cache;
+    this.#zeros = new Float32Array(options.batch * 3 * options.imgsz ** 2);
   }
 
   /** Builds the IR, layout and plans for `model`; `device` must be the device every buffer lives on. */
@@ -330,10 +208,6 @@ export class TrainProgram {
   /** What one step records into its compute pass, in order: the step's forward, the loss, the backward. */
   get stepDispatches(): Dispatch[] {
     return [...this.#stepForward, ...this.lossDispatches, ...this.backwardDispatches];
-  }
-
-  #paramView(buffer: GPUBuffer, name: string): TensorView {
-    return flatView(this.layout, buffer, name);
   }
 
   /** What the EMA averages besides the parameters (OptimizerStepper's `emaExtra`): the running statistics. */
@@ -505,10 +379,4 @@ export class TrainProgram {
     this.#short?.destroy();
     this.#memory.destroy();
   }
-}
-
-function flatView(layout: FlatLayout, buffer: GPUBuffer, name: string): TensorView {
-  const e = layout.byName.get(name);
-  if (!e) throw new Error(`TrainProgram: '${name}' is not in the flat layout`);
-  return { buffer, offset: e.offset, shape: e.shape };
 }

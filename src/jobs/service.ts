@@ -15,16 +15,11 @@
 import { join } from "node:path";
 import { type FinetuneConfigInput, parseFinetuneConfig } from "../config/finetune.ts";
 import { MODEL_NAME } from "../registry/registry.ts";
+import { JobAdmission, type UploadSlot } from "./admission.ts";
 import { FsCheckpoints } from "./checkpoint.ts";
 import { JobRequestError } from "./errors.ts";
 import { type JobEvent, JobEventHub, type JobEventListener, streamEvents } from "./events.ts";
-import {
-  DEFAULT_JOB_LIMITS,
-  freeBytes,
-  type JobLimits,
-  QUEUE_RETRY_AFTER_SECONDS,
-  UPLOAD_RETRY_AFTER_SECONDS,
-} from "./limits.ts";
+import { DEFAULT_JOB_LIMITS, type JobLimits } from "./limits.ts";
 import { DEFAULT_MAX_ATTEMPTS, recoverJob } from "./recover.ts";
 import { transition } from "./state.ts";
 import { type DatasetFile, type DatasetWriter, JobStore } from "./store.ts";
@@ -45,12 +40,6 @@ export interface JobServiceOptions {
   log?: (message: string) => void;
   /** admission limits; each one left out takes its {@link DEFAULT_JOB_LIMITS} value */
   limits?: Partial<JobLimits>;
-}
-
-/** One of the upload slots {@link JobService.reserveUpload} hands out. */
-export interface UploadSlot {
-  /** Give the slot back (once the upload was submitted or refused); later calls do nothing. */
-  release(): void;
 }
 
 export interface SubmitRequest {
@@ -76,14 +65,12 @@ export class JobService {
   private readonly writes = new Map<string, Promise<void>>();
   private readonly lastPersist = new Map<string, number>();
   private nextSeq = 0;
-  private closing = false;
-  private uploads = 0;
-  /** submissions admitted but not yet stored: they count against the queue limit */
-  private submitting = 0;
-  private readonly limits: JobLimits;
+  private readonly admission: JobAdmission;
 
   private constructor(private readonly options: JobServiceOptions, private readonly store: JobStore) {
-    this.limits = { ...DEFAULT_JOB_LIMITS, ...options.limits };
+    const limits: JobLimits = { ...DEFAULT_JOB_LIMITS, ...options.limits };
+    const queued = () => this.list().filter((j) => j.status === "queued").length;
+    this.admission = new JobAdmission(limits, store.root, queued);
   }
 
   /** Load the stored jobs, resume or fail the interrupted ones (see recover.ts), and start the queue. */
@@ -121,23 +108,8 @@ export class JobService {
    * {@link submit} throws for a closing service, a full queue or a nearly full disk, and `busy` when every
    * slot is taken.
    */
-  async reserveUpload(): Promise<UploadSlot> {
-    await this.checkAdmission();
-    if (this.uploads >= this.limits.maxConcurrentUploads) {
-      throw new JobRequestError(
-        "busy",
-        `${this.uploads} dataset uploads are already being received (the limit); retry shortly`,
-        UPLOAD_RETRY_AFTER_SECONDS,
-      );
-    }
-    this.uploads++;
-    let held = true;
-    return {
-      release: () => {
-        if (held) this.uploads--;
-        held = false;
-      },
-    };
+  reserveUpload(): Promise<UploadSlot> {
+    return this.admission.reserveUpload();
   }
 
   /**
@@ -157,13 +129,7 @@ export class JobService {
     } catch (err) {
       throw new JobRequestError("invalid", (err as Error).message);
     }
-    await this.checkAdmission();
-    this.submitting++;
-    try {
-      return await this.create(request, config);
-    } finally {
-      this.submitting--;
-    }
+    return await this.admission.admit(() => this.create(request, config));
   }
 
   private async create(request: SubmitRequest, config: Job["config"]): Promise<Job> {
@@ -272,7 +238,7 @@ export class JobService {
    * the checkpoint they had.
    */
   async close(options: { checkpoint?: boolean } = {}): Promise<void> {
-    this.closing = true;
+    this.admission.close();
     for (const run of this.running.values()) {
       if (options.checkpoint && this.options.trainer.suspends) run.suspend.abort(SHUTDOWN);
       else run.controller.abort(SHUTDOWN);
@@ -281,7 +247,7 @@ export class JobService {
   }
 
   private pump(): void {
-    if (this.closing) return;
+    if (this.admission.closed) return;
     for (const job of this.list()) {
       if (job.status !== "queued" || this.running.has(job.adapter)) continue;
       const entry = {
@@ -336,34 +302,6 @@ export class JobService {
       Object.fromEntries(Object.entries(metrics).filter(([, v]) => Number.isFinite(v)));
     const progress = { ...current.progress, metrics: finite ?? current.progress.metrics };
     await this.commit(transition(current, "succeeded", at, { resultVersion, activated, progress }));
-  }
-
-  /**
-   * Refuse a new job when the service is closing, the queue is full (jobs waiting plus submissions being
-   * stored) or the data dir's filesystem is below its free-space floor.
-   */
-  private async checkAdmission(): Promise<void> {
-    if (this.closing) {
-      throw new JobRequestError(
-        "unavailable",
-        "The job service is shutting down; submit the job again later",
-      );
-    }
-    const waiting = this.list().filter((j) => j.status === "queued").length + this.submitting;
-    if (waiting >= this.limits.maxQueuedJobs) {
-      throw new JobRequestError(
-        "busy",
-        `${waiting} jobs are already waiting (the limit is ${this.limits.maxQueuedJobs}); retry later`,
-        QUEUE_RETRY_AFTER_SECONDS,
-      );
-    }
-    const free = await freeBytes(this.store.root);
-    if (free < this.limits.minFreeBytes) {
-      throw new JobRequestError(
-        "insufficient_storage",
-        `The data dir has ${free} bytes free, under the ${this.limits.minFreeBytes} a new job needs`,
-      );
-    }
   }
 
   /**

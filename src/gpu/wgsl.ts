@@ -40,3 +40,20 @@ fn toElem4(v: vec4f) -> vec4<Elem> {
 }
 `;
 }
+
+/**
+ * What one invocation of a streaming elementwise kernel handles: one f32, or a vec4f where every view it touches
+ * is 4-aligned (a quarter of the per-lane loads and stores, which bound lavapipe there). Like {@link ElemType},
+ * a kernel that works either way is ONE source, written against `Lane` and `LANE_WIDTH` ({@link lanePrelude}).
+ */
+export type LaneType = "f32" | "vec4f";
+
+/**
+ * What {@link LaneType} a module is compiled for: `alias Lane` (the element type of its `array<Lane>` bindings)
+ * and `LANE_WIDTH`, the floats in one Lane (offsets and counts stay in floats; divide them by LANE_WIDTH).
+ */
+export function lanePrelude(lane: LaneType): string {
+  return lane === "f32"
+    ? "alias Lane = f32;\nconst LANE_WIDTH = 1u;\n"
+    : "alias Lane = vec4f;\nconst LANE_WIDTH = 4u;\n";
+}

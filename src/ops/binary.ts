@@ -1,5 +1,6 @@
 import { bindBuffers } from "../gpu/buffers.ts";
 import { u32Fields, uniformLayout } from "../gpu/uniform.ts";
+import type { LaneType } from "../gpu/wgsl.ts";
 import { accumulateFlag, batchStride, elementCount, expectShape } from "./context.ts";
 import { grid2d, WG } from "./unary.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
@@ -43,8 +44,8 @@ export function planMul(ctx: OpContext, args: BinaryArgs): OpPlan {
 
 /**
  * Plans wgsl/ops/binary.wgsl for its `OP` (0 add, 1 multiply): `forward` (C = A op B) and per gradient wanted
- * `backward` (DX (+)= DC) or, for a product, `backwardProduct` (DX (+)= DC * the other input); each as its
- * `_vec4` twin where the views it touches are 4-aligned.
+ * `backward` (DX (+)= DC) or, for a product, `backwardProduct` (DX (+)= DC * the other input); each compiled
+ * with vec4f lanes where the views it touches are 4-aligned, f32 ones elsewhere.
  */
 function planBinary(ctx: OpContext, name: string, a: BinaryArgs, op: 0 | 1): OpPlan {
   const usesOther = op === 1;
@@ -52,16 +53,16 @@ function planBinary(ctx: OpContext, name: string, a: BinaryArgs, op: 0 | 1): OpP
   expectShape(name, "c", a.c, a.a.shape);
   const count = elementCount(a.a);
   const per = count / a.a.shape[0];
-  // The *_vec4 entry points where every view a dispatch touches is 4-aligned (wgsl/ops/binary.wgsl).
-  const vec4 = (...views: TensorView[]) =>
-    per % 4 === 0 && views.every((v) => v.offset % 4 === 0 && batchStride(v) % 4 === 0);
-  const entry = (name: string, views: TensorView[]) => vec4(...views) ? `${name}_vec4` : name;
-  const grid = (views: TensorView[]) => grid2d(vec4(...views) ? per / 4 : per, a.a.shape[0], name);
+  // vec4f lanes where every view a dispatch touches is 4-aligned (wgsl/ops/binary.wgsl).
+  const lane = (views: TensorView[]): LaneType =>
+    per % 4 === 0 && views.every((v) => v.offset % 4 === 0 && batchStride(v) % 4 === 0) ? "vec4f" : "f32";
+  const pipeline = (entry: string, views: TensorView[], constants: Record<string, number>) =>
+    ctx.programs.get(FILE, entry, constants, "f32", lane(views));
+  const grid = (views: TensorView[]) => grid2d(lane(views) === "vec4f" ? per / 4 : per, a.a.shape[0], name);
   const label = `${name} [${a.a.shape}]`;
   const head = { count, per };
   const io = [a.a, a.b, a.c];
-  const fwd = ctx.programs.get(FILE, entry("forward", io), { WG, OP: op });
-  const slot = (binding: number) => vec4(...io) ? binding + 7 : binding;
+  const fwd = pipeline("forward", io, { WG, OP: op });
   const fwdParams = {
     ...head,
     aOff: a.a.offset,
@@ -75,9 +76,9 @@ function planBinary(ctx: OpContext, name: string, a: BinaryArgs, op: 0 | 1): OpP
     label: `${label} forward`,
     pipeline: fwd,
     bindGroup: bindBuffers(ctx.device, fwd, {
-      [slot(0)]: a.a.buffer,
-      [slot(1)]: a.b.buffer,
-      [slot(2)]: a.c.buffer,
+      0: a.a.buffer,
+      1: a.b.buffer,
+      2: a.c.buffer,
       5: ctx.uniform(BINARY_PARAMS.pack(fwdParams, label), `${label} forward`),
     }, `${label} forward`),
     workgroups: grid(io),
@@ -95,8 +96,7 @@ function planBinary(ctx: OpContext, name: string, a: BinaryArgs, op: 0 | 1): OpP
     expectShape(name, "dc", a.dc, a.a.shape);
     expectShape(name, "gradient", dx, a.a.shape);
     const views = usesOther ? [a.dc, dx, other] : [a.dc, dx];
-    const wide = vec4(...views);
-    const bwd = ctx.programs.get(FILE, entry(usesOther ? "backwardProduct" : "backward", views), { WG });
+    const bwd = pipeline(usesOther ? "backwardProduct" : "backward", views, { WG });
     const l = `${label} backward ${dx === a.da ? "a" : "b"}`;
     const params = {
       ...head,
@@ -109,10 +109,10 @@ function planBinary(ctx: OpContext, name: string, a: BinaryArgs, op: 0 | 1): OpP
       oBS: batchStride(other),
     };
     const bindings = {
-      [wide ? 10 : 3]: a.dc.buffer,
-      [wide ? 11 : 4]: dx.buffer,
+      3: a.dc.buffer,
+      4: dx.buffer,
       5: ctx.uniform(BINARY_PARAMS.pack(params, l), l),
-      [wide ? 12 : 6]: usesOther ? other.buffer : undefined,
+      6: usesOther ? other.buffer : undefined,
     };
     backward.push({
       label: l,

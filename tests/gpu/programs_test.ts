@@ -25,3 +25,17 @@ gpuTest("ProgramCache.get() compiles a pipeline once per file, entry point and c
   device.queue.submit([enc.finish()]);
   assert.deepEqual([...(await readF32(device, ema, 9))], [1, 1, 1, 1, 1, 1, 1, 1, 8]);
 });
+
+gpuTest(
+  "ProgramCache.get() compiles a Lane-typed module once per lane type, and names the lane",
+  (device) => {
+    const cache = new ProgramCache(device);
+    const scalar = cache.get("ops/binary.wgsl", "forward", { WG: 64 }, "f32", "f32");
+    const wide = cache.get("ops/binary.wgsl", "forward", { WG: 64 }, "f32", "vec4f");
+    assert.notEqual(scalar, wide);
+    assert.equal(cache.get("ops/binary.wgsl", "forward", { WG: 64 }, "f32", "vec4f"), wide);
+    assert.equal(cache.size, 2);
+    assert.equal(scalar.label, "ops/binary.wgsl:forward (f32)");
+    assert.equal(wide.label, "ops/binary.wgsl:forward (vec4f)");
+  },
+);

@@ -22,21 +22,21 @@ import {
 const F32_ONE_OP_TOL = 3e-7;
 
 /** View placements: offsets of a, b, c, dc, da, db and the extra batch-stride padding of a, c, da. Unaligned ones
- * run the scalar entry points, 4-aligned ones (per-item count, offsets, batch strides) the vec4 twins. */
+ * run the module compiled with f32 lanes, 4-aligned ones (per-item count, offsets, batch strides) with vec4f. */
 const LAYOUTS = [
   {
     what: "unaligned views",
     shape: [2, 3, 5, 7],
     offsets: [3, 1, 2, 4, 1, 6],
     batchPad: [5, 3, 1],
-    vec4: false,
+    lane: "f32",
   },
   {
     what: "4-aligned views",
     shape: [2, 4, 3, 4],
     offsets: [4, 8, 4, 0, 4, 8],
     batchPad: [4, 8, 4],
-    vec4: true,
+    lane: "vec4f",
   },
 ];
 
@@ -71,7 +71,7 @@ export function binaryTests(
           accumulateB: true,
         });
         const entries = [...p.forward, ...p.backward].map((d) => d.pipeline.label);
-        assert.ok(entries.every((e) => e.endsWith("_vec4") === layout.vec4), `entry points: ${entries}`);
+        assert.ok(entries.every((e) => e.endsWith(` (${layout.lane})`)), `entry points: ${entries}`);
         await run(device, [...p.forward, ...p.backward]);
         const ref = binaryBackward(op, a, b, dc);
         const c = await readPlaced(device, C);

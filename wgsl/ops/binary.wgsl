@@ -1,8 +1,9 @@
 // Same-shape elementwise C = A op B, op chosen by OP: 0 add (YOLOv5's residual shortcuts), 1 multiply. Backward
 // is dispatched once per input that needs a gradient: `backward` DX (+)= DC for add, `backwardProduct`
 // DX (+)= DC * O for multiply, O being the other input (B for dA, A for dB); add's entry point leaves O unbound.
-// Tensors are views: element i of batch item n (invocation (i, n)) lives at off + n * batchStride + i. Each entry
-// point has a *_vec4 twin that takes 4 elements per invocation where every view it touches is 4-aligned.
+// Tensors are views: element i of batch item n lives at off + n * batchStride + i. Compiled once per Lane type
+// (src/gpu/wgsl.ts lanePrelude): invocation (i, n) handles lane i of batch item n, one f32, or a vec4f where
+// every view it touches is 4-aligned (offsets, batch strides and per-item element counts multiples of 4).
 override WG: u32 = 64u;
 override OP: u32 = 0u;
 
@@ -13,36 +14,24 @@ struct Params {
   dxOff: u32, dxBS: u32, oOff: u32, oBS: u32,
 }
 
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
-@group(0) @binding(2) var<storage, read_write> C: array<f32>;
-@group(0) @binding(3) var<storage, read> DC: array<f32>;
-@group(0) @binding(4) var<storage, read_write> DX: array<f32>;
+@group(0) @binding(0) var<storage, read> A: array<Lane>;
+@group(0) @binding(1) var<storage, read> B: array<Lane>;
+@group(0) @binding(2) var<storage, read_write> C: array<Lane>;
+@group(0) @binding(3) var<storage, read> DC: array<Lane>;
+@group(0) @binding(4) var<storage, read_write> DX: array<Lane>;
 @group(0) @binding(5) var<uniform> u: Params;
-@group(0) @binding(6) var<storage, read> O: array<f32>;
-// The same tensors as vec4s, for the *_vec4 entry points (views whose offsets, batch strides and per-item
-// element counts are multiples of 4): a quarter of the per-lane loads and stores, which bound lavapipe here.
-@group(0) @binding(7) var<storage, read> A4: array<vec4f>;
-@group(0) @binding(8) var<storage, read> B4: array<vec4f>;
-@group(0) @binding(9) var<storage, read_write> C4: array<vec4f>;
-@group(0) @binding(10) var<storage, read> DC4: array<vec4f>;
-@group(0) @binding(11) var<storage, read_write> DX4: array<vec4f>;
-@group(0) @binding(12) var<storage, read> O4: array<vec4f>;
+@group(0) @binding(6) var<storage, read> O: array<Lane>;
 
+// Index of lane i of batch item n (off and bs in floats, multiples of LANE_WIDTH).
 fn at(off: u32, bs: u32, n: u32, i: u32) -> u32 {
-  return off + n * bs + i;
-}
-
-// Index of vec4 i of batch item n (off and bs in floats, multiples of 4).
-fn at4(off: u32, bs: u32, n: u32, i: u32) -> u32 {
-  return (off + n * bs) / 4u + i;
+  return (off + n * bs) / LANE_WIDTH + i;
 }
 
 @compute @workgroup_size(WG)
 fn forward(@builtin(global_invocation_id) g: vec3u) {
   let i = g.x;
   let n = g.y;
-  if (i >= u.per) {
+  if (i >= u.per / LANE_WIDTH) {
     return;
   }
   let a = A[at(u.aOff, u.aBS, n, i)];
@@ -54,7 +43,7 @@ fn forward(@builtin(global_invocation_id) g: vec3u) {
 fn backward(@builtin(global_invocation_id) g: vec3u) {
   let i = g.x;
   let n = g.y;
-  if (i >= u.per) {
+  if (i >= u.per / LANE_WIDTH) {
     return;
   }
   let o = at(u.dxOff, u.dxBS, n, i);
@@ -70,7 +59,7 @@ fn backward(@builtin(global_invocation_id) g: vec3u) {
 fn backwardProduct(@builtin(global_invocation_id) g: vec3u) {
   let i = g.x;
   let n = g.y;
-  if (i >= u.per) {
+  if (i >= u.per / LANE_WIDTH) {
     return;
   }
   let o = at(u.dxOff, u.dxBS, n, i);
@@ -80,50 +69,5 @@ fn backwardProduct(@builtin(global_invocation_id) g: vec3u) {
     DX[o] += grad;
   } else {
     DX[o] = grad;
-  }
-}
-
-@compute @workgroup_size(WG)
-fn forward_vec4(@builtin(global_invocation_id) g: vec3u) {
-  let i = g.x;
-  let n = g.y;
-  if (i >= u.per / 4u) {
-    return;
-  }
-  let a = A4[at4(u.aOff, u.aBS, n, i)];
-  let b = B4[at4(u.bOff, u.bBS, n, i)];
-  C4[at4(u.cOff, u.cBS, n, i)] = select(a + b, a * b, OP == 1u);
-}
-
-@compute @workgroup_size(WG)
-fn backward_vec4(@builtin(global_invocation_id) g: vec3u) {
-  let i = g.x;
-  let n = g.y;
-  if (i >= u.per / 4u) {
-    return;
-  }
-  let o = at4(u.dxOff, u.dxBS, n, i);
-  // A branch, not select(): select() would read the destination even when overwriting it.
-  if ((u.flags & 2u) != 0u) {
-    DX4[o] += DC4[at4(u.dcOff, u.dcBS, n, i)];
-  } else {
-    DX4[o] = DC4[at4(u.dcOff, u.dcBS, n, i)];
-  }
-}
-
-@compute @workgroup_size(WG)
-fn backwardProduct_vec4(@builtin(global_invocation_id) g: vec3u) {
-  let i = g.x;
-  let n = g.y;
-  if (i >= u.per / 4u) {
-    return;
-  }
-  let o = at4(u.dxOff, u.dxBS, n, i);
-  let grad = DC4[at4(u.dcOff, u.dcBS, n, i)] * O4[at4(u.oOff, u.oBS, n, i)];
-  // A branch, not select(): select() would read the destination even when overwriting it.
-  if ((u.flags & 2u) != 0u) {
-    DX4[o] += grad;
-  } else {
-    DX4[o] = grad;
   }
 }

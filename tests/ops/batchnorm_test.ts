@@ -14,6 +14,7 @@ import {
   dot,
   opContext,
   place,
+  type Placed,
   randomArray,
   readPlaced,
   rng,
@@ -30,50 +31,92 @@ const MOMENTUM = 0.03;
 const S: BnShape = { n: 2, c: 3, plane: 5 * 7 };
 const SHAPE = [2, 3, 5, 7];
 
+/** A train-mode case's inputs, drawn in this order from `rand`: x, gamma, beta, running stats, dy. */
+function trainInputs(rand: () => number) {
+  const x = randomArray(2 * 3 * 35, () => 2 * rand() + 0.5);
+  const gamma = randomArray(3, rand), beta = randomArray(3, rand);
+  const rm = randomArray(3, rand), rv = randomArray(3, () => 1 + rand() / 2);
+  return { x, gamma, beta, rm, rv, dy: randomArray(x.length, rand) };
+}
+
+/** Where a train-mode case's tensors lie: x, y, dy, dx placements, and the old dx and parameter gradients. */
+interface TrainPlacement {
+  x?: Parameters<typeof place>[3];
+  y?: Parameters<typeof place>[3];
+  dy?: Parameters<typeof place>[3];
+  dx?: Parameters<typeof place>[3];
+  dxOld?: ArrayLike<number>;
+  gradsOld?: ArrayLike<number>;
+}
+
+/**
+ * Places a train-mode case (params and running stats as [3 channels, 1 pad] x 2 flat buffers, like the flat
+ * layouts) and plans it; gradients are added to the old ones where given.
+ */
+function planTrainMode(device: GPUDevice, inp: ReturnType<typeof trainInputs>, at: TrainPlacement) {
+  const X = place(device, SHAPE, inp.x, at.x);
+  const Y = place(device, SHAPE, undefined, at.y);
+  const params = place(device, [8], [...inp.gamma, 0, ...inp.beta, 0]);
+  const running = place(device, [8], [...inp.rm, 0, ...inp.rv, 0]);
+  const grads = place(device, [8], at.gradsOld);
+  const DY = place(device, SHAPE, inp.dy, at.dy);
+  const DX = place(device, SHAPE, at.dxOld, at.dx);
+  const view = (p: typeof params, offset: number) => ({ buffer: p.view.buffer, offset, shape: [3] });
+  const plan = planBatchNorm(opContext(device), {
+    x: X.view,
+    y: Y.view,
+    gamma: view(params, 0),
+    beta: view(params, 4),
+    runningMean: view(running, 0),
+    runningVar: view(running, 4),
+    eps: EPS,
+    momentum: MOMENTUM,
+    dy: DY.view,
+    dx: DX.view,
+    dgamma: view(grads, 0),
+    dbeta: view(grads, 4),
+    accumulate: at.gradsOld !== undefined,
+  });
+  return { plan, Y, running, grads, DX };
+}
+
+/** The running mean and variance after one train-mode forward against the reference's. */
+async function assertRunningStats(
+  device: GPUDevice,
+  running: Placed,
+  ref: { runMean: Iterable<number>; runVar: Iterable<number> },
+): Promise<void> {
+  const r = (await readPlaced(device, running)).inside;
+  assertClose(
+    [...r.slice(0, 3), ...r.slice(4, 7)],
+    [...ref.runMean, ...ref.runVar],
+    F32_BATCH_SUM_TOL,
+    "running",
+  );
+}
+
 gpuTest(
   "planBatchNorm train-mode forward, running stats and backward match the reference",
   async (device) => {
     const rand = rng(61);
-    const x = randomArray(2 * 3 * 35, () => 2 * rand() + 0.5);
-    const gamma = randomArray(3, rand), beta = randomArray(3, rand);
-    const rm = randomArray(3, rand), rv = randomArray(3, () => 1 + rand() / 2);
-    const dy = randomArray(x.length, rand), dxOld = randomArray(x.length, rand);
+    const inp = trainInputs(rand);
+    const { x, gamma, beta, rm, rv, dy } = inp;
+    const dxOld = randomArray(x.length, rand);
     const gOld = randomArray(8, rand);
-    const X = place(device, SHAPE, x, { offset: 3, batchStride: 4 * 35, fill: 9 });
-    const Y = place(device, SHAPE, undefined, { offset: 1, fill: 7 });
-    const params = place(device, [8], [...gamma, 0, ...beta, 0]);
-    const running = place(device, [8], [...rm, 0, ...rv, 0]);
-    const grads = place(device, [8], gOld);
-    const DY = place(device, SHAPE, dy, { offset: 2 });
-    const DX = place(device, SHAPE, dxOld, { offset: 5, batchStride: 3 * 35 + 1, fill: 4 });
-    const view = (p: typeof params, offset: number) => ({ buffer: p.view.buffer, offset, shape: [3] });
-    const p = planBatchNorm(opContext(device), {
-      x: X.view,
-      y: Y.view,
-      gamma: view(params, 0),
-      beta: view(params, 4),
-      runningMean: view(running, 0),
-      runningVar: view(running, 4),
-      eps: EPS,
-      momentum: MOMENTUM,
-      dy: DY.view,
-      dx: DX.view,
-      dgamma: view(grads, 0),
-      dbeta: view(grads, 4),
-      accumulate: true,
+    const { plan: p, Y, running, grads, DX } = planTrainMode(device, inp, {
+      x: { offset: 3, batchStride: 4 * 35, fill: 9 },
+      y: { offset: 1, fill: 7 },
+      dy: { offset: 2 },
+      dx: { offset: 5, batchStride: 3 * 35 + 1, fill: 4 },
+      dxOld,
+      gradsOld: gOld,
     });
     await run(device, [...p.forward, ...p.backward]);
     const ref = batchNormForward(S, x, gamma, beta, EPS, { mean: rm, variance: rv, momentum: MOMENTUM });
     const y = await readPlaced(device, Y);
     assertClose(y.inside, ref.y, F32_BATCH_SUM_TOL, "y");
     assertUntouched(y.outside, "y");
-    const r = (await readPlaced(device, running)).inside;
-    assertClose(
-      [...r.slice(0, 3), ...r.slice(4, 7)],
-      [...ref.runMean, ...ref.runVar],
-      F32_BATCH_SUM_TOL,
-      "running",
-    );
+    await assertRunningStats(device, running, ref);
     const g = batchNormBackward(S, x, gamma, dy, EPS);
     const dx = await readPlaced(device, DX);
     assertClose(dx.inside, g.dx.map((v, i) => v + dxOld[i]), F32_BATCH_SUM_TOL, "dx (accumulated)");
@@ -123,33 +166,9 @@ gpuTest(
 gpuTest(
   "planBatchNorm setCount: a short batch's statistics cover only its items, padding gets dx 0",
   async (device) => {
-    const rand = rng(64);
-    const x = randomArray(2 * 3 * 35, () => 2 * rand() + 0.5);
-    const gamma = randomArray(3, rand), beta = randomArray(3, rand);
-    const rm = randomArray(3, rand), rv = randomArray(3, () => 1 + rand() / 2);
-    const dy = randomArray(x.length, rand);
-    const X = place(device, SHAPE, x);
-    const Y = place(device, SHAPE, undefined);
-    const params = place(device, [8], [...gamma, 0, ...beta, 0]);
-    const running = place(device, [8], [...rm, 0, ...rv, 0]);
-    const grads = place(device, [8], undefined);
-    const DY = place(device, SHAPE, dy);
-    const DX = place(device, SHAPE, undefined, { fill: 5 });
-    const view = (p: typeof params, offset: number) => ({ buffer: p.view.buffer, offset, shape: [3] });
-    const p = planBatchNorm(opContext(device), {
-      x: X.view,
-      y: Y.view,
-      gamma: view(params, 0),
-      beta: view(params, 4),
-      runningMean: view(running, 0),
-      runningVar: view(running, 4),
-      eps: EPS,
-      momentum: MOMENTUM,
-      dy: DY.view,
-      dx: DX.view,
-      dgamma: view(grads, 0),
-      dbeta: view(grads, 4),
-    });
+    const inp = trainInputs(rng(64));
+    const { x, gamma, beta, rm, rv, dy } = inp;
+    const { plan: p, Y, running, grads, DX } = planTrainMode(device, inp, { dx: { fill: 5 } });
     p.setCount(1);
     await run(device, [...p.forward, ...p.backward]);
     const one: BnShape = { ...S, n: 1 }, first = x.subarray(0, 3 * 35), dyFirst = dy.subarray(0, 3 * 35);
@@ -159,13 +178,7 @@ gpuTest(
       momentum: MOMENTUM,
     });
     assertClose((await readPlaced(device, Y)).inside.subarray(0, 3 * 35), ref.y, F32_BATCH_SUM_TOL, "y");
-    const r = (await readPlaced(device, running)).inside;
-    assertClose(
-      [...r.slice(0, 3), ...r.slice(4, 7)],
-      [...ref.runMean, ...ref.runVar],
-      F32_BATCH_SUM_TOL,
-      "running",
-    );
+    await assertRunningStats(device, running, ref);
     const g = batchNormBackward(one, first, gamma, dyFirst, EPS);
     const dx = (await readPlaced(device, DX)).inside;
     assertClose(dx, [...g.dx, ...new Array(3 * 35).fill(0)], F32_BATCH_SUM_TOL, "dx (padding item zero)");

@@ -12,6 +12,7 @@ import { OnnxModel } from "../../src/onnx/model.ts";
 import { runFinetune, type RunResult } from "../../src/train/finetune_run.ts";
 import { writeSynthDataset } from "../../src/train/synth.ts";
 import { tinyYolo } from "../onnx/_tiny_yolo.ts";
+import { until as poll } from "../_helpers/poll.ts";
 
 export const MODEL = "tiny";
 const IMGSZ = 64;
@@ -32,6 +33,7 @@ const CONFIG = {
 export const DRAIN_SECONDS = 10;
 /** After the drain: closing the pool, the data-dir lock (and a fleet link), and the process exit. */
 export const EXIT_MARGIN_MS = 5_000;
+/** Pause between probes: the drain tests signal a child mid-training, soon after what they wait for. */
 const POLL_MS = 20;
 
 export interface ResumeScenario {
@@ -76,13 +78,6 @@ export async function jobRecord(url: string, id: string): Promise<Job> {
   return await (await fetch(`${url}/v1/jobs/${id}`)).json();
 }
 
-/** Polls probe until it gives a value; throws after waitMs. */
-export async function until<T>(what: string, waitMs: number, probe: () => Promise<T | null>): Promise<T> {
-  const deadline = Date.now() + waitMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${waitMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
-}
+/** Polls `probe` (tests/_helpers/poll.ts) every POLL_MS for at most `waitMs`. */
+export const until = <T>(what: string, waitMs: number, probe: () => Promise<T | null>) =>
+  poll(what, waitMs, probe, { pollMs: POLL_MS });

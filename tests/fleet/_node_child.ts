@@ -4,6 +4,8 @@
  * grace period.
  * @module
  */
+import { until as poll } from "../_helpers/poll.ts";
+
 /** Bound on each wait: node start, takeover (ack wait 10 s) and replication, on a loaded 2-core machine. */
 export const WAIT_MS = 60_000;
 /** Grace period between SIGTERM and SIGKILL when the test stops a node. */
@@ -71,12 +73,7 @@ export class Node {
   }
 }
 
-export async function until<T>(what: string, probe: () => Promise<T | null> | T | null): Promise<T> {
-  const deadline = Date.now() + WAIT_MS;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== null) return value;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out after ${WAIT_MS} ms waiting for ${what}`);
+/** Polls `probe` (tests/_helpers/poll.ts) for at most WAIT_MS. */
+export function until<T>(what: string, probe: () => Promise<T | null> | T | null): Promise<T> {
+  return poll(what, WAIT_MS, probe);
 }

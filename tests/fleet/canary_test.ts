@@ -11,6 +11,7 @@ import { type RunningServer, startServer } from "../../src/api/server.ts";
 import { ServerConfigSchema } from "../../src/config/server.ts";
 import { NatsServer, NO_NATS } from "../../src/fleet/local_nats.ts";
 import { tinyYolo } from "../onnx/_tiny_yolo.ts";
+import { until as poll } from "../_helpers/poll.ts";
 
 /** Bound on a change reaching every node. */
 const PROPAGATION_TIMEOUT_MS = 30_000;
@@ -29,14 +30,9 @@ async function servedVersion(node: RunningServer): Promise<number> {
   return body.model.version;
 }
 
+/** Waits for `probe` to hold. */
 async function until(what: string, probe: () => Promise<boolean> | boolean): Promise<void> {
-  const deadline = Date.now() + PROPAGATION_TIMEOUT_MS;
-  while (!await probe()) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${PROPAGATION_TIMEOUT_MS} ms waiting for ${what}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await poll(what, PROPAGATION_TIMEOUT_MS, async () => (await probe()) || null);
 }
 
 function activate(node: RunningServer, body: unknown) {

@@ -11,19 +11,12 @@ import { type RunningServer, startServer } from "../../src/api/server.ts";
 import { ServerConfigSchema } from "../../src/config/server.ts";
 import { NatsServer, NO_NATS } from "../../src/fleet/local_nats.ts";
 import { tinyYolo } from "../onnx/_tiny_yolo.ts";
+import { until as poll } from "../_helpers/poll.ts";
 
 /** Bound on a label reaching the other node (loopback; generous for a loaded 2-core CI machine). */
 const PROPAGATION_TIMEOUT_MS = 30_000;
 
-async function until<T>(what: string, probe: () => Promise<T | null>): Promise<T> {
-  const deadline = Date.now() + PROPAGATION_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== null) return value;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out after ${PROPAGATION_TIMEOUT_MS} ms waiting for ${what}`);
-}
+const until = <T>(what: string, probe: () => Promise<T | null>) => poll(what, PROPAGATION_TIMEOUT_MS, probe);
 
 const json = (method: string, body: unknown): RequestInit => ({
   method,

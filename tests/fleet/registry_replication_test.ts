@@ -12,24 +12,14 @@ import { ServerConfigSchema } from "../../src/config/server.ts";
 import { sha256 } from "../../src/registry/registry.ts";
 import { tinyYolo } from "../onnx/_tiny_yolo.ts";
 import { NatsServer, NO_NATS } from "../../src/fleet/local_nats.ts";
+import { until as poll } from "../_helpers/poll.ts";
 
 /** Bound on a change reaching every node (loopback; generous for a loaded 2-core CI machine). */
 const PROPAGATION_TIMEOUT_MS = 30_000;
 
-async function until<T>(what: string, probe: () => Promise<T | null> | T | null): Promise<T> {
-  const deadline = Date.now() + PROPAGATION_TIMEOUT_MS;
-  let last: unknown = null;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== null) return value;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out after ${PROPAGATION_TIMEOUT_MS} ms waiting for ${what} (last error: ${last})`);
-}
+/** A probe that throws (a node mid-restart) is retried. */
+const until = <T>(what: string, probe: () => Promise<T | null> | T | null) =>
+  poll(what, PROPAGATION_TIMEOUT_MS, probe, { retryErrors: true });
 
 const image = await sharp({ create: { width: 64, height: 48, channels: 3, background: "#808040" } }).png()
   .toBuffer();

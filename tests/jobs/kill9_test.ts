@@ -14,6 +14,7 @@ import { FsStore } from "../../src/registry/fs_store.ts";
 import { Registry } from "../../src/registry/registry.ts";
 import { tinyYolo } from "../onnx/_tiny_yolo.ts";
 import { type ChildServer, startChild } from "../registry/_child_server.ts";
+import { until as poll } from "../_helpers/poll.ts";
 
 const ENTRY = ["tests/jobs/_kill9_server.ts"];
 const PHASES = ["unpack", "training", "checkpoint", "publish", "activate"] as const;
@@ -22,7 +23,10 @@ type Phase = typeof PHASES[number];
 const PHASE_TIMEOUT_MS = 60_000;
 /** The resumed job ends within seconds (nothing is trained); this bounds a run where it never does. */
 const END_TIMEOUT_MS = 60_000;
+/** Pause between probes: a phase is SIGKILLed soon after its mark appears. */
 const POLL_MS = 20;
+const until = <T>(what: string, waitMs: number, probe: () => Promise<T | null>) =>
+  poll(what, waitMs, probe, { pollMs: POLL_MS });
 
 async function upload(): Promise<FormData> {
   const files: Record<string, Uint8Array> = {};
@@ -37,16 +41,6 @@ async function upload(): Promise<FormData> {
   form.append("config", JSON.stringify({ epochs: 2, activate: "always" }));
   form.append("dataset", new File([zipSync(files) as Uint8Array<ArrayBuffer>], "data.zip"));
   return form;
-}
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | null>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
 }
 
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);

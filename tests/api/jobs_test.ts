@@ -3,23 +3,11 @@ import { join } from "node:path";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { gzipSync, zipSync } from "fflate";
 import sharp from "sharp";
-import { createApp } from "../../src/api/app.ts";
 import { OPENAPI_PATH } from "../../src/api/routes/docs.ts";
-import { JobService } from "../../src/jobs/service.ts";
-import { MemoryStore } from "../../src/registry/memory_store.ts";
-import { Registry } from "../../src/registry/registry.ts";
-import { nativeBackend } from "../../src/serving/backends/native.ts";
-import { ModelPool } from "../../src/serving/pool.ts";
-import { ITERATIONS_PER_EPOCH, TestTrainer } from "../jobs/_test_trainer.ts";
-import { tinyYolo } from "../onnx/_tiny_yolo.ts";
+import { ITERATIONS_PER_EPOCH } from "../jobs/_test_trainer.ts";
 import { makeTar } from "../train/data/_tar.ts";
+import { expectError, MAX_DATASET_BYTES, NC, openTestApp, REMOTE } from "./_app_setup.ts";
 
-const NC = 2; // tinyYolo's default class count: class ids 0 and 1 are valid
-const MAX_MODEL_BYTES = 64 * 1024; // tiny models are ~5 KB
-/** Small enough that an oversized upload is cheap to send, large enough for the test datasets (~1 KB each). */
-const MAX_DATASET_BYTES = 256 * 1024;
-const LOOPBACK = { remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 40000 } };
-const REMOTE = { remoteAddr: { transport: "tcp", hostname: "198.51.100.7", port: 40000 } };
 const enc = new TextEncoder();
 
 const png = async (seed = 0) =>
@@ -43,26 +31,8 @@ async function files(n = 3, extra: Record<string, Uint8Array> = {}): Promise<Rec
 const zip = (entries: Record<string, Uint8Array>) => zipSync(entries) as Uint8Array<ArrayBuffer>;
 
 async function setup(options: { apiKey?: string | null; sseKeepAliveMs?: number } = {}) {
-  const dataDir = await Deno.makeTempDir({ prefix: "kestrel-jobs-api-" });
-  const pool = new ModelPool(nativeBackend);
-  const registry = await Registry.open(new MemoryStore(), { maxBytes: MAX_MODEL_BYTES });
-  registry.setActivator(async (meta, bytes) => {
-    await pool.swap(meta.name, meta.version, bytes);
-  });
-  await registry.add("tiny", tinyYolo({ nc: NC }), { source: { type: "upload" }, activate: true });
-  const trainer = new TestTrainer();
-  const jobs = await JobService.open({ dataDir, trainer, log: () => {} });
-  const shutdown = new AbortController();
-  const app = createApp({
-    pool,
-    registry,
-    jobs,
-    apiKey: options.apiKey ?? null,
-    maxDatasetBytes: MAX_DATASET_BYTES,
-    shutdown: shutdown.signal,
-    sseKeepAliveMs: options.sseKeepAliveMs,
-  });
-  const call = (path: string, init: RequestInit = {}, env: object = LOOPBACK) => app.request(path, init, env);
+  const t = await openTestApp(options);
+  const { call } = t;
   const multipart = (
     dataset: Uint8Array<ArrayBuffer> | null,
     config: unknown = { epochs: 2 },
@@ -82,21 +52,7 @@ async function setup(options: { apiKey?: string | null; sseKeepAliveMs?: number 
       body: JSON.stringify(body),
       headers: { "content-type": "application/json" },
     });
-  return {
-    app,
-    dataDir,
-    jobs,
-    trainer,
-    call,
-    multipart,
-    inline,
-    async close() {
-      shutdown.abort();
-      await jobs.close();
-      await pool.close();
-      await Deno.remove(dataDir, { recursive: true });
-    },
-  };
+  return { ...t, multipart, inline };
 }
 
 type Setup = Awaited<ReturnType<typeof setup>>;
@@ -112,18 +68,10 @@ async function withSetup(fn: (s: Setup) => Promise<void>, options: Parameters<ty
 
 const test = (name: string, fn: () => Promise<void>) => Deno.test({ name, fn, sanitizeResources: false });
 
-async function expectError(res: Response | Promise<Response>, status: number, code: string) {
-  const r = await res;
-  const body = await r.json();
-  assert.equal(r.status, status, JSON.stringify(body));
-  assert.equal(body.error.code, code, JSON.stringify(body));
-  assert.equal(typeof body.error.message, "string");
-  return body.error;
-}
-
 /** A 400 invalid_dataset whose problems name exactly `expected` (file[:line]), and no job or staging left. */
 async function expectDatasetProblems(s: Setup, res: Response | Promise<Response>, expected: string[]) {
-  const error = await expectError(res, 400, "invalid_dataset");
+  const answer = await expectError(res, 400, "invalid_dataset");
+  const error = answer as typeof answer & { problems: { file: string; line?: number }[] };
   const named = error.problems.map((p: { file: string; line?: number }) =>
     p.line === undefined ? p.file : `${p.file}:${p.line}`
   );

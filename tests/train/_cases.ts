@@ -14,6 +14,33 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
+/** hyp.scratch-low.yaml's loss keys (src/config/finetune.ts's defaults): what the program tests train with. */
+export const SCRATCH_LOW_LOSS = {
+  box: 0.05,
+  obj: 1.0,
+  cls: 0.5,
+  cls_pw: 1.0,
+  obj_pw: 1.0,
+  anchor_t: 4.0,
+  fl_gamma: 0.0,
+};
+
+/**
+ * A seeded batch for a program test: `count` images of uniform noise (count*3*imgsz*imgsz, RGB 0..1) and 3
+ * labels per image [b, cls, x, y, w, h] (classes cycling through nc, boxes well inside the image).
+ */
+export function randomBatch(count: number, seed: number, imgsz: number, nc: number) {
+  const rnd = mulberry32(seed);
+  const images = Float32Array.from({ length: count * 3 * imgsz * imgsz }, () => rnd());
+  const rows: number[] = [];
+  for (let b = 0; b < count; b++) {
+    for (let k = 0; k < 3; k++) {
+      rows.push(b, k % nc, 0.2 + rnd() * 0.6, 0.2 + rnd() * 0.6, 0.1 + rnd() * 0.4, 0.1 + rnd() * 0.4);
+    }
+  }
+  return { images, targets: new Float32Array(rows) };
+}
+
 export interface LossCase {
   bs: number;
   layers: LossLayer[];

@@ -11,13 +11,13 @@ import { referenceStep } from "../../src/reference/program.ts";
 import { lossSettings } from "../../src/train/loss_settings.ts";
 import { TrainProgram } from "../../src/train/program.ts";
 import { ortRawHeads, tinyBnModel } from "./_bn_model.ts";
-import { mulberry32 } from "./_cases.ts";
+import { randomBatch, SCRATCH_LOW_LOSS } from "./_cases.ts";
 import { relL2 } from "./_golden.ts";
 
 // The tiny C3 + Detect export with Conv + BatchNormalization + SiLU (randomised BN state) at 64x64, nc 3.
 const IMGSZ = 64;
 const NC = 3;
-const HYP = { box: 0.05, obj: 1.0, cls: 0.5, cls_pw: 1.0, obj_pw: 1.0, anchor_t: 4.0, fl_gamma: 0.0 };
+const HYP = SCRATCH_LOW_LOSS;
 /** float32 GPU vs float64 reference through ~10 layers, 7 of them normalising by batch statistics of as few as
  * 8 values (P5 at 2x2, batch 2): observed <= 4e-6 relative L2 (lavapipe); 1e-5 leaves room for other adapters. */
 const REFERENCE_RTOL = 1e-5;
@@ -27,17 +27,7 @@ const ORT_RTOL = 1e-6;
 /** The EMA's float32 multiply-adds vs the same arithmetic in float64 on the host: observed 5e-8. */
 const EMA_RTOL = 1e-6;
 
-function batch(count: number, seed: number) {
-  const rnd = mulberry32(seed);
-  const images = Float32Array.from({ length: count * 3 * IMGSZ * IMGSZ }, () => rnd());
-  const rows: number[] = [];
-  for (let b = 0; b < count; b++) {
-    for (let k = 0; k < 3; k++) {
-      rows.push(b, k % NC, 0.2 + rnd() * 0.6, 0.2 + rnd() * 0.6, 0.1 + rnd() * 0.4, 0.1 + rnd() * 0.4);
-    }
-  }
-  return { images, targets: new Float32Array(rows) };
-}
+const batch = (count: number, seed: number) => randomBatch(count, seed, IMGSZ, NC);
 
 function lossLayers(p: TrainProgram) {
   return p.graph.yolo.layers.map((l, i) => ({

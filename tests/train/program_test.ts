@@ -7,7 +7,7 @@ import { buildTrainGraph } from "../../src/onnx/graph.ts";
 import { inferShapes } from "../../src/onnx/graph_shapes.ts";
 import { referenceStep } from "../../src/reference/program.ts";
 import { lossSettings } from "../../src/train/loss_settings.ts";
-import { mulberry32 } from "./_cases.ts";
+import { randomBatch, SCRATCH_LOW_LOSS } from "./_cases.ts";
 import { relL2 } from "./_golden.ts";
 import { tinyModel } from "./_tiny_model.ts";
 import { newModel } from "../../src/train/new_model.ts";
@@ -17,21 +17,11 @@ import { assertSilusFused } from "./_fusion.ts";
 // A tiny YOLOv5-form export (Conv/SiLU, C3, Detect; nc 3) at 64x64 keeps these runs to fractions of a second.
 const IMGSZ = 64;
 const model = tinyModel(3, IMGSZ);
-const HYP = { box: 0.05, obj: 1.0, cls: 0.5, cls_pw: 1.0, obj_pw: 1.0, anchor_t: 4.0, fl_gamma: 0.0 };
+const HYP = SCRATCH_LOW_LOSS;
 /** Same kernels and data, different dispatch grouping or accumulation order: float32 summation noise only. */
 const SAME_RTOL = 1e-5;
 
-function batch(count: number, seed: number) {
-  const rnd = mulberry32(seed);
-  const images = Float32Array.from({ length: count * 3 * IMGSZ * IMGSZ }, () => rnd());
-  const rows: number[] = [];
-  for (let b = 0; b < count; b++) {
-    for (let k = 0; k < 3; k++) {
-      rows.push(b, k % 3, 0.2 + rnd() * 0.6, 0.2 + rnd() * 0.6, 0.1 + rnd() * 0.4, 0.1 + rnd() * 0.4);
-    }
-  }
-  return { images, targets: new Float32Array(rows) };
-}
+const batch = (count: number, seed: number) => randomBatch(count, seed, IMGSZ, 3);
 
 function programFor(
   device: GPUDevice,

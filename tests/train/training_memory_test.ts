@@ -9,10 +9,11 @@ import {
 } from "../../src/train/training_memory.ts";
 import { gpuTest } from "../_helpers/gpu.ts";
 import { addModel } from "../onnx/_models.ts";
+import { SCRATCH_LOW_LOSS } from "./_cases.ts";
 import { tinyModel } from "./_tiny_model.ts";
 
 const IMGSZ = 64;
-const HYP = { box: 0.05, obj: 1.0, cls: 0.5, cls_pw: 1.0, obj_pw: 1.0, anchor_t: 4.0, fl_gamma: 0.0 };
+const HYP = SCRATCH_LOW_LOSS;
 
 gpuTest(
   "estimateTrainingMemory() is at least what the training program allocates for values and gradients",

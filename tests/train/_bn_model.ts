@@ -5,8 +5,8 @@
  */
 import * as ort from "../../src/serving/backends/ort_native.ts";
 import { OnnxModel } from "../../src/onnx/model.ts";
-import { onnx } from "../../src/train/new_model/graph_builder.ts";
 import { mulberry32 } from "./_cases.ts";
+import { cutAtOutputs } from "./_ort_heads.ts";
 import { tinyModel } from "./_tiny_model.ts";
 
 export function tinyBnModel(nc: number, imgsz: number, seed = 1): OnnxModel {
@@ -32,18 +32,7 @@ export async function ortRawHeads(
 ): Promise<Float32Array[]> {
   const copy = OnnxModel.parse(model.toBytes());
   const graph = copy.graph;
-  const needed = new Set(heads);
-  const kept = [];
-  for (const node of [...graph.node].reverse()) {
-    if (!node.output.some((o) => needed.has(o))) continue;
-    kept.unshift(node);
-    for (const i of node.input) needed.add(i);
-  }
-  graph.node = kept;
-  graph.output = heads.map((name) =>
-    onnx.ValueInfoProto.create({ name }) as unknown as typeof graph.output[0]
-  );
-  graph.valueInfo = [];
+  cutAtOutputs(copy, heads);
   const session = await ort.InferenceSession.create(copy.toBytes());
   try {
     const out = await session.run({

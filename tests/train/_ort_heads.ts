@@ -14,13 +14,10 @@ export interface OrtHeads {
   run(image: Float32Array): Promise<HeadLayer[]>;
 }
 
-export async function ortHeads(modelPath: string, imgsz: number, na = 3): Promise<OrtHeads> {
-  const model = OnnxModel.parse(await Deno.readFile(modelPath));
+/** Keeps only the nodes `outputs` depend on and makes `outputs` the graph's outputs (their shapes left open). */
+export function cutAtOutputs(model: OnnxModel, outputs: string[]): void {
   const graph = model.graph;
-  const heads = [0, 1, 2].map((i) =>
-    graph.node.find((n) => n.opType === "Conv" && n.input[1] === `model.24.m.${i}.weight`)!.output[0]
-  );
-  const needed = new Set(heads);
+  const needed = new Set(outputs);
   const kept = [];
   for (const node of [...graph.node].reverse()) {
     if (!node.output.some((o) => needed.has(o))) continue;
@@ -28,10 +25,19 @@ export async function ortHeads(modelPath: string, imgsz: number, na = 3): Promis
     for (const i of node.input) needed.add(i);
   }
   graph.node = kept;
-  graph.output = heads.map((name) =>
+  graph.output = outputs.map((name) =>
     onnx.ValueInfoProto.create({ name }) as unknown as typeof graph.output[0]
   );
   graph.valueInfo = [];
+}
+
+export async function ortHeads(modelPath: string, imgsz: number, na = 3): Promise<OrtHeads> {
+  const model = OnnxModel.parse(await Deno.readFile(modelPath));
+  const graph = model.graph;
+  const heads = [0, 1, 2].map((i) =>
+    graph.node.find((n) => n.opType === "Conv" && n.input[1] === `model.24.m.${i}.weight`)!.output[0]
+  );
+  cutAtOutputs(model, heads);
   const dims = graph.input[0].type!.tensorType!.shape!.dim;
   dims[2].dimValue = imgsz;
   dims[3].dimValue = imgsz;

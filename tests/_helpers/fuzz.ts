@@ -8,16 +8,6 @@
  */
 import assert from "node:assert/strict";
 
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 // Byte values that sit on edges: zero, sign bits, all ones, varint continuation.
 const EDGE_BYTES = [0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff];
 

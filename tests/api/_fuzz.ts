@@ -1,18 +1,6 @@
 // Seeded mutation of request bodies for the route fuzz tests: the same seed gives the same bodies, so a
 // failure names a seed that reproduces it.
 
-/** mulberry32: uniform in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export const pick = <T>(rand: () => number, items: readonly T[]): T =>
   items[Math.floor(rand() * items.length)];
 const int = (rand: () => number, n: number) => Math.floor(rand() * n);

@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { zipSync } from "fflate";
 import sharp from "sharp";
 import { tinyYolo } from "../onnx/_tiny_yolo.ts";
-import { concat, mutateBytes, mutateJson, pick, prng } from "./_fuzz.ts";
+import { concat, mutateBytes, mutateJson, pick } from "./_fuzz.ts";
+import { mulberry32 } from "../_helpers/random.ts";
 import { NC, openTestApp, type TestApp } from "./_app_setup.ts";
 
 /** Longest any one request may take before it counts as a hang (a detect of a tiny model takes milliseconds). */
@@ -171,7 +172,7 @@ async function send(s: TestApp, c: Case): Promise<Response> {
 
 /** Runs `family` for one seed; returns a description of the failure, or null. */
 async function runSeed(s: TestApp, family: Family, seed: number): Promise<string | null> {
-  const rand = prng(seed);
+  const rand = mulberry32(seed);
   for (let i = 0; i < family.cases; i++) {
     const c = family.make(rand);
     try {

@@ -4,7 +4,8 @@
 // the API maps to 415, 422 or 413.
 import sharp from "sharp";
 import { isEngineError } from "../_helpers/engine_error.ts";
-import { mulberry32, mutate } from "../_helpers/fuzz.ts";
+import { mutate } from "../_helpers/fuzz.ts";
+import { mulberry32 } from "../_helpers/random.ts";
 import { decodeImage } from "../../src/image/decode.ts";
 import { ImageError } from "../../src/image/errors.ts";
 import { readImageHeader } from "../../src/image/header.ts";

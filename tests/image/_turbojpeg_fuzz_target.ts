@@ -2,7 +2,8 @@
 // Exif orientation, tables, frame and scan headers), decoded with libturbojpeg (the fast path) and with sharp
 // alone (the decoder without libturbojpeg, as before it). Both must give the same pixels or the same ImageError.
 import sharp from "sharp";
-import { mulberry32, mutate } from "../_helpers/fuzz.ts";
+import { mutate } from "../_helpers/fuzz.ts";
+import { mulberry32 } from "../_helpers/random.ts";
 import { createImageDecoder } from "../../src/image/decode.ts";
 import { ImageError } from "../../src/image/errors.ts";
 

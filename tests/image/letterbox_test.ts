@@ -7,7 +7,7 @@ import {
   PAD_VALUE,
   roundHalfEven,
 } from "../../src/image/letterbox.ts";
-import { mulberry32 } from "../_helpers/fuzz.ts";
+import { mulberry32 } from "../_helpers/random.ts";
 import { letterboxReference } from "./_letterbox_reference.ts";
 
 const unit = (v: number) => Math.fround(v / 255);

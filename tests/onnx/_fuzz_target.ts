@@ -5,7 +5,8 @@
 // values and re-encode, which keeps the file well-formed and reaches the YOLO inspection behind the parser.
 import * as ort from "../../src/serving/backends/ort_native.ts";
 import { isEngineError } from "../_helpers/engine_error.ts";
-import { mulberry32, mutate } from "../_helpers/fuzz.ts";
+import { mutate } from "../_helpers/fuzz.ts";
+import { mulberry32 } from "../_helpers/random.ts";
 import { openServingRegistry } from "../../src/api/registry_wiring.ts";
 import { OnnxModel } from "../../src/onnx/model.ts";
 import { inspectYolo } from "../../src/onnx/yolo.ts";

@@ -4,6 +4,7 @@ import { int64, OnnxModel, tensorToFloat32, valueShape } from "../../src/onnx/mo
 import type * as onnxProtoModule from "onnx-proto";
 import { addModel, encodeModel, floatTensor, node, onnx, valueInfo } from "./_models.ts";
 import { referenceData, referenceTest } from "../_helpers/reference.ts";
+import { mulberry32 } from "../_helpers/random.ts";
 
 const REFERENCE = referenceData(import.meta.url, "models/yolov5n.onnx");
 const YOLO_PATH = REFERENCE.url("models/yolov5n.onnx");
@@ -14,15 +15,6 @@ const IMGSZ = 640; // the export's fixed input size
 const SIGMOID_SHIFT_TOL = 1e-5;
 const MIN_P = 1e-3;
 const MAX_P = 0.99;
-
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function runYolo(bytes: Uint8Array, input: Float32Array): Promise<Float32Array> {
   const session = await ort.InferenceSession.create(bytes);

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { readF32 } from "../../src/gpu/buffers.ts";
 import { uploadF32 } from "../_helpers/buffers.ts";
+import { mulberry32 } from "../_helpers/random.ts";
 import { ProgramCache } from "../../src/gpu/programs.ts";
 import { GpuMemory } from "../../src/gpu/memory.ts";
 import { createOpContext, submitDispatches } from "../../src/ops/context.ts";
@@ -10,14 +11,8 @@ import type { Dispatch, OpContext, TensorView } from "../../src/ops/types.ts";
 
 /** Deterministic uniform numbers in [-1, 1) (mulberry32), so failures reproduce. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+  const next = mulberry32(seed);
+  return () => next() * 2 - 1;
 }
 
 export function randomArray(n: number, rand: () => number): Float64Array {

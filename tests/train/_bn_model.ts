@@ -5,7 +5,7 @@
  */
 import * as ort from "../../src/serving/backends/ort_native.ts";
 import { OnnxModel } from "../../src/onnx/model.ts";
-import { mulberry32 } from "./_cases.ts";
+import { mulberry32 } from "../_helpers/random.ts";
 import { cutAtOutputs } from "./_ort_heads.ts";
 import { tinyModel } from "./_tiny_model.ts";
 

@@ -2,17 +2,7 @@
 import { lossSettings } from "../../src/train/loss_settings.ts";
 import type { LossSettings } from "../../src/train/loss_settings.ts";
 import type { LossLayer } from "../../src/train/targets.ts";
-
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../_helpers/random.ts";
 
 /** hyp.scratch-low.yaml's loss keys (src/config/finetune.ts's defaults): what the program tests train with. */
 export const SCRATCH_LOW_LOSS = {

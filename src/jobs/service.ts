@@ -21,7 +21,7 @@ import { JobRequestError } from "./errors.ts";
 import { type JobEvent, JobEventHub, type JobEventListener, streamEvents } from "./events.ts";
 import { DEFAULT_JOB_LIMITS, type JobLimits } from "./limits.ts";
 import { DEFAULT_MAX_ATTEMPTS, recoverJob } from "./recover.ts";
-import { transition } from "./state.ts";
+import { queuedJob, transition } from "./state.ts";
 import { type DatasetFile, type DatasetWriter, JobStore } from "./store.ts";
 import { runAttempt } from "./run.ts";
 import { type Job, TERMINAL_STATUSES, type Trainer } from "./types.ts";
@@ -133,37 +133,16 @@ export class JobService {
   }
 
   private async create(request: SubmitRequest, config: Job["config"]): Promise<Job> {
-    const job: Job = {
+    const job = queuedJob({
       id: crypto.randomUUID(),
       seq: this.nextSeq++,
       model: request.model,
       baseVersion: request.baseVersion ?? null,
       adapter: request.adapter ?? "default",
       config,
-      status: "queued",
       createdAt: this.timestamp(),
-      startedAt: null,
-      finishedAt: null,
       dataset: { files: 0, bytes: 0 }, // counted by the store once written
-      progress: {
-        epoch: 0,
-        epochs: config.epochs,
-        iteration: 0,
-        iterations: 0,
-        lossItems: null,
-        lr: null,
-        imagesPerSecond: null,
-        etaSeconds: null,
-        metrics: null,
-      },
-      resultVersion: null,
-      activated: null,
-      error: null,
-      attempts: 0,
-      // A fleet node hands every job to the fleet, whose shared state says where it runs (fleet/job_state.ts).
-      node: null,
-      checkpoint: null,
-    };
+    });
     let stored: Job;
     try {
       stored = await this.store.create(job, request.dataset);

@@ -37,3 +37,42 @@ export function transition(job: Job, to: JobStatus, at: string, patch: Partial<J
     finishedAt: TERMINAL_STATUSES.has(to) ? at : null,
   };
 }
+
+/** What a new job's record starts as: queued, never started, no progress, result or error yet. */
+export function queuedJob(
+  init: Pick<Job, "id" | "seq" | "model" | "baseVersion" | "adapter" | "config" | "createdAt" | "dataset">,
+): Job {
+  // The fields in the order a record has always been written in (job.json, the API's answers).
+  const { id, seq, model, baseVersion, adapter, config, createdAt, dataset } = init;
+  return {
+    id,
+    seq,
+    model,
+    baseVersion,
+    adapter,
+    config,
+    status: "queued",
+    createdAt,
+    startedAt: null,
+    finishedAt: null,
+    dataset,
+    progress: {
+      epoch: 0,
+      epochs: config.epochs,
+      iteration: 0,
+      iterations: 0,
+      lossItems: null,
+      lr: null,
+      imagesPerSecond: null,
+      etaSeconds: null,
+      metrics: null,
+    },
+    resultVersion: null,
+    activated: null,
+    error: null,
+    attempts: 0,
+    // A fleet node hands every job to the fleet, whose shared state says where it runs (fleet/job_state.ts).
+    node: null,
+    checkpoint: null,
+  };
+}

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { WorkerTrainer, type WorkerTrainerDeps } from "../../src/api/worker_trainer.ts";
 import { parseFinetuneConfig } from "../../src/config/finetune.ts";
+import { queuedJob } from "../../src/jobs/state.ts";
 import type { Checkpoint, Job, TrainerContext, TrainerProgress } from "../../src/jobs/types.ts";
 import { OnnxModel } from "../../src/onnx/model.ts";
 import { writeSynthDataset } from "../../src/train/synth.ts";
@@ -22,36 +23,19 @@ function job(): Job {
     val_fraction: 0,
     activate: "always",
   });
-  return {
+  const now = new Date().toISOString();
+  const dataset = { files: 2 * IMAGES, bytes: 0 };
+  const queued = queuedJob({
     id: "job-1",
     seq: 0,
     model: "tiny",
     baseVersion: 1,
     adapter: "default",
     config,
-    status: "running",
-    createdAt: new Date().toISOString(),
-    startedAt: new Date().toISOString(),
-    finishedAt: null,
-    dataset: { files: 2 * IMAGES, bytes: 0 },
-    progress: {
-      epoch: 0,
-      epochs: EPOCHS,
-      iteration: 0,
-      iterations: 0,
-      lossItems: null,
-      lr: null,
-      imagesPerSecond: null,
-      etaSeconds: null,
-      metrics: null,
-    },
-    resultVersion: null,
-    activated: null,
-    error: null,
-    attempts: 1,
-    node: null,
-    checkpoint: null,
-  };
+    createdAt: now,
+    dataset,
+  });
+  return { ...queued, status: "running", startedAt: now, attempts: 1 };
 }
 
 /** A job context over temporary directories with in-memory checkpoints, recording what the worker reports. */

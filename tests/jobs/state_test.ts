@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { JobRequestError } from "../../src/jobs/errors.ts";
-import { canTransition, transition } from "../../src/jobs/state.ts";
+import { parseFinetuneConfig } from "../../src/config/finetune.ts";
+import { canTransition, queuedJob, transition } from "../../src/jobs/state.ts";
 import type { Job, JobStatus } from "../../src/jobs/types.ts";
 
 const STATUSES: JobStatus[] = ["queued", "running", "succeeded", "failed", "cancelled"];
@@ -36,4 +37,42 @@ Deno.test("transition() stamps start, counts attempts, stamps the finish, and re
     (e) => e instanceof JobRequestError && e.code === "conflict",
   );
   assert.throws(() => transition(job("queued"), "succeeded", "t5"), /queued; it cannot become succeeded/);
+});
+
+Deno.test("queuedJob() starts a record queued, never started, with the config's epochs and nothing else yet", () => {
+  const config = parseFinetuneConfig({ epochs: 4 });
+  const init = {
+    id: "j",
+    seq: 3,
+    model: "m",
+    baseVersion: null,
+    adapter: "default",
+    config,
+    createdAt: "t0",
+    dataset: { files: 0, bytes: 0 },
+  };
+  assert.deepEqual(queuedJob(init), {
+    ...init,
+    status: "queued",
+    startedAt: null,
+    finishedAt: null,
+    progress: {
+      epoch: 0,
+      epochs: 4,
+      iteration: 0,
+      iterations: 0,
+      lossItems: null,
+      lr: null,
+      imagesPerSecond: null,
+      etaSeconds: null,
+      metrics: null,
+    },
+    resultVersion: null,
+    activated: null,
+    error: null,
+    attempts: 0,
+    node: null,
+    checkpoint: null,
+  });
+  assert.equal(transition(queuedJob(init), "running", "t1").attempts, 1);
 });

@@ -1,6 +1,7 @@
 import { bindBuffers } from "../gpu/buffers.ts";
 import { MAX_WORKGROUPS_PER_DIMENSION } from "../gpu/device.ts";
 import { u32Fields, uniformLayout } from "../gpu/uniform.ts";
+import type { LaneType } from "../gpu/wgsl.ts";
 import { accumulateFlag, batchStride, elementCount, expectShape, groups } from "./context.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
@@ -43,7 +44,7 @@ export interface UnaryOptions {
   alpha?: number;
   /** false for kernels whose derivative does not depend on x (copies) */
   backwardReadsX?: boolean;
-  /** use the file's `forward4`/`backward4` entry points over vec4 bindings 5-8 for 4-aligned views */
+  /** compile the kernel with vec4f lanes for 4-aligned views (f32 lanes otherwise, and always without this) */
   vec4?: boolean;
 }
 
@@ -58,7 +59,7 @@ export function grid2d(per: number, n: number, name: string): [number, number, n
 
 /**
  * Plans an elementwise activation whose WGSL file has `forward` (Y = f(X)) and `backward` (DX (+)= DY * f'(X))
- * entry points over the shared Params layout of wgsl/ops/activation.wgsl.
+ * entry points over the shared Params layout of wgsl/ops/activation.wgsl, written against `Lane` (src/gpu/wgsl.ts).
  */
 export function planUnary(
   ctx: OpContext,
@@ -70,7 +71,6 @@ export function planUnary(
   expectShape(name, "y", a.y, a.x.shape);
   const count = elementCount(a.x);
   const per = count / a.x.shape[0];
-  const workgroups = grid2d(per, a.x.shape[0], name);
   const params = {
     count,
     per,
@@ -81,21 +81,26 @@ export function planUnary(
     yBS: batchStride(a.y),
     alpha: opts.alpha ?? 0,
   };
-  // vec4 entry points where the file has them and every view is 4-aligned.
-  const v4 = (...views: TensorView[]) =>
-    !!opts.vec4 && per % 4 === 0 && views.every((v) => v.offset % 4 === 0 && batchStride(v) % 4 === 0);
+  // vec4f lanes where the op takes them and every view a dispatch touches is 4-aligned.
+  const lane = (views: TensorView[]): LaneType =>
+    !!opts.vec4 && per % 4 === 0 && views.every((v) => v.offset % 4 === 0 && batchStride(v) % 4 === 0)
+      ? "vec4f"
+      : "f32";
+  const pipeline = (entry: string, views: TensorView[]) =>
+    ctx.programs.get(file, entry, { WG, ...opts.constants }, "f32", lane(views));
+  const grid = (views: TensorView[]) => grid2d(lane(views) === "vec4f" ? per / 4 : per, a.x.shape[0], name);
   const label = `${name} [${a.x.shape}]`;
-  const fwd4 = v4(a.x, a.y);
-  const fwd = ctx.programs.get(file, fwd4 ? "forward4" : "forward", { WG, ...opts.constants });
+  const fwdViews = [a.x, a.y];
+  const fwd = pipeline("forward", fwdViews);
   const forward: Dispatch[] = [{
     label: `${label} forward`,
     pipeline: fwd,
     bindGroup: bindBuffers(ctx.device, fwd, {
-      [fwd4 ? 5 : 0]: a.x.buffer,
-      [fwd4 ? 6 : 1]: a.y.buffer,
+      0: a.x.buffer,
+      1: a.y.buffer,
       4: ctx.uniform(UNARY_PARAMS.pack(params, label), `${label} forward`),
     }, `${label} forward`),
-    workgroups: fwd4 ? grid2d(per / 4, a.x.shape[0], name) : workgroups,
+    workgroups: grid(fwdViews),
     bytes: 8 * count,
     opClass: "elementwise",
   }];
@@ -110,19 +115,19 @@ export function planUnary(
       dxOff: a.dx.offset,
       dxBS: batchStride(a.dx),
     };
-    const bwd4 = v4(a.x, a.dy, a.dx);
-    const bwd = ctx.programs.get(file, bwd4 ? "backward4" : "backward", { WG, ...opts.constants });
+    const bwdViews = [a.x, a.dy, a.dx];
+    const bwd = pipeline("backward", bwdViews);
     const readsX = opts.backwardReadsX ?? true;
     backward.push({
       label: `${label} backward`,
       pipeline: bwd,
       bindGroup: bindBuffers(ctx.device, bwd, {
-        [bwd4 ? 5 : 0]: readsX ? a.x.buffer : undefined,
-        [bwd4 ? 7 : 2]: a.dy.buffer,
-        [bwd4 ? 8 : 3]: a.dx.buffer,
+        0: readsX ? a.x.buffer : undefined,
+        2: a.dy.buffer,
+        3: a.dx.buffer,
         4: ctx.uniform(UNARY_PARAMS.pack({ ...params, ...grads }, label), `${label} backward`),
       }, `${label} backward`),
-      workgroups: bwd4 ? grid2d(per / 4, a.x.shape[0], name) : workgroups,
+      workgroups: grid(bwdViews),
       bytes: 4 * (a.accumulate ? 4 : 3) * count,
       opClass: "elementwise",
     });

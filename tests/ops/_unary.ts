@@ -23,7 +23,7 @@ import {
  * (~1.3e-6 relative) plus a few roundings of the surrounding arithmetic. */
 export const F32_ELEMENTWISE_TOL = 4e-6;
 
-/** View placements: odd offsets and strides (scalar kernels), and 4-aligned ones (vec4 kernels where an op has
+/** View placements: odd offsets and strides (f32 lanes), and 4-aligned ones (vec4f lanes where an op takes
  * them; `vec4Entries` says whether it should then pick them). */
 const LAYOUTS = [
   { what: "odd views", shape: [2, 5, 3, 7], offsets: [3, 5, 1, 2], pads: [9, 2, 0, 4] },
@@ -53,7 +53,8 @@ export function unaryTests(
         const DX = place(device, shape, dxOld, opt(3, 4));
         const p = plan(opContext(device), { x: X.view, y: Y.view, dy: DY.view, dx: DX.view, accumulate });
         const entry = p.forward[0].pipeline.label.split(":").pop();
-        assert.equal(entry, vec4Entries && what.startsWith("4") ? "forward4" : "forward", "entry point");
+        const lane = vec4Entries && what.startsWith("4") ? "vec4f" : "f32";
+        assert.equal(entry, `forward (${lane})`, "entry point and lane type");
         await run(device, [...p.forward, ...p.backward]);
         const y = await readPlaced(device, Y);
         assertClose(y.inside, applyForward(act, x), F32_ELEMENTWISE_TOL, `${name} y`);

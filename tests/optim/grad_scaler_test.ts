@@ -3,6 +3,7 @@
 // reference of train.py's loop in which an injected inf skips exactly its step.
 import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
+import { SCRATCH_LOW } from "../_helpers/hyp.ts";
 import { bindBuffers, createStorage, readF32 } from "../../src/gpu/buffers.ts";
 import { ProgramCache } from "../../src/gpu/programs.ts";
 import { GRAD_SCALER_DEFAULTS, GradScaler } from "../../src/optim/grad_scaler.ts";
@@ -117,15 +118,7 @@ const GROWTH_INTERVAL = 2;
 /** batch 64 = nbs: every iteration steps; warmup over the first 8 iterations moves lr and momentum. */
 const SETTINGS: StepperSettings = {
   optimizer: "SGD",
-  hyp: {
-    lr0: 0.01,
-    lrf: 0.01,
-    momentum: 0.937,
-    weight_decay: 5e-4,
-    warmup_epochs: 1,
-    warmup_momentum: 0.8,
-    warmup_bias_lr: 0.1,
-  },
+  hyp: { ...SCRATCH_LOW, warmup_epochs: 1 },
   batchSize: 64,
   nb: 4,
   epochs: 2,

@@ -11,19 +11,12 @@ import {
   warmupIterations,
 } from "../../src/optim/schedule.ts";
 import type { OptimizerName } from "../../src/optim/groups.ts";
+import { SCRATCH_LOW } from "../_helpers/hyp.ts";
 import { referenceData, referenceTest } from "../_helpers/reference.ts";
 
 const REFERENCE = referenceData(import.meta.url, "golden/finetune-sgd/", "golden/optimizer/");
 const SHARED = REFERENCE.url("golden/");
-const HYP: Hyp = {
-  lr0: 0.01,
-  lrf: 0.01,
-  momentum: 0.937,
-  weight_decay: 0.0005,
-  warmup_epochs: 3.0,
-  warmup_momentum: 0.8,
-  warmup_bias_lr: 0.1,
-};
+const HYP: Hyp = SCRATCH_LOW;
 
 Deno.test("roundHalfEven rounds ties to even like Python round / np.round", () => {
   assert.deepEqual([0.5, 1.5, 2.5, 3.5, -2.5, 2.4999, 2.6, 2.667].map(roundHalfEven), [

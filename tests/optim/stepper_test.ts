@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { gpuTest } from "../_helpers/gpu.ts";
+import { SCRATCH_LOW } from "../_helpers/hyp.ts";
 import { ProgramCache } from "../../src/gpu/programs.ts";
 import { createStorage, readF32 } from "../../src/gpu/buffers.ts";
 import type { LayoutEntry } from "../../src/optim/groups.ts";
@@ -11,15 +12,7 @@ const LAYOUT: LayoutEntry[] = [
 ];
 const SETTINGS: StepperSettings = {
   optimizer: "Adam",
-  hyp: {
-    lr0: 0.001,
-    lrf: 0.01,
-    momentum: 0.937,
-    weight_decay: 5e-4,
-    warmup_epochs: 3,
-    warmup_momentum: 0.8,
-    warmup_bias_lr: 0.1,
-  },
+  hyp: { ...SCRATCH_LOW, lr0: 0.001 },
   batchSize: 16,
   nb: 30,
   epochs: 6,

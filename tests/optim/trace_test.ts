@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Schedule } from "../../src/optim/schedule.ts";
 import { type TraceLine, traceLine, TraceWriter } from "../../src/optim/trace.ts";
+import { SCRATCH_LOW } from "../_helpers/hyp.ts";
 import { referenceData, referenceTest } from "../_helpers/reference.ts";
 
 /** The golden run trains with AMP off: torch's disabled GradScaler reports a scale of 1. */
@@ -43,15 +44,7 @@ referenceTest(
 Deno.test("traceLine refuses a grad_norm that disagrees with stepped", () => {
   const plan = new Schedule({
     optimizer: "SGD",
-    hyp: {
-      lr0: 0.01,
-      lrf: 0.01,
-      momentum: 0.937,
-      weight_decay: 5e-4,
-      warmup_epochs: 3,
-      warmup_momentum: 0.8,
-      warmup_bias_lr: 0.1,
-    },
+    hyp: SCRATCH_LOW,
     batchSize: 16,
     nb: 10,
     epochs: 1,

@@ -4,17 +4,6 @@ import type { LossSettings } from "../../src/train/loss_settings.ts";
 import type { LossLayer } from "../../src/train/targets.ts";
 import { mulberry32 } from "../_helpers/random.ts";
 
-/** hyp.scratch-low.yaml's loss keys (src/config/finetune.ts's defaults): what the program tests train with. */
-export const SCRATCH_LOW_LOSS = {
-  box: 0.05,
-  obj: 1.0,
-  cls: 0.5,
-  cls_pw: 1.0,
-  obj_pw: 1.0,
-  anchor_t: 4.0,
-  fl_gamma: 0.0,
-};
-
 /**
  * A seeded batch for a program test: `count` images of uniform noise (count*3*imgsz*imgsz, RGB 0..1) and 3
  * labels per image [b, cls, x, y, w, h] (classes cycling through nc, boxes well inside the image).

@@ -11,13 +11,14 @@ import { referenceStep } from "../../src/reference/program.ts";
 import { lossSettings } from "../../src/train/loss_settings.ts";
 import { TrainProgram } from "../../src/train/program.ts";
 import { ortRawHeads, tinyBnModel } from "./_bn_model.ts";
-import { randomBatch, SCRATCH_LOW_LOSS } from "./_cases.ts";
+import { randomBatch } from "./_cases.ts";
+import { SCRATCH_LOW } from "../_helpers/hyp.ts";
 import { relL2 } from "./_golden.ts";
 
 // The tiny C3 + Detect export with Conv + BatchNormalization + SiLU (randomised BN state) at 64x64, nc 3.
 const IMGSZ = 64;
 const NC = 3;
-const HYP = SCRATCH_LOW_LOSS;
+const HYP = SCRATCH_LOW;
 /** float32 GPU vs float64 reference through ~10 layers, 7 of them normalising by batch statistics of as few as
  * 8 values (P5 at 2x2, batch 2): observed <= 4e-6 relative L2 (lavapipe); 1e-5 leaves room for other adapters. */
 const REFERENCE_RTOL = 1e-5;
@@ -213,15 +214,7 @@ gpuTest(
       emaExtra: p.emaExtra,
     }, {
       optimizer: "SGD",
-      hyp: {
-        lr0: 0.01,
-        lrf: 0.01,
-        momentum: 0.937,
-        weight_decay: 5e-4,
-        warmup_epochs: 3,
-        warmup_momentum: 0.8,
-        warmup_bias_lr: 0.1,
-      },
+      hyp: SCRATCH_LOW,
       batchSize: 2,
       nbs: 2,
       nb: 3,

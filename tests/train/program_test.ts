@@ -7,7 +7,8 @@ import { buildTrainGraph } from "../../src/onnx/graph.ts";
 import { inferShapes } from "../../src/onnx/graph_shapes.ts";
 import { referenceStep } from "../../src/reference/program.ts";
 import { lossSettings } from "../../src/train/loss_settings.ts";
-import { randomBatch, SCRATCH_LOW_LOSS } from "./_cases.ts";
+import { randomBatch } from "./_cases.ts";
+import { SCRATCH_LOW } from "../_helpers/hyp.ts";
 import { relL2 } from "./_golden.ts";
 import { tinyModel } from "./_tiny_model.ts";
 import { newModel } from "../../src/train/new_model.ts";
@@ -17,7 +18,7 @@ import { assertSilusFused } from "./_fusion.ts";
 // A tiny YOLOv5-form export (Conv/SiLU, C3, Detect; nc 3) at 64x64 keeps these runs to fractions of a second.
 const IMGSZ = 64;
 const model = tinyModel(3, IMGSZ);
-const HYP = SCRATCH_LOW_LOSS;
+const HYP = SCRATCH_LOW;
 /** Same kernels and data, different dispatch grouping or accumulation order: float32 summation noise only. */
 const SAME_RTOL = 1e-5;
 

@@ -9,11 +9,11 @@ import {
 } from "../../src/train/training_memory.ts";
 import { gpuTest } from "../_helpers/gpu.ts";
 import { addModel } from "../onnx/_models.ts";
-import { SCRATCH_LOW_LOSS } from "./_cases.ts";
+import { SCRATCH_LOW } from "../_helpers/hyp.ts";
 import { tinyModel } from "./_tiny_model.ts";
 
 const IMGSZ = 64;
-const HYP = SCRATCH_LOW_LOSS;
+const HYP = SCRATCH_LOW;
 
 gpuTest(
   "estimateTrainingMemory() is at least what the training program allocates for values and gradients",

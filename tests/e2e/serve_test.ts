@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { reap, serve } from "./_serve_child.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 // A fixture image with one labelled triangle; `deno task start` serves the embedded default model, which
@@ -14,49 +15,6 @@ const MIN_IOU = 0.5;
 /** Body limit given to the server, so an oversized upload is cheap to send. */
 const MAX_BODY = 600_000;
 
-/** Starts `deno task start` on a free loopback port and resolves with its URL once it logs it. */
-async function startServer(
-  dataDir: string,
-): Promise<{ url: string; child: Deno.ChildProcess; log: string[] }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "main.ts",
-      "serve",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--backend",
-      "native",
-      "--data-dir",
-      dataDir,
-      "--max-body-bytes",
-      String(MAX_BODY),
-    ],
-    cwd: ROOT,
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const log: string[] = [];
-  const listening = Promise.withResolvers<string>();
-  (async () => {
-    let pending = "";
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-      const lines = (pending + chunk).split("\n");
-      pending = lines.pop()!;
-      for (const line of lines) {
-        log.push(line);
-        const url = /listening on (http:\/\/\S+)/.exec(line)?.[1];
-        if (url) listening.resolve(url);
-      }
-    }
-    listening.reject(new Error(`server exited before listening:\n${log.join("\n")}`));
-  })();
-  return { url: await listening.promise, child, log };
-}
-
 function iou(a: number[], b: number[]): number {
   const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
   const h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
@@ -68,14 +26,11 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const dataDir = await Deno.makeTempDir({ prefix: "kestrel-e2e-" });
-    const { url, child, log } = await startServer(dataDir);
+    // Resolves once /readyz answers 200 (_serve_child.ts).
+    const server = await serve("--host", "127.0.0.1", "--max-body-bytes", String(MAX_BODY));
+    const { url, log } = server;
     try {
       assert.equal((await fetch(`${url}/healthz`)).status, 200);
-      for (let i = 0; (await fetch(`${url}/readyz`).then((r) => (r.body?.cancel(), r.status))) !== 200; i++) {
-        assert.ok(i < 600, "not ready after 60 s");
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
       assert.ok(log.some((l) => l.includes("backend native")), log.join("\n"));
 
       const detect = (body: BodyInit, type = "image/png") =>
@@ -108,9 +63,9 @@ Deno.test({
       const models = await (await fetch(`${url}/v1/models`)).json();
       assert.equal(models.backend, "native");
     } finally {
-      child.kill("SIGTERM");
-      assert.equal((await child.status).code, 0, log.join("\n"));
-      await Deno.remove(dataDir, { recursive: true });
+      server.child.kill("SIGTERM");
+      await reap(server); // SIGKILLs a server that outlives the grace period, removes its data dir
+      assert.equal((await server.child.status).code, 0, log.join("\n"));
     }
   },
 });

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { parseFinetuneConfig } from "../../src/config/finetune.ts";
 import { type AttemptEnv, etaSeconds, runAttempt } from "../../src/jobs/run.ts";
+import { queuedJob } from "../../src/jobs/state.ts";
 import type { Job, JobProgress } from "../../src/jobs/types.ts";
 
 Deno.test("etaSeconds() extrapolates this attempt's iteration rate", () => {
@@ -24,21 +26,19 @@ function env(job: Job, signal = new AbortController().signal) {
   return env;
 }
 
-const runningJob = {
-  id: "j",
+const runningJob: Job = {
+  ...queuedJob({
+    id: "j",
+    seq: 0,
+    model: "tiny",
+    baseVersion: null,
+    adapter: "default",
+    config: parseFinetuneConfig({ epochs: 1 }),
+    createdAt: "t0",
+    dataset: { files: 0, bytes: 0 },
+  }),
   status: "running",
-  progress: {
-    epoch: 0,
-    epochs: 1,
-    iteration: 0,
-    iterations: 0,
-    lossItems: null,
-    lr: null,
-    imagesPerSecond: null,
-    etaSeconds: null,
-    metrics: null,
-  },
-} as unknown as Job;
+};
 
 Deno.test("runAttempt() merges reports, turns a diverging loss into nulls, and fails on off-schema reports", async () => {
   const e = env(runningJob);

@@ -1,5 +1,15 @@
 import { z } from "@hono/zod-openapi";
 
+/**
+ * A schema another layer defines (jobs, fleet, registry, capture), named for the OpenAPI document. Those layers
+ * build their schemas with plain zod, and @hono/zod-openapi's `.openapi` exists only on schemas created after it
+ * was first imported: a process that loads such a layer before the API (the fleet tests did) would fail at
+ * `.openapi`. A clone made here is created after, whatever the import order.
+ */
+export function named<T extends z.ZodType>(schema: T, name: string): T {
+  return schema.clone().openapi(name);
+}
+
 /** Every API error: `{"error": {"code", "message"}}`. */
 export const ErrorSchema = z.object({
   error: z.object({

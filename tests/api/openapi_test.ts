@@ -103,3 +103,20 @@ Deno.test("/openapi.json is valid OpenAPI 3.1 and lists every API route with its
     await close();
   }
 });
+
+Deno.test("the API's modules load after the layers whose schemas they name, in one process", async () => {
+  // Before `named`, loading a layer's zod schemas before @hono/zod-openapi failed at `.openapi` (the fleet tests
+  // met it): the layers go first here, then the whole app.
+  const src = new URL("../../src/", import.meta.url);
+  const layers = ["jobs/types.ts", "fleet/job_state.ts", "fleet/presence.ts", "registry/store.ts"]
+    .concat(["capture/policy.ts", "capture/regression_set.ts"]);
+  const code = layers.map((m) => `await import(${JSON.stringify(new URL(m, src).href)});`).join("\n") +
+    `\nawait import(${JSON.stringify(new URL("api/app.ts", src).href)});`;
+  const run = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(60_000),
+  }).output();
+  assert.equal(run.code, 0, new TextDecoder().decode(run.stderr));
+});

@@ -16,7 +16,7 @@ import type { CaptureMeta } from "../../capture/types.ts";
 import type { RouteContext, RouteModule } from "../app.ts";
 import { ApiError, errorBody } from "../errors.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
-import { BoxSchema, ErrorSchema, ModelNameParamSchema } from "../schemas.ts";
+import { BoxSchema, ErrorSchema, ModelNameParamSchema, named } from "../schemas.ts";
 
 const TAG = "captures";
 /** Largest labels body: thousands of boxes fit in a few hundred KiB. */
@@ -24,7 +24,7 @@ const MAX_LABELS_BODY_BYTES = 1 << 20;
 const DEFAULT_PAGE = 50, MAX_PAGE = 500;
 const MIME = { jpeg: "image/jpeg", png: "image/png", webp: "image/webp" } as const;
 
-const PolicySchema = CapturePolicySchema.openapi("CapturePolicy");
+const PolicySchema = named(CapturePolicySchema, "CapturePolicy");
 const StatusSchema = z.enum(["new", "labelled", "rejected"]);
 const SplitSchema = z.enum(["train", "val"]);
 const LabelSchema = z.object({ class_id: z.number().int(), box: BoxSchema });

@@ -8,7 +8,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { FleetJobSchema } from "../../fleet/job_state.ts";
 import { NodeInfoSchema } from "../../fleet/presence.ts";
 import { ApiError } from "../errors.ts";
-import { ErrorSchema } from "../schemas.ts";
+import { ErrorSchema, named } from "../schemas.ts";
 import { Gauge } from "../metrics.ts";
 import type { RouteModule } from "../app.ts";
 
@@ -20,7 +20,7 @@ const FleetReportSchema = z.object({
   problems: z.record(z.string(), z.string()).openapi({
     description: "Models this node cannot follow, with the reason (it keeps serving what it has)",
   }),
-  nodes: z.array(NodeInfoSchema.openapi("FleetNode")).openapi({
+  nodes: z.array(named(NodeInfoSchema, "FleetNode")).openapi({
     description: "Every node's latest record (this node's own only while NATS is unreachable)",
   }),
 }).openapi("Fleet");
@@ -43,7 +43,7 @@ const jobsRoute = createRoute({
     200: {
       description: "Fleet jobs, oldest first",
       content: {
-        "application/json": { schema: z.object({ jobs: z.array(FleetJobSchema.openapi("FleetJob")) }) },
+        "application/json": { schema: z.object({ jobs: z.array(named(FleetJobSchema, "FleetJob")) }) },
       },
     },
     503: { description: "NATS is unreachable", content: { "application/json": { schema: ErrorSchema } } },

@@ -10,8 +10,9 @@ import type { RouteModule } from "../app.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
 import { InflightLimit } from "../middleware/inflight.ts";
 import { BEARER_SECURITY, error, json, MUTATION_AUTH_ERRORS } from "../openapi_responses.ts";
+import { named } from "../schemas.ts";
 
-export const JobResponseSchema = JobSchema.openapi("Job");
+export const JobResponseSchema = named(JobSchema, "Job");
 /**
  * A fleet node's jobs: its own records and the fleet's (`shared`, null while NATS is down), oldest first, each
  * job once. A job posted here is in both: its own record, with where it runs and how often it started from the

@@ -17,7 +17,7 @@ import type { RouteContext, RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
 import { requireMutationAuth } from "../middleware/auth.ts";
 import { mediaType } from "../middleware/media_type.ts";
-import { ErrorSchema, ModelNameParamSchema } from "../schemas.ts";
+import { ErrorSchema, ModelNameParamSchema, named } from "../schemas.ts";
 
 const TAG = "captures";
 const ARCHIVE_TYPES = [
@@ -26,7 +26,7 @@ const ARCHIVE_TYPES = [
   "application/x-tar",
   "application/octet-stream",
 ];
-const MetaSchema = RegressionSetMetaSchema.openapi("RegressionSet");
+const MetaSchema = named(RegressionSetMetaSchema, "RegressionSet");
 const MaxRegression = z.number().min(0).max(1).openapi({
   description: `mAP@0.5:0.95 a result may lose on the set (default ${DEFAULT_MAX_REGRESSION})`,
 });

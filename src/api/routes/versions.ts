@@ -14,7 +14,7 @@ import { requireMutationAuth } from "../middleware/auth.ts";
 import { limitBody } from "../middleware/body_limit.ts";
 import { acceptMediaTypes } from "../middleware/media_type.ts";
 import { BEARER_SECURITY, error, json, MUTATION_AUTH_ERRORS } from "../openapi_responses.ts";
-import { ModelNameParamSchema } from "../schemas.ts";
+import { ModelNameParamSchema, named } from "../schemas.ts";
 
 /**
  * A version's meta as clients see it: a startup version's source names the `--model` file, not its absolute
@@ -25,7 +25,7 @@ export function publicMeta(meta: VersionMeta): VersionMeta {
   return { ...meta, source: { type: "startup", path: basename(meta.source.path) } };
 }
 
-const VersionMetaResponse = VersionMetaSchema.openapi("VersionMeta");
+const VersionMetaResponse = named(VersionMetaSchema, "VersionMeta");
 const VersionListSchema = z.object({
   name: z.string(),
   active: z.number().int().nullable(),

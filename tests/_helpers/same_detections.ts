@@ -5,7 +5,8 @@ import type { Detection } from "../../src/serving/postprocess.ts";
  * Engines differ only in float32 summation order. Measured against native: on bus.jpg (yolov5n) any probability
  * moves by at most 2.8e-6 (wasm) and 4.3e-6 (WebGPU on lavapipe), box coordinates by 2e-3 px; on the default
  * model's fixture by 1.6e-6 and 9e-7, boxes by 6e-4 px; the aarch64 bundle's onnxruntime-node (NEON kernels,
- * under QEMU) against x86_64's (AVX2) on that fixture by 4.8e-7, boxes equal. Bound at ~25x the largest.
+ * under QEMU) against x86_64's (AVX-512 on the test machine) on that fixture by 4.8e-7, boxes equal. Bound at
+ * ~25x the largest.
  */
 export const MAX_CONF_DIFF = 1e-4;
 /** Boxes are rounded to whole pixels, so a sub-pixel difference can flip one rounding. */

@@ -15,8 +15,8 @@ const SYSROOT = join(
  * describes the same CPU.
  */
 const QEMU_CPU = "cortex-a76";
-/** apt-get update and download of ~3 MB from Debian's mirror, or nothing when SYSROOT is complete. */
-const FETCH_LIMIT_MS = 120_000;
+/** The longest of the probes: apt-get update and download of ~3 MB from Debian's mirror (about 3 s seen). */
+const PROBE_LIMIT_MS = 120_000;
 
 /** How to run an aarch64 bundle on this machine under QEMU user-mode emulation. */
 export interface Arm64Emulation {
@@ -32,22 +32,24 @@ export interface Arm64Emulation {
  * Shell that makes this user namespace run aarch64 ELF files with qemu-aarch64, the way qemu-user-binfmt does
  * for a whole machine: a binfmt_misc of its own (Linux 6.7+ gives one to each user namespace that mounts it, so
  * nothing outside the namespace changes) with QEMU's aarch64 ELF magic and mask. `F` opens the interpreter now,
- * so later mounts cannot hide it. Exits 96 when the kernel refuses.
+ * so later mounts cannot hide it. An older kernel refuses the mount; there the machine's own registration, where
+ * qemu-user-binfmt made one, serves (arm64Emulation's probe tells). Exits 96 when the registration is refused.
  */
 export const REGISTER_QEMU = `
-mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || exit 96
-printf '%s' ':kestrel-qemu-aarch64:M::\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:'"$QEMU"':F' \\
-  >/proc/sys/fs/binfmt_misc/register || exit 96
+if mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null; then
+  printf '%s' ':kestrel-qemu-aarch64:M::\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:'"$QEMU"':F' \\
+    >/proc/sys/fs/binfmt_misc/register || exit 96
+fi
 `;
 
-async function output(command: string, args: string[], env?: Record<string, string>) {
+/** What `command` printed and whether it exited 0; a command that cannot start or runs past the limit is a failure. */
+async function output(command: string, args: string[]) {
   try {
     const { code, stdout, stderr } = await new Deno.Command(command, {
       args,
-      env,
       stdout: "piped",
       stderr: "piped",
-      signal: AbortSignal.timeout(FETCH_LIMIT_MS),
+      signal: AbortSignal.timeout(PROBE_LIMIT_MS),
     }).output();
     const text = (b: Uint8Array) => new TextDecoder().decode(b).trim();
     return { ok: code === 0, stdout: text(stdout), stderr: text(stderr) };
@@ -58,8 +60,8 @@ async function output(command: string, args: string[], env?: Record<string, stri
 
 /**
  * The aarch64 emulation, or why this machine has none: qemu-aarch64 (Debian's qemu-user), the arm64 userland
- * (fetched into SYSROOT by scripts/arm64_runtime.sh at the first run) and a user namespace with its own
- * binfmt_misc, in which a registered aarch64 binary runs.
+ * (fetched into SYSROOT by scripts/arm64_runtime.sh at the first run) and a user namespace in which an aarch64
+ * binary runs after REGISTER_QEMU.
  */
 export async function arm64Emulation(): Promise<Arm64Emulation | { missing: string }> {
   const qemu = await output("sh", ["-c", "command -v qemu-aarch64"]);

@@ -22,7 +22,7 @@ const EMULATION = ARM64 && !("missing" in ARM64) ? ARM64 : undefined;
 const BUILD_LIMIT_MS = 300_000;
 /**
  * The doctor, start, one detect, a burst and the drain of the unpacked bundle inside the namespace: a few seconds
- * natively, 33-51 s for the aarch64 bundle under QEMU on a loaded 2-core machine (117 s at worst).
+ * natively, 24 s for the aarch64 bundle under QEMU on 2 quiet cores, 33-51 s on loaded ones (117 s at worst).
  */
 const RUN_LIMIT_MS = 240_000;
 ensureRuntimeDir();

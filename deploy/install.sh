@@ -69,6 +69,10 @@ fi
 
 version=$(cat "$src/VERSION")
 [ -n "$version" ] || die "$src/VERSION is empty"
+# A bundle for another CPU would install cleanly and leave a service that cannot start (on an upgrade, after
+# switching current away from one that ran): its Deno must run here before anything is changed.
+"$src/bin/deno" --version >/dev/null 2>&1 ||
+  die "$src/bin/deno does not run on this $(uname -m) machine (a bundle for another CPU?); nothing was changed"
 
 # The service user; it may use the GPU's render nodes where those groups exist.
 if ! grep -q '^kestrel:' "$R/etc/passwd" 2>/dev/null; then

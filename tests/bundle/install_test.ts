@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { writeDeployFiles } from "../../src/bundle/build.ts";
+import { target, TARGET_NAMES } from "../../src/bundle/targets.ts";
+import { writeFakeElf } from "./_elf.ts";
 import { IS_ROOT } from "./_preconditions.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -11,13 +13,24 @@ if (!IS_ROOT || !HAS_USERADD) console.warn("install.sh test skipped: it needs ro
 /** install.sh copies a bundle and writes a few files: seconds, even on a loaded machine. */
 const INSTALL_LIMIT_MS = 60_000;
 
-/** A bundle of `version` as install.sh sees it: the deploy files and a stand-in app. */
+/** A bundle of `version` as install.sh sees it: the deploy files, a stand-in Deno that runs and a stand-in app. */
 async function fakeBundle(parent: string, version: string): Promise<string> {
   const dir = join(parent, `kestrel-${version}`);
   await writeDeployFiles(ROOT, dir, version);
+  await Deno.writeTextFile(join(dir, "bin", "deno"), '#!/bin/sh\necho "deno 0.0.0"\n', { mode: 0o755 });
   await Deno.mkdir(join(dir, "app"));
   await Deno.writeTextFile(join(dir, "app", "main.ts"), `// app ${version}\n`);
   return dir;
+}
+
+/** A prefix with the /etc files useradd needs. */
+async function fakeRoot(work: string): Promise<string> {
+  const root = join(work, "root");
+  await Deno.mkdir(join(root, "etc"), { recursive: true });
+  for (const file of ["passwd", "shadow", "gshadow"]) await Deno.writeTextFile(join(root, "etc", file), "");
+  await Deno.writeTextFile(join(root, "etc", "passwd"), "root:x:0:0:root:/root:/bin/sh\n");
+  await Deno.writeTextFile(join(root, "etc", "group"), "root:x:0:\nrender:x:990:\n");
+  return root;
 }
 
 async function install(bundle: string, root: string, ...args: string[]): Promise<string> {
@@ -59,11 +72,7 @@ Deno.test({
   ignore: !IS_ROOT || !HAS_USERADD,
   fn: async () => {
     const work = await Deno.makeTempDir({ prefix: "kestrel-install-" });
-    const root = join(work, "root");
-    await Deno.mkdir(join(root, "etc"), { recursive: true });
-    for (const file of ["passwd", "shadow", "gshadow"]) await Deno.writeTextFile(join(root, "etc", file), "");
-    await Deno.writeTextFile(join(root, "etc", "passwd"), "root:x:0:0:root:/root:/bin/sh\n");
-    await Deno.writeTextFile(join(root, "etc", "group"), "root:x:0:\nrender:x:990:\n");
+    const root = await fakeRoot(work);
     const v1 = await fakeBundle(work, "1.0.0");
     const v2 = await fakeBundle(work, "1.1.0");
     const opt = join(root, "opt/kestrel");
@@ -109,6 +118,32 @@ Deno.test({
     assert.equal(await Deno.readLink(join(opt, "current")), "1.0.0");
     assert.equal(await Deno.readLink(join(opt, "previous")), "1.1.0");
     assert.equal(await Deno.readTextFile(join(opt, "current/app/main.ts")), "// app 1.0.0\n");
+    await Deno.remove(work, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "install.sh refuses a bundle whose Deno is for another CPU, before changing anything",
+  ignore: !IS_ROOT || !HAS_USERADD,
+  fn: async () => {
+    const work = await Deno.makeTempDir({ prefix: "kestrel-install-" });
+    const root = await fakeRoot(work);
+    const bundle = await fakeBundle(work, "1.0.0");
+    const other = TARGET_NAMES.map(target).find((t) => !t.name.startsWith(`${Deno.build.arch}-`))!;
+    await writeFakeElf(join(bundle, "bin", "deno"), other.elfMachine);
+    const before = await snapshot(root);
+    const { code, stderr } = await new Deno.Command(join(bundle, "install.sh"), {
+      env: { KESTREL_ROOT: root, KESTREL_NO_SYSTEMCTL: "1" },
+      stdout: "null",
+      stderr: "piped",
+      signal: AbortSignal.timeout(INSTALL_LIMIT_MS),
+    }).output();
+    assert.equal(code, 1);
+    assert.match(
+      new TextDecoder().decode(stderr),
+      /bin\/deno does not run on this \S+ machine \(a bundle for another CPU\?\); nothing was changed/,
+    );
+    assert.deepEqual(await snapshot(root), before, "no user, no /opt/kestrel, no settings, no unit");
     await Deno.remove(work, { recursive: true });
   },
 });

@@ -1,13 +1,6 @@
 import assert from "node:assert/strict";
 import { nativeKind } from "../../src/bundle/native.ts";
-
-/** The first 20 bytes of an ELF header: magic, class, data (1 little-endian, 2 big-endian), ..., e_machine at 18. */
-function elfHead(machine: number, littleEndian: boolean): Uint8Array {
-  const head = new Uint8Array(20);
-  head.set([0x7f, 0x45, 0x4c, 0x46, 2, littleEndian ? 1 : 2]);
-  new DataView(head.buffer).setUint16(18, machine, littleEndian);
-  return head;
-}
+import { elfHead } from "./_elf.ts";
 
 Deno.test("nativeKind reads e_machine in the header's byte order and names Mach-O and PE files", () => {
   assert.deepEqual(nativeKind(elfHead(62, true)), { kind: "elf", machine: 62 });

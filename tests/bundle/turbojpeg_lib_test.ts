@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { addTurbojpegLib, writeDeployFiles } from "../../src/bundle/build.ts";
 import { target } from "../../src/bundle/targets.ts";
 import { createImageDecoder } from "../../src/image/decode.ts";
+import { writeFakeElf } from "./_elf.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 /** Debian's libturbojpeg0 on x86_64, where this box has it: the copy must still load. */
@@ -11,18 +12,11 @@ const hasSystemLib = await Deno.stat(SYSTEM_LIB).then(() => Deno.build.arch === 
 /** The launcher is a shell script around one exec: milliseconds. */
 const LAUNCH_LIMIT_MS = 10_000;
 
-/** A file with the first 20 bytes of an x86-64 ELF header: enough for the bundle's CPU check. */
-async function fakeX64Elf(dir: string): Promise<string> {
-  const head = new Uint8Array(64);
-  head.set([0x7f, 0x45, 0x4c, 0x46, 2, 1]);
-  new DataView(head.buffer).setUint16(18, 62, true);
-  await Deno.writeFile(join(dir, "fake.so"), head);
-  return join(dir, "fake.so");
-}
-
 Deno.test("--turbojpeg-lib: the bundle carries the target's libturbojpeg in lib/ and refuses another CPU's", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kestrel-turbojpeg-lib-" });
-  const lib = hasSystemLib ? SYSTEM_LIB : await fakeX64Elf(dir);
+  const lib = hasSystemLib
+    ? SYSTEM_LIB
+    : await writeFakeElf(join(dir, "fake.so"), target("x86_64-unknown-linux-gnu").elfMachine);
   await addTurbojpegLib(join(dir, "x64"), target("x86_64-unknown-linux-gnu"), lib);
   const copied = join(dir, "x64", "lib", "libturbojpeg.so.0");
   assert.deepEqual(await Deno.readFile(copied), await Deno.readFile(lib));
@@ -59,7 +53,11 @@ Deno.test("bin/kestrel points KESTREL_TURBOJPEG_LIB at the bundle's libturbojpeg
     return new TextDecoder().decode(stdout);
   };
   assert.equal(await launch({}), "unset", "no lib/ in the bundle: the system's library, if any");
-  await addTurbojpegLib(dir, target("x86_64-unknown-linux-gnu"), await fakeX64Elf(dir));
+  await addTurbojpegLib(
+    dir,
+    target("x86_64-unknown-linux-gnu"),
+    await writeFakeElf(join(dir, "fake.so"), target("x86_64-unknown-linux-gnu").elfMachine),
+  );
   assert.equal(await launch({}), join(await Deno.realPath(dir), "lib/libturbojpeg.so.0"));
   assert.equal(await launch({ KESTREL_TURBOJPEG_LIB: "/opt/other.so" }), "/opt/other.so");
   await Deno.remove(dir, { recursive: true });

@@ -8,6 +8,7 @@ import { DEFAULT_DETECT_OPTIONS, type Detection, postprocess } from "../../src/s
 import { selectBackend } from "../../src/serving/select.ts";
 import { gpuTest } from "../_helpers/gpu.ts";
 import { referenceData, referenceTest } from "../_helpers/reference.ts";
+import { assertSameDetections } from "../_helpers/same_detections.ts";
 
 const REFERENCE = referenceData(import.meta.url, "models/yolov5n.onnx", "images/bus.jpg");
 
@@ -48,14 +49,6 @@ const YOLOV5N_CASE = REFERENCE.missing ? null : await loadCase(
 );
 const CASES = YOLOV5N_CASE ? [DEFAULT_CASE, YOLOV5N_CASE] : [DEFAULT_CASE];
 
-/**
- * Engines differ only in float32 summation order. Measured against native: on bus.jpg (yolov5n) any probability
- * moves by at most 2.8e-6 (wasm) and 4.3e-6 (WebGPU on lavapipe), box coordinates by 2e-3 px; on the default
- * model's fixture by 1.6e-6 and 9e-7, boxes by 6e-4 px. Bound at ~25x the largest.
- */
-const MAX_CONF_DIFF = 1e-4;
-/** Boxes are rounded to whole pixels, so a sub-pixel difference can flip one rounding. */
-const MAX_BOX_DIFF = 1;
 /** Strides of a P5 YOLOv5 model: the output has 3 anchors per cell of each level's grid. */
 const STRIDES = [8, 16, 32];
 
@@ -69,20 +62,6 @@ async function detections(backend: Backend, c: Case): Promise<Detection[]> {
     return postprocess(out.data, c.nc, DEFAULT_DETECT_OPTIONS, box, c.image.width, c.image.height);
   } finally {
     await session.release();
-  }
-}
-
-function assertSameDetections(got: Detection[], want: Detection[], what: string): void {
-  assert.ok(want.length > 0, `${what}: the native backend finds something`);
-  assert.deepEqual(got.map((d) => d.classId), want.map((d) => d.classId), what);
-  for (const [i, d] of got.entries()) {
-    assert.ok(Math.abs(d.confidence - want[i].confidence) <= MAX_CONF_DIFF, `${what}: confidence ${i}`);
-    for (const k of ["x1", "y1", "x2", "y2"] as const) {
-      assert.ok(
-        Math.abs(d.box[k] - want[i].box[k]) <= MAX_BOX_DIFF,
-        `${what}: box ${i}.${k}: ${d.box[k]} vs ${want[i].box[k]}`,
-      );
-    }
   }
 }
 

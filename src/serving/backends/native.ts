@@ -1,22 +1,26 @@
-import type { Backend, Session, Tensor } from "../backend.ts";
+import type { Backend, Session } from "../backend.ts";
+import { WorkerSession } from "./native_workers.ts";
 
 /**
- * Runs one session takes at once. onnxruntime-node 1.30 runs a session synchronously on the JS thread (its
- * `run` calls the binding inside a setImmediate), so two runs never overlap each other or the thread's other
- * work (letterbox, HTTP): the second starts as the first ends. Decode does overlap them (sharp decodes on its
- * own thread). Measured on the loaded shared 2-core box, 1 against 2: no difference in req/s, p50 or CPU per
- * request at 2 and 4 clients beyond the noise; a Worker per session (leaving the JS thread free) cost ~4 CPU-ms
- * more per request (copies and messages) and gained no req/s.
+ * Inference workers per native model (native_workers.ts): two, one where the process may use a single core.
+ * Measured on the shared 2-core box (bus.jpg at 640, decode to NMS, no HTTP, interleaved): one session on the
+ * JS thread ~27 req/s at 4 clients (the thread, busy ~33 ms a request, the limit); one worker, the same; two
+ * workers 36-39 req/s at the same ~50 CPU-ms a request (one's decode and letterbox overlap the other's run);
+ * two workers of one intra-op thread each 35 (and 46 ms at 1 client, against 38); three of one thread 35-36.
  */
-export const NATIVE_PARALLEL_RUNS = 2;
+export function nativeWorkerCount(): number {
+  return Math.min(2, navigator.hardwareConcurrency);
+}
 
 /**
- * onnxruntime-node's session options, from the machine. Intra-op threads: one per core this process may use
- * (navigator.hardwareConcurrency follows CPU affinity and cgroup quotas); the default counts physical cores,
- * which can leave a core idle. One inter-op thread, sequential execution: YOLOv5 is a chain, and the parallel
+ * onnxruntime-node's session options, from the machine, for each worker's session. Intra-op threads: one per
+ * core this process may use
+ * (navigator.hardwareConcurrency follows CPU affinity and cgroup quotas), so a request alone on the server
+ * runs on every core; the default counts physical cores, which can leave a core idle. One inter-op thread, sequential execution: YOLOv5 is a chain, and the parallel
  * executor measured twice as slow. No spinning: a pool thread that busy-waits for work burns a core that the
  * next request's decode, another run or a fine-tune could use (measured on a loaded 2-core box: 86 CPU-ms per
- * run spinning, 44 not), for ~10% of single-run latency on an idle box.
+ * run spinning, 44 not), for ~10% of single-run latency on an idle box; with two workers busy, spinning took
+ * 80 CPU-ms a request against 50 and halved req/s at 4 clients.
  */
 export function nativeSessionOptions() {
   return {
@@ -29,22 +33,16 @@ export function nativeSessionOptions() {
 }
 
 /**
- * onnxruntime-node: the native CPU engine (runs under Deno through npm: and N-API). Imported on first use so
- * that a platform without its prebuilt binary can still fall back to wasm. Its sessions take concurrent runs.
+ * onnxruntime-node: the native CPU engine (runs under Deno through npm: and N-API), in inference workers that
+ * run whole detect requests off the JS thread. Loaded in the workers, so that a platform without its prebuilt
+ * binary can still fall back to wasm.
  */
 export const nativeBackend: Backend = {
   name: "native",
-  async createSession(onnx, inputName, outputName): Promise<Session> {
-    const ort = await import("./ort_native.ts");
-    const session = await ort.InferenceSession.create(onnx, nativeSessionOptions());
-    return {
-      parallelRuns: NATIVE_PARALLEL_RUNS,
-      async run(input: Tensor): Promise<Tensor> {
-        const feeds = { [inputName]: new ort.Tensor("float32", input.data, input.dims) };
-        const out = (await session.run(feeds))[outputName];
-        return { data: out.data as Float32Array, dims: [...out.dims] };
-      },
-      release: () => session.release(),
-    };
+  createSession(onnx, inputName, outputName): Promise<Session> {
+    return WorkerSession.open(
+      { onnx, inputName, outputName, options: nativeSessionOptions() },
+      nativeWorkerCount(),
+    );
   },
 };

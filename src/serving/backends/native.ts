@@ -14,13 +14,13 @@ export function nativeWorkerCount(): number {
 
 /**
  * onnxruntime-node's session options, from the machine, for each worker's session. Intra-op threads: one per
- * core this process may use
- * (navigator.hardwareConcurrency follows CPU affinity and cgroup quotas), so a request alone on the server
- * runs on every core; the default counts physical cores, which can leave a core idle. One inter-op thread, sequential execution: YOLOv5 is a chain, and the parallel
- * executor measured twice as slow. No spinning: a pool thread that busy-waits for work burns a core that the
- * next request's decode, another run or a fine-tune could use (measured on a loaded 2-core box: 86 CPU-ms per
- * run spinning, 44 not), for ~10% of single-run latency on an idle box; with two workers busy, spinning took
- * 80 CPU-ms a request against 50 and halved req/s at 4 clients.
+ * core this process may use (navigator.hardwareConcurrency follows CPU affinity and cgroup quotas), so a request
+ * alone on the server runs on every core; the default counts physical cores, which can leave a core idle. One
+ * inter-op thread, sequential execution: YOLOv5 is a chain, and the parallel executor measured twice as slow.
+ * No spinning: a pool thread that busy-waits for work burns a core that the next request's decode, another run
+ * or a fine-tune could use (measured on a loaded 2-core box: 86 CPU-ms per run spinning, 44 not), for ~10% of
+ * single-run latency on an idle box; with both workers busy, spinning took 80 CPU-ms a request against 50 and
+ * cut req/s at 4 clients from ~37 to ~21.
  */
 export function nativeSessionOptions() {
   return {

@@ -44,5 +44,10 @@ export interface Session {
 
 export interface Backend {
   name: BackendName;
+  /**
+   * The same engine on the calling thread, where serving runs it elsewhere (the native engine's workers): for a
+   * model built to be checked once rather than served, which the other threads would only slow down.
+   */
+  thisThread?: Backend;
   createSession(onnx: Uint8Array, inputName: string, outputName: string): Promise<Session>;
 }

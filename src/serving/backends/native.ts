@@ -1,4 +1,4 @@
-import type { Backend, Session } from "../backend.ts";
+import type { Backend, Session, Tensor } from "../backend.ts";
 import { WorkerSession } from "./native_workers.ts";
 
 /**
@@ -33,14 +33,40 @@ export function nativeSessionOptions() {
 }
 
 /**
+ * onnxruntime-node on the calling thread, one run at a time: for a model built to be checked rather than served
+ * (the registry's verification of an upload, the self-test), where starting two inference workers (~150-500 ms)
+ * would cost far more than the check (the ONNX upload fuzz test got through ~30 uploads in its 3 s instead of
+ * ~1800). Imported on first use, so that a platform without its prebuilt binary can still fall back to wasm.
+ */
+export const nativeThisThreadBackend: Backend = {
+  name: "native",
+  async createSession(onnx, inputName, outputName): Promise<Session> {
+    const ort = await import("./ort_native.ts");
+    const session = await ort.InferenceSession.create(onnx, nativeSessionOptions());
+    return {
+      async run(input: Tensor): Promise<Tensor> {
+        const feeds = { [inputName]: new ort.Tensor("float32", input.data, input.dims) };
+        const out = (await session.run(feeds))[outputName];
+        return { data: out.data as Float32Array, dims: [...out.dims] };
+      },
+      release: () => session.release(),
+    };
+  },
+};
+
+/**
  * onnxruntime-node: the native CPU engine (runs under Deno through npm: and N-API), in inference workers that
- * run whole detect requests off the JS thread. Loaded in the workers, so that a platform without its prebuilt
- * binary can still fall back to wasm.
+ * run whole detect requests off the JS thread. onnxruntime-node is imported here first, on first use, so that a
+ * platform without its package or prebuilt binary gets a rejected session at once and can fall back to wasm: a
+ * worker whose module graph cannot resolve a package can die without an error event its owner could wait for
+ * (with Deno 2.9.6 the doctor of the GPU bench package, which leaves onnxruntime-node out, waited forever so).
  */
 export const nativeBackend: Backend = {
   name: "native",
-  createSession(onnx, inputName, outputName): Promise<Session> {
-    return WorkerSession.open(
+  thisThread: nativeThisThreadBackend,
+  async createSession(onnx, inputName, outputName): Promise<Session> {
+    await import("./ort_native.ts");
+    return await WorkerSession.open(
       { onnx, inputName, outputName, options: nativeSessionOptions() },
       nativeWorkerCount(),
     );

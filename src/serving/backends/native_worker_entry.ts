@@ -93,6 +93,9 @@ port.onmessage = (e) => {
         (err) => port.postMessage(failure(msg.id, err)),
       );
       return;
+    case "release":
+      (loaded?.session.release() ?? Promise.resolve()).finally(() => port.postMessage({ type: "released" }));
+      return;
     default:
       throw new Error(
         `inference worker: unknown message type ${JSON.stringify((msg as { type: unknown }).type)}`,

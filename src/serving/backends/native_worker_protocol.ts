@@ -12,12 +12,15 @@ export type ToInferenceWorker =
     options: Record<string, unknown>;
   }
   | { type: "run"; id: number; data: Float32Array; dims: number[] }
-  | { type: "detect"; id: number } & ImageJob;
+  | { type: "detect"; id: number } & ImageJob
+  /** Release the session (the worker is terminated next). */
+  | { type: "release" };
 
 /** Worker -> main thread. A failed call says whether it was the image (its ImageError kind) or the engine. */
 export type FromInferenceWorker =
   | { type: "loaded" }
   | { type: "load_failed"; message: string }
+  | { type: "released" }
   | { type: "ran"; id: number; data: Float32Array; dims: number[] }
   | { type: "detected"; id: number; result: ImageDetections }
   | { type: "failed"; id: number; message: string; imageError?: ImageErrorKind };

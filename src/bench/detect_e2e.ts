@@ -14,7 +14,7 @@ import { ServerConfigSchema } from "../config/server.ts";
 import { decodeImage } from "../image/decode.ts";
 import { letterbox } from "../image/letterbox.ts";
 import { missingReferenceFiles, missingReferenceMessage, referencePath } from "../config/reference_dir.ts";
-import { nativeSessionOptions, nativeWorkerCount } from "../serving/backends/native.ts";
+import { nativeSessionOptions, nativeWorkerThreads } from "../serving/backends/native.ts";
 import { median, round2 } from "./support/stats.ts";
 import process from "node:process";
 
@@ -117,7 +117,7 @@ export async function bench(): Promise<Record<string, unknown>> {
       image: "bus.jpg",
       imgsz: IMGSZ,
       backend: "native",
-      inference_workers: nativeWorkerCount(),
+      inference_worker_threads: nativeWorkerThreads(),
       iterations: ITERATIONS,
       e2e_median_ms: round2(e2eMedian),
       e2e_cpu_ms_per_request: round2(e2eCpuMs / e2e.length),

@@ -2,7 +2,11 @@ import assert from "node:assert/strict";
 import { decodeImage } from "../../src/image/decode.ts";
 import { letterbox } from "../../src/image/letterbox.ts";
 import type { Backend, ImageJob } from "../../src/serving/backend.ts";
-import { nativeBackend, nativeSessionOptions } from "../../src/serving/backends/native.ts";
+import {
+  nativeBackend,
+  nativeSessionOptions,
+  nativeWorkerThreads,
+} from "../../src/serving/backends/native.ts";
 import { InferenceWorkerError, WorkerSession } from "../../src/serving/backends/native_workers.ts";
 import * as ort from "../../src/serving/backends/ort_native.ts";
 import { detect } from "../../src/serving/detector.ts";
@@ -17,7 +21,9 @@ const REFERENCE = referenceData(import.meta.url, "models/yolov5n.onnx", "images/
 const MODEL = await Deno.readFile(new URL("../../models/default.onnx", import.meta.url));
 const IMAGE = await Deno.readFile(new URL("../fixtures/shapes/images/shapes_0000.png", import.meta.url));
 const JOB: ImageJob = { bytes: IMAGE, imgsz: 128, nc: 3, opts: DEFAULT_DETECT_OPTIONS };
-const LOAD = { onnx: MODEL, inputName: "images", outputName: "output0", options: nativeSessionOptions() };
+const LOAD = { onnx: MODEL, inputName: "images", outputName: "output0" };
+/** The server's workers: on a multi-core box one of every core's threads and one of a core's share. */
+const OPTIONS = nativeWorkerThreads().map((threads) => nativeSessionOptions(threads));
 
 /** The same pipeline on this thread: decode, letterbox, one onnxruntime-node session, NMS. */
 async function inThread(onnx: Uint8Array, job: ImageJob): Promise<Detection[]> {
@@ -48,7 +54,7 @@ function recordingBackend(): Backend & { sessions: WorkerSession[] } {
 }
 
 Deno.test("WorkerSession detects exactly what the same pipeline finds on this thread", async () => {
-  const session = await WorkerSession.open(LOAD, 2);
+  const session = await WorkerSession.open(LOAD, OPTIONS);
   try {
     const want = await inThread(MODEL, JOB);
     assert.ok(want.length > 0, "the default model finds shapes in the fixture");
@@ -75,9 +81,9 @@ Deno.test({
       nc: 80,
       opts: DEFAULT_DETECT_OPTIONS,
     };
-    const session = await WorkerSession.open({ ...LOAD, onnx }, 2);
+    const session = await WorkerSession.open({ ...LOAD, onnx }, OPTIONS);
     try {
-      // Both workers at once, so each one's answer is checked.
+      // Both workers at once (one of a thread per core, one of a single thread), so each one answers.
       const [a, b] = await Promise.all([session.detectImage(job), session.detectImage(job)]);
       const want = await inThread(onnx, job);
       assert.deepEqual(a.detections, want);
@@ -89,7 +95,7 @@ Deno.test({
 });
 
 Deno.test("WorkerSession keeps the image error's kind and the caller's buffers", async () => {
-  const session = await WorkerSession.open(LOAD, 1);
+  const session = await WorkerSession.open(LOAD, [nativeSessionOptions()]);
   try {
     const bytes = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]);
     await assert.rejects(session.detectImage({ ...JOB, bytes }), {
@@ -107,12 +113,12 @@ Deno.test("WorkerSession keeps the image error's kind and the caller's buffers",
 });
 
 Deno.test("A crashed inference worker fails its call with InferenceWorkerError and is replaced", async () => {
-  const session = await WorkerSession.open(LOAD, 2);
+  const session = await WorkerSession.open(LOAD, OPTIONS);
   try {
     const want = (await session.detectImage(JOB)).detections;
     crashNextWorkerCall();
     await assert.rejects(session.detectImage(JOB), InferenceWorkerError);
-    assert.equal(session.liveWorkers, 2, "the crashed worker is replaced");
+    assert.equal(session.liveWorkers, OPTIONS.length, "the crashed worker is replaced");
     // Two at once: the replacement (loading the model) and the other worker both answer.
     const after = await Promise.all([session.detectImage(JOB), session.detectImage(JOB)]);
     for (const result of after) assert.deepEqual(result.detections, want);
@@ -125,7 +131,7 @@ Deno.test("A crashed inference worker fails its call with InferenceWorkerError a
 
 Deno.test("WorkerSession.open() of a model the engine refuses leaves no worker running", async () => {
   const garbage = new Uint8Array(64).fill(7);
-  await assert.rejects(WorkerSession.open({ ...LOAD, onnx: garbage }, 2));
+  await assert.rejects(WorkerSession.open({ ...LOAD, onnx: garbage }, OPTIONS));
   // The test's op sanitizer fails it if a worker were still running (its message channel stays open).
 });
 
@@ -158,7 +164,7 @@ Deno.test("A swap under load drops no request, and the old version's workers end
   assert.ok(versions.lastIndexOf(1) < versions.indexOf(2) + 3, "no request starts on v1 after the swap");
   const [v1, v2] = backend.sessions;
   assert.equal(v1.liveWorkers, 0, "v1's workers are terminated once its requests are done");
-  assert.equal(v2.liveWorkers, 2);
+  assert.equal(v2.liveWorkers, OPTIONS.length);
   await pool.close();
   assert.equal(v2.liveWorkers, 0, "close() terminates the active version's workers");
 });
@@ -177,7 +183,7 @@ Deno.test("Closing the pool with requests in flight answers them all, then termi
     }
   });
   await pool.close();
-  assert.equal(backend.sessions[0].liveWorkers, 2, "held by the requests in flight");
+  assert.equal(backend.sessions[0].liveWorkers, OPTIONS.length, "held by the requests in flight");
   for (const detections of await Promise.all(inFlight)) assert.deepEqual(detections, want);
   assert.equal(backend.sessions[0].liveWorkers, 0);
 });

@@ -2,30 +2,36 @@ import type { Backend, Session, Tensor } from "../backend.ts";
 import { WorkerSession } from "./native_workers.ts";
 
 /**
- * Inference workers per native model (native_workers.ts): two, one where the process may use a single core.
- * Measured on the shared 2-core box (bus.jpg at 640, decode to NMS, no HTTP, interleaved): one session on the
- * JS thread ~27 req/s at 4 clients (the thread, busy ~33 ms a request, the limit); one worker, the same; two
- * workers 36-39 req/s at the same ~50 CPU-ms a request (one's decode and letterbox overlap the other's run);
- * two workers of one intra-op thread each 35 (and 46 ms at 1 client, against 38); three of one thread 35-36.
+ * The inference workers of a native model, as their intra-op thread counts: the first, which takes every
+ * request that arrives while the others are idle, one per core the process may use, so that a request alone
+ * runs on every core; the others (one where the process may use a single core) a core's share each, so that
+ * runs side by side do not split each operator over more threads than there are cores. Measured on the shared
+ * 2-core box (bus.jpg at 640, decode to NMS without HTTP, interleaved in one run, load average 2.6-3): two
+ * workers of 2 threads 32-34 ms at one client and 35-36 req/s at 4 clients (55-56 CPU-ms a request); two of one
+ * thread 44-47 ms, 40-42 req/s (47-48); 2 and 1 threads, as here, 35 ms and 38-42 req/s (47-51); one session
+ * on the JS thread 35 ms and 28-29 req/s (the thread, ~33 ms of work a request there, the limit). Earlier, at
+ * load 4-7: one worker as the JS thread; three of one thread 35-36 req/s; two of 2 threads spinning 20-22.
  */
-export function nativeWorkerCount(): number {
-  return Math.min(2, navigator.hardwareConcurrency);
+export function nativeWorkerThreads(): number[] {
+  const cores = navigator.hardwareConcurrency;
+  if (cores < 2) return [1];
+  return [cores, Math.max(1, Math.floor(cores / 2))];
 }
 
 /**
- * onnxruntime-node's session options, from the machine, for each worker's session. Intra-op threads: one per
- * core this process may use (navigator.hardwareConcurrency follows CPU affinity and cgroup quotas), so a request
- * alone on the server runs on every core; the default counts physical cores, which can leave a core idle. One
- * inter-op thread, sequential execution: YOLOv5 is a chain, and the parallel executor measured twice as slow.
- * No spinning: a pool thread that busy-waits for work burns a core that the next request's decode, another run
- * or a fine-tune could use (measured on a loaded 2-core box: 86 CPU-ms per run spinning, 44 not), for ~10% of
- * single-run latency on an idle box; with both workers busy, spinning took 80 CPU-ms a request against 50 and
- * cut req/s at 4 clients from ~37 to ~21.
+ * onnxruntime-node's session options for `threads` intra-op threads (see nativeWorkerThreads; the default is
+ * one per core this process may use: navigator.hardwareConcurrency follows CPU affinity and cgroup quotas, where
+ * onnxruntime's own default counts physical cores, which can leave a core idle). One inter-op thread,
+ * sequential execution: YOLOv5 is a chain, and the parallel executor measured twice as slow. No spinning: a pool
+ * thread that busy-waits for work burns a core that the next request's decode, another run or a fine-tune could
+ * use (measured on a loaded 2-core box: 86 CPU-ms per run spinning, 44 not), for ~10% of single-run latency on
+ * an idle box; with two workers of 2 threads busy, spinning took 80 CPU-ms a request against 50 and cut req/s at
+ * 4 clients from ~37 to ~21.
  */
-export function nativeSessionOptions() {
+export function nativeSessionOptions(threads = navigator.hardwareConcurrency) {
   return {
     graphOptimizationLevel: "all",
-    intraOpNumThreads: navigator.hardwareConcurrency,
+    intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: "sequential",
     extra: { session: { intra_op: { allow_spinning: "0" } } },
@@ -67,8 +73,8 @@ export const nativeBackend: Backend = {
   async createSession(onnx, inputName, outputName): Promise<Session> {
     await import("./ort_native.ts");
     return await WorkerSession.open(
-      { onnx, inputName, outputName, options: nativeSessionOptions() },
-      nativeWorkerCount(),
+      { onnx, inputName, outputName },
+      nativeWorkerThreads().map((threads) => nativeSessionOptions(threads)),
     );
   },
 };

@@ -23,13 +23,16 @@ export class InferenceWorkerError extends Error {
 
 const ENTRY = new URL("./native_worker_entry.ts", import.meta.url);
 
-/** What each worker loads: the model, its input and output names, onnxruntime's session options. */
+/** What a worker loads: the model, its input and output names, onnxruntime's session options. */
 export interface WorkerLoad {
   onnx: Uint8Array;
   inputName: string;
   outputName: string;
   options: Record<string, unknown>;
 }
+
+/** The model every worker of a session loads. */
+export type WorkerModel = Omit<WorkerLoad, "options">;
 
 type Call = Extract<ToInferenceWorker, { id: number }>;
 
@@ -133,9 +136,11 @@ function unexpected(msg: FromInferenceWorker): never {
 }
 
 /**
- * `count` inference workers of one model, as one Session taking `count` calls at once (its parallelRuns): a
- * call goes to an idle worker. A worker that crashes fails its call with an InferenceWorkerError and is
- * replaced by a fresh one, which loads while the others serve; release() terminates them all.
+ * Inference workers of one model, one per entry of `options` (each worker's onnxruntime session options), as
+ * one Session taking that many calls at once (its parallelRuns). A call goes to the first idle worker in that
+ * order, so a call alone on the session always runs on the first. A worker that crashes fails its call with an
+ * InferenceWorkerError and is replaced by a fresh one with the same options, which loads while the others
+ * serve; release() has each release its session, then terminates it.
  */
 export class WorkerSession implements Session {
   readonly parallelRuns: number;
@@ -146,14 +151,17 @@ export class WorkerSession implements Session {
   #opened = false;
   #released = false;
 
-  private constructor(private readonly load: WorkerLoad, count: number) {
-    this.parallelRuns = count;
-    this.#workers = Array.from({ length: count }, () => this.#spawn());
+  private constructor(
+    private readonly model: WorkerModel,
+    private readonly options: Record<string, unknown>[],
+  ) {
+    this.parallelRuns = options.length;
+    this.#workers = options.map((_, at) => this.#spawn(at));
   }
 
-  /** Starts `count` workers and waits until each has loaded the model; on any failure none is left running. */
-  static async open(load: WorkerLoad, count: number): Promise<WorkerSession> {
-    const session = new WorkerSession(load, count);
+  /** Starts the workers and waits until each has loaded the model; on any failure none is left running. */
+  static async open(model: WorkerModel, options: Record<string, unknown>[]): Promise<WorkerSession> {
+    const session = new WorkerSession(model, options);
     try {
       await Promise.all(session.#workers.map((w) => w.loaded));
       session.#opened = true;
@@ -169,10 +177,12 @@ export class WorkerSession implements Session {
     return this.#workers.filter((w) => !w.stopped).length;
   }
 
-  #spawn(): InferenceWorker {
-    return new InferenceWorker(this.load, (crashed) => {
-      const at = this.#workers.indexOf(crashed);
-      if (this.#opened && !this.#released && at >= 0) this.#workers[at] = this.#spawn();
+  /** A worker for place `at` (its options), replaced in that place if it crashes. */
+  #spawn(at: number): InferenceWorker {
+    return new InferenceWorker({ ...this.model, options: this.options[at] }, (crashed) => {
+      if (this.#opened && !this.#released && this.#workers[at] === crashed) {
+        this.#workers[at] = this.#spawn(at);
+      }
     });
   }
 
@@ -181,7 +191,7 @@ export class WorkerSession implements Session {
     if (this.#released) throw new InferenceWorkerError("The model's inference workers have been released");
     const at = this.#workers.findIndex((w) => !this.#busy.has(w));
     if (at < 0) throw new Error(`WorkerSession: more than ${this.parallelRuns} calls at once`);
-    if (this.#workers[at].stopped) this.#workers[at] = this.#spawn();
+    if (this.#workers[at].stopped) this.#workers[at] = this.#spawn(at);
     const worker = this.#workers[at];
     this.#busy.add(worker);
     try {

@@ -2,15 +2,17 @@ import type { Backend, Session, Tensor } from "../backend.ts";
 import { WorkerSession } from "./native_workers.ts";
 
 /**
- * The inference workers of a native model, as their intra-op thread counts: the first, which takes every
- * request that arrives while the others are idle, one per core the process may use, so that a request alone
- * runs on every core; the others (one where the process may use a single core) a core's share each, so that
- * runs side by side do not split each operator over more threads than there are cores. Measured on the shared
- * 2-core box (bus.jpg at 640, decode to NMS without HTTP, interleaved in one run, load average 2.6-3): two
- * workers of 2 threads 32-34 ms at one client and 35-36 req/s at 4 clients (55-56 CPU-ms a request); two of one
- * thread 44-47 ms, 40-42 req/s (47-48); 2 and 1 threads, as here, 35 ms and 38-42 req/s (47-51); one session
- * on the JS thread 35 ms and 28-29 req/s (the thread, ~33 ms of work a request there, the limit). Earlier, at
- * load 4-7: one worker as the JS thread; three of one thread 35-36 req/s; two of 2 threads spinning 20-22.
+ * The inference workers of a native model, as their intra-op thread counts: two, one on a 1-core box. The
+ * first, which takes every request that arrives while the other is idle, one thread per core the process may
+ * use, so that a request alone runs on every core; the second half as many (one on 2 cores), so that two runs
+ * side by side split their operators over fewer threads than two per core (a 2-thread run of yolov5n at 640
+ * costs ~46 CPU-ms on 2 cores, a 1-thread one ~37: the split's overhead is CPU the other run needs). Measured
+ * on the shared 2-core box (bus.jpg at 640, decode to NMS without HTTP, interleaved in one run, load average
+ * 2.6-3): two workers of 2 threads 32-34 ms at one client and 35-36 req/s at 4 clients (55-56 CPU-ms a
+ * request); two of one thread 44-47 ms, 40-42 req/s (47-48); 2 and 1 threads, as here, 35 ms and 38-42 req/s
+ * (47-51); one session on the JS thread 35 ms and 28-29 req/s (the thread, ~33 ms of work a request there, the
+ * limit). Earlier, at load 4-7: one worker as the JS thread; three of one thread 35-36 req/s; two of 2 threads
+ * spinning 20-22.
  */
 export function nativeWorkerThreads(): number[] {
   const cores = navigator.hardwareConcurrency;
@@ -41,7 +43,7 @@ export function nativeSessionOptions(threads = navigator.hardwareConcurrency) {
 /**
  * onnxruntime-node on the calling thread, one run at a time: for a model built to be checked rather than served
  * (the registry's verification of an upload, the self-test), where starting two inference workers (~150-500 ms)
- * would cost far more than the check (the ONNX upload fuzz test got through ~30 uploads in its 3 s instead of
+ * would cost far more than the check (the ONNX upload fuzz test got through 6 uploads in its 3 s instead of
  * ~1800). Imported on first use, so that a platform without its prebuilt binary can still fall back to wasm.
  */
 export const nativeThisThreadBackend: Backend = {

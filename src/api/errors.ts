@@ -5,6 +5,7 @@ import { ImageError, type ImageErrorKind } from "../image/errors.ts";
 import { type Logger, WARNINGS_TO_STDERR } from "./log.ts";
 import { requestIdOf } from "./middleware/request_log.ts";
 import { ModelOverloadedError } from "../serving/session_queue.ts";
+import { InferenceWorkerError } from "../serving/backends/native_workers.ts";
 import { JobRequestError, type JobRequestErrorCode } from "../jobs/errors.ts";
 import { RegistryError, type RegistryErrorCode } from "../registry/errors.ts";
 
@@ -59,15 +60,21 @@ export function errorBody(code: string, message: string) {
 }
 
 /**
- * The app's one onError: known errors (the API's own, image, overload, registry and job service refusals) keep
- * their status and code; a busy job service or a full model queue also tells the client when to retry; anything
- * else is a logged 500.
+ * The app's one onError: known errors (the API's own, image, overload, a crashed inference worker, registry and
+ * job service refusals) keep their status and code; a busy job service, a full model queue or a crashed worker
+ * also tells the client when to retry; anything else is a logged 500.
  */
 export function handleError(err: Error, c: Context, log: Logger = WARNINGS_TO_STDERR): Response {
   if (err instanceof ApiError) return c.json(errorBody(err.code, err.message), err.status);
   if (err instanceof ImageError) return c.json(errorBody(err.kind, err.message), IMAGE_STATUS[err.kind]);
   if (err instanceof ModelOverloadedError) {
     return c.json(errorBody("overloaded", err.message), 503, { "retry-after": String(SHED_RETRY_AFTER_S) });
+  }
+  if (err instanceof InferenceWorkerError) {
+    // The worker is replaced at once: a retry finds a working one.
+    return c.json(errorBody("inference_unavailable", err.message), 503, {
+      "retry-after": String(SHED_RETRY_AFTER_S),
+    });
   }
   if (err instanceof RegistryError) {
     return c.json(errorBody(err.code, err.message), REGISTRY_STATUS[err.code]);

@@ -30,7 +30,7 @@ export async function openServingRegistry(
       const model = await LoadedModel.create(
         ref,
         readModelSpec(bytes, "upload", config.imgsz),
-        pool.backend,
+        pool.backend.thisThread ?? pool.backend,
         bytes,
         pool.loadTimeoutMs,
       );

@@ -11,6 +11,7 @@ import process from "node:process";
 import { startServer } from "../api/server.ts";
 import { ServerConfigSchema } from "../config/server.ts";
 import type { LoadRequest, LoadResult } from "./load/http_clients.ts";
+import { nativeWorkerThreads } from "../serving/backends/native.ts";
 
 const REFERENCE_FILES = ["models/yolov5n.onnx", "images/bus.jpg"];
 const MODEL = referencePath("models/yolov5n.onnx");
@@ -73,6 +74,7 @@ export async function bench(): Promise<Record<string, unknown>> {
       backend: "native",
       requests_per_run: REQUESTS,
       threads: navigator.hardwareConcurrency,
+      inference_worker_threads: nativeWorkerThreads(),
       ...runs,
       goal_req_per_s_at_4: GOAL_REQ_PER_S,
     };

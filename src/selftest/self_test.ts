@@ -9,7 +9,7 @@ import { readF32 } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { OnnxModel } from "../onnx/model.ts";
 import type { Backend } from "../serving/backend.ts";
-import { nativeBackend } from "../serving/backends/native.ts";
+import { nativeThisThreadBackend } from "../serving/backends/native.ts";
 import { wasmBackend } from "../serving/backends/web.ts";
 import { detect } from "../serving/detector.ts";
 import { readModelSpec } from "../serving/model_spec.ts";
@@ -93,7 +93,7 @@ function relL2(a: Float32Array, b: Float32Array): number {
 /** onnxruntime on the CPU: the native build where it loads, else the wasm build. */
 async function cpuOutput(modelBytes: Uint8Array, chw: Float32Array): Promise<Float32Array> {
   const spec = readModelSpec(modelBytes, "self-test model");
-  for (const backend of [nativeBackend, wasmBackend]) {
+  for (const backend of [nativeThisThreadBackend, wasmBackend]) {
     let session;
     try {
       session = await backend.createSession(modelBytes, spec.inputName, spec.outputName);

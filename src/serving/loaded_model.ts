@@ -1,7 +1,8 @@
 import { LetterboxInput } from "../image/letterbox.ts";
 import { OnnxModel } from "../onnx/model.ts";
-import type { Backend, Session, Tensor } from "./backend.ts";
+import type { Backend, ImageDetections, Session, Tensor } from "./backend.ts";
 import type { ModelSpec } from "./model_spec.ts";
+import type { DetectOptions } from "./postprocess.ts";
 import { type Admission, DEFAULT_MAX_QUEUE, SessionQueue } from "./session_queue.ts";
 
 /** Identifies a model version across the API, the registry and logs. */
@@ -157,6 +158,25 @@ export class LoadedModel {
         this.spareInputs.push(input);
       }
     });
+  }
+
+  /** Whether the session decodes, letterboxes, runs and post-processes images itself (Session.detectImage). */
+  get detectsImages(): boolean {
+    return this.session.detectImage !== undefined;
+  }
+
+  /** Runs the session's own per-image pipeline on `bytes` once `admission`'s turn comes. */
+  detectImage(
+    admission: Admission,
+    bytes: Uint8Array,
+    opts: DetectOptions,
+    maxPixels?: number,
+  ): Promise<ImageDetections> {
+    const { session, spec } = this;
+    if (!session.detectImage) throw new Error(`the ${this.backend} session does not detect images itself`);
+    return admission.run(() =>
+      session.detectImage!({ bytes, imgsz: spec.imgsz, nc: spec.nc, opts, maxPixels })
+    );
   }
 
   /** Admits and runs one input that is already prepared; a full queue rejects with ModelOverloadedError. */

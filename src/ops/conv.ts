@@ -4,6 +4,7 @@ import { accumulateFlag, batchStride, expectShape } from "./context.ts";
 import {
   aligned,
   biasGrad,
+  COL_PANEL,
   directBackwardData,
   type Fields,
   gemmNN,
@@ -184,13 +185,16 @@ function planColumns(ctx: OpContext, a: ConvArgs, g: Geometry, label: string): C
     ? ctx.transient("conv columns", colBytes, `${label} im2col`)
     : ctx.scratch(colBytes, `${label} im2col`);
   const common = { ...g, batch: g.n, flags: 0 };
+  // The register family's GEMMs read columns in panels (conv_kernels.ts COL_PANEL); the tiled family stages
+  // plain rows through workgroup memory.
+  const panel = ctx.kernels === "register" ? COL_PANEL : undefined;
   return {
     col,
     xcol: col
-      ? { buffer: col, off4: 0, batch4: (g.K * g.ppad) / 4 }
+      ? { buffer: col, off4: 0, batch4: (g.K * g.ppad) / 4, panel }
       : { buffer: a.x.buffer, off4: a.x.offset / 4, batch4: batchStride(a.x) / 4 },
     common,
-    im2col: () => im2col(ctx, `${label} im2col`, { ...common, rows: g.K }, a.x, col!, elem),
+    im2col: () => im2col(ctx, `${label} im2col`, { ...common, rows: g.K }, a.x, col!, elem, panel),
   };
 }
 

@@ -31,7 +31,8 @@ const PARAMS = uniformLayout(
   ),
 );
 
-/** Col rows n * rows + k (rows = g.K, or dy's channels for a 1x1 "geometry" that pads dy): the taps of `src`. */
+/** Col rows n * rows + k (rows = g.K, or dy's channels for a 1x1 "geometry" that pads dy): the taps of `src`,
+ * each image's matrix in panels of `panel` vec4 columns (wgsl/ops/conv_panels.wgsl), or plain rows (0). */
 export function im2col(
   ctx: OpContext,
   label: string,
@@ -39,6 +40,7 @@ export function im2col(
   src: TensorView,
   dst: GPUBuffer,
   elem: ElemType,
+  panel = 0,
 ): Dispatch {
   const rows = g.n * g.rows;
   const chunks = Math.ceil(g.ppad / 4 / IM2COL_V);
@@ -57,6 +59,7 @@ export function im2col(
     KH: g.kh,
     KW: g.kw,
     WO: g.wo,
+    PANEL: panel,
   }, elem);
   const u = ctx.uniform(
     PARAMS.pack({

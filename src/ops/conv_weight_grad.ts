@@ -141,9 +141,10 @@ function registerPartials(
   const chunk4 = Math.ceil(r4 / splits);
   const nsplit = g.n * splits;
   const shape = gemmShape(Math.ceil(g.cout / TILE), Math.ceil(g.K / TILE));
+  const B_PANEL = xcol.panel ?? 0;
   const nt = lanes
-    ? ctx.programs.get(FILE, "gemm_nt_lanes", {}, elem)
-    : ctx.programs.get(FILE, "gemm_nt", shape, elem);
+    ? ctx.programs.get(FILE, "gemm_nt_lanes", { B_PANEL }, elem)
+    : ctx.programs.get(FILE, "gemm_nt", { ...shape, B_PANEL }, elem);
   const ntU = uniform(ctx, {
     M: g.cout,
     N: g.K,
@@ -234,6 +235,8 @@ function transposedWeightGrad(
     xcol.buffer,
     "conv_bwd_weight",
     elem,
+    undefined,
+    xcol.panel,
   );
   const reduce = ctx.programs.get(NN_FILE, "reduce_t", { WG: reduceWG });
   return [{

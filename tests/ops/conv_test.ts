@@ -281,6 +281,32 @@ for (const precision of PRECISIONS) {
   }
 }
 
+/** Register-family column matrices wider than one panel (conv_kernels.ts COL_PANEL, 16 vec4s) with a narrower
+ * last panel, read by each weight-gradient GEMM: gemm_nt with splits that start inside panels, gemm_nn on
+ * transposed operands (64+ channels), gemm_nt_lanes. */
+const PANEL_CASES: ConvShape[] = [
+  // 221 pixels: 56 vec4 columns = 3 panels + 8; the weight gradient's 4 splits of 14 columns
+  { n: 2, cin: 4, h: 13, w: 17, cout: 6, kh: 3, kw: 3, stride: 1, pad: 1 },
+  // 414 pixels (104 vec4 columns = 6 panels + 8), 66 channels
+  { n: 2, cin: 3, h: 18, w: 23, cout: 66, kh: 3, kw: 3, stride: 1, pad: 1 },
+  // 1640 pixels (410 vec4 columns = 25 panels + 10), few channels: lanes sharing a tile
+  { n: 2, cin: 2, h: 41, w: 40, cout: 5, kh: 3, kw: 3, stride: 1, pad: 1 },
+];
+
+for (const precision of PRECISIONS) {
+  for (const [ci, s] of PANEL_CASES.entries()) {
+    gpuTest(
+      `planConv (register kernels, ${operands(precision)}) with columns over several panels matches the TS ` +
+        `reference for ${name(s)}`,
+      async (device) => {
+        const plan = await checkConv(device, "register", s, 30 + ci, { half: precision === "f16" });
+        assertFamilyRan(plan, "register");
+        assert.ok(plan.forward.some((d) => d.opClass === "conv_im2col"), "the columns are built");
+      },
+    );
+  }
+}
+
 gpuTest(
   "planConv (register kernels) with f16 operands on a 40x40 map: backward-data by GEMM + col2im (the direct " +
     "conv reads f32 dy)",

@@ -26,6 +26,13 @@ override A_MODE: u32 = 0u;
 // Kernel size, as constants where a loop over taps must unroll (conv_direct).
 override KH: u32 = 3u;
 override KW: u32 = 3u;
+// Operands that are im2col column matrices in panels of this many vec4 columns (wgsl/ops/conv_panels.wgsl; 0:
+// plain rows): B of gemm_nn, gemm_nt and gemm_nt_lanes (rows K, N or N, vec4 columns ldb4), A of gemm_nn with
+// A_MODE 1 (rows M, vec4 columns am / 4).
+override B_PANEL: u32 = 0u;
+override A_PANEL: u32 = 0u;
+
+// #include ops/conv_panels.wgsl
 
 struct Params {
   batch: u32, cin: u32, h: u32, w: u32,
@@ -94,29 +101,36 @@ fn column(m: mat4x4f, k: u32) -> vec4f {
 }
 
 // C[z][m][n] (+)= sum_k A[z][m][k] * B[z][k][n] (+ Bias[m]); A read at aOff + z*aBatch + m*am + k*ak (any
-// strides, so W and W^T need no copy), B as vec4 rows of ldb4.
+// strides, so W and W^T need no copy), B as vec4 rows of ldb4 (or in panels, B_PANEL).
 fn nnTile(gi: vec3u) -> Tile {
   let n4 = gi.x * 2u;
   let m0 = gi.y * 8u;
   let z = gi.z;
-  let bBase = u.bOff4 + z * u.bBatch4 + min(n4, u.N4 - 1u);
+  // n4 is even and panels start at even columns (B_PANEL is even): both columns lie in one panel.
+  let nc = min(n4, u.N4 - 1u);
+  let bp = panelOf(B_PANEL, nc, u.K, u.ldb4);
+  let ldb4 = bp.width;
+  let bBase = u.bOff4 + z * u.bBatch4 + bp.base + nc;
   let second = select(0u, 1u, n4 + 1u < u.N4);
   let aBase = u.aOff + z * u.aBatch;
-  let r0 = aBase + min(vec4u(m0) + LO, vec4u(u.M - 1u)) * u.am;
-  let r1 = aBase + min(vec4u(m0) + HI, vec4u(u.M - 1u)) * u.am;
   var t: Tile;
   if (A_MODE == 1u) {
-    // A rows as vec4 along k (am = K, ak = 1, all multiples of 4): 8 loads per 4 steps instead of 32.
-    let q0 = r0 / 4u;
-    let q1 = r1 / 4u;
+    // A rows as vec4 along k (ak = 1; aOff, am, K and aBatch multiples of 4): 8 loads per 4 steps instead of
+    // 32. Plain rows are am apart; in panels (A_PANEL) each step finds its panel.
+    let a4 = aBase / 4u;
+    let rows0 = min(vec4u(m0) + LO, vec4u(u.M - 1u));
+    let rows1 = min(vec4u(m0) + HI, vec4u(u.M - 1u));
     for (var k4 = 0u; k4 < u.K / 4u; k4++) {
-      let b = bBase + k4 * 4u * u.ldb4;
-      let m0a = mat4x4f(ldA4(q0.x + k4), ldA4(q0.y + k4), ldA4(q0.z + k4), ldA4(q0.w + k4));
-      let m1a = mat4x4f(ldA4(q1.x + k4), ldA4(q1.y + k4), ldA4(q1.z + k4), ldA4(q1.w + k4));
+      let ap = panelOf(A_PANEL, k4, u.M, u.am / 4u);
+      let q0 = a4 + ap.base + rows0 * ap.width + k4;
+      let q1 = a4 + ap.base + rows1 * ap.width + k4;
+      let b = bBase + k4 * 4u * ldb4;
+      let m0a = mat4x4f(ldA4(q0.x), ldA4(q0.y), ldA4(q0.z), ldA4(q0.w));
+      let m1a = mat4x4f(ldA4(q1.x), ldA4(q1.y), ldA4(q1.z), ldA4(q1.w));
       fmaTile(&t, column(m0a, 0u), column(m1a, 0u), ldB4(b), ldB4(b + second));
-      fmaTile(&t, column(m0a, 1u), column(m1a, 1u), ldB4(b + u.ldb4), ldB4(b + u.ldb4 + second));
-      fmaTile(&t, column(m0a, 2u), column(m1a, 2u), ldB4(b + 2u * u.ldb4), ldB4(b + 2u * u.ldb4 + second));
-      fmaTile(&t, column(m0a, 3u), column(m1a, 3u), ldB4(b + 3u * u.ldb4), ldB4(b + 3u * u.ldb4 + second));
+      fmaTile(&t, column(m0a, 1u), column(m1a, 1u), ldB4(b + ldb4), ldB4(b + ldb4 + second));
+      fmaTile(&t, column(m0a, 2u), column(m1a, 2u), ldB4(b + 2u * ldb4), ldB4(b + 2u * ldb4 + second));
+      fmaTile(&t, column(m0a, 3u), column(m1a, 3u), ldB4(b + 3u * ldb4), ldB4(b + 3u * ldb4 + second));
     }
   } else if (A_MODE == 2u) {
     // A columns as vec4 along m (am = 1, ak a multiple of 4, e.g. W^T): rows past M read neighbouring
@@ -124,12 +138,14 @@ fn nnTile(gi: vec3u) -> Tile {
     let c = (aBase + m0) / 4u;
     let ak4 = u.ak / 4u;
     for (var k = 0u; k < u.K; k++) {
-      let b = bBase + k * u.ldb4;
+      let b = bBase + k * ldb4;
       fmaTile(&t, ldA4(c + k * ak4), ldA4(c + k * ak4 + 1u), ldB4(b), ldB4(b + second));
     }
   } else {
+    let r0 = aBase + min(vec4u(m0) + LO, vec4u(u.M - 1u)) * u.am;
+    let r1 = aBase + min(vec4u(m0) + HI, vec4u(u.M - 1u)) * u.am;
     for (var k = 0u; k < u.K; k++) {
-      let b = bBase + k * u.ldb4;
+      let b = bBase + k * ldb4;
       let ka = k * u.ak;
       let a0 = vec4f(ldA(r0.x + ka), ldA(r0.y + ka), ldA(r0.z + ka), ldA(r0.w + ka));
       let a1 = vec4f(ldA(r1.x + ka), ldA(r1.y + ka), ldA(r1.z + ka), ldA(r1.w + ka));
@@ -271,15 +287,19 @@ fn gemm_nt(@builtin(global_invocation_id) gi: vec3u) {
   let s1 = min(s0 + u.chunk4, u.K);
   let ar0 = u.aOff + item * u.aBatch + min(vec4u(m0) + LO, vec4u(u.M - 1u)) * u.am;
   let ar1 = u.aOff + item * u.aBatch + min(vec4u(m0) + HI, vec4u(u.M - 1u)) * u.am;
-  let br0 = u.bOff4 + item * u.bBatch4 + min(vec4u(n0) + LO, vec4u(u.N - 1u)) * u.ldb4;
-  let br1 = u.bOff4 + item * u.bBatch4 + min(vec4u(n0) + HI, vec4u(u.N - 1u)) * u.ldb4;
+  let bItem = u.bOff4 + item * u.bBatch4;
+  let bRows0 = min(vec4u(n0) + LO, vec4u(u.N - 1u));
+  let bRows1 = min(vec4u(n0) + HI, vec4u(u.N - 1u));
   var t: Tile;
   for (var r = s0; r < s1; r++) {
     // Rows of A and B as 4x4 blocks (one matrix column per row); their transposes give per-k vectors.
     let am0 = mat4x4f(ldA4(ar0.x + r), ldA4(ar0.y + r), ldA4(ar0.z + r), ldA4(ar0.w + r));
     let am1 = mat4x4f(ldA4(ar1.x + r), ldA4(ar1.y + r), ldA4(ar1.z + r), ldA4(ar1.w + r));
-    let bm0 = mat4x4f(ldB4(br0.x + r), ldB4(br0.y + r), ldB4(br0.z + r), ldB4(br0.w + r));
-    let bm1 = mat4x4f(ldB4(br1.x + r), ldB4(br1.y + r), ldB4(br1.z + r), ldB4(br1.w + r));
+    let bp = panelOf(B_PANEL, r, u.N, u.ldb4);
+    let br0 = bItem + bp.base + bRows0 * bp.width + r;
+    let br1 = bItem + bp.base + bRows1 * bp.width + r;
+    let bm0 = mat4x4f(ldB4(br0.x), ldB4(br0.y), ldB4(br0.z), ldB4(br0.w));
+    let bm1 = mat4x4f(ldB4(br1.x), ldB4(br1.y), ldB4(br1.z), ldB4(br1.w));
     for (var k = 0u; k < 4u; k++) {
       fmaTile(&t, column(am0, k), column(am1, k), column(bm0, k), column(bm1, k));
     }
@@ -355,14 +375,18 @@ fn gemm_nt_lanes(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id)
   let s1 = min(s0 + u.chunk4, u.K);
   let ar0 = u.aOff + item * u.aBatch + min(vec4u(m0) + LO, vec4u(u.M - 1u)) * u.am;
   let ar1 = u.aOff + item * u.aBatch + min(vec4u(m0) + HI, vec4u(u.M - 1u)) * u.am;
-  let br0 = u.bOff4 + item * u.bBatch4 + min(vec4u(n0) + LO, vec4u(u.N - 1u)) * u.ldb4;
-  let br1 = u.bOff4 + item * u.bBatch4 + min(vec4u(n0) + HI, vec4u(u.N - 1u)) * u.ldb4;
+  let bItem = u.bOff4 + item * u.bBatch4;
+  let bRows0 = min(vec4u(n0) + LO, vec4u(u.N - 1u));
+  let bRows1 = min(vec4u(n0) + HI, vec4u(u.N - 1u));
   var t: Tile;
   for (var r = s0 + l.x; r < s1; r += 8u) {
     let am0 = mat4x4f(ldA4(ar0.x + r), ldA4(ar0.y + r), ldA4(ar0.z + r), ldA4(ar0.w + r));
     let am1 = mat4x4f(ldA4(ar1.x + r), ldA4(ar1.y + r), ldA4(ar1.z + r), ldA4(ar1.w + r));
-    let bm0 = mat4x4f(ldB4(br0.x + r), ldB4(br0.y + r), ldB4(br0.z + r), ldB4(br0.w + r));
-    let bm1 = mat4x4f(ldB4(br1.x + r), ldB4(br1.y + r), ldB4(br1.z + r), ldB4(br1.w + r));
+    let bp = panelOf(B_PANEL, r, u.N, u.ldb4);
+    let br0 = bItem + bp.base + bRows0 * bp.width + r;
+    let br1 = bItem + bp.base + bRows1 * bp.width + r;
+    let bm0 = mat4x4f(ldB4(br0.x), ldB4(br0.y), ldB4(br0.z), ldB4(br0.w));
+    let bm1 = mat4x4f(ldB4(br1.x), ldB4(br1.y), ldB4(br1.z), ldB4(br1.w));
     for (var k = 0u; k < 4u; k++) {
       fmaTile(&t, column(am0, k), column(am1, k), column(bm0, k), column(bm1, k));
     }

@@ -18,6 +18,11 @@ override STRIDE: u32 = 1u;
 // vec4s of columns each im2col invocation writes, and rows each im2col workgroup fills.
 override IM2COL_V: u32 = 4u;
 override IM2COL_ROWS: u32 = 1u;
+// im2col's output layout: each image's ROWS x ppad/4 vec4 matrix in panels of PANEL vec4 columns, or plain rows
+// with 0 (wgsl/ops/conv_panels.wgsl). col2im reads plain rows.
+override PANEL: u32 = 0u;
+
+// #include ops/conv_panels.wgsl
 
 struct Params {
   h: u32, w: u32, ho: u32, stride: u32, // input map, output rows, stride
@@ -45,11 +50,12 @@ fn advance(oy: ptr<function, u32>, ox: ptr<function, u32>) {
   *oy = select(*oy, *oy + 1u, wrap);
 }
 
-// Col4 row r = n * ROWS + k, vec4 columns from p4: the input pixel tap k of output pixels 4*p4 onwards. With
-// a 1x1 kernel this is a copy into rows padded to ppad. A workgroup fills IM2COL_ROWS consecutive rows, one
-// after the other, so the row and its tap (ci, ky, kx) stay uniform across the workgroup. The workgroup's width
-// (WG_X lanes of IM2COL_V vec4s) is sized to the row: small maps (10x10 = 25 vec4s) would otherwise leave most
-// lanes rewriting clamped duplicates, and lanes, not workgroups, are what lavapipe pays for.
+// Col4 row r = n * ROWS + k (of image n's matrix, in panels of PANEL), vec4 columns from p4: the input pixel tap
+// k of output pixels 4*p4 onwards. With a 1x1 kernel this is a copy into rows padded to ppad. A workgroup
+// fills IM2COL_ROWS consecutive rows, one after the other, so the row and its tap (ci, ky, kx) stay uniform
+// across the workgroup. The workgroup's width (WG_X lanes of IM2COL_V vec4s) is sized to the row: small maps
+// (10x10 = 25 vec4s) would otherwise leave most lanes rewriting clamped duplicates, and lanes, not workgroups,
+// are what lavapipe pays for.
 @compute @workgroup_size(WG_X)
 fn im2col(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: vec3u) {
   let first = (wg.x * WG_X + l.x) * IM2COL_V;
@@ -72,6 +78,7 @@ fn im2colRow(r: u32, first: u32) {
   let ppad4 = u.ppad >> 2u;
   let k = r % ROWS;
   let src = u.srcOff + (r / ROWS) * u.srcBS + (k / (KH * KW)) * u.h * u.w;
+  let image = (r / ROWS) * ROWS * ppad4;
   let ky = (k % (KH * KW)) / KW;
   let kx = k % KW;
   var p = min(first, ppad4 - 1u) * 4u;
@@ -89,7 +96,8 @@ fn im2colRow(r: u32, first: u32) {
     advance(&ty, &tx);
     let v2 = tap(src, ky, kx, ty, tx, p + 2u);
     advance(&ty, &tx);
-    Col4[r * ppad4 + p4] = toElem4(vec4f(v0, v1, v2, tap(src, ky, kx, ty, tx, p + 3u)));
+    let at = panelOf(PANEL, p4, ROWS, ppad4);
+    Col4[image + at.base + k * at.width + p4] = toElem4(vec4f(v0, v1, v2, tap(src, ky, kx, ty, tx, p + 3u)));
     if (first + j + 1u < ppad4) {
       advance(&ty, &tx);
       oy = ty;

@@ -6,13 +6,14 @@ import {
   biasGrad,
   COL_PANEL,
   directBackwardData,
+  directRows,
   type Fields,
   gemmNN,
   type Geometry,
   type Vec4Operand,
 } from "./conv_kernels.ts";
 import { col2im, im2col } from "./conv_columns.ts";
-import { weightGrad } from "./conv_weight_grad.ts";
+import { transposedWeight, weightGrad } from "./conv_weight_grad.ts";
 import { siluBiasGrad } from "./silu_bias_grad.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
@@ -260,6 +261,14 @@ function backwardData(
   // (f32), so f16 operands (wk.elem) take the GEMM and col2im too.
   const direct = ctx.kernels === "register" && wk.elem === "f32" && col && g.stride === 1 && g.kh === g.kw &&
     g.P >= DIRECT_MIN_PIXELS && g.cout <= DIRECT_MAX_COUT;
+  if (direct && directRows(g, dy, dx)) {
+    const [cout, cin, kh, kw] = a.w.shape;
+    const wtBytes = 4 * cout * Math.ceil(kh * kw / 4) * 4 * Math.ceil(cin / 4) * 4;
+    const buffer = ctx.transient("conv weight transposed", wtBytes, `${label} weight transposed`);
+    const wt = transposedWeight(ctx, `${label} weight transposed`, a.w, buffer);
+    const rows = { buffer, cpad: wt.cpad, tapRows: wt.tapRows };
+    return [wt.dispatch, directBackwardData(ctx, `${label} backward_data`, g, flags, a.w, dy, dx, rows)];
+  }
   if (direct) {
     return [directBackwardData(ctx, `${label} backward_data`, g, flags, a.w, dy, dx)];
   }

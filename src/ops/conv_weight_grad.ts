@@ -171,6 +171,68 @@ function registerPartials(
   };
 }
 
+/** Invocations per workgroup of conv_dw_nn.wgsl's passes for n channels: a power of two, at most WG. */
+const lanesFor = (n: number) => Math.min(WG, 2 ** Math.ceil(Math.log2(n)));
+
+/** transpose_dy (wgsl/ops/conv_dw_nn.wgsl) of `n` matrices, with its uniform `u` already packed. */
+function transposeDispatch(
+  ctx: OpContext,
+  label: string,
+  u: GPUBuffer,
+  src: GPUBuffer,
+  dst: GPUBuffer,
+  n: number,
+  cpad: number,
+  ppad: number,
+  elem: ElemType,
+): Pick<Dispatch, "label" | "pipeline" | "bindGroup" | "workgroups"> {
+  const WG_T = lanesFor(cpad / 4);
+  const pipeline = ctx.programs.get(NN_FILE, "transpose_dy", { WG: WG_T }, elem);
+  return {
+    label,
+    pipeline,
+    bindGroup: bindBuffers(ctx.device, pipeline, { 0: src, 1: dst, 3: u }, label),
+    workgroups: [groups(cpad / 4, WG_T), ppad / 4, n],
+  };
+}
+
+/**
+ * A conv weight [cout, cin, kh, kw] (f32) transposed to [cout][tap][ci] (taps padded to a multiple of 4 rows,
+ * channels to cpad, zeros there): conv_direct_rows reads it as vec4 along the input channels. transpose_dy
+ * does it, each output channel's [cin][taps] block taken as an image's [channels][pixels].
+ */
+export function transposedWeight(
+  ctx: OpContext,
+  label: string,
+  w: TensorView,
+  dst: GPUBuffer,
+): { dispatch: Dispatch; cpad: number; tapRows: number } {
+  const [cout, cin, kh, kw] = w.shape;
+  const taps = kh * kw;
+  const cpad = Math.ceil(cin / 4) * 4;
+  const tapRows = Math.ceil(taps / 4) * 4;
+  const u = ctx.uniform(
+    NN_PARAMS.pack({
+      P: taps,
+      ppad: tapRows,
+      cout: cin,
+      cpad,
+      srcOff: w.offset,
+      srcBS: cin * taps,
+    }, label),
+    label,
+  );
+  return {
+    dispatch: {
+      ...transposeDispatch(ctx, label, u, w.buffer, dst, cout, cpad, tapRows, "f32"),
+      bytes: 4 * cout * (cin * taps + tapRows * cpad),
+      opClass: "conv_bwd_data",
+    },
+    cpad,
+    tapRows,
+  };
+}
+
 /**
  * dW += the sum over batch items of (col . dY^T)^T: dY transposed into pixel rows of cpad channels (transient),
  * gemm_nn writes one partial dW^T per image (the reduction runs along col's rows: no pixel split), and reduce_t
@@ -205,10 +267,7 @@ function transposedWeightGrad(
     }, label),
     `${label} dw (transposed)`,
   );
-  const lanes = (n: number) => Math.min(WG, 2 ** Math.ceil(Math.log2(n)));
-  const transposeWG = lanes(cpad / 4);
-  const reduceWG = lanes(g.cout);
-  const transpose = ctx.programs.get(NN_FILE, "transpose_dy", { WG: transposeWG }, elem);
+  const reduceWG = lanesFor(g.cout);
   const gemm = gemmNN(
     ctx,
     `${label} backward_weight`,
@@ -239,11 +298,19 @@ function transposedWeightGrad(
     xcol.panel,
   );
   const reduce = ctx.programs.get(NN_FILE, "reduce_t", { WG: reduceWG });
+  const transpose = transposeDispatch(
+    ctx,
+    `${label} dy transposed`,
+    u,
+    dy.buffer,
+    dyT,
+    g.n,
+    cpad,
+    g.ppad,
+    elem,
+  );
   return [{
-    label: `${label} dy transposed`,
-    pipeline: transpose,
-    bindGroup: bindBuffers(ctx.device, transpose, { 0: dy.buffer, 1: dyT, 3: u }, `${label} dy transposed`),
-    workgroups: [groups(cpad / 4, transposeWG), g.ppad / 4, g.n],
+    ...transpose,
     bytes: 4 * g.n * (g.cout * g.P + g.ppad * cpad),
     opClass: "conv_bwd_weight",
   }, {

@@ -61,6 +61,8 @@ struct Params {
 // A SiLU fused after the conv (src/ops/conv.ts ConvArgs.silu): its output, a view of its own.
 @group(0) @binding(10) var<storage, read_write> Post: array<f32>;
 @group(0) @binding(11) var<storage, read_write> Post4: array<vec4f>;
+// Src as vec4 (conv_direct_rows).
+@group(0) @binding(12) var<storage, read> Src4: array<vec4f>;
 
 fn ldA(i: u32) -> f32 { return f32(A[i]); }
 fn ldA4(i: u32) -> vec4f { return vec4f(A4[i]); }
@@ -506,4 +508,76 @@ fn conv_direct_vec4(@builtin(global_invocation_id) gi: vec3u) {
   storeRow4(m0 + 5u, row + 5u * ld4, second, t.c5a, t.c5b, 0.0);
   storeRow4(m0 + 6u, row + 6u * ld4, second, t.c6a, t.c6b, 0.0);
   storeRow4(m0 + 7u, row + 7u * ld4, second, t.c7a, t.c7b, 0.0);
+}
+
+// conv_direct for a 3-wide kernel with padding 1 on maps whose rows hold whole 8-pixel tiles (w a multiple of 8,
+// Src's planes 4-aligned): each invocation's 8 output pixels lie in one row, so per input row and channel four
+// aligned vec4 loads (pixels ox - 4 .. ox + 11) hold the three horizontal taps of all 8 pixels, where
+// conv_direct gathers 24 values one lane at a time. Pixels left of the row (ox = 0) and right of it
+// (ox + 8 = w), and rows outside the input, are zero. The weights are read as vec4 along m from A4, the
+// kernel transposed to [c][tap][m] (m padded to a multiple of 4): tap t of channel c for rows m0.. at
+// aOff + c * ak + t * am + m0 / 4 (vec4 units); rows past the padding read the next tap's, which the store
+// drops with the rows past M.
+fn directRowsTile(gi: vec3u) -> Tile {
+  let m0 = gi.y * 8u;
+  // Tiles past the map (the grid's last workgroup) recompute the last tile; their results are dropped.
+  let p = min(gi.x * 8u, u.ho * u.wo - 8u);
+  let oy = p / u.wo;
+  let ox = p % u.wo;
+  let hasLeft = ox > 0u;
+  let hasRight = ox + 8u < u.w;
+  let plane4 = u.h * u.w / 4u;
+  let src4 = (u.srcOff + gi.z * u.srcBS) / 4u + ox / 4u;
+  var t: Tile;
+  for (var ky = 0u; ky < KH; ky++) {
+    let iy = i32(oy + ky) - i32(u.pad);
+    let inRow = u32(iy) < u.h;
+    let row4 = src4 + u32(clamp(iy, 0, i32(u.h) - 1)) * (u.w / 4u);
+    // The weight of tap (ky, kx) is read rotated, as conv_direct reads it.
+    let q = u.aOff + (KH * KW - 1u - ky * KW) * u.am + m0 / 4u;
+    for (var c = 0u; c < u.srcC; c++) {
+      let at = row4 + c * plane4;
+      let mid0 = select(vec4f(), Src4[at], inRow);
+      let mid1 = select(vec4f(), Src4[at + 1u], inRow);
+      let left = select(vec4f(), Src4[at - select(0u, 1u, hasLeft)], inRow && hasLeft);
+      let right = select(vec4f(), Src4[at + select(1u, 2u, hasRight)], inRow && hasRight);
+      let qc = q + c * u.ak;
+      for (var kx = 0u; kx < 3u; kx++) {
+        let a0 = ldA4(qc - kx * u.am);
+        let a1 = ldA4(qc - kx * u.am + 1u);
+        // Pixel ox + j reads input pixel ox + j + kx - 1.
+        var b0 = mid0;
+        var b1 = mid1;
+        if (kx == 0u) {
+          b0 = vec4f(left.w, mid0.xyz);
+          b1 = vec4f(mid0.w, mid1.xyz);
+        } else if (kx == 2u) {
+          b0 = vec4f(mid0.yzw, mid1.x);
+          b1 = vec4f(mid1.yzw, right.x);
+        }
+        fmaTile(&t, a0, a1, b0, b1);
+      }
+    }
+  }
+  return t;
+}
+
+@compute @workgroup_size(WG_X, WG_Y)
+fn conv_direct_rows(@builtin(global_invocation_id) gi: vec3u) {
+  let t = directRowsTile(gi);
+  let n4 = gi.x * 2u;
+  let m0 = gi.y * 8u;
+  if (n4 >= u.N4) {
+    return;
+  }
+  let ld4 = u.ldc / 4u;
+  let row = (u.cOff + gi.z * u.cBatch) / 4u + m0 * ld4 + n4;
+  storeRow4(m0, row, true, t.c0a, t.c0b, 0.0);
+  storeRow4(m0 + 1u, row + ld4, true, t.c1a, t.c1b, 0.0);
+  storeRow4(m0 + 2u, row + 2u * ld4, true, t.c2a, t.c2b, 0.0);
+  storeRow4(m0 + 3u, row + 3u * ld4, true, t.c3a, t.c3b, 0.0);
+  storeRow4(m0 + 4u, row + 4u * ld4, true, t.c4a, t.c4b, 0.0);
+  storeRow4(m0 + 5u, row + 5u * ld4, true, t.c5a, t.c5b, 0.0);
+  storeRow4(m0 + 6u, row + 6u * ld4, true, t.c6a, t.c6b, 0.0);
+  storeRow4(m0 + 7u, row + 7u * ld4, true, t.c7a, t.c7b, 0.0);
 }

@@ -5,11 +5,13 @@ import { batchStride, groups } from "./context.ts";
 import { tiledGemmNN } from "./gemm_tiled.ts";
 import type { Dispatch, OpContext, TensorView } from "./types.ts";
 
-// The dispatches planConv (conv.ts) assembles: one builder per wgsl/ops/conv.wgsl entry point.
+// The dispatches planConv (conv.ts) assembles: one builder per entry point of wgsl/ops/conv.wgsl (GEMMs) and
+// wgsl/ops/conv_direct.wgsl (direct convs), which share wgsl/ops/conv_common.wgsl.
 export const FILE = "ops/conv.wgsl";
+const DIRECT_FILE = "ops/conv_direct.wgsl";
 /** Invocations per workgroup of every conv entry point (a power of two: bias_grad reduces by halving). */
 export const WG = 64;
-/** Rows and columns of C each GEMM invocation owns (the 8x8 Tile in wgsl/ops/conv.wgsl). */
+/** Rows and columns of C each GEMM invocation owns (the 8x8 Tile in wgsl/ops/conv_common.wgsl). */
 export const TILE = 8;
 export interface Geometry {
   n: number;
@@ -51,9 +53,9 @@ export const COL_PANEL = 16;
 export const aligned = (v: TensorView, P: number) =>
   P % 4 === 0 && v.offset % 4 === 0 && batchStride(v) % 4 === 0;
 
-/** The `Params` uniform of wgsl/ops/conv.wgsl: each entry point reads its own subset of the fields. */
+/** The `Params` uniform of wgsl/ops/conv_common.wgsl: each entry point reads its own subset of the fields. */
 const CONV_PARAMS = uniformLayout(
-  "ops/conv.wgsl",
+  [FILE, DIRECT_FILE],
   "Params",
   u32Fields(
     [
@@ -170,7 +172,7 @@ export function gemmNN(
   };
 }
 
-/** The layout conv_direct_rows (wgsl/ops/conv.wgsl) reads the weight in: [cout][tapRows][cpad], the input
+/** The layout conv_direct_rows (wgsl/ops/conv_direct.wgsl) reads the weight in: [cout][tapRows][cpad], the input
  * channels padded to cpad (vec4s along them), the taps to tapRows; made by conv_weight_grad.ts
  * transposedWeight. */
 export interface TransposedWeight {
@@ -190,7 +192,7 @@ export function directRows(g: Geometry, dy: TensorView, dx: TensorView): boolean
 }
 
 /** Backward-data of a stride-1 conv as the direct conv of dY with the transposed, rotated kernel
- * (conv_direct in wgsl/ops/conv.wgsl): dX is written without dcol or col2im. With `wt` (where directRows
+ * (conv_direct in wgsl/ops/conv_direct.wgsl): dX is written without dcol or col2im. With `wt` (where directRows
  * holds) conv_direct_rows, reading dy's rows and wt as vec4. `g` is the forward conv's geometry; `flags` 2 adds
  * into dx. */
 export function directBackwardData(
@@ -210,7 +212,7 @@ export function directBackwardData(
   const vec4 = [cOff, cBatch, P].every((v) => v % 4 === 0);
   const shape = gemmShape(Math.ceil(g.cin / TILE), Math.ceil(P / TILE));
   const entry = wt ? "conv_direct_rows" : vec4 ? "conv_direct_vec4" : "conv_direct";
-  const pipeline = ctx.programs.get(FILE, entry, { ...shape, KH: g.kh, KW: g.kw });
+  const pipeline = ctx.programs.get(DIRECT_FILE, entry, { ...shape, KH: g.kh, KW: g.kw });
   // The weight's strides: per input channel and tap of w, or (vec4 units) of wt's rows and blocks.
   const weight = wt
     ? { aOff: 0, am: wt.cpad / 4, ak: (wt.tapRows * wt.cpad) / 4 }

@@ -190,7 +190,7 @@ for (const [s, seed, entry] of DIRECT_CASES) {
       const plan = await checkConv(device, "register", s, seed);
       const entries = plan.backward.map((d) => d.pipeline.label);
       assert.ok(entries.includes("ops/conv.wgsl:gemm_nt_lanes"), `backward entry points: ${entries}`);
-      assert.ok(entries.includes(`ops/conv.wgsl:${entry}`), `backward entry points: ${entries}`);
+      assert.ok(entries.includes(`ops/conv_direct.wgsl:${entry}`), `backward entry points: ${entries}`);
       assert.ok(!entries.some((e) => e.endsWith(":col2im")), `no col2im: ${entries}`);
     },
   );

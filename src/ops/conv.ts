@@ -262,12 +262,8 @@ function backwardData(
   const direct = ctx.kernels === "register" && wk.elem === "f32" && col && g.stride === 1 && g.kh === g.kw &&
     g.P >= DIRECT_MIN_PIXELS && g.cout <= DIRECT_MAX_COUT;
   if (direct && directRows(g, dy, dx)) {
-    const [cout, cin, kh, kw] = a.w.shape;
-    const wtBytes = 4 * cout * Math.ceil(kh * kw / 4) * 4 * Math.ceil(cin / 4) * 4;
-    const buffer = ctx.transient("conv weight transposed", wtBytes, `${label} weight transposed`);
-    const wt = transposedWeight(ctx, `${label} weight transposed`, a.w, buffer);
-    const rows = { buffer, cpad: wt.cpad, tapRows: wt.tapRows };
-    return [wt.dispatch, directBackwardData(ctx, `${label} backward_data`, g, flags, a.w, dy, dx, rows)];
+    const { dispatch, wt } = transposedWeight(ctx, `${label} weight transposed`, a.w);
+    return [dispatch, directBackwardData(ctx, `${label} backward_data`, g, flags, a.w, dy, dx, wt)];
   }
   if (direct) {
     return [directBackwardData(ctx, `${label} backward_data`, g, flags, a.w, dy, dx)];

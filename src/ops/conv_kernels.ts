@@ -44,9 +44,10 @@ export interface Vec4Operand {
 /**
  * Panel width, in vec4 columns (64 pixels), of the im2col column matrices the register family builds: the GEMMs
  * then walk 256-byte rows. Even (gemm_nn reads two neighbouring vec4 columns from one panel). Measured on
- * lavapipe (forward GEMM, batch 8, CPU time, plain rows -> panels): 16->16 k3 at 80x80 16.3 -> 19.4 GFLOP/s,
- * 16->32 k3 s2 at 160 17.0 -> 20.1, the stem (3->16 k6 s2 at 320) 15.8 -> 19.6, 32->32 k3 at 40x40 17.1 ->
- * 20.3, 32->64 k3 at 40x40 19.3 -> 21.5; on 20x20 maps and smaller (rows under 2 KB) within 3%.
+ * lavapipe (forward GEMM, batch 8, CPU time, plain rows -> panels; output maps): 16->16 k3 at 80x80 16.3 ->
+ * 19.4 GFLOP/s, 16->32 k3 s2 at 80x80 17.0 -> 20.1, the stem (3->16 k6 s2, 160x160) 15.8 -> 19.6, 32->32 k3
+ * at 40x40 17.1 -> 20.3, 32->64 k3 s2 at 40x40 19.3 -> 21.5; on 20x20 maps and smaller (rows under 2 KB)
+ * within 3%.
  */
 export const COL_PANEL = 16;
 

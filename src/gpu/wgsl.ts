@@ -13,10 +13,19 @@ export type ElemType = "f32" | "f16";
 export function loadWgsl(path: string): string {
   let code = cache.get(path);
   if (code === undefined) {
-    code = Deno.readTextFileSync(new URL(path, root));
+    code = withIncludes(Deno.readTextFileSync(new URL(path, root)));
     cache.set(path, code);
   }
   return code;
+}
+
+/** A line `// #include <path>` in a WGSL source: replaced by `wgsl/<path>`'s text, so kernels of several
+ * files share helpers (WGSL has no imports). */
+const INCLUDE = /^\/\/ #include (\S+)$/gm;
+
+/** `code` with each include line replaced by the source it names (itself with its includes). */
+function withIncludes(code: string): string {
+  return code.replace(INCLUDE, (_, path: string) => loadWgsl(path));
 }
 
 /**

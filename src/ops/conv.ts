@@ -4,14 +4,16 @@ import { accumulateFlag, batchStride, expectShape } from "./context.ts";
 import {
   aligned,
   biasGrad,
+  COL_PANEL,
   directBackwardData,
+  directRows,
   type Fields,
   gemmNN,
   type Geometry,
   type Vec4Operand,
 } from "./conv_kernels.ts";
 import { col2im, im2col } from "./conv_columns.ts";
-import { weightGrad } from "./conv_weight_grad.ts";
+import { transposedWeight, weightGrad } from "./conv_weight_grad.ts";
 import { siluBiasGrad } from "./silu_bias_grad.ts";
 import type { Dispatch, OpContext, OpPlan, TensorView } from "./types.ts";
 
@@ -184,13 +186,16 @@ function planColumns(ctx: OpContext, a: ConvArgs, g: Geometry, label: string): C
     ? ctx.transient("conv columns", colBytes, `${label} im2col`)
     : ctx.scratch(colBytes, `${label} im2col`);
   const common = { ...g, batch: g.n, flags: 0 };
+  // The register family's GEMMs read columns in panels (conv_kernels.ts COL_PANEL); the tiled family stages
+  // plain rows through workgroup memory.
+  const panel = ctx.kernels === "register" ? COL_PANEL : undefined;
   return {
     col,
     xcol: col
-      ? { buffer: col, off4: 0, batch4: (g.K * g.ppad) / 4 }
+      ? { buffer: col, off4: 0, batch4: (g.K * g.ppad) / 4, panel }
       : { buffer: a.x.buffer, off4: a.x.offset / 4, batch4: batchStride(a.x) / 4 },
     common,
-    im2col: () => im2col(ctx, `${label} im2col`, { ...common, rows: g.K }, a.x, col!, elem),
+    im2col: () => im2col(ctx, `${label} im2col`, { ...common, rows: g.K }, a.x, col!, elem, panel),
   };
 }
 
@@ -256,6 +261,10 @@ function backwardData(
   // (f32), so f16 operands (wk.elem) take the GEMM and col2im too.
   const direct = ctx.kernels === "register" && wk.elem === "f32" && col && g.stride === 1 && g.kh === g.kw &&
     g.P >= DIRECT_MIN_PIXELS && g.cout <= DIRECT_MAX_COUT;
+  if (direct && directRows(g, dy, dx)) {
+    const { dispatch, wt } = transposedWeight(ctx, `${label} weight transposed`, a.w);
+    return [dispatch, directBackwardData(ctx, `${label} backward_data`, g, flags, a.w, dy, dx, wt)];
+  }
   if (direct) {
     return [directBackwardData(ctx, `${label} backward_data`, g, flags, a.w, dy, dx)];
   }

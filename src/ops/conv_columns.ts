@@ -17,6 +17,8 @@ const FILE = "ops/conv_columns.wgsl";
 const WG = 64;
 /** vec4s of columns each im2col invocation writes (IM2COL_V). */
 const IM2COL_V = 4;
+/** Rows per im2col_panels workgroup: few, so that the rows clamped past K (108 for the stem) stay a small share. */
+const PANEL_ROWS = 16;
 /** col2im runs over (x, y) pixel tiles of this shape. */
 const COL2IM_SHAPE = { WG_X: 16, WG_Y: 4 };
 
@@ -31,7 +33,9 @@ const PARAMS = uniformLayout(
   ),
 );
 
-/** Col rows n * rows + k (rows = g.K, or dy's channels for a 1x1 "geometry" that pads dy): the taps of `src`. */
+/** Col rows n * rows + k (rows = g.K, or dy's channels for a 1x1 "geometry" that pads dy): the taps of `src`,
+ * each image's matrix in panels of `panel` vec4 columns (im2col_panels, wgsl/ops/conv_panels.wgsl), or plain
+ * rows (0). */
 export function im2col(
   ctx: OpContext,
   label: string,
@@ -39,7 +43,9 @@ export function im2col(
   src: TensorView,
   dst: GPUBuffer,
   elem: ElemType,
+  panel = 0,
 ): Dispatch {
+  if (panel) return im2colPanels(ctx, label, g, src, dst, elem, panel);
   const rows = g.n * g.rows;
   const chunks = Math.ceil(g.ppad / 4 / IM2COL_V);
   const WG_X = Math.min(WG, 2 ** Math.ceil(Math.log2(chunks)));
@@ -58,7 +64,19 @@ export function im2col(
     KW: g.kw,
     WO: g.wo,
   }, elem);
-  const u = ctx.uniform(
+  const u = im2colUniform(ctx, label, g, src, rows);
+  return {
+    label,
+    pipeline,
+    bindGroup: bindBuffers(ctx.device, pipeline, { 0: src.buffer, 2: u, 3: dst }, label),
+    workgroups: [groups(chunks, WG_X), 1, zGroups],
+    bytes: 8 * rows * g.ppad,
+    opClass: "conv_im2col",
+  };
+}
+
+function im2colUniform(ctx: OpContext, label: string, g: Geometry, src: TensorView, rows: number): GPUBuffer {
+  return ctx.uniform(
     PARAMS.pack({
       h: g.h,
       w: g.w,
@@ -72,12 +90,33 @@ export function im2col(
     }, label),
     label,
   );
+}
+
+/** im2col into panels: one invocation per (row, panel, image), PANEL_ROWS rows per workgroup. */
+function im2colPanels(
+  ctx: OpContext,
+  label: string,
+  g: Geometry & { rows: number },
+  src: TensorView,
+  dst: GPUBuffer,
+  elem: ElemType,
+  panel: number,
+): Dispatch {
+  const pipeline = ctx.programs.get(FILE, "im2col_panels", {
+    WG_X: PANEL_ROWS,
+    ROWS: g.rows,
+    KH: g.kh,
+    KW: g.kw,
+    WO: g.wo,
+    PANEL: panel,
+  }, elem);
+  const u = im2colUniform(ctx, label, g, src, g.n * g.rows);
   return {
     label,
     pipeline,
     bindGroup: bindBuffers(ctx.device, pipeline, { 0: src.buffer, 2: u, 3: dst }, label),
-    workgroups: [groups(chunks, WG_X), 1, zGroups],
-    bytes: 8 * rows * g.ppad,
+    workgroups: [groups(g.rows, PANEL_ROWS), groups(g.ppad / 4, panel), g.n],
+    bytes: 8 * g.n * g.rows * g.ppad,
     opClass: "conv_im2col",
   };
 }

@@ -16,6 +16,7 @@ import {
   gemmShape,
   type Geometry,
   TILE,
+  type TransposedWeight,
   uniform,
   type Vec4Operand,
   WG,
@@ -141,9 +142,10 @@ function registerPartials(
   const chunk4 = Math.ceil(r4 / splits);
   const nsplit = g.n * splits;
   const shape = gemmShape(Math.ceil(g.cout / TILE), Math.ceil(g.K / TILE));
+  const B_PANEL = xcol.panel ?? 0;
   const nt = lanes
-    ? ctx.programs.get(FILE, "gemm_nt_lanes", {}, elem)
-    : ctx.programs.get(FILE, "gemm_nt", shape, elem);
+    ? ctx.programs.get(FILE, "gemm_nt_lanes", { B_PANEL }, elem)
+    : ctx.programs.get(FILE, "gemm_nt", { ...shape, B_PANEL }, elem);
   const ntU = uniform(ctx, {
     M: g.cout,
     N: g.K,
@@ -167,6 +169,67 @@ function registerPartials(
         ? [groups(g.K, TILE), groups(g.cout, TILE), nsplit]
         : [groups(g.K, TILE * shape.WG_X), groups(g.cout, TILE * shape.WG_Y), nsplit],
     }),
+  };
+}
+
+/** Invocations per workgroup of conv_dw_nn.wgsl's passes for n channels: a power of two, at most WG. */
+const lanesFor = (n: number) => Math.min(WG, 2 ** Math.ceil(Math.log2(n)));
+
+/** transpose_dy (wgsl/ops/conv_dw_nn.wgsl) of `n` matrices, with its uniform `u` already packed. */
+function transposeDispatch(
+  ctx: OpContext,
+  label: string,
+  u: GPUBuffer,
+  src: GPUBuffer,
+  dst: GPUBuffer,
+  n: number,
+  cpad: number,
+  ppad: number,
+  elem: ElemType,
+): Pick<Dispatch, "label" | "pipeline" | "bindGroup" | "workgroups"> {
+  const WG_T = lanesFor(cpad / 4);
+  const pipeline = ctx.programs.get(NN_FILE, "transpose_dy", { WG: WG_T }, elem);
+  return {
+    label,
+    pipeline,
+    bindGroup: bindBuffers(ctx.device, pipeline, { 0: src, 1: dst, 3: u }, label),
+    workgroups: [groups(cpad / 4, WG_T), ppad / 4, n],
+  };
+}
+
+/**
+ * A conv weight [cout, cin, kh, kw] (f32) transposed to [cout][tap][ci] (taps padded to a multiple of 4 rows,
+ * channels to cpad, zeros there) in a transient buffer: conv_direct_rows reads it as vec4 along the input
+ * channels. transpose_dy does it, each output channel's [cin][taps] block taken as an image's [channels][pixels].
+ */
+export function transposedWeight(
+  ctx: OpContext,
+  label: string,
+  w: TensorView,
+): { dispatch: Dispatch; wt: TransposedWeight } {
+  const [cout, cin, kh, kw] = w.shape;
+  const taps = kh * kw;
+  const cpad = Math.ceil(cin / 4) * 4;
+  const tapRows = Math.ceil(taps / 4) * 4;
+  const buffer = ctx.transient("conv weight transposed", 4 * cout * tapRows * cpad, label);
+  const u = ctx.uniform(
+    NN_PARAMS.pack({
+      P: taps,
+      ppad: tapRows,
+      cout: cin,
+      cpad,
+      srcOff: w.offset,
+      srcBS: cin * taps,
+    }, label),
+    label,
+  );
+  return {
+    dispatch: {
+      ...transposeDispatch(ctx, label, u, w.buffer, buffer, cout, cpad, tapRows, "f32"),
+      bytes: 4 * cout * (cin * taps + tapRows * cpad),
+      opClass: "conv_bwd_data",
+    },
+    wt: { buffer, cpad, tapRows },
   };
 }
 
@@ -204,10 +267,7 @@ function transposedWeightGrad(
     }, label),
     `${label} dw (transposed)`,
   );
-  const lanes = (n: number) => Math.min(WG, 2 ** Math.ceil(Math.log2(n)));
-  const transposeWG = lanes(cpad / 4);
-  const reduceWG = lanes(g.cout);
-  const transpose = ctx.programs.get(NN_FILE, "transpose_dy", { WG: transposeWG }, elem);
+  const reduceWG = lanesFor(g.cout);
   const gemm = gemmNN(
     ctx,
     `${label} backward_weight`,
@@ -234,13 +294,23 @@ function transposedWeightGrad(
     xcol.buffer,
     "conv_bwd_weight",
     elem,
+    undefined,
+    xcol.panel,
   );
   const reduce = ctx.programs.get(NN_FILE, "reduce_t", { WG: reduceWG });
+  const transpose = transposeDispatch(
+    ctx,
+    `${label} dy transposed`,
+    u,
+    dy.buffer,
+    dyT,
+    g.n,
+    cpad,
+    g.ppad,
+    elem,
+  );
   return [{
-    label: `${label} dy transposed`,
-    pipeline: transpose,
-    bindGroup: bindBuffers(ctx.device, transpose, { 0: dy.buffer, 1: dyT, 3: u }, `${label} dy transposed`),
-    workgroups: [groups(cpad / 4, transposeWG), g.ppad / 4, g.n],
+    ...transpose,
     bytes: 4 * g.n * (g.cout * g.P + g.ppad * cpad),
     opClass: "conv_bwd_weight",
   }, {

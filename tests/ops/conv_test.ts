@@ -171,17 +171,26 @@ async function checkConv(
   return plan;
 }
 
-for (const seed of [11, 12]) {
+/** Maps with few channels, where the weight gradient lets lanes share a tile and backward-data is a direct conv
+ * of dy: conv_direct where dx is unaligned, conv_direct_rows where the rows hold whole 8-pixel tiles (40 wide),
+ * conv_direct_vec4 where they do not (36 wide). [shape, seed (odd: dx unaligned), backward-data entry point] */
+const DIRECT_CASES: [ConvShape, number, string][] = [
+  [{ n: 2, cin: 3, h: 40, w: 40, cout: 5, kh: 3, kw: 3, stride: 1, pad: 1 }, 11, "conv_direct"],
+  [{ n: 2, cin: 3, h: 40, w: 40, cout: 5, kh: 3, kw: 3, stride: 1, pad: 1 }, 12, "conv_direct_rows"],
+  // 10 channels of dx (two row tiles of the GEMM's 8), 12 of dy
+  [{ n: 2, cin: 10, h: 40, w: 40, cout: 12, kh: 3, kw: 3, stride: 1, pad: 1 }, 14, "conv_direct_rows"],
+  [{ n: 2, cin: 3, h: 45, w: 36, cout: 5, kh: 3, kw: 3, stride: 1, pad: 1 }, 16, "conv_direct_vec4"],
+];
+
+for (const [s, seed, entry] of DIRECT_CASES) {
   gpuTest(
-    `planConv on a 40x40 map with few channels: weight gradient with lanes sharing a tile, backward-data as a ` +
-      `direct conv of dy (dx ${seed % 2 ? "unaligned" : "4-aligned"}), and both match`,
+    `planConv on a ${s.h}x${s.w} map with few channels: weight gradient with lanes sharing a tile, backward-data ` +
+      `as a direct conv of dy (${entry}, dx ${seed % 2 ? "unaligned" : "4-aligned"}), and both match`,
     async (device) => {
-      const s: ConvShape = { n: 2, cin: 3, h: 40, w: 40, cout: 5, kh: 3, kw: 3, stride: 1, pad: 1 };
       const plan = await checkConv(device, "register", s, seed);
       const entries = plan.backward.map((d) => d.pipeline.label);
       assert.ok(entries.includes("ops/conv.wgsl:gemm_nt_lanes"), `backward entry points: ${entries}`);
-      const direct = seed % 2 ? "ops/conv.wgsl:conv_direct" : "ops/conv.wgsl:conv_direct_vec4";
-      assert.ok(entries.includes(direct), `backward entry points: ${entries}`);
+      assert.ok(entries.includes(`ops/conv_direct.wgsl:${entry}`), `backward entry points: ${entries}`);
       assert.ok(!entries.some((e) => e.endsWith(":col2im")), `no col2im: ${entries}`);
     },
   );
@@ -276,6 +285,32 @@ for (const precision of PRECISIONS) {
           assert.ok(entries.includes(`ops/conv_dw_nn.wgsl:${entry}`), `backward entry points: ${entries}`);
         }
         assert.ok(!entries.some((e) => e.includes(":gemm_nt")), `no gemm_nt: ${entries}`);
+      },
+    );
+  }
+}
+
+/** Register-family column matrices wider than one panel (conv_kernels.ts COL_PANEL, 16 vec4s) with a narrower
+ * last panel, read by each weight-gradient GEMM: gemm_nt with splits that start inside panels, gemm_nn on
+ * transposed operands (64+ channels), gemm_nt_lanes. */
+const PANEL_CASES: ConvShape[] = [
+  // 221 pixels: 56 vec4 columns = 3 panels + 8; the weight gradient's 4 splits of 14 columns
+  { n: 2, cin: 4, h: 13, w: 17, cout: 6, kh: 3, kw: 3, stride: 1, pad: 1 },
+  // 414 pixels (104 vec4 columns = 6 panels + 8), 66 channels
+  { n: 2, cin: 3, h: 18, w: 23, cout: 66, kh: 3, kw: 3, stride: 1, pad: 1 },
+  // 1640 pixels (410 vec4 columns = 25 panels + 10), few channels: lanes sharing a tile
+  { n: 2, cin: 2, h: 41, w: 40, cout: 5, kh: 3, kw: 3, stride: 1, pad: 1 },
+];
+
+for (const precision of PRECISIONS) {
+  for (const [ci, s] of PANEL_CASES.entries()) {
+    gpuTest(
+      `planConv (register kernels, ${operands(precision)}) with columns over several panels matches the TS ` +
+        `reference for ${name(s)}`,
+      async (device) => {
+        const plan = await checkConv(device, "register", s, 30 + ci, { half: precision === "f16" });
+        assertFamilyRan(plan, "register");
+        assert.ok(plan.forward.some((d) => d.opClass === "conv_im2col"), "the columns are built");
       },
     );
   }

@@ -18,6 +18,10 @@ override STRIDE: u32 = 1u;
 // vec4s of columns each im2col invocation writes, and rows each im2col workgroup fills.
 override IM2COL_V: u32 = 4u;
 override IM2COL_ROWS: u32 = 1u;
+// im2col_panels: vec4 columns per panel of its output (wgsl/ops/conv_panels.wgsl).
+override PANEL: u32 = 16u;
+
+// #include ops/conv_panels.wgsl
 
 struct Params {
   h: u32, w: u32, ho: u32, stride: u32, // input map, output rows, stride
@@ -45,11 +49,12 @@ fn advance(oy: ptr<function, u32>, ox: ptr<function, u32>) {
   *oy = select(*oy, *oy + 1u, wrap);
 }
 
-// Col4 row r = n * ROWS + k, vec4 columns from p4: the input pixel tap k of output pixels 4*p4 onwards. With
-// a 1x1 kernel this is a copy into rows padded to ppad. A workgroup fills IM2COL_ROWS consecutive rows, one
-// after the other, so the row and its tap (ci, ky, kx) stay uniform across the workgroup. The workgroup's width
-// (WG_X lanes of IM2COL_V vec4s) is sized to the row: small maps (10x10 = 25 vec4s) would otherwise leave most
-// lanes rewriting clamped duplicates, and lanes, not workgroups, are what lavapipe pays for.
+// Col4 row r = n * ROWS + k, vec4 columns from p4: the input pixel tap k of output pixels 4*p4 onwards (plain
+// rows of ppad pixels). With a 1x1 kernel this is a copy into rows padded to ppad. A workgroup
+// fills IM2COL_ROWS consecutive rows, one after the other, so the row and its tap (ci, ky, kx) stay uniform
+// across the workgroup. The workgroup's width (WG_X lanes of IM2COL_V vec4s) is sized to the row: small maps
+// (10x10 = 25 vec4s) would otherwise leave most lanes rewriting clamped duplicates, and lanes, not workgroups,
+// are what lavapipe pays for.
 @compute @workgroup_size(WG_X)
 fn im2col(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: vec3u) {
   let first = (wg.x * WG_X + l.x) * IM2COL_V;
@@ -96,6 +101,38 @@ fn im2colRow(r: u32, first: u32) {
       ox = tx;
       p += 4u;
     }
+  }
+}
+
+// im2col into panels of PANEL vec4 columns: invocation (row k, panel wg.y, image wg.z) fills its row of the
+// panel, lanes along rows, so the lanes of a SIMD group store into neighbouring 256-byte panel rows (filling
+// whole panels in order) rather than into as many panels as a plain row has (measured: the stem's im2col into
+// panels took 52 -> 75 CPU-ms per step with im2col's row-wise lanes). Rows past ROWS are clamped: a duplicate
+// lane rewrites the same values.
+@compute @workgroup_size(WG_X)
+fn im2col_panels(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let ppad4 = u.ppad >> 2u;
+  let k = min(wg.x * WG_X + l.x, ROWS - 1u);
+  let first = wg.y * PANEL;
+  let src = u.srcOff + wg.z * u.srcBS + (k / (KH * KW)) * u.h * u.w;
+  let ky = (k % (KH * KW)) / KW;
+  let kx = k % KW;
+  let at = panelOf(PANEL, first, ROWS, ppad4);
+  let out = wg.z * ROWS * ppad4 + at.base + k * at.width;
+  var p = first * 4u;
+  var oy = p / WO;
+  var ox = p % WO;
+  for (var c = first; c < first + at.width; c++) {
+    let v0 = tap(src, ky, kx, oy, ox, p);
+    advance(&oy, &ox);
+    let v1 = tap(src, ky, kx, oy, ox, p + 1u);
+    advance(&oy, &ox);
+    let v2 = tap(src, ky, kx, oy, ox, p + 2u);
+    advance(&oy, &ox);
+    let v3 = tap(src, ky, kx, oy, ox, p + 3u);
+    advance(&oy, &ox);
+    Col4[out + c] = toElem4(vec4f(v0, v1, v2, v3));
+    p += 4u;
   }
 }
 

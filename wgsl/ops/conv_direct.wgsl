@@ -73,16 +73,14 @@ fn conv_direct(@builtin(global_invocation_id) gi: vec3u) {
   storeRow(m0 + 7u, row + 7u * u.ldc, n0, t.c7a, t.c7b, 0.0);
 }
 
-// conv_direct for an output whose offset, batch stride and row length (ldc) are multiples of 4: vec4 stores.
-@compute @workgroup_size(WG_X, WG_Y)
-fn conv_direct_vec4(@builtin(global_invocation_id) gi: vec3u) {
-  let t = directTile(gi);
+// Stores an invocation's tile of C as vec4 rows (C's offset, batch stride and row length (ldc) are multiples of
+// 4); the tile's second vec4 of each row only when `second`.
+fn storeTile4(t: Tile, gi: vec3u, second: bool) {
   let n4 = gi.x * 2u;
   let m0 = gi.y * 8u;
   if (n4 >= u.N4) {
     return;
   }
-  let second = n4 + 1u < u.N4;
   let ld4 = u.ldc / 4u;
   let row = (u.cOff + gi.z * u.cBatch) / 4u + m0 * ld4 + n4;
   storeRow4(m0, row, second, t.c0a, t.c0b, 0.0);
@@ -93,6 +91,12 @@ fn conv_direct_vec4(@builtin(global_invocation_id) gi: vec3u) {
   storeRow4(m0 + 5u, row + 5u * ld4, second, t.c5a, t.c5b, 0.0);
   storeRow4(m0 + 6u, row + 6u * ld4, second, t.c6a, t.c6b, 0.0);
   storeRow4(m0 + 7u, row + 7u * ld4, second, t.c7a, t.c7b, 0.0);
+}
+
+// conv_direct for an output whose offset, batch stride and row length (ldc) are multiples of 4: vec4 stores.
+@compute @workgroup_size(WG_X, WG_Y)
+fn conv_direct_vec4(@builtin(global_invocation_id) gi: vec3u) {
+  storeTile4(directTile(gi), gi, gi.x * 2u + 1u < u.N4);
 }
 
 // conv_direct for a 3-wide kernel with padding 1 on maps whose rows hold whole 8-pixel tiles (w a multiple of 8,
@@ -149,20 +153,6 @@ fn directRowsTile(gi: vec3u) -> Tile {
 
 @compute @workgroup_size(WG_X, WG_Y)
 fn conv_direct_rows(@builtin(global_invocation_id) gi: vec3u) {
-  let t = directRowsTile(gi);
-  let n4 = gi.x * 2u;
-  let m0 = gi.y * 8u;
-  if (n4 >= u.N4) {
-    return;
-  }
-  let ld4 = u.ldc / 4u;
-  let row = (u.cOff + gi.z * u.cBatch) / 4u + m0 * ld4 + n4;
-  storeRow4(m0, row, true, t.c0a, t.c0b, 0.0);
-  storeRow4(m0 + 1u, row + ld4, true, t.c1a, t.c1b, 0.0);
-  storeRow4(m0 + 2u, row + 2u * ld4, true, t.c2a, t.c2b, 0.0);
-  storeRow4(m0 + 3u, row + 3u * ld4, true, t.c3a, t.c3b, 0.0);
-  storeRow4(m0 + 4u, row + 4u * ld4, true, t.c4a, t.c4b, 0.0);
-  storeRow4(m0 + 5u, row + 5u * ld4, true, t.c5a, t.c5b, 0.0);
-  storeRow4(m0 + 6u, row + 6u * ld4, true, t.c6a, t.c6b, 0.0);
-  storeRow4(m0 + 7u, row + 7u * ld4, true, t.c7a, t.c7b, 0.0);
+  // Its maps' rows hold whole 8-pixel tiles: every tile stores both vec4s (a constant, so no test per row).
+  storeTile4(directRowsTile(gi), gi, true);
 }

@@ -2,13 +2,13 @@
 // (with Retry-After, in each API family's error shape) instead of hanging, the worker is replaced, and the next
 // request of every family is answered by the model as before.
 import assert from "node:assert/strict";
-import sharp from "sharp";
 import { createApp } from "../../src/api/app.ts";
 import { nativeBackend } from "../../src/serving/backends/native.ts";
 import { ModelPool } from "../../src/serving/pool.ts";
 import { tinyYolo } from "../onnx/_tiny_yolo.ts";
 import { crashNextWorkerCall } from "../serving/_crash_worker.ts";
 import { expectError, LOOPBACK } from "./_app_setup.ts";
+import { familyDetectRequests } from "./_family_requests.ts";
 
 /** tinyYolo's default input side. */
 const IMGSZ = 32;
@@ -21,36 +21,7 @@ Deno.test({
     await pool.swap("tiny", 1, tinyYolo());
     const app = createApp({ pool });
     const call = (path: string, init: RequestInit = {}) => app.request(path, init, LOOPBACK);
-    const image = new Uint8Array(
-      await sharp({ create: { width: 48, height: 32, channels: 3, background: { r: 90, g: 140, b: 60 } } })
-        .jpeg().toBuffer(),
-    );
-    const send = {
-      native: () =>
-        call("/v1/models/tiny/detect", {
-          method: "POST",
-          body: image,
-          headers: { "content-type": "image/jpeg" },
-        }),
-      deepstack: () => {
-        const form = new FormData();
-        form.append("image", new Blob([image], { type: "image/jpeg" }), "frame.jpg");
-        return call("/v1/vision/detection", { method: "POST", body: form });
-      },
-      v2: () =>
-        call("/v2/models/tiny/infer", {
-          method: "POST",
-          body: JSON.stringify({
-            inputs: [{
-              name: "images",
-              shape: [1, 3, IMGSZ, IMGSZ],
-              datatype: "FP32",
-              data: new Array(3 * IMGSZ * IMGSZ).fill(0.5),
-            }],
-          }),
-          headers: { "content-type": "application/json" },
-        }),
-    };
+    const { send } = await familyDetectRequests(call, "tiny", IMGSZ);
     try {
       const before: Record<string, string> = {};
       for (const [family, request] of Object.entries(send)) {

@@ -2,18 +2,12 @@
 // with Retry-After at once, in every API family's error shape, and counted in /metrics. The queue is held full
 // by admissions the test takes itself, so what is refused does not depend on timing.
 import assert from "node:assert/strict";
-import sharp from "sharp";
 import { createApp } from "../../src/api/app.ts";
 import { nativeBackend } from "../../src/serving/backends/native.ts";
 import { ModelPool } from "../../src/serving/pool.ts";
 import { tinyYolo } from "../onnx/_tiny_yolo.ts";
 import { expectError, LOOPBACK } from "./_app_setup.ts";
-
-const jpeg = async () =>
-  new Uint8Array(
-    await sharp({ create: { width: 48, height: 32, channels: 3, background: { r: 90, g: 140, b: 60 } } })
-      .jpeg().toBuffer(),
-  );
+import { familyDetectRequests } from "./_family_requests.ts";
 
 const MAX_QUEUE = 2;
 /** tinyYolo's default input side. */
@@ -28,34 +22,7 @@ Deno.test({
     await pool.swap("tiny", 1, tinyYolo());
     const app = createApp({ pool });
     const call = (path: string, init: RequestInit = {}) => app.request(path, init, LOOPBACK);
-    const image = await jpeg();
-    const tensor = {
-      inputs: [{
-        name: "images",
-        shape: [1, 3, IMGSZ, IMGSZ],
-        datatype: "FP32",
-        data: new Array(3 * IMGSZ * IMGSZ).fill(0.5),
-      }],
-    };
-    const send = {
-      native: () =>
-        call("/v1/models/tiny/detect", {
-          method: "POST",
-          body: image,
-          headers: { "content-type": "image/jpeg" },
-        }),
-      deepstack: () => {
-        const form = new FormData();
-        form.append("image", new Blob([image], { type: "image/jpeg" }), "frame.jpg");
-        return call("/v1/vision/detection", { method: "POST", body: form });
-      },
-      v2: () =>
-        call("/v2/models/tiny/infer", {
-          method: "POST",
-          body: JSON.stringify(tensor),
-          headers: { "content-type": "application/json" },
-        }),
-    };
+    const { image, send } = await familyDetectRequests(call, "tiny", IMGSZ);
     try {
       for (const [family, request] of Object.entries(send)) {
         const res = await request();

@@ -9,6 +9,7 @@ import { parseFinetuneConfig } from "../../src/config/finetune.ts";
 import type { FleetJob } from "../../src/fleet/job_state.ts";
 import { connectFleet, type FleetLink } from "../../src/fleet/link.ts";
 import { NatsServer } from "../../src/fleet/local_nats.ts";
+import { queuedJob } from "../../src/jobs/state.ts";
 import type { Job } from "../../src/jobs/types.ts";
 
 /** A 32x32 frame with one box, as a fine-tune request (config and dataset zip) of `epochs` epochs. */
@@ -26,35 +27,18 @@ export async function oneFrameFinetuneForm(epochs: number): Promise<FormData> {
 }
 
 export function fleetJobState(id: string, status: FleetJob["status"] = "running"): FleetJob {
-  // Spelled out rather than built with src/jobs/state.ts queuedJob: importing that module (and with it the zod
-  // schemas of src/jobs/types.ts) before the server's modules leaves JobSchema without @hono/zod-openapi's
-  // .openapi(), which src/api/routes/jobs.ts then calls.
   const job: Job = {
-    id,
-    seq: 0,
-    model: "tiny",
-    baseVersion: 1,
-    adapter: "default",
-    config: parseFinetuneConfig({ epochs: 3 }),
+    ...queuedJob({
+      id,
+      seq: 0,
+      model: "tiny",
+      baseVersion: 1,
+      adapter: "default",
+      config: parseFinetuneConfig({ epochs: 3 }),
+      createdAt: new Date().toISOString(),
+      dataset: { files: 2, bytes: 10 },
+    }),
     status: "running",
-    createdAt: new Date().toISOString(),
-    startedAt: null,
-    finishedAt: null,
-    dataset: { files: 2, bytes: 10 },
-    progress: {
-      epoch: 0,
-      epochs: 3,
-      iteration: 0,
-      iterations: 0,
-      lossItems: null,
-      lr: null,
-      imagesPerSecond: null,
-      etaSeconds: null,
-      metrics: null,
-    },
-    resultVersion: null,
-    activated: null,
-    error: null,
     attempts: 1,
     node: "a",
     checkpoint: null,

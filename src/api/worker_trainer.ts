@@ -14,6 +14,7 @@
  */
 import type { Checkpoint, Job, Trainer, TrainerContext, TrainerResult } from "../jobs/types.ts";
 import type { Evaluations, TrainingProgress } from "../train/trainer.ts";
+import { spawnWorker } from "../workers/spawn.ts";
 
 export interface WorkerTrainerDeps {
   /** The ONNX bytes the job starts from. */
@@ -61,7 +62,7 @@ export class WorkerTrainer implements Trainer {
 
   run(job: Readonly<Job>, ctx: TrainerContext): Promise<TrainerResult> {
     ctx.signal.throwIfAborted();
-    const worker = new Worker(WORKER_URL, { type: "module" });
+    const worker = spawnWorker(WORKER_URL);
     const outcome = Promise.withResolvers<TrainerResult>();
     const send = (message: ToWorker) => worker.postMessage(message);
     let publishing = false;

@@ -12,6 +12,7 @@ import { startServer } from "../api/server.ts";
 import { ServerConfigSchema } from "../config/server.ts";
 import type { LoadRequest, LoadResult } from "./load/http_clients.ts";
 import { nativeWorkerThreads } from "../serving/backends/native.ts";
+import { spawnWorker } from "../workers/spawn.ts";
 
 const REFERENCE_FILES = ["models/yolov5n.onnx", "images/bus.jpg"];
 const MODEL = referencePath("models/yolov5n.onnx");
@@ -42,7 +43,7 @@ export async function bench(): Promise<Record<string, unknown>> {
   const server = await startServer(
     ServerConfigSchema.parse({ port: 0, models: [MODEL], backend: "native", dataDir }),
   );
-  const worker = new Worker(new URL("./load/http_clients.ts", import.meta.url), { type: "module" });
+  const worker = spawnWorker(new URL("./load/http_clients.ts", import.meta.url));
   try {
     await server.ready;
     const base = { url: `${server.url}/v1/models/yolov5n/detect`, body, contentType: "image/jpeg" };

@@ -52,6 +52,10 @@ gpuTest(
       assert.equal(status.code, 0, first.log.join("\n"));
       assert.ok(took < DRAIN_SECONDS * 1000 + EXIT_MARGIN_MS, `exited after ${took} ms`);
       assert.ok(first.log.some((l) => l.endsWith("kestrel: stopped")), "drained in time");
+      assert.ok(
+        !first.log.some((l) => l.includes("worker thread(s) still running")),
+        `every worker ended before the exit:\n${first.log.join("\n")}`,
+      );
 
       const stopped: Job = JSON.parse(await Deno.readTextFile(join(dataDir, "jobs", id, "job.json")));
       assert.equal(stopped.status, "running", "left for the next start");

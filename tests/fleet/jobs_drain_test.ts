@@ -71,6 +71,10 @@ else {
         runner.log.some((l) => l.endsWith("kestrel: stopped")),
         `drained in time:\n${runner.log.join("\n")}`,
       );
+      assert.ok(
+        !runner.log.some((l) => l.includes("worker thread(s) still running")),
+        `every worker ended before the exit:\n${runner.log.join("\n")}`,
+      );
       const suspended = runner.log.map((l) => l.match(/suspended at epoch (\d+), iteration (\d+)/)).find((
         m,
       ) => m);

@@ -8,6 +8,7 @@
 import { ImageError } from "../../image/errors.ts";
 import type { ImageDetections, ImageJob, Session, Tensor } from "../backend.ts";
 import type { FromInferenceWorker, ToInferenceWorker } from "./native_worker_protocol.ts";
+import { spawnWorker } from "../../workers/spawn.ts";
 
 /**
  * A call whose inference worker stopped under it (an uncaught error there) or whose session was released. The
@@ -44,7 +45,7 @@ const RELEASE_WAIT_MS = 5_000;
 
 /** One Worker with one session: loads once, then takes calls (its owner sends one at a time). */
 class InferenceWorker {
-  readonly #worker = new Worker(ENTRY, { type: "module" });
+  readonly #worker = spawnWorker(ENTRY);
   readonly #calls = new Map<number, PromiseWithResolvers<FromInferenceWorker>>();
   readonly #released = Promise.withResolvers<void>();
   /** Settles once the session is loaded (or could not be, or the worker stopped first). */

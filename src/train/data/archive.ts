@@ -7,6 +7,7 @@
  */
 import type { ArchiveLimits } from "./archive_target.ts";
 import { DatasetError, type DatasetProblem } from "./problems.ts";
+import { spawnWorker } from "../../workers/spawn.ts";
 
 export type { ArchiveLimits } from "./archive_target.ts";
 
@@ -38,7 +39,7 @@ export async function extractArchive(
 ): Promise<string[]> {
   signal?.throwIfAborted();
   await Deno.mkdir(dest, { recursive: true });
-  const worker = new Worker(WORKER_URL, { type: "module" });
+  const worker = spawnWorker(WORKER_URL);
   const reply = Promise.withResolvers<UnpackReply>();
   const abort = () => reply.reject(signal?.reason);
   worker.onmessage = (e: MessageEvent<UnpackReply>) => reply.resolve(e.data);

@@ -1,0 +1,86 @@
+/**
+ * Kestrel's Web Workers, and the process exit that first ends them and waits for their threads to be gone.
+ *
+ * `Worker.terminate()` only asks a worker's thread to stop: the thread then tears down its runtime on its own,
+ * and with it the native code it holds: a WebGPU instance and device (Mesa lavapipe: EGL and Vulkan teardown,
+ * joining the llvmpipe threads, unloading the driver) or onnxruntime-node sessions. Deno exits without waiting
+ * for that thread. When the process exits while one is still tearing down, libc's exit handlers race it: 1 to 5
+ * exits in 100 on a 2-core box ended in SIGSEGV or a glibc abort ("corrupted double-linked list", "corrupted
+ * size vs. prev_size in fastbins"), the main thread in `exit()` calling a handler of a library the worker thread
+ * had just unloaded; 3 in 200 SIGTERM drains of a server with a fine-tune running printed "stopped" and then
+ * aborted so. So the first worker started here also registers an `unload` listener (Deno dispatches `unload` on
+ * `Deno.exit()` and at the natural end of a program and of `deno test`) that terminates every worker started
+ * here still running (owners end theirs when done: a job ends, a model is released, the server drains; a drain
+ * cut off mid-publish leaves its trainer's) and blocks until no worker thread is left, at most EXIT_WAIT_MS.
+ * A thread still there then (stuck in a native call) is named on stderr, and the process exits anyway.
+ *
+ * Threads are read from /proc/self/task, where Deno names a worker's thread `worker-<id>` (the threads it starts,
+ * onnxruntime's among them, inherit that name); without /proc (not Linux) none is seen and the exit does not
+ * wait.
+ * @module
+ */
+
+/** Longest wait at exit for worker threads to end: a terminated worker ends in milliseconds, one in the middle
+ * of a training step's GPU work (seconds at batch 8 on lavapipe) only once the step's native call returns. */
+export const EXIT_WAIT_MS = 3_000;
+/** How often the exit re-reads the threads while it waits. */
+const EXIT_POLL_MS = 2;
+/** The name of a Web Worker's thread in /proc (Deno's `worker-<id>`, at most 15 characters shown). */
+const WORKER_THREAD = /^worker-\d+$/;
+
+/** Workers started here that the exit terminates if still running; weak, so an ended one is not kept. */
+const started = new Set<WeakRef<Worker>>();
+let exitEndsWorkers = false;
+
+/**
+ * Starts a module worker that the process's exit ends and waits for (see the module doc). For the main thread
+ * only: a worker's own exit would wait for its own thread.
+ */
+export function spawnWorker(url: URL): Worker {
+  if (!exitEndsWorkers) {
+    exitEndsWorkers = true;
+    globalThis.addEventListener("unload", endWorkers);
+  }
+  for (const ref of started) if (!ref.deref()) started.delete(ref);
+  const worker = new Worker(url, { type: "module" });
+  started.add(new WeakRef(worker));
+  return worker;
+}
+
+/** Threads of Web Workers alive in this process now (ending ones included); 0 where /proc cannot be read. */
+export function workerThreadCount(): number {
+  let tasks: Iterable<Deno.DirEntry>;
+  try {
+    tasks = Deno.readDirSync("/proc/self/task");
+  } catch {
+    return 0;
+  }
+  let count = 0;
+  for (const task of tasks) {
+    try {
+      if (WORKER_THREAD.test(Deno.readTextFileSync(`/proc/self/task/${task.name}/comm`).trim())) count++;
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return count;
+}
+
+/**
+ * Terminates the workers still running (terminating an ended one does nothing), then blocks until no worker
+ * thread is left or EXIT_WAIT_MS passed. Synchronous: `unload` listeners run as the process goes, with no event
+ * loop left to await on, and a worker's thread ends without the main thread's help.
+ */
+function endWorkers(): void {
+  for (const ref of started) ref.deref()?.terminate();
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  const deadline = performance.now() + EXIT_WAIT_MS;
+  let running = workerThreadCount();
+  while (running > 0 && performance.now() < deadline) {
+    Atomics.wait(nap, 0, 0, EXIT_POLL_MS);
+    running = workerThreadCount();
+  }
+  if (running > 0) {
+    console.error(`exit: ${running} worker thread(s) still running after ${EXIT_WAIT_MS} ms; exiting anyway`);
+  }
+}

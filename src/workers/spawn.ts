@@ -22,7 +22,7 @@
 
 /** Longest wait at exit for worker threads to end: a terminated worker ends in milliseconds, one in the middle
  * of a training step's GPU work (seconds at batch 8 on lavapipe) only once the step's native call returns. */
-export const EXIT_WAIT_MS = 3_000;
+const EXIT_WAIT_MS = 3_000;
 /** How often the exit re-reads the threads while it waits. */
 const EXIT_POLL_MS = 2;
 /** The name of a Web Worker's thread in /proc (Deno's `worker-<id>`, at most 15 characters shown). */

@@ -4,15 +4,17 @@
  * `Worker.terminate()` only asks a worker's thread to stop: the thread then tears down its runtime on its own,
  * and with it the native code it holds: a WebGPU instance and device (Mesa lavapipe: EGL and Vulkan teardown,
  * joining the llvmpipe threads, unloading the driver) or onnxruntime-node sessions. Deno exits without waiting
- * for that thread. When the process exits while one is still tearing down, libc's exit handlers race it: 1 to 5
- * exits in 100 on a 2-core box ended in SIGSEGV or a glibc abort ("corrupted double-linked list", "corrupted
- * size vs. prev_size in fastbins"), the main thread in `exit()` calling a handler of a library the worker thread
- * had just unloaded; 3 in 200 SIGTERM drains of a server with a fine-tune running printed "stopped" and then
- * aborted so. So the first worker started here also registers an `unload` listener (Deno dispatches `unload` on
- * `Deno.exit()` and at the natural end of a program and of `deno test`) that terminates every worker started
- * here still running (owners end theirs when done: a job ends, a model is released, the server drains; a drain
- * cut off mid-publish leaves its trainer's) and blocks until no worker thread is left, at most EXIT_WAIT_MS.
- * A thread still there then (stuck in a native call) is named on stderr, and the process exits anyway.
+ * for that thread. When the process exits while a WebGPU worker is still tearing down, libc's exit handlers
+ * race it: 1 to 5 exits in 100 on a 2-core box ended in SIGSEGV or a glibc abort ("corrupted double-linked
+ * list", "corrupted size vs. prev_size in fastbins"), the main thread in `exit()` calling a handler of a library
+ * the worker thread had just unloaded; 3 in 200 SIGTERM drains of a server with a fine-tune running printed
+ * "stopped" and then aborted so. (Exits right after inference workers ended did not crash in 500 tries; they
+ * are waited for all the same.) So the first worker started here also registers an `unload` listener (Deno
+ * dispatches `unload` on `Deno.exit()` and at the natural end of a program and of `deno test`) that terminates
+ * every worker started here still running (owners end theirs when done: a job ends, a model is released, the
+ * server drains; a drain cut off mid-publish leaves its trainer's) and blocks until no worker thread is left, at
+ * most EXIT_WAIT_MS. A thread still there then (stuck in a native call) is named on stderr, and the process
+ * exits anyway.
  *
  * Threads are read from /proc/self/task, where Deno names a worker's thread `worker-<id>` (the threads it starts,
  * onnxruntime's among them, inherit that name); without /proc (not Linux) none is seen and the exit does not

@@ -8,6 +8,10 @@
  * listener prints how many worker threads were still alive once the exit's own (src/workers/spawn.ts) was done.
  * @module
  */
+// Loaded on this thread before any worker starts, as the server's and the CLI's main threads do: libvips' first
+// load calls setenv(), which crashed a worker reading the environment at the same time (SIGSEGV in getenv, 1
+// start in ~1000) when two inference workers were the first to load it.
+import "../../src/image/decode.ts";
 import { nativeBackend } from "../../src/serving/backends/native.ts";
 import { DEFAULT_DETECT_OPTIONS } from "../../src/serving/postprocess.ts";
 import { spawnWorker, workerThreadCount } from "../../src/workers/spawn.ts";

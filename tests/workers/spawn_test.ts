@@ -1,11 +1,12 @@
 /**
  * The exit of a process whose workers just ended (src/workers/spawn.ts): without its wait, 1 to 5 exits in 100
  * of such processes ended in SIGSEGV or a glibc abort ("corrupted double-linked list"), libc's exit handlers
- * racing the worker thread tearing down its WebGPU device or onnxruntime sessions. Each case starts
- * RUNS_PER_CASE processes (_exit_child.ts): every one must exit 0 and print no glibc heap message, which catches
- * the crash only now and then; what fails every time without the wait is the last check, that no worker thread
- * is left once the exit's wait is over (without it the just-terminated worker's thread was still there in
- * nearly every exit). A process takes ~0.1-0.3 s, so all cases take ~10-40 s.
+ * racing the worker thread tearing down its WebGPU device (inference workers, onnxruntime-node, are waited for
+ * the same way, though their exits did not crash in 500 tries). Each case starts RUNS_PER_CASE processes
+ * (_exit_child.ts): every one must exit 0 and print no glibc heap message, which catches the crash only now and
+ * then; what fails every time without the wait is the last check, that no worker thread is left once the exit's
+ * wait is over (without it the just-terminated worker's thread was still there in nearly every exit). A process
+ * takes ~0.1-0.3 s, so all cases take ~10-40 s.
  */
 import assert from "node:assert/strict";
 import { spawnWorker, workerThreadCount } from "../../src/workers/spawn.ts";

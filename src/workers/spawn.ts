@@ -16,9 +16,10 @@
  * most EXIT_WAIT_MS. A thread still there then (stuck in a native call) is named on stderr, and the process
  * exits anyway.
  *
- * Threads are read from /proc/self/task, where Deno names a worker's thread `worker-<id>` (the threads it starts,
- * onnxruntime's among them, inherit that name); without /proc (not Linux) none is seen and the exit does not
- * wait.
+ * A worker's thread is the one `new Worker()` adds to /proc/self/task (Deno starts it there and then); the exit
+ * waits for those threads only, not for the threads they started (onnxruntime's pool of a session never
+ * released lives on, idle, under the worker's thread name). Without /proc (not Linux) no thread is seen and the
+ * exit does not wait.
  * @module
  */
 
@@ -27,11 +28,12 @@
 const EXIT_WAIT_MS = 3_000;
 /** How often the exit re-reads the threads while it waits. */
 const EXIT_POLL_MS = 2;
-/** The name of a Web Worker's thread in /proc (Deno's `worker-<id>`, at most 15 characters shown). */
-const WORKER_THREAD = /^worker-\d+$/;
+const TASKS = "/proc/self/task";
 
 /** Workers started here that the exit terminates if still running; weak, so an ended one is not kept. */
 const started = new Set<WeakRef<Worker>>();
+/** Their threads: thread id -> start time (a thread id can be reused once its thread is gone). */
+const threads = new Map<string, string>();
 let exitEndsWorkers = false;
 
 /**
@@ -44,43 +46,54 @@ export function spawnWorker(url: URL): Worker {
     globalThis.addEventListener("unload", endWorkers);
   }
   for (const ref of started) if (!ref.deref()) started.delete(ref);
+  liveWorkerThreads();
+  const before = new Set(taskIds());
   const worker = new Worker(url, { type: "module" });
+  for (const id of taskIds()) {
+    const start = before.has(id) ? null : startTime(id);
+    if (start !== null) threads.set(id, start);
+  }
   started.add(new WeakRef(worker));
   return worker;
 }
 
-/** Threads of Web Workers alive in this process now (ending ones included); 0 where /proc cannot be read. */
-export function workerThreadCount(): number {
-  let tasks: Iterable<Deno.DirEntry>;
+/** Threads of the workers started here still alive (ending ones included); forgets those that ended. */
+export function liveWorkerThreads(): number {
+  for (const [id, start] of threads) if (startTime(id) !== start) threads.delete(id);
+  return threads.size;
+}
+
+function taskIds(): string[] {
   try {
-    tasks = Deno.readDirSync("/proc/self/task");
+    return [...Deno.readDirSync(TASKS)].map((task) => task.name);
   } catch {
-    return 0;
+    return [];
   }
-  let count = 0;
-  for (const task of tasks) {
-    try {
-      if (WORKER_THREAD.test(Deno.readTextFileSync(`/proc/self/task/${task.name}/comm`).trim())) count++;
-    } catch {
-      // The thread ended between the listing and the read.
-    }
+}
+
+/** When thread `id` started (field 22 of its stat, after the parenthesized name), or null once it is gone. */
+function startTime(id: string): string | null {
+  try {
+    const stat = Deno.readTextFileSync(`${TASKS}/${id}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return null;
   }
-  return count;
 }
 
 /**
- * Terminates the workers still running (terminating an ended one does nothing), then blocks until no worker
- * thread is left or EXIT_WAIT_MS passed. Synchronous: `unload` listeners run as the process goes, with no event
- * loop left to await on, and a worker's thread ends without the main thread's help.
+ * Terminates the workers still running (terminating an ended one does nothing), then blocks until their threads
+ * are gone or EXIT_WAIT_MS passed. Synchronous: `unload` listeners run as the process goes, with no event loop
+ * left to await on, and a worker's thread ends without the main thread's help.
  */
 function endWorkers(): void {
   for (const ref of started) ref.deref()?.terminate();
   const nap = new Int32Array(new SharedArrayBuffer(4));
   const deadline = performance.now() + EXIT_WAIT_MS;
-  let running = workerThreadCount();
+  let running = liveWorkerThreads();
   while (running > 0 && performance.now() < deadline) {
     Atomics.wait(nap, 0, 0, EXIT_POLL_MS);
-    running = workerThreadCount();
+    running = liveWorkerThreads();
   }
   if (running > 0) {
     console.error(`exit: ${running} worker thread(s) still running after ${EXIT_WAIT_MS} ms; exiting anyway`);

@@ -1,10 +1,11 @@
 /**
  * A process that ends right after its workers did, as the server does after a drain:
- * `deno run -A tests/workers/_exit_child.ts <gpu|gpu-running|inference> <exit|end>`. `gpu` starts a worker
+ * `deno run -A tests/workers/_exit_child.ts <gpu|gpu-running|inference|inference-unreleased> <exit|end>`. `gpu` starts a worker
  * holding a WebGPU device (_gpu_worker.ts) and terminates it once it is ready; `gpu-running` leaves it running
  * (for the exit to end; only with `exit`: a running worker keeps a program from ending); `inference` opens a
  * native WorkerSession (the server's inference workers, onnxruntime-node) on the embedded model, runs one detect
- * and releases it. `exit` then calls Deno.exit(0) at once, `end` lets the program end. Its last `unload`
+ * and releases it; `inference-unreleased` does not (only with `exit`), which leaves onnxruntime's thread pools
+ * behind, idle, once the exit ended the workers. `exit` then calls Deno.exit(0) at once, `end` lets the program end. Its last `unload`
  * listener prints how many worker threads were still alive once the exit's own (src/workers/spawn.ts) was done.
  * @module
  */
@@ -14,7 +15,7 @@
 import "../../src/image/decode.ts";
 import { nativeBackend } from "../../src/serving/backends/native.ts";
 import { DEFAULT_DETECT_OPTIONS } from "../../src/serving/postprocess.ts";
-import { spawnWorker, workerThreadCount } from "../../src/workers/spawn.ts";
+import { liveWorkerThreads, spawnWorker } from "../../src/workers/spawn.ts";
 
 const [what, how] = Deno.args;
 if (what === "gpu" || what === "gpu-running") {
@@ -24,16 +25,18 @@ if (what === "gpu" || what === "gpu-running") {
     worker.onerror = (e) => reject(new Error(e.message));
   });
   if (what === "gpu") worker.terminate();
-} else if (what === "inference") {
+} else if (what === "inference" || what === "inference-unreleased") {
   const model = await Deno.readFile(new URL("../../models/default.onnx", import.meta.url));
   const image = await Deno.readFile(new URL("../fixtures/shapes/images/shapes_0000.png", import.meta.url));
   const session = await nativeBackend.createSession(model, "images", "output0");
   await session.detectImage!({ bytes: image, imgsz: 128, nc: 3, opts: DEFAULT_DETECT_OPTIONS });
-  await session.release();
+  if (what === "inference") await session.release();
 } else {throw new Error(
-    `usage: _exit_child.ts <gpu|gpu-running|inference> <exit|end>, not ${Deno.args.join(" ")}`,
+    `usage: _exit_child.ts <gpu|gpu-running|inference|inference-unreleased> <exit|end>, not ${
+      Deno.args.join(" ")
+    }`,
   );}
 
 // Registered after spawnWorker's listener, so it runs after the exit ended the workers.
-globalThis.addEventListener("unload", () => console.log(`worker threads at exit: ${workerThreadCount()}`));
+globalThis.addEventListener("unload", () => console.log(`worker threads at exit: ${liveWorkerThreads()}`));
 if (how === "exit") Deno.exit(0);

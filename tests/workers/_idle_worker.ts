@@ -1,2 +1,2 @@
-// A worker that says it started, then waits: workerThreadCount() sees its thread until it is terminated.
+// A worker that says it started, then waits: liveWorkerThreads() sees its thread until it is terminated.
 (self as unknown as { postMessage(message: string): void }).postMessage("started");

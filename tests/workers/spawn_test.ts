@@ -9,7 +9,7 @@
  * takes ~0.1-0.3 s, so all cases take ~10-40 s.
  */
 import assert from "node:assert/strict";
-import { spawnWorker, workerThreadCount } from "../../src/workers/spawn.ts";
+import { liveWorkerThreads, spawnWorker } from "../../src/workers/spawn.ts";
 import { until } from "../_helpers/poll.ts";
 import { gpuTest } from "../_helpers/gpu.ts";
 
@@ -19,7 +19,10 @@ const RUNS_PER_CASE = 25;
 /** Bound on waiting for a terminated worker's thread to end in this process. */
 const THREAD_END_MS = 10_000;
 
-async function exitsCleanly(what: "gpu" | "gpu-running" | "inference", how: "exit" | "end"): Promise<void> {
+async function exitsCleanly(
+  what: "gpu" | "gpu-running" | "inference" | "inference-unreleased",
+  how: "exit" | "end",
+): Promise<void> {
   for (let run = 0; run < RUNS_PER_CASE; run++) {
     const { code, signal, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", CHILD, what, how],
@@ -30,6 +33,7 @@ async function exitsCleanly(what: "gpu" | "gpu-running" | "inference", how: "exi
     const said = `run ${run}: exit ${code} (signal ${signal})\nstdout: ${out}\nstderr: ${err}`;
     assert.equal(code, 0, said);
     assert.doesNotMatch(err, /corrupted|double free|free\(\)/, said);
+    assert.doesNotMatch(err, /still running after/, said);
     assert.match(out, /^worker threads at exit: 0$/m, said);
   }
 }
@@ -49,6 +53,11 @@ gpuTest(
   () => exitsCleanly("gpu-running", "exit"),
 );
 
+Deno.test(
+  "a process that exits with its inference workers' sessions unreleased ends them without waiting on the idle threads onnxruntime leaves",
+  () => exitsCleanly("inference-unreleased", "exit"),
+);
+
 Deno.test("src/ starts Web Workers only through spawnWorker (so that the exit ends them and waits for them)", async () => {
   const src = new URL("../../src/", import.meta.url).pathname;
   const bypassing: string[] = [];
@@ -59,16 +68,16 @@ Deno.test("src/ starts Web Workers only through spawnWorker (so that the exit en
   assert.deepEqual(bypassing, []);
 });
 
-Deno.test("workerThreadCount() sees a worker's thread while it runs, and not once it ended", async () => {
-  const before = workerThreadCount();
+Deno.test("liveWorkerThreads() sees a worker's thread while it runs, and not once it ended", async () => {
+  const before = liveWorkerThreads();
   const worker = spawnWorker(new URL("./_idle_worker.ts", import.meta.url));
   await new Promise((resolve) => worker.onmessage = resolve);
-  assert.equal(workerThreadCount(), before + 1);
+  assert.equal(liveWorkerThreads(), before + 1);
   worker.terminate();
   await until(
     "the terminated worker's thread to end",
     THREAD_END_MS,
-    () => workerThreadCount() === before || null,
+    () => liveWorkerThreads() === before || null,
   );
 });
 

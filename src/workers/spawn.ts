@@ -13,10 +13,12 @@
  * dispatches `unload` on `Deno.exit()` and at the natural end of a program and of `deno test`) that terminates
  * every worker started here still running (owners end theirs when done: a job ends, a model is released, the
  * server drains; a drain cut off mid-publish leaves its trainer's) and blocks until no worker thread is left, at
- * most EXIT_WAIT_MS. A thread still there then (stuck in a native call) is named on stderr, and the process
- * exits anyway.
+ * most EXIT_WAIT_MS. Threads still there then are counted on stderr, and the process exits anyway: one stuck in a
+ * native call, or one terminate() did not stop (the archive worker of an aborted 4 GiB unpack in
+ * tests/train/data/archive_test.ts ran on ~19 s after it, to the archive's end).
  *
- * A worker's thread is the one `new Worker()` adds to /proc/self/task (Deno starts it there and then); the exit
+ * A worker's thread is the one `new Worker()` adds to /proc/self/task (Deno starts it there and then; a thread
+ * another one starts in that same instant is taken for one too, and waited for as long at most); the exit
  * waits for those threads only, not for the threads they started (onnxruntime's pool of a session never
  * released lives on, idle, under the worker's thread name). Without /proc (not Linux) no thread is seen and the
  * exit does not wait.

@@ -14,8 +14,8 @@
  * every worker started here still running (owners end theirs when done: a job ends, a model is released, the
  * server drains; a drain cut off mid-publish leaves its trainer's) and blocks until no worker thread is left, at
  * most EXIT_WAIT_MS. Threads still there then are counted on stderr, and the process exits anyway: one stuck in a
- * native call, or one terminate() did not stop (the archive worker of an aborted 4 GiB unpack in
- * tests/train/data/archive_test.ts ran on ~19 s after it, to the archive's end).
+ * native call, or one busy in JavaScript, which terminate() does not stop in Deno 2.9 (owners of such work stop
+ * it themselves: an aborted unpack's worker checks a shared cancel flag, src/train/data/archive.ts).
  *
  * A worker's thread is the one `new Worker()` adds to /proc/self/task (Deno starts it there and then; a thread
  * another one starts in that same instant is taken for one too, and waited for as long at most); the exit

@@ -18,6 +18,8 @@ export interface UnpackRequest {
   archive: string;
   dest: string;
   limits: ArchiveLimits;
+  /** Set to 1 by the main thread when the unpack is aborted; the worker checks it at every entry and write. */
+  cancel: Int32Array<SharedArrayBuffer>;
 }
 export type UnpackReply =
   | { ok: true; files: string[] }
@@ -25,11 +27,18 @@ export type UnpackReply =
   | { ok: false; message: string };
 
 const WORKER_URL = new URL("./archive_worker.ts", import.meta.url);
+/**
+ * How long an aborted unpack waits for its worker to see the cancel flag and stop before terminating it anyway.
+ * `Worker.terminate()` alone does not stop a worker busy in JavaScript (Deno 2.9: a terminated worker inflating a
+ * 4 GiB archive kept a core busy ~19 s), so the worker stops itself; it checks the flag at least every 4 MB written.
+ */
+const CANCEL_GRACE_MS = 2_000;
 
 /**
  * Unpacks the archive file `archive` under `dest` (created if needed); returns the written paths relative to
  * `dest`, sorted. A bad archive throws a DatasetError listing every problem found, and leaves `dest` empty.
- * Aborting `signal` stops the worker at once.
+ * Aborting `signal` rejects at once with its reason; the worker stops writing (it checks a shared cancel flag)
+ * and what it wrote is removed before the promise settles.
  */
 export async function extractArchive(
   archive: string,
@@ -41,19 +50,33 @@ export async function extractArchive(
   await Deno.mkdir(dest, { recursive: true });
   const worker = spawnWorker(WORKER_URL);
   const reply = Promise.withResolvers<UnpackReply>();
-  const abort = () => reply.reject(signal?.reason);
-  worker.onmessage = (e: MessageEvent<UnpackReply>) => reply.resolve(e.data);
+  // Settles when the worker has stopped on its own: it answered or failed.
+  const stopped = Promise.withResolvers<void>();
+  const cancel = new Int32Array(new SharedArrayBuffer(4));
+  const abort = () => {
+    Atomics.store(cancel, 0, 1);
+    reply.reject(signal?.reason);
+  };
+  worker.onmessage = (e: MessageEvent<UnpackReply>) => {
+    stopped.resolve();
+    reply.resolve(e.data);
+  };
   worker.onerror = (e) => {
     e.preventDefault();
+    stopped.resolve();
     reply.reject(new Error(`archive worker failed: ${e.message}`));
   };
   signal?.addEventListener("abort", abort, { once: true });
   try {
-    worker.postMessage({ archive, dest, limits } satisfies UnpackRequest);
+    worker.postMessage({ archive, dest, limits, cancel } satisfies UnpackRequest);
     const result = await reply.promise;
     if (result.ok) return result.files;
     throw "problems" in result ? new DatasetError(result.problems) : new Error(result.message);
   } catch (err) {
+    // Removing the files while the worker still writes would leave some behind: wait until it stopped.
+    // (AbortSignal.timeout's timer does not keep the process alive, so nothing is left to clear.)
+    const grace = AbortSignal.timeout(CANCEL_GRACE_MS);
+    await Promise.race([stopped.promise, new Promise((resolve) => grace.addEventListener("abort", resolve))]);
     worker.terminate();
     await emptyDir(dest);
     throw err;

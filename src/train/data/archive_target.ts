@@ -22,6 +22,13 @@ export interface EntrySink {
   close(): void;
 }
 
+/** The unpack was aborted by its caller; what it wrote is removed by the caller. */
+export class UnpackCancelled extends Error {
+  constructor() {
+    super("unpack cancelled");
+  }
+}
+
 export class UnpackTarget {
   readonly problems: DatasetProblem[] = [];
   private readonly written: string[] = [];
@@ -30,7 +37,11 @@ export class UnpackTarget {
   /** The entry being written, closed when the next one opens or the unpack ends (also by an error). */
   private current: Deno.FsFile | null = null;
 
-  constructor(readonly dest: string, readonly limits: ArchiveLimits) {}
+  constructor(
+    readonly dest: string,
+    readonly limits: ArchiveLimits,
+    private readonly cancelled: () => boolean = () => false,
+  ) {}
 
   /** The unpacked files, relative to the destination, sorted. */
   files(): string[] {
@@ -49,6 +60,7 @@ export class UnpackTarget {
    */
   open(name: string, declaredSize = 0): EntrySink | null {
     this.closeCurrent();
+    if (this.cancelled()) throw new UnpackCancelled();
     if (++this.entries > this.limits.maxEntries) throw this.tooBig();
     if (declaredSize > this.limits.maxBytes - this.bytes) throw this.tooBig();
     const rel = safePath(name);
@@ -71,6 +83,7 @@ export class UnpackTarget {
     this.current = file;
     return {
       write: (chunk) => {
+        if (this.cancelled()) throw new UnpackCancelled();
         this.bytes += chunk.length;
         if (this.bytes > this.limits.maxBytes) throw this.tooBig();
         for (let at = 0; at < chunk.length;) at += file.writeSync(chunk.subarray(at));

@@ -20,9 +20,17 @@ const STEP = 4 * 1024;
  */
 const MAX_SILENT_INPUT = 1 << 20;
 
-/** Unpacks `archive` under `dest`; returns the written paths relative to `dest`, sorted. Throws DatasetError. */
-export function unpackArchiveFile(archive: string, dest: string, limits: ArchiveLimits): string[] {
-  const target = new UnpackTarget(dest, limits);
+/**
+ * Unpacks `archive` under `dest`; returns the written paths relative to `dest`, sorted. Throws DatasetError, or
+ * UnpackCancelled once `cancelled()` says so (checked at every entry and every write).
+ */
+export function unpackArchiveFile(
+  archive: string,
+  dest: string,
+  limits: ArchiveLimits,
+  cancelled: () => boolean = () => false,
+): string[] {
+  const target = new UnpackTarget(dest, limits, cancelled);
   using file = Deno.openSync(archive);
   const size = file.statSync().size;
   try {

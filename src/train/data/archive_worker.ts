@@ -4,7 +4,6 @@
  * or the dataset problems found.
  * @module
  */
-import type { ArchiveLimits } from "./archive_target.ts";
 import { unpackArchiveFile } from "./archive_unpack.ts";
 import { DatasetError } from "./problems.ts";
 import type { UnpackReply, UnpackRequest } from "./archive.ts";
@@ -16,9 +15,10 @@ const port = self as unknown as {
 };
 
 port.onmessage = (e) => {
-  const { archive, dest, limits }: { archive: string; dest: string; limits: ArchiveLimits } = e.data;
+  const { archive, dest, limits, cancel } = e.data;
   try {
-    port.postMessage({ ok: true, files: unpackArchiveFile(archive, dest, limits) });
+    const cancelled = () => Atomics.load(cancel, 0) !== 0;
+    port.postMessage({ ok: true, files: unpackArchiveFile(archive, dest, limits, cancelled) });
   } catch (err) {
     port.postMessage(
       err instanceof DatasetError

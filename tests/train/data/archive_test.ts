@@ -6,6 +6,8 @@ import {
   extractArchive,
 } from "../../../src/train/data/archive.ts";
 import { safePath } from "../../../src/train/data/archive_target.ts";
+import { liveWorkerThreads } from "../../../src/workers/spawn.ts";
+import { until } from "../../_helpers/poll.ts";
 import { DatasetError } from "../../../src/train/data/problems.ts";
 import { zerosTarGz } from "./_bomb.ts";
 import { makeTar } from "./_tar.ts";
@@ -239,6 +241,9 @@ Deno.test("entries the file system refuses, links and devices are dataset proble
   });
 });
 
+/** Bound on an aborted unpack's worker thread ending: it stops at its next 4 MB write, then is terminated. */
+const WORKER_END_MS = 5_000;
+
 Deno.test("aborting an unpack stops its worker and leaves the destination empty", async () => {
   await withDir(async (dir) => {
     // 4 GiB of zeros would take tens of seconds to unpack; the abort comes as soon as the first file exists.
@@ -257,6 +262,12 @@ Deno.test("aborting an unpack stops its worker and leaves the destination empty"
     controller.abort(new Error("client went away"));
     await assert.rejects(unpack, /client went away/);
     assert.deepEqual(await tree(`${dir}/out`), []);
+    // Terminating alone left the worker inflating the rest (~19 s of a core); it must stop on the cancel flag.
+    await until(
+      "the aborted unpack's worker thread to end",
+      WORKER_END_MS,
+      () => liveWorkerThreads() === 0 || null,
+    );
   });
 });
 

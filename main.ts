@@ -12,6 +12,11 @@ const commands: Record<string, () => Promise<{ run(args: string[]): Promise<numb
 };
 
 import { forcedKernelFamily } from "./src/ops/kernel_family.ts";
+import { ensureRuntimeDir } from "./src/gpu/runtime_dir.ts";
+
+// Set while the process has one thread: the WebGPU code sets XDG_RUNTIME_DIR where it is missing, and a setenv in
+// a worker (the trainer's) racing getenv in another (onnxruntime's, sharp's) can crash glibc.
+ensureRuntimeDir();
 
 // Environment settings every command reads are checked before any command starts.
 try {

@@ -316,6 +316,31 @@ for (const precision of PRECISIONS) {
   }
 }
 
+/** Maps whose input and output rows hold whole vec4s (x 4-aligned: even seeds), whose register-family columns
+ * im2col_rows builds from whole input vec4s, over several panels with a narrower last one. */
+const QUAD_ROW_CASES: ConvShape[] = [
+  // the stem's k6 s2 p2 (YOLOv5 v6+): 10x12 output pixels, 30 vec4 columns = 1 panel + 14
+  { n: 2, cin: 3, h: 20, w: 24, cout: 5, kh: 6, kw: 6, stride: 2, pad: 2 },
+  // k3 s2 p1 on a 40-wide map: 9x20 output pixels, 45 vec4 columns = 2 panels + 13
+  { n: 2, cin: 5, h: 17, w: 40, cout: 6, kh: 3, kw: 3, stride: 2, pad: 1 },
+  // k3 s1 p1 on a 12-wide map: 13x12 output pixels, 39 vec4 columns
+  { n: 2, cin: 4, h: 13, w: 12, cout: 7, kh: 3, kw: 3, stride: 1, pad: 1 },
+];
+
+for (const precision of PRECISIONS) {
+  for (const [ci, s] of QUAD_ROW_CASES.entries()) {
+    gpuTest(
+      `planConv (register kernels, ${operands(precision)}) with columns built from whole input vec4s ` +
+        `(im2col_rows) matches the TS reference for ${name(s)}`,
+      async (device) => {
+        const plan = await checkConv(device, "register", s, 40 + 2 * ci, { half: precision === "f16" });
+        const entries = plan.forward.map((d) => d.pipeline.label);
+        assert.ok(entries.includes("ops/conv_columns.wgsl:im2col_rows"), `forward entry points: ${entries}`);
+      },
+    );
+  }
+}
+
 gpuTest(
   "planConv (register kernels) with f16 operands on a 40x40 map: backward-data by GEMM + col2im (the direct " +
     "conv reads f32 dy)",

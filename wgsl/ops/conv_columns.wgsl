@@ -8,7 +8,7 @@
 override WG_X: u32 = 64u;
 override WG_Y: u32 = 1u;
 // Column rows per image (Cin*KH*KW, or dy's channels where im2col pads dy), kernel size, output width, input
-// channels (col2im) and stride (col2im; im2col reads it from the uniform, as a multiplier).
+// channels (col2im) and stride (col2im and im2col_rows; im2col reads it from the uniform, as a multiplier).
 override ROWS: u32 = 1u;
 override KH: u32 = 3u;
 override KW: u32 = 3u;
@@ -20,6 +20,11 @@ override IM2COL_V: u32 = 4u;
 override IM2COL_ROWS: u32 = 1u;
 // im2col_panels: vec4 columns per panel of its output (wgsl/ops/conv_panels.wgsl).
 override PANEL: u32 = 16u;
+// im2col_rows: padding, vec4s of input each pixel quad reads (WINDOW_V), and where tap kx = 0 of the quad's
+// first pixel lies in them (WINDOW_OFF).
+override PAD: u32 = 0u;
+override WINDOW_V: u32 = 1u;
+override WINDOW_OFF: u32 = 0u;
 
 // #include ops/conv_panels.wgsl
 
@@ -33,6 +38,8 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> Dst: array<f32>;
 @group(0) @binding(2) var<uniform> u: Params;
 @group(0) @binding(3) var<storage, read_write> Col4: array<vec4<Elem>>;
+// Src as vec4 (im2col_rows).
+@group(0) @binding(4) var<storage, read> Src4: array<vec4f>;
 
 // Input pixel tap (ky, kx) of output pixel p = (oy, ox) from plane `src`; zero in padding, for p >= Ho*Wo.
 fn tap(src: u32, ky: u32, kx: u32, oy: u32, ox: u32, p: u32) -> f32 {
@@ -133,6 +140,54 @@ fn im2col_panels(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id)
     advance(&oy, &ox);
     Col4[out + c] = toElem4(vec4f(v0, v1, v2, v3));
     p += 4u;
+  }
+}
+
+// im2col_panels for maps whose rows hold whole pixel quads (W and WO multiples of 4, Src's planes 4-aligned):
+// invocation (input channel and ky pair, panel, image) fills that pair's KW rows of the panel, reading each
+// quad's input span as WINDOW_V aligned vec4s once instead of 4 * KW scalar taps that lavapipe gathers lane by
+// lane. Lanes run along the pairs of one panel, so neighbouring lanes store neighbouring panel rows; lanes past
+// the last pair are clamped (a duplicate lane rewrites the same values).
+@compute @workgroup_size(WG_X)
+fn im2col_rows(@builtin(global_invocation_id) gi: vec3u) {
+  let ppad4 = u.ppad >> 2u;
+  let pairs = ROWS / KW;
+  let g = min(gi.x, ((ppad4 + PANEL - 1u) / PANEL) * pairs - 1u);
+  let ck = g % pairs;
+  let ky = ck % KH;
+  let first = (g / pairs) * PANEL;
+  let at = panelOf(PANEL, first, ROWS, ppad4);
+  let out = gi.z * ROWS * ppad4 + at.base + ck * KW * at.width;
+  let w4 = u.w >> 2u;
+  let plane4 = (u.srcOff + gi.z * u.srcBS + (ck / KH) * u.h * u.w) >> 2u;
+  let last = arrayLength(&Src4) - 1u;
+  // The window starts at the quad's first tap column less WINDOW_OFF, rounded down to a vec4: PAD + WINDOW_OFF
+  // (a multiple of 4) columns left of the quad's stride * ox (one too, as ox is).
+  let left4 = (PAD + WINDOW_OFF) / 4u;
+  var oy = (first * 4u) / WO;
+  var ox = (first * 4u) % WO;
+  for (var c = first; c < first + at.width; c++) {
+    // Unsigned wrap-around sends rows and columns before the map's start past its end: one bound check each.
+    let iy = oy * STRIDE + ky - PAD;
+    let row = plane4 + iy * w4;
+    var window: array<f32, 16>;
+    for (var j = 0u; j < WINDOW_V; j++) {
+      let x4 = ((ox * STRIDE) >> 2u) + j - left4;
+      let v = select(vec4f(), Src4[min(row + x4, last)], iy < u.h && x4 < w4);
+      window[4u * j] = v.x;
+      window[4u * j + 1u] = v.y;
+      window[4u * j + 2u] = v.z;
+      window[4u * j + 3u] = v.w;
+    }
+    for (var kx = 0u; kx < KW; kx++) {
+      let e = WINDOW_OFF + kx;
+      let quad = vec4f(window[e], window[e + STRIDE], window[e + 2u * STRIDE], window[e + 3u * STRIDE]);
+      Col4[out + kx * at.width + c] = toElem4(quad);
+    }
+    ox += 4u;
+    let wrap = ox == WO;
+    ox = select(ox, 0u, wrap);
+    oy = select(oy, oy + 1u, wrap);
   }
 }
 

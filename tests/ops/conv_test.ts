@@ -326,6 +326,9 @@ const QUAD_ROW_CASES: ConvShape[] = [
   // k3 s1 p1 on a 12-wide map: 13x12 output pixels, 39 vec4 columns
   { n: 2, cin: 4, h: 13, w: 12, cout: 7, kh: 3, kw: 3, stride: 1, pad: 1 },
 ];
+/** A k3 s2 p1 conv on an even map whose output rows hold whole vec4s: col2im_k3s2 adds its column gradients
+ * (9x12 output pixels, 3 runs of 8 dx pixels per row). */
+const EVEN_K3S2: ConvShape = { n: 2, cin: 5, h: 18, w: 24, cout: 6, kh: 3, kw: 3, stride: 2, pad: 1 };
 
 for (const precision of PRECISIONS) {
   for (const [ci, s] of QUAD_ROW_CASES.entries()) {
@@ -336,6 +339,22 @@ for (const precision of PRECISIONS) {
         const plan = await checkConv(device, "register", s, 40 + 2 * ci, { half: precision === "f16" });
         const entries = plan.forward.map((d) => d.pipeline.label);
         assert.ok(entries.includes("ops/conv_columns.wgsl:im2col_rows"), `forward entry points: ${entries}`);
+      },
+    );
+  }
+}
+
+for (const kernels of KERNEL_FAMILIES) {
+  for (const precision of PRECISIONS) {
+    gpuTest(
+      `planConv (${kernels} kernels, ${
+        operands(precision)
+      }) adds backward-data's column gradients by pixel ` +
+        `parity (col2im_k3s2) and matches the TS reference for ${name(EVEN_K3S2)}`,
+      async (device) => {
+        const plan = await checkConv(device, kernels, EVEN_K3S2, 50, { half: precision === "f16" });
+        const entries = plan.backward.map((d) => d.pipeline.label);
+        assert.ok(entries.includes("ops/conv_columns.wgsl:col2im_k3s2"), `backward entry points: ${entries}`);
       },
     );
   }
@@ -453,44 +472,50 @@ gpuTest(
   },
 );
 
-gpuTest(
-  "planConv backward overwrites dx without accumulate and skips what is not asked for",
-  async (device) => {
-    const s = CASES[1];
-    const rand = rng(7);
-    const [ho, wo] = convOutSize(s);
-    const x = randomArray(s.n * s.cin * s.h * s.w, rand);
-    const w = randomArray(s.cout * s.cin * s.kh * s.kw, rand);
-    const dy = randomArray(s.n * s.cout * ho * wo, rand);
-    const X = place(device, [s.n, s.cin, s.h, s.w], x);
-    const W = place(device, [s.cout, s.cin, s.kh, s.kw], w);
-    const Y = place(device, [s.n, s.cout, ho, wo], undefined);
-    const DY = place(device, [s.n, s.cout, ho, wo], dy);
-    const DX = place(device, [s.n, s.cin, s.h, s.w], randomArray(x.length, rand));
-    const plan = planConv(opContext(device), {
-      x: X.view,
-      w: W.view,
-      y: Y.view,
-      dy: DY.view,
-      dx: DX.view,
-      stride: 2,
-      pad: 1,
-    });
-    await run(device, [...plan.forward, ...plan.backward]);
-    assertClose((await readPlaced(device, Y)).inside, convForward(s, x, w), F32_SUM_TOL, "y without bias");
-    assertClose(
-      (await readPlaced(device, DX)).inside,
-      convBackward(s, x, w, dy).dx,
-      F32_SUM_TOL,
-      "dx (overwritten)",
-    );
-    // Frozen weights (no dw, db): backward is dx alone; nothing needed upstream either: no backward at all.
-    const classes = new Set(plan.backward.map((d) => d.opClass));
-    assert.deepEqual([...classes].sort(), ["conv_bwd_data", "conv_col2im"]);
-    const frozen = planConv(opContext(device), { x: X.view, w: W.view, y: Y.view, stride: 2, pad: 1 });
-    assert.equal(frozen.backward.length, 0, "a conv with no gradients requested planned backward work");
-  },
-);
+for (const [s, col2imEntry] of [[CASES[1], "col2im"], [EVEN_K3S2, "col2im_k3s2"]] as const) {
+  gpuTest(
+    `planConv backward overwrites dx without accumulate (${col2imEntry}) and skips what is not asked for`,
+    async (device) => {
+      const rand = rng(7);
+      const [ho, wo] = convOutSize(s);
+      const x = randomArray(s.n * s.cin * s.h * s.w, rand);
+      const w = randomArray(s.cout * s.cin * s.kh * s.kw, rand);
+      const dy = randomArray(s.n * s.cout * ho * wo, rand);
+      const X = place(device, [s.n, s.cin, s.h, s.w], x);
+      const W = place(device, [s.cout, s.cin, s.kh, s.kw], w);
+      const Y = place(device, [s.n, s.cout, ho, wo], undefined);
+      const DY = place(device, [s.n, s.cout, ho, wo], dy);
+      const DX = place(device, [s.n, s.cin, s.h, s.w], randomArray(x.length, rand));
+      const plan = planConv(opContext(device), {
+        x: X.view,
+        w: W.view,
+        y: Y.view,
+        dy: DY.view,
+        dx: DX.view,
+        stride: 2,
+        pad: 1,
+      });
+      await run(device, [...plan.forward, ...plan.backward]);
+      assertClose((await readPlaced(device, Y)).inside, convForward(s, x, w), F32_SUM_TOL, "y without bias");
+      assertClose(
+        (await readPlaced(device, DX)).inside,
+        convBackward(s, x, w, dy).dx,
+        F32_SUM_TOL,
+        "dx (overwritten)",
+      );
+      // Frozen weights (no dw, db): backward is dx alone; nothing needed upstream either: no backward at all.
+      const classes = new Set(plan.backward.map((d) => d.opClass));
+      assert.deepEqual([...classes].sort(), ["conv_bwd_data", "conv_col2im"]);
+      const entries = plan.backward.map((d) => d.pipeline.label);
+      assert.ok(
+        entries.includes(`ops/conv_columns.wgsl:${col2imEntry}`),
+        `backward entry points: ${entries}`,
+      );
+      const frozen = planConv(opContext(device), { x: X.view, w: W.view, y: Y.view, stride: 2, pad: 1 });
+      assert.equal(frozen.backward.length, 0, "a conv with no gradients requested planned backward work");
+    },
+  );
+}
 
 gpuTest(
   "recomputeColumns: convs of one context share a column scratch yet nest like a program (A, B, B', A')",

@@ -38,8 +38,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> Dst: array<f32>;
 @group(0) @binding(2) var<uniform> u: Params;
 @group(0) @binding(3) var<storage, read_write> Col4: array<vec4<Elem>>;
-// Src as vec4 (im2col_rows).
+// Src and Dst as vec4 (im2col_rows, col2im_k3s2).
 @group(0) @binding(4) var<storage, read> Src4: array<vec4f>;
+@group(0) @binding(5) var<storage, read_write> Dst4: array<vec4f>;
 
 // Input pixel tap (ky, kx) of output pixel p = (oy, ox) from plane `src`; zero in padding, for p >= Ho*Wo.
 fn tap(src: u32, ky: u32, kx: u32, oy: u32, ox: u32, p: u32) -> f32 {
@@ -230,4 +231,64 @@ fn col2im(@builtin(global_invocation_id) gi: vec3u) {
   } else {
     Dst[at] = sum;
   }
+}
+
+// col2im of a k3 s2 p1 conv on maps of even height and of width 2 * WO, WO a multiple of 4 (dx 4-aligned): an
+// invocation sums the taps of an 8-pixel run of a pair of dx rows 2a, 2a + 1. Each pixel's taps follow from its
+// parity alone (an even row or column takes the kernel's middle tap, an odd one its outer two), so they are
+// read as three vec4s and a scalar per dcol row (taps kx = 0, 1, 2 of output pixels 4j.. 4j + 4 of row oy)
+// instead of four masked scalar candidates per pixel: every dcol value is read once.
+@compute @workgroup_size(WG_X)
+fn col2im_k3s2(@builtin(global_invocation_id) gi: vec3u) {
+  let runs = WO / 4u;
+  if (gi.x >= u.ho * runs) {
+    return;
+  }
+  let a = gi.x / runs;
+  let j = gi.x % runs;
+  let r = gi.z;
+  let ci = r % CIN;
+  let ppad4 = u.ppad >> 2u;
+  // dcol row (ci, ky = 0, kx = 0) of this image, at output pixel (a, 4j), in vec4s
+  let taps = ((r / CIN) * ROWS + ci * 9u) * ppad4 + a * runs + j;
+  let middle = runTaps(taps + 3u * ppad4, ppad4, j + 1u < runs);
+  let lower = runTaps(taps + 6u * ppad4, ppad4, j + 1u < runs);
+  // Row 2a + 1's tap ky = 0 reads output row a + 1: for the last pair, past the map (the next dcol row's start,
+  // dropped).
+  let upper = runTaps(taps + runs, ppad4, j + 1u < runs);
+  let inside = a + 1u < u.ho;
+  let at = (u.dstOff + (r / CIN) * u.dstBS + ci * u.h * u.w + 2u * a * u.w) / 4u + 2u * j;
+  storeRun(at, middle[0], middle[1]);
+  storeRun(
+    at + u.w / 4u,
+    lower[0] + select(vec4f(), upper[0], inside),
+    lower[1] + select(vec4f(), upper[1], inside),
+  );
+}
+
+// Dst4[at], Dst4[at + 1] (+)= a, b.
+fn storeRun(at: u32, a: vec4f, b: vec4f) {
+  // A branch, not select(): select() would read the destination even when overwriting it.
+  if ((u.flags & 2u) != 0u) {
+    Dst4[at] += a;
+    Dst4[at + 1u] += b;
+  } else {
+    Dst4[at] = a;
+    Dst4[at + 1u] = b;
+  }
+}
+
+// The 8 dx pixels 8j.. 8j + 7 of one tap row ky from its dcol rows kx = 0, 1, 2 (ppad4 apart, from vec4 `at` =
+// output pixel 4j): an even pixel 2m takes kx = 1 at m, an odd one 2m + 1 kx = 0 at m + 1 (the scalar past the
+// vec4, zero at the row's end: `more` false) and kx = 2 at m.
+fn runTaps(at: u32, ppad4: u32, more: bool) -> array<vec4f, 2> {
+  let v0 = Src4[at];
+  let v1 = Src4[at + ppad4];
+  let v2 = Src4[at + 2u * ppad4];
+  // The scalar past the vec4 is the next dcol row's first value where the row ends: in the buffer, dropped.
+  let s0 = select(0.0, Src[4u * (at + 1u)], more);
+  return array<vec4f, 2>(
+    vec4f(v1.x, v0.y + v2.x, v1.y, v0.z + v2.y),
+    vec4f(v1.z, v0.w + v2.z, v1.w, s0 + v2.w),
+  );
 }

@@ -111,11 +111,12 @@ const SILU_FLAG = 4;
 
 /** C[z] (=|+=) A . B[z] (+ bias): the conv's forward and backward-data GEMM in the context's kernel family. With
  * `post` (forward only), silu of each stored value is also written there. B (b.panel), or A read as vec4 rows
- * (`aPanel`), may be a column matrix in panels: register family only. */
+ * (`aPanel`), may be a column matrix in panels: register family only. With `zSum` (register family), C[z] is
+ * the sum of the products of batch items z * zSum onwards: n / zSum of them. */
 export function gemmNN(
   ctx: OpContext,
   label: string,
-  f: Fields & { M: number; K: number; P: number; ppad: number; n: number },
+  f: Fields & { M: number; K: number; P: number; ppad: number; n: number; zSum?: number },
   aBuf: GPUBuffer,
   b: Vec4Operand,
   cBuf: GPUBuffer,
@@ -136,8 +137,10 @@ export function gemmNN(
     : { postOff: 0, postBS: 0 };
   // Without a SiLU the kernel's output slot holds C again: the binding is in the layout, never written.
   const postBuf = post?.buffer ?? cBuf;
+  const zSum = f.zSum ?? 1;
   if (ctx.kernels === "tiled") {
     if (b.panel || aPanel) throw new Error(`gemmNN: ${label}: the tiled family reads no column panels`);
+    if (zSum !== 1) throw new Error(`gemmNN: ${label}: the tiled family sums no batch items`);
     const tiled = { ...f, ...fused, N: f.P, bOff4: b.off4, ldb4: N4, bBatch4: b.batch4 };
     const buffers = { a: aBuf, b: b.buffer, c: cBuf, bias: biasBuf, post: postBuf };
     return { ...tiledGemmNN(ctx, label, tiled, buffers, elem), ...cost };
@@ -149,10 +152,11 @@ export function gemmNN(
   const A_MODE = aMode(f);
   if (aPanel && A_MODE !== 1) throw new Error(`gemmNN: ${label}: A in panels must be read as vec4 rows`);
   const panels = { A_PANEL: aPanel ?? 0, B_PANEL: b.panel ?? 0 };
+  if (f.n % zSum !== 0) throw new Error(`gemmNN: ${label}: ${f.n} batch items in sums of ${zSum}`);
   const pipeline = ctx.programs.get(
     FILE,
     vec4 ? "gemm_nn_vec4" : "gemm_nn",
-    { ...shape, A_MODE, ...panels },
+    { ...shape, A_MODE, ...panels, ...(zSum > 1 ? { Z_SUM: zSum } : {}) },
     elem,
   );
   const u = uniform(ctx, { ...f, ...fused, N: f.P, N4, bOff4: b.off4, ldb4: N4, bBatch4: b.batch4 }, label);
@@ -168,7 +172,7 @@ export function gemmNN(
       7: u,
       [vec4 ? 11 : 10]: postBuf,
     }, label),
-    workgroups: [groups(N4, 2 * shape.WG_X), groups(f.M, TILE * shape.WG_Y), f.n],
+    workgroups: [groups(N4, 2 * shape.WG_X), groups(f.M, TILE * shape.WG_Y), f.n / zSum],
     ...cost,
   };
 }

@@ -55,10 +55,12 @@ const name = (s: ConvShape) => `${s.n}x${s.cin}x${s.h}x${s.w} -> ${s.cout} k${s.
 const PRECISIONS = ["f32", "f16"] as const;
 type Precision = (typeof PRECISIONS)[number];
 
-/** A buffer of f16 values with `data` from element `offset` on (the amp copy of the flat params). */
+/** A buffer of f16 values with `data` from element `offset` on (the amp copy of the flat params, which amp
+ * converts from the f32 params: rounded to f32 first, as toHalf rounds; straight from float64 a value near an
+ * f16 tie can round the other way, which moved a 198-tap sum past the tolerance). */
 function placeHalf(device: GPUDevice, shape: number[], data: ArrayLike<number>, offset: number): TensorView {
   const values = new Float16Array(Math.ceil((offset + data.length) / 8) * 8).fill(7);
-  values.set(Array.from(data), offset);
+  values.set(Array.from(data, (v) => Math.fround(v)), offset);
   const buffer = device.createBuffer({
     size: values.byteLength,
     usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
@@ -288,6 +290,26 @@ for (const precision of PRECISIONS) {
       },
     );
   }
+}
+
+/** 256 channels, 198 taps and 8 images: enough workgroups that the transposed weight gradient's gemm_nn sums
+ * pairs of images' products into 4 partials (conv_weight_grad.ts imagesPerPartial). */
+const SUMMED_CASE: ConvShape = { n: 8, cin: 22, h: 4, w: 4, cout: 256, kh: 3, kw: 3, stride: 1, pad: 1 };
+
+for (const precision of PRECISIONS) {
+  gpuTest(
+    `planConv (register kernels, ${operands(precision)}) with ${SUMMED_CASE.cout} channels: the weight ` +
+      `gradient's gemm_nn sums pairs of images' products and matches the TS reference for ` +
+      name(SUMMED_CASE),
+    async (device) => {
+      const plan = await checkConv(device, "register", SUMMED_CASE, 24, { half: precision === "f16" });
+      const gemm = plan.backward.find((d) =>
+        d.opClass === "conv_bwd_weight" && /:gemm_nn/.test(d.pipeline.label)
+      );
+      assert.ok(gemm, `backward: ${plan.backward.map((d) => d.pipeline.label)}`);
+      assert.equal(gemm.workgroups[2], 4, "one partial per pair of images");
+    },
+  );
 }
 
 /** Register-family column matrices wider than one panel (conv_kernels.ts COL_PANEL, 16 vec4s) with a narrower

@@ -266,7 +266,7 @@ for (const precision of PRECISIONS) {
 
 /** Shapes with 64+ output channels, whose register-family weight gradient is gemm_nn on transposed operands. */
 const MANY_CHANNEL_CASES: ConvShape[] = [
-  // 42 pixels (unaligned, padded to 44) and 70 channels (padded to 72)
+  // 42 pixels (unaligned, padded to 44: transpose_dy) and 70 channels (padded to 72)
   { n: 2, cin: 5, h: 7, w: 6, cout: 70, kh: 3, kw: 3, stride: 1, pad: 1 },
   // stride 2, 3 images, 65 channels
   { n: 3, cin: 6, h: 9, w: 8, cout: 65, kh: 3, kw: 3, stride: 2, pad: 1 },
@@ -283,7 +283,10 @@ for (const precision of PRECISIONS) {
         const plan = await checkConv(device, "register", s, 20 + ci, { half: precision === "f16" });
         assertFamilyRan(plan, "register");
         const entries = plan.backward.map((d) => d.pipeline.label);
-        for (const entry of ["transpose_dy", "reduce_t"]) {
+        // dy's rows (P pixels, at 4-aligned offsets where P is a multiple of 4) read as vec4 where they can be
+        const [ho, wo] = convOutSize(s);
+        const transpose = (ho * wo) % 4 === 0 ? "transpose_dy4" : "transpose_dy";
+        for (const entry of [transpose, "reduce_t"]) {
           assert.ok(entries.includes(`ops/conv_dw_nn.wgsl:${entry}`), `backward entry points: ${entries}`);
         }
         assert.ok(!entries.some((e) => e.includes(":gemm_nt")), `no gemm_nt: ${entries}`);

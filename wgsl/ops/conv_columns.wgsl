@@ -292,3 +292,45 @@ fn runTaps(at: u32, ppad4: u32, more: bool) -> array<vec4f, 2> {
     vec4f(v1.z, v0.w + v2.z, v1.w, s0 + v2.w),
   );
 }
+
+// col2im of a k3 s1 p1 conv on maps whose rows are whole vec4s (W = WO a multiple of 4, dx 4-aligned): an
+// invocation sums the 9 taps of a 4-pixel run of one dx row, per tap row ky three vec4s (kx = 0, 1, 2 of
+// output pixels 4j.. 4j + 3) and the two scalars the shifted taps reach past them, instead of 9 masked scalar
+// candidates per pixel.
+@compute @workgroup_size(WG_X)
+fn col2im_k3s1(@builtin(global_invocation_id) gi: vec3u) {
+  let runs = WO / 4u;
+  if (gi.x >= u.ho * runs) {
+    return;
+  }
+  let iy = gi.x / runs;
+  let j = gi.x % runs;
+  let r = gi.z;
+  let ci = r % CIN;
+  let ppad4 = u.ppad >> 2u;
+  let last4 = arrayLength(&Src4) - 1u;
+  let last = arrayLength(&Src) - 1u;
+  // dcol row (ci, ky = 0, kx = 0) of this image, at output pixel (0, 4j), in vec4s
+  let taps = ((r / CIN) * ROWS + ci * 9u) * ppad4 + j;
+  var sum = vec4f();
+  for (var ky = 0u; ky < 3u; ky++) {
+    // Output row iy + 1 - ky: unsigned wrap-around sends the row before the map past its end.
+    let oy = iy + 1u - ky;
+    let at = taps + 3u * ky * ppad4 + oy * runs;
+    let v0 = Src4[min(at, last4)];
+    let v1 = Src4[min(at + ppad4, last4)];
+    let v2 = Src4[min(at + 2u * ppad4, last4)];
+    // kx = 0 reaches output pixel 4j + 4 (the next run's first), kx = 2 pixel 4j - 1 (the previous run's last).
+    let after = select(0.0, Src[min(4u * at + 4u, last)], j + 1u < runs);
+    let before = select(0.0, Src[min(4u * (at + 2u * ppad4) - 1u, last)], j > 0u);
+    let row = v1 + vec4f(v0.yzw, after) + vec4f(before, v2.xyz);
+    sum += select(vec4f(), row, oy < u.ho);
+  }
+  let at = (u.dstOff + (r / CIN) * u.dstBS + ci * u.h * u.w + iy * u.w) / 4u + j;
+  // A branch, not select(): select() would read the destination even when overwriting it.
+  if ((u.flags & 2u) != 0u) {
+    Dst4[at] += sum;
+  } else {
+    Dst4[at] = sum;
+  }
+}

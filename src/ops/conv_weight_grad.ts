@@ -11,6 +11,7 @@ import { u32Fields, uniformLayout } from "../gpu/uniform.ts";
 import type { ElemType } from "../gpu/wgsl.ts";
 import { batchStride, grid1d, groups } from "./context.ts";
 import {
+  aligned,
   FILE,
   gemmNN,
   gemmShape,
@@ -39,6 +40,12 @@ const MIN_CHUNK4 = 16;
 /** Register-family weight gradients with at least this many output channels run gemm_nn on transposed operands
  * (wgsl/ops/conv_dw_nn.wgsl has the measurements). */
 const NN_MIN_COUT = 64;
+/** Fewest workgroups the transposed weight gradient's gemm_nn keeps when it sums several images' products into
+ * one partial (fewer partials to write and reduce, less parallel work). Measured on lavapipe (YOLOv5n 320, batch
+ * 8, CPU-ms per step, dispatches alternating): weight gradients 1057 -> 1040, their reduces 68 -> 52 (128->256
+ * k3 s2 at 20x20 input 8.2 -> 3.0); with 32 the reduces gained as much but 64->64 k3 at 20x20 lost 7% to the
+ * halved parallelism. */
+const SUM_MIN_WORKGROUPS = 64;
 const NN_FILE = "ops/conv_dw_nn.wgsl";
 const NN_PARAMS = uniformLayout(
   NN_FILE,
@@ -175,7 +182,10 @@ function registerPartials(
 /** Invocations per workgroup of conv_dw_nn.wgsl's passes for n channels: a power of two, at most WG. */
 const lanesFor = (n: number) => Math.min(WG, 2 ** Math.ceil(Math.log2(n)));
 
-/** transpose_dy (wgsl/ops/conv_dw_nn.wgsl) of `n` matrices, with its uniform `u` already packed. */
+/** transpose_dy (wgsl/ops/conv_dw_nn.wgsl) of `n` matrices, with its uniform `u` already packed; transpose_dy4
+ * where the source's offset, batch stride and row length are multiples of 4 (`vec4`). Measured on lavapipe
+ * (YOLOv5n 320, batch 8, CPU-ms per step, dispatches alternating): all dy transposes 59 -> 52, 64->255 1x1 at
+ * 40x40 16.6 -> 10.2. */
 function transposeDispatch(
   ctx: OpContext,
   label: string,
@@ -186,13 +196,14 @@ function transposeDispatch(
   cpad: number,
   ppad: number,
   elem: ElemType,
+  vec4: boolean,
 ): Pick<Dispatch, "label" | "pipeline" | "bindGroup" | "workgroups"> {
   const WG_T = lanesFor(cpad / 4);
-  const pipeline = ctx.programs.get(NN_FILE, "transpose_dy", { WG: WG_T }, elem);
+  const pipeline = ctx.programs.get(NN_FILE, vec4 ? "transpose_dy4" : "transpose_dy", { WG: WG_T }, elem);
   return {
     label,
     pipeline,
-    bindGroup: bindBuffers(ctx.device, pipeline, { 0: src, 1: dst, 3: u }, label),
+    bindGroup: bindBuffers(ctx.device, pipeline, { [vec4 ? 4 : 0]: src, 1: dst, 3: u }, label),
     workgroups: [groups(cpad / 4, WG_T), ppad / 4, n],
   };
 }
@@ -225,7 +236,7 @@ export function transposedWeight(
   );
   return {
     dispatch: {
-      ...transposeDispatch(ctx, label, u, w.buffer, buffer, cout, cpad, tapRows, "f32"),
+      ...transposeDispatch(ctx, label, u, w.buffer, buffer, cout, cpad, tapRows, "f32", false),
       bytes: 4 * cout * (cin * taps + tapRows * cpad),
       opClass: "conv_bwd_data",
     },
@@ -233,10 +244,20 @@ export function transposedWeight(
   };
 }
 
+/** The transposed weight gradient's gemm_nn sums the products of this many images into each partial dW^T: the
+ * most that divide the batch and leave at least SUM_MIN_WORKGROUPS workgroups. */
+function imagesPerPartial(g: Geometry, cpad: number): number {
+  const shape = gemmShape(Math.ceil(g.K / TILE), Math.ceil(cpad / 8));
+  const perImage = groups(cpad / 4, 2 * shape.WG_X) * groups(g.K, TILE * shape.WG_Y);
+  let z = g.n;
+  while (z > 1 && (g.n % z !== 0 || (perImage * g.n) / z < SUM_MIN_WORKGROUPS)) z--;
+  return z;
+}
+
 /**
  * dW += the sum over batch items of (col . dY^T)^T: dY transposed into pixel rows of cpad channels (transient),
- * gemm_nn writes one partial dW^T per image (the reduction runs along col's rows: no pixel split), and reduce_t
- * adds them, transposed back, into dw.
+ * gemm_nn writes partial dW^Ts, each the sum over some images (imagesPerPartial; the reduction runs along col's
+ * rows: no pixel split), and reduce_t adds them, transposed back, into dw.
  */
 function transposedWeightGrad(
   ctx: OpContext,
@@ -251,8 +272,10 @@ function transposedWeightGrad(
   if (Math.max(g.ppad, g.K) > MAX_WORKGROUPS_PER_DIMENSION) {
     throw new Error(`planConv: ${label} has ${g.ppad} pixels and ${g.K} taps, too many for its grid`);
   }
+  const zSum = imagesPerPartial(g, cpad);
+  const partials = g.n / zSum;
   const dyT = ctx.transient("conv dy transposed", 4 * g.n * g.ppad * cpad, `${label} dy transposed`);
-  const part = ctx.transient("conv dw partials", 4 * g.n * g.K * cpad, `${label} dw partials`);
+  const part = ctx.transient("conv dw partials", 4 * partials * g.K * cpad, `${label} dw partials`);
   const u = ctx.uniform(
     NN_PARAMS.pack({
       P: g.P,
@@ -263,7 +286,7 @@ function transposedWeightGrad(
       srcBS: batchStride(dy),
       K: g.K,
       dstOff: dw.offset,
-      nsplit: g.n,
+      nsplit: partials,
     }, label),
     `${label} dw (transposed)`,
   );
@@ -273,6 +296,7 @@ function transposedWeightGrad(
     `${label} backward_weight`,
     {
       n: g.n,
+      zSum,
       batch: g.n,
       P: cpad,
       ppad: cpad,
@@ -308,6 +332,7 @@ function transposedWeightGrad(
     cpad,
     g.ppad,
     elem,
+    aligned(dy, g.P),
   );
   return [{
     ...transpose,
@@ -322,8 +347,8 @@ function transposedWeightGrad(
     pipeline: reduce,
     bindGroup: bindBuffers(ctx.device, reduce, { 0: part, 2: dw.buffer, 3: u }, `${label} reduce dw`),
     workgroups: [groups(g.cout, reduceWG), g.K, 1],
-    flops: g.n * g.cout * g.K,
-    bytes: 4 * (g.n + 2) * g.cout * g.K,
+    flops: partials * g.cout * g.K,
+    bytes: 4 * (partials + 2) * g.cout * g.K,
     opClass: "conv_bwd_weight",
   }];
 }

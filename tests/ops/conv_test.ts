@@ -55,10 +55,12 @@ const name = (s: ConvShape) => `${s.n}x${s.cin}x${s.h}x${s.w} -> ${s.cout} k${s.
 const PRECISIONS = ["f32", "f16"] as const;
 type Precision = (typeof PRECISIONS)[number];
 
-/** A buffer of f16 values with `data` from element `offset` on (the amp copy of the flat params). */
+/** A buffer of f16 values with `data` from element `offset` on (the amp copy of the flat params, which amp
+ * converts from the f32 params: rounded to f32 first, as toHalf rounds; straight from float64 a value near an
+ * f16 tie can round the other way, which moved a 198-tap sum past the tolerance). */
 function placeHalf(device: GPUDevice, shape: number[], data: ArrayLike<number>, offset: number): TensorView {
   const values = new Float16Array(Math.ceil((offset + data.length) / 8) * 8).fill(7);
-  values.set(Array.from(data), offset);
+  values.set(Array.from(data, (v) => Math.fround(v)), offset);
   const buffer = device.createBuffer({
     size: values.byteLength,
     usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
@@ -264,7 +266,7 @@ for (const precision of PRECISIONS) {
 
 /** Shapes with 64+ output channels, whose register-family weight gradient is gemm_nn on transposed operands. */
 const MANY_CHANNEL_CASES: ConvShape[] = [
-  // 42 pixels (unaligned, padded to 44) and 70 channels (padded to 72)
+  // 42 pixels (unaligned, padded to 44: transpose_dy) and 70 channels (padded to 72)
   { n: 2, cin: 5, h: 7, w: 6, cout: 70, kh: 3, kw: 3, stride: 1, pad: 1 },
   // stride 2, 3 images, 65 channels
   { n: 3, cin: 6, h: 9, w: 8, cout: 65, kh: 3, kw: 3, stride: 2, pad: 1 },
@@ -281,13 +283,36 @@ for (const precision of PRECISIONS) {
         const plan = await checkConv(device, "register", s, 20 + ci, { half: precision === "f16" });
         assertFamilyRan(plan, "register");
         const entries = plan.backward.map((d) => d.pipeline.label);
-        for (const entry of ["transpose_dy", "reduce_t"]) {
+        // dy's rows (P pixels, at 4-aligned offsets where P is a multiple of 4) read as vec4 where they can be
+        const [ho, wo] = convOutSize(s);
+        const transpose = (ho * wo) % 4 === 0 ? "transpose_dy4" : "transpose_dy";
+        for (const entry of [transpose, "reduce_t"]) {
           assert.ok(entries.includes(`ops/conv_dw_nn.wgsl:${entry}`), `backward entry points: ${entries}`);
         }
         assert.ok(!entries.some((e) => e.includes(":gemm_nt")), `no gemm_nt: ${entries}`);
       },
     );
   }
+}
+
+/** 256 channels, 198 taps and 8 images: enough workgroups that the transposed weight gradient's gemm_nn sums
+ * pairs of images' products into 4 partials (conv_weight_grad.ts imagesPerPartial). */
+const SUMMED_CASE: ConvShape = { n: 8, cin: 22, h: 4, w: 4, cout: 256, kh: 3, kw: 3, stride: 1, pad: 1 };
+
+for (const precision of PRECISIONS) {
+  gpuTest(
+    `planConv (register kernels, ${operands(precision)}) with ${SUMMED_CASE.cout} channels: the weight ` +
+      `gradient's gemm_nn sums pairs of images' products and matches the TS reference for ` +
+      name(SUMMED_CASE),
+    async (device) => {
+      const plan = await checkConv(device, "register", SUMMED_CASE, 24, { half: precision === "f16" });
+      const gemm = plan.backward.find((d) =>
+        d.opClass === "conv_bwd_weight" && /:gemm_nn/.test(d.pipeline.label)
+      );
+      assert.ok(gemm, `backward: ${plan.backward.map((d) => d.pipeline.label)}`);
+      assert.equal(gemm.workgroups[2], 4, "one partial per pair of images");
+    },
+  );
 }
 
 /** Register-family column matrices wider than one panel (conv_kernels.ts COL_PANEL, 16 vec4s) with a narrower
@@ -316,6 +341,55 @@ for (const precision of PRECISIONS) {
   }
 }
 
+/** Maps whose input and output rows hold whole vec4s (x 4-aligned: even seeds), whose register-family columns
+ * im2col_rows builds from whole input vec4s, over several panels with a narrower last one. */
+const QUAD_ROW_CASES: ConvShape[] = [
+  // the stem's k6 s2 p2 (YOLOv5 v6+): 10x12 output pixels, 30 vec4 columns = 1 panel + 14
+  { n: 2, cin: 3, h: 20, w: 24, cout: 5, kh: 6, kw: 6, stride: 2, pad: 2 },
+  // k3 s2 p1 on a 40-wide map: 9x20 output pixels, 45 vec4 columns = 2 panels + 13
+  { n: 2, cin: 5, h: 17, w: 40, cout: 6, kh: 3, kw: 3, stride: 2, pad: 1 },
+  // k3 s1 p1 on a 12-wide map: 13x12 output pixels, 39 vec4 columns
+  { n: 2, cin: 4, h: 13, w: 12, cout: 7, kh: 3, kw: 3, stride: 1, pad: 1 },
+];
+/** A k3 s2 p1 conv on an even map whose output rows hold whole vec4s: col2im_k3s2 adds its column gradients
+ * (9x12 output pixels, 3 runs of 8 dx pixels per row). */
+const EVEN_K3S2: ConvShape = { n: 2, cin: 5, h: 18, w: 24, cout: 6, kh: 3, kw: 3, stride: 2, pad: 1 };
+
+for (const precision of PRECISIONS) {
+  for (const [ci, s] of QUAD_ROW_CASES.entries()) {
+    gpuTest(
+      `planConv (register kernels, ${operands(precision)}) with columns built from whole input vec4s ` +
+        `(im2col_rows) matches the TS reference for ${name(s)}`,
+      async (device) => {
+        const plan = await checkConv(device, "register", s, 40 + 2 * ci, { half: precision === "f16" });
+        const entries = plan.forward.map((d) => d.pipeline.label);
+        assert.ok(entries.includes("ops/conv_columns.wgsl:im2col_rows"), `forward entry points: ${entries}`);
+      },
+    );
+  }
+}
+
+/** A k3 s1 p1 conv whose rows are whole vec4s: col2im_k3s1 adds its column gradients (9x12 pixels, 3 runs of 4
+ * per row; a map this small takes backward-data by GEMM, not as the direct conv, in both families). */
+const ROW_K3S1: ConvShape = { n: 2, cin: 5, h: 9, w: 12, cout: 6, kh: 3, kw: 3, stride: 1, pad: 1 };
+
+for (const kernels of KERNEL_FAMILIES) {
+  for (const precision of PRECISIONS) {
+    for (const [s, entry] of [[EVEN_K3S2, "col2im_k3s2"], [ROW_K3S1, "col2im_k3s1"]] as const) {
+      const what = `${kernels} kernels, ${operands(precision)}`;
+      gpuTest(
+        `planConv (${what}) adds backward-data's column gradients by runs of vec4s (${entry}) and matches the ` +
+          `TS reference for ${name(s)}`,
+        async (device) => {
+          const plan = await checkConv(device, kernels, s, 50, { half: precision === "f16" });
+          const entries = plan.backward.map((d) => d.pipeline.label);
+          assert.ok(entries.includes(`ops/conv_columns.wgsl:${entry}`), `backward entry points: ${entries}`);
+        },
+      );
+    }
+  }
+}
+
 gpuTest(
   "planConv (register kernels) with f16 operands on a 40x40 map: backward-data by GEMM + col2im (the direct " +
     "conv reads f32 dy)",
@@ -323,7 +397,7 @@ gpuTest(
     const s: ConvShape = { n: 2, cin: 3, h: 40, w: 40, cout: 5, kh: 3, kw: 3, stride: 1, pad: 1 };
     const plan = await checkConv(device, "register", s, 12, { half: true });
     const entries = plan.backward.map((d) => d.pipeline.label);
-    assert.ok(entries.some((e) => e.endsWith(":col2im")), `backward entry points: ${entries}`);
+    assert.ok(entries.some((e) => e.includes(":col2im")), `backward entry points: ${entries}`);
   },
 );
 
@@ -428,44 +502,60 @@ gpuTest(
   },
 );
 
-gpuTest(
-  "planConv backward overwrites dx without accumulate and skips what is not asked for",
-  async (device) => {
-    const s = CASES[1];
-    const rand = rng(7);
-    const [ho, wo] = convOutSize(s);
-    const x = randomArray(s.n * s.cin * s.h * s.w, rand);
-    const w = randomArray(s.cout * s.cin * s.kh * s.kw, rand);
-    const dy = randomArray(s.n * s.cout * ho * wo, rand);
-    const X = place(device, [s.n, s.cin, s.h, s.w], x);
-    const W = place(device, [s.cout, s.cin, s.kh, s.kw], w);
-    const Y = place(device, [s.n, s.cout, ho, wo], undefined);
-    const DY = place(device, [s.n, s.cout, ho, wo], dy);
-    const DX = place(device, [s.n, s.cin, s.h, s.w], randomArray(x.length, rand));
-    const plan = planConv(opContext(device), {
-      x: X.view,
-      w: W.view,
-      y: Y.view,
-      dy: DY.view,
-      dx: DX.view,
-      stride: 2,
-      pad: 1,
-    });
-    await run(device, [...plan.forward, ...plan.backward]);
-    assertClose((await readPlaced(device, Y)).inside, convForward(s, x, w), F32_SUM_TOL, "y without bias");
-    assertClose(
-      (await readPlaced(device, DX)).inside,
-      convBackward(s, x, w, dy).dx,
-      F32_SUM_TOL,
-      "dx (overwritten)",
-    );
-    // Frozen weights (no dw, db): backward is dx alone; nothing needed upstream either: no backward at all.
-    const classes = new Set(plan.backward.map((d) => d.opClass));
-    assert.deepEqual([...classes].sort(), ["conv_bwd_data", "conv_col2im"]);
-    const frozen = planConv(opContext(device), { x: X.view, w: W.view, y: Y.view, stride: 2, pad: 1 });
-    assert.equal(frozen.backward.length, 0, "a conv with no gradients requested planned backward work");
-  },
-);
+const OVERWRITE_CASES = [[CASES[1], "col2im"], [EVEN_K3S2, "col2im_k3s2"], [
+  ROW_K3S1,
+  "col2im_k3s1",
+]] as const;
+for (const [s, col2imEntry] of OVERWRITE_CASES) {
+  gpuTest(
+    `planConv backward overwrites dx without accumulate (${col2imEntry}) and skips what is not asked for`,
+    async (device) => {
+      const rand = rng(7);
+      const [ho, wo] = convOutSize(s);
+      const x = randomArray(s.n * s.cin * s.h * s.w, rand);
+      const w = randomArray(s.cout * s.cin * s.kh * s.kw, rand);
+      const dy = randomArray(s.n * s.cout * ho * wo, rand);
+      const X = place(device, [s.n, s.cin, s.h, s.w], x);
+      const W = place(device, [s.cout, s.cin, s.kh, s.kw], w);
+      const Y = place(device, [s.n, s.cout, ho, wo], undefined);
+      const DY = place(device, [s.n, s.cout, ho, wo], dy);
+      const DX = place(device, [s.n, s.cin, s.h, s.w], randomArray(x.length, rand));
+      const plan = planConv(opContext(device), {
+        x: X.view,
+        w: W.view,
+        y: Y.view,
+        dy: DY.view,
+        dx: DX.view,
+        stride: s.stride,
+        pad: s.pad,
+      });
+      await run(device, [...plan.forward, ...plan.backward]);
+      assertClose((await readPlaced(device, Y)).inside, convForward(s, x, w), F32_SUM_TOL, "y without bias");
+      assertClose(
+        (await readPlaced(device, DX)).inside,
+        convBackward(s, x, w, dy).dx,
+        F32_SUM_TOL,
+        "dx (overwritten)",
+      );
+      // Frozen weights (no dw, db): backward is dx alone; nothing needed upstream either: no backward at all.
+      const classes = new Set(plan.backward.map((d) => d.opClass));
+      assert.deepEqual([...classes].sort(), ["conv_bwd_data", "conv_col2im"]);
+      const entries = plan.backward.map((d) => d.pipeline.label);
+      assert.ok(
+        entries.includes(`ops/conv_columns.wgsl:${col2imEntry}`),
+        `backward entry points: ${entries}`,
+      );
+      const frozen = planConv(opContext(device), {
+        x: X.view,
+        w: W.view,
+        y: Y.view,
+        stride: s.stride,
+        pad: s.pad,
+      });
+      assert.equal(frozen.backward.length, 0, "a conv with no gradients requested planned backward work");
+    },
+  );
+}
 
 gpuTest(
   "recomputeColumns: convs of one context share a column scratch yet nest like a program (A, B, B', A')",

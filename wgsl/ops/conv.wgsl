@@ -18,24 +18,40 @@ override A_MODE: u32 = 0u;
 // A_MODE 1 (rows M, vec4 columns am / 4).
 override B_PANEL: u32 = 0u;
 override A_PANEL: u32 = 0u;
+// gemm_nn: batch items whose products one invocation sums into its C (z = gi.z * Z_SUM onwards): the transposed
+// weight gradient's per-image partial sums folded (src/ops/conv_weight_grad.ts).
+override Z_SUM: u32 = 1u;
 
 // #include ops/conv_common.wgsl
 // #include ops/conv_panels.wgsl
 
 // C[z][m][n] (+)= sum_k A[z][m][k] * B[z][k][n] (+ Bias[m]); A read at aOff + z*aBatch + m*am + k*ak (any
-// strides, so W and W^T need no copy), B as vec4 rows of ldb4 (or in panels, B_PANEL).
+// strides, so W and W^T need no copy), B as vec4 rows of ldb4 (or in panels, B_PANEL). With Z_SUM > 1, C[z]
+// sums the products of batch items z * Z_SUM onwards.
 fn nnTile(gi: vec3u) -> Tile {
   let n4 = gi.x * 2u;
   let m0 = gi.y * 8u;
-  let z = gi.z;
   // n4 is even and panels start at even columns (B_PANEL is even): both columns lie in one panel.
   let nc = min(n4, u.N4 - 1u);
   let bp = panelOf(B_PANEL, nc, u.K, u.ldb4);
-  let ldb4 = bp.width;
-  let bBase = u.bOff4 + z * u.bBatch4 + bp.base + nc;
   let second = select(0u, 1u, n4 + 1u < u.N4);
-  let aBase = u.aOff + z * u.aBatch;
   var t: Tile;
+  // Without a sum, no loop: even a one-trip loop ran the forward GEMMs 8% slower on lavapipe.
+  if (Z_SUM == 1u) {
+    nnAccumulate(&t, gi.z, m0, bp.base + nc, bp.width, second);
+    return t;
+  }
+  for (var z = gi.z * Z_SUM; z < gi.z * Z_SUM + Z_SUM; z++) {
+    nnAccumulate(&t, z, m0, bp.base + nc, bp.width, second);
+  }
+  return t;
+}
+
+// t += A[z] . B[z] for the tile's rows from m0 and its vec4 columns from B's column `col` (rows ldb4 apart;
+// `second` 1 where the tile's second vec4 column exists).
+fn nnAccumulate(t: ptr<function, Tile>, z: u32, m0: u32, col: u32, ldb4: u32, second: u32) {
+  let bBase = u.bOff4 + z * u.bBatch4 + col;
+  let aBase = u.aOff + z * u.aBatch;
   if (A_MODE == 1u) {
     // A rows as vec4 along k (ak = 1; aOff, am, K and aBatch multiples of 4): 8 loads per 4 steps instead of
     // 32. Plain rows are am apart; in panels (A_PANEL) each step finds its panel.
@@ -49,10 +65,10 @@ fn nnTile(gi: vec3u) -> Tile {
       let b = bBase + k4 * 4u * ldb4;
       let m0a = mat4x4f(ldA4(q0.x), ldA4(q0.y), ldA4(q0.z), ldA4(q0.w));
       let m1a = mat4x4f(ldA4(q1.x), ldA4(q1.y), ldA4(q1.z), ldA4(q1.w));
-      fmaTile(&t, column(m0a, 0u), column(m1a, 0u), ldB4(b), ldB4(b + second));
-      fmaTile(&t, column(m0a, 1u), column(m1a, 1u), ldB4(b + ldb4), ldB4(b + ldb4 + second));
-      fmaTile(&t, column(m0a, 2u), column(m1a, 2u), ldB4(b + 2u * ldb4), ldB4(b + 2u * ldb4 + second));
-      fmaTile(&t, column(m0a, 3u), column(m1a, 3u), ldB4(b + 3u * ldb4), ldB4(b + 3u * ldb4 + second));
+      fmaTile(t, column(m0a, 0u), column(m1a, 0u), ldB4(b), ldB4(b + second));
+      fmaTile(t, column(m0a, 1u), column(m1a, 1u), ldB4(b + ldb4), ldB4(b + ldb4 + second));
+      fmaTile(t, column(m0a, 2u), column(m1a, 2u), ldB4(b + 2u * ldb4), ldB4(b + 2u * ldb4 + second));
+      fmaTile(t, column(m0a, 3u), column(m1a, 3u), ldB4(b + 3u * ldb4), ldB4(b + 3u * ldb4 + second));
     }
   } else if (A_MODE == 2u) {
     // A columns as vec4 along m (am = 1, ak a multiple of 4, e.g. W^T): rows past M read neighbouring
@@ -61,7 +77,7 @@ fn nnTile(gi: vec3u) -> Tile {
     let ak4 = u.ak / 4u;
     for (var k = 0u; k < u.K; k++) {
       let b = bBase + k * ldb4;
-      fmaTile(&t, ldA4(c + k * ak4), ldA4(c + k * ak4 + 1u), ldB4(b), ldB4(b + second));
+      fmaTile(t, ldA4(c + k * ak4), ldA4(c + k * ak4 + 1u), ldB4(b), ldB4(b + second));
     }
   } else {
     let r0 = aBase + min(vec4u(m0) + LO, vec4u(u.M - 1u)) * u.am;
@@ -71,10 +87,9 @@ fn nnTile(gi: vec3u) -> Tile {
       let ka = k * u.ak;
       let a0 = vec4f(ldA(r0.x + ka), ldA(r0.y + ka), ldA(r0.z + ka), ldA(r0.w + ka));
       let a1 = vec4f(ldA(r1.x + ka), ldA(r1.y + ka), ldA(r1.z + ka), ldA(r1.w + ka));
-      fmaTile(&t, a0, a1, ldB4(b), ldB4(b + second));
+      fmaTile(t, a0, a1, ldB4(b), ldB4(b + second));
     }
   }
-  return t;
 }
 
 @compute @workgroup_size(WG_X, WG_Y)

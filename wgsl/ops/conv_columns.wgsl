@@ -8,7 +8,7 @@
 override WG_X: u32 = 64u;
 override WG_Y: u32 = 1u;
 // Column rows per image (Cin*KH*KW, or dy's channels where im2col pads dy), kernel size, output width, input
-// channels (col2im) and stride (col2im; im2col reads it from the uniform, as a multiplier).
+// channels (col2im) and stride (col2im and im2col_rows; im2col reads it from the uniform, as a multiplier).
 override ROWS: u32 = 1u;
 override KH: u32 = 3u;
 override KW: u32 = 3u;
@@ -20,6 +20,11 @@ override IM2COL_V: u32 = 4u;
 override IM2COL_ROWS: u32 = 1u;
 // im2col_panels: vec4 columns per panel of its output (wgsl/ops/conv_panels.wgsl).
 override PANEL: u32 = 16u;
+// im2col_rows: padding, vec4s of input each pixel quad reads (WINDOW_V), and where tap kx = 0 of the quad's
+// first pixel lies in them (WINDOW_OFF).
+override PAD: u32 = 0u;
+override WINDOW_V: u32 = 1u;
+override WINDOW_OFF: u32 = 0u;
 
 // #include ops/conv_panels.wgsl
 
@@ -33,6 +38,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> Dst: array<f32>;
 @group(0) @binding(2) var<uniform> u: Params;
 @group(0) @binding(3) var<storage, read_write> Col4: array<vec4<Elem>>;
+// Src and Dst as vec4 (im2col_rows, col2im_k3s2).
+@group(0) @binding(4) var<storage, read> Src4: array<vec4f>;
+@group(0) @binding(5) var<storage, read_write> Dst4: array<vec4f>;
 
 // Input pixel tap (ky, kx) of output pixel p = (oy, ox) from plane `src`; zero in padding, for p >= Ho*Wo.
 fn tap(src: u32, ky: u32, kx: u32, oy: u32, ox: u32, p: u32) -> f32 {
@@ -136,6 +144,54 @@ fn im2col_panels(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id)
   }
 }
 
+// im2col_panels for maps whose rows hold whole pixel quads (W and WO multiples of 4, Src's planes 4-aligned):
+// invocation (input channel and ky pair, panel, image) fills that pair's KW rows of the panel, reading each
+// quad's input span as WINDOW_V aligned vec4s once instead of 4 * KW scalar taps that lavapipe gathers lane by
+// lane. Lanes run along the pairs of one panel, so neighbouring lanes store neighbouring panel rows; lanes past
+// the last pair are clamped (a duplicate lane rewrites the same values).
+@compute @workgroup_size(WG_X)
+fn im2col_rows(@builtin(global_invocation_id) gi: vec3u) {
+  let ppad4 = u.ppad >> 2u;
+  let pairs = ROWS / KW;
+  let g = min(gi.x, ((ppad4 + PANEL - 1u) / PANEL) * pairs - 1u);
+  let ck = g % pairs;
+  let ky = ck % KH;
+  let first = (g / pairs) * PANEL;
+  let at = panelOf(PANEL, first, ROWS, ppad4);
+  let out = gi.z * ROWS * ppad4 + at.base + ck * KW * at.width;
+  let w4 = u.w >> 2u;
+  let plane4 = (u.srcOff + gi.z * u.srcBS + (ck / KH) * u.h * u.w) >> 2u;
+  let last = arrayLength(&Src4) - 1u;
+  // The window starts at the quad's first tap column less WINDOW_OFF, rounded down to a vec4: PAD + WINDOW_OFF
+  // (a multiple of 4) columns left of the quad's stride * ox (one too, as ox is).
+  let left4 = (PAD + WINDOW_OFF) / 4u;
+  var oy = (first * 4u) / WO;
+  var ox = (first * 4u) % WO;
+  for (var c = first; c < first + at.width; c++) {
+    // Unsigned wrap-around sends rows and columns before the map's start past its end: one bound check each.
+    let iy = oy * STRIDE + ky - PAD;
+    let row = plane4 + iy * w4;
+    var window: array<f32, 16>;
+    for (var j = 0u; j < WINDOW_V; j++) {
+      let x4 = ((ox * STRIDE) >> 2u) + j - left4;
+      let v = select(vec4f(), Src4[min(row + x4, last)], iy < u.h && x4 < w4);
+      window[4u * j] = v.x;
+      window[4u * j + 1u] = v.y;
+      window[4u * j + 2u] = v.z;
+      window[4u * j + 3u] = v.w;
+    }
+    for (var kx = 0u; kx < KW; kx++) {
+      let e = WINDOW_OFF + kx;
+      let quad = vec4f(window[e], window[e + STRIDE], window[e + 2u * STRIDE], window[e + 3u * STRIDE]);
+      Col4[out + kx * at.width + c] = toElem4(quad);
+    }
+    ox += 4u;
+    let wrap = ox == WO;
+    ox = select(ox, 0u, wrap);
+    oy = select(oy, oy + 1u, wrap);
+  }
+}
+
 // Dst[n][ci][iy][ix] (+)= sum of Src = dcol[n][(ci, ky, kx)][(oy, ox)] over the taps that read this input pixel.
 // The grid is (ix, iy, plane n * CIN + ci), so no per-pixel division. Each pixel visits ceil(KH/STRIDE) x
 // ceil(KW/STRIDE) candidate taps (ky = (iy + pad) mod stride + multiples of stride) in an unrolled loop, masked
@@ -174,5 +230,107 @@ fn col2im(@builtin(global_invocation_id) gi: vec3u) {
     Dst[at] += sum;
   } else {
     Dst[at] = sum;
+  }
+}
+
+// col2im of a k3 s2 p1 conv on maps of even height and of width 2 * WO, WO a multiple of 4 (dx 4-aligned): an
+// invocation sums the taps of an 8-pixel run of a pair of dx rows 2a, 2a + 1. Each pixel's taps follow from its
+// parity alone (an even row or column takes the kernel's middle tap, an odd one its outer two), so they are
+// read as three vec4s and a scalar per dcol row (taps kx = 0, 1, 2 of output pixels 4j.. 4j + 4 of row oy)
+// instead of four masked scalar candidates per pixel: every dcol value is read once.
+@compute @workgroup_size(WG_X)
+fn col2im_k3s2(@builtin(global_invocation_id) gi: vec3u) {
+  let runs = WO / 4u;
+  if (gi.x >= u.ho * runs) {
+    return;
+  }
+  let a = gi.x / runs;
+  let j = gi.x % runs;
+  let r = gi.z;
+  let ci = r % CIN;
+  let ppad4 = u.ppad >> 2u;
+  // dcol row (ci, ky = 0, kx = 0) of this image, at output pixel (a, 4j), in vec4s
+  let taps = ((r / CIN) * ROWS + ci * 9u) * ppad4 + a * runs + j;
+  let middle = runTaps(taps + 3u * ppad4, ppad4, j + 1u < runs);
+  let lower = runTaps(taps + 6u * ppad4, ppad4, j + 1u < runs);
+  // Row 2a + 1's tap ky = 0 reads output row a + 1: for the last pair, past the map (the next dcol row's start,
+  // dropped).
+  let upper = runTaps(taps + runs, ppad4, j + 1u < runs);
+  let inside = a + 1u < u.ho;
+  let at = (u.dstOff + (r / CIN) * u.dstBS + ci * u.h * u.w + 2u * a * u.w) / 4u + 2u * j;
+  storeRun(at, middle[0], middle[1]);
+  storeRun(
+    at + u.w / 4u,
+    lower[0] + select(vec4f(), upper[0], inside),
+    lower[1] + select(vec4f(), upper[1], inside),
+  );
+}
+
+// Dst4[at], Dst4[at + 1] (+)= a, b.
+fn storeRun(at: u32, a: vec4f, b: vec4f) {
+  // A branch, not select(): select() would read the destination even when overwriting it.
+  if ((u.flags & 2u) != 0u) {
+    Dst4[at] += a;
+    Dst4[at + 1u] += b;
+  } else {
+    Dst4[at] = a;
+    Dst4[at + 1u] = b;
+  }
+}
+
+// The 8 dx pixels 8j.. 8j + 7 of one tap row ky from its dcol rows kx = 0, 1, 2 (ppad4 apart, from vec4 `at` =
+// output pixel 4j): an even pixel 2m takes kx = 1 at m, an odd one 2m + 1 kx = 0 at m + 1 (the scalar past the
+// vec4, zero at the row's end: `more` false) and kx = 2 at m.
+fn runTaps(at: u32, ppad4: u32, more: bool) -> array<vec4f, 2> {
+  let v0 = Src4[at];
+  let v1 = Src4[at + ppad4];
+  let v2 = Src4[at + 2u * ppad4];
+  // The scalar past the vec4 is the next dcol row's first value where the row ends: in the buffer, dropped.
+  let s0 = select(0.0, Src[4u * (at + 1u)], more);
+  return array<vec4f, 2>(
+    vec4f(v1.x, v0.y + v2.x, v1.y, v0.z + v2.y),
+    vec4f(v1.z, v0.w + v2.z, v1.w, s0 + v2.w),
+  );
+}
+
+// col2im of a k3 s1 p1 conv on maps whose rows are whole vec4s (W = WO a multiple of 4, dx 4-aligned): an
+// invocation sums the 9 taps of a 4-pixel run of one dx row, per tap row ky three vec4s (kx = 0, 1, 2 of
+// output pixels 4j.. 4j + 3) and the two scalars the shifted taps reach past them, instead of 9 masked scalar
+// candidates per pixel.
+@compute @workgroup_size(WG_X)
+fn col2im_k3s1(@builtin(global_invocation_id) gi: vec3u) {
+  let runs = WO / 4u;
+  if (gi.x >= u.ho * runs) {
+    return;
+  }
+  let iy = gi.x / runs;
+  let j = gi.x % runs;
+  let r = gi.z;
+  let ci = r % CIN;
+  let ppad4 = u.ppad >> 2u;
+  let last4 = arrayLength(&Src4) - 1u;
+  let last = arrayLength(&Src) - 1u;
+  // dcol row (ci, ky = 0, kx = 0) of this image, at output pixel (0, 4j), in vec4s
+  let taps = ((r / CIN) * ROWS + ci * 9u) * ppad4 + j;
+  var sum = vec4f();
+  for (var ky = 0u; ky < 3u; ky++) {
+    // Output row iy + 1 - ky: unsigned wrap-around sends the row before the map past its end.
+    let oy = iy + 1u - ky;
+    let at = taps + 3u * ky * ppad4 + oy * runs;
+    let v0 = Src4[min(at, last4)];
+    let v1 = Src4[min(at + ppad4, last4)];
+    let v2 = Src4[min(at + 2u * ppad4, last4)];
+    // kx = 0 reaches output pixel 4j + 4 (the next run's first), kx = 2 pixel 4j - 1 (the previous run's last).
+    let after = select(0.0, Src[min(4u * at + 4u, last)], j + 1u < runs);
+    let before = select(0.0, Src[min(4u * (at + 2u * ppad4) - 1u, last)], j > 0u);
+    let row = v1 + vec4f(v0.yzw, after) + vec4f(before, v2.xyz);
+    sum += select(vec4f(), row, oy < u.ho);
+  }
+  let at = (u.dstOff + (r / CIN) * u.dstBS + ci * u.h * u.w + iy * u.w) / 4u + j;
+  // A branch, not select(): select() would read the destination even when overwriting it.
+  if ((u.flags & 2u) != 0u) {
+    Dst4[at] += sum;
+  } else {
+    Dst4[at] = sum;
   }
 }

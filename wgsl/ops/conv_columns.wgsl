@@ -224,12 +224,25 @@ fn col2im(@builtin(global_invocation_id) gi: vec3u) {
       sum += select(0.0, Src[at], hit);
     }
   }
-  let at = u.dstOff + (r / CIN) * u.dstBS + ci * u.h * u.w + iy * u.w + ix;
-  // A branch, not select(): select() would read the destination even when overwriting it.
+  storeDst(u.dstOff + (r / CIN) * u.dstBS + ci * u.h * u.w + iy * u.w + ix, sum);
+}
+
+// Dst[at] = v, or += v where the uniform's flags say to accumulate. A branch, not select(): select() would read
+// the destination even when overwriting it.
+fn storeDst(at: u32, v: f32) {
   if ((u.flags & 2u) != 0u) {
-    Dst[at] += sum;
+    Dst[at] += v;
   } else {
-    Dst[at] = sum;
+    Dst[at] = v;
+  }
+}
+
+// storeDst of a vec4 at Dst4[at].
+fn storeDst4(at: u32, v: vec4f) {
+  if ((u.flags & 2u) != 0u) {
+    Dst4[at] += v;
+  } else {
+    Dst4[at] = v;
   }
 }
 
@@ -258,24 +271,11 @@ fn col2im_k3s2(@builtin(global_invocation_id) gi: vec3u) {
   let upper = runTaps(taps + runs, ppad4, j + 1u < runs);
   let inside = a + 1u < u.ho;
   let at = (u.dstOff + (r / CIN) * u.dstBS + ci * u.h * u.w + 2u * a * u.w) / 4u + 2u * j;
-  storeRun(at, middle[0], middle[1]);
-  storeRun(
-    at + u.w / 4u,
-    lower[0] + select(vec4f(), upper[0], inside),
-    lower[1] + select(vec4f(), upper[1], inside),
-  );
-}
-
-// Dst4[at], Dst4[at + 1] (+)= a, b.
-fn storeRun(at: u32, a: vec4f, b: vec4f) {
-  // A branch, not select(): select() would read the destination even when overwriting it.
-  if ((u.flags & 2u) != 0u) {
-    Dst4[at] += a;
-    Dst4[at + 1u] += b;
-  } else {
-    Dst4[at] = a;
-    Dst4[at + 1u] = b;
-  }
+  storeDst4(at, middle[0]);
+  storeDst4(at + 1u, middle[1]);
+  let below = at + u.w / 4u;
+  storeDst4(below, lower[0] + select(vec4f(), upper[0], inside));
+  storeDst4(below + 1u, lower[1] + select(vec4f(), upper[1], inside));
 }
 
 // The 8 dx pixels 8j.. 8j + 7 of one tap row ky from its dcol rows kx = 0, 1, 2 (ppad4 apart, from vec4 `at` =
@@ -326,11 +326,5 @@ fn col2im_k3s1(@builtin(global_invocation_id) gi: vec3u) {
     let row = v1 + vec4f(v0.yzw, after) + vec4f(before, v2.xyz);
     sum += select(vec4f(), row, oy < u.ho);
   }
-  let at = (u.dstOff + (r / CIN) * u.dstBS + ci * u.h * u.w + iy * u.w) / 4u + j;
-  // A branch, not select(): select() would read the destination even when overwriting it.
-  if ((u.flags & 2u) != 0u) {
-    Dst4[at] += sum;
-  } else {
-    Dst4[at] = sum;
-  }
+  storeDst4((u.dstOff + (r / CIN) * u.dstBS + ci * u.h * u.w + iy * u.w) / 4u + j, sum);
 }
